@@ -1,0 +1,149 @@
+"""Hardened parsing, shared by every adapter: one lxml configuration, and JSON / CSV with limits.
+
+XML: entities are never resolved, nothing is fetched (no network, no DTD loading), XInclude is never
+processed and a document that uses it is refused, any DOCTYPE is refused (that closes entity expansion
+attacks, "billion laughs" and quadratic blow-up, before they start), and size, depth and text length are
+bounded. Errors carry a stable code and a location, never the document's content.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from lxml import etree
+
+from ._base import AdapterError
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_TEXT_CHARS",
+    "check_size",
+    "decode_text",
+    "parse_json",
+    "parse_xml",
+]
+
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+MAX_TEXT_CHARS = 256 * 1024
+MAX_DEPTH = 32
+XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+
+_local = threading.local()  # lxml parser objects must not be shared between threads
+
+
+def _parser() -> etree.XMLParser:
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            attribute_defaults=False,
+            huge_tree=False,
+            collect_ids=False,
+            remove_pis=True,
+            xinclude=False,
+        )
+        _local.parser = parser
+    return parser
+
+
+# One XPath each, compiled once: is anything too deep, too long, or an XInclude?
+_TOO_DEEP = etree.XPath("boolean(/" + "/*" * (MAX_DEPTH + 1) + ")")
+_TOO_LONG = etree.XPath("boolean(//text()[string-length() > $limit] | //@*[string-length() > $limit])")
+_XINCLUDE = etree.XPath(
+    "boolean(//*[namespace-uri() = $a or namespace-uri() = $b])",
+)
+
+
+def check_size(data: bytes, limit: int = MAX_DOCUMENT_BYTES) -> None:
+    if len(data) > limit:
+        raise AdapterError(
+            "payload_too_large", f"document is {len(data)} bytes; the limit is {limit} bytes"
+        )
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse untrusted XML safely, or raise `AdapterError`."""
+    check_size(data)
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        # libxml2 messages can quote names from the document, so only its error number is kept.
+        raise AdapterError(
+            "schema_violation",
+            f"not well-formed XML (libxml2 error {exc.code})",
+            f"line {line}, column {column}",
+        ) from None
+    except ValueError:  # e.g. a str with an encoding declaration, or an unknown encoding
+        raise AdapterError("unsupported_format", "document encoding cannot be read") from None
+    if root.getroottree().docinfo.doctype:
+        raise AdapterError("unsupported_format", "a DOCTYPE (DTD) is not allowed", "/")
+    if _TOO_DEEP(root):
+        raise AdapterError("schema_violation", f"elements nest more than {MAX_DEPTH} deep")
+    if _TOO_LONG(root, limit=MAX_TEXT_CHARS):
+        raise AdapterError(
+            "payload_too_large", f"a text or attribute is longer than {MAX_TEXT_CHARS} characters"
+        )
+    if _XINCLUDE(root, a=XINCLUDE_NAMESPACES[0], b=XINCLUDE_NAMESPACES[1]):
+        raise AdapterError("unsupported_format", "XInclude is not allowed")
+    return root
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text (a BOM is allowed), or `AdapterError`."""
+    check_size(data)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AdapterError(
+            "unsupported_format", "document is not valid UTF-8", f"byte {exc.start}"
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise AdapterError("schema_violation", f"{name} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise AdapterError("schema_violation", "an object repeats a key")
+    return result
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse untrusted JSON: UTF-8, size and depth bounded, no NaN, no repeated keys."""
+    text = decode_text(data)
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+        )
+    except json.JSONDecodeError as exc:
+        raise AdapterError(
+            "schema_violation",
+            f"not valid JSON ({exc.msg})",
+            f"line {exc.lineno}, column {exc.colno}",
+        ) from None
+    except RecursionError:
+        raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep") from None
+    if _depth(value) > MAX_DEPTH:
+        raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep")
+    return value

@@ -1,0 +1,383 @@
+"""Pydantic models of the national CAF schema `caf-episode/1` (formats/README.md, "national").
+
+Field names, enums and optionality are the contract. Every model forbids unknown fields, is frozen, and
+hides input values in its errors (they are personal data). Checks raise errors whose `type` is a stable
+rule name (`nhs_number.checksum`, `dates.completed_before_started`) at the field they concern.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ._authorities import GSS_PATTERN, is_gss_code
+from ._enums import (
+    AgencyType,
+    ClosureOutcome,
+    ConsentMethod,
+    ConsentRole,
+    EcmOutcome,
+    Element,
+    EpisodeState,
+    Ethnicity,
+    Gender,
+    Section,
+    StepDown,
+)
+from ._identifiers import (
+    IdentifierError,
+    normalise_nhs_number,
+    normalise_postcode,
+    normalise_uln,
+    normalise_upn,
+)
+
+__all__ = [
+    "SCHEMA_ID",
+    "Address",
+    "AgencyRef",
+    "Assessment",
+    "Child",
+    "Closure",
+    "ConsentGiver",
+    "ConsentStatement",
+    "Disability",
+    "ElementAssessment",
+    "Episode",
+    "Identifiers",
+    "ParentCarer",
+    "PlanAction",
+    "Practitioner",
+    "Review",
+    "ServiceRequest",
+    "Source",
+]
+
+SCHEMA_ID = "caf-episode/1"
+
+
+def _today() -> dt.date:
+    return dt.date.today()
+
+
+def _normalised(rule: str, normalise: Callable[[str], str]) -> Callable[[str], str]:
+    """A check for an identifier held in normalised form (no spaces, upper case)."""
+
+    def check(value: str) -> str:
+        try:
+            normalised = normalise(value)
+        except IdentifierError as exc:
+            raise PydanticCustomError(exc.rule, exc.message) from None
+        if normalised != value:
+            raise PydanticCustomError(
+                f"{rule}.not_normalised", f"{rule} must be written without spaces, in upper case"
+            )
+        return value
+
+    return check
+
+
+def _check_gss(value: str) -> str:
+    if not is_gss_code(value):
+        raise PydanticCustomError("gss_code.format", "a GSS code is a country letter and 8 digits")
+    return value
+
+
+def _loose_postcode(value: str) -> str:
+    try:
+        return normalise_postcode(value)
+    except IdentifierError as exc:
+        raise PydanticCustomError(exc.rule, exc.message) from None
+
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+NhsNumber = Annotated[
+    str,
+    AfterValidator(_normalised("nhs_number", normalise_nhs_number)),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{10}$"}),
+]
+Upn = Annotated[
+    str,
+    AfterValidator(_normalised("upn", normalise_upn)),
+    WithJsonSchema({"type": "string", "pattern": "^[A-HJ-NP-RT-Z][0-9]{11}[0-9A-HJ-NP-RT-Z]$"}),
+]
+Uln = Annotated[
+    str,
+    AfterValidator(_normalised("uln", normalise_uln)),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{10}$"}),
+]
+GssCode = Annotated[
+    str,
+    AfterValidator(_check_gss),
+    WithJsonSchema({"type": "string", "pattern": f"^{GSS_PATTERN}$"}),
+]
+# Accepted loosely and normalised ("nw16xe" -> "NW1 6XE"); a failed strict check is only a warning.
+POSTCODE_LOOSE_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\s*$"
+Postcode = Annotated[
+    str,
+    AfterValidator(_loose_postcode),
+    WithJsonSchema({"type": "string", "pattern": POSTCODE_LOOSE_PATTERN}),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        use_enum_values=False,
+    )
+
+
+class Address(_Model):
+    lines: list[Text] = Field(default_factory=list)
+    town: Text | None = None
+    postcode: Postcode | None = None
+
+
+class Identifiers(_Model):
+    nhs_number: NhsNumber | None = None
+    upn: Upn | None = None
+    uln: Uln | None = None
+    local_id: Text | None = None
+
+
+class Disability(_Model):
+    present: bool
+    details: Text | None = None
+
+
+class Child(_Model):
+    given_names: Text
+    family_name: Text
+    known_as: Text | None = None
+    previous_names: list[Text] = Field(default_factory=list)
+    date_of_birth: dt.date | None = None
+    expected_date_of_delivery: dt.date | None = None
+    gender: Gender
+    ethnicity: Ethnicity | None = None
+    address: Address | None = None
+    identifiers: Identifiers = Field(default_factory=Identifiers)
+    first_language: Text | None = None
+    religion: Text | None = None
+    disability: Disability | None = None
+    interpreter_required: bool | None = None
+    school: Text | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born_in_the_past(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and value > _today():
+            raise PydanticCustomError("dates.birth_in_future", "date_of_birth is in the future")
+        return value
+
+    @field_validator("expected_date_of_delivery")
+    @classmethod
+    def _either_born_or_expected(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        if value is not None and info.data.get("date_of_birth") is not None:
+            raise PydanticCustomError(
+                "dates.birth_and_expected_delivery",
+                "a child has a date_of_birth or an expected_date_of_delivery, not both",
+            )
+        return value
+
+
+class ParentCarer(_Model):
+    name: Text
+    relationship: Text
+    parental_responsibility: bool
+    telephone: Text | None = None
+    email: Text | None = None
+    address: Address | None = None
+
+
+class Practitioner(_Model):
+    name: Text
+    role: Text | None = None
+    organisation: Text
+    agency_type: AgencyType
+    authority: GssCode | None = None
+    telephone: Text | None = None
+    email: Text | None = None
+
+
+class ElementAssessment(_Model):
+    element: Element
+    strengths: str | None = None
+    needs: str | None = None
+    applies_to: list[Text] | None = None
+
+
+class Assessment(_Model):
+    version: int = Field(ge=1)
+    started_on: dt.date
+    completed_on: dt.date | None = None
+    assessor: Practitioner
+    reason: Text
+    people_present: list[Text] = Field(default_factory=list)
+    elements: list[ElementAssessment] = Field(default_factory=list)
+    conclusions: str | None = None
+    child_comments: str | None = None
+    parent_comments: str | None = None
+
+    @field_validator("completed_on")
+    @classmethod
+    def _completed_after_started(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        started = info.data.get("started_on")
+        if value is not None and started is not None and value < started:
+            raise PydanticCustomError(
+                "dates.completed_before_started", "completed_on is before started_on"
+            )
+        return value
+
+
+class ConsentGiver(_Model):
+    role: ConsentRole
+    name: Text
+
+
+class AgencyRef(_Model):
+    agency_type: AgencyType | None = None
+    name: Text | None = None
+    authority: GssCode | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> AgencyRef:
+        if self.agency_type is None and self.name is None and self.authority is None:
+            raise PydanticCustomError(
+                "agency_ref.empty", "an agency reference needs an agency_type, name or authority"
+            )
+        return self
+
+
+class ConsentStatement(_Model):
+    consent_id: Text
+    given_by: list[ConsentGiver] = Field(min_length=1)
+    given_on: dt.date
+    method: ConsentMethod
+    young_person_competent: bool | None = None
+    storage_agreed: bool
+    purposes: list[Text] = Field(default_factory=list)
+    share_with: list[AgencyRef] = Field(default_factory=list)
+    excluded: list[AgencyRef] = Field(default_factory=list)
+    sections: list[Section] | None = None
+    valid_until: dt.date | None = None
+    withdrawn_on: dt.date | None = None
+
+    @field_validator("given_on")
+    @classmethod
+    def _given_in_the_past(cls, value: dt.date) -> dt.date:
+        if value > _today():
+            raise PydanticCustomError("dates.consent_in_future", "given_on is in the future")
+        return value
+
+    @field_validator("valid_until", "withdrawn_on")
+    @classmethod
+    def _not_before_given(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        given = info.data.get("given_on")
+        if value is not None and given is not None and value < given:
+            raise PydanticCustomError(
+                "dates.before_consent_given", "{field} is before given_on", {"field": info.field_name}
+            )
+        return value
+
+
+class PlanAction(_Model):
+    need: Text
+    action: Text
+    responsible: Text
+    due_on: dt.date | None = None
+    desired_outcome: str | None = None
+    ecm_outcome: EcmOutcome | None = None
+
+
+class Review(_Model):
+    held_on: dt.date
+    tac_meeting_held: bool
+    people_present: list[Text] = Field(default_factory=list)
+    progress: str | None = None
+    next_steps: str | None = None
+    next_review_on: dt.date | None = None
+
+    @field_validator("next_review_on")
+    @classmethod
+    def _next_after_held(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        held = info.data.get("held_on")
+        if value is not None and held is not None and value < held:
+            raise PydanticCustomError("dates.next_review_before_held", "next_review_on is before held_on")
+        return value
+
+
+class ServiceRequest(_Model):
+    service: Text
+    requested_on: dt.date
+    status: Text
+
+
+class Closure(_Model):
+    closed_on: dt.date
+    outcome: ClosureOutcome
+    notes: str | None = None
+
+
+class Source(_Model):
+    format: Text
+    received_at: AwareDatetime
+    step_down: StepDown | None = None
+
+
+CLOSURE_STATES = frozenset({EpisodeState.CLOSED, EpisodeState.ARCHIVED})
+
+
+class Episode(_Model):
+    """One child's CAF episode: the eCAF "folder" (DESIGN 3.6)."""
+
+    schema_: Literal["caf-episode/1"] = Field(default=SCHEMA_ID, alias="schema")
+    episode_id: uuid.UUID
+    local_ref: Text | None = None
+    home_authority: GssCode
+    state: EpisodeState
+    source: Source
+    family_ref: Text | None = None
+    child: Child
+    parents_carers: list[ParentCarer] = Field(default_factory=list)
+    assessments: list[Assessment] = Field(default_factory=list)
+    consents: list[ConsentStatement] = Field(default_factory=list)
+    lead_professional: Practitioner | None = None
+    tac_members: list[Practitioner] = Field(default_factory=list)
+    delivery_plan: list[PlanAction] = Field(default_factory=list)
+    reviews: list[Review] = Field(default_factory=list)
+    service_requests: list[ServiceRequest] = Field(default_factory=list)
+    closure: Closure | None = None
+    extensions: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+
+    @field_validator("closure")
+    @classmethod
+    def _closure_only_when_closed(cls, value: Closure | None, info: ValidationInfo) -> Closure | None:
+        state = info.data.get("state")
+        if value is not None and state is not None and state not in CLOSURE_STATES:
+            raise PydanticCustomError(
+                "state.closure_without_closed_state",
+                "a closure is recorded only on a closed (or archived) episode",
+            )
+        return value
