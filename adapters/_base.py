@@ -36,11 +36,18 @@ class AdapterError(ValueError):
     """A whole document cannot be used. `code` is a stable wire code (DESIGN 3.4), `location` an
     XPath, JSON pointer or `row N, column C`; the message never quotes the document's values."""
 
-    def __init__(self, code: ErrorCode, message: str, location: str = "/") -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        location: str = "/",
+        problems: Sequence[Problem] = (),
+    ) -> None:
         super().__init__(f"{code} at {location}: {message}")
         self.code: ErrorCode = code
         self.message = message
         self.location = location
+        self.problems = list(problems)  # every located problem, when there are several
 
 
 class Fate(StrEnum):
@@ -101,6 +108,7 @@ class Translation:
 class Adapter(Protocol):
     name: str
     media_type: str
+    many_per_document: bool  # can one document hold several episodes (a family, a register)?
 
     def detect(self, data: bytes) -> bool:
         """Cheap sniff: does this document look like this format? Never raises."""

@@ -46,7 +46,6 @@ def _parser() -> etree.XMLParser:
             huge_tree=False,
             collect_ids=False,
             remove_pis=True,
-            xinclude=False,
         )
         _local.parser = parser
     return parser
@@ -54,7 +53,9 @@ def _parser() -> etree.XMLParser:
 
 # One XPath each, compiled once: is anything too deep, too long, or an XInclude?
 _TOO_DEEP = etree.XPath("boolean(/" + "/*" * (MAX_DEPTH + 1) + ")")
-_TOO_LONG = etree.XPath("boolean(//text()[string-length() > $limit] | //@*[string-length() > $limit])")
+_TOO_LONG = etree.XPath(
+    "boolean(//text()[string-length() > $limit] | //@*[string-length() > $limit])"
+)
 _XINCLUDE = etree.XPath(
     "boolean(//*[namespace-uri() = $a or namespace-uri() = $b])",
 )
@@ -133,9 +134,7 @@ def parse_json(data: bytes) -> Any:
     """Parse untrusted JSON: UTF-8, size and depth bounded, no NaN, no repeated keys."""
     text = decode_text(data)
     try:
-        value = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
-        )
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise AdapterError(
             "schema_violation",

@@ -46,7 +46,9 @@ def normalise_nhs_number(value: str) -> str:
         raise IdentifierError("nhs_number.format", "an NHS number has exactly 10 digits")
     check = 11 - _mod11_sum(nhs) % 11
     if check == 10:
-        raise IdentifierError("nhs_number.checksum", "NHS number check digit would be 10: not valid")
+        raise IdentifierError(
+            "nhs_number.checksum", "NHS number check digit would be 10: not valid"
+        )
     if check % 11 != int(nhs[9]):
         raise IdentifierError("nhs_number.checksum", "NHS number check digit does not match")
     return nhs

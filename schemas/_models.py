@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -70,7 +70,7 @@ __all__ = [
     "Source",
 ]
 
-SCHEMA_ID = "caf-episode/1"
+SCHEMA_ID: Final = "caf-episode/1"
 
 
 def _today() -> dt.date:
@@ -193,7 +193,9 @@ class Child(_Model):
 
     @field_validator("expected_date_of_delivery")
     @classmethod
-    def _either_born_or_expected(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+    def _either_born_or_expected(
+        cls, value: dt.date | None, info: ValidationInfo
+    ) -> dt.date | None:
         if value is not None and info.data.get("date_of_birth") is not None:
             raise PydanticCustomError(
                 "dates.birth_and_expected_delivery",
@@ -242,7 +244,9 @@ class Assessment(_Model):
 
     @field_validator("completed_on")
     @classmethod
-    def _completed_after_started(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+    def _completed_after_started(
+        cls, value: dt.date | None, info: ValidationInfo
+    ) -> dt.date | None:
         started = info.data.get("started_on")
         if value is not None and started is not None and value < started:
             raise PydanticCustomError(
@@ -297,7 +301,9 @@ class ConsentStatement(_Model):
         given = info.data.get("given_on")
         if value is not None and given is not None and value < given:
             raise PydanticCustomError(
-                "dates.before_consent_given", "{field} is before given_on", {"field": info.field_name}
+                "dates.before_consent_given",
+                "{field} is before given_on",
+                {"field": info.field_name},
             )
         return value
 
@@ -324,7 +330,9 @@ class Review(_Model):
     def _next_after_held(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
         held = info.data.get("held_on")
         if value is not None and held is not None and value < held:
-            raise PydanticCustomError("dates.next_review_before_held", "next_review_on is before held_on")
+            raise PydanticCustomError(
+                "dates.next_review_before_held", "next_review_on is before held_on"
+            )
         return value
 
 
@@ -342,7 +350,12 @@ class Closure(_Model):
 
 class Source(_Model):
     format: Text
-    received_at: AwareDatetime
+    received_at: Annotated[
+        AwareDatetime,
+        WithJsonSchema(
+            {"type": "string", "format": "date-time", "pattern": "(Z|z|[+-][0-9]{2}:[0-9]{2})$"}
+        ),
+    ]
     step_down: StepDown | None = None
 
 
@@ -373,7 +386,9 @@ class Episode(_Model):
 
     @field_validator("closure")
     @classmethod
-    def _closure_only_when_closed(cls, value: Closure | None, info: ValidationInfo) -> Closure | None:
+    def _closure_only_when_closed(
+        cls, value: Closure | None, info: ValidationInfo
+    ) -> Closure | None:
         state = info.data.get("state")
         if value is not None and state is not None and state not in CLOSURE_STATES:
             raise PydanticCustomError(

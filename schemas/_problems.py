@@ -26,14 +26,21 @@ class Problem:
     rule: str
     message: str
     severity: Literal["error", "warning"] = "error"
+    location: str | None = (
+        None  # set where a JSON pointer is not the natural place (XPath, CSV row)
+    )
 
     @property
     def pointer(self) -> str:
         """RFC 6901 JSON pointer to the field."""
         return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in self.path)
 
+    @property
+    def where(self) -> str:
+        return self.location or self.pointer
+
     def __str__(self) -> str:
-        return f"{self.severity}: {self.pointer or '/'}: {self.rule}: {self.message}"
+        return f"{self.severity}: {self.where}: {self.rule}: {self.message}"
 
 
 class EpisodeInvalid(ValueError):

@@ -166,9 +166,7 @@ def _json_vocabulary(root: ET.Element) -> None:
         _xs("element", choice, name=tag, type=f"caf:Json{tag.capitalize()}")
     for tag in ("map", "array"):
         complex_type = _xs("complexType", root, name=f"Json{tag.capitalize()}")
-        extension = _xs(
-            "extension", _xs("complexContent", complex_type), base="caf:JsonMembers"
-        )
+        extension = _xs("extension", _xs("complexContent", complex_type), base="caf:JsonMembers")
         _xs("attribute", extension, name="key", type="xs:string")
     for tag, base in (("string", "xs:string"), ("number", "xs:double"), ("boolean", "xs:boolean")):
         complex_type = _xs("complexType", root, name=f"Json{tag.capitalize()}")

@@ -52,7 +52,9 @@ def _compare(path: str, want: Any, got: Any, absent: Collection[str]) -> Iterato
     if isinstance(want, dict) and isinstance(got, dict):
         for key, value in want.items():
             yield from _compare(f"{path}.{key}", value, got.get(key), absent)
-    elif isinstance(want, list) and isinstance(got, list) and all(isinstance(w, dict) for w in want):
+    elif (
+        isinstance(want, list) and isinstance(got, list) and all(isinstance(w, dict) for w in want)
+    ):
         if len(want) != len(got):
             yield f"{path}: {len(want)} expected, {len(got)} found"
             return

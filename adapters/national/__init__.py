@@ -1,0 +1,114 @@
+"""The national format itself, `caf-episode/1`, as an adapter: JSON and XML (`urn:caf:national:1`).
+
+National JSON may hold one episode (an object) or several (an array); a bad episode in an array is
+rejected with its index and the others go on. National XML holds one episode and is checked against the
+shipped XSD before the models, so structural errors come back with their XPath.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from schemas import Episode, Problem
+
+from .._base import AdapterError, Fate, FidelityReport, Rejection, Translation
+from ._validate import NationalCheck, check_national, sniff_encoding
+from ._xml import encode, xpath_of
+
+__all__ = [
+    "NATIONAL_JSON",
+    "NATIONAL_XML",
+    "NationalCheck",
+    "check_national",
+    "sniff_encoding",
+]
+
+Path = tuple[str | int, ...]
+
+
+def _leaves(value: Any, path: Path = ()) -> Iterator[Path]:
+    if isinstance(value, dict) and value and path != ("extensions",):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    elif value is not None:
+        yield path
+
+
+def _pointer(path: Path) -> str:
+    return Problem(path, "", "").pointer
+
+
+class _National:
+    name: str
+    media_type: str
+    encoding: Literal["json", "xml"]
+    locate: Callable[[Path], str]
+
+    def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:
+        """`received_at` is ignored: a national document already says when it was received."""
+        check = check_national(data, self.encoding)
+        errors = [p for p in check.problems if p.severity == "error"]
+        translation = Translation(list(check.episodes), FidelityReport(self.name))
+        translation.warnings = [p for p in check.problems if p.severity == "warning"]
+        if errors and not check.many:
+            raise AdapterError(
+                "schema_violation", "not a valid caf-episode/1", errors[0].where, errors
+            )
+        for index in sorted({p.path[0] for p in errors}, key=str):
+            mine = [p for p in errors if p.path[:1] == (index,)]
+            translation.rejected.append(Rejection(_pointer((index,)), mine))
+        for origin, episode in zip(check.origins, check.episodes, strict=True):
+            for path in _leaves(episode.model_dump(mode="json")):
+                translation.report.add(
+                    self.locate(origin + path), Fate.MAPPED, ".".join(map(str, path))
+                )
+        return translation
+
+
+class NationalJson(_National):
+    name = "national-json"
+    media_type = "application/json"
+    many_per_document = True
+    encoding = "json"
+
+    def __init__(self) -> None:
+        self.locate = _pointer
+
+    def detect(self, data: bytes) -> bool:
+        head = data[:4096]
+        return sniff_encoding(head) == "json" and (
+            b"caf-episode/1" in head or b'"episode_id"' in head
+        )
+
+    def from_national(self, episodes: Sequence[Episode]) -> bytes:
+        values = [e.model_dump(mode="json") for e in episodes]
+        document = values[0] if len(values) == 1 else values
+        return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+
+
+class NationalXml(_National):
+    name = "national-xml"
+    media_type = "application/xml"
+    many_per_document = False
+    encoding = "xml"
+
+    def __init__(self) -> None:
+        self.locate = xpath_of
+
+    def detect(self, data: bytes) -> bool:
+        return b"urn:caf:national:1" in data[:4096]
+
+    def from_national(self, episodes: Sequence[Episode]) -> bytes:
+        if len(episodes) != 1:
+            raise AdapterError("unsupported_format", "national XML holds exactly one episode")
+        return encode(episodes[0].model_dump(mode="json"))
+
+
+NATIONAL_JSON = NationalJson()
+NATIONAL_XML = NationalXml()

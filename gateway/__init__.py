@@ -1,0 +1,1 @@
+"""The borough node: federation gateway, API, console and the `cafx` command line."""

@@ -1,0 +1,161 @@
+"""`cafx adapt`: translate local CAF forms to the national schema (or to another format)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from adapters import Adapter, AdapterError, Translation, adapter_names, detect_adapter, get_adapter
+from schemas import Episode
+
+__all__ = ["adapt"]
+
+EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
+_EXTENSIONS = {"application/json": ".json", "application/xml": ".xml", "text/csv": ".csv"}
+
+
+@dataclass(slots=True)
+class _Outcome:
+    path: Path
+    adapter: Adapter | None = None
+    translation: Translation | None = None
+    error: AdapterError | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+
+def _inputs(paths: Sequence[Path], pattern: str) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob(pattern) if p.is_file() and not p.name.startswith(".")
+            )
+        else:
+            yield path
+
+
+def _write(target: Adapter, episodes: list[Episode], source: Path, out: Path | None) -> list[Path]:
+    """Write the episodes in the target format: to stdout, or as files named after the source."""
+    suffix = _EXTENSIONS.get(target.media_type, ".out")
+    groups = [episodes] if target.many_per_document else [[e] for e in episodes]
+    written = []
+    for number, group in enumerate(groups, start=1):
+        data = target.from_national(group)
+        if out is None:
+            sys.stdout.buffer.write(data)
+            continue
+        name = source.stem if len(groups) == 1 else f"{source.stem}-{number}"
+        destination = out / f"{name}{suffix}"
+        destination.write_bytes(data)
+        written.append(destination)
+    return written
+
+
+def _translate(path: Path, source_format: str, target: Adapter, out: Path | None) -> _Outcome:
+    outcome = _Outcome(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        outcome.error = AdapterError("unsupported_format", f"cannot read: {exc.strerror}")
+        return outcome
+    try:
+        adapter = detect_adapter(data) if source_format == "auto" else get_adapter(source_format)
+        outcome.adapter = adapter
+        outcome.translation = adapter.to_national(data)
+        outcome.outputs = _write(target, outcome.translation.episodes, path, out)
+    except AdapterError as exc:
+        outcome.error = exc
+    return outcome
+
+
+def _report(console: Console, outcomes: list[_Outcome]) -> None:
+    table = Table(title="fidelity", show_lines=False)
+    for column in ("file", "format", "episodes", "mapped", "transformed", "extended", "rejected"):
+        table.add_column(column)
+    for o in outcomes:
+        if o.translation is None:
+            code = o.error.code if o.error else "?"
+            table.add_row(str(o.path), o.adapter.name if o.adapter else "-", "0", "", "", "", code)
+            continue
+        counts = [str(n) for n in o.translation.report.counts().values()]
+        rejected_rows = len(o.translation.rejected)
+        counts[-1] += f" (+{rejected_rows} records)" if rejected_rows else ""
+        name = o.adapter.name if o.adapter else "-"
+        table.add_row(str(o.path), name, str(len(o.translation.episodes)), *counts)
+    console.print(table)
+    for o in outcomes:
+        if o.error is not None:
+            console.print(
+                f"[red]{o.path}[/]: {o.error.code} at {o.error.location}: {o.error.message}"
+            )
+            for problem in o.error.problems[1:]:
+                console.print(f"    {problem}")
+        if o.translation is None:
+            continue
+        for rejection in o.translation.rejected:
+            for problem in rejection.problems:
+                console.print(f"[yellow]{o.path}[/]: rejected {rejection.location}: {problem}")
+        for field_report in o.translation.report.fields:
+            if field_report.fate == "rejected":
+                console.print(
+                    f"[yellow]{o.path}[/]: {field_report.location}: {field_report.rule}: "
+                    f"{field_report.message}"
+                )
+
+
+@click.command()
+@click.option(
+    "--from",
+    "source_format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", *adapter_names()]),
+    help="Format of the inputs; auto detects each file.",
+)
+@click.option(
+    "--to",
+    "target_format",
+    default="national-json",
+    show_default=True,
+    type=click.Choice(adapter_names()),
+    help="Format to write.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the results (default: standard output).",
+)
+@click.option("--glob", "pattern", default="*", show_default=True, help="Files to take from a DIR.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def adapt(
+    source_format: str, target_format: str, out: Path | None, pattern: str, paths: tuple[Path, ...]
+) -> None:
+    """Translate FILE|DIR... into the national schema (or another format), with a fidelity summary.
+
+    Exit code: 0 all translated, 1 some documents or records rejected, 2 unusable input.
+    """
+    console = Console(stderr=True)
+    target = get_adapter(target_format)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    files = list(_inputs(paths, pattern))
+    outcomes = []
+    with Progress(console=console, transient=True, disable=len(files) < 2) as progress:
+        task = progress.add_task("translating", total=len(files))
+        for path in files:
+            outcomes.append(_translate(path, source_format, target, out))
+            progress.advance(task)
+    _report(console, outcomes)
+    unusable = any(o.error and o.error.code != "schema_violation" for o in outcomes)
+    rejected = any(
+        (o.error and o.error.code == "schema_violation")
+        or (o.translation and o.translation.rejected)
+        for o in outcomes
+    )
+    sys.exit(EXIT_UNUSABLE if unusable else EXIT_REJECTED if rejected else EXIT_OK)
