@@ -1,0 +1,44 @@
+"""`python -m bench`: run every benchmark, write bench/report.json, print the figures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import adapters
+from ._report import Figure, write_report
+
+REPORT = Path(__file__).resolve().parent / "report.json"
+BENCHMARKS = (adapters,)
+
+
+def main() -> int:
+    console = Console()
+    figures: list[Figure] = []
+    for module in BENCHMARKS:
+        console.print(f"running {module.__name__} ...")
+        figures += module.run()
+    write_report(figures, REPORT)
+    table = Table(title=f"bench ({figures[0].machine if figures else ''})")
+    for column in ("name", "value", "unit", "baseline", "baseline value", "ratio", "target"):
+        table.add_column(column)
+    for f in figures:
+        table.add_row(
+            f.name,
+            f"{f.value:,.1f}",
+            f.unit,
+            f.baseline_name,
+            f"{f.baseline_value:,.1f}",
+            f"{f.ratio:.3f}",
+            f.target,
+        )
+    console.print(table)
+    console.print(f"wrote {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Adapter throughput: documents per second per core, full translation with validation, beside a
+parse-only baseline (lxml / json.loads / csv.reader) of the same corpus in the same run.
+
+The corpus is made from the example forms: each is translated once, then varied (reference, names) and
+written back out by the format's own `from_national`, so documents look like the real exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from lxml import etree
+
+from adapters import Adapter, get_adapter
+from schemas import Episode
+
+from ._report import Figure, best_rate
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "examples"
+CORPUS_SIZE = 1_000
+CSV_ROWS_PER_FILE = 100
+
+
+def _vary(episode: Episode, n: int) -> Episode:
+    child = episode.child.model_copy(update={"family_name": f"{episode.child.family_name}{n % 97}"})
+    return episode.model_copy(
+        update={"child": child, "local_ref": f"{episode.local_ref or 'REF'}-{n}"}
+    )
+
+
+def _parse_xml(data: bytes) -> object:
+    return etree.fromstring(data)
+
+
+def _parse_csv(data: bytes) -> object:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def _corpus(format_name: str, source_format: str) -> list[bytes]:
+    """At least CORPUS_SIZE documents of `format_name`, made from `source_format` examples."""
+    source, target = get_adapter(source_format), get_adapter(format_name)
+    seeds = [
+        source.to_national(p.read_bytes()).episodes
+        for p in sorted((EXAMPLES / source_format).iterdir())
+        if not p.name.endswith(".facts.json")
+    ]
+    documents: list[bytes] = []
+    n = 0
+    while len(documents) < CORPUS_SIZE:
+        for episodes in seeds:
+            if format_name == "caf-register-csv":
+                rows = [_vary(e, n + i) for i in range(CSV_ROWS_PER_FILE) for e in episodes]
+                documents.append(target.from_national(rows))
+            elif target.many_per_document:
+                documents.append(target.from_national([_vary(e, n) for e in episodes]))
+            else:
+                documents += [target.from_national([_vary(e, n)]) for e in episodes]
+            n += 1
+    return documents
+
+
+# format -> (examples it is made from, parse-only baseline, baseline name)
+FORMATS: dict[str, tuple[str, Callable[[bytes], object], str]] = {
+    "ecaf-xml-v3": ("ecaf-xml-v3", _parse_xml, "lxml.etree.fromstring"),
+    "eha-json": ("eha-json", json.loads, "json.loads"),
+    "csc-closure-xml": ("csc-closure-xml", _parse_xml, "lxml.etree.fromstring"),
+    "caf-register-csv": ("caf-register-csv", _parse_csv, "csv.reader"),
+    "national-json": ("ecaf-xml-v3", json.loads, "json.loads"),
+    "national-xml": ("ecaf-xml-v3", _parse_xml, "lxml.etree.fromstring"),
+}
+TARGETS = {"ecaf-xml-v3": 3_000.0}
+
+
+def _translate_all(adapter: Adapter, corpus: list[bytes], per_record: bool) -> int:
+    total = 0
+    for data in corpus:
+        translation = adapter.to_national(data)
+        total += len(translation.episodes) if per_record else 1
+    return total
+
+
+def _parse_all(parse: Callable[[bytes], object], corpus: list[bytes], per_record: bool) -> int:
+    for data in corpus:
+        parse(data)
+    return len(corpus) * (CSV_ROWS_PER_FILE if per_record else 1)
+
+
+def run() -> list[Figure]:
+    figures = []
+    for format_name, (source_format, parse, baseline_name) in FORMATS.items():
+        corpus = _corpus(format_name, source_format)
+        adapter = get_adapter(format_name)
+        # Count what a document yields: for registers that is records, for the others documents.
+        per_record = format_name == "caf-register-csv"
+
+        baseline = best_rate(partial(_parse_all, parse, corpus, per_record))
+        value = best_rate(partial(_translate_all, adapter, corpus, per_record))
+        unit = "records/s" if per_record else "docs/s"
+        target = TARGETS.get(format_name)
+        verdict = f">= {target:,.0f} {unit}" if target else ">= 0.1 x baseline"
+        met = (value >= target) if target else (value >= 0.1 * baseline)
+        figures.append(
+            Figure(
+                name=f"adapt.{format_name}.to_national",
+                value=value,
+                unit=unit,
+                baseline_name=f"parse_only.{format_name}.{baseline_name}",
+                baseline_value=baseline,
+                target=f"{verdict}: {'met' if met else 'MISSED'} (n={len(corpus)})",
+            )
+        )
+    return figures

@@ -1,0 +1,66 @@
+"""`create_app(settings)`: the node as an aiohttp application (DESIGN 4, STYLE "aiohttp").
+
+No I/O happens here: resources are made in `cleanup_ctx` generators when the app starts and released
+when it stops. `/api/v1`, `/oauth` (and later `/federation/v1`, `/console`) are sub-applications with
+their own authentication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy import text
+
+from .errors import PeerUnavailable, error_middleware
+from .keys import ENGINE, METRICS, SETTINGS
+from .observability import Metrics, metrics_handler, request_middleware
+from .settings import Settings
+from .storage import create_engine, current_revision, head_revision, upgrade
+
+__all__ = ["create_app"]
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    if settings.migrate_on_start:
+        await upgrade(engine)
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Alive: the process answers. Says nothing about its dependencies (that is /readyz)."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the database answers and its schema is at the newest migration."""
+    engine = request.config_dict[ENGINE]
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        revision = await current_revision(engine)
+    except Exception as exc:  # any driver error means "not ready"; the type is enough
+        raise PeerUnavailable(
+            f"database unreachable ({type(exc).__name__})", code="not_ready"
+        ) from exc
+    if revision != head_revision():
+        raise PeerUnavailable("database migrations are not current", code="not_ready")
+    return web.json_response({"status": "ready", "migration": revision})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app

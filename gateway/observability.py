@@ -1,0 +1,115 @@
+"""JSON logs with a request id, and Prometheus metrics (DESIGN 4, observability).
+
+Log lines and metric labels carry the route template (`/api/v1/episodes/{episode_id}`), never the query
+string or body: query strings can hold NHS numbers and names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .keys import METRICS, REQUEST_ID
+
+__all__ = ["JsonFormatter", "Metrics", "configure_logging", "metrics_handler", "request_middleware"]
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # we log requests ourselves
+
+
+class Metrics:
+    """One registry per application, so several nodes in one process (tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cafx_http_requests",
+            "HTTP requests served",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cafx_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+
+log = logging.getLogger("cafx.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (or keep a sane incoming one), then log and count it."""
+    incoming = request.headers.get("X-Request-ID", "")
+    ok = 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum()
+    request[REQUEST_ID] = incoming if ok else secrets.token_hex(8)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = request[REQUEST_ID]
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route(request)
+        metrics = request.config_dict.get(METRICS)
+        if metrics is not None:
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.latency.labels(request.method, route).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "request_id": request[REQUEST_ID],
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.config_dict[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

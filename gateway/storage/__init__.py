@@ -1,0 +1,15 @@
+"""Storage: SQLAlchemy 2 (async) over SQLite (embedded default, WAL) or PostgreSQL, with Alembic."""
+
+from ._engine import async_url, create_engine, is_sqlite
+from ._migrate import current_revision, head_revision, upgrade
+from ._tables import metadata
+
+__all__ = [
+    "async_url",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "is_sqlite",
+    "metadata",
+    "upgrade",
+]

@@ -1,0 +1,50 @@
+"""Engines for the embedded default (SQLite, WAL) and for PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["async_url", "create_engine", "is_sqlite"]
+
+
+def async_url(url: str) -> str:
+    """Accept plain `postgresql://` and `sqlite:///` URLs and name their async drivers."""
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(
+        parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; durable at checkpoints
+    cursor.close()
+
+
+def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
+    """An engine for `url`; `schema` sets PostgreSQL's search_path (tests isolate themselves so)."""
+    url = async_url(url)
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        connect_args["server_settings"] = {"search_path": schema}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)

@@ -1,0 +1,140 @@
+"""The node's tables. Personal data lives only in `episodes.document`, sealed (AES-256-GCM envelope);
+look-ups go through `episode_index` (blind indexes: HMACs of normalised values), never plaintext."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "audit_checkpoints",
+    "audit_entries",
+    "clients",
+    "episode_index",
+    "episodes",
+    "idempotency_keys",
+    "metadata",
+    "register",
+    "used_assertions",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+episodes = Table(
+    "episodes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("home_authority", String(9), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source_format", String(32), nullable=False),
+    Column("revision", Integer, nullable=False),  # optimistic concurrency for events
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=False),  # KEK that wraps this row's data key
+    Column("document", LargeBinary, nullable=False),  # sealed national JSON
+)
+
+episode_index = Table(
+    "episode_index",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("episode_id", String(36), ForeignKey("episodes.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("value", String(128), nullable=False),
+    UniqueConstraint("episode_id", "kind", "value"),
+    Index(None, "kind", "value"),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("jwks", JSON, nullable=True),  # public keys for private_key_jwt (RFC 7523)
+    Column("secret_hash", String(256), nullable=True),  # client_secret_basic, development only
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+used_assertions = Table(
+    "used_assertions",  # jti of client assertions seen, until they expire (replay check)
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", JSON, nullable=False),  # ids and the fidelity report: no personal data
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),  # as hashed, to the microsecond
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("details", Text, nullable=False),  # canonical JSON, as hashed
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("signed_at", String(40), nullable=False),
+    Column("signature", Text, nullable=False),  # compact JWS by the node key
+)
+
+register = Table(
+    "register",  # the sharing register: every disclosure, both sides (DESIGN 3.8)
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("episode_id", String(36), nullable=False, index=True),
+    Column("direction", String(8), nullable=False),  # sent | received
+    Column("counterpart", String(9), nullable=False),  # the other member's GSS code
+    Column("requested_by", String(200), nullable=False),
+    Column("approved_by", String(200), nullable=True),
+    Column("sections", JSON, nullable=False),
+    Column("basis", String(64), nullable=False),  # consent statement id or override id
+    Column("override", Boolean, nullable=False, default=False),
+    Column("disclosed_at", DateTime(timezone=True), nullable=False),
+    Column("receipt", Text, nullable=True),  # signed receipt (JWS)
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+)
