@@ -13,9 +13,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from .errors import PeerUnavailable, error_middleware
-from .keys import ENGINE, METRICS, SETTINGS
+from .keys import ENGINE, METRICS, SETTINGS, SIGNING_KEY
+from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
 from .settings import Settings
+from .signing import load_signing_key
 from .storage import create_engine, current_revision, head_revision, upgrade
 
 __all__ = ["create_app"]
@@ -29,6 +31,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     yield
     await engine.dispose()
+
+
+async def _signing_key(app: web.Application) -> AsyncIterator[None]:
+    path = app[SETTINGS].signing_key_file
+    if path is None:
+        raise RuntimeError("signing_key_file is not set (create one with `cafx keys init`)")
+    app[SIGNING_KEY] = load_signing_key(path)
+    yield
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -60,7 +70,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_signing_key)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
+    app.add_subapp("/oauth", oauth_app())
     return app

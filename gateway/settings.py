@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     def token_endpoint(self) -> str:
         return f"{self.issuer}/oauth/token"
 
+    @property
+    def api_audience(self) -> str:
+        """The `aud` of access tokens for this node's /api/v1."""
+        return f"{self.issuer}/api/v1"
+
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from `config` (TOML) and the environment; `overrides` win over both."""

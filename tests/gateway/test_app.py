@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.settings import Settings
 
 from ..conftest import Database
+from .node import node_settings
 
 
-def _settings(database: Database) -> Settings:
-    return Settings(
-        member_id="E09000007", database_url=database.url, database_schema=database.schema
-    )
-
-
-async def test_health_ready_and_metrics(aiohttp_client: AiohttpClient, database: Database) -> None:
-    client = await aiohttp_client(create_app(_settings(database)))
+async def test_health_ready_and_metrics(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(node_settings(database, tmp_path)))
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200, await ready.text()
@@ -27,9 +25,9 @@ async def test_health_ready_and_metrics(aiohttp_client: AiohttpClient, database:
 
 
 async def test_not_ready_when_migrations_are_behind(
-    aiohttp_client: AiohttpClient, database: Database
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
-    settings = _settings(database).model_copy(update={"migrate_on_start": False})
+    settings = node_settings(database, tmp_path).model_copy(update={"migrate_on_start": False})
     client = await aiohttp_client(create_app(settings))
     response = await client.get("/readyz")
     assert response.status == 503
@@ -39,9 +37,9 @@ async def test_not_ready_when_migrations_are_behind(
 
 
 async def test_unknown_route_gets_the_error_shape(
-    aiohttp_client: AiohttpClient, database: Database
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(create_app(_settings(database)))
+    client = await aiohttp_client(create_app(node_settings(database, tmp_path)))
     response = await client.get(
         "/nowhere?nhs_number=9434765919", headers={"X-Request-ID": "abcdef123456"}
     )

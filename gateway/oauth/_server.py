@@ -1,0 +1,172 @@
+"""The token endpoint's OAuth2 logic (authlib): client credentials grant (RFC 6749 4.4), client
+authentication by private_key_jwt (RFC 7523 2.2, 3) or, for development, client_secret_basic.
+
+authlib's server is synchronous, so the handler fetches what it needs first (the client, whether the
+assertion's jti was seen) and hands it in; `TokenServer` then does only CPU work.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+
+from ._clients import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client
+
+__all__ = ["Assertion", "TokenServer", "issue_access_token"]
+
+# Longest a client assertion may live (exp - now): bounds how long its jti must be remembered.
+ASSERTION_MAX_LIFETIME = 3600 + 60
+
+
+@dataclass
+class Assertion:
+    """What the handler learnt about a client assertion before authlib checks it."""
+
+    seen_before: bool = False
+    accepted: tuple[str, int] | None = None  # (jti, exp) once verified, to be recorded
+
+
+class _Request(OAuth2Request):  # type: ignore[misc]
+    def __init__(self, uri: str, form: Mapping[str, str], headers: Mapping[str, str]) -> None:
+        super().__init__("POST", uri, headers=dict(headers))
+        self._form = dict(form)
+        self.payload = BasicOAuth2Payload(self._form)
+
+    @cached_property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+class _PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
+
+    def __init__(self, audiences: list[str], assertion: Assertion) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self._audiences = audiences
+        self._assertion = assertion
+
+    def get_audiences(self) -> list[str]:
+        return self._audiences
+
+    def resolve_client_public_key(self, client: Client) -> Any:
+        return client.public_keys()
+
+    def validate_jti(self, claims: Mapping[str, Any], jti: str) -> bool:
+        exp = int(claims["exp"])
+        if self._assertion.seen_before or exp - time.time() > ASSERTION_MAX_LIFETIME:
+            return False
+        self._assertion.accepted = (str(jti), exp)
+        return True
+
+
+class _ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC]
+
+
+def issue_access_token(
+    key: OKPKey, *, issuer: str, audience: str, client_id: str, scope: str, ttl: int
+) -> str:
+    """An RFC 9068 JWT access token, signed by the node (EdDSA)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": client_id,
+        "client_id": client_id,
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+    }
+    header = {"alg": "Ed25519", "typ": "at+jwt"}
+    if key.kid:
+        header["kid"] = key.kid
+    return jwt.encode(header, claims, key, algorithms=["Ed25519"])
+
+
+class TokenServer(AuthorizationServer):  # type: ignore[misc]
+    """One request's worth of authorization server, with the client already looked up."""
+
+    def __init__(
+        self,
+        client: Client | None,
+        key: OKPKey,
+        *,
+        issuer: str,
+        audience: str,
+        token_endpoint: str,
+        ttl: int,
+        assertion: Assertion,
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.client, self.key, self.ttl = client, key, ttl
+        self.issuer, self.audience, self.token_endpoint = issuer, audience, token_endpoint
+        self.assertion = assertion
+        self.register_grant(_ClientCredentials)
+        self.register_client_auth_method(
+            PRIVATE_KEY_JWT, _PrivateKeyJwt([self.token_endpoint, self.issuer], self.assertion)
+        )
+        self.register_token_generator("client_credentials", self._generate)
+
+    def query_client(self, client_id: str) -> Client | None:
+        return self.client if self.client and self.client.client_id == client_id else None
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """JWT access tokens are self-contained: nothing to store."""
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signal handlers."""
+
+    def _generate(
+        self,
+        grant_type: str,
+        client: Client,
+        user: Any = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        granted = client.get_allowed_scope(scope)
+        token = issue_access_token(
+            self.key,
+            issuer=self.issuer,
+            audience=self.audience,
+            client_id=client.client_id,
+            scope=granted,
+            ttl=self.ttl,
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.ttl,
+            "scope": granted,
+        }
+
+    def respond(
+        self, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
+        return self.create_token_response(_Request(self.token_endpoint, form, headers))  # type: ignore[no-any-return]

@@ -1,0 +1,167 @@
+"""/oauth/token: client credentials with private_key_jwt (RFC 7523), replay refused, JWT access
+tokens (RFC 9068) whose every claim is checked."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+from pytest_aiohttp import AiohttpClient
+
+from gateway.app import create_app
+from gateway.errors import Forbidden, Unauthorised
+from gateway.keys import ENGINE, SIGNING_KEY
+from gateway.oauth import register_client, validate_access_token
+from gateway.oauth._server import issue_access_token
+
+from ..conftest import Database
+from .node import node_settings, register_system
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+async def test_private_key_jwt_gets_a_token_and_replay_is_refused(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    settings = node_settings(database, tmp_path)
+    http = await aiohttp_client(create_app(settings))
+    system = await register_system(http, settings, ["episodes:read", "episodes:write"])
+    assertion = system.assertion()
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+        "scope": "episodes:read audit:read",
+    }
+    first = await http.post("/oauth/token", data=form)
+    body = await first.json()
+    assert first.status == 200, body
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "episodes:read"  # audit:read was not granted to this client
+    caller = validate_access_token(
+        body["access_token"],
+        http.app[SIGNING_KEY],
+        issuer=settings.issuer,
+        audience=settings.api_audience,
+    )
+    assert caller.client_id == system.client.client_id
+    assert caller.scopes == {"episodes:read"}
+
+    replay = await http.post("/oauth/token", data=form)
+    # RFC 6749 5.2: invalid_client is a 400 unless the client authenticated with a header.
+    assert replay.status == 400
+    assert (await replay.json())["error"] == "invalid_client"
+
+
+async def test_assertion_for_another_audience_or_signed_by_another_key_is_refused(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    settings = node_settings(database, tmp_path)
+    http = await aiohttp_client(create_app(settings))
+    system = await register_system(http, settings, ["episodes:read"])
+    impostor = await register_system(http, settings, ["episodes:read"], name="other")
+    wrong_audience = system.assertion(aud="https://elsewhere.example/oauth/token")
+    # A valid assertion made with another client's key, naming this client.
+    impostor.client = system.client
+    wrong_key = impostor.assertion()
+    for assertion in (wrong_audience, wrong_key):
+        response = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion,
+            },
+        )
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_client"
+
+
+async def test_client_secret_basic_only_when_allowed(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    for allowed, expected in ((False, 401), (True, 200)):
+        settings = node_settings(
+            database, tmp_path / str(allowed), allow_client_secret_basic=allowed
+        )
+        http = await aiohttp_client(create_app(settings))
+        client = await register_client(
+            http.app[ENGINE], f"dev-{allowed}", ["episodes:read"], secret="s3cret-for-dev"
+        )
+        credentials = base64.b64encode(f"{client.client_id}:s3cret-for-dev".encode()).decode()
+        response = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {credentials}"},
+        )
+        assert response.status == expected, await response.text()
+        await http.close()
+
+
+def _token(key: OKPKey, **changes: object) -> str:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": "http://node",
+        "aud": "http://node/api/v1",
+        "sub": "c1",
+        "scope": "episodes:read",
+        "iat": now,
+        "exp": now + 60,
+    }
+    claims.update(changes)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode({"alg": "Ed25519", "typ": "at+jwt"}, claims, key, algorithms=["Ed25519"])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"iss": "http://other"},
+        {"aud": "http://node/federation/v1"},
+        {"exp": int(time.time()) - 120},
+        {"nbf": int(time.time()) + 600},
+        {"iat": None},
+        {"scope": None},
+    ],
+    ids=["issuer", "audience", "expired", "not-yet-valid", "no-iat", "no-scope"],
+)
+def test_access_token_claims_are_all_checked(changes: dict[str, object]) -> None:
+    key = OKPKey.generate_key("Ed25519", private=True)
+    assert validate_access_token(
+        _token(key), key, issuer="http://node", audience="http://node/api/v1"
+    )
+    with pytest.raises(Unauthorised):
+        validate_access_token(
+            _token(key, **changes), key, issuer="http://node", audience="http://node/api/v1"
+        )
+
+
+def test_access_token_signed_by_another_key_or_of_another_type_is_refused() -> None:
+    key, other = (OKPKey.generate_key("Ed25519", private=True) for _ in range(2))
+    with pytest.raises(Unauthorised):
+        validate_access_token(
+            _token(other), key, issuer="http://node", audience="http://node/api/v1"
+        )
+    id_token = jwt.encode({"alg": "Ed25519"}, {"iss": "http://node"}, key, algorithms=["Ed25519"])
+    with pytest.raises(Unauthorised):
+        validate_access_token(id_token, key, issuer="http://node", audience="http://node/api/v1")
+
+
+def test_scopes_are_enforced() -> None:
+    key = OKPKey.generate_key("Ed25519", private=True)
+    token = issue_access_token(
+        key,
+        issuer="http://node",
+        audience="http://node/api/v1",
+        client_id="c",
+        scope="episodes:read",
+        ttl=60,
+    )
+    caller = validate_access_token(token, key, issuer="http://node", audience="http://node/api/v1")
+    caller.require("episodes:read")
+    with pytest.raises(Forbidden):
+        caller.require("episodes:write")
