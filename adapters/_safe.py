@@ -9,6 +9,7 @@ bounded. Errors carry a stable code and a location, never the document's content
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
@@ -118,21 +119,35 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# A UTF-16 surrogate escape not in a high+low pair: json.loads accepts it, UTF-8 cannot hold it.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _nesting(text: str) -> int:
+    """How deep objects and arrays nest, found on the brackets alone (strings removed first),
+    before parsing: cheap, and it stops hostile nesting before the parser recurses into it."""
+    deepest = depth = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
     return deepest
 
 
 def parse_json(data: bytes) -> Any:
     """Parse untrusted JSON: UTF-8, size and depth bounded, no NaN, no repeated keys."""
     text = decode_text(data)
+    if _nesting(text) > MAX_DEPTH:
+        raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep")
+    if "\\u" in text and _LONE_SURROGATE.search(text):
+        raise AdapterError("schema_violation", "a string holds a lone UTF-16 surrogate")
     try:
         value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
@@ -141,8 +156,4 @@ def parse_json(data: bytes) -> Any:
             f"not valid JSON ({exc.msg})",
             f"line {exc.lineno}, column {exc.colno}",
         ) from None
-    except RecursionError:
-        raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep") from None
-    if _depth(value) > MAX_DEPTH:
-        raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep")
     return value

@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy import text
 
+from .api import api_app
+from .audit_log import AuditLog
+from .episodes import EpisodeStore
 from .errors import PeerUnavailable, error_middleware
-from .keys import ENGINE, METRICS, SETTINGS, SIGNING_KEY
+from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_KEY
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
+from .protection import KeyRing
 from .settings import Settings
 from .signing import load_signing_key
 from .storage import create_engine, current_revision, head_revision, upgrade
@@ -33,11 +37,27 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
-async def _signing_key(app: web.Application) -> AsyncIterator[None]:
-    path = app[SETTINGS].signing_key_file
-    if path is None:
+async def _keys(app: web.Application) -> AsyncIterator[None]:
+    """The node's signing key and data-protection key ring; without them the node cannot start."""
+    settings = app[SETTINGS]
+    if settings.signing_key_file is None:
         raise RuntimeError("signing_key_file is not set (create one with `cafx keys init`)")
-    app[SIGNING_KEY] = load_signing_key(path)
+    app[SIGNING_KEY] = load_signing_key(settings.signing_key_file)
+    if settings.keys_json is not None:
+        app[KEY_RING] = KeyRing.from_json(settings.keys_json)
+    elif settings.keyfile is not None:
+        app[KEY_RING] = KeyRing.from_file(settings.keyfile)
+    else:
+        raise RuntimeError("keyfile (or keys_json) is not set (create one with `cafx keys init`)")
+    yield
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[EPISODES] = EpisodeStore(app[KEY_RING])
+    app[AUDIT] = AuditLog(
+        app[ENGINE], app[SIGNING_KEY], settings.member_id, settings.audit_checkpoint_every
+    )
     yield
 
 
@@ -69,10 +89,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_keys)
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_signing_key)
+    app.cleanup_ctx.append(_services)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     app.add_subapp("/oauth", oauth_app())
+    app.add_subapp("/api/v1", api_app(settings.max_body_bytes))
     return app

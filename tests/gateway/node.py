@@ -13,6 +13,7 @@ from joserfc.jwk import ECKey
 
 from gateway.keys import ENGINE
 from gateway.oauth import Client, register_client
+from gateway.protection import KeyRing, write_keyfile
 from gateway.settings import Settings
 from gateway.signing import generate_signing_key, write_signing_key
 
@@ -22,14 +23,16 @@ MEMBER = "E09000007"  # Camden
 
 
 def node_settings(database: Database, tmp_path: Path, **overrides: Any) -> Settings:
-    key_file = tmp_path / "signing-key.json"
+    key_file, ring_file = tmp_path / "signing-key.json", tmp_path / "keys.json"
     if not key_file.exists():
         write_signing_key(generate_signing_key(MEMBER), key_file)
+        write_keyfile(ring_file, KeyRing.generate())
     values: dict[str, Any] = {
         "member_id": MEMBER,
         "database_url": database.url,
         "database_schema": database.schema,
         "signing_key_file": key_file,
+        "keyfile": ring_file,
         "public_url": "http://127.0.0.1:8080",
     }
     values.update(overrides)

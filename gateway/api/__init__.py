@@ -1,0 +1,30 @@
+"""`/api/v1`: the node's API for borough case systems (issue 5), behind bearer tokens and scopes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ._auth import auth_middleware, required_scope
+from ._consents import check_consent, post_consent, post_withdrawal
+from ._episodes import get_episode, post_event, search_episodes
+from ._forms import submit_form
+from ._openapi import openapi_document, serve_openapi
+from ._records import get_register, verify_audit
+
+__all__ = ["api_app", "openapi_document", "required_scope"]
+
+
+def api_app(max_body_bytes: int) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware], client_max_size=max_body_bytes)
+    r = app.router
+    r.add_get("/openapi.json", serve_openapi)
+    r.add_post("/forms", submit_form)
+    r.add_get("/episodes", search_episodes)
+    r.add_get("/episodes/{episode_id}", get_episode)
+    r.add_post("/episodes/{episode_id}/events", post_event)
+    r.add_post("/episodes/{episode_id}/consents", post_consent)
+    r.add_post("/episodes/{episode_id}/consents/{consent_id}/withdraw", post_withdrawal)
+    r.add_post("/episodes/{episode_id}/consent-check", check_consent)
+    r.add_get("/audit/verify", verify_audit)
+    r.add_get("/register", get_register)
+    return app

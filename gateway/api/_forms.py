@@ -1,0 +1,141 @@
+"""POST /api/v1/forms: a local or national document in, episodes stored, the fidelity report out.
+
+An `Idempotency-Key` makes retries safe: the same key with the same document returns the first answer;
+with another document it is a 409. The episodes, their index rows, the stored answer and the audit
+entries commit in one transaction, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters import Adapter, AdapterError, Translation, detect_adapter, get_adapter
+
+from ..audit import Outcome
+from ..errors import Conflict, SchemaViolation
+from ..keys import AUDIT, EPISODES
+from ..storage._tables import idempotency_keys
+from ._auth import CALLER, needs
+from ._common import adapter_error, draft
+
+__all__ = ["submit_form"]
+
+
+def _answer(adapter: Adapter, translation: Translation) -> dict[str, Any]:
+    report = translation.report
+    return {
+        "format": adapter.name,
+        "episode_ids": [str(e.episode_id) for e in translation.episodes],
+        "fidelity": {
+            "counts": {fate.value: n for fate, n in report.counts().items()},
+            "fields": [
+                {
+                    "location": f.location,
+                    "fate": f.fate.value,
+                    "target": f.target,
+                    "rule": f.rule,
+                    "message": f.message,
+                }
+                for f in report.fields
+            ],
+        },
+        "rejected": [
+            {
+                "location": r.location,
+                "problems": [
+                    {"location": p.where, "rule": p.rule, "message": p.message} for p in r.problems
+                ],
+            }
+            for r in translation.rejected
+        ],
+        "warnings": [
+            {"location": w.where, "rule": w.rule, "message": w.message}
+            for w in translation.warnings
+        ],
+    }
+
+
+async def _replayed(
+    connection: AsyncConnection, client_id: str, key: str, request_hash: str
+) -> web.Response | None:
+    row = (
+        await connection.execute(
+            select(idempotency_keys).where(
+                idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was used for another request", code="idempotency_key_reused"
+        )
+    return web.json_response(row.body, status=row.status, headers={"Idempotent-Replayed": "true"})
+
+
+@needs("episodes:write")
+async def submit_form(request: web.Request) -> web.Response:
+    data = await request.read()
+    name = request.query.get("format", "auto")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise SchemaViolation("Idempotency-Key must be 1 to 200 characters")
+    request_hash = hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
+    client_id = request[CALLER].client_id
+    audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+    if key is not None:
+        async with audit.engine.connect() as connection:
+            replay = await _replayed(connection, client_id, key, request_hash)
+        if replay is not None:
+            return replay
+    try:
+        adapter = detect_adapter(data) if name == "auto" else get_adapter(name)
+        received = dt.datetime.now(dt.UTC)
+        # Translation is CPU work: keep the event loop free for other requests meanwhile.
+        translation = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: adapter.to_national(data, received_at=received)
+        )
+    except AdapterError as exc:
+        await audit.record(
+            draft(request, "form.submit", None, outcome=Outcome.FAILED, reason=exc.code)
+        )
+        raise adapter_error(exc) from None
+    answer = _answer(adapter, translation)
+    status = 201 if translation.episodes else 422
+    async with audit.transaction() as connection:
+        if key is not None:
+            replay = await _replayed(connection, client_id, key, request_hash)
+            if replay is not None:
+                return replay
+            await connection.execute(
+                insert(idempotency_keys).values(
+                    client_id=client_id,
+                    key=key,
+                    request_hash=request_hash,
+                    status=status,
+                    body=answer,
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+            )
+        for episode in translation.episodes:
+            await store.add(connection, episode)
+            await audit.append(
+                connection,
+                draft(request, "episode.create", str(episode.episode_id), format=adapter.name),
+            )
+        if not translation.episodes:
+            await audit.append(
+                connection,
+                draft(
+                    request, "form.submit", None, outcome=Outcome.FAILED, reason="schema_violation"
+                ),
+            )
+    return web.json_response(answer, status=status)

@@ -1,0 +1,379 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the same pydantic models the handlers use.
+
+Response bodies are described by small models here; schemathesis checks every response against them
+(tests/gateway/test_openapi.py), so the document cannot drift from what the node answers.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
+
+from adapters import adapter_names
+from schemas import Episode
+
+from ..episodes import ConsentInput, EventBody, WithdrawalInput
+from ..oauth import SCOPES
+from ._auth import PUBLIC, needs
+from ._consents import CheckInput
+
+__all__ = ["openapi_document", "serve_openapi"]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorProblem(_Doc):
+    location: str
+    rule: str
+    message: str
+    severity: Literal["error", "warning"]
+
+
+class Error(_Doc):
+    error: str
+    message: str
+    request_id: str
+    problems: list[ErrorProblem] | None = None
+
+
+class Located(_Doc):
+    location: str
+    rule: str | None
+    message: str | None
+
+
+class FieldFate(_Doc):
+    location: str
+    fate: Literal["mapped", "transformed", "extended", "rejected"]
+    target: str | None
+    rule: str | None
+    message: str | None
+
+
+class Fidelity(_Doc):
+    counts: dict[str, int]
+    fields: list[FieldFate]
+
+
+class RejectedRecord(_Doc):
+    location: str
+    problems: list[Located]
+
+
+class FormAnswer(_Doc):
+    format: str
+    episode_ids: list[str]
+    fidelity: Fidelity
+    rejected: list[RejectedRecord]
+    warnings: list[Located]
+
+
+class SearchMatch(_Doc):
+    episode_id: str
+    confidence: float
+    basis: str
+    state: str
+    home_authority: str
+
+
+class SearchResult(_Doc):
+    matches: list[SearchMatch]
+
+
+class ConsentRecorded(_Doc):
+    episode_id: str
+    consent_id: str
+
+
+class ConsentWithdrawn(_Doc):
+    consent_id: str
+    withdrawn_on: str | None
+    changed: bool
+
+
+class StatementWhy(_Doc):
+    consent_id: str
+    valid: bool
+    applies: bool
+    excludes: bool
+    code: str | None
+    rule: str
+    reason: str
+
+
+class ConsentDecision(_Doc):
+    decision: Literal["permit", "deny"]
+    code: str | None
+    rule: str
+    consent_id: str | None
+    reason: str
+    permitted_sections: list[str]
+    refused_sections: list[str]
+    statements: list[StatementWhy]
+
+
+class AuditProblem(_Doc):
+    kind: str
+    sequence: int
+    detail: str
+
+
+class AuditVerification(_Doc):
+    ok: bool
+    checked: int
+    last_sequence: int
+    last_hash: str
+    anchored_sequence: int
+    checkpoints_read: int
+    problem: AuditProblem | None
+
+
+class RegisterEntry(_Doc):
+    id: str
+    direction: Literal["sent", "received"]
+    counterpart: str
+    requested_by: str
+    approved_by: str | None
+    sections: list[str]
+    basis: str
+    override: bool
+    disclosed_at: str
+    withdrawn_at: str | None
+
+
+class Register(_Doc):
+    episode_id: str
+    entries: list[RegisterEntry]
+
+
+_MODELS: list[type[BaseModel]] = [
+    Episode,
+    EventBody,
+    ConsentInput,
+    WithdrawalInput,
+    CheckInput,
+    Error,
+    FormAnswer,
+    SearchResult,
+    ConsentRecorded,
+    ConsentWithdrawn,
+    ConsentDecision,
+    AuditVerification,
+    Register,
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _responses(ok: tuple[str, dict[str, Any]], *errors: int) -> dict[str, Any]:
+    status, body = ok
+    described = {status: {"description": "success", **body}}
+    for code in (401, 403, *errors):
+        described[str(code)] = {"description": "error", **_json(Error)}
+    return described
+
+
+_EPISODE_ID = {
+    "name": "episode_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _operation(summary: str, scope: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "security": [{"client": [scope]}], "responses": responses, **extra}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    formats = [*adapter_names()]
+    form_body = {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("application/xml", "application/json", "text/csv")
+        },
+    }
+    episode_out = {
+        "content": {
+            "application/json": {"schema": _ref(Episode)},
+            "application/xml": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
+    }
+    paths: dict[str, Any] = {
+        "/forms": {
+            "post": _operation(
+                "Submit a local or national CAF document; episodes are stored",
+                "episodes:write",
+                {
+                    **_responses(("201", _json(FormAnswer)), 409, 413, 415),
+                    "422": {
+                        "description": "invalid document, or no valid record in it",
+                        "content": {
+                            "application/json": {
+                                "schema": {"oneOf": [_ref(Error), _ref(FormAnswer)]}
+                            }
+                        },
+                    },
+                },
+                parameters=[
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["auto", *formats]},
+                    },
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                ],
+                requestBody=form_body,
+            )
+        },
+        "/episodes": {
+            "get": _operation(
+                "Find episodes by NHS number, UPN, or names and date of birth",
+                "episodes:read",
+                _responses(("200", _json(SearchResult)), 400, 422),
+                parameters=[
+                    {"name": name, "in": "query", "schema": schema}
+                    for name, schema in (
+                        ("nhs_number", {"type": "string"}),
+                        ("upn", {"type": "string"}),
+                        ("given_name", {"type": "string"}),
+                        ("family_name", {"type": "string"}),
+                        ("date_of_birth", {"type": "string", "format": "date"}),
+                    )
+                ],
+            )
+        },
+        "/episodes/{episode_id}": {
+            "get": _operation(
+                "Read an episode: JSON, national XML (Accept), or a local format (?format=)",
+                "episodes:read",
+                _responses(("200", episode_out), 404, 415, 422),
+                parameters=[
+                    _EPISODE_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": formats},
+                    },
+                ],
+            )
+        },
+        "/episodes/{episode_id}/events": {
+            "post": _operation(
+                "Record a review, a TAC member, a new lead professional or the closure",
+                "episodes:write",
+                _responses(("200", _json(Episode)), 404, 409, 422),
+                parameters=[_EPISODE_ID],
+                requestBody={"required": True, **_json(EventBody)},
+            )
+        },
+        "/episodes/{episode_id}/consents": {
+            "post": _operation(
+                "Record a consent statement",
+                "consents:write",
+                _responses(("201", _json(ConsentRecorded)), 404, 409, 422),
+                parameters=[_EPISODE_ID],
+                requestBody={"required": True, **_json(ConsentInput)},
+            )
+        },
+        "/episodes/{episode_id}/consents/{consent_id}/withdraw": {
+            "post": _operation(
+                "Withdraw a consent statement (stops future sharing at once)",
+                "consents:write",
+                _responses(("200", _json(ConsentWithdrawn)), 404, 409, 422),
+                parameters=[
+                    _EPISODE_ID,
+                    {
+                        "name": "consent_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                requestBody={"required": False, **_json(WithdrawalInput)},
+            )
+        },
+        "/episodes/{episode_id}/consent-check": {
+            "post": _operation(
+                "Would this recipient be permitted, for this purpose and these sections?",
+                "episodes:read",
+                _responses(("200", _json(ConsentDecision)), 404, 422),
+                parameters=[_EPISODE_ID],
+                requestBody={"required": True, **_json(CheckInput)},
+            )
+        },
+        "/audit/verify": {
+            "get": _operation(
+                "Verify the audit chain and its signed checkpoints",
+                "audit:read",
+                _responses(("200", _json(AuditVerification))),
+            )
+        },
+        "/register": {
+            "get": _operation(
+                "The sharing register of one episode",
+                "register:read",
+                _responses(("200", _json(Register)), 400),
+                parameters=[
+                    {
+                        "name": "episode",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    }
+                ],
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CAF Exchange node API",
+            "version": "1",
+            "description": "For borough case systems: forms in, episodes, consent, audit, register.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "client": {
+                    "type": "oauth2",
+                    "description": "client credentials, client authentication by private_key_jwt",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/oauth/token",
+                            "scopes": {scope: scope for scope in sorted(SCOPES)},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+@needs(PUBLIC)
+async def serve_openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

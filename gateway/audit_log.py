@@ -1,0 +1,100 @@
+"""The audit chain as the node stores it: one writer at a time appends sealed entries (and signed
+checkpoints) inside the caller's transaction; `verify` streams the stored chain through
+`gateway.audit.verify` in constant memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+from joserfc.jwk import OKPKey
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .audit import (
+    AuditDraft,
+    AuditEntry,
+    Checkpoint,
+    VerifyResult,
+    checkpoint_due,
+    make_checkpoint,
+    seal,
+    verify,
+)
+from .storage import is_sqlite
+from .storage._tables import audit_checkpoints, audit_entries
+
+__all__ = ["AuditLog"]
+
+# Any fixed number: the PostgreSQL advisory lock every audit writer takes, across replicas.
+_ADVISORY_LOCK = 0x43414658  # "CAFX"
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine, key: OKPKey, member_id: str, every: int) -> None:
+        self.engine, self.key, self.member_id, self.every = engine, key, member_id, every
+        self._sqlite = is_sqlite(engine.url.render_as_string())
+        self._local = asyncio.Lock()  # SQLite is one process: a lock in it serialises writers
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that may append audit entries (and anything else with them)."""
+        async with self._local if self._sqlite else _nothing():
+            async with self.engine.begin() as connection:
+                if not self._sqlite:
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
+                    )
+                yield connection
+
+    async def append(self, connection: AsyncConnection, draft: AuditDraft) -> AuditEntry:
+        """Seal `draft` onto the chain; call inside `transaction()`."""
+        row = (
+            await connection.execute(
+                select(audit_entries).order_by(audit_entries.c.sequence.desc()).limit(1)
+            )
+        ).one_or_none()
+        head = AuditEntry.from_row(dict(row._mapping)) if row is not None else None
+        entry = seal(draft, head, node_id=self.member_id)
+        await connection.execute(insert(audit_entries).values(entry.to_row()))
+        if checkpoint_due(entry.sequence, self.every):
+            checkpoint = make_checkpoint(entry, self.key, self.member_id)
+            await connection.execute(insert(audit_checkpoints).values(checkpoint.to_row()))
+        return entry
+
+    async def record(self, draft: AuditDraft) -> AuditEntry:
+        """Append in a transaction of its own (for refusals, where nothing else is written)."""
+        async with self.transaction() as connection:
+            return await self.append(connection, draft)
+
+    async def verify(self) -> VerifyResult:
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(self._verify)
+
+    def _verify(self, connection: Connection) -> VerifyResult:
+        def entries() -> Iterator[AuditEntry]:
+            rows = connection.execution_options(yield_per=1000).execute(
+                select(audit_entries).order_by(audit_entries.c.sequence)
+            )
+            for row in rows:
+                yield AuditEntry.from_row(dict(row._mapping))
+
+        # Read as raw rows first: a malformed row then surfaces inside `verify`, at its sequence.
+        rows = connection.execute(
+            select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
+        ).all()
+        checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
+        return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
+
+    async def latest_checkpoints(self, limit: int = 10) -> list[Checkpoint]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(audit_checkpoints).order_by(audit_checkpoints.c.sequence.desc()).limit(limit)
+            )
+            return [Checkpoint.from_row(dict(row._mapping)) for row in rows]
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield

@@ -1,0 +1,149 @@
+"""Who may consent, by the child's age (DESIGN 3.5; 001 "Preparation and Consent"; Gillick competence).
+
+Under 12 a person with parental responsibility consents; from 12 to 15 the young person's own consent
+counts if a practitioner judged them competent, otherwise a person with parental responsibility's; from
+16 the young person's own. The age is the child's age when the statement was GIVEN, so a parent's
+statement given when the child was 11 stays valid at 14 (the young person can withdraw it or give their
+own) -- but not beyond 16: a statement no young person gave lapses on their 16th birthday, because from
+then on only their own consent counts (001 asks for the young person's consent "under the age of 16 and
+over the age of 12" in addition to the parent's; at 16 it is theirs alone).
+
+When the date of birth is unknown the age is uncertain, and a statement is valid only if it would be
+valid at every age the child could have been: for an unborn child (expected date of delivery) that is
+the parent's consent; with no date at all, only a statement the young person and a person with parental
+responsibility gave together satisfies every age band. Failing closed here is deliberate: a wrong guess
+shares a child's information on the wrong person's word.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from schemas import Child, ConsentGiver, ConsentRole, ConsentStatement, ParentCarer
+
+from ._types import Rule
+
+__all__ = ["AgeBand", "GiverCheck", "age_on", "check_givers", "lapsed", "possible_bands"]
+
+# A child expected on a date may be born up to 20 weeks early or 4 weeks late (a generous window).
+_EARLIEST_BEFORE_EDD: Final = dt.timedelta(weeks=20)
+_LATEST_AFTER_EDD: Final = dt.timedelta(weeks=4)
+
+
+class AgeBand(StrEnum):
+    UNDER_12 = "under12"
+    YOUNG = "12-15"
+    ADULT = "16+"
+
+
+def _band(age: int) -> AgeBand:
+    if age < 12:
+        return AgeBand.UNDER_12
+    return AgeBand.YOUNG if age < 16 else AgeBand.ADULT
+
+
+def age_on(born: dt.date, on: dt.date) -> int:
+    """Completed years on `on`; negative before birth. A 29 February birthday comes on 1 March."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _age_range(child: Child, on: dt.date) -> tuple[int, int] | None:
+    """The youngest and oldest the child can have been on `on`, or None when nothing is known."""
+    if child.date_of_birth is not None:
+        age = age_on(child.date_of_birth, on)
+        return age, age
+    if child.expected_date_of_delivery is not None:
+        edd = child.expected_date_of_delivery
+        return age_on(edd + _LATEST_AFTER_EDD, on), age_on(edd - _EARLIEST_BEFORE_EDD, on)
+    return None
+
+
+def possible_bands(child: Child, on: dt.date) -> frozenset[AgeBand]:
+    span = _age_range(child, on)
+    if span is None:
+        return frozenset(AgeBand)
+    youngest, oldest = span
+    bands = {_band(youngest), _band(oldest)}
+    if bands == {AgeBand.UNDER_12, AgeBand.ADULT}:
+        bands.add(AgeBand.YOUNG)
+    return frozenset(bands)
+
+
+def lapsed(child: Child, statement: ConsentStatement, at: dt.date) -> bool:
+    """A statement no young person gave stops counting once the child may be 16 (see module doc)."""
+    if any(giver.role is ConsentRole.YOUNG_PERSON for giver in statement.given_by):
+        return False
+    span = _age_range(child, at)
+    return span is None or span[1] >= 16
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _has_parental_responsibility(giver: ConsentGiver, carers: list[ParentCarer]) -> bool:
+    """A parent/carer giver counts unless the episode records that same person WITHOUT it.
+
+    Givers are matched to the recorded parents/carers by name (case and spacing ignored). A giver the
+    episode does not list is taken at the statement's word: the local form recorded the role.
+    """
+    same = [
+        carer.parental_responsibility for carer in carers if _key(carer.name) == _key(giver.name)
+    ]
+    return not same or any(same)
+
+
+@dataclass(frozen=True, slots=True)
+class GiverCheck:
+    """Whether the right person gave a statement, under which rule, and (without names) why."""
+
+    valid: bool
+    rule: Rule
+    why: str
+
+
+def _check_band(
+    band: AgeBand, young_person: bool, parent: bool, competent: bool
+) -> tuple[bool, Rule, str]:
+    if band is AgeBand.UNDER_12:
+        why = "the child was under 12: a person with parental responsibility consents"
+        return parent, Rule.AGE_UNDER_12, why
+    if band is AgeBand.ADULT:
+        return young_person, Rule.AGE_16_PLUS, "the young person was 16 or over: their own consent"
+    if competent:
+        why = "the young person was 12-15 and judged competent: their own consent"
+        return young_person, Rule.AGE_12_15_COMPETENT, why
+    why = (
+        "the young person was 12-15 and not judged competent: "
+        "a person with parental responsibility consents"
+    )
+    return parent, Rule.AGE_12_15_PARENT, why
+
+
+def check_givers(
+    child: Child, statement: ConsentStatement, carers: list[ParentCarer]
+) -> GiverCheck:
+    """Did the right person give this statement, for the child's age on the day it was given?"""
+    young_person = any(g.role is ConsentRole.YOUNG_PERSON for g in statement.given_by)
+    parents = [g for g in statement.given_by if g.role is ConsentRole.PARENT_CARER]
+    parent = any(_has_parental_responsibility(g, carers) for g in parents)
+    competent = statement.young_person_competent is True
+    bands = possible_bands(child, statement.given_on)
+    checks = [_check_band(band, young_person, parent, competent) for band in sorted(bands)]
+    if len(checks) == 1:
+        valid, rule, why = checks[0]
+        if not valid and parents and rule in (Rule.AGE_UNDER_12, Rule.AGE_12_15_PARENT):
+            rule = Rule.PARENTAL_RESPONSIBILITY
+            why = "the parent/carer who gave it is recorded without parental responsibility"
+        return GiverCheck(valid, rule, why)
+    valid = all(ok for ok, _, _ in checks)
+    unborn = child.date_of_birth is None and child.expected_date_of_delivery is not None
+    known = "estimated from the expected date of delivery" if unborn else "unknown"
+    why = (
+        f"the child's age when it was given is {known}: only consent valid at every possible age "
+        "(the young person's together with a person with parental responsibility's) counts"
+    )
+    return GiverCheck(valid, Rule.AGE_UNKNOWN, why)

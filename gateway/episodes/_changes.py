@@ -1,0 +1,158 @@
+"""What borough systems may change on an episode: events (review, TAC member added, lead professional
+changed, closure) and consent statements (recorded, withdrawn). Each change re-validates the whole
+episode, so the schema's rules (closure only when closed, dates in order) hold after every change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas import (
+    AgencyRef,
+    Closure,
+    ConsentGiver,
+    ConsentMethod,
+    Episode,
+    EpisodeState,
+    Practitioner,
+    Review,
+    Section,
+    problems_from,
+)
+
+from ..errors import Conflict, NotFound, SchemaViolation
+
+__all__ = [
+    "ConsentInput",
+    "Event",
+    "EventBody",
+    "WithdrawalInput",
+    "apply_event",
+    "london_today",
+    "record_consent",
+    "withdraw_consent",
+]
+
+LONDON = ZoneInfo("Europe/London")
+READ_ONLY = frozenset({EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED})
+
+
+def london_today() -> dt.date:
+    """Consent and closure dates are London calendar dates, not UTC ones."""
+    return dt.datetime.now(LONDON).date()
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ReviewHeld(_Input):
+    type: Literal["review"]
+    review: Review
+
+
+class TacMemberAdded(_Input):
+    type: Literal["tac_member_added"]
+    member: Practitioner
+
+
+class LeadProfessionalChanged(_Input):
+    type: Literal["lead_professional_changed"]
+    lead_professional: Practitioner
+
+
+class EpisodeClosed(_Input):
+    type: Literal["closure"]
+    closure: Closure
+
+
+Event = Annotated[
+    ReviewHeld | TacMemberAdded | LeadProfessionalChanged | EpisodeClosed,
+    Field(discriminator="type"),
+]
+
+
+class EventBody(_Input):
+    event: Event
+
+
+class ConsentInput(_Input):
+    """A consent statement as a borough system records it; the node assigns `consent_id` if absent."""
+
+    consent_id: str | None = Field(None, min_length=1, max_length=64)
+    given_by: list[ConsentGiver] = Field(min_length=1)
+    given_on: dt.date
+    method: ConsentMethod
+    young_person_competent: bool | None = None
+    storage_agreed: bool
+    purposes: list[str] = Field(default_factory=list)
+    share_with: list[AgencyRef] = Field(default_factory=list)
+    excluded: list[AgencyRef] = Field(default_factory=list)
+    sections: list[Section] | None = None
+    valid_until: dt.date | None = None
+
+
+class WithdrawalInput(_Input):
+    withdrawn_on: dt.date | None = None  # default: today in London
+
+
+def _revalidate(episode: Episode, changes: dict[str, Any]) -> Episode:
+    document = episode.model_dump(mode="json")
+    document.update(changes)
+    try:
+        return Episode.model_validate(document)
+    except ValidationError as exc:
+        raise SchemaViolation(
+            "the change would make the episode invalid", problems=problems_from(exc)
+        ) from None
+
+
+def _writable(episode: Episode) -> None:
+    if episode.state in READ_ONLY:
+        raise Conflict(f"a {episode.state.value} episode is read-only")
+
+
+def apply_event(episode: Episode, event: Event) -> Episode:
+    _writable(episode)
+    dumped = episode.model_dump(mode="json")
+    changes: dict[str, Any]
+    if isinstance(event, ReviewHeld):
+        changes = {"reviews": [*dumped["reviews"], event.review.model_dump(mode="json")]}
+    elif isinstance(event, TacMemberAdded):
+        changes = {"tac_members": [*dumped["tac_members"], event.member.model_dump(mode="json")]}
+    elif isinstance(event, LeadProfessionalChanged):
+        changes = {"lead_professional": event.lead_professional.model_dump(mode="json")}
+    else:
+        if episode.state == EpisodeState.CLOSED:
+            raise Conflict("the episode is already closed")
+        changes = {"state": "closed", "closure": event.closure.model_dump(mode="json")}
+    return _revalidate(episode, changes)
+
+
+def record_consent(episode: Episode, statement: ConsentInput) -> tuple[Episode, str]:
+    _writable(episode)
+    consent_id = statement.consent_id or "C-" + secrets.token_hex(4)
+    if any(c.consent_id == consent_id for c in episode.consents):
+        raise Conflict("a consent statement with this id exists")
+    recorded = statement.model_dump(mode="json") | {"consent_id": consent_id}
+    consents = [*episode.model_dump(mode="json")["consents"], recorded]
+    return _revalidate(episode, {"consents": consents}), consent_id
+
+
+def withdraw_consent(
+    episode: Episode, consent_id: str, withdrawal: WithdrawalInput
+) -> tuple[Episode, bool]:
+    """Withdraw a statement; returns the episode and whether anything changed (repeats are no-ops)."""
+    _writable(episode)
+    consents = episode.model_dump(mode="json")["consents"]
+    for consent in consents:
+        if consent["consent_id"] == consent_id:
+            if consent["withdrawn_on"] is not None:
+                return episode, False
+            consent["withdrawn_on"] = (withdrawal.withdrawn_on or london_today()).isoformat()
+            return _revalidate(episode, {"consents": consents}), True
+    raise NotFound("no such consent statement on this episode")

@@ -1,0 +1,269 @@
+"""Key material for data at rest (DESIGN 4; issue 5): key-encryption keys and the blind-index key.
+
+A key ring holds several key-encryption keys (KEKs) by key id, one of them current, and one
+blind-index key. The KEKs only ever wrap per-value data keys (see `_envelope`), so rotating a KEK
+means re-wrapping 40 bytes per row, never re-encrypting data (`cafx keys rotate`).
+
+The blind-index key is separate and does NOT rotate with the KEKs: every blind index stored in the
+database is an HMAC under it, so a new index key makes every stored index unfindable until all rows
+are re-indexed (decrypt, re-normalise, re-HMAC). That is a planned migration, not a rotation; the
+`index_fingerprint` lets a node detect at start that its index key is not the one its database was
+indexed with, instead of silently answering `not_found` to every look-up.
+
+Key file and environment variable (`CAFX_KEYS`) hold the same JSON::
+
+    {"format": "cafx-keyring/1", "current": "k2",
+     "keys": {"k1": "<base64, 32 bytes>", "k2": "<base64, 32 bytes>"},
+     "index_key": "<base64, 32 bytes>"}
+
+`format` may be omitted; any other member is refused, so a typo cannot silently drop a key.
+Messages name the key id and the rule, never key bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ._errors import KeyMaterialError
+
+__all__ = ["KEYRING_FORMAT", "KEY_BYTES", "KeyRing", "generate_keyfile", "write_keyfile"]
+
+KEYRING_FORMAT = "cafx-keyring/1"
+KEY_BYTES = 32  # AES-256 KEKs; a 256-bit HMAC-SHA256 key for the blind indexes
+DEFAULT_ENV_VAR = "CAFX_KEYS"
+# Key ids travel inside every sealed value (one length byte), so they are short and plain ASCII.
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_NUMBERED_ID = re.compile(r"k(\d{1,9})")
+_FINGERPRINT_LABEL = b"cafx-blind-index-key-fingerprint/1"
+
+
+def _check_key_id(key_id: object) -> str:
+    if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
+        raise KeyMaterialError(
+            "kek.id",
+            "a key id is 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-' starting with a letter or digit",
+        )
+    return key_id
+
+
+def _check_length(what: str, rule: str, key: bytes) -> bytes:
+    if len(key) != KEY_BYTES:
+        raise KeyMaterialError(rule, f"{what} must be {KEY_BYTES} bytes (256 bits), got {len(key)}")
+    return key
+
+
+def _decode(what: str, kind: str, text: object) -> bytes:
+    """Base64 (standard or URL-safe alphabet, padded) of a 32-byte key; rules `<kind>.base64|length`."""
+    if not isinstance(text, str):
+        raise KeyMaterialError(f"{kind}.base64", f"{what} must be a base64 string")
+    try:
+        raw = base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        # `from None`: the library error stays out of the traceback, and with it any hint of the input.
+        raise KeyMaterialError(f"{kind}.base64", f"{what} is not valid base64") from None
+    return _check_length(what, f"{kind}.length", raw)
+
+
+def _encode(key: bytes) -> str:
+    return base64.b64encode(key).decode("ascii")
+
+
+class KeyRing:
+    """KEKs by id (one current) and the blind-index key. Immutable; its repr shows ids only."""
+
+    __slots__ = ("_current", "_index_key", "_keys")
+
+    def __init__(self, current: str, keys: Mapping[str, bytes], index_key: bytes) -> None:
+        checked = {
+            _check_key_id(k): _check_length(f"key {k!r}", "kek.length", v) for k, v in keys.items()
+        }
+        if not checked:
+            raise KeyMaterialError("keyring.empty", "a key ring needs at least one key")
+        if _check_key_id(current) not in checked:
+            raise KeyMaterialError(
+                "keyring.current", f"current key id {current!r} is not in the key ring"
+            )
+        _check_length("index_key", "index_key.length", index_key)
+        # One key, one purpose: an HMAC key reused as a KEK would tie the two rotation schedules together.
+        if any(hmac.compare_digest(index_key, kek) for kek in checked.values()):
+            raise KeyMaterialError(
+                "index_key.reused", "index_key must differ from every key-encryption key"
+            )
+        self._current = current
+        self._keys: Mapping[str, bytes] = MappingProxyType(checked)
+        self._index_key = bytes(index_key)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(current={self._current!r}, key_ids={self.key_ids!r})"
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> str:
+        """The id of the KEK that wraps new data keys."""
+        return self._current
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._keys))
+
+    @property
+    def current_kek(self) -> bytes:
+        return self._keys[self._current]
+
+    def kek(self, key_id: str) -> bytes | None:
+        """The KEK with this id, or None (a sealed value naming a retired key)."""
+        return self._keys.get(key_id)
+
+    @property
+    def index_key(self) -> bytes:
+        return self._index_key
+
+    def index_fingerprint(self) -> str:
+        """A short, non-secret tag of the blind-index key, to store beside the indexes.
+
+        If a node starts with a fingerprint different from the one its database recorded, every
+        look-up would miss: the lead refuses to start instead (re-indexing is a migration).
+        """
+        return hmac.new(self._index_key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, key_id: str = "k1") -> KeyRing:
+        """A fresh ring: one random KEK (current) and a random blind-index key (`cafx keys init`)."""
+        return cls(key_id, {key_id: secrets.token_bytes(KEY_BYTES)}, secrets.token_bytes(KEY_BYTES))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> KeyRing:
+        try:
+            document: Any = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise KeyMaterialError("keyring.json", "key material is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise KeyMaterialError("keyring.shape", "key material must be a JSON object")
+        unknown = sorted(set(document) - {"format", "current", "keys", "index_key"})
+        if unknown:
+            raise KeyMaterialError(
+                "keyring.unknown_member", f"unknown members: {', '.join(unknown)}"
+            )
+        if document.get("format", KEYRING_FORMAT) != KEYRING_FORMAT:
+            raise KeyMaterialError("keyring.format", f"format must be {KEYRING_FORMAT!r}")
+        for member in ("current", "keys", "index_key"):
+            if member not in document:
+                raise KeyMaterialError("keyring.missing_member", f"missing member: {member}")
+        keys = document["keys"]
+        if not isinstance(keys, dict):
+            raise KeyMaterialError(
+                "keyring.shape", "keys must be an object of key id -> base64 key"
+            )
+        decoded = {
+            _check_key_id(key_id): _decode(f"key {key_id!r}", "kek", value)
+            for key_id, value in keys.items()
+        }
+        index_key = _decode("index_key", "index_key", document["index_key"])
+        return cls(_check_key_id(document["current"]), decoded, index_key)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
+        """Load a key file (JSON as above). I/O happens here only, never at import."""
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise KeyMaterialError(
+                "keyring.file", f"cannot read the key file ({exc.strerror})"
+            ) from None
+        return cls.from_json(text)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], name: str = DEFAULT_ENV_VAR) -> KeyRing:
+        """Load from an environment variable holding the key-file JSON; `environ` is passed in."""
+        text = environ.get(name)
+        if not text:
+            raise KeyMaterialError("keyring.env", f"environment variable {name} is not set")
+        return cls.from_json(text)
+
+    def to_json(self) -> str:
+        """The key-file JSON for this ring (secret: write it with `write_keyfile`)."""
+        document = {
+            "format": KEYRING_FORMAT,
+            "current": self._current,
+            "keys": {key_id: _encode(self._keys[key_id]) for key_id in self.key_ids},
+            "index_key": _encode(self._index_key),
+        }
+        return json.dumps(document, indent=2) + "\n"
+
+    # -- rotation --------------------------------------------------------------------------------
+
+    def with_new_key(self, key_id: str | None = None) -> KeyRing:
+        """This ring plus a fresh random KEK, which becomes current; older KEKs stay to open old rows.
+
+        Default id: `k<n+1>` after the highest numbered id, so ids never repeat after a retirement.
+        """
+        new_id = _check_key_id(key_id if key_id is not None else _next_id(self._keys))
+        if new_id in self._keys:
+            raise KeyMaterialError("kek.id_taken", f"key id {new_id!r} is already in the key ring")
+        keys = dict(self._keys)
+        keys[new_id] = secrets.token_bytes(KEY_BYTES)
+        return KeyRing(new_id, keys, self._index_key)
+
+    def without_keys(self, key_ids: Iterable[str]) -> KeyRing:
+        """This ring minus retired KEKs (after every row was re-wrapped); the current one stays."""
+        retired = set(key_ids)
+        if self._current in retired:
+            raise KeyMaterialError("keyring.current", "the current key cannot be removed")
+        missing = sorted(retired - set(self._keys))
+        if missing:
+            raise KeyMaterialError("kek.unknown", f"not in the key ring: {', '.join(missing)}")
+        keys = {k: v for k, v in self._keys.items() if k not in retired}
+        return KeyRing(self._current, keys, self._index_key)
+
+
+def _next_id(keys: Mapping[str, bytes]) -> str:
+    numbers = [int(m[1]) for k in keys if (m := _NUMBERED_ID.fullmatch(k)) is not None]
+    return f"k{max(numbers, default=0) + 1}"
+
+
+def generate_keyfile() -> str:
+    """JSON text of a brand-new key ring, for `cafx keys init`."""
+    return KeyRing.generate().to_json()
+
+
+def write_keyfile(path: str | os.PathLike[str], ring: KeyRing, *, overwrite: bool = False) -> None:
+    """Write a key file readable by its owner only (0600), atomically.
+
+    The new content goes to a temporary file in the same directory, then replaces the old file, so
+    a crash mid-rotation leaves either the old or the new ring, never half a file. Without
+    `overwrite` an existing file is an error (`cafx keys init` must not destroy keys).
+    """
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=".cafx-keys-", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp already creates 0600; say so explicitly
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(ring.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            try:
+                os.link(temporary, target)  # atomic "create if absent"
+            except FileExistsError:
+                raise KeyMaterialError(
+                    "keyring.file_exists", "the key file already exists"
+                ) from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)

@@ -1,0 +1,137 @@
+"""Name, date and identifier comparisons behind `match_candidates` (see `_matching` for the bands).
+
+Names are compared on the folded forms of `_names`, with rapidfuzz: the mean of Jaro-Winkler
+(forgiving of typos and transposed letters, rewarding a shared beginning) and the optimal string
+alignment similarity (which penalises length differences, so Kate / Katherine does not score like a
+misspelling). The name score is the product of the given-name and family-name scores: both must agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from ._names import name_tokens, phonetic_key
+
+__all__ = ["Folded", "dob_agreement", "identifier_agreement", "name_score"]
+
+# -- name scoring constants ----------------------------------------------------------------------
+# A fuzzy name score never equals an exact one.
+FUZZY_CEILING = 0.99
+# Added when family names share a phonetic bucket AND are already this similar (Smith and Snead share
+# a Soundex code, not a spelling).
+PHONETIC_BONUS = 0.1
+PHONETIC_BONUS_FROM = 0.7
+# One family name is a part of the other (double-barrelled: Smith / Smith-Jones).
+FAMILY_PART_SCORE = 0.9
+# One side lists fewer given names: all present, first the same (Zoe / Zoe Mae) or not (Mae / Zoe Mae);
+# else the first given names alone are compared, scaled down.
+GIVEN_SUBSET_SCORE = 0.95
+GIVEN_SUBSET_OTHER_FIRST = 0.85
+GIVEN_FIRST_ONLY_FACTOR = 0.95
+# The query gave a family name only.
+GIVEN_UNKNOWN_FACTOR = 0.8
+
+
+# -- name scores ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    given: tuple[str, ...]
+    family_tokens: tuple[str, ...]
+    family: str
+    family_key: str
+
+    @classmethod
+    def of(cls, given_names: str, family_name: str) -> Folded:
+        family = name_tokens(family_name)
+        return cls(name_tokens(given_names), family, "".join(family), phonetic_key(family_name))
+
+
+def _similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    return (JaroWinkler.normalized_similarity(a, b) + OSA.normalized_similarity(a, b)) / 2
+
+
+def _family_score(q: Folded, c: Folded) -> float:
+    if q.family == c.family:
+        return 1.0 if q.family else 0.0
+    score = _similarity(q.family, c.family)
+    if score >= PHONETIC_BONUS_FROM and q.family_key == c.family_key:
+        score += PHONETIC_BONUS
+    q_parts = {t for t in q.family_tokens if len(t) > 1}
+    c_parts = {t for t in c.family_tokens if len(t) > 1}
+    if q_parts and c_parts and (q_parts <= c_parts or c_parts <= q_parts):
+        score = max(score, FAMILY_PART_SCORE)
+    return min(score, FUZZY_CEILING)
+
+
+def _given_score(q: tuple[str, ...], c: tuple[str, ...]) -> float:
+    if "".join(q) == "".join(c):
+        return 1.0
+    if not q or not c:
+        return 0.0
+    score = max(
+        _similarity("".join(q), "".join(c)),
+        _similarity("".join(sorted(q)), "".join(sorted(c))),  # the same names in another order
+    )
+    if len(q) != len(c):  # middle names recorded on one side only
+        short, long_ = sorted((q, c), key=len)
+        if set(short) <= set(long_):
+            subset = GIVEN_SUBSET_SCORE if short[0] == long_[0] else GIVEN_SUBSET_OTHER_FIRST
+            score = max(score, subset)
+        else:
+            score = max(score, GIVEN_FIRST_ONLY_FACTOR * _similarity(short[0], long_[0]))
+    return min(score, FUZZY_CEILING)
+
+
+def name_score(q: Folded, c: Folded) -> tuple[float, bool]:
+    """(score in [0, 1], exact): the product, so both names must agree for a high score."""
+    family = _family_score(q, c)
+    if not q.given:
+        return family * GIVEN_UNKNOWN_FACTOR, False
+    given = _given_score(q.given, c.given)
+    return given * family, given == 1.0 and family == 1.0
+
+
+# -- dates and identifiers -----------------------------------------------------------------------
+
+
+def dob_agreement(a: dt.date | None, b: dt.date | None) -> str:
+    if a is None or b is None:
+        return "unknown"
+    if a == b:
+        return "exact"
+    if a.year == b.year and a.day == b.month and a.month == b.day:
+        return "near"  # day and month swapped (a US-ordered entry)
+    x, y = a.isoformat(), b.isoformat()
+    diffs = [i for i in range(len(x)) if x[i] != y[i]]
+    if len(diffs) == 1:
+        return "near"  # one digit mistyped
+    if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and x[diffs[0]] == y[diffs[1]]:
+        if x[diffs[1]] == y[diffs[0]]:
+            return "near"  # two adjacent digits swapped
+    return "conflict"
+
+
+def _compact(value: str | None) -> str:
+    return "".join((value or "").split()).upper()
+
+
+def identifier_agreement(kind: str, q: str | None, c: str | None) -> str | None:
+    """ "match", "conflict" or None (unknown on a side, or a temporary UPN)."""
+    a, b = _compact(q), _compact(c)
+    if not a or not b:
+        return None
+    if a == b:
+        return "match"
+    # A temporary UPN (final letter) stands in for an unknown permanent one: no evidence either way.
+    if kind == "upn" and (a[-1].isalpha() or b[-1].isalpha()):
+        return None
+    return "conflict"

@@ -1,0 +1,319 @@
+"""/api/v1 end to end, as a borough system uses it, on SQLite and on PostgreSQL: register, get a
+token, upload every example form, read episodes back in every format, search, record and withdraw
+consent, ask for consent decisions, and check the audit chain (also after tampering)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from lxml import etree
+from pytest_aiohttp import AiohttpClient
+from sqlalchemy import text, update
+
+from adapters import get_adapter
+from gateway.api import required_scope
+from gateway.app import create_app
+from gateway.keys import ENGINE
+from gateway.storage._tables import audit_entries, episodes
+
+from ..adapters.facts import EXAMPLES
+from ..conftest import Database
+from .node import BoroughSystem, node_settings, register_system
+
+ALL_SCOPES = ["episodes:read", "episodes:write", "consents:write", "audit:read", "register:read"]
+FORMS = sorted(p for p in EXAMPLES.rglob("*") if p.is_file() and not p.name.endswith(".facts.json"))
+
+
+async def _node(
+    aiohttp_client: AiohttpClient,
+    database: Database,
+    tmp_path: Path,
+    scopes: list[str] = ALL_SCOPES,
+) -> tuple[TestClient[Any, Any], BoroughSystem, dict[str, str]]:
+    settings = node_settings(database, tmp_path)
+    http = await aiohttp_client(create_app(settings))
+    system = await register_system(http, settings, scopes)
+    token = await system.token(http)
+    return http, system, {"Authorization": f"Bearer {token}"}
+
+
+async def _upload(http: TestClient[Any, Any], auth: dict[str, str], form: Path) -> dict[str, Any]:
+    response = await http.post("/api/v1/forms", data=form.read_bytes(), headers=auth)
+    body: dict[str, Any] = await response.json()
+    assert response.status == 201, body
+    return body
+
+
+async def test_every_example_form_in_and_back_out(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    for form in FORMS:
+        answer = await _upload(http, auth, form)
+        fmt = form.parent.name
+        assert answer["format"] == fmt
+        assert answer["episode_ids"]
+        assert answer["fidelity"]["counts"]["rejected"] == 0
+        for episode_id in answer["episode_ids"]:
+            as_json = await http.get(f"/api/v1/episodes/{episode_id}", headers=auth)
+            assert as_json.status == 200
+            episode = await as_json.json()
+            assert episode["episode_id"] == episode_id and episode["source"]["format"] == fmt
+            as_xml = await http.get(
+                f"/api/v1/episodes/{episode_id}", headers={**auth, "Accept": "application/xml"}
+            )
+            assert as_xml.content_type == "application/xml"
+            root = etree.fromstring(await as_xml.read())
+            assert root.findtext("{urn:caf:national:1}episode_id") == episode_id
+            local = await http.get(f"/api/v1/episodes/{episode_id}?format={fmt}", headers=auth)
+            assert local.status == 200
+            assert local.content_type == get_adapter(fmt).media_type
+            # What comes back in the borough's own format reads back as the same episode.
+            (again,) = get_adapter(fmt).to_national(await local.read()).episodes
+            assert (
+                again.child
+                == get_adapter("national-json")
+                .to_national(json.dumps(episode).encode())
+                .episodes[0]
+                .child
+            )
+
+
+async def test_idempotent_retry_and_reuse_of_a_key(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    form = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
+    headers = {**auth, "Idempotency-Key": "upload-42"}
+    first = await http.post("/api/v1/forms", data=form.read_bytes(), headers=headers)
+    retry = await http.post("/api/v1/forms", data=form.read_bytes(), headers=headers)
+    assert first.status == retry.status == 201
+    assert (await first.json())["episode_ids"] == (await retry.json())["episode_ids"]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    async with http.app[ENGINE].connect() as connection:
+        count = (await connection.execute(text("SELECT count(*) FROM episodes"))).scalar_one()
+    assert count == 1
+    other = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml"
+    reused = await http.post("/api/v1/forms", data=other.read_bytes(), headers=headers)
+    assert reused.status == 409
+    assert (await reused.json())["error"] == "idempotency_key_reused"
+
+
+async def test_bad_documents_get_located_errors_and_nothing_is_stored(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    xml = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+    xxe = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+    cases = [
+        ("auto", b"%PDF-1.7", 415, "unsupported_format"),
+        ("ecaf-xml-v3", b"%PDF-1.7", 422, "schema_violation"),  # named XML, but not XML
+        (
+            "auto",
+            xml.replace(b"<ecaf:Child>", b"<ecaf:Child><ecaf:Child>"),
+            422,
+            "schema_violation",
+        ),
+        ("ecaf-xml-v3", xxe, 415, "unsupported_format"),
+        ("auto", b"x" * (5 * 1024 * 1024), 413, "payload_too_large"),
+    ]
+    for fmt, body, status, code in cases:
+        response = await http.post(
+            f"/api/v1/forms?format={fmt}", data=io.BytesIO(body), headers=auth
+        )
+        answer = await response.json()
+        assert response.status == status, answer
+        assert answer["error"] == code
+        assert "root:" not in json.dumps(answer)
+    async with http.app[ENGINE].connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM episodes"))).scalar_one() == 0
+
+
+async def test_search_by_identifier_and_by_misspelt_name(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-102-0.xml")
+    (episode_id,) = answer["episode_ids"]
+    episode = await (await http.get(f"/api/v1/episodes/{episode_id}", headers=auth)).json()
+    child = episode["child"]
+    by_nhs = await http.get(
+        "/api/v1/episodes", params={"nhs_number": child["identifiers"]["nhs_number"]}, headers=auth
+    )
+    assert [m["episode_id"] for m in (await by_nhs.json())["matches"]] == [episode_id]
+    # "Zoë-Mae Ó Briain" typed without accents and apostrophes still finds her.
+    fuzzy = await http.get(
+        "/api/v1/episodes",
+        params={
+            "given_name": "Zoe Mae",
+            "family_name": "O Briain",
+            "date_of_birth": child["date_of_birth"],
+        },
+        headers=auth,
+    )
+    (match,) = (await fuzzy.json())["matches"]
+    assert match["episode_id"] == episode_id and match["confidence"] > 0.8
+    nobody = await http.get(
+        "/api/v1/episodes",
+        params={"given_name": "Zoe Mae", "family_name": "O Briain", "date_of_birth": "2001-01-01"},
+        headers=auth,
+    )
+    assert (await nobody.json())["matches"] == []
+    bad = await http.get("/api/v1/episodes", params={"nhs_number": "9434765918"}, headers=auth)
+    assert bad.status == 422
+    assert "9434765918" not in await bad.text()
+    # Nothing readable at rest: no name and no identifier in the stored row.
+    async with http.app[ENGINE].connect() as connection:
+        blob = (await connection.execute(episodes.select())).one().document
+    for secret in (child["family_name"], child["given_names"], child["identifiers"]["nhs_number"]):
+        assert secret.encode() not in blob
+
+
+async def test_consent_recorded_checked_and_withdrawn(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml")
+    (episode_id,) = answer["episode_ids"]
+    url = f"/api/v1/episodes/{episode_id}"
+
+    async def check(agency_type: str, purpose: str = "early_help") -> dict[str, Any]:
+        response = await http.post(
+            f"{url}/consent-check",
+            json={"recipient": {"agency_type": agency_type}, "purpose": purpose},
+            headers=auth,
+        )
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body
+
+    # The example's statement (a parent's, verbal) shares with health and excludes housing.
+    permitted, excluded = await check("health"), await check("housing")
+    assert permitted["decision"] == "permit" and permitted["consent_id"] == "C1"
+    assert excluded["decision"] == "deny" and excluded["code"] == "consent_excluded"
+
+    recorded = await http.post(
+        f"{url}/consents",
+        json={
+            "given_by": [{"role": "parent_carer", "name": "A Parent"}],
+            "given_on": "2026-04-01",
+            "method": "written",
+            "storage_agreed": True,
+            "purposes": ["early_help"],
+            "share_with": [{"agency_type": "education"}],
+        },
+        headers=auth,
+    )
+    assert recorded.status == 201, await recorded.text()
+    consent_id = (await recorded.json())["consent_id"]
+    assert (await check("education"))["decision"] == "permit"
+
+    for _ in range(2):  # withdrawing twice is harmless
+        withdrawn = await http.post(f"{url}/consents/{consent_id}/withdraw", json={}, headers=auth)
+        assert withdrawn.status == 200
+    assert (await withdrawn.json())["changed"] is False
+    after = await check("education")
+    assert after["decision"] == "deny"
+    assert after["code"] in {"consent_withdrawn", "consent_missing"}
+
+    missing = await http.post(f"{url}/consents/nope/withdraw", json={}, headers=auth)
+    assert missing.status == 404
+
+
+async def test_events_and_closure_rules(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml")
+    url = f"/api/v1/episodes/{answer['episode_ids'][0]}/events"
+    review = {"type": "review", "review": {"held_on": "2026-05-01", "tac_meeting_held": True}}
+    assert (await http.post(url, json={"event": review}, headers=auth)).status == 200
+    lead = {
+        "type": "lead_professional_changed",
+        "lead_professional": {
+            "name": "New Lead",
+            "organisation": "Family Hub",
+            "agency_type": "early_help",
+        },
+    }
+    changed = await http.post(url, json={"event": lead}, headers=auth)
+    assert (await changed.json())["lead_professional"]["name"] == "New Lead"
+    closure = {
+        "type": "closure",
+        "closure": {"closed_on": "2026-06-01", "outcome": "resolved_family"},
+    }
+    closed = await http.post(url, json={"event": closure}, headers=auth)
+    assert (await closed.json())["state"] == "closed"
+    again = await http.post(url, json={"event": closure}, headers=auth)
+    assert again.status == 409
+    unknown = await http.post(url, json={"event": {"type": "party"}}, headers=auth)
+    assert unknown.status == 422
+
+
+async def test_scopes_and_tokens_are_required(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path, scopes=["episodes:read"])
+    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+    no_token = await http.post("/api/v1/forms", data=form)
+    assert no_token.status == 401
+    assert no_token.headers["WWW-Authenticate"] == "Bearer"
+    wrong_scope = await http.post("/api/v1/forms", data=form, headers=auth)
+    assert wrong_scope.status == 403
+    assert (await wrong_scope.json())["error"] == "insufficient_scope"
+    forged = await http.get("/api/v1/audit/verify", headers={"Authorization": "Bearer not.a.token"})
+    assert forged.status == 401
+
+
+async def test_every_api_route_declares_its_scope(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, _ = await _node(aiohttp_client, database, tmp_path)
+    api = next(
+        resource._app
+        for resource in http.app.router.resources()
+        if getattr(resource, "canonical", "") == "/api/v1"
+    )
+    routes = [r for r in api.router.routes() if r.method != "HEAD"]
+    assert len(routes) >= 10
+    undeclared = [r.resource.canonical for r in routes if required_scope(r.handler) is None]
+    assert undeclared == []
+    public = [r.resource.canonical for r in routes if required_scope(r.handler) == "public"]
+    assert public == ["/api/v1/openapi.json"]
+
+
+async def test_audit_chain_records_calls_and_detects_tampering(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "eha-json" / "eha-json-101-0.json")
+    for episode_id in answer["episode_ids"]:
+        await http.get(f"/api/v1/episodes/{episode_id}", headers=auth)
+    await http.get(f"/api/v1/episodes/{answer['episode_ids'][0]}?format=nope", headers=auth)
+    verified = await (await http.get("/api/v1/audit/verify", headers=auth)).json()
+    assert verified["ok"] is True and verified["checked"] == 6  # 3 created, 3 read
+    async with http.app[ENGINE].begin() as connection:
+        rows = (await connection.execute(audit_entries.select())).all()
+        assert {r.action for r in rows} == {"episode.create", "episode.read"}
+        assert all(answer["episode_ids"][0] not in (r.details or "") for r in rows)
+        await connection.execute(
+            update(audit_entries)
+            .where(audit_entries.c.sequence == 4)
+            .values(actor="client:someone-else")
+        )
+    tampered = await (await http.get("/api/v1/audit/verify", headers=auth)).json()
+    assert tampered["ok"] is False
+    assert tampered["problem"]["kind"] == "hash_mismatch" and tampered["problem"]["sequence"] == 4
+
+
+@pytest.mark.parametrize("path", ["/api/v1/register", "/api/v1/register?episode=not-a-uuid"])
+async def test_register_needs_an_episode(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, path: str
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    assert (await http.get(path, headers=auth)).status == 400
