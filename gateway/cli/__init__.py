@@ -6,6 +6,7 @@ import click
 
 from ._adapt import adapt
 from ._demo import demo
+from ._node import audit, clients, db, keys, serve
 from ._schema import schema, validate
 
 __all__ = ["cli", "main"]
@@ -21,6 +22,8 @@ cli.add_command(schema)
 cli.add_command(validate)
 cli.add_command(adapt)
 cli.add_command(demo)
+for command in (serve, db, keys, clients, audit):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""`python -m gateway.cli` is `cafx`."""
+
+from . import main
+
+main()

@@ -1,0 +1,204 @@
+"""`cafx serve`, `db upgrade`, `keys init|rotate`, `clients add`, `audit verify`: running a node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from ..app import create_app
+from ..audit_log import AuditLog
+from ..episodes import EpisodeStore
+from ..oauth import SCOPES, register_client
+from ..observability import configure_logging
+from ..protection import KeyRing, write_keyfile
+from ..settings import Settings, load_settings
+from ..signing import generate_signing_key, load_signing_key, write_signing_key
+from ..storage import create_engine, upgrade
+
+__all__ = ["audit", "clients", "db", "keys", "serve"]
+
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings file; CAFX_* environment variables override it.",
+)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ValueError as exc:  # pydantic names the setting, never a secret's value
+        raise click.ClickException(f"settings: {exc}") from None
+
+
+@click.command()
+@config_option
+def serve(config: Path | None) -> None:
+    """Run the node until SIGINT or SIGTERM (then it finishes requests in flight and stops)."""
+    settings = _settings(config)
+    configure_logging(settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=15,
+        access_log=None,
+        print=lambda text: click.echo(text, err=True),
+    )
+
+
+@click.group()
+def db() -> None:
+    """The node's database."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config: Path | None) -> None:
+    """Apply every pending Alembic migration."""
+    settings = _settings(config)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    click.echo("database is at the newest migration")
+
+
+@click.group()
+def keys() -> None:
+    """Signing key and data-protection keys."""
+
+
+@keys.command("init")
+@click.option("--member", required=True, help="GSS code of this node's authority.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/keys"),
+    show_default=True,
+)
+def keys_init(member: str, out: Path) -> None:
+    """Create the node's signing key and its data-protection key ring (refuses to overwrite)."""
+    signing, ring = out / "signing-key.json", out / "data-keys.json"
+    if signing.exists() or ring.exists():
+        raise click.ClickException(f"keys already exist in {out}")
+    write_signing_key(generate_signing_key(member), signing)
+    write_keyfile(ring, KeyRing.generate())
+    click.echo(f"signing_key_file = {json.dumps(str(signing))}")
+    click.echo(f"keyfile = {json.dumps(str(ring))}")
+
+
+@keys.command("rotate")
+@config_option
+@click.option("--retire", is_flag=True, help="Also drop the old keys once every row is re-wrapped.")
+def keys_rotate(config: Path | None, retire: bool) -> None:
+    """Add a new key-encryption key, make it current, and re-wrap every episode's data key.
+
+    With several replicas: deploy the new key file everywhere before re-wrapping, and retire old
+    keys only after that (run once without --retire, deploy, then again with --retire).
+    """
+    settings = _settings(config)
+    if settings.keyfile is None:
+        raise click.ClickException(
+            "rotation needs a keyfile (keys in the environment: rotate there)"
+        )
+    old = KeyRing.from_file(settings.keyfile)
+    ring = old.with_new_key()
+    write_keyfile(settings.keyfile, ring, overwrite=True)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            async with engine.begin() as connection:
+                return await EpisodeStore(ring).rewrap_all(connection)
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    click.echo(f"current key is now {ring.current}; re-wrapped {count} episode(s)")
+    if retire:
+        retired = [k for k in ring.key_ids if k != ring.current]
+        write_keyfile(settings.keyfile, ring.without_keys(retired), overwrite=True)
+        click.echo(f"retired {', '.join(retired) or 'nothing'}")
+
+
+@click.group()
+def clients() -> None:
+    """Borough systems allowed to use /api/v1."""
+
+
+@clients.command("add")
+@config_option
+@click.argument("name")
+@click.option(
+    "--scopes", required=True, help=f"Comma-separated, from: {', '.join(sorted(SCOPES))}."
+)
+@click.option(
+    "--jwks",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The system's public keys (JWK Set) for private_key_jwt.",
+)
+@click.option("--secret", help="Development only: a client secret for client_secret_basic.")
+def clients_add(
+    config: Path | None, name: str, scopes: str, jwks: Path | None, secret: str | None
+) -> None:
+    """Register a borough system; prints its client_id."""
+    settings = _settings(config)
+    key_set = json.loads(jwks.read_text(encoding="utf-8")) if jwks else None
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+            client = await register_client(
+                engine,
+                name,
+                [s.strip() for s in scopes.split(",") if s.strip()],
+                jwks=key_set,
+                secret=secret,
+            )
+            return client.client_id
+        finally:
+            await engine.dispose()
+
+    try:
+        click.echo(asyncio.run(run()))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@config_option
+def audit_verify(config: Path | None) -> None:
+    """Check every entry and signed checkpoint; exit 1 when the chain was tampered with."""
+    settings = _settings(config)
+    if settings.signing_key_file is None:
+        raise click.ClickException("signing_key_file is not set")
+    key = load_signing_key(settings.signing_key_file)
+
+    async def run() -> dict[str, object]:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            log = AuditLog(engine, key, settings.member_id, settings.audit_checkpoint_every)
+            return (await log.verify()).as_dict()
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    click.echo(json.dumps(result, indent=2))
+    sys.exit(0 if result["ok"] else 1)

@@ -1,0 +1,123 @@
+"""The README's walk-through for a borough system, done for real: keys, config, a client, the node
+as its own process, a token by private_key_jwt, a form in, the episode back out, consent, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from click.testing import CliRunner
+from joserfc.jwk import ECKey
+
+from gateway.cli import cli
+
+from ..adapters.facts import EXAMPLES
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cafx(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    keys = _cafx("keys", "init", "--member", "E09000012", "--out", str(tmp_path / "keys"))
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'member_id = "E09000012"\n'
+        f'database_url = "sqlite:///{tmp_path / "node.sqlite3"}"\n'
+        f"port = {port}\n"
+        f'public_url = "http://127.0.0.1:{port}"\n' + keys,
+        encoding="utf-8",
+    )
+    _cafx("db", "upgrade", "--config", str(config))
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the node did not become ready")
+        yield base, config
+    finally:
+        process.terminate()  # SIGTERM: graceful shutdown
+        _, stderr = process.communicate(timeout=20)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        # JSON logs, and never a child's name or NHS number in them.
+        for line in stderr.decode().splitlines():
+            if line.startswith("{"):
+                assert "Leah" not in line and "0778857255" not in line
+
+
+def test_a_borough_system_follows_the_readme(node: tuple[str, Path], tmp_path: Path) -> None:
+    base, config = node
+    key = ECKey.generate_key("P-256", parameters={"kid": "ecaf-1"}, private=True)
+    jwks = tmp_path / "ecaf-jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}), encoding="utf-8")
+    client_id = _cafx(
+        "clients", "add", "eCAF", "--config", str(config),
+        "--scopes", "episodes:read,episodes:write,consents:write,audit:read",
+        "--jwks", str(jwks),
+    ).strip()  # fmt: skip
+    assertion = private_key_jwt_sign(
+        key.as_dict(private=True), client_id, f"{base}/oauth/token", alg="ES256"
+    )
+    token = requests.post(
+        f"{base}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+        timeout=10,
+    ).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+    answer = requests.post(f"{base}/api/v1/forms", data=form, headers=auth, timeout=10).json()
+    (episode_id,) = answer["episode_ids"]
+    episode = requests.get(f"{base}/api/v1/episodes/{episode_id}", headers=auth, timeout=10).json()
+    assert episode["child"]["given_names"] == "Leah"
+    as_ecaf = requests.get(
+        f"{base}/api/v1/episodes/{episode_id}?format=ecaf-xml-v3", headers=auth, timeout=10
+    )
+    assert as_ecaf.headers["Content-Type"].startswith("application/xml")
+    assert b"CAF-211-2024-06370" in as_ecaf.content
+    decision = requests.post(
+        f"{base}/api/v1/episodes/{episode_id}/consent-check",
+        json={"recipient": {"agency_type": "police"}, "purpose": "early_help"},
+        headers=auth,
+        timeout=10,
+    ).json()
+    assert decision["decision"] == "deny"  # police are not among the agencies consented to
+    verified = requests.get(f"{base}/api/v1/audit/verify", headers=auth, timeout=10).json()
+    assert verified["ok"] is True and verified["checked"] >= 3
+    assert "cafx_http_requests_total" in requests.get(f"{base}/metrics", timeout=10).text
+    # The operator's view of the same chain, and a key rotation that keeps every episode readable.
+    assert json.loads(_cafx("audit", "verify", "--config", str(config)))["ok"] is True
+    assert "re-wrapped 1 episode(s)" in _cafx("keys", "rotate", "--config", str(config), "--retire")
