@@ -45,7 +45,8 @@ def _parser() -> etree.XMLParser:
             dtd_validation=False,
             attribute_defaults=False,
             huge_tree=False,
-            collect_ids=False,
+            # Not collect_ids=False: lxml then sets XML_SKIP_IDS, and libxml2 loads the external
+            # DTD subset from local files despite load_dtd=False (a file-existence oracle).
             remove_pis=True,
         )
         _local.parser = parser
@@ -69,16 +70,56 @@ def check_size(data: bytes, limit: int = MAX_DOCUMENT_BYTES) -> None:
         )
 
 
+# libxml2 errors that mean "these bytes are not text in the declared encoding".
+_ENCODING_ERRORS = frozenset(
+    {
+        etree.ErrorTypes.ERR_INVALID_CHAR,
+        etree.ErrorTypes.ERR_UNKNOWN_ENCODING,
+        etree.ErrorTypes.ERR_UNSUPPORTED_ENCODING,
+        etree.ErrorTypes.ERR_ENCODING_NAME,
+        etree.ErrorTypes.ERR_INVALID_ENCODING,
+        etree.ErrorTypes.ERR_MISSING_ENCODING,
+    }
+)
+_LATIN1_DECLARED = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*["'](?:iso-8859-1|latin-?1|iso_8859-1|l1)["']""",
+    re.IGNORECASE,
+)
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+
+
+def _utf8_posing_as_latin1(data: bytes) -> bool:
+    """A document declared ISO-8859-1 whose non-ASCII bytes are all well-formed UTF-8 was written as
+    UTF-8 and mislabelled: read as Latin-1 it would silently become mojibake ("ZoÃ«")."""
+    if not _LATIN1_DECLARED.match(data) or data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return _UTF8_MULTIBYTE.search(data) is not None
+
+
+def _ascii_compatible(data: bytes) -> bool:
+    start = data[3:5] if data.startswith(b"\xef\xbb\xbf") else data[:2]
+    return start[:1] == b"<" and start[1:2] != b"\0"
+
+
 def parse_xml(data: bytes) -> etree._Element:
     """Parse untrusted XML safely, or raise `AdapterError`."""
     check_size(data)
+    if _utf8_posing_as_latin1(data):
+        raise AdapterError(
+            "unsupported_format", "declared ISO-8859-1, but the bytes are UTF-8", "line 1"
+        )
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
+        code = "unsupported_format" if exc.code in _ENCODING_ERRORS else "schema_violation"
         # libxml2 messages can quote names from the document, so only its error number is kept.
         raise AdapterError(
-            "schema_violation",
+            code,
             f"not well-formed XML (libxml2 error {exc.code})",
             f"line {line}, column {column}",
         ) from None
@@ -88,11 +129,13 @@ def parse_xml(data: bytes) -> etree._Element:
         raise AdapterError("unsupported_format", "a DOCTYPE (DTD) is not allowed", "/")
     if _TOO_DEEP(root):
         raise AdapterError("schema_violation", f"elements nest more than {MAX_DEPTH} deep")
-    if _TOO_LONG(root, limit=MAX_TEXT_CHARS):
+    # Both checks below cost an XPath walk; skip them when the bytes alone rule the fault out.
+    if len(data) > MAX_TEXT_CHARS and _TOO_LONG(root, limit=MAX_TEXT_CHARS):
         raise AdapterError(
             "payload_too_large", f"a text or attribute is longer than {MAX_TEXT_CHARS} characters"
         )
-    if _XINCLUDE(root, a=XINCLUDE_NAMESPACES[0], b=XINCLUDE_NAMESPACES[1]):
+    maybe_xinclude = not _ascii_compatible(data) or b"XInclude" in data
+    if maybe_xinclude and _XINCLUDE(root, a=XINCLUDE_NAMESPACES[0], b=XINCLUDE_NAMESPACES[1]):
         raise AdapterError("unsupported_format", "XInclude is not allowed")
     return root
 

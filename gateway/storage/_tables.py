@@ -30,6 +30,12 @@ __all__ = [
     "metadata",
     "register",
     "used_assertions",
+    "practitioner_requests",
+    "outbox",
+    "inbox",
+    "received_copies",
+    "federation_nonces",
+    "overrides",
 ]
 
 metadata = MetaData(
@@ -137,4 +143,80 @@ register = Table(
     Column("disclosed_at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=True),  # signed receipt (JWS)
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+)
+
+# --- the London protocol (issue 6) -------------------------------------------------------------
+
+practitioner_requests = Table(
+    "practitioner_requests",  # a practitioner's cross-borough request, awaiting or past verification
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(24), nullable=False),  # existence_check | disclosure | transfer
+    Column("state", String(24), nullable=False, index=True),
+    Column("target", String(9), nullable=False),  # GSS code of the authority asked
+    Column("client_id", String(64), nullable=False),  # the borough system that raised it
+    Column("role", String(100), nullable=False),  # practitioner's role, for auto-approval rules
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64), nullable=True),  # lead contact id
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # practitioner, child match keys, answer: sealed
+)
+
+outbox = Table(
+    "outbox",  # messages to other members, delivered at least once (DESIGN 3.6)
+    metadata,
+    Column("id", String(36), primary_key=True),  # the message id, also the receiver's dedup key
+    Column("recipient", String(9), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", String(64), nullable=True),  # a code, never a payload
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # the message body, sealed
+)
+
+inbox = Table(
+    "inbox",  # message ids already applied: each message is applied exactly once
+    metadata,
+    Column("sender", String(9), primary_key=True),
+    Column("message_id", String(36), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+received_copies = Table(
+    "received_copies",  # what other members disclosed to us; marked when consent is withdrawn
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(36), nullable=False, index=True),
+    Column("holder", String(9), nullable=False),
+    Column("episode_ref", String(36), nullable=False, index=True),
+    Column("basis", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+federation_nonces = Table(
+    "federation_nonces",  # RFC 9421 nonces seen per sender inside the clock window (replay check)
+    metadata,
+    Column("sender", String(9), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+overrides = Table(
+    "overrides",  # public-interest overrides (DESIGN 3.5): justification, second approver, time limit
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(36), nullable=False, index=True),
+    Column("requested_by", String(200), nullable=False),
+    Column("approved_by", String(64), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # the written justification
 )

@@ -1,0 +1,163 @@
+"""Reading a register: the header once, then the rows one at a time (streamed, with progress)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas import Episode, Problem
+
+from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
+from .._safe import check_size
+from ._codes import COLUMNS, FORMAT, REQUIRED
+from ._row import MARKS, Layout, convert
+
+__all__ = ["MAX_REGISTER_BYTES", "Progress", "RegisterReader", "RowResult"]
+
+# A register is a bulk export, so it may be larger than one document (`_safe.MAX_DOCUMENT_BYTES`):
+# 32 MiB is about 200,000 rows.
+MAX_REGISTER_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a read has gone, for a progress bar: `position` of `size` characters."""
+
+    row: int  # the row last read (the header is row 1)
+    episodes: int
+    rejected: int
+    position: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One row: an episode, or its rejection; and any warnings. `row` counts the header as 1."""
+
+    row: int
+    episode: Episode | None
+    rejection: Rejection | None
+    warnings: tuple[Problem, ...] = ()
+
+
+def _problem(
+    row: int, column: str, rule: str, message: str, severity: Literal["error", "warning"] = "error"
+) -> Problem:
+    return Problem((row, column), rule, message, severity, f"row {row}, column {column}")
+
+
+def _name(header: str) -> str:
+    """Header cells are matched by meaning: `CAF Ref`, ` caf_ref ` and `caf-ref` are caf_ref."""
+    return "_".join(header.replace("-", " ").split()).casefold()
+
+
+def _decode(data: bytes) -> str:
+    check_size(data, MAX_REGISTER_BYTES)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AdapterError(
+            "unsupported_format", "the register is not valid UTF-8", f"byte {exc.start}"
+        ) from None
+
+
+def _layout(header: list[str]) -> Layout:
+    known = {_name(c): i for i, c in reversed(list(enumerate(header)))}
+    if len(known) != len(header):
+        seen: set[str] = set()
+        for index, cell in enumerate(header, start=1):
+            if _name(cell) in seen:
+                message = "a column name is repeated"
+                raise AdapterError("schema_violation", message, f"row 1, column {index}")
+            seen.add(_name(cell))
+    for column in REQUIRED:
+        if column not in known:
+            message = f"the header has no {column} column"
+            raise AdapterError("schema_violation", message, f"row 1, column {column}")
+    columns = frozenset(COLUMNS)
+    return Layout(
+        header=tuple(header),
+        positions=tuple(known.get(c) for c in COLUMNS),
+        extras=tuple((i, c) for i, c in enumerate(header) if _name(c) not in columns),
+    )
+
+
+class RegisterReader:
+    """Iterate it for one `RowResult` per row, read as you go. The header is read (and refused, with
+    `AdapterError`) at once; `report` grows as rows show which way each column maps."""
+
+    def __init__(self, data: bytes, *, received_at: dt.datetime | None = None) -> None:
+        text = _decode(data)
+        self.size = len(text)
+        self.position = 0
+        self.row = 1
+        self.episodes = 0
+        self.rejected = 0
+        self.received_at = received_at or utc_now()
+        self._records = csv.reader(self._lines(text))
+        try:
+            header = next(self._records, None)
+        except csv.Error:
+            message = "the header is not well-formed CSV"
+            raise AdapterError("schema_violation", message, "row 1") from None
+        if not header or not any(c.strip() for c in header):
+            raise AdapterError("schema_violation", "the register is empty: no header row", "row 1")
+        self.layout = _layout(header)
+        self.report = FidelityReport(FORMAT)
+        self._seen = 0  # report bits (`_row.MARKS`) already in the report
+        for _, name in self.layout.extras:
+            target = f"extensions.{FORMAT}.extra_columns"
+            self.report.add(f"column {name}", Fate.EXTENDED, target, "extension.unknown_column")
+
+    def _lines(self, text: str) -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):  # csv wants newlines untranslated
+            self.position += len(line)
+            yield line
+
+    def progress(self) -> Progress:
+        return Progress(self.row, self.episodes, self.rejected, self.position, self.size)
+
+    def _rejected(self, problems: list[Problem]) -> RowResult:
+        self.rejected += 1
+        return RowResult(self.row, None, Rejection(problems[0].where, problems))
+
+    def __iter__(self) -> Iterator[RowResult]:
+        records, layout, width = self._records, self.layout, len(self.layout.header)
+        received_at, today, fields = self.received_at, dt.date.today(), self.report.fields
+        while True:
+            try:
+                cells = next(records)
+            except StopIteration:
+                return
+            except csv.Error:  # a NUL, a field over the csv module's size limit
+                self.row += 1
+                yield self._rejected(
+                    [_problem(self.row, "*", "csv.syntax", "the row is not well-formed CSV")]
+                )
+                continue
+            self.row += 1
+            if not any(cells):  # a blank line: nothing to keep, nothing to reject
+                continue
+            if len(cells) != width:
+                column = layout.header[len(cells)] if len(cells) < width else str(width + 1)
+                message = f"the row has {len(cells)} cells; the header has {width}"
+                yield self._rejected([_problem(self.row, column, "csv.cell_count", message)])
+                continue
+            row = convert(cells, layout, received_at, today)
+            if row.episode is None:  # nothing of the row is kept, its warnings neither
+                yield self._rejected([_problem(self.row, *p) for p in row.problems])
+                continue
+            new = row.marks & ~self._seen
+            if new:  # a way of mapping a column not reported yet
+                self._seen |= new
+                fields.extend(m for bit, m in enumerate(MARKS) if new >> bit & 1)
+            self.episodes += 1
+            warnings = tuple(
+                _problem(self.row, column, rule, message, "warning")
+                for column, rule, message in row.warnings
+            )
+            yield RowResult(self.row, row.episode, None, warnings)

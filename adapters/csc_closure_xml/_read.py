@@ -1,0 +1,382 @@
+"""Closing summary -> national episode. The decisions are in the package docstring.
+
+The document is read once into plain JSON (`_tree.to_json`); the national fields are taken out of
+it, and what remains is the extension, reported field by field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import JsonValue, ValidationError
+
+from schemas import (
+    Episode,
+    EpisodeState,
+    Ethnicity,
+    IdentifierError,
+    Problem,
+    StepDown,
+    is_gss_code,
+    normalise_nhs_number,
+    normalise_postcode,
+    normalise_upn,
+    problems_from,
+    validate_episode,
+)
+
+from .._base import AdapterError, Fate, FidelityReport, FieldReport, Translation
+from .._safe import parse_xml
+from ._codes import (
+    AGENCY_TYPES,
+    ECAF_ELEMENTS,
+    EXTENSION_RULES,
+    FORMAT,
+    GENDER_FROM_CIN,
+    NS_PREFIX,
+    ROOT,
+    UNKNOWN_RULE,
+)
+from ._tree import leaves, to_json
+
+__all__ = ["read"]
+
+Path = tuple[str | int, ...]
+Record = dict[str, JsonValue]
+
+TARGET = f"extensions.{FORMAT}"
+R = f"/{ROOT}"
+CASE, CHILD, NAME = f"{R}/Case", f"{R}/Child", f"{R}/Child/Name"
+PROFESSIONALS = f"{R}/ContinuingProfessionals"
+PREFERRED = f"{R}/PreferredLeadProfessional"
+_ETHNICITIES = frozenset(e.value for e in Ethnicity)
+_IDENTIFIERS = (
+    ("NHSNo", f"{CHILD}/NHSNo", "child.identifiers.nhs_number", normalise_nhs_number),
+    ("UPN", f"{CHILD}/UPN", "child.identifiers.upn", normalise_upn),
+)
+# Why what remains inside the national containers went to extensions.
+_INNER_RULES = {"Case": {"SocialWorker": EXTENSION_RULES["InvolvementReason"]}}
+_INCOMPLETE = EXTENSION_RULES["ContinuingProfessionals"]
+_PROFESSIONAL_FIELDS = (("Name", "name"), ("Agency", "organisation"), ("AgencyType", "agency_type"))
+
+_FIELDS: dict[tuple[str, Fate, str | None, str | None, str | None], FieldReport] = {}
+_FIELDS_LIMIT = 50_000
+
+
+def _field(
+    location: str, fate: Fate, target: str | None, rule: str | None, message: str | None = None
+) -> FieldReport:
+    """Field reports are frozen values, the same from one document to the next: reuse them
+    (building a few dozen per document was a fifth of the translation time)."""
+    key = (location, fate, target, rule, message)
+    found = _FIELDS.get(key)
+    if found is None:
+        if len(_FIELDS) >= _FIELDS_LIMIT:  # odd documents cannot grow it without bound
+            _FIELDS.clear()
+        found = _FIELDS[key] = FieldReport(location, fate, target, rule, message)
+    return found
+
+
+def _missing(where: str) -> AdapterError:
+    return AdapterError("schema_violation", "a required element is missing or empty", where)
+
+
+def _node(parent: Record, key: str, where: str) -> Record | None:
+    """A child element that may occur once, as a dict (an element with only text gets `#text`)."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        raise AdapterError("schema_violation", "element repeated", f"{where}/{key}[2]")
+    if not isinstance(value, dict):
+        value = parent[key] = {"#text": value} if value else {}
+    return value
+
+
+def _text(parent: Record, key: str, where: str) -> str | None:
+    """Take the text of a child that may occur once; its attributes stay behind (extensions)."""
+    value = parent.pop(key, None)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        raise AdapterError("schema_violation", "element repeated", f"{where}/{key}[2]")
+    if not isinstance(value, dict) or any(k[0] != "@" and k != "#text" for k in value):
+        raise AdapterError("schema_violation", "expected text, found elements", f"{where}/{key}")
+    text = value.pop("#text", "")
+    parent[key] = value
+    return text if isinstance(text, str) else None
+
+
+def _step(where: str, key: str) -> str:
+    """The XPath of a key of a `to_json` dict."""
+    return f"{where}/text()" if key == "#text" else f"{where}/{key}"
+
+
+def _simple(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class _Reader:
+    def __init__(self, report: FidelityReport) -> None:
+        self.fields = report.fields
+        self.warnings: list[Problem] = []
+        self.sources: dict[str, str] = {}  # national field (dotted) -> XPath, to locate errors
+
+    def mapped(self, where: str, target: str, rule: str | None = None) -> None:
+        fate = Fate.MAPPED if rule is None else Fate.TRANSFORMED
+        self.fields.append(_field(where, fate, target, rule))
+        self.sources[target] = where
+
+    def rejected(self, where: str, target: str, rule: str, message: str) -> None:
+        self.fields.append(_field(where, Fate.REJECTED, target, rule, message))
+
+    def extended(
+        self, value: JsonValue, where: str, target: str, rule: str, message: str | None = None
+    ) -> None:
+        fate = Fate.EXTENDED
+        found = leaves(value, where, [])
+        self.fields.extend([_field(w, fate, target, rule, message) for w in found])
+
+    # --- the document -------------------------------------------------------------------------
+
+    def read(self, tree: Record) -> dict[str, Any]:
+        case, child = _node(tree, "Case", R), _node(tree, "Child", R)
+        if case is None:
+            raise _missing(CASE)
+        if child is None:
+            raise _missing(CHILD)
+        local_ref, authority = self.case(case)
+        child_doc = self.child(child)
+        tac = self.professionals(tree)
+        lead = self.preferred(tree, tac)
+        self.check_needs(tree.get("UnmetNeeds"))
+        self.check_consent(tree.get("ConsentToShare"))
+        for key in ("Case", "Child", "ContinuingProfessionals"):
+            if tree.get(key) == {}:
+                del tree[key]
+        self.report_extensions(tree)
+        rule = "step_down.csc_closing_summary"
+        self.fields.append(_field(R, Fate.TRANSFORMED, "source.step_down", rule))
+        return {
+            "episode_id": uuid.uuid4(),
+            "local_ref": local_ref,
+            "home_authority": authority,
+            "state": EpisodeState.POTENTIAL,
+            "child": child_doc,
+            "lead_professional": lead,
+            "tac_members": tac,
+            "extensions": {FORMAT: tree} if tree else {},
+        }
+
+    def case(self, case: Record) -> tuple[str | None, str]:
+        number = _text(case, "CaseNumber", CASE)
+        if number:
+            self.mapped(f"{CASE}/CaseNumber", "local_ref")
+        la = _text(case, "LA", CASE)
+        if not la:
+            raise _missing(f"{CASE}/LA")
+        authority = la.upper()
+        if not is_gss_code(authority):
+            raise AdapterError(
+                "schema_violation", "LA is not a GSS code (a country letter and 8 digits)", CASE
+            )
+        self.mapped(f"{CASE}/LA", "home_authority", None if authority == la else "gss.upper")
+        return number or None, authority
+
+    def child(self, child: Record) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        name = _node(child, "Name", CHILD)
+        if name is None:
+            raise _missing(NAME)
+        for key, field in (("Given", "given_names"), ("Family", "family_name")):
+            value = _text(name, key, NAME)
+            if not value:
+                raise _missing(f"{NAME}/{key}")
+            doc[field] = value
+            self.mapped(f"{NAME}/{key}", f"child.{field}")
+        if not name:
+            del child["Name"]
+        sex = _text(child, "Sex", CHILD)
+        if not sex:
+            raise _missing(f"{CHILD}/Sex")
+        if sex not in GENDER_FROM_CIN:
+            message = "Sex is not a CIN sex code (0, 1, 2 or 9)"
+            raise AdapterError("schema_violation", message, f"{CHILD}/Sex")
+        doc["gender"] = GENDER_FROM_CIN[sex]
+        self.mapped(f"{CHILD}/Sex", "child.gender", "gender.cin_code")
+        birth = _text(child, "BirthDate", CHILD)
+        if birth:
+            self.birth_date(birth, doc)
+        identifiers: dict[str, str] = {}
+        for key, where, target, normalise in _IDENTIFIERS:
+            value = _text(child, key, CHILD)
+            if not value:
+                continue
+            try:
+                identifiers[target.rsplit(".", 1)[1]] = normalised = normalise(value)
+            except IdentifierError as exc:
+                self.rejected(where, target, exc.rule, exc.message)
+                continue
+            self.mapped(where, target, None if normalised == value else "identifier.normalise")
+        doc["identifiers"] = identifiers
+        ethnicity = _text(child, "Ethnicity", CHILD)
+        if ethnicity:
+            where, target = f"{CHILD}/Ethnicity", "child.ethnicity"
+            if ethnicity.upper() in _ETHNICITIES:
+                doc["ethnicity"] = ethnicity.upper()
+                self.mapped(where, target, None if ethnicity.isupper() else "ethnicity.upper")
+            else:
+                message = "not a CIN census ethnicity code"
+                self.rejected(where, target, "ethnicity.code", message)
+        postcode = _text(child, "Postcode", CHILD)
+        if postcode:
+            where, target = f"{CHILD}/Postcode", "child.address.postcode"
+            try:
+                normalised = normalise_postcode(postcode)
+            except IdentifierError as exc:
+                self.rejected(where, target, exc.rule, exc.message)
+            else:
+                doc["address"] = {"postcode": normalised}
+                rule = None if normalised == postcode else "postcode.normalise"
+                self.mapped(where, target, rule)
+        for key in [k for k, v in child.items() if v == {}]:  # attribute-less leftovers
+            del child[key]
+        return doc
+
+    def birth_date(self, value: str, doc: dict[str, Any]) -> None:
+        where, target = f"{CHILD}/BirthDate", "child.date_of_birth"
+        try:
+            born = dt.date.fromisoformat(value)
+        except ValueError:
+            self.rejected(where, target, "date.iso", "not an ISO 8601 date (yyyy-mm-dd)")
+            return
+        if born > dt.date.today():
+            self.rejected(where, target, "dates.birth_in_future", "the birth date is in the future")
+            return
+        doc["date_of_birth"] = born
+        self.mapped(where, target, None if born.isoformat() == value else "date.iso")
+
+    def professionals(self, tree: Record) -> list[dict[str, Any]]:
+        """Complete professionals become TAC members; the others stay whole in extensions."""
+        container = _node(tree, "ContinuingProfessionals", R)
+        if container is None:
+            return []
+        found = container.pop("Professional", [])
+        tac: list[dict[str, Any]] = []
+        extras: list[JsonValue] = []
+        unmapped: list[JsonValue] = []
+        for index, professional in enumerate(found if isinstance(found, list) else [found], 1):
+            at = f"{PROFESSIONALS}/Professional[{index}]"
+            parts = professional if isinstance(professional, dict) else {}
+            name, agency, kind = (_simple(parts.get(k)) for k in ("Name", "Agency", "AgencyType"))
+            if not (name and agency and kind in AGENCY_TYPES):
+                missing = "AgencyType" if name and agency else "Agency" if name else "Name"
+                message = f"{missing} missing or not a national value: not a complete practitioner"
+                target = f"{TARGET}.ContinuingProfessionals.Professional"
+                self.extended(professional, at, target, _INCOMPLETE, message)
+                unmapped.append(professional)
+                continue
+            k = len(tac)
+            for local, field in _PROFESSIONAL_FIELDS:
+                del parts[local]
+                self.mapped(f"{at}/{local}", f"tac_members.{k}.{field}")
+            if parts:
+                self.extended(parts, at, f"{TARGET}.#tac_members", UNKNOWN_RULE)
+            tac.append({"name": name, "organisation": agency, "agency_type": kind})
+            extras.append(parts)
+        if unmapped:
+            container["Professional"] = unmapped
+        if any(extras):
+            tree["#tac_members"] = extras
+        return tac
+
+    def preferred(self, tree: Record, tac: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The family's preferred lead professional is national only when it names exactly one
+        continuing professional: that is where its organisation and agency type come from."""
+        value = tree.get("PreferredLeadProfessional")
+        if value is None:
+            return None
+        matches = [t for t in tac if t["name"] == value] if isinstance(value, str) else []
+        if len(matches) != 1:
+            return None  # stays: reported with the other extensions
+        del tree["PreferredLeadProfessional"]
+        rule = "lead_professional.preferred_continuing_professional"
+        self.mapped(PREFERRED, "lead_professional.name", rule)
+        return dict(matches[0])
+
+    def check_needs(self, needs: JsonValue) -> None:
+        """Needs stay in extensions, but an element code eCAF does not know is worth a warning."""
+        found = needs.get("Need") if isinstance(needs, dict) else None
+        for n, need in enumerate(found if isinstance(found, list) else [], start=1):
+            code = need.get("@element") if isinstance(need, dict) else None
+            if code not in ECAF_ELEMENTS:
+                where = f"{R}/UnmetNeeds/Need[{n}]/@element"
+                path: Path = ("extensions", FORMAT, "UnmetNeeds", "Need", n - 1, "@element")
+                message = "not an eCAF element code: the need names no CAF element"
+                self.warnings.append(Problem(path, "element.ecaf_code", message, "warning", where))
+
+    def check_consent(self, consent: JsonValue) -> None:
+        """001 §3: step-down information always holds the family's consent to share. It has no
+        national home (see the package docstring), so say when it is not there or not given."""
+        given = consent.get("@given") if isinstance(consent, dict) else None
+        if given in ("true", "1"):
+            return
+        where = f"{R}/ConsentToShare" + ("/@given" if isinstance(consent, dict) else "")
+        path: Path = ("extensions", FORMAT, "ConsentToShare")
+        message = "the closing summary does not record the family's consent to share"
+        self.warnings.append(Problem(path, "consent.not_given", message, "warning", where))
+
+    def report_extensions(self, tree: Record) -> None:
+        """Everything left in the tree is the extension; say why, field by field."""
+        for key, value in tree.items():
+            target = f"{TARGET}.{key}"
+            if key in ("#tac_members",):
+                continue  # reported with the professionals
+            if key in ("Case", "Child", "ContinuingProfessionals") and isinstance(value, dict):
+                rules = _INNER_RULES.get(key, {})
+                for inner, item in value.items():
+                    if key == "ContinuingProfessionals" and inner == "Professional":
+                        continue  # reported with the professionals
+                    where = _step(f"{R}/{key}", inner)
+                    rule = rules.get(inner, UNKNOWN_RULE)
+                    self.extended(item, where, f"{target}.{inner}", rule)
+            elif key == "PreferredLeadProfessional":
+                message = "names no single continuing professional: no organisation or agency type"
+                self.extended(value, PREFERRED, target, EXTENSION_RULES[key], message)
+            else:
+                rule = EXTENSION_RULES.get(key, UNKNOWN_RULE)
+                self.extended(value, _step(R, key), target, rule)
+
+    def locate(self, path: Path) -> str:
+        for end in range(len(path), 0, -1):
+            where = self.sources.get(".".join(map(str, path[:end])))
+            if where is not None:
+                return where
+        return R
+
+
+def read(data: bytes, received_at: dt.datetime, report: FidelityReport) -> Translation:
+    root = parse_xml(data)
+    if root.tag != f"{NS_PREFIX}{ROOT}":
+        raise AdapterError("unsupported_format", f"the root element is not {ROOT} of {FORMAT}", "/")
+    tree = to_json(root)
+    reader = _Reader(report)
+    doc = reader.read(tree if isinstance(tree, dict) else {})
+    doc["source"] = {"format": FORMAT, "received_at": received_at, "step_down": StepDown.CSC}
+    try:
+        episode = Episode.model_validate(doc)
+    except ValidationError as exc:
+        problems = [
+            Problem(p.path, p.rule, p.message, location=reader.locate(p.path))
+            for p in problems_from(exc)
+        ]
+        raise AdapterError(
+            "schema_violation", "not a valid episode", problems[0].where, problems
+        ) from None
+    warnings = [
+        Problem(w.path, w.rule, w.message, w.severity, reader.locate(w.path))
+        for w in validate_episode(episode).warnings
+    ]
+    return Translation([episode], report, warnings=reader.warnings + warnings)

@@ -1,0 +1,544 @@
+"""caf-register-csv: the CAF register's bulk export, many episodes per file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from adapters._base import Adapter, AdapterError, Fate, Translation
+from adapters.caf_register_csv import (
+    ADAPTER,
+    COLUMNS,
+    OUTCOME_TO_WORD,
+    Progress,
+    iter_rows,
+)
+from schemas import AgencyType, ClosureOutcome, Episode, EpisodeState, Gender, london_authorities
+from tests.adapters.facts import examples, facts_path, load_facts, mismatches
+from tests.strategies import episodes, nhs_numbers, upns
+
+_CONFORMS: Adapter = ADAPTER  # mypy checks the adapter protocol (extra keywords allowed)
+EXAMPLE = examples("caf-register-csv", ".csv")[0]
+OTHER_FORMATS = [
+    p
+    for name, suffix in (
+        ("ecaf-xml-v3", ".xml"),
+        ("eha-json", ".json"),
+        ("csc-closure-xml", ".xml"),
+    )
+    for p in examples(name, suffix)
+]
+RECEIVED = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+EXT = "caf-register-csv"
+# Facts a register row does not carry, each for a reason the row shows:
+ABSENT = {
+    "children.0.ethnicity",  # no ethnicity column
+    "parents",  # no parents or carers in a register
+    "address_lines",  # postcode only
+    "started_on",  # no assessment in a register (see the package docstring)
+    "completed_on",  # assessment_completed: kept in extensions (checked below)
+    "assessor",  # initiating_agency and agency_type: kept in extensions (checked below)
+    "reason",
+    "elements",
+    "consent",
+    "lead_professional",  # no agency type for it in these rows: kept in extensions (below)
+    "tac",
+    "plan",
+    "reviews",
+}
+
+
+def rows_of(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def register(rows: list[list[str]], header: list[str] | None = None) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header or list(COLUMNS))
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+EXAMPLE_ROWS = rows_of(EXAMPLE.read_bytes())[1:]
+
+
+def translate(data: bytes) -> Translation:
+    return ADAPTER.to_national(data, received_at=RECEIVED)
+
+
+def content(episode: Episode) -> dict[str, Any]:
+    return episode.model_dump(mode="json", exclude={"episode_id"})
+
+
+def with_cells(row: list[str], **cells: str) -> list[str]:
+    changed = list(row)
+    for column, value in cells.items():
+        changed[COLUMNS.index(column)] = value
+    return changed
+
+
+# --- detection ------------------------------------------------------------------------------------
+
+
+def test_detects_the_register() -> None:
+    data = EXAMPLE.read_bytes()
+    assert ADAPTER.detect(data)
+    assert ADAPTER.detect(b"\xef\xbb\xbf" + data)
+    assert ADAPTER.detect(data.replace(b"caf_ref,la_code", b'"CAF Ref","LA Code"'))
+
+
+@pytest.mark.parametrize("path", OTHER_FORMATS, ids=lambda p: p.name)
+def test_does_not_detect_other_formats(path: Path) -> None:
+    assert not ADAPTER.detect(path.read_bytes())
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xfe\x00\x01", b"caf_ref\r\n", b"," * 10000])
+def test_detect_never_raises(data: bytes) -> None:
+    assert ADAPTER.detect(data) is False
+
+
+# --- the facts --------------------------------------------------------------------------------------
+
+
+def test_recovers_the_facts() -> None:
+    facts = load_facts(facts_path(EXAMPLE))
+    translation = translate(EXAMPLE.read_bytes())
+    assert translation.rejected == [] and translation.warnings == []
+    assert len(translation.episodes) == len(facts) == 3
+    for episode, fact in zip(translation.episodes, facts, strict=True):
+        assert mismatches(episode, fact, 0, ABSENT) == []
+        assert episode.source.format == EXT and episode.source.received_at == RECEIVED
+        assert episode.source.step_down is None and episode.assessments == []
+        kept = episode.extensions[EXT]
+        # The assessment and lead practitioner columns, kept, agree with the facts.
+        assert kept["initiating_agency"] == fact["assessor"]["organisation"]
+        assert kept["agency_type"] == fact["assessor"]["agency_type"]
+        assert kept["assessment_completed"] == fact["completed_on"]
+        lead = fact["lead_professional"]
+        assert kept["lead_practitioner"] == lead["name"]
+        assert kept["lp_agency"] == lead["organisation"]
+        assert kept["lp_phone"] == lead["telephone"]
+        assert fact["extras"] == {}
+        assert authority_dfe(episode) == fact["dfe_la"]
+
+
+def authority_dfe(episode: Episode) -> str:
+    return {a.gss: a.dfe for a in london_authorities()}[episode.home_authority]
+
+
+def test_report_accounts_for_every_column_once() -> None:
+    report = translate(EXAMPLE.read_bytes()).report
+    located = [f.location for f in report.fields]
+    assert sorted({loc.removeprefix("column ") for loc in located}) == sorted(COLUMNS)
+    assert len(located) == len(set(located)) == len(COLUMNS)  # one way each, in these rows
+    assert report.counts()[Fate.REJECTED] == 0
+
+
+# --- round trips ------------------------------------------------------------------------------------
+
+
+def test_round_trip_gives_the_same_rows() -> None:
+    original = EXAMPLE.read_bytes()
+    translation = translate(original)
+    written = ADAPTER.from_national(translation.episodes)
+    assert rows_of(written) == rows_of(original)
+    assert written == original  # UTF-8, CRLF, the header, minimal quoting: byte for byte
+    again = translate(written)
+    assert [content(e) for e in again.episodes] == [content(e) for e in translation.episodes]
+
+
+# Any text but control characters (a row holding one is rejected), with CSV's own specials.
+_TEXT_CHARACTERS = st.characters(
+    exclude_categories=("Cs", "Cc", "Cn"), include_characters=',"\n\r\t '
+)
+_SAFE_TEXT = st.text(_TEXT_CHARACTERS, min_size=1, max_size=20).filter(lambda s: s == s.strip())
+_DATES = st.dates(dt.date(1990, 1, 1), dt.date.today()).map(lambda d: d.strftime("%d/%m/%Y"))
+_EXTRA_NAMES = ("notes", "Team", "review due")
+
+
+def _maybe(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.just("") | strategy
+
+
+@st.composite
+def register_rows(draw: st.DrawFn) -> dict[str, str]:
+    """A valid register row, by column name (extra columns too)."""
+    row = {
+        "caf_ref": draw(_maybe(_SAFE_TEXT)),
+        "la_code": draw(st.sampled_from([a.dfe for a in london_authorities()])),
+        "child_forename": draw(_SAFE_TEXT),
+        "child_surname": draw(_SAFE_TEXT),
+        "dob": draw(_maybe(_DATES)),
+        "gender": draw(st.sampled_from(["Male", "Female", "Not known"])),
+        "postcode": draw(st.sampled_from(["", "NW1 6XE", "E8 1DY", "SW1A 1AA", "QQ1 1QQ"])),
+        "nhs_number": draw(_maybe(nhs_numbers())),
+        "upn": draw(_maybe(upns())),
+        "initiating_agency": draw(_maybe(_SAFE_TEXT)),
+        "agency_type": draw(_maybe(st.sampled_from([a.value for a in AgencyType]))),
+        "assessment_completed": draw(_maybe(_DATES)),
+        "lead_practitioner": draw(_maybe(_SAFE_TEXT)),
+        "lp_agency": draw(_maybe(_SAFE_TEXT)),
+        "lp_phone": draw(_maybe(_SAFE_TEXT)),
+        "status": "Open",
+        "closed_date": "",
+        "closure_outcome": "",
+    }
+    if draw(st.booleans()):  # a lead practitioner of the initiating agency: national
+        row["lp_agency"] = row["initiating_agency"]
+    status = draw(st.sampled_from(["Open", "Potential", "Closed", "Closed, no closure"]))
+    row["status"] = status.split(",")[0]
+    if status == "Closed":
+        row["closed_date"] = draw(_DATES)
+        row["closure_outcome"] = draw(st.sampled_from(list(OUTCOME_TO_WORD.values())))
+    for name in _EXTRA_NAMES[: draw(st.integers(0, len(_EXTRA_NAMES)))]:
+        row[name] = draw(st.text(_TEXT_CHARACTERS, max_size=10))  # verbatim: spaces, empty...
+    return row
+
+
+@given(st.lists(register_rows(), min_size=1, max_size=5))
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_rows_come_back_cell_for_cell(generated: list[dict[str, str]]) -> None:
+    extras = [n for n in _EXTRA_NAMES if any(n in r for r in generated)]
+    header = [*COLUMNS, *extras]
+    rows = [[r.get(name, "") for name in header] for r in generated]
+    translation = translate(register(rows, header))
+    assert translation.rejected == []
+    assert len(translation.episodes) == len(rows)
+    written = rows_of(ADAPTER.from_national(translation.episodes))
+    assert written == [header, *rows]
+
+
+@given(episodes())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_national_episode_keeps_what_has_a_home_here(episode: Episode) -> None:
+    child = episode.child
+    assume(all(v is None or v == v.strip() for v in (child.given_names, child.family_name)))
+    assume(episode.local_ref is None or episode.local_ref == episode.local_ref.strip())
+    translation = translate(ADAPTER.from_national([episode]))
+    assert translation.rejected == []
+    [back] = translation.episodes
+    assert back.local_ref == episode.local_ref and back.home_authority == episode.home_authority
+    assert (back.child.given_names, back.child.family_name) == (
+        child.given_names,
+        child.family_name,
+    )
+    assert back.child.date_of_birth == child.date_of_birth
+    assert back.child.identifiers.nhs_number == child.identifiers.nhs_number
+    assert back.child.identifiers.upn == child.identifiers.upn
+    known = child.gender in (Gender.MALE, Gender.FEMALE, Gender.UNKNOWN)
+    assert back.child.gender is (child.gender if known else Gender.UNKNOWN)
+    postcode = child.address.postcode if child.address else None
+    assert (back.child.address.postcode if back.child.address else None) == postcode
+    closed = (EpisodeState.CLOSED, EpisodeState.ARCHIVED, EpisodeState.TRANSFERRED)
+    assert back.state is (EpisodeState.CLOSED if episode.state in closed else episode.state)
+    assert back.closure == episode.closure
+    if episode.assessments:  # the register's assessment columns come from the first one
+        organisation = episode.assessments[0].assessor.organisation.strip()  # cells are stripped
+        assert back.extensions[EXT].get("initiating_agency", "") == organisation
+
+
+# --- real-world variation ---------------------------------------------------------------------------
+
+
+def test_bom_and_line_endings_do_not_matter() -> None:
+    base = [content(e) for e in translate(EXAMPLE.read_bytes()).episodes]
+    for data in (
+        b"\xef\xbb\xbf" + EXAMPLE.read_bytes(),
+        EXAMPLE.read_bytes().replace(b"\r\n", b"\n"),
+        EXAMPLE.read_bytes().removesuffix(b"\r\n"),
+        EXAMPLE.read_bytes() + b"\r\n\r\n,,,\r\n",  # trailing blank rows
+    ):
+        assert [content(e) for e in translate(data).episodes] == base
+
+
+def test_header_names_are_read_by_meaning_and_order_does_not_matter() -> None:
+    header = [c.replace("_", " ").upper() for c in COLUMNS]
+    order = list(reversed(range(len(COLUMNS))))
+    data = register(
+        [[r[i] for i in order] for r in EXAMPLE_ROWS], [f" {header[i]} " for i in order]
+    )
+    base = [content(e) for e in translate(EXAMPLE.read_bytes()).episodes]
+    translation = translate(data)
+    assert [content(e) for e in translation.episodes] == base
+    assert rows_of(ADAPTER.from_national(translation.episodes))[1:] == EXAMPLE_ROWS
+
+
+def test_quoted_fields_with_commas_and_line_breaks() -> None:
+    tricky = with_cells(
+        EXAMPLE_ROWS[0],
+        child_forename='Mary, "May"',
+        initiating_agency="Family Hub,\r\nNorth Team",
+        lp_phone="020 7777 5150\next 2",
+    )
+    data = register([tricky, with_cells(EXAMPLE_ROWS[1], dob="31/02/2020")])
+    translation = translate(data)
+    [episode] = translation.episodes
+    assert episode.child.given_names == 'Mary, "May"'
+    assert episode.extensions[EXT]["initiating_agency"] == "Family Hub,\r\nNorth Team"
+    assert [r.location for r in translation.rejected] == ["row 3, column dob"]  # records, not lines
+    assert rows_of(ADAPTER.from_national([episode]))[1] == tricky
+
+
+def test_unknown_columns_are_kept_and_written_back() -> None:
+    header = [*COLUMNS[:3], "Notes", *COLUMNS[3:], "team "]
+    rows = [[*r[:3], f"note {i}, with comma", *r[3:], ""] for i, r in enumerate(EXAMPLE_ROWS)]
+    translation = translate(register(rows, header))
+    assert len(translation.episodes) == 3
+    kept = translation.episodes[0].extensions[EXT]["extra_columns"]
+    assert kept == {"Notes": "note 0, with comma", "team ": ""}
+    extended = {f.location for f in translation.report.fields if f.fate is Fate.EXTENDED}
+    assert {"column Notes", "column team "} <= extended
+    written = rows_of(ADAPTER.from_national(translation.episodes))
+    assert written[0] == [*COLUMNS, "Notes", "team "]
+    assert [r[-2:] for r in written[1:]] == [[f"note {i}, with comma", ""] for i in range(3)]
+
+
+def test_optional_columns_may_be_left_out() -> None:
+    keep = [i for i, c in enumerate(COLUMNS) if c not in ("upn", "lp_phone", "dob")]
+    data = register([[r[i] for i in keep] for r in EXAMPLE_ROWS], [COLUMNS[i] for i in keep])
+    translation = translate(data)
+    assert len(translation.episodes) == 3 and translation.rejected == []
+    assert all(e.child.identifiers.upn is None for e in translation.episodes)
+
+
+# --- bad rows ---------------------------------------------------------------------------------------
+
+
+def test_bad_rows_are_rejected_with_row_and_column_and_the_rest_go_on() -> None:
+    good = EXAMPLE_ROWS
+    bad = [
+        with_cells(good[0], dob="31/02/2020"),
+        with_cells(good[1], nhs_number="5087023208"),
+        with_cells(good[1], la_code="999"),
+        with_cells(good[2], closure_outcome="Sorted out"),
+        good[2][:-1],
+        with_cells(good[0], gender="M", upn="H211779947620"),
+    ]
+    data = register([good[0], bad[0], good[1], bad[1], bad[2], bad[3], bad[4], bad[5], good[2]])
+    translation = translate(data)
+    assert [e.local_ref for e in translation.episodes] == [r[0] for r in good]
+    assert [r.location for r in translation.rejected] == [
+        "row 3, column dob",
+        "row 5, column nhs_number",
+        "row 6, column la_code",
+        "row 7, column closure_outcome",
+        "row 8, column closure_outcome",
+        "row 9, column gender",
+    ]
+    rules = [[p.rule for p in r.problems] for r in translation.rejected]
+    assert rules == [
+        ["date.dd_mm_yyyy"],
+        ["nhs_number.checksum"],
+        ["authority.unknown_dfe"],
+        ["closure.register_word"],
+        ["csv.cell_count"],
+        ["gender.register_word", "upn.checksum"],  # every failing column of the row
+    ]
+    words = {"Male", "Female", "Not known", "Open", "Closed", *OUTCOME_TO_WORD.values()}
+    personal = {cell for row in bad for cell in row if len(cell) > 3} - words
+    for rejection in translation.rejected:
+        for problem in rejection.problems:
+            text = f"{problem} {rejection.location}"
+            assert not [p for p in personal if p in text], text
+
+
+@pytest.mark.parametrize(
+    ("cells", "location", "rule"),
+    [
+        ({"status": "Open", "closed_date": "01/01/2026"}, "column closed_date", "state.closure"),
+        ({"closed_date": ""}, "column closed_date", "closure.incomplete"),
+        ({"status": "Suspended"}, "column status", "status.register_word"),
+        ({"child_surname": "  "}, "column child_surname", "required.empty"),
+        ({"dob": "01/01/2099"}, "column dob", "dates.birth_in_future"),
+        ({"postcode": "London"}, "column postcode", "postcode.format"),
+        ({"agency_type": "Health visiting"}, "column agency_type", "agency_type.national"),
+        ({"assessment_completed": "2025-01-22"}, "column assessment_completed", "date.dd_mm_yyyy"),
+    ],
+)
+def test_row_rules(cells: dict[str, str], location: str, rule: str) -> None:
+    translation = translate(register([with_cells(EXAMPLE_ROWS[2], **cells)]))
+    assert translation.episodes == []
+    [rejection] = translation.rejected
+    assert rejection.location == f"row 2, {location}"
+    assert rejection.problems[0].rule.startswith(rule)
+
+
+def test_a_cell_over_the_csv_size_limit_rejects_only_its_row() -> None:
+    huge = with_cells(EXAMPLE_ROWS[1], lp_phone="9" * 200_000)
+    translation = translate(register([EXAMPLE_ROWS[0], huge, EXAMPLE_ROWS[2]]))
+    assert len(translation.episodes) == 2
+    assert [r.location for r in translation.rejected] == ["row 3, column *"]
+    assert translation.rejected[0].problems[0].rule == "csv.syntax"
+
+
+def test_a_control_character_rejects_its_row() -> None:
+    data = register(EXAMPLE_ROWS).replace("Tomás".encode(), b"Tom\x00s")
+    translation = translate(data)
+    assert len(translation.episodes) == 2
+    assert [r.location for r in translation.rejected] == ["row 2, column child_forename"]
+
+
+def test_closed_without_a_closure_is_a_warning() -> None:
+    row = with_cells(EXAMPLE_ROWS[2], closed_date="", closure_outcome="")
+    translation = translate(register([row, with_cells(row, postcode="QQ1 1QQ")]))
+    assert [e.state for e in translation.episodes] == [EpisodeState.CLOSED] * 2
+    assert all(e.closure is None for e in translation.episodes)
+    assert [(w.rule, w.where) for w in translation.warnings] == [
+        ("closure.missing", "row 2, column closure_outcome"),
+        ("postcode.not_bs7666", "row 3, column postcode"),
+        ("closure.missing", "row 3, column closure_outcome"),
+    ]
+
+
+def test_register_words_ignore_case_and_spacing() -> None:
+    row = with_cells(
+        EXAMPLE_ROWS[2],
+        gender="  male",
+        status="CLOSED",
+        closure_outcome="consent  overridden (safeguarding ISSUE)",
+        nhs_number="190 392 6416",
+        postcode="n74qd",
+        dob="7/1/2011",
+    )
+    translation = translate(register([row]))
+    [episode] = translation.episodes
+    assert episode.child.gender is Gender.MALE
+    assert episode.closure is not None
+    assert episode.closure.outcome is ClosureOutcome.CONSENT_OVERRIDDEN
+    assert episode.child.identifiers.nhs_number == "1903926416"
+    assert episode.child.date_of_birth == dt.date(2011, 1, 7)
+    rules = {(f.location, f.rule) for f in translation.report.fields}
+    assert ("column nhs_number", "identifier.normalise") in rules
+    assert ("column postcode", "postcode.normalise") in rules
+    written = rows_of(ADAPTER.from_national([episode]))[1]
+    assert written == with_cells(
+        EXAMPLE_ROWS[2],
+        closure_outcome="Consent overridden (safeguarding issue)",
+        postcode="N7 4QD",
+        dob="07/01/2011",
+    )
+
+
+def test_potential_status_is_read_and_written() -> None:
+    row = with_cells(EXAMPLE_ROWS[0], status="Potential")
+    [episode] = translate(register([row])).episodes
+    assert episode.state is EpisodeState.POTENTIAL
+    assert rows_of(ADAPTER.from_national([episode]))[1] == row
+
+
+def test_lead_practitioner_of_the_initiating_agency_is_national() -> None:
+    row = with_cells(EXAMPLE_ROWS[1], lp_agency="Housing Needs Team")  # = initiating_agency
+    translation = translate(register([row]))
+    [episode] = translation.episodes
+    lead = episode.lead_professional
+    assert lead is not None
+    assert (lead.name, lead.organisation, lead.agency_type, lead.telephone) == (
+        "Jack Fernández",
+        "Housing Needs Team",
+        AgencyType.HOUSING,
+        "020 7373 4422",
+    )
+    assert "lead_practitioner" not in episode.extensions[EXT]
+    assert rows_of(ADAPTER.from_national([episode]))[1] == row
+
+
+# --- the whole file ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\r\n\r\n"])
+def test_an_empty_file_has_no_header(data: bytes) -> None:
+    with pytest.raises(AdapterError) as caught:
+        translate(data)
+    assert caught.value.code == "schema_violation" and caught.value.location == "row 1"
+
+
+def test_header_only_is_an_empty_register() -> None:
+    translation = translate(register([]))
+    assert translation.episodes == [] and translation.rejected == []
+    assert rows_of(ADAPTER.from_national([])) == [list(COLUMNS)]
+
+
+@pytest.mark.parametrize("column", ["la_code", "gender", "status", "caf_ref"])
+def test_a_missing_required_column_refuses_the_file(column: str) -> None:
+    keep = [i for i, c in enumerate(COLUMNS) if c != column]
+    data = register([[r[i] for i in keep] for r in EXAMPLE_ROWS], [COLUMNS[i] for i in keep])
+    with pytest.raises(AdapterError) as caught:
+        translate(data)
+    assert caught.value.code == "schema_violation"
+    assert column in caught.value.message and caught.value.location == f"row 1, column {column}"
+
+
+def test_a_repeated_column_refuses_the_file() -> None:
+    data = register([[*r, r[1]] for r in EXAMPLE_ROWS], [*COLUMNS, "LA code"])
+    with pytest.raises(AdapterError) as caught:
+        translate(data)
+    assert caught.value.location == f"row 1, column {len(COLUMNS) + 1}"
+
+
+def test_not_utf8_is_unsupported() -> None:
+    with pytest.raises(AdapterError) as caught:
+        translate(EXAMPLE.read_bytes().decode("utf-8").encode("latin-1"))
+    assert caught.value.code == "unsupported_format"
+
+
+def test_a_non_london_authority_cannot_be_written() -> None:
+    episode = translate(EXAMPLE.read_bytes()).episodes[0]
+    elsewhere = episode.model_copy(update={"home_authority": "E08000025"})
+    with pytest.raises(AdapterError) as caught:
+        ADAPTER.from_national([episode, elsewhere])
+    assert caught.value.location == "/1/home_authority"
+
+
+# --- streaming and progress -------------------------------------------------------------------------
+
+
+def _big(rows: int) -> bytes:
+    body = (EXAMPLE_ROWS * (rows // len(EXAMPLE_ROWS) + 1))[:rows]
+    return register(body)
+
+
+def test_rows_stream_with_progress() -> None:
+    data = _big(300)
+    reader = iter_rows(data, received_at=RECEIVED)
+    first = next(iter(reader))
+    assert first.row == 2 and first.episode is not None
+    assert 0 < reader.position < reader.size / 10  # read as it goes, not all at once
+    seen: list[Progress] = []
+    translation = ADAPTER.to_national(data, received_at=RECEIVED, on_row=seen.append)
+    assert len(translation.episodes) == len(seen) == 300
+    assert [p.row for p in seen] == list(range(2, 302))
+    assert all(a.position < b.position for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1].position == seen[-1].size and seen[-1].episodes == 300
+
+
+def test_ten_thousand_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    data = _big(10_000)
+    text = data.decode("utf-8")
+    started = time.perf_counter()
+    raw = sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
+    raw_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    translation = ADAPTER.to_national(data)
+    seconds = time.perf_counter() - started
+    assert raw == 10_001
+    assert len(translation.episodes) == 10_000 and translation.rejected == []
+    assert len(translation.report.fields) == len(COLUMNS)  # per column, not per cell
+    started = time.perf_counter()
+    written = ADAPTER.from_national(translation.episodes)
+    write_seconds = time.perf_counter() - started
+    assert written == data
+    with capsys.disabled():
+        print(
+            f"\ncaf-register-csv: to_national {10_000 / seconds:,.0f} rows/s "
+            f"(csv.reader alone {10_000 / raw_seconds:,.0f} rows/s), "
+            f"from_national {10_000 / write_seconds:,.0f} rows/s"
+        )

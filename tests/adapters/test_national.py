@@ -1,0 +1,84 @@
+"""The national format as an adapter: JSON (one or many) and XML, detection and the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from adapters import AdapterError, Fate, adapter_names, detect_adapter, get_adapter
+from adapters.national import NATIONAL_JSON, NATIONAL_XML
+from schemas import Episode
+
+from ..strategies import episodes
+
+NATIONAL = Path(__file__).resolve().parent.parent / "fixtures" / "national"
+
+
+def test_every_field_of_a_national_document_is_reported_mapped() -> None:
+    data = (NATIONAL / "valid-episode.json").read_bytes()
+    translation = NATIONAL_JSON.to_national(data)
+    (episode,) = translation.episodes
+    counts = translation.report.counts()
+    assert counts[Fate.MAPPED] > 30
+    assert counts[Fate.REJECTED] == counts[Fate.EXTENDED] == counts[Fate.TRANSFORMED] == 0
+    locations = {f.location for f in translation.report.fields}
+    assert "/child/identifiers/nhs_number" in locations
+    assert "/consents/0/share_with/1/agency_type" in locations
+
+
+def test_xml_report_locations_are_xpaths() -> None:
+    translation = NATIONAL_XML.to_national((NATIONAL / "valid-episode.xml").read_bytes())
+    locations = {f.location for f in translation.report.fields}
+    assert "/episode/consents/consent[1]/given_by/giver[1]/role" in locations
+    assert "/episode/child/identifiers/upn" in locations
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(episodes())
+def test_national_json_and_xml_round_trip(episode: Episode) -> None:
+    for adapter in (NATIONAL_JSON, NATIONAL_XML):
+        data = adapter.from_national([episode])
+        assert detect_adapter(data) is adapter
+        (again,) = adapter.to_national(data).episodes
+        assert again == episode
+
+
+def test_json_array_rejects_bad_episodes_and_keeps_the_good() -> None:
+    good = json.loads((NATIONAL / "valid-episode.json").read_text(encoding="utf-8"))
+    bad = json.loads(json.dumps(good))
+    bad["child"]["identifiers"]["nhs_number"] = "9434765918"
+    translation = NATIONAL_JSON.to_national(json.dumps([good, bad, "nonsense"]).encode())
+    assert len(translation.episodes) == 1
+    assert [r.location for r in translation.rejected] == ["/1", "/2"]
+    assert translation.rejected[0].problems[0].pointer == "/1/child/identifiers/nhs_number"
+    assert translation.rejected[0].problems[0].rule == "nhs_number.checksum"
+
+
+def test_single_invalid_document_raises_with_every_problem() -> None:
+    document = json.loads((NATIONAL / "valid-episode.json").read_text(encoding="utf-8"))
+    document["state"] = "nope"
+    document["child"]["gender"] = "?"
+    with pytest.raises(AdapterError) as caught:
+        NATIONAL_JSON.to_national(json.dumps(document).encode())
+    assert caught.value.code == "schema_violation"
+    assert {p.pointer for p in caught.value.problems} == {"/state", "/child/gender"}
+
+
+def test_national_xml_holds_one_episode() -> None:
+    (episode,) = NATIONAL_JSON.to_national((NATIONAL / "valid-episode.json").read_bytes()).episodes
+    with pytest.raises(AdapterError) as caught:
+        NATIONAL_XML.from_national([episode, episode])
+    assert caught.value.code == "unsupported_format"
+
+
+def test_registry_names_and_unknown_format() -> None:
+    assert {"national-json", "national-xml"} <= set(adapter_names())
+    assert get_adapter("national-xml") is NATIONAL_XML
+    with pytest.raises(AdapterError) as caught:
+        get_adapter("word-document")
+    assert caught.value.code == "unsupported_format"
+    with pytest.raises(AdapterError):
+        detect_adapter(b"%PDF-1.7 not a CAF form")
