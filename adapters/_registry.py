@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import caf_register_csv, csc_closure_xml, ecaf_xml_v3, eha_json
 from ._base import Adapter, AdapterError
 from .national import NATIONAL_JSON, NATIONAL_XML
 
@@ -13,6 +14,10 @@ _ADAPTERS: dict[str, Adapter] = {
     for a in (
         NATIONAL_XML,
         NATIONAL_JSON,
+        ecaf_xml_v3.ADAPTER,
+        csc_closure_xml.ADAPTER,
+        eha_json.ADAPTER,
+        caf_register_csv.ADAPTER,
     )
 }
 

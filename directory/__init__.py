@@ -1,1 +1,2 @@
-"""Federation member directory and the service directory (Open Referral UK). Arrives with issue 7."""
+"""Directories: the federation's members (signed metadata, lead CAF contacts) in `members`;
+the service directory (Open Referral UK) arrives with issue 7."""

@@ -16,6 +16,7 @@ from .api import api_app
 from .audit_log import AuditLog
 from .episodes import EpisodeStore
 from .errors import PeerUnavailable, error_middleware
+from .federation.node import FEDERATION_PATH, federation_app, federation_context, federation_enabled
 from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_KEY
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
@@ -92,9 +93,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_keys)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(federation_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     app.add_subapp("/oauth", oauth_app())
     app.add_subapp("/api/v1", api_app(settings.max_body_bytes))
+    if federation_enabled(settings):
+        app.add_subapp(FEDERATION_PATH, federation_app())
     return app

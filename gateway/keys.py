@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from joserfc.jwk import OKPKey
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from directory.members import MemberDirectory
+
     from .audit_log import AuditLog
     from .episodes import EpisodeStore
+    from .federation.outbox import Outbox
+    from .federation.practitioner import PractitionerRequests
+    from .federation.transfer import TransferWorkflow
+    from .federation.transport import FederationClient, ServerTransport
     from .observability import Metrics
     from .protection import KeyRing
     from .settings import Settings
@@ -21,10 +29,16 @@ __all__ = [
     "ENGINE",
     "EPISODES",
     "KEY_RING",
+    "MEMBERS",
     "METRICS",
+    "OUTBOX",
+    "PEERS",
+    "REQUESTS",
     "REQUEST_ID",
     "SETTINGS",
     "SIGNING_KEY",
+    "TRANSFERS",
+    "TRANSPORT",
 ]
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -36,3 +50,11 @@ AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 
 REQUEST_ID = web.RequestKey("request_id", str)  # set by the request-id middleware
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+# The London protocol (present only when the node is a federation member).
+MEMBERS: web.AppKey[Callable[[], MemberDirectory]] = web.AppKey("members")  # fails closed: 503
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
+PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
+TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
+REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
+TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")

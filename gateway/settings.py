@@ -43,6 +43,22 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(100, ge=1)
     log_level: str = "INFO"
 
+    # The London protocol (issue 6); all optional: without `federation_metadata` the node runs alone.
+    federation_metadata: str | None = Field(None, description="signed metadata: a path or a URL")
+    operator_public_key_file: Path | None = Field(None, description="the pinned operator key")
+    metadata_cache_file: Path | None = None
+    metadata_poll_seconds: float = Field(60, gt=0)
+    federation_port: int | None = Field(None, description="the mutual-TLS listener for peers")
+    federation_public_url: str | None = Field(None, description="origin peers call, https://...")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    ca_file: Path | None = Field(None, description="the federation CA: the only trust anchor")
+    auto_approve_existence_roles: list[str] = Field(
+        default_factory=list, description="roles whose existence checks need no lead contact"
+    )
+    auto_approver: str | None = Field(None, description="lead contact answerable for auto-approval")
+    outbox_interval_seconds: float = Field(1.0, gt=0)
+
     @field_validator("member_id")
     @classmethod
     def _gss(cls, value: str) -> str:

@@ -153,6 +153,8 @@ def adult_name(first: str | None, last: str | None) -> str:
 
 
 def split_name(name: str) -> tuple[str, str | None]:
+    if not name.strip():  # a blank name is kept whole, or splitting would lose it
+        return name, None
     first, _, last = name.partition(" ")
     return first, last or None
 

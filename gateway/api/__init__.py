@@ -10,6 +10,8 @@ from ._episodes import get_episode, post_event, search_episodes
 from ._forms import submit_form
 from ._openapi import openapi_document, serve_openapi
 from ._records import get_register, verify_audit
+from ._requests import decide_request, get_request, post_request, waiting_requests
+from ._transfers import accept_transfer, incoming_transfers, offer_transfer
 
 __all__ = ["api_app", "openapi_document", "required_scope"]
 
@@ -27,4 +29,11 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_post("/episodes/{episode_id}/consent-check", check_consent)
     r.add_get("/audit/verify", verify_audit)
     r.add_get("/register", get_register)
+    r.add_post("/episodes/{episode_id}/transfer", offer_transfer)
+    r.add_get("/transfers", incoming_transfers)
+    r.add_post("/transfers/{offer_id}/accept", accept_transfer)
+    r.add_post("/requests", post_request)
+    r.add_get("/requests", waiting_requests)
+    r.add_get("/requests/{request_id}", get_request)
+    r.add_post("/requests/{request_id}/decision", decide_request)
     return app

@@ -12,6 +12,8 @@ import uuid
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import AgencyType, Section
 
@@ -19,7 +21,8 @@ from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
 from ..episodes import ConsentInput, WithdrawalInput, london_today, record_consent, withdraw_consent
 from ..errors import NotFound, SchemaViolation
-from ..keys import AUDIT, EPISODES
+from ..keys import AUDIT, EPISODES, OUTBOX
+from ..storage._tables import register
 from ._auth import needs
 from ._common import audited_refusals, draft, json_body, safe_code
 
@@ -66,8 +69,10 @@ async def post_withdrawal(request: web.Request) -> web.Response:
     ):
         stored = await store.get(connection, episode_id, for_update=True)
         changed, did_change = withdraw_consent(stored.episode, consent_id, withdrawal)
+        pushed = 0
         if did_change:
             await store.replace(connection, stored, changed)
+            pushed = await push_withdrawal(request, connection, str(episode_id), consent_id)
         await audit.append(
             connection,
             draft(
@@ -76,6 +81,7 @@ async def post_withdrawal(request: web.Request) -> web.Response:
                 str(episode_id),
                 consent_id=safe_code(consent_id),
                 changed=did_change,
+                pushed=pushed,
             ),
         )
     (statement,) = [c for c in changed.consents if c.consent_id == consent_id]
@@ -83,6 +89,39 @@ async def post_withdrawal(request: web.Request) -> web.Response:
     return web.json_response(
         {"consent_id": consent_id, "withdrawn_on": withdrawn_on, "changed": did_change}
     )
+
+
+async def push_withdrawal(
+    request: web.Request, connection: AsyncConnection, episode_id: str, consent_id: str
+) -> int:
+    """DESIGN 3.5: a withdrawal is pushed to every member that received data on its strength (in
+    the same transaction, through the outbox), and our side of the register notes it."""
+    outbox = request.config_dict.get(OUTBOX)
+    rows = (
+        await connection.execute(
+            select(register.c.id, register.c.counterpart, register.c.basis).where(
+                register.c.episode_id == episode_id,
+                register.c.direction == "sent",
+                register.c.withdrawn_at.is_(None),
+            )
+        )
+    ).all()
+    affected = [r for r in rows if consent_id in r.basis.split(",")]
+    for counterpart in sorted({r.counterpart for r in affected}):
+        if outbox is not None:
+            await outbox.enqueue(
+                connection,
+                counterpart,
+                "consent_withdrawn",
+                {"episode_ref": episode_id, "consent_id": consent_id},
+            )
+    if affected:
+        await connection.execute(
+            update(register)
+            .where(register.c.id.in_([r.id for r in affected]))
+            .values(withdrawn_at=dt.datetime.now(dt.UTC))
+        )
+    return len({r.counterpart for r in affected})
 
 
 class RecipientInput(BaseModel):

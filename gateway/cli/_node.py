@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import click
-from aiohttp import web
 
-from ..app import create_app
 from ..audit_log import AuditLog
 from ..episodes import EpisodeStore
 from ..oauth import SCOPES, register_client
 from ..observability import configure_logging
 from ..protection import KeyRing, write_keyfile
+from ..runner import serve_forever
 from ..settings import Settings, load_settings
 from ..signing import generate_signing_key, load_signing_key, write_signing_key
 from ..storage import create_engine, upgrade
@@ -42,14 +41,8 @@ def serve(config: Path | None) -> None:
     """Run the node until SIGINT or SIGTERM (then it finishes requests in flight and stops)."""
     settings = _settings(config)
     configure_logging(settings.log_level)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=15,
-        access_log=None,
-        print=lambda text: click.echo(text, err=True),
-    )
+    click.echo(f"serving {settings.member_id} on http://{settings.host}:{settings.port}", err=True)
+    asyncio.run(serve_forever(settings))
 
 
 @click.group()

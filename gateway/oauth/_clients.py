@@ -27,6 +27,8 @@ SCOPES = frozenset(
         "consents:write",
         "audit:read",
         "register:read",
+        "requests:write",  # raise cross-borough requests for practitioners (issue 6)
+        "requests:decide",  # a lead CAF contact's decisions, through the borough's system
     }
 )
 PRIVATE_KEY_JWT = "private_key_jwt"

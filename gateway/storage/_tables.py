@@ -36,6 +36,7 @@ __all__ = [
     "received_copies",
     "federation_nonces",
     "overrides",
+    "transfers",
 ]
 
 metadata = MetaData(
@@ -219,4 +220,18 @@ overrides = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),  # the written justification
+)
+
+transfers = Table(
+    "transfers",  # an episode moving authority: offer -> accept -> commit (DESIGN 3.6)
+    metadata,
+    Column("id", String(36), primary_key=True),  # the offer id, the same on both members
+    Column("direction", String(4), primary_key=True),  # out (we hold it) | in (offered to us)
+    Column("episode_id", String(36), nullable=False),
+    Column("counterpart", String(9), nullable=False),
+    Column("state", String(16), nullable=False),  # offered | accepted | committed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
 )

@@ -1,0 +1,79 @@
+"""Transfers between authorities (DESIGN 3.6), from the borough systems' side."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas import Practitioner
+
+from ..errors import Forbidden, NotFound, PeerUnavailable
+from ..federation.transfer import TransferWorkflow
+from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
+from ._auth import needs
+from ._common import audited_refusals, draft, json_body
+
+__all__ = ["accept_transfer", "incoming_transfers", "offer_transfer"]
+
+
+class OfferInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    to: str = Field(pattern=r"^[ENSW][0-9]{8}$")
+
+
+class AcceptInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    lead_contact_id: str = Field(min_length=1, max_length=100)
+    lead_professional: Practitioner
+
+
+def _workflow(request: web.Request) -> TransferWorkflow:
+    workflow = request.config_dict.get(TRANSFERS)
+    if workflow is None:
+        raise PeerUnavailable("this node is not a member of a federation")
+    return workflow
+
+
+@needs("episodes:write")
+async def offer_transfer(request: web.Request) -> web.Response:
+    try:
+        episode_id = str(uuid.UUID(request.match_info["episode_id"]))
+    except ValueError:
+        raise NotFound("no such episode") from None
+    body = await json_body(request, OfferInput)
+    workflow, audit = _workflow(request), request.config_dict[AUDIT]
+    request.config_dict[MEMBERS]().active(body.to)
+    async with (
+        audited_refusals(request, "transfer.offer", episode_id),
+        audit.transaction() as connection,
+    ):
+        offer_id = await workflow.offer(connection, episode_id, body.to)
+        await audit.append(connection, draft(request, "transfer.offer", episode_id, to=body.to))
+    return web.json_response({"offer_id": offer_id, "state": "offered"}, status=201)
+
+
+@needs("episodes:read")
+async def incoming_transfers(request: web.Request) -> web.Response:
+    workflow, audit = _workflow(request), request.config_dict[AUDIT]
+    async with audit.engine.connect() as connection:
+        offers = await workflow.incoming(connection)
+    return web.json_response({"transfers": offers})
+
+
+@needs("requests:decide")
+async def accept_transfer(request: web.Request) -> web.Response:
+    offer_id = request.match_info["offer_id"]
+    body = await json_body(request, AcceptInput)
+    workflow, audit = _workflow(request), request.config_dict[AUDIT]
+    me = request.config_dict[SETTINGS].member_id
+    async with audited_refusals(request, "transfer.accept", None):
+        if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
+            raise Forbidden("only a listed lead CAF contact of this borough can accept")
+        async with audit.transaction() as connection:
+            await workflow.accept(connection, offer_id, body.lead_professional)
+            await audit.append(
+                connection, draft(request, "transfer.accept", None, lead=body.lead_contact_id)
+            )
+    return web.json_response({"offer_id": offer_id, "state": "accepted"})

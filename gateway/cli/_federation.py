@@ -1,0 +1,214 @@
+"""`cafx federation ...`: the federation operator's commands (DESIGN 3.1).
+
+Every command works on the operator directory given by `--dir` (default `var/federation`). The
+operator runs them on its own machine; nodes receive only `members/<GSS>/` and pin
+`operator-public.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import click
+
+from ..federation import operator
+
+__all__ = ["federation"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dir_option(function: F) -> F:
+    decorator = click.option(
+        "--dir",
+        "directory",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("var/federation"),
+        show_default=True,
+        help="The operator directory.",
+    )
+    return decorator(function)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Operator refusals become a one-line error and exit status 1, not a traceback."""
+    try:
+        yield
+    except operator.OperatorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def federation() -> None:
+    """The federation operator: signing key, CA, members, signed metadata."""
+
+
+@federation.command("init")
+@dir_option
+@click.option("--name", required=True, help="The federation's name, e.g. 'London CAF'.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["Ed25519", "ES256"]),
+    default="Ed25519",
+    show_default=True,
+    help="The operator signing key's algorithm.",
+)
+def init_command(directory: Path, name: str, algorithm: Literal["Ed25519", "ES256"]) -> None:
+    """Create the operator signing key and the federation CA (refuses to overwrite)."""
+    with _refusals():
+        layout = operator.init(directory, name, algorithm=algorithm)
+    click.echo(f"operator public key (nodes pin it): {layout.operator_public}")
+    click.echo(f"federation CA certificate: {layout.ca_cert}")
+
+
+@federation.command("add-member")
+@dir_option
+@click.argument("gss")
+@click.option("--endpoint", required=True, help="The node's https base URL.")
+@click.option("--name", help="Defaults to the authority's name for a London GSS code.")
+@click.option("--services-endpoint", help="Where the node's service directory is searched.")
+@click.option(
+    "--signing-jwk",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The node's own PUBLIC signing key (JWK); without it one is generated for the node.",
+)
+def add_member_command(
+    directory: Path,
+    gss: str,
+    endpoint: str,
+    name: str | None,
+    services_endpoint: str | None,
+    signing_jwk: Path | None,
+) -> None:
+    """Add a member: issue its TLS certificate and signing key into members/GSS/."""
+    with _refusals():
+        jwk = _read_jwk(signing_jwk) if signing_jwk is not None else None
+        files = operator.add_member(
+            directory,
+            gss,
+            endpoint,
+            name,
+            signing_jwk=jwk,
+            services_endpoint=services_endpoint,
+        )
+    click.echo(f"member files: {files.folder}")
+    click.echo(f"signing key id: {files.kid}")
+
+
+def _read_jwk(path: Path) -> dict[str, Any]:
+    try:
+        jwk = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise operator.OperatorError(f"cannot read {path} ({type(exc).__name__})") from None
+    if not isinstance(jwk, dict):
+        raise operator.OperatorError(f"{path} does not hold one JWK object")
+    return jwk
+
+
+@federation.command("add-lead-contact")
+@dir_option
+@click.argument("gss")
+@click.option("--id", "contact_id", required=True, help="What attestations name in approved_by.")
+@click.option("--name", required=True)
+@click.option("--role", required=True)
+@click.option("--email", required=True, help="Work email address.")
+@click.option("--phone", required=True, help="Work telephone number.")
+def add_lead_contact_command(
+    directory: Path, gss: str, contact_id: str, name: str, role: str, email: str, phone: str
+) -> None:
+    """List a lead CAF contact of a member (work contact details only)."""
+    with _refusals():
+        operator.add_lead_contact(directory, gss, contact_id, name, role, email, phone)
+    click.echo(f"lead contact {contact_id} listed for {gss}")
+
+
+@federation.command("remove-lead-contact")
+@dir_option
+@click.argument("gss")
+@click.option("--id", "contact_id", required=True)
+def remove_lead_contact_command(directory: Path, gss: str, contact_id: str) -> None:
+    """Remove a lead CAF contact from a member's list."""
+    with _refusals():
+        operator.remove_lead_contact(directory, gss, contact_id)
+    click.echo(f"lead contact {contact_id} removed from {gss}")
+
+
+@federation.command("suspend")
+@dir_option
+@click.argument("gss")
+def suspend_command(directory: Path, gss: str) -> None:
+    """Suspend a member; nodes refuse its traffic once they have the next signed metadata."""
+    with _refusals():
+        member = operator.suspend(directory, gss)
+    click.echo(f"{member.id} is suspended (sign to publish)")
+
+
+@federation.command("reinstate")
+@dir_option
+@click.argument("gss")
+def reinstate_command(directory: Path, gss: str) -> None:
+    """Make a suspended member active again."""
+    with _refusals():
+        member = operator.reinstate(directory, gss)
+    click.echo(f"{member.id} is active (sign to publish)")
+
+
+@federation.command("rotate-key")
+@dir_option
+@click.argument("gss")
+@click.option(
+    "--grace-days",
+    type=click.IntRange(min=0),
+    default=operator.DEFAULT_GRACE.days,
+    show_default=True,
+    help="How long the old key stays valid; 0 drops it at once (compromised key).",
+)
+@click.option(
+    "--signing-jwk",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The node's own new PUBLIC key (JWK); without it one is generated for the node.",
+)
+def rotate_key_command(
+    directory: Path, gss: str, grace_days: int, signing_jwk: Path | None
+) -> None:
+    """Give a member a new signing key; the old one stays valid for the grace period."""
+    with _refusals():
+        jwk = _read_jwk(signing_jwk) if signing_jwk is not None else None
+        files = operator.rotate_key(
+            directory, gss, grace=timedelta(days=grace_days), signing_jwk=jwk
+        )
+    click.echo(f"new signing key id: {files.kid}")
+    if files.signing_key is not None:
+        click.echo(f"private key for the node: {files.signing_key}")
+
+
+@federation.command("sign")
+@dir_option
+@click.option(
+    "--validity-days",
+    type=click.IntRange(min=1),
+    default=operator.DEFAULT_METADATA_VALIDITY.days,
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the signed metadata [default: DIR/metadata.jws].",
+)
+def sign_command(directory: Path, validity_days: int, out: Path | None) -> None:
+    """Sign the current members as the next metadata version."""
+    with _refusals():
+        signed = operator.sign(directory, out, validity=timedelta(days=validity_days))
+    metadata = signed.metadata
+    click.echo(
+        f"metadata version {metadata.version} for {len(metadata.members)} member(s), "
+        f"expires {metadata.expires_at.isoformat()}: {signed.path}"
+    )
+    for warning in signed.warnings:
+        click.echo(f"warning: {warning}", err=True)

@@ -1,0 +1,475 @@
+"""`/federation/v1`: what a node answers other members (DESIGN 3.4), behind the transport layer
+(mutual TLS + RFC 9421 verified before any handler runs).
+
+Every call is checked against the sender's CAF-Attestation, decided on THIS side (matching for
+existence checks, the consent engine for disclosures), audited with its reason, and answered without
+assessment content unless consent (or an override in force) permits the sections asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any, Literal
+
+from aiohttp import web
+from joserfc import jws
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from directory.members import MemberDirectory, MemberError
+from schemas import EpisodeState, IdentifierError, Problem, Section, problems_from
+
+from ..audit import AuditDraft, Outcome
+from ..consent import ConsentRequest, Override, Recipient, decide
+from ..episodes import london_today
+from ..errors import ConsentRefused, FederationRefused, GatewayError, NotFound, SchemaViolation
+from ..keys import AUDIT, EPISODES, MEMBERS, REQUEST_ID, SETTINGS, SIGNING_KEY, TRANSFERS
+from ..protection import MatchOutcome, NameQuery, classify
+from ..storage._tables import received_copies, register
+from .attestation import (
+    ATTESTATION_HEADER,
+    Attestation,
+    subject_for_episode,
+    subject_for_match_keys,
+    verify_attestation,
+)
+from .outbox import Message, receive
+from .transport import verified_json, verified_request
+
+__all__ = ["directory_of", "federation_routes"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class MatchKeys(_Body):
+    given_names: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: dt.date
+    postcode: str | None = Field(None, max_length=10)
+    nhs_number: str | None = Field(None, max_length=12)
+    upn: str | None = Field(None, max_length=13)
+
+
+class ExistenceCheck(_Body):
+    match: MatchKeys
+
+
+class DisclosureRequest(_Body):
+    episode_ref: str = Field(min_length=1, max_length=64)
+    purpose: str = Field(min_length=1, max_length=100)
+    sections: list[Section] | None = Field(None, min_length=1)
+
+
+class IncomingMessage(_Body):
+    id: str = Field(min_length=1, max_length=36)
+    kind: Literal[
+        "consent_withdrawn",
+        "tac_notification",
+        "lead_professional_update",
+        "transfer_offer",
+        "transfer_accept",
+        "transfer_commit",
+    ]
+    body: dict[str, Any]
+
+
+class MessageBatch(_Body):
+    messages: list[IncomingMessage] = Field(min_length=1, max_length=100)
+
+
+def directory_of(request: web.Request) -> MemberDirectory:
+    return request.config_dict[MEMBERS]()
+
+
+async def _body(request: web.Request, model: type[_Body]) -> Any:
+    try:
+        return model.model_validate(await verified_json(request))
+    except ValidationError as exc:
+        raise SchemaViolation(
+            "the request body is not valid", problems=problems_from(exc)
+        ) from None
+
+
+def _attestation(request: web.Request, subject: str) -> Attestation:
+    verified = verified_request(request)
+    token = verified.attestation or request.headers.get(ATTESTATION_HEADER)
+    if not token:
+        raise FederationRefused("a CAF-Attestation is required", code="attestation_invalid")
+    directory = directory_of(request)
+
+    def key_for(member: str, kid: str, at: dt.datetime) -> Any:
+        try:
+            return directory.key_for(member, kid, at)
+        except MemberError as error:
+            raise FederationRefused(str(error), code=error.code) from None
+
+    return verify_attestation(
+        token,
+        sender=verified.sender,
+        me=request.config_dict[SETTINGS].member_id,
+        key_for=key_for,
+        is_lead_contact=directory.is_lead_contact,
+        subject=subject,
+    )
+
+
+def _draft(
+    request: web.Request,
+    action: str,
+    subject: str | None,
+    outcome: Outcome,
+    reason: str | None = None,
+    **details: Any,
+) -> AuditDraft:
+    return AuditDraft(
+        actor=f"member:{verified_request(request).sender}",
+        action=action,
+        outcome=outcome,
+        subject=subject,
+        reason=reason,
+        request_id=request[REQUEST_ID],
+        details=details,
+    )
+
+
+async def _audited(
+    request: web.Request, action: str, subject: str | None, error: GatewayError
+) -> None:
+    outcome = Outcome.FAILED if error.status >= 500 else Outcome.REFUSED
+    await request.config_dict[AUDIT].record(
+        _draft(request, action, subject, outcome, error.wire_code)
+    )
+
+
+async def existence_check(request: web.Request) -> web.Response:
+    """Does an open or recent CAF exist for this child? Never assessment content (DESIGN 3.4)."""
+    try:
+        body = await _body(request, ExistenceCheck)
+        match = body.match
+        keys = {k: v for k, v in match.model_dump(mode="json").items() if v}
+        attestation = _attestation(request, subject_for_match_keys(keys))
+        query = NameQuery(
+            given_names=match.given_names,
+            family_name=match.family_name,
+            date_of_birth=match.date_of_birth,
+            nhs_number=match.nhs_number,
+            upn=match.upn,
+        )
+        audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+        async with audit.transaction() as connection:
+            try:
+                found = await store.search(connection, query)
+            except IdentifierError as exc:
+                raise SchemaViolation(
+                    "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
+                ) from None
+            outcome = classify([m for m, _ in found])
+            await audit.append(
+                connection,
+                _draft(
+                    request,
+                    "federation.existence_check",
+                    None,
+                    Outcome.SUCCESS,
+                    practitioner=attestation.practitioner_id,
+                    answer=outcome.value,
+                ),
+            )
+    except GatewayError as error:
+        await _audited(request, "federation.existence_check", None, error)
+        raise
+    if outcome == MatchOutcome.NOT_FOUND:
+        return web.json_response({"outcome": "not_found"})
+    if outcome == MatchOutcome.AMBIGUOUS:
+        contacts = directory_of(request).lead_contacts(request.config_dict[SETTINGS].member_id)
+        return web.json_response(
+            {
+                "outcome": "ambiguous",
+                "error": "ambiguous_match",
+                "lead_contacts": [c.model_dump(mode="json") for c in contacts],
+            }
+        )
+    best_ref = found[0][0].ref
+    candidates = [e for m, e in found if m.ref == best_ref]
+    # An open (or potential) episode first, then the most recently closed one.
+    candidates.sort(
+        key=lambda e: (
+            e.state not in (EpisodeState.OPEN, EpisodeState.POTENTIAL),
+            e.closure is not None,
+        )
+    )
+    episode = candidates[0]
+    lead = episode.lead_professional
+    social_care = episode.source.step_down is not None or any(
+        p.agency_type.value == "social_care"
+        for p in [*episode.tac_members, *([lead] if lead else [])]
+    )
+    return web.json_response(
+        {
+            "outcome": "found",
+            "episode_ref": str(episode.episode_id),
+            "state": episode.state.value,
+            "lead_professional": None
+            if lead is None
+            else {
+                "name": lead.name,
+                "organisation": lead.organisation,
+                "telephone": lead.telephone,
+                "email": lead.email,
+            },
+            "social_care_involved": social_care,
+        }
+    )
+
+
+def _receipt(request: web.Request, claims: dict[str, Any]) -> str:
+    key = request.config_dict[SIGNING_KEY]
+    header = {"alg": "Ed25519", "typ": "caf-disclosure-receipt+jws", "kid": key.kid or ""}
+    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
+    return jws.serialize_compact(header, payload, key, algorithms=["Ed25519"])
+
+
+async def disclosure(request: web.Request) -> web.Response:
+    """Share the sections consent permits, on the holder's side (DESIGN 3.5); record both sides."""
+    subject_id: str | None = None
+    try:
+        body = await _body(request, DisclosureRequest)
+        subject_id = body.episode_ref
+        attestation = _attestation(request, subject_for_episode(body.episode_ref))
+        if body.purpose != attestation.purpose:
+            raise FederationRefused(
+                "the purpose differs from the attested one", code="attestation_invalid"
+            )
+        try:
+            episode_id = str(uuid.UUID(body.episode_ref))
+        except ValueError:
+            raise NotFound("no such episode") from None
+        audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+        today = london_today()
+        override = None
+        if attestation.override is not None and attestation.override.expires_at > dt.datetime.now(
+            dt.UTC
+        ):
+            override = Override(
+                override_id=attestation.override.override_id,
+                valid_from=today,
+                valid_until=attestation.override.expires_at.date(),
+            )
+        async with audit.transaction() as connection:
+            stored = await store.get(connection, episode_id, for_update=True)
+            if stored.episode.state == EpisodeState.TRANSFERRED:
+                raise NotFound("the episode moved to another authority")
+            decision = decide(
+                stored.episode,
+                ConsentRequest(
+                    recipient=Recipient(
+                        attestation.agency_type, attestation.agency, attestation.issuer
+                    ),
+                    purpose=attestation.purpose,
+                    sections=frozenset(body.sections) if body.sections else None,
+                    at=today,
+                ),
+                override,
+            )
+            if not decision.permitted:
+                code = decision.code.value if decision.code else "consent_missing"
+                await audit.append(
+                    connection,
+                    _draft(
+                        request,
+                        "federation.disclosure",
+                        episode_id,
+                        Outcome.REFUSED,
+                        code,
+                        rule=decision.rule.value,
+                        practitioner=attestation.practitioner_id,
+                    ),
+                )
+                return _refusal(request, decision.reason, code)
+            sections = sorted(s.value for s in decision.permitted_sections)
+            dumped = stored.episode.model_dump(mode="json")
+            basis = sorted({b for _, b in decision.basis})
+            register_id = str(uuid.uuid4())
+            disclosed_at = dt.datetime.now(dt.UTC)
+            receipt = _receipt(
+                request,
+                {
+                    "register_id": register_id,
+                    "holder": request.config_dict[SETTINGS].member_id,
+                    "recipient": attestation.issuer,
+                    "episode_ref": episode_id,
+                    "sections": sections,
+                    "basis": basis,
+                    "override": decision.overridden,
+                    "disclosed_at": disclosed_at.isoformat(),
+                    "practitioner": attestation.practitioner_id,
+                },
+            )
+            await connection.execute(
+                insert(register).values(
+                    id=register_id,
+                    episode_id=episode_id,
+                    direction="sent",
+                    counterpart=attestation.issuer,
+                    requested_by=attestation.practitioner_id,
+                    approved_by=attestation.approved_by,
+                    sections=sections,
+                    basis=",".join(basis)[:64],
+                    override=decision.overridden,
+                    disclosed_at=disclosed_at,
+                    receipt=receipt,
+                )
+            )
+            if decision.overridden:
+                await _flag_override(connection, request, stored, attestation)
+            await audit.append(
+                connection,
+                _draft(
+                    request,
+                    "federation.disclosure",
+                    episode_id,
+                    Outcome.SUCCESS,
+                    rule=decision.rule.value,
+                    register=register_id,
+                    override=decision.overridden,
+                    practitioner=attestation.practitioner_id,
+                ),
+            )
+    except GatewayError as error:
+        await _audited(
+            request,
+            "federation.disclosure",
+            subject_id if subject_id and len(subject_id) <= 64 else None,
+            error,
+        )
+        raise
+    return web.json_response(
+        {
+            "outcome": "disclosed",
+            "register_id": register_id,
+            "episode_ref": episode_id,
+            "sections": sections,
+            "refused_sections": sorted(s.value for s in decision.refused_sections),
+            "basis": basis,
+            "override": decision.overridden,
+            "content": {s: dumped[s] for s in sections},
+            "receipt": receipt,
+        }
+    )
+
+
+def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
+    """A consent refusal: its code and the rule's reason (no personal data), as an error body."""
+    error = ConsentRefused(reason, code=code)
+    body = {"error": error.wire_code, "message": reason, "request_id": request[REQUEST_ID]}
+    return web.json_response(body, status=error.status)
+
+
+async def _flag_override(
+    connection: AsyncConnection, request: web.Request, stored: Any, attestation: Attestation
+) -> None:
+    """DESIGN 3.5: an override is flagged on the episode (kept in its extensions) and the register."""
+    assert attestation.override is not None  # noqa: S101 - only called for an override
+    episode = stored.episode
+    extensions = dict(episode.extensions)
+    ours = dict(extensions.get("caf-exchange", {}))
+    flags = list(ours.get("overrides", []))
+    flags.append(
+        {
+            "override_id": attestation.override.override_id,
+            "member": attestation.issuer,
+            "approved_by": attestation.override.approved_by,
+            "expires_at": attestation.override.expires_at.isoformat(),
+            "used_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+    )
+    ours["overrides"] = flags
+    extensions["caf-exchange"] = ours
+    changed = episode.model_copy(update={"extensions": extensions})
+    await request.config_dict[EPISODES].replace(connection, stored, changed)
+
+
+async def _apply_withdrawal(connection: AsyncConnection, sender: str, message: Message) -> None:
+    """A holder withdrew consent: mark what we received on its strength (DESIGN 3.5)."""
+    if message.kind == "consent_withdrawn":
+        episode_ref, consent_id = str(message.body["episode_ref"]), str(message.body["consent_id"])
+        now = dt.datetime.now(dt.UTC)
+        rows = await connection.execute(
+            select(received_copies.c.id, received_copies.c.basis).where(
+                received_copies.c.holder == sender,
+                received_copies.c.episode_ref == episode_ref,
+                received_copies.c.withdrawn_at.is_(None),
+            )
+        )
+        marked = [r.id for r in rows if consent_id in r.basis.split(",")]
+        if marked:
+            await connection.execute(
+                update(received_copies)
+                .where(received_copies.c.id.in_(marked))
+                .values(withdrawn_at=now)
+            )
+        await connection.execute(
+            update(register)
+            .where(
+                register.c.direction == "received",
+                register.c.counterpart == sender,
+                register.c.episode_id == episode_ref,
+                register.c.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=now)
+        )
+
+
+async def messages(request: web.Request) -> web.Response:
+    """Batched messages, each applied exactly once (by id), acknowledged one by one."""
+    body = await _body(request, MessageBatch)
+    sender = verified_request(request).sender
+    audit = request.config_dict[AUDIT]
+    batch = [Message(m.id, m.kind, m.body) for m in body.messages]
+    transfers = request.config_dict[TRANSFERS]
+
+    async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
+        if message.kind == "consent_withdrawn":
+            await _apply_withdrawal(connection, sender, message)
+        elif message.kind.startswith("transfer_"):
+            await transfers.apply(connection, sender, message)
+        # TAC notifications and lead-professional updates: the audit entry below is the record.
+
+    statuses = await receive(audit.engine, sender, batch, apply)
+    for message in batch:
+        await audit.record(
+            _draft(
+                request,
+                "federation.message",
+                message.id,
+                Outcome.SUCCESS
+                if statuses[message.id] in ("applied", "duplicate")
+                else Outcome.FAILED,
+                None if statuses[message.id] in ("applied", "duplicate") else statuses[message.id],
+                kind=message.kind,
+                status=statuses[message.id],
+            )
+        )
+    return web.json_response(
+        {"acknowledgements": [{"id": k, "status": v} for k, v in statuses.items()]}
+    )
+
+
+async def well_known(request: web.Request) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    key = request.config_dict[SIGNING_KEY]
+    return web.json_response(
+        {"member": settings.member_id, "protocol_versions": ["1"], "keys": [key.kid]}
+    )
+
+
+def federation_routes(app: web.Application) -> None:
+    app.router.add_post("/existence-checks", existence_check)
+    app.router.add_post("/disclosures", disclosure)
+    app.router.add_post("/messages", messages)
+    app.router.add_get("/.well-known/caf-node", well_known)

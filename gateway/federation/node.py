@@ -1,0 +1,197 @@
+"""Wiring the London protocol into a node: metadata (polled, fail-closed), the mutual-TLS client,
+the transport's server side, the outbox delivery loop, and the practitioner-request workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from directory.members import (
+    MemberDirectory,
+    MemberError,
+    MetadataExpired,
+    MetadataSource,
+    MetadataUnavailable,
+    load_public_key,
+)
+
+from ..errors import FederationRefused, PeerUnavailable
+from ..keys import (
+    AUDIT,
+    ENGINE,
+    EPISODES,
+    KEY_RING,
+    MEMBERS,
+    OUTBOX,
+    PEERS,
+    REQUESTS,
+    SETTINGS,
+    SIGNING_KEY,
+    TRANSFERS,
+    TRANSPORT,
+)
+from ..settings import Settings
+from .attestation import ATTESTATION_HEADER
+from .holder import federation_routes
+from .outbox import Message, Outbox
+from .practitioner import PractitionerRequests
+from .transfer import TransferWorkflow
+from .transport import (
+    FederationClient,
+    ServerTransport,
+    SqlReplayStore,
+    client_context,
+    federation_middleware,
+    federation_session,
+)
+
+__all__ = ["federation_app", "federation_context", "federation_enabled"]
+
+log = logging.getLogger("cafx.federation")
+
+FEDERATION_PATH = "/federation/v1"
+
+
+def federation_enabled(settings: Settings) -> bool:
+    return settings.federation_metadata is not None
+
+
+def _required(settings: Settings) -> tuple[Any, ...]:
+    needed = {
+        "operator_public_key_file": settings.operator_public_key_file,
+        "tls_cert_file": settings.tls_cert_file,
+        "tls_key_file": settings.tls_key_file,
+        "ca_file": settings.ca_file,
+    }
+    missing = [name for name, value in needed.items() if value is None]
+    if missing:
+        raise RuntimeError(f"federation settings missing: {', '.join(missing)}")
+    return tuple(needed.values())
+
+
+def _directory(source: MetadataSource) -> MemberDirectory:
+    """The current member directory, or a 503: after the metadata expires the node fails closed."""
+    try:
+        return source.current()
+    except (MetadataExpired, MetadataUnavailable) as exc:
+        raise PeerUnavailable(f"federation metadata unusable ({type(exc).__name__})") from None
+
+
+def _key_lookup(source: MetadataSource) -> Any:
+    def key_for(member: str, kid: str, at: dt.datetime) -> Any:
+        try:
+            return _directory(source).key_for(member, kid, at)
+        except MemberError as error:
+            raise FederationRefused(str(error), code=error.code) from None
+
+    return key_for
+
+
+async def _every(interval: float, work: Any, name: str) -> None:
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a background loop must survive one bad pass; log the type only
+            log.error("background pass failed", extra={"loop": name, "error": type(exc).__name__})
+        await asyncio.sleep(interval)
+
+
+async def federation_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: everything the protocol needs, and its two background loops."""
+    settings = app[SETTINGS]
+    if not federation_enabled(settings):
+        yield
+        return
+    operator_key_file, cert, key, ca = _required(settings)
+    assert settings.federation_metadata is not None  # noqa: S101 - checked by federation_enabled
+    source = MetadataSource(
+        settings.federation_metadata,
+        load_public_key(operator_key_file),
+        cache_path=settings.metadata_cache_file,
+    )
+    with contextlib.suppress(
+        Exception
+    ):  # an unreachable source at start: serve 503 until it answers
+        await source.refresh()
+    app[MEMBERS] = lambda: _directory(source)
+    signing_key = app[SIGNING_KEY]
+    keyid = signing_key.kid or ""
+    lookup = _key_lookup(source)
+    app[TRANSPORT] = ServerTransport(
+        me=settings.member_id,
+        signing_key=signing_key,
+        keyid=keyid,
+        key_lookup=lookup,
+        replay_store=SqlReplayStore(app[ENGINE]),
+        origin=settings.federation_public_url,
+    )
+    session = federation_session(client_context(cert, key, ca))
+
+    def endpoint(member: str) -> str:
+        return _directory(source).active(member).endpoint.rstrip("/") + FEDERATION_PATH
+
+    peers = FederationClient(
+        session,
+        me=settings.member_id,
+        signing_key=signing_key,
+        keyid=keyid,
+        endpoints=endpoint,
+        response_keys=lookup,
+    )
+    app[PEERS] = peers
+    outbox = Outbox(app[ENGINE], app[KEY_RING])
+    app[OUTBOX] = outbox
+    app[TRANSFERS] = TransferWorkflow(settings.member_id, app[EPISODES], outbox, app[KEY_RING])
+
+    async def call(
+        target: str, path: str, body: Mapping[str, Any], attestation: str
+    ) -> tuple[int, Any]:
+        reply = await peers.post(target, path, body, headers={ATTESTATION_HEADER: attestation})
+        return reply.status, reply.body if isinstance(reply.body, dict) else {}
+
+    app[REQUESTS] = PractitionerRequests(
+        me=settings.member_id,
+        ring=app[KEY_RING],
+        audit=app[AUDIT],
+        signing_key=signing_key,
+        is_lead_contact=lambda member, contact: _directory(source).is_lead_contact(member, contact),
+        call=call,
+        auto_approve_roles=frozenset(settings.auto_approve_existence_roles),
+        auto_approver=settings.auto_approver,
+    )
+
+    async def send(recipient: str, messages: list[Message]) -> dict[str, str]:
+        reply = await peers.post(
+            recipient, "/messages", {"messages": [m.as_json() for m in messages]}
+        )
+        if reply.status != 200 or not isinstance(reply.body, dict):
+            raise PeerUnavailable(f"messages refused ({reply.status})")
+        return {a["id"]: a["status"] for a in reply.body.get("acknowledgements", [])}
+
+    tasks = [
+        asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds)),
+        asyncio.create_task(
+            _every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
+        ),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await session.close()
+
+
+def federation_app() -> web.Application:
+    app = web.Application(middlewares=[federation_middleware(TRANSPORT)])
+    federation_routes(app)
+    return app

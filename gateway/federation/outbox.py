@@ -1,0 +1,216 @@
+"""Messages between members (DESIGN 3.6): written to a transactional outbox in the same transaction as
+the change they announce, delivered at least once in batches per recipient, retried with jittered
+exponential back-off, dead-lettered with an alert after `MAX_ATTEMPTS`; the receiver applies each
+message id exactly once (inbox de-duplication).
+
+Safe with several replicas: PostgreSQL claims due rows with `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..errors import GatewayError
+from ..protection import KeyRing, associated_data, open_, seal
+from ..storage import is_sqlite
+from ..storage._tables import inbox, outbox
+
+__all__ = [
+    "BASE_DELAY",
+    "MAX_ATTEMPTS",
+    "MAX_DELAY",
+    "Message",
+    "Outbox",
+    "backoff",
+    "receive",
+]
+
+log = logging.getLogger("cafx.outbox")
+
+MAX_ATTEMPTS = 8
+BASE_DELAY = dt.timedelta(seconds=2)
+MAX_DELAY = dt.timedelta(minutes=10)
+BATCH = 50
+LEASE = dt.timedelta(seconds=60)  # how long a replica owns the messages it is sending
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    kind: str
+    body: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "body": dict(self.body)}
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> dt.timedelta:
+    """Full-jitter exponential back-off: uniform in [0, min(cap, base * 2^attempts)]."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * (1 << min(attempts, 30)))
+    fraction: float = (rng or random).random()  # noqa: S311 - jitter, not security
+    return ceiling * fraction
+
+
+def _bound(message_id: str) -> bytes:
+    return associated_data("outbox", message_id, "sealed")
+
+
+Send = Callable[[str, list[Message]], Awaitable[Mapping[str, str]]]  # recipient -> id -> status
+
+
+class Outbox:
+    def __init__(self, engine: AsyncEngine, ring: KeyRing) -> None:
+        self.engine, self.ring = engine, ring
+        self._sqlite = is_sqlite(engine.url.render_as_string())
+
+    async def enqueue(
+        self, connection: AsyncConnection, recipient: str, kind: str, body: Mapping[str, Any]
+    ) -> str:
+        """Write a message in the caller's transaction; it leaves only if that commits."""
+        message_id = str(uuid.uuid4())
+        sealed = seal(json.dumps(dict(body)).encode(), self.ring, _bound(message_id))
+        now = dt.datetime.now(dt.UTC)
+        await connection.execute(
+            insert(outbox).values(
+                id=message_id,
+                recipient=recipient,
+                kind=kind,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                key_id=sealed.key_id,
+                sealed=sealed.to_bytes(),
+            )
+        )
+        return message_id
+
+    async def deliver_due(self, send: Send, *, now: dt.datetime | None = None) -> int:
+        """One pass: lease due messages, send them per recipient, record each outcome.
+
+        The lease (a later `next_attempt_at`, committed before sending) keeps other replicas off
+        these rows while the network call runs, without holding a transaction open across it.
+        """
+        moment = now or dt.datetime.now(dt.UTC)
+        async with self.engine.begin() as connection:
+            query = (
+                select(outbox)
+                .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= moment)
+                .order_by(outbox.c.created_at)
+                .limit(BATCH)
+            )
+            if not self._sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await connection.execute(query)).all()
+            if rows:
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([row.id for row in rows]))
+                    .values(next_attempt_at=moment + LEASE)
+                )
+        by_recipient: dict[str, list[Any]] = {}
+        for row in rows:
+            by_recipient.setdefault(row.recipient, []).append(row)
+        delivered = 0
+        for recipient, batch in by_recipient.items():
+            messages = [
+                Message(row.id, row.kind, json.loads(open_(row.sealed, self.ring, _bound(row.id))))
+                for row in batch
+            ]
+            try:
+                statuses, failure = await send(recipient, messages), None
+            except GatewayError as error:
+                statuses, failure = {}, error.wire_code
+            async with self.engine.begin() as connection:
+                for row in batch:
+                    if statuses.get(row.id) in ("applied", "duplicate"):
+                        await connection.execute(
+                            update(outbox).where(outbox.c.id == row.id).values(state="delivered")
+                        )
+                        delivered += 1
+                    else:
+                        reason = failure or statuses.get(row.id, "no_answer")
+                        await self._retry_later(connection, row, reason, moment)
+        return delivered
+
+    async def _retry_later(
+        self, connection: AsyncConnection, row: Any, reason: str, now: dt.datetime
+    ) -> None:
+        attempts = row.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            # The alert: an error log line (ids and codes only) that monitoring pages on.
+            log.error(
+                "message dead-lettered",
+                extra={
+                    "message_id": row.id,
+                    "recipient": row.recipient,
+                    "kind": row.kind,
+                    "reason": reason,
+                },
+            )
+            values: dict[str, Any] = {
+                "state": "dead",
+                "attempts": attempts,
+                "last_error": reason[:64],
+            }
+        else:
+            values = {
+                "attempts": attempts,
+                "next_attempt_at": now + backoff(attempts),
+                "last_error": reason[:64],
+            }
+        await connection.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+
+    async def retry_dead(self, message_id: str) -> bool:
+        """Put a dead-lettered message back in the queue (the console's "retry")."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id, outbox.c.state == "dead")
+                .values(state="pending", attempts=0, next_attempt_at=dt.datetime.now(dt.UTC))
+            )
+        return result.rowcount == 1
+
+    async def counts(self) -> dict[str, int]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(select(outbox.c.state, outbox.c.id))
+            counted: dict[str, int] = {}
+            for row in rows:
+                counted[row.state] = counted.get(row.state, 0) + 1
+        return counted
+
+
+Apply = Callable[[AsyncConnection, str, Message], Awaitable[None]]
+
+
+async def receive(
+    engine: AsyncEngine, sender: str, messages: Sequence[Message], apply: Apply
+) -> dict[str, str]:
+    """Apply each message once: `applied`, `duplicate` (seen before), or the error code."""
+    statuses: dict[str, str] = {}
+    for message in messages:
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(inbox).values(
+                        sender=sender, message_id=message.id, received_at=dt.datetime.now(dt.UTC)
+                    )
+                )
+                await apply(connection, sender, message)
+            statuses[message.id] = "applied"
+        except IntegrityError:
+            statuses[message.id] = "duplicate"
+        except GatewayError as error:
+            statuses[message.id] = error.wire_code
+    return statuses

@@ -1,0 +1,470 @@
+"""A practitioner's cross-borough request, on their home node (DESIGN 3.3; protocol 003 §2-3).
+
+    POST /api/v1/requests      awaiting_verification   (or approved at once: auto-approval by role)
+    POST .../decision          a lead CAF contact of this borough approves or rejects
+                               (an override needs a second, different lead contact: DESIGN 3.5)
+    approved                   the node issues the CAF-Attestation and calls the target member
+    answered | refused | failed  the target's answer, its refusal code, or peer_unavailable
+
+The record (practitioner, the child's match keys, the answer) is personal data: sealed at rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from joserfc.jwk import OKPKey
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas import AgencyType, Section
+
+from ..audit import AuditDraft, Outcome
+from ..audit_log import AuditLog
+from ..errors import Conflict, Forbidden, GatewayError, NotFound
+from ..protection import KeyRing, associated_data, open_, seal
+from ..storage._tables import overrides, practitioner_requests, received_copies, register
+from .attestation import (
+    OverrideGrant,
+    issue_attestation,
+    subject_for_episode,
+    subject_for_match_keys,
+)
+
+__all__ = [
+    "Decision",
+    "PractitionerRequests",
+    "RequestInput",
+    "RequestRecord",
+]
+
+Kind = Literal["existence_check", "disclosure", "transfer"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class Practitioner(_Input):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=100)
+    agency: str = Field(min_length=1, max_length=200)
+    agency_type: AgencyType
+
+
+class MatchKeys(_Input):
+    given_names: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: dt.date
+    postcode: str | None = Field(None, max_length=10)
+    nhs_number: str | None = Field(None, max_length=12)
+    upn: str | None = Field(None, max_length=13)
+
+
+class OverrideInput(_Input):
+    justification: str = Field(min_length=20, max_length=4000)
+    expires_at: dt.datetime
+
+
+class RequestInput(_Input):
+    kind: Literal["existence_check", "disclosure"]
+    practitioner: Practitioner
+    purpose: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=2000)
+    target_authority: str = Field(pattern=r"^[ENSW][0-9]{8}$")
+    child: MatchKeys | None = None
+    episode_ref: str | None = Field(None, min_length=1, max_length=64)
+    sections: list[Section] | None = Field(None, min_length=1)
+    override: OverrideInput | None = None
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> RequestInput:
+        if self.kind == "existence_check" and (self.child is None or self.override is not None):
+            raise ValueError("an existence check names the child's match keys (and no override)")
+        if self.kind == "disclosure" and self.episode_ref is None:
+            raise ValueError("a disclosure names the episode reference from an existence check")
+        return self
+
+
+class Decision(_Input):
+    decision: Literal["approve", "reject"]
+    lead_contact_id: str = Field(min_length=1, max_length=100)
+    note: str | None = Field(None, max_length=2000)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: str
+    kind: Kind
+    state: str
+    target: str
+    created_at: dt.datetime
+    document: dict[str, Any]  # the sealed part: input, decisions, answer
+
+    def public(self) -> dict[str, Any]:
+        """What the requesting borough system sees."""
+        return {
+            "request_id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "target_authority": self.target,
+            "created_at": self.created_at.isoformat(),
+            "decisions": self.document.get("decisions", []),
+            "answer": self.document.get("answer"),
+            "error": self.document.get("error"),
+        }
+
+
+# (target, path, body, attestation) -> (status, JSON answer)
+Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]
+LeadContactCheck = Callable[[str, str], bool]
+
+
+def _bound(request_id: str) -> bytes:
+    return associated_data("practitioner_requests", request_id, "sealed")
+
+
+class PractitionerRequests:
+    def __init__(
+        self,
+        *,
+        me: str,
+        ring: KeyRing,
+        audit: AuditLog,
+        signing_key: OKPKey,
+        is_lead_contact: LeadContactCheck,
+        call: Call,
+        auto_approve_roles: frozenset[str] = frozenset(),
+        auto_approver: str | None = None,
+    ) -> None:
+        self.me, self.ring, self.audit, self.key = me, ring, audit, signing_key
+        self.is_lead_contact, self.call = is_lead_contact, call
+        self.auto_approve_roles, self.auto_approver = auto_approve_roles, auto_approver
+
+    # --- storage -------------------------------------------------------------------------------
+
+    async def _write(
+        self, connection: AsyncConnection, record: RequestRecord, *, new: bool = False
+    ) -> None:
+        sealed = seal(json.dumps(record.document).encode(), self.ring, _bound(record.id))
+        values = {"state": record.state, "key_id": sealed.key_id, "sealed": sealed.to_bytes()}
+        if new:
+            practitioner = record.document["input"]["practitioner"]
+            await connection.execute(
+                insert(practitioner_requests).values(
+                    id=record.id,
+                    kind=record.kind,
+                    target=record.target,
+                    client_id=record.document["client_id"],
+                    role=practitioner["role"],
+                    created_at=record.created_at,
+                    **values,
+                )
+            )
+        else:
+            await connection.execute(
+                update(practitioner_requests)
+                .where(practitioner_requests.c.id == record.id)
+                .values(**values)
+            )
+
+    async def get(
+        self, request_id: str, connection: AsyncConnection | None = None
+    ) -> RequestRecord:
+        if connection is None:
+            async with self.audit.engine.connect() as reading:
+                return await self.get(request_id, reading)
+        row = (
+            await connection.execute(
+                select(practitioner_requests).where(practitioner_requests.c.id == request_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("no such request")
+        document = json.loads(open_(row.sealed, self.ring, _bound(row.id)))
+        return RequestRecord(row.id, row.kind, row.state, row.target, row.created_at, document)
+
+    async def waiting(self) -> list[RequestRecord]:
+        """Requests a lead contact of this borough must look at (the console's queue)."""
+        async with self.audit.engine.connect() as connection:
+            rows = await connection.execute(
+                select(practitioner_requests.c.id)
+                .where(
+                    practitioner_requests.c.state.in_(
+                        ["awaiting_verification", "awaiting_second_approval"]
+                    )
+                )
+                .order_by(practitioner_requests.c.created_at)
+            )
+            return [await self.get(row.id, connection) for row in rows.all()]
+
+    # --- the workflow ----------------------------------------------------------------------------
+
+    async def create(self, client_id: str, request: RequestInput, request_id: str) -> RequestRecord:
+        record = RequestRecord(
+            id=str(uuid.uuid4()),
+            kind=request.kind,
+            state="awaiting_verification",
+            target=request.target_authority,
+            created_at=dt.datetime.now(dt.UTC),
+            document={
+                "client_id": client_id,
+                "input": request.model_dump(mode="json"),
+                "decisions": [],
+            },
+        )
+        async with self.audit.transaction() as connection:
+            await self._write(connection, record, new=True)
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=f"client:{client_id}",
+                    action="request.create",
+                    outcome=Outcome.SUCCESS,
+                    subject=record.id,
+                    request_id=request_id,
+                    details={"kind": request.kind, "target": request.target_authority},
+                ),
+            )
+        auto = (
+            request.kind == "existence_check"
+            and self.auto_approver is not None
+            and request.practitioner.role in self.auto_approve_roles
+        )
+        if auto and self.auto_approver is not None:
+            return await self.decide(
+                record.id,
+                Decision(
+                    decision="approve",
+                    lead_contact_id=self.auto_approver,
+                    note="auto-approved by role",
+                ),
+                request_id,
+            )
+        return record
+
+    async def decide(self, record_id: str, decision: Decision, request_id: str) -> RequestRecord:
+        if not self.is_lead_contact(self.me, decision.lead_contact_id):
+            await self._audit_decision(
+                record_id, decision, request_id, Outcome.REFUSED, "not_lead_contact"
+            )
+            raise Forbidden("only a listed lead CAF contact of this borough can decide")
+        async with self.audit.transaction() as connection:
+            record = await self.get(record_id, connection)
+            document = dict(record.document)
+            practitioner_id = document["input"]["practitioner"]["id"]
+            previous = [d["by"] for d in document["decisions"]]
+            if record.state not in ("awaiting_verification", "awaiting_second_approval"):
+                raise Conflict(f"the request is {record.state}")
+            if decision.lead_contact_id == practitioner_id or decision.lead_contact_id in previous:
+                raise Forbidden(
+                    "the requester, or someone who already approved, cannot approve again"
+                )
+            document["decisions"] = [
+                *document["decisions"],
+                {
+                    "by": decision.lead_contact_id,
+                    "decision": decision.decision,
+                    "note": decision.note,
+                    "at": dt.datetime.now(dt.UTC).isoformat(),
+                },
+            ]
+            has_override = document["input"].get("override") is not None
+            if decision.decision == "reject":
+                state = "rejected"
+            elif has_override and record.state == "awaiting_verification":
+                state = "awaiting_second_approval"
+            else:
+                state = "approved"
+            record = RequestRecord(
+                record.id, record.kind, state, record.target, record.created_at, document
+            )
+            await self._write(connection, record)
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=f"lead:{decision.lead_contact_id}",
+                    action="request.decide",
+                    outcome=Outcome.SUCCESS if decision.decision == "approve" else Outcome.REFUSED,
+                    subject=record.id,
+                    request_id=request_id,
+                    details={"decision": decision.decision, "state": state},
+                ),
+            )
+        if state == "approved":
+            record = await self._send(record, request_id)
+        return record
+
+    async def _audit_decision(
+        self, record_id: str, decision: Decision, request_id: str, outcome: Outcome, reason: str
+    ) -> None:
+        await self.audit.record(
+            AuditDraft(
+                actor="lead:unlisted",
+                action="request.decide",
+                outcome=outcome,
+                subject=record_id,
+                reason=reason,
+                request_id=request_id,
+                details={"decision": decision.decision},
+            )
+        )
+
+    def _attestation(self, record: RequestRecord) -> str:
+        document = record.document
+        request = document["input"]
+        approvals = [d["by"] for d in document["decisions"] if d["decision"] == "approve"]
+        if request["kind"] == "existence_check":
+            subject = subject_for_match_keys({k: v for k, v in request["child"].items() if v})
+        else:
+            subject = subject_for_episode(request["episode_ref"])
+        grant = None
+        if request.get("override"):
+            justification = request["override"]["justification"]
+            grant = OverrideGrant(
+                override_id=document["override_id"],
+                approved_by=approvals[1],
+                expires_at=dt.datetime.fromisoformat(request["override"]["expires_at"]),
+                justification_sha256=hashlib.sha256(justification.encode()).hexdigest(),
+            )
+        return issue_attestation(
+            self.key,
+            issuer=self.me,
+            audience=record.target,
+            practitioner=request["practitioner"],
+            purpose=request["purpose"],
+            reason=request["reason"],
+            subject=subject,
+            approved_by=approvals[0],
+            override=grant,
+        )
+
+    async def _send(self, record: RequestRecord, request_id: str) -> RequestRecord:
+        document = dict(record.document)
+        request = document["input"]
+        if request.get("override"):
+            document["override_id"] = await self._record_override(record, request_id)
+            record = RequestRecord(
+                record.id, record.kind, record.state, record.target, record.created_at, document
+            )
+        if request["kind"] == "existence_check":
+            path, body = "/existence-checks", {"match": request["child"]}
+        else:
+            path = "/disclosures"
+            body = {"episode_ref": request["episode_ref"], "purpose": request["purpose"]}
+            if request.get("sections"):
+                body["sections"] = request["sections"]
+        try:
+            status, answer = await self.call(record.target, path, body, self._attestation(record))
+            state = "answered" if status in (200, 202) else "refused"
+            document["answer"], document["error"] = (
+                (answer, None) if state == "answered" else (None, answer.get("error"))
+            )
+        except GatewayError as error:
+            state, document["error"] = "failed", error.wire_code
+        record = RequestRecord(
+            record.id, record.kind, state, record.target, record.created_at, document
+        )
+        async with self.audit.transaction() as connection:
+            await self._write(connection, record)
+            if state == "answered" and request["kind"] == "disclosure":
+                await self._keep_received(connection, record)
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=f"member:{self.me}",
+                    action="request.send",
+                    outcome={"answered": Outcome.SUCCESS, "refused": Outcome.REFUSED}.get(
+                        state, Outcome.FAILED
+                    ),
+                    subject=record.id,
+                    reason=document.get("error"),
+                    request_id=request_id,
+                    details={"target": record.target, "state": state},
+                ),
+            )
+        return record
+
+    async def _keep_received(self, connection: AsyncConnection, record: RequestRecord) -> None:
+        """Our side of the register, and the received copy (sealed) that a withdrawal will mark."""
+        answer = record.document["answer"]
+        request = record.document["input"]
+        approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
+        now = dt.datetime.now(dt.UTC)
+        basis = ",".join(answer.get("basis", []))[:64]
+        await connection.execute(
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=answer["episode_ref"],
+                direction="received",
+                counterpart=record.target,
+                requested_by=request["practitioner"]["id"],
+                approved_by=approvals[0] if approvals else None,
+                sections=answer.get("sections", []),
+                basis=basis,
+                override=bool(answer.get("override")),
+                disclosed_at=now,
+                receipt=answer.get("receipt"),
+            )
+        )
+        copy_id = str(uuid.uuid4())
+        sealed = seal(
+            json.dumps(answer.get("content", {})).encode(),
+            self.ring,
+            associated_data("received_copies", copy_id, "sealed"),
+        )
+        await connection.execute(
+            insert(received_copies).values(
+                id=copy_id,
+                request_id=record.id,
+                holder=record.target,
+                episode_ref=answer["episode_ref"],
+                basis=basis,
+                received_at=now,
+                key_id=sealed.key_id,
+                sealed=sealed.to_bytes(),
+            )
+        )
+
+    async def _record_override(self, record: RequestRecord, request_id: str) -> str:
+        request = record.document["input"]
+        approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
+        override_id = str(uuid.uuid4())
+        sealed = seal(
+            request["override"]["justification"].encode(),
+            self.ring,
+            associated_data("overrides", override_id, "sealed"),
+        )
+        async with self.audit.transaction() as connection:
+            await connection.execute(
+                insert(overrides).values(
+                    id=override_id,
+                    request_id=record.id,
+                    requested_by=request["practitioner"]["id"],
+                    approved_by=approvals[-1],
+                    expires_at=dt.datetime.fromisoformat(request["override"]["expires_at"]),
+                    created_at=dt.datetime.now(dt.UTC),
+                    key_id=sealed.key_id,
+                    sealed=sealed.to_bytes(),
+                )
+            )
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=f"lead:{approvals[-1]}",
+                    action="override.grant",
+                    outcome=Outcome.SUCCESS,
+                    subject=override_id,
+                    request_id=request_id,
+                    details={"request": record.id},
+                ),
+            )
+        return override_id

@@ -1,0 +1,444 @@
+"""The London protocol end to end between three real nodes on loopback (Camden, Hackney, Islington):
+real certificates from the operator's CA, mutual TLS 1.3, RFC 9421 signatures both ways, attestations,
+consent decided by the holder, the register on both sides, withdrawal pushed through the outbox,
+delivery after a peer was down, and a transfer."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from joserfc.jwk import ECKey
+from sqlalchemy import select
+
+from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
+from gateway.federation.operator import suspend
+from gateway.keys import ENGINE
+from gateway.oauth import register_client
+from gateway.runner import start
+from gateway.storage._tables import outbox, received_copies, register
+
+from ..adapters.facts import EXAMPLES
+
+CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
+SCOPES = [
+    "episodes:read",
+    "episodes:write",
+    "consents:write",
+    "audit:read",
+    "register:read",
+    "requests:write",
+    "requests:decide",
+]
+
+
+@dataclass
+class Node:
+    plan: NodePlan
+    runner: web.AppRunner | None = None
+    token: str = ""
+    http: aiohttp.ClientSession = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = aiohttp.ClientSession()
+
+    @property
+    def url(self) -> str:
+        return self.plan.api_url + "/api/v1"
+
+    @property
+    def lead(self) -> str:
+        return self.plan.borough.lead_contacts()[0]
+
+    async def start(self) -> None:
+        self.runner = await start(self.plan.settings)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.request(
+            method, self.url + path, headers=headers, **kwargs
+        ) as response:
+            return response.status, await response.json()
+
+    async def engine_rows(self, query: Any) -> list[Any]:
+        assert self.runner is not None
+        async with self.runner.app[ENGINE].connect() as connection:
+            return list((await connection.execute(query)).all())
+
+
+async def _login(node: Node) -> None:
+    assert node.runner is not None
+    key = ECKey.generate_key("P-256", private=True)
+    client = await register_client(
+        node.runner.app[ENGINE], "case-system", SCOPES, jwks={"keys": [key.as_dict(private=False)]}
+    )
+    assertion = private_key_jwt_sign(
+        key.as_dict(private=True), client.client_id, node.plan.settings.token_endpoint, alg="ES256"
+    )
+    async with node.http.post(
+        node.plan.api_url + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    ) as response:
+        node.token = (await response.json())["access_token"]
+
+
+@pytest.fixture
+async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
+    plans = plan_federation(tmp_path, auto_approve_roles=("Health visitor",))
+    nodes = {plan.borough.gss: Node(plan) for plan in plans}
+    try:
+        for node in nodes.values():
+            await node.start()
+            await _login(node)
+        yield nodes
+    finally:
+        for node in nodes.values():
+            await node.stop()
+            await node.http.close()
+
+
+PRACTITIONER = {
+    "id": "camden-hv-17",
+    "name": "A Health Visitor",
+    "role": "Health visitor",
+    "agency": "Camden health visiting",
+    "agency_type": "health",
+}
+
+
+async def _seed(holder: Node) -> dict[str, Any]:
+    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml").read_bytes()
+    status, answer = await holder.call("POST", "/forms", data=form)
+    assert status == 201, answer
+    status, episode = await holder.call("GET", f"/episodes/{answer['episode_ids'][0]}")
+    return dict(episode)
+
+
+def _match(episode: dict[str, Any]) -> dict[str, str]:
+    child = episode["child"]
+    return {
+        "given_names": child["given_names"],
+        "family_name": child["family_name"],
+        "date_of_birth": child["date_of_birth"],
+    }
+
+
+async def _ask(home: Node, body: dict[str, Any], approve: bool = True) -> dict[str, Any]:
+    status, record = await home.call("POST", "/requests", json=body)
+    assert status == 201, record
+    if record["state"] == "awaiting_verification" and approve:
+        status, record = await home.call(
+            "POST",
+            f"/requests/{record['request_id']}/decision",
+            json={"decision": "approve", "lead_contact_id": home.lead, "note": "known to us"},
+        )
+        assert status == 200, record
+    return dict(record)
+
+
+async def _eventually(check: Any, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("the condition did not come true in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[str, Node]) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+
+    # Existence check: the health visitor's role is auto-approved by Camden's rule.
+    record = await _ask(
+        camden,
+        {
+            "kind": "existence_check",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "family moved into our area",
+            "target_authority": HACKNEY,
+            "child": _match(episode),
+        },
+    )
+    assert record["state"] == "answered", record
+    answer = record["answer"]
+    assert answer["outcome"] == "found" and answer["episode_ref"] == episode["episode_id"]
+    assert "assessments" not in answer and "child" not in answer  # never content
+
+    # Disclosure to an excluded agency (housing): refused on Hackney's side, with the code.
+    housing = {
+        **PRACTITIONER,
+        "id": "camden-ho-3",
+        "role": "Housing officer",
+        "agency": "Camden housing",
+        "agency_type": "housing",
+    }
+    refused = await _ask(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": housing,
+            "purpose": "early_help",
+            "reason": "rehousing",
+            "target_authority": HACKNEY,
+            "episode_ref": answer["episode_ref"],
+            "sections": ["assessments"],
+        },
+    )
+    assert refused["state"] == "refused" and refused["error"] == "consent_excluded"
+
+    # Disclosure to a consented agency (health): permitted, sections filtered, both registers.
+    permitted = await _ask(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": answer["episode_ref"],
+            "sections": ["assessments", "delivery_plan"],
+        },
+    )
+    assert permitted["state"] == "answered", permitted
+    disclosed = permitted["answer"]
+    assert set(disclosed["content"]) == {"assessments", "delivery_plan"}
+    assert disclosed["basis"] == ["C1"] and disclosed["receipt"].count(".") == 2
+    status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
+    assert [e["direction"] for e in theirs["entries"]] == ["sent"]
+    assert theirs["entries"][0]["counterpart"] == CAMDEN
+    ours = await camden.engine_rows(select(register))
+    assert [(r.direction, r.counterpart) for r in ours] == [("received", HACKNEY)]
+
+    # Consent withdrawn at the holder: pushed through the outbox, Camden's copy marked.
+    status, withdrawn = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
+    )
+    assert status == 200 and withdrawn["changed"] is True
+
+    async def marked() -> bool:
+        copies = await camden.engine_rows(select(received_copies))
+        return len(copies) == 1 and copies[0].withdrawn_at is not None
+
+    await _eventually(marked)
+    again = await _ask(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "review",
+            "target_authority": HACKNEY,
+            "episode_ref": answer["episode_ref"],
+        },
+    )
+    assert again["state"] == "refused" and again["error"] in {
+        "consent_withdrawn",
+        "consent_missing",
+    }
+
+
+async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_approve(
+    federation: dict[str, Node],
+) -> None:
+    camden = federation[CAMDEN]
+    teacher = {
+        **PRACTITIONER,
+        "id": "camden-t-9",
+        "role": "Teacher",
+        "agency": "A school",
+        "agency_type": "education",
+    }
+    body = {
+        "kind": "existence_check",
+        "practitioner": teacher,
+        "purpose": "early_help",
+        "reason": "attendance",
+        "target_authority": HACKNEY,
+        "child": {"given_names": "Nobody", "family_name": "Known", "date_of_birth": "2015-01-01"},
+    }
+    record = await _ask(camden, body, approve=False)
+    assert record["state"] == "awaiting_verification"
+    status, waiting = await camden.call("GET", "/requests")
+    assert [r["request_id"] for r in waiting["requests"]] == [record["request_id"]]
+    status, refused = await camden.call(
+        "POST",
+        f"/requests/{record['request_id']}/decision",
+        json={"decision": "approve", "lead_contact_id": "hackney-lead-1"},  # not Camden's
+    )
+    assert status == 403
+    status, answered = await camden.call(
+        "POST",
+        f"/requests/{record['request_id']}/decision",
+        json={"decision": "approve", "lead_contact_id": camden.lead},
+    )
+    assert answered["state"] == "answered" and answered["answer"]["outcome"] == "not_found"
+
+
+async def test_public_interest_override_needs_a_second_lead_contact(
+    federation: dict[str, Node],
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    police = {
+        **PRACTITIONER,
+        "id": "camden-pc-1",
+        "role": "Police officer",
+        "agency": "Met",
+        "agency_type": "police",
+    }
+    body = {
+        "kind": "disclosure",
+        "practitioner": police,
+        "purpose": "safeguarding",
+        "reason": "immediate risk of significant harm",
+        "target_authority": HACKNEY,
+        "episode_ref": episode["episode_id"],
+        "sections": ["child"],
+        "override": {
+            "justification": "Safeguarding concern reported tonight; consent cannot be sought safely.",
+            "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+        },
+    }
+    record = await _ask(camden, body)  # first approval: camden-lead-1
+    assert record["state"] == "awaiting_second_approval"
+    path = f"/requests/{record['request_id']}/decision"
+    status, _ = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": camden.lead}
+    )
+    assert status == 403  # the same person cannot be the second approver
+    second = camden.plan.borough.lead_contacts()[1]
+    status, done = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": second}
+    )
+    assert done["state"] == "answered", done
+    assert done["answer"]["override"] is True and set(done["answer"]["content"]) == {"child"}
+    status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
+    assert theirs["entries"][0]["override"] is True
+    status, flagged = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
+    assert flagged["extensions"]["caf-exchange"]["overrides"][0]["approved_by"] == second
+
+
+async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
+    federation: dict[str, Node],
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    record = await _ask(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": episode["episode_id"],
+        },
+    )
+    assert record["state"] == "answered"
+    await camden.stop()  # Camden goes down; Hackney withdraws consent meanwhile
+    status, _ = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
+    )
+    assert status == 200
+
+    async def retried() -> bool:
+        rows = await hackney.engine_rows(select(outbox))
+        return len(rows) == 1 and rows[0].attempts >= 1 and rows[0].state == "pending"
+
+    await _eventually(retried)
+    await camden.start()
+
+    async def delivered() -> bool:
+        rows = await hackney.engine_rows(select(outbox))
+        return bool(rows[0].state == "delivered")
+
+    await _eventually(delivered, timeout=40)
+    copies = await camden.engine_rows(select(received_copies))
+    assert len(copies) == 1 and copies[0].withdrawn_at is not None
+
+
+async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None:
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await _seed(hackney)
+    status, offer = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": ISLINGTON}
+    )
+    assert status == 201, offer
+
+    async def offered() -> bool:
+        status, incoming = await islington.call("GET", "/transfers")
+        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
+
+    await _eventually(offered)
+    lead = {
+        "name": "New Lead",
+        "organisation": "Islington Family Hub",
+        "agency_type": "early_help",
+        "authority": ISLINGTON,
+    }
+    status, accepted = await islington.call(
+        "POST",
+        f"/transfers/{offer['offer_id']}/accept",
+        json={"lead_contact_id": islington.lead, "lead_professional": lead},
+    )
+    assert status == 200, accepted
+
+    async def moved() -> bool:
+        status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
+        return status == 200
+
+    await _eventually(moved)
+    status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
+    assert copy["home_authority"] == ISLINGTON and copy["lead_professional"]["name"] == "New Lead"
+    assert copy["assessments"] == episode["assessments"]  # the whole episode, with its history
+    status, old = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
+    assert old["state"] == "transferred" and old["lead_professional"] is not None
+    review = {
+        "event": {"type": "review", "review": {"held_on": "2026-06-01", "tac_meeting_held": True}}
+    }
+    status, _ = await hackney.call("POST", f"/episodes/{episode['episode_id']}/events", json=review)
+    assert status == 409  # the old copy is read-only
+
+
+async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_path: Path) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    suspend(tmp_path / "federation", CAMDEN)
+    plan_federation(tmp_path)  # re-sign the metadata: Camden suspended
+
+    body = {
+        "kind": "existence_check",
+        "practitioner": PRACTITIONER,
+        "purpose": "early_help",
+        "reason": "again",
+        "target_authority": HACKNEY,
+        "child": _match(episode),
+    }
+
+    async def refused() -> bool:
+        # Camden's own node stops acting for a suspended member (its lead contacts no longer count);
+        # Hackney refuses its signed traffic (transport tests cover that refusal code by code).
+        status, record = await camden.call("POST", "/requests", json=body)
+        return status == 403 or record.get("state") not in ("answered", None)
+
+    await _eventually(refused)
+    status, log = await hackney.call("GET", "/audit/verify")
+    assert log["ok"] is True
