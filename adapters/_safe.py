@@ -178,8 +178,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_ESCAPE = re.compile(r"\\.", re.DOTALL)  # a backslash and the character it escapes
+_NOT_QUOTE_OR_BRACKET = re.compile(r'[^"\[\]{}]+')
+_STRING = re.compile(r'"[^"]*"')  # once escapes are gone, a string has no quote inside
 # A UTF-16 surrogate escape not in a high+low pair: json.loads accepts it, UTF-8 cannot hold it.
 _LONE_SURROGATE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -190,8 +191,10 @@ _LONE_SURROGATE = re.compile(
 def _nesting(text: str) -> int:
     """How deep objects and arrays nest, found on the brackets alone (strings removed first),
     before parsing: cheap, and it stops hostile nesting before the parser recurses into it."""
+    if "\\" in text:
+        text = _ESCAPE.sub("", text)
     deepest = depth = 0
-    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+    for bracket in _STRING.sub("", _NOT_QUOTE_OR_BRACKET.sub("", text)):
         if bracket in "[{":
             depth += 1
             deepest = max(deepest, depth)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from schemas import Episode, Problem
 
-from .._base import AdapterError, Fate, FidelityReport, Rejection, Translation
+from .._base import AdapterError, Fate, FidelityReport, FieldReport, Rejection, Translation
+from ._shape import Shape, episode_shape
 from ._validate import NationalCheck, check_national, sniff_encoding
-from ._xml import encode, xpath_of
+from ._xml import encode
 
 __all__ = [
     "NATIONAL_JSON",
@@ -29,15 +30,40 @@ __all__ = [
 Path = tuple[str | int, ...]
 
 
-def _leaves(value: Any, path: Path = ()) -> Iterator[Path]:
-    if isinstance(value, dict) and value and path != ("extensions",):
-        for key, item in value.items():
-            yield from _leaves(item, (*path, key))
-    elif isinstance(value, list) and value:
-        for index, item in enumerate(value):
-            yield from _leaves(item, (*path, index))
-    elif value is not None:
-        yield path
+def _leaves(value: Any, shape: Shape, pointer: str) -> list[tuple[str, str, str]]:
+    """Every mapped value with its JSON pointer, XPath and dotted national name, in document order.
+
+    A report lists a hundred or so fields per episode, so this is on the hot path: one loop over an
+    explicit stack, locations built as it goes down."""
+    found: list[tuple[str, str, str]] = []
+    stack: list[tuple[Any, Shape, str, str, str]] = [(value, shape, pointer, "/episode", "")]
+    while stack:
+        node, node_shape, at, xpath, dotted = stack.pop()
+        if isinstance(node, dict) and node and node_shape.kind == "model":
+            fields = node_shape.fields
+            for key, item in reversed(node.items()):
+                name = f"{dotted}.{key}" if dotted else key
+                stack.append(
+                    (item, fields.get(key) or _OPEN, f"{at}/{key}", f"{xpath}/{key}", name)
+                )
+        elif isinstance(node, list) and node and node_shape.kind == "array":
+            item_shape, tag = node_shape.item or _OPEN, node_shape.item_name
+            for index in range(len(node) - 1, -1, -1):
+                stack.append(
+                    (
+                        node[index],
+                        item_shape,
+                        f"{at}/{index}",
+                        f"{xpath}/{tag}[{index + 1}]",
+                        f"{dotted}.{index}",
+                    )
+                )
+        elif node is not None and node != {} and node != []:
+            found.append((at, xpath, dotted))
+    return found
+
+
+_OPEN = Shape("open")  # extensions, and anything the schema does not describe: reported whole
 
 
 def _pointer(path: Path) -> str:
@@ -48,7 +74,6 @@ class _National:
     name: str
     media_type: str
     encoding: Literal["json", "xml"]
-    locate: Callable[[Path], str]
 
     def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:
         """`received_at` is ignored: a national document already says when it was received."""
@@ -63,11 +88,14 @@ class _National:
         for index in sorted({p.path[0] for p in errors}, key=str):
             mine = [p for p in errors if p.path[:1] == (index,)]
             translation.rejected.append(Rejection(_pointer((index,)), mine))
+        shape = episode_shape()
         for origin, episode in zip(check.origins, check.episodes, strict=True):
-            for path in _leaves(episode.model_dump(mode="json")):
-                translation.report.add(
-                    self.locate(origin + path), Fate.MAPPED, ".".join(map(str, path))
-                )
+            prefix = "".join(f"/{step}" for step in origin)
+            leaves = _leaves(episode.model_dump(mode="json"), shape, prefix)
+            add = translation.report.fields.append
+            for pointer, xpath, dotted in leaves:
+                location = pointer if self.encoding == "json" else xpath
+                add(FieldReport(location, Fate.MAPPED, dotted))
         return translation
 
 
@@ -76,9 +104,6 @@ class NationalJson(_National):
     media_type = "application/json"
     many_per_document = True
     encoding = "json"
-
-    def __init__(self) -> None:
-        self.locate = _pointer
 
     def detect(self, data: bytes) -> bool:
         head = data[:4096]
@@ -97,9 +122,6 @@ class NationalXml(_National):
     media_type = "application/xml"
     many_per_document = False
     encoding = "xml"
-
-    def __init__(self) -> None:
-        self.locate = xpath_of
 
     def detect(self, data: bytes) -> bool:
         return b"urn:caf:national:1" in data[:4096]

@@ -1,79 +1,78 @@
-"""`cafx demo`: what a newcomer sees first.
-
-Until the federation exists (issue 6), `demo run` shows what the node can already do: it translates the
-example local forms into national episodes, writes them as national JSON and XML, and validates each
-result against the national schema.
-"""
+"""`cafx demo run` and `cafx demo scenario`: a local federation of three boroughs on loopback."""
 
 from __future__ import annotations
 
-import sys
-import tempfile
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from adapters import AdapterError, detect_adapter, get_adapter
-from adapters.national import check_national
+from ..demo._run import prepare, running_nodes, story
 
 __all__ = ["demo"]
 
-DEFAULT_EXAMPLES = Path("tests/fixtures/examples")
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Where the federation's files and the nodes' databases live (made on the first run).",
+)
 
 
 @click.group()
 def demo() -> None:
-    """Demonstrations on this machine."""
+    """A local federation: Camden, Hackney and Islington on loopback."""
 
 
 @demo.command("run")
-@click.option(
-    "--examples",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=DEFAULT_EXAMPLES,
-    show_default=True,
-    help="Folder of local CAF forms to translate.",
-)
-def run(examples: Path) -> None:
-    """Translate every example form, write national JSON and XML, and validate both."""
+@root_option
+@click.option("--scenario", is_flag=True, help="Run the protocol's story once, then stop.")
+def run(root: Path, scenario: bool) -> None:
+    """Start the three nodes (each its own process and SQLite file); Ctrl-C stops them."""
     console = Console()
-    table = Table(title="example forms -> national episodes")
-    for column in ("form", "format", "episodes", "fidelity", "national JSON", "national XML"):
-        table.add_column(column)
-    failures = 0
-    with tempfile.TemporaryDirectory(prefix="cafx-demo-") as tmp:
-        for path in sorted(p for p in examples.rglob("*") if p.is_file()):
-            if path.name.endswith(".facts.json"):
-                continue
-            data = path.read_bytes()
-            try:
-                adapter = detect_adapter(data)
-                translation = adapter.to_national(data)
-            except AdapterError as exc:
-                table.add_row(path.name, "-", "0", exc.code, "", "")
-                failures += 1
-                continue
-            verdicts = []
-            for target in ("national-json", "national-xml"):
-                ok = True
-                for episode in translation.episodes:
-                    written = get_adapter(target).from_national([episode])
-                    Path(tmp, f"{episode.episode_id}.{target}").write_bytes(written)
-                    ok = ok and check_national(written).valid
-                verdicts.append("[green]valid[/]" if ok else "[red]invalid[/]")
-                failures += not ok
+    plans = prepare(root)
+    with running_nodes(plans):
+        table = Table(title="CAF Exchange demo federation")
+        for column in (
+            "borough",
+            "API (borough systems)",
+            "federation (mTLS)",
+            "lead CAF contacts",
+        ):
+            table.add_column(column)
+        for plan in plans:
             table.add_row(
-                path.name,
-                adapter.name,
-                str(len(translation.episodes)),
-                translation.report.summary(),
-                *verdicts,
+                f"{plan.borough.name} {plan.borough.gss}",
+                plan.api_url + "/api/v1",
+                plan.settings.federation_public_url or "",
+                ", ".join(plan.borough.lead_contacts()),
             )
-    console.print(table)
-    console.print(
-        "The federation of three boroughs arrives with the London protocol (issue 6); "
-        "see README.md for what works today."
-    )
-    sys.exit(1 if failures else 0)
+        console.print(table)
+        console.print(
+            f"Demo borough systems' credentials (private_key_jwt) are in {root}/<borough>/"
+            "demo-client.json; node logs in <borough>/node.log. The lead contact console comes "
+            "with issue 8: lead contacts act through POST /api/v1/requests/{id}/decision today."
+        )
+        if scenario:
+            story(plans, console.print)
+            console.print("[green]the story ran to its end[/]")
+            return
+        console.print("Run the protocol's story: .venv/bin/cafx demo scenario   (Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping the nodes ...")
+
+
+@demo.command("scenario")
+@root_option
+def scenario(root: Path) -> None:
+    """Against running demo nodes: check -> verify -> found -> refused -> permitted ->
+    withdrawn and pushed -> transfer."""
+    console = Console()
+    story(prepare(root), console.print)
+    console.print("[green]the story ran to its end[/]")
