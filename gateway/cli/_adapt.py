@@ -13,6 +13,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from adapters import Adapter, AdapterError, Translation, adapter_names, detect_adapter, get_adapter
+from adapters.caf_register_csv import CafRegisterCsv
+from adapters.caf_register_csv import Progress as RowProgress
 from schemas import Episode
 
 __all__ = ["adapt"]
@@ -57,7 +59,26 @@ def _write(target: Adapter, episodes: list[Episode], source: Path, out: Path | N
     return written
 
 
-def _translate(path: Path, source_format: str, target: Adapter, out: Path | None) -> _Outcome:
+LARGE = 1_000_000  # bytes: a register this big gets a progress bar of its own, row by row
+
+
+def _to_national(adapter: Adapter, data: bytes, name: str, progress: Progress) -> Translation:
+    if not isinstance(adapter, CafRegisterCsv) or len(data) < LARGE:
+        return adapter.to_national(data)
+    task = progress.add_task(name, total=len(data))
+
+    def advance(read: RowProgress) -> None:
+        progress.update(task, completed=read.position, total=read.size)
+
+    try:
+        return adapter.to_national(data, on_row=advance)
+    finally:
+        progress.remove_task(task)
+
+
+def _translate(
+    path: Path, source_format: str, target: Adapter, out: Path | None, progress: Progress
+) -> _Outcome:
     outcome = _Outcome(path)
     try:
         data = path.read_bytes()
@@ -67,7 +88,7 @@ def _translate(path: Path, source_format: str, target: Adapter, out: Path | None
     try:
         adapter = detect_adapter(data) if source_format == "auto" else get_adapter(source_format)
         outcome.adapter = adapter
-        outcome.translation = adapter.to_national(data)
+        outcome.translation = _to_national(adapter, data, path.name, progress)
         outcome.outputs = _write(target, outcome.translation.episodes, path, out)
     except AdapterError as exc:
         outcome.error = exc
@@ -77,7 +98,7 @@ def _translate(path: Path, source_format: str, target: Adapter, out: Path | None
 def _report(console: Console, outcomes: list[_Outcome]) -> None:
     table = Table(title="fidelity", show_lines=False)
     for column in ("file", "format", "episodes", "mapped", "transformed", "extended", "rejected"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for o in outcomes:
         if o.translation is None:
             code = o.error.code if o.error else "?"
@@ -146,10 +167,13 @@ def adapt(
         out.mkdir(parents=True, exist_ok=True)
     files = list(_inputs(paths, pattern))
     outcomes = []
-    with Progress(console=console, transient=True, disable=len(files) < 2) as progress:
+    large = any(p.stat().st_size >= LARGE for p in files if p.suffix.lower() == ".csv")
+    with Progress(
+        console=console, transient=True, disable=len(files) < 2 and not large
+    ) as progress:
         task = progress.add_task("translating", total=len(files))
         for path in files:
-            outcomes.append(_translate(path, source_format, target, out))
+            outcomes.append(_translate(path, source_format, target, out, progress))
             progress.advance(task)
     _report(console, outcomes)
     unusable = any(o.error and o.error.code != "schema_violation" for o in outcomes)

@@ -1,0 +1,88 @@
+"""`cafx adapt`: every example to national JSON and XML and back to its own format, exit codes, and a
+large register read row by row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapters import get_adapter
+from adapters.national import check_national
+from gateway.cli import cli
+
+from ..adapters.facts import EXAMPLES
+
+
+def _adapt(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["adapt", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("target", ["national-json", "national-xml"])
+def test_every_example_becomes_valid_national_documents(tmp_path: Path, target: str) -> None:
+    forms = tmp_path / "forms"
+    for example in EXAMPLES.rglob("*"):
+        if example.is_file() and not example.name.endswith(".facts.json"):
+            (forms / example.parent.name).mkdir(parents=True, exist_ok=True)
+            (forms / example.parent.name / example.name).write_bytes(example.read_bytes())
+    out = tmp_path / "out"
+    code, _, err = _adapt("--to", target, "--out", str(out), str(forms))
+    assert code == 0, err
+    written = sorted(p for p in out.iterdir())
+    # 4 eCAF + 3 step-down + 9 EHA children + 3 register rows
+    episodes = 0
+    for path in written:
+        check = check_national(path.read_bytes())
+        assert check.valid, [str(p) for p in check.problems]
+        episodes += len(check.episodes)
+    assert episodes == 19
+    assert "fidelity" in err
+
+
+def test_local_to_national_to_local(tmp_path: Path) -> None:
+    source = EXAMPLES / "eha-json" / "eha-json-101-0.json"
+    code, _, err = _adapt("--to", "national-json", "--out", str(tmp_path / "n"), str(source))
+    assert code == 0, err
+    national = tmp_path / "n" / "eha-json-101-0.json"
+    code, out, err = _adapt("--from", "national-json", "--to", "eha-json", str(national))
+    assert code == 0, err
+    assert json.loads(out) == json.loads(source.read_bytes())
+
+
+def test_rejected_rows_exit_1_and_unusable_input_exit_2(tmp_path: Path) -> None:
+    register = (EXAMPLES / "caf-register-csv" / "register-101.csv").read_text(encoding="utf-8")
+    lines = register.splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "\r\n".join([*lines, lines[1].replace("4309086624", "4309086625")]) + "\r\n",
+        encoding="utf-8",
+    )
+    code, _, err = _adapt(str(bad))
+    assert code == 1
+    assert "row 5" in err and "nhs_number" in err and "4309086625" not in err
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"%PDF-1.7")
+    assert _adapt(str(junk))[0] == 2
+    xxe = tmp_path / "xxe.xml"
+    xxe.write_bytes(
+        b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'
+    )
+    code, out, err = _adapt(str(xxe))
+    assert code == 2 and "root:" not in out + err
+
+
+def test_a_large_register_is_read_row_by_row(tmp_path: Path) -> None:
+    csv = get_adapter("caf-register-csv")
+    episodes = csv.to_national(
+        (EXAMPLES / "caf-register-csv" / "register-101.csv").read_bytes()
+    ).episodes
+    many = [e.model_copy(update={"local_ref": f"CAF-{n}"}) for n in range(2200) for e in episodes]
+    big = tmp_path / "big.csv"
+    big.write_bytes(csv.from_national(many))
+    assert big.stat().st_size > 1_000_000
+    code, out, err = _adapt("--to", "national-json", str(big))
+    assert code == 0, err
+    assert len(json.loads(out)) == len(many)
