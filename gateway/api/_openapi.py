@@ -10,16 +10,18 @@ from functools import cache
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from adapters import adapter_names
 from schemas import Episode
 
 from ..episodes import ConsentInput, EventBody, WithdrawalInput
+from ..federation.practitioner import Decision, RequestInput
 from ..oauth import SCOPES
 from ._auth import PUBLIC, needs
 from ._consents import CheckInput
+from ._transfers import AcceptInput, OfferInput
 
 __all__ = ["openapi_document", "serve_openapi"]
 
@@ -152,6 +154,45 @@ class Register(_Doc):
     entries: list[RegisterEntry]
 
 
+class DecisionRecord(_Doc):
+    by: str
+    decision: Literal["approve", "reject"]
+    note: str | None
+    at: str
+
+
+class RequestView(_Doc):
+    request_id: str
+    kind: Literal["existence_check", "disclosure", "transfer"]
+    state: str
+    target_authority: str
+    created_at: str
+    decisions: list[DecisionRecord]
+    answer: dict[str, Any] | None
+    error: str | None
+
+
+class RequestQueue(_Doc):
+    requests: list[RequestView]
+
+
+class TransferState(_Doc):
+    offer_id: str
+    state: str
+
+
+class IncomingTransfer(_Doc):
+    offer_id: str
+    from_: str = Field(alias="from")
+    episode_ref: str
+    state: str
+    offered_at: str
+
+
+class IncomingTransfers(_Doc):
+    transfers: list[IncomingTransfer]
+
+
 _MODELS: list[type[BaseModel]] = [
     Episode,
     EventBody,
@@ -166,6 +207,14 @@ _MODELS: list[type[BaseModel]] = [
     ConsentDecision,
     AuditVerification,
     Register,
+    RequestInput,
+    Decision,
+    RequestView,
+    RequestQueue,
+    OfferInput,
+    AcceptInput,
+    TransferState,
+    IncomingTransfers,
 ]
 
 
@@ -347,6 +396,7 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     }
+    paths.update(_federation_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -370,6 +420,71 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+        },
+    }
+
+
+_REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_OFFER_ID = {"name": "offer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _federation_paths() -> dict[str, Any]:
+    """Cross-borough requests and transfers (issue 6): 404 where the node is in no federation."""
+    return {
+        "/requests": {
+            "post": _operation(
+                "Raise a practitioner's cross-borough request (verified by a lead CAF contact)",
+                "requests:write",
+                _responses(("201", _json(RequestView)), 422, 404),
+                requestBody={"required": True, **_json(RequestInput)},
+            ),
+            "get": _operation(
+                "Requests waiting for a lead CAF contact of this borough",
+                "requests:decide",
+                _responses(("200", _json(RequestQueue)), 404),
+            ),
+        },
+        "/requests/{request_id}": {
+            "get": _operation(
+                "A request's state and, once answered, the answer",
+                "requests:write",
+                _responses(("200", _json(RequestView)), 404),
+                parameters=[_REQUEST_ID],
+            )
+        },
+        "/requests/{request_id}/decision": {
+            "post": _operation(
+                "A lead CAF contact approves or rejects (an override needs a second one)",
+                "requests:decide",
+                _responses(("200", _json(RequestView)), 404, 409, 422),
+                parameters=[_REQUEST_ID],
+                requestBody={"required": True, **_json(Decision)},
+            )
+        },
+        "/episodes/{episode_id}/transfer": {
+            "post": _operation(
+                "Offer the episode to another authority (the child has moved)",
+                "episodes:write",
+                _responses(("201", _json(TransferState)), 404, 409, 422),
+                parameters=[_EPISODE_ID],
+                requestBody={"required": True, **_json(OfferInput)},
+            )
+        },
+        "/transfers": {
+            "get": _operation(
+                "Episodes other authorities offer to this one",
+                "episodes:read",
+                _responses(("200", _json(IncomingTransfers)), 404),
+            )
+        },
+        "/transfers/{offer_id}/accept": {
+            "post": _operation(
+                "Accept an offer, naming the new lead professional",
+                "requests:decide",
+                _responses(("200", _json(TransferState)), 404, 409, 422),
+                parameters=[_OFFER_ID],
+                requestBody={"required": True, **_json(AcceptInput)},
+            )
         },
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import PeerUnavailable
+from ..errors import NotFound
 from ..federation.practitioner import Decision, PractitionerRequests, RequestInput
 from ..keys import REQUEST_ID, REQUESTS
 from ._auth import CALLER, needs
@@ -17,7 +17,7 @@ __all__ = ["decide_request", "get_request", "post_request", "waiting_requests"]
 def _requests(request: web.Request) -> PractitionerRequests:
     service = request.config_dict.get(REQUESTS)
     if service is None:
-        raise PeerUnavailable("this node is not a member of a federation")
+        raise NotFound("this node is not a member of a federation")
     return service
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import Practitioner
 
-from ..errors import Forbidden, NotFound, PeerUnavailable
+from ..errors import Forbidden, NotFound
 from ..federation.transfer import TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
@@ -32,7 +32,7 @@ class AcceptInput(BaseModel):
 def _workflow(request: web.Request) -> TransferWorkflow:
     workflow = request.config_dict.get(TRANSFERS)
     if workflow is None:
-        raise PeerUnavailable("this node is not a member of a federation")
+        raise NotFound("this node is not a member of a federation")
     return workflow
 
 

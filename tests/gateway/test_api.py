@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 from sqlalchemy import text, update
 
 from adapters import get_adapter
-from gateway.api import required_scope
+from gateway.api import openapi_document, required_scope
 from gateway.app import create_app
 from gateway.keys import ENGINE
 from gateway.storage._tables import audit_entries, episodes
@@ -285,6 +285,14 @@ async def test_every_api_route_declares_its_scope(
     assert undeclared == []
     public = [r.resource.canonical for r in routes if required_scope(r.handler) == "public"]
     assert public == ["/api/v1/openapi.json"]
+    # ... and the OpenAPI document describes every other route, with the same scope.
+    paths = openapi_document()["paths"]
+    for route in routes:
+        path = route.resource.canonical.removeprefix("/api/v1")
+        if path == "/openapi.json":
+            continue
+        operation = paths[path][route.method.lower()]
+        assert operation["security"] == [{"client": [required_scope(route.handler)]}], path
 
 
 async def test_audit_chain_records_calls_and_detects_tampering(
