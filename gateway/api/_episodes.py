@@ -6,13 +6,14 @@ import datetime as dt
 import uuid
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import AdapterError, get_adapter
-from schemas import IdentifierError, Problem
+from schemas import Episode, IdentifierError, Problem
 
-from ..episodes import EventBody, apply_event
+from ..episodes import Event, EventBody, TacMemberAdded, apply_event
 from ..errors import BadRequest, NotFound, SchemaViolation
-from ..keys import AUDIT, EPISODES
+from ..keys import AUDIT, EPISODES, OUTBOX, SETTINGS
 from ..protection import NameQuery
 from ._auth import needs
 from ._common import adapter_error, audited_refusals, draft, json_body
@@ -116,6 +117,43 @@ async def search_episodes(request: web.Request) -> web.Response:
     return web.json_response({"matches": matches})
 
 
+_ANNOUNCED = {
+    "tac_member_added": "tac_notification",
+    "lead_professional_changed": "lead_professional_update",
+}
+
+
+async def _tell_the_team(
+    request: web.Request, connection: AsyncConnection, episode: Episode, event: Event
+) -> int:
+    """DESIGN 3.6: the lead professional and the TAC are kept informed: a new TAC member or lead
+    professional travels as a message (in this transaction, through the outbox) to every other
+    authority with a TAC member or the lead professional on the episode."""
+    kind = _ANNOUNCED.get(event.type)
+    outbox = request.config_dict.get(OUTBOX)
+    if kind is None or outbox is None:
+        return 0
+    me = request.config_dict[SETTINGS].member_id
+    team = [
+        *episode.tac_members,
+        *([episode.lead_professional] if episode.lead_professional else []),
+    ]
+    authorities = sorted({p.authority for p in team if p.authority and p.authority != me})
+    member = event.member if isinstance(event, TacMemberAdded) else episode.lead_professional
+    for authority in authorities:
+        await outbox.enqueue(
+            connection,
+            authority,
+            kind,
+            {
+                "episode_ref": str(episode.episode_id),
+                "holder": me,
+                "practitioner": member.model_dump(mode="json") if member else None,
+            },
+        )
+    return len(authorities)
+
+
 @needs("episodes:write")
 async def post_event(request: web.Request) -> web.Response:
     episode_id = _episode_id(request)
@@ -127,8 +165,10 @@ async def post_event(request: web.Request) -> web.Response:
     ):
         stored = await store.get(connection, episode_id, for_update=True)
         changed = await store.replace(connection, stored, apply_event(stored.episode, body.event))
+        told = await _tell_the_team(request, connection, changed.episode, body.event)
         await audit.append(
-            connection, draft(request, "episode.event", str(episode_id), type=body.event.type)
+            connection,
+            draft(request, "episode.event", str(episode_id), type=body.event.type, told=told),
         )
     return web.json_response(
         changed.episode.model_dump(mode="json"), headers={"ETag": f'"{changed.revision}"'}

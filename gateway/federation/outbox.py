@@ -132,6 +132,11 @@ class Outbox:
                 statuses, failure = await send(recipient, messages), None
             except GatewayError as error:
                 statuses, failure = {}, error.wire_code
+            except Exception as exc:  # one recipient's fault must not hold up the others' messages
+                log.error(
+                    "sending failed", extra={"recipient": recipient, "error": type(exc).__name__}
+                )
+                statuses, failure = {}, "internal_error"
             async with self.engine.begin() as connection:
                 for row in batch:
                     if statuses.get(row.id) in ("applied", "duplicate"):

@@ -24,7 +24,7 @@ from gateway.federation.operator import suspend
 from gateway.keys import ENGINE
 from gateway.oauth import register_client
 from gateway.runner import start
-from gateway.storage._tables import outbox, received_copies, register
+from gateway.storage._tables import inbox, outbox, received_copies, register
 
 from ..adapters.facts import EXAMPLES
 
@@ -442,3 +442,28 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
     await _eventually(refused)
     status, log = await hackney.call("GET", "/audit/verify")
     assert log["ok"] is True
+
+
+async def test_a_new_tac_member_is_announced_to_their_authority(
+    federation: dict[str, Node],
+) -> None:
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await _seed(hackney)
+    member = {
+        "name": "A Youth Worker",
+        "organisation": "Islington Youth Service",
+        "agency_type": "early_help",
+        "authority": ISLINGTON,
+    }
+    status, _ = await hackney.call(
+        "POST",
+        f"/episodes/{episode['episode_id']}/events",
+        json={"event": {"type": "tac_member_added", "member": member}},
+    )
+    assert status == 200
+
+    async def told() -> bool:
+        rows = await islington.engine_rows(select(inbox))
+        return [r.sender for r in rows] == [HACKNEY]
+
+    await _eventually(told)
