@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from typing import Any, Literal
 
@@ -80,6 +81,14 @@ class IncomingMessage(_Body):
 
 class MessageBatch(_Body):
     messages: list[IncomingMessage] = Field(min_length=1, max_length=100)
+
+
+_CODE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def _code(value: str) -> str:
+    """Another member's id for something, fit for our audit log (codes only), or a marker."""
+    return value if _CODE.fullmatch(value) else "not-a-code"
 
 
 def directory_of(request: web.Request) -> MemberDirectory:
@@ -176,7 +185,7 @@ async def existence_check(request: web.Request) -> web.Response:
                     "federation.existence_check",
                     None,
                     Outcome.SUCCESS,
-                    practitioner=attestation.practitioner_id,
+                    practitioner=_code(attestation.practitioner_id),
                     answer=outcome.value,
                 ),
             )
@@ -239,14 +248,13 @@ async def disclosure(request: web.Request) -> web.Response:
     subject_id: str | None = None
     try:
         body = await _body(request, DisclosureRequest)
-        subject_id = body.episode_ref
         attestation = _attestation(request, subject_for_episode(body.episode_ref))
         if body.purpose != attestation.purpose:
             raise FederationRefused(
                 "the purpose differs from the attested one", code="attestation_invalid"
             )
         try:
-            episode_id = str(uuid.UUID(body.episode_ref))
+            episode_id = subject_id = str(uuid.UUID(body.episode_ref))
         except ValueError:
             raise NotFound("no such episode") from None
         audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
@@ -287,7 +295,7 @@ async def disclosure(request: web.Request) -> web.Response:
                         Outcome.REFUSED,
                         code,
                         rule=decision.rule.value,
-                        practitioner=attestation.practitioner_id,
+                        practitioner=_code(attestation.practitioner_id),
                     ),
                 )
                 return _refusal(request, decision.reason, code)
@@ -337,14 +345,14 @@ async def disclosure(request: web.Request) -> web.Response:
                     rule=decision.rule.value,
                     register=register_id,
                     override=decision.overridden,
-                    practitioner=attestation.practitioner_id,
+                    practitioner=_code(attestation.practitioner_id),
                 ),
             )
     except GatewayError as error:
         await _audited(
             request,
             "federation.disclosure",
-            subject_id if subject_id and len(subject_id) <= 64 else None,
+            subject_id,
             error,
         )
         raise
