@@ -36,27 +36,43 @@ class AuditLog:
         self.engine, self.key, self.member_id, self.every = engine, key, member_id, every
         self._sqlite = is_sqlite(engine.url.render_as_string())
         self._local = asyncio.Lock()  # SQLite is one process: a lock in it serialises writers
+        # SQLite only (one process, one writer at a time): the committed head of the chain, so an
+        # append need not read it back. None until first read; replicas on PostgreSQL always read.
+        self._head: tuple[AuditEntry | None] | None = None
+        self._pending: AuditEntry | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that may append audit entries (and anything else with them)."""
         async with self._local if self._sqlite else _nothing():
+            self._pending = None
             async with self.engine.begin() as connection:
                 if not self._sqlite:
                     await connection.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
                     )
                 yield connection
+            if self._sqlite and self._pending is not None:  # committed: the new head is known
+                self._head = (self._pending,)
 
-    async def append(self, connection: AsyncConnection, draft: AuditDraft) -> AuditEntry:
-        """Seal `draft` onto the chain; call inside `transaction()`."""
+    async def _read_head(self, connection: AsyncConnection) -> AuditEntry | None:
         row = (
             await connection.execute(
                 select(audit_entries).order_by(audit_entries.c.sequence.desc()).limit(1)
             )
         ).one_or_none()
-        head = AuditEntry.from_row(dict(row._mapping)) if row is not None else None
+        return AuditEntry.from_row(dict(row._mapping)) if row is not None else None
+
+    async def append(self, connection: AsyncConnection, draft: AuditDraft) -> AuditEntry:
+        """Seal `draft` onto the chain; call inside `transaction()`."""
+        if self._pending is not None:
+            head: AuditEntry | None = self._pending
+        elif self._sqlite and self._head is not None:
+            (head,) = self._head
+        else:
+            head = await self._read_head(connection)
         entry = seal(draft, head, node_id=self.member_id)
+        self._pending = entry
         await connection.execute(insert(audit_entries).values(entry.to_row()))
         if checkpoint_due(entry.sequence, self.every):
             checkpoint = make_checkpoint(entry, self.key, self.member_id)

@@ -37,6 +37,7 @@ from ..keys import (
     TRANSPORT,
 )
 from ..settings import Settings
+from ..storage import is_sqlite
 from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
 from .outbox import Message, Outbox
@@ -44,6 +45,7 @@ from .practitioner import PractitionerRequests
 from .transfer import TransferWorkflow
 from .transport import (
     FederationClient,
+    MemoryReplayStore,
     ServerTransport,
     SqlReplayStore,
     client_context,
@@ -130,7 +132,10 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         signing_key=signing_key,
         keyid=keyid,
         key_lookup=lookup,
-        replay_store=SqlReplayStore(app[ENGINE]),
+        # A SQLite node is one process: its nonces can live in memory. Replicas share the table.
+        replay_store=MemoryReplayStore()
+        if is_sqlite(settings.database_url)
+        else SqlReplayStore(app[ENGINE]),
         origin=settings.federation_public_url,
     )
     session = federation_session(client_context(cert, key, ca))
