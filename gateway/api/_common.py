@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -14,11 +15,19 @@ from adapters import AdapterError
 from schemas import Problem, problems_from
 
 from ..audit import AuditDraft, JsonValue, Outcome
-from ..errors import GatewayError, PayloadTooLarge, SchemaViolation, UnsupportedFormat
+from ..errors import GatewayError, NotFound, PayloadTooLarge, SchemaViolation, UnsupportedFormat
 from ..keys import AUDIT, REQUEST_ID
 from ._auth import CALLER
 
-__all__ = ["actor", "adapter_error", "audited_refusals", "draft", "json_body", "safe_code"]
+__all__ = [
+    "actor",
+    "adapter_error",
+    "audited_refusals",
+    "draft",
+    "episode_id_of",
+    "json_body",
+    "safe_code",
+]
 
 _CODE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -29,6 +38,14 @@ def safe_code(value: str) -> str:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def episode_id_of(request: web.Request) -> uuid.UUID:
+    """The `{episode_id}` of the route; anything that is not a UUID names no episode."""
+    try:
+        return uuid.UUID(request.match_info["episode_id"])
+    except ValueError:
+        raise NotFound("no such episode") from None
 
 
 def actor(request: web.Request) -> str:

@@ -8,7 +8,6 @@ federation (issue 6).
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,25 +19,18 @@ from schemas import AgencyType, Section
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
 from ..episodes import ConsentInput, WithdrawalInput, london_today, record_consent, withdraw_consent
-from ..errors import NotFound, SchemaViolation
+from ..errors import SchemaViolation
 from ..keys import AUDIT, EPISODES, OUTBOX
 from ..storage._tables import register
 from ._auth import needs
-from ._common import audited_refusals, draft, json_body, safe_code
+from ._common import audited_refusals, draft, episode_id_of, json_body, safe_code
 
 __all__ = ["check_consent", "post_consent", "post_withdrawal"]
 
 
-def _episode_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["episode_id"])
-    except ValueError:
-        raise NotFound("no such episode") from None
-
-
 @needs("consents:write")
 async def post_consent(request: web.Request) -> web.Response:
-    episode_id = _episode_id(request)
+    episode_id = episode_id_of(request)
     statement = await json_body(request, ConsentInput)
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
     async with (
@@ -57,7 +49,7 @@ async def post_consent(request: web.Request) -> web.Response:
 
 @needs("consents:write")
 async def post_withdrawal(request: web.Request) -> web.Response:
-    episode_id = _episode_id(request)
+    episode_id = episode_id_of(request)
     consent_id = request.match_info["consent_id"]
     withdrawal = (
         await json_body(request, WithdrawalInput) if await request.read() else WithdrawalInput()
@@ -143,7 +135,7 @@ class CheckInput(BaseModel):
 
 @needs("episodes:read")
 async def check_consent(request: web.Request) -> web.Response:
-    episode_id = _episode_id(request)
+    episode_id = episode_id_of(request)
     body = await json_body(request, CheckInput)
     try:
         consent_request = ConsentRequest(

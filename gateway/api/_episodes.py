@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,25 +11,18 @@ from adapters import AdapterError, get_adapter
 from schemas import Episode, IdentifierError, Problem
 
 from ..episodes import Event, EventBody, TacMemberAdded, apply_event
-from ..errors import BadRequest, NotFound, SchemaViolation
+from ..errors import BadRequest, SchemaViolation
 from ..keys import AUDIT, EPISODES, OUTBOX, SETTINGS
 from ..protection import NameQuery
 from ._auth import needs
-from ._common import adapter_error, audited_refusals, draft, json_body
+from ._common import adapter_error, audited_refusals, draft, episode_id_of, json_body
 
 __all__ = ["get_episode", "post_event", "search_episodes"]
 
 
-def _episode_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["episode_id"])
-    except ValueError:
-        raise NotFound("no such episode") from None
-
-
 @needs("episodes:read")
 async def get_episode(request: web.Request) -> web.Response:
-    episode_id = _episode_id(request)
+    episode_id = episode_id_of(request)
     fmt = request.query.get("format")
     if fmt is None and "application/xml" in request.headers.get("Accept", ""):
         fmt = "national-xml"
@@ -156,7 +148,7 @@ async def _tell_the_team(
 
 @needs("episodes:write")
 async def post_event(request: web.Request) -> web.Response:
-    episode_id = _episode_id(request)
+    episode_id = episode_id_of(request)
     body = await json_body(request, EventBody)
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
     async with (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +11,7 @@ from ..errors import Forbidden, NotFound
 from ..federation.transfer import TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
-from ._common import audited_refusals, draft, json_body
+from ._common import audited_refusals, draft, episode_id_of, json_body
 
 __all__ = ["accept_transfer", "incoming_transfers", "offer_transfer"]
 
@@ -38,10 +36,7 @@ def _workflow(request: web.Request) -> TransferWorkflow:
 
 @needs("episodes:write")
 async def offer_transfer(request: web.Request) -> web.Response:
-    try:
-        episode_id = str(uuid.UUID(request.match_info["episode_id"]))
-    except ValueError:
-        raise NotFound("no such episode") from None
+    episode_id = str(episode_id_of(request))
     body = await json_body(request, OfferInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
     request.config_dict[MEMBERS]().active(body.to)
