@@ -7,6 +7,7 @@ failed. Messages never echo the value: identifiers are personal data.
 from __future__ import annotations
 
 import re
+from operator import mul
 
 __all__ = [
     "IdentifierError",
@@ -19,6 +20,11 @@ __all__ = [
 
 UPN_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ"  # the DfE check-letter alphabet: no I, O, S
 _SEPARATORS = re.compile(r"[\s\-]+")
+# Compiled once: these run for every identifier of every document, often twice (adapter and model).
+_TEN_DIGITS = re.compile(r"\d{10}")
+_UPN_SHAPE = re.compile(rf"[{UPN_ALPHABET}]\d{{11}}[0-9{UPN_ALPHABET}]")
+_MOD11_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_UPN_WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)  # characters 2-12; the 13th weighs 13
 
 
 class IdentifierError(ValueError):
@@ -31,18 +37,27 @@ class IdentifierError(ValueError):
 
 
 def _compact(value: str) -> str:
+    # Already compact (ASCII digits and capitals only): nothing to remove, nothing to upper-case.
+    # Most values are, and each is checked twice (by the adapter, then by the model).
+    if value.isascii() and value.isalnum() and (value.isdigit() or value.isupper()):
+        return value
     return _SEPARATORS.sub("", value).upper()
 
 
 def _mod11_sum(digits: str) -> int:
     """Weights 10..2 on the first nine digits (shared by the NHS number and the ULN)."""
-    return sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    total: int
+    if digits.isascii():  # "0".."9": their byte values less 48 (weights 10..2 sum to 54)
+        total = sum(map(mul, digits[:9].encode(), _MOD11_WEIGHTS)) - 48 * 54
+    else:
+        total = sum(map(mul, map(int, digits[:9]), _MOD11_WEIGHTS))
+    return total
 
 
 def normalise_nhs_number(value: str) -> str:
     """NHS number: 10 digits, modulus 11 check digit (11 means 0, 10 is never valid)."""
     nhs = _compact(value)
-    if not re.fullmatch(r"\d{10}", nhs):
+    if not _TEN_DIGITS.fullmatch(nhs):
         raise IdentifierError("nhs_number.format", "an NHS number has exactly 10 digits")
     check = 11 - _mod11_sum(nhs) % 11
     if check == 10:
@@ -57,7 +72,7 @@ def normalise_nhs_number(value: str) -> str:
 def normalise_uln(value: str) -> str:
     """Unique Learner Number: 10 digits, weights 10..2, r = sum mod 11, r = 0 invalid, check = 10 - r."""
     uln = _compact(value)
-    if not re.fullmatch(r"\d{10}", uln):
+    if not _TEN_DIGITS.fullmatch(uln):
         raise IdentifierError("uln.format", "a ULN has exactly 10 digits")
     remainder = _mod11_sum(uln) % 11
     if remainder == 0:
@@ -74,15 +89,17 @@ def normalise_upn(value: str) -> str:
     character 1. In a temporary UPN the final letter counts as its index in that alphabet.
     """
     upn = _compact(value)
-    if not re.fullmatch(rf"[{UPN_ALPHABET}]\d{{11}}[0-9{UPN_ALPHABET}]", upn):
+    if not _UPN_SHAPE.fullmatch(upn):
         raise IdentifierError(
             "upn.format",
             "a UPN is a check letter, 11 digits and a final digit or letter (13 characters)",
         )
-    values = [int(c) for c in upn[1:12]]
     last = upn[12]
-    values.append(int(last) if last.isdigit() else UPN_ALPHABET.index(last))
-    total = sum(v * w for v, w in zip(values, range(2, 14), strict=True))
+    if upn.isascii():  # "0".."9": their byte values less 48 (weights 2..12 sum to 77)
+        total = sum(map(mul, upn[1:12].encode(), _UPN_WEIGHTS)) - 48 * 77
+    else:
+        total = sum(map(mul, map(int, upn[1:12]), _UPN_WEIGHTS))
+    total += 13 * (int(last) if last.isdigit() else UPN_ALPHABET.index(last))
     if UPN_ALPHABET[total % 23] != upn[0]:
         raise IdentifierError("upn.checksum", "UPN check letter does not match")
     return upn

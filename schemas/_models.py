@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,9 @@ from pydantic import (
     JsonValue,
     StringConstraints,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -105,6 +107,49 @@ def _loose_postcode(value: str) -> str:
         return normalise_postcode(value)
     except IdentifierError as exc:
         raise PydanticCustomError(exc.rule, exc.message) from None
+
+
+class _NotPlain(Exception):
+    """A value that is not made of plain JSON types only: pydantic decides what it is."""
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a value made of exactly dict (str keys), list, str, int, float, bool and None: what
+    pydantic makes of such a value as a `JsonValue`. Anything else raises `_NotPlain`."""
+    kind = type(value)
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            copied[key] = item if type(item) in _JSON_SCALARS else _copy_json(item)
+        return copied
+    if kind is list:
+        return [item if type(item) in _JSON_SCALARS else _copy_json(item) for item in value]
+    if kind in _JSON_SCALARS:
+        return value
+    raise _NotPlain
+
+
+def _plain_extensions(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Extensions made of plain JSON values (what every adapter writes) are copied in one pass:
+    pydantic's `JsonValue` calls back into Python for every value, and extensions can hold
+    hundreds. Anything else (or anything odd) is left to pydantic, errors and all, so the outcome
+    is the same either way."""
+    if type(value) is dict:
+        try:
+            copied = {}
+            for key, item in value.items():
+                if type(key) is not str or type(item) is not dict:
+                    raise _NotPlain
+                copied[key] = _copy_json(item)
+        except (_NotPlain, RecursionError):
+            return handler(value)
+        return copied
+    return handler(value)
 
 
 Text = Annotated[str, StringConstraints(min_length=1)]
@@ -382,7 +427,9 @@ class Episode(_Model):
     reviews: list[Review] = Field(default_factory=list)
     service_requests: list[ServiceRequest] = Field(default_factory=list)
     closure: Closure | None = None
-    extensions: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    extensions: Annotated[dict[str, dict[str, JsonValue]], WrapValidator(_plain_extensions)] = (
+        Field(default_factory=dict)
+    )
 
     @field_validator("closure")
     @classmethod

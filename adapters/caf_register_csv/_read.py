@@ -7,9 +7,11 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from schemas import Episode, Problem
+from pydantic import ValidationError
+
+from schemas import Episode, Problem, Source
 
 from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
 from .._safe import check_size
@@ -98,6 +100,13 @@ class RegisterReader:
         self.episodes = 0
         self.rejected = 0
         self.received_at = received_at or utc_now()
+        # One Source for every episode of the register (frozen, so sharing it is safe): a model
+        # fewer per row to build and, as the episodes are kept, for the garbage collector to scan.
+        self._source: Source | dict[str, Any]
+        try:
+            self._source = Source(format=FORMAT, received_at=self.received_at)
+        except ValidationError:  # each row reports it, as it always has
+            self._source = {"format": FORMAT, "received_at": self.received_at}
         self._records = csv.reader(self._lines(text))
         try:
             header = next(self._records, None)
@@ -127,7 +136,7 @@ class RegisterReader:
 
     def __iter__(self) -> Iterator[RowResult]:
         records, layout, width = self._records, self.layout, len(self.layout.header)
-        received_at, today, fields = self.received_at, dt.date.today(), self.report.fields
+        source, today, fields = self._source, dt.date.today(), self.report.fields
         while True:
             try:
                 cells = next(records)
@@ -147,7 +156,7 @@ class RegisterReader:
                 message = f"the row has {len(cells)} cells; the header has {width}"
                 yield self._rejected([_problem(self.row, column, "csv.cell_count", message)])
                 continue
-            row = convert(cells, layout, received_at, today)
+            row = convert(cells, layout, source, today)
             if row.episode is None:  # nothing of the row is kept, its warnings neither
                 yield self._rejected([_problem(self.row, *p) for p in row.problems])
                 continue
@@ -156,8 +165,12 @@ class RegisterReader:
                 self._seen |= new
                 fields.extend(m for bit, m in enumerate(MARKS) if new >> bit & 1)
             self.episodes += 1
-            warnings = tuple(
-                _problem(self.row, column, rule, message, "warning")
-                for column, rule, message in row.warnings
+            warnings = (
+                tuple(
+                    _problem(self.row, column, rule, message, "warning")
+                    for column, rule, message in row.warnings
+                )
+                if row.warnings
+                else ()
             )
             yield RowResult(self.row, row.episode, None, warnings)

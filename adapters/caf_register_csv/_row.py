@@ -18,6 +18,7 @@ from schemas import (
     Episode,
     EpisodeState,
     IdentifierError,
+    Source,
     london_authorities,
     normalise_nhs_number,
     normalise_postcode,
@@ -135,13 +136,29 @@ class Row:
     marks: int = 0
 
 
+# word_key of the register's words as written: the same few on every row, so found, not made.
+_WORD_KEYS: dict[str, str] = {}
+
+
+def _word_key(word: str) -> str:
+    key = _WORD_KEYS.get(word)
+    if key is None:
+        key = word_key(word)
+        if len(_WORD_KEYS) < 1_000:
+            _WORD_KEYS[word] = key
+    return key
+
+
 def _compact_digits(value: str, length: int) -> bool:
     return len(value) == length and value.isascii() and value.isdigit()
 
 
-def convert(cells: list[str], layout: Layout, received_at: dt.datetime, today: dt.date) -> Row:
+def convert(
+    cells: list[str], layout: Layout, source: Source | dict[str, Any], today: dt.date
+) -> Row:
     """A row of the width of the header, as an episode (validated) or as located problems.
-    The cells are unpacked in the order of `COLUMNS`."""
+    The cells are unpacked in the order of `COLUMNS`. `source` is the same for every row of a
+    register: one `Source` shared by all its episodes (it is frozen), or its fields."""
     (
         caf_ref,
         la_code,
@@ -189,11 +206,11 @@ def convert(cells: list[str], layout: Layout, received_at: dt.datetime, today: d
         marks |= M_LA
     elif la_code:
         problems.append(("la_code", "authority.unknown_dfe", "not the DfE number of a London LA"))
-    gender = GENDER_FROM_WORD.get(word_key(gender_word))
+    gender = GENDER_FROM_WORD.get(_word_key(gender_word))
     if gender is None and gender_word:
         problems.append(("gender", "gender.register_word", "not Male, Female or Not known"))
     child["gender"] = gender
-    state = STATUS_FROM_WORD.get(word_key(status_word))
+    state = STATUS_FROM_WORD.get(_word_key(status_word))
     if state is None and status_word:
         problems.append(("status", "status.register_word", "not Open, Closed or Potential"))
 
@@ -287,7 +304,7 @@ def convert(cells: list[str], layout: Layout, received_at: dt.datetime, today: d
         "local_ref": caf_ref or None,
         "home_authority": authority,
         "state": state,
-        "source": {"format": FORMAT, "received_at": received_at},
+        "source": source,
         "child": child,
         "lead_professional": lead,
         "closure": closure,
@@ -307,7 +324,7 @@ def _closure(
     closed_on = parse_date(closed_date) if closed_date else None
     if closed_date and closed_on is None:
         problems.append(("closed_date", "date.dd_mm_yyyy", "not a date written dd/mm/yyyy"))
-    outcome = OUTCOME_FROM_WORD.get(word_key(outcome_word)) if outcome_word else None
+    outcome = OUTCOME_FROM_WORD.get(_word_key(outcome_word)) if outcome_word else None
     if outcome_word and outcome is None:
         message = "not one of the register's closure outcomes"
         problems.append(("closure_outcome", "closure.register_word", message))

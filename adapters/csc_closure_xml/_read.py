@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from pydantic import JsonValue, ValidationError
@@ -39,7 +40,7 @@ from ._codes import (
     ROOT,
     UNKNOWN_RULE,
 )
-from ._tree import leaves, to_json
+from ._tree import to_json
 
 __all__ = ["read"]
 
@@ -53,16 +54,26 @@ PROFESSIONALS = f"{R}/ContinuingProfessionals"
 PREFERRED = f"{R}/PreferredLeadProfessional"
 _ETHNICITIES = frozenset(e.value for e in Ethnicity)
 _IDENTIFIERS = (
-    ("NHSNo", f"{CHILD}/NHSNo", "child.identifiers.nhs_number", normalise_nhs_number),
-    ("UPN", f"{CHILD}/UPN", "child.identifiers.upn", normalise_upn),
+    ("NHSNo", f"{CHILD}/NHSNo", "child.identifiers.nhs_number", "nhs_number", normalise_nhs_number),
+    ("UPN", f"{CHILD}/UPN", "child.identifiers.upn", "upn", normalise_upn),
 )
+# Locations and targets written out once (they are keys of the report caches, too).
+_NAMES = tuple(
+    (key, f"{NAME}/{key}", field, f"child.{field}")
+    for key, field in (("Given", "given_names"), ("Family", "family_name"))
+)
+SEX, BIRTH_DATE = f"{CHILD}/Sex", f"{CHILD}/BirthDate"
+CASE_NUMBER, LA = f"{CASE}/CaseNumber", f"{CASE}/LA"
+ETHNICITY, POSTCODE = f"{CHILD}/Ethnicity", f"{CHILD}/Postcode"
 # Why what remains inside the national containers went to extensions.
 _INNER_RULES = {"Case": {"SocialWorker": EXTENSION_RULES["InvolvementReason"]}}
 _INCOMPLETE = EXTENSION_RULES["ContinuingProfessionals"]
 _PROFESSIONAL_FIELDS = (("Name", "name"), ("Agency", "organisation"), ("AgencyType", "agency_type"))
+_PROFESSIONAL_KEYS = tuple(local for local, _ in _PROFESSIONAL_FIELDS)
 
 _FIELDS: dict[tuple[str, Fate, str | None, str | None, str | None], FieldReport] = {}
 _FIELDS_LIMIT = 50_000
+_MAPPED: dict[tuple[str, str, str | None], FieldReport] = {}  # the same, keyed as `mapped` is
 
 
 def _field(
@@ -77,6 +88,93 @@ def _field(
             _FIELDS.clear()
         found = _FIELDS[key] = FieldReport(location, fate, target, rule, message)
     return found
+
+
+@lru_cache(maxsize=256)
+def _professional(index: int, member: int) -> tuple[tuple[str, str, FieldReport], ...]:
+    """(where, target, report) of a continuing professional's Name, Agency and AgencyType, as TAC
+    member `member`: the same for every document (the reports are those `_Reader.mapped` makes)."""
+    at = f"{PROFESSIONALS}/Professional[{index}]"
+    places = [
+        (f"{at}/{local}", f"tac_members.{member}.{field}") for local, field in _PROFESSIONAL_FIELDS
+    ]
+    return tuple(
+        (where, target, FieldReport(where, Fate.MAPPED, target)) for where, target in places
+    )
+
+
+class _Spot:
+    """A place in an extended value, with the report of a leaf there: made once, then shared by
+    every document with a value there (locations and reports were most of the reading time)."""
+
+    __slots__ = ("children", "report", "where")
+
+    def __init__(self, where: str, report: FieldReport) -> None:
+        self.where = where
+        self.report = report
+        self.children: dict[str | int, _Spot] = {}
+
+    def child(self, step: str | int) -> _Spot:
+        """The place of a key (or of a 1-based list position) under this one."""
+        if isinstance(step, int):
+            where = f"{self.where}[{step}]"
+        else:
+            where = f"{self.where}/text()" if step == "#text" else f"{self.where}/{step}"
+        report = self.report
+        spot = _Spot(
+            where, FieldReport(where, report.fate, report.target, report.rule, report.message)
+        )
+        _grow(self.children)[step] = spot
+        return spot
+
+
+_CONTAINERS = (dict, list)  # a tuple: `dict | list` is built anew at each use
+_EXTENDED: dict[tuple[str, str, str, str | None], _Spot] = {}
+_spots = 0
+
+
+def _grow(table: dict[Any, _Spot]) -> dict[Any, _Spot]:
+    """`table`, about to get one more place; every place is forgotten when there are too many."""
+    global _spots
+    _spots += 1
+    if _spots > _FIELDS_LIMIT:  # odd documents cannot grow them without bound
+        _spots = 0
+        _EXTENDED.clear()
+    return table
+
+
+def _extended(value: JsonValue, spot: _Spot, out: list[FieldReport]) -> None:
+    if isinstance(value, dict):
+        children = spot.children
+        for key, item in value.items():
+            place = children.get(key) or spot.child(key)
+            if key[0] == "@" or key == "#text" or not isinstance(item, _CONTAINERS):
+                out.append(place.report)
+            else:
+                _extended(item, place, out)
+    elif isinstance(value, list):
+        children = spot.children
+        for index, each in enumerate(value, start=1):
+            place = children.get(index) or spot.child(index)
+            if isinstance(each, _CONTAINERS):
+                _extended(each, place, out)
+            else:
+                out.append(place.report)
+    else:
+        out.append(spot.report)
+
+
+@lru_cache(maxsize=1024)
+def _extension(key: str) -> tuple[str, str, str]:
+    """(where, target, rule) of what remains of a child of the root."""
+    return _step(R, key), f"{TARGET}.{key}", EXTENSION_RULES.get(key, UNKNOWN_RULE)
+
+
+@lru_cache(maxsize=1024)
+def _inner_extension(key: str, inner: str) -> tuple[str, str, str]:
+    """(where, target, rule) of what remains of a child of Case, Child, ContinuingProfessionals."""
+    rule = _INNER_RULES.get(key, {}).get(inner, UNKNOWN_RULE)
+    return _step(f"{R}/{key}", inner), f"{TARGET}.{key}.{inner}", rule
 
 
 def _missing(where: str) -> AdapterError:
@@ -125,8 +223,13 @@ class _Reader:
         self.sources: dict[str, str] = {}  # national field (dotted) -> XPath, to locate errors
 
     def mapped(self, where: str, target: str, rule: str | None = None) -> None:
-        fate = Fate.MAPPED if rule is None else Fate.TRANSFORMED
-        self.fields.append(_field(where, fate, target, rule))
+        found = _MAPPED.get((where, target, rule))
+        if found is None:
+            fate = Fate.MAPPED if rule is None else Fate.TRANSFORMED
+            found = _field(where, fate, target, rule)
+            if len(_MAPPED) < _FIELDS_LIMIT:
+                _MAPPED[where, target, rule] = found
+        self.fields.append(found)
         self.sources[target] = where
 
     def rejected(self, where: str, target: str, rule: str, message: str) -> None:
@@ -135,9 +238,15 @@ class _Reader:
     def extended(
         self, value: JsonValue, where: str, target: str, rule: str, message: str | None = None
     ) -> None:
-        fate = Fate.EXTENDED
-        found = leaves(value, where, [])
-        self.fields.extend([_field(w, fate, target, rule, message) for w in found])
+        """Report every text and attribute in `value` (a `to_json` value) as extended: an
+        attribute at `.../@name`, text at `.../text()` (or at the element, when it is all there
+        is), the n-th of repeated elements at `...[n]`."""
+        key = (where, target, rule, message)
+        spot = _EXTENDED.get(key)
+        if spot is None:
+            spot = _Spot(where, FieldReport(where, Fate.EXTENDED, target, rule, message))
+            _grow(_EXTENDED)[key] = spot
+        _extended(value, spot, self.fields)
 
     # --- the document -------------------------------------------------------------------------
 
@@ -173,16 +282,16 @@ class _Reader:
     def case(self, case: Record) -> tuple[str | None, str]:
         number = _text(case, "CaseNumber", CASE)
         if number:
-            self.mapped(f"{CASE}/CaseNumber", "local_ref")
+            self.mapped(CASE_NUMBER, "local_ref")
         la = _text(case, "LA", CASE)
         if not la:
-            raise _missing(f"{CASE}/LA")
+            raise _missing(LA)
         authority = la.upper()
         if not is_gss_code(authority):
             raise AdapterError(
                 "schema_violation", "LA is not a GSS code (a country letter and 8 digits)", CASE
             )
-        self.mapped(f"{CASE}/LA", "home_authority", None if authority == la else "gss.upper")
+        self.mapped(LA, "home_authority", None if authority == la else "gss.upper")
         return number or None, authority
 
     def child(self, child: Record) -> dict[str, Any]:
@@ -190,32 +299,32 @@ class _Reader:
         name = _node(child, "Name", CHILD)
         if name is None:
             raise _missing(NAME)
-        for key, field in (("Given", "given_names"), ("Family", "family_name")):
+        for key, where, field, target in _NAMES:
             value = _text(name, key, NAME)
             if not value:
-                raise _missing(f"{NAME}/{key}")
+                raise _missing(where)
             doc[field] = value
-            self.mapped(f"{NAME}/{key}", f"child.{field}")
+            self.mapped(where, target)
         if not name:
             del child["Name"]
         sex = _text(child, "Sex", CHILD)
         if not sex:
-            raise _missing(f"{CHILD}/Sex")
+            raise _missing(SEX)
         if sex not in GENDER_FROM_CIN:
             message = "Sex is not a CIN sex code (0, 1, 2 or 9)"
-            raise AdapterError("schema_violation", message, f"{CHILD}/Sex")
+            raise AdapterError("schema_violation", message, SEX)
         doc["gender"] = GENDER_FROM_CIN[sex]
-        self.mapped(f"{CHILD}/Sex", "child.gender", "gender.cin_code")
+        self.mapped(SEX, "child.gender", "gender.cin_code")
         birth = _text(child, "BirthDate", CHILD)
         if birth:
             self.birth_date(birth, doc)
         identifiers: dict[str, str] = {}
-        for key, where, target, normalise in _IDENTIFIERS:
+        for key, where, target, field, normalise in _IDENTIFIERS:
             value = _text(child, key, CHILD)
             if not value:
                 continue
             try:
-                identifiers[target.rsplit(".", 1)[1]] = normalised = normalise(value)
+                identifiers[field] = normalised = normalise(value)
             except IdentifierError as exc:
                 self.rejected(where, target, exc.rule, exc.message)
                 continue
@@ -223,7 +332,7 @@ class _Reader:
         doc["identifiers"] = identifiers
         ethnicity = _text(child, "Ethnicity", CHILD)
         if ethnicity:
-            where, target = f"{CHILD}/Ethnicity", "child.ethnicity"
+            where, target = ETHNICITY, "child.ethnicity"
             if ethnicity.upper() in _ETHNICITIES:
                 doc["ethnicity"] = ethnicity.upper()
                 self.mapped(where, target, None if ethnicity.isupper() else "ethnicity.upper")
@@ -232,7 +341,7 @@ class _Reader:
                 self.rejected(where, target, "ethnicity.code", message)
         postcode = _text(child, "Postcode", CHILD)
         if postcode:
-            where, target = f"{CHILD}/Postcode", "child.address.postcode"
+            where, target = POSTCODE, "child.address.postcode"
             try:
                 normalised = normalise_postcode(postcode)
             except IdentifierError as exc:
@@ -246,7 +355,7 @@ class _Reader:
         return doc
 
     def birth_date(self, value: str, doc: dict[str, Any]) -> None:
-        where, target = f"{CHILD}/BirthDate", "child.date_of_birth"
+        where, target = BIRTH_DATE, "child.date_of_birth"
         try:
             born = dt.date.fromisoformat(value)
         except ValueError:
@@ -268,21 +377,24 @@ class _Reader:
         extras: list[JsonValue] = []
         unmapped: list[JsonValue] = []
         for index, professional in enumerate(found if isinstance(found, list) else [found], 1):
-            at = f"{PROFESSIONALS}/Professional[{index}]"
             parts = professional if isinstance(professional, dict) else {}
-            name, agency, kind = (_simple(parts.get(k)) for k in ("Name", "Agency", "AgencyType"))
+            name, agency = _simple(parts.get("Name")), _simple(parts.get("Agency"))
+            kind = _simple(parts.get("AgencyType"))
             if not (name and agency and kind in AGENCY_TYPES):
                 missing = "AgencyType" if name and agency else "Agency" if name else "Name"
                 message = f"{missing} missing or not a national value: not a complete practitioner"
                 target = f"{TARGET}.ContinuingProfessionals.Professional"
+                at = f"{PROFESSIONALS}/Professional[{index}]"
                 self.extended(professional, at, target, _INCOMPLETE, message)
                 unmapped.append(professional)
                 continue
-            k = len(tac)
-            for local, field in _PROFESSIONAL_FIELDS:
+            places = _professional(index, len(tac))
+            for local, (where, target, report) in zip(_PROFESSIONAL_KEYS, places, strict=True):
                 del parts[local]
-                self.mapped(f"{at}/{local}", f"tac_members.{k}.{field}")
+                self.fields.append(report)
+                self.sources[target] = where
             if parts:
+                at = f"{PROFESSIONALS}/Professional[{index}]"
                 self.extended(parts, at, f"{TARGET}.#tac_members", UNKNOWN_RULE)
             tac.append({"name": name, "organisation": agency, "agency_type": kind})
             extras.append(parts)
@@ -331,23 +443,18 @@ class _Reader:
     def report_extensions(self, tree: Record) -> None:
         """Everything left in the tree is the extension; say why, field by field."""
         for key, value in tree.items():
-            target = f"{TARGET}.{key}"
             if key in ("#tac_members",):
                 continue  # reported with the professionals
             if key in ("Case", "Child", "ContinuingProfessionals") and isinstance(value, dict):
-                rules = _INNER_RULES.get(key, {})
                 for inner, item in value.items():
                     if key == "ContinuingProfessionals" and inner == "Professional":
                         continue  # reported with the professionals
-                    where = _step(f"{R}/{key}", inner)
-                    rule = rules.get(inner, UNKNOWN_RULE)
-                    self.extended(item, where, f"{target}.{inner}", rule)
+                    self.extended(item, *_inner_extension(key, inner))
             elif key == "PreferredLeadProfessional":
                 message = "names no single continuing professional: no organisation or agency type"
-                self.extended(value, PREFERRED, target, EXTENSION_RULES[key], message)
+                self.extended(value, PREFERRED, f"{TARGET}.{key}", EXTENSION_RULES[key], message)
             else:
-                rule = EXTENSION_RULES.get(key, UNKNOWN_RULE)
-                self.extended(value, _step(R, key), target, rule)
+                self.extended(value, *_extension(key))
 
     def locate(self, path: Path) -> str:
         for end in range(len(path), 0, -1):

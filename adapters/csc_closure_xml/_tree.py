@@ -20,57 +20,60 @@ from pydantic import JsonValue
 
 from ._codes import NS_PREFIX
 
-__all__ = ["append_json", "leaves", "merge_json", "to_json"]
+__all__ = ["append_json", "merge_json", "to_json"]
 
 _NS_LEN = len(NS_PREFIX)
 FORCE_LIST = frozenset({"Service", "Need", "Professional"})
 
 
+# Tag -> key, so that each document does not slice (and hash) the same names again: a third of the
+# walk. Bounded: a document with odd names uses the slow way for what does not fit.
+_KEYS: dict[object, str] = {}
+_KEYS_LIMIT = 1_000
+
+
 def to_json(element: etree._Element) -> JsonValue:
     text = element.text
     text = text.strip() if text else ""
-    if not len(element) and not element.keys():  # the common case: text only
+    attributes = element.items()
+    if not attributes and not len(element):  # the common case: text only
         return text
-    value: dict[str, JsonValue] = {f"@{k}": v.strip() for k, v in element.items()}
-    repeated: set[str] = set()
+    value: dict[str, JsonValue] = {}
+    for name, attribute in attributes:
+        value[f"@{name}"] = attribute.strip()
+    repeated: set[str] | None = None
     for child in element:  # plain iteration: iterchildren(etree.Element) is twice as slow
         tail = child.tail
         if tail and not tail.isspace():  # text between elements: kept, joined to the text
             text = f"{text} {tail.strip()}" if text else tail.strip()
         tag = child.tag
-        if not isinstance(tag, str):  # a comment
-            continue
-        key = tag[_NS_LEN:] if tag.startswith(NS_PREFIX) else tag
-        item = to_json(child)
+        key = _KEYS.get(tag)
+        if key is None:
+            if not isinstance(tag, str):  # a comment
+                continue
+            key = tag[_NS_LEN:] if tag.startswith(NS_PREFIX) else tag
+            if len(_KEYS) < _KEYS_LIMIT:
+                _KEYS[tag] = key
+        item: JsonValue
+        if len(child) or child.keys():
+            item = to_json(child)
+        else:  # a text-only child, without the call
+            item = child.text
+            item = item.strip() if item else ""
         found = value.get(key)
         if found is None:
             value[key] = [item] if key in FORCE_LIST else item
-        elif key in FORCE_LIST or key in repeated:
+        elif key in FORCE_LIST or (repeated is not None and key in repeated):
             found.append(item)  # type: ignore[union-attr]  # a list: made one below or above
         else:
             value[key] = [found, item]
-            repeated.add(key)
+            if repeated is None:
+                repeated = {key}
+            else:
+                repeated.add(key)
     if text:
         value["#text"] = text
     return value or text
-
-
-def leaves(value: JsonValue, where: str, found: list[str]) -> list[str]:
-    """Add the location (XPath) of every text and attribute in a `to_json` value to `found`."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key[0] == "@":
-                found.append(f"{where}/{key}")
-            elif key == "#text":
-                found.append(f"{where}/text()")
-            else:
-                leaves(item, f"{where}/{key}", found)
-    elif isinstance(value, list):
-        for index, each in enumerate(value, start=1):
-            leaves(each, f"{where}[{index}]", found)
-    else:
-        found.append(where)
-    return found
 
 
 def _scalar(value: JsonValue) -> str:

@@ -41,6 +41,8 @@ def model_error(exc: ValidationError, where: str, locations: Mapping[str, str]) 
 # Report entries are immutable and the same for every document of the same shape: share them rather
 # than build ~100 frozen dataclasses per document. Bounded, as unknown keys also make locations.
 _ENTRIES: dict[tuple[str, Fate, str | None, str | None, str | None], FieldReport] = {}
+# The same, for a key of an object: found without writing out the location ("{at}/{key}").
+_KEYED: dict[tuple[str, str, Fate, str | None, str | None, str | None], FieldReport] = {}
 _MAX_ENTRIES = 20_000
 
 
@@ -72,6 +74,24 @@ class FieldReader:
             entry = _ENTRIES[key] = FieldReport(location, fate, target, rule, message)
         self._fields.append(entry)
 
+    def add_key(
+        self,
+        at: str,
+        key: str,
+        fate: Fate,
+        target: str | None = None,
+        rule: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """`add` for the value of `key` in the object at `at` (location "{at}/{key}")."""
+        entry = _KEYED.get((at, key, fate, target, rule, message))
+        if entry is None:
+            if len(_KEYED) >= _MAX_ENTRIES:
+                _KEYED.clear()
+            entry = FieldReport(f"{at}/{key}", fate, target, rule, message)
+            _KEYED[at, key, fate, target, rule, message] = entry
+        self._fields.append(entry)
+
     # -- scalar fields --------------------------------------------------------------------------
 
     def unknown(self, obj: dict[str, Any], known: frozenset[str], at: str) -> None:
@@ -94,31 +114,30 @@ class FieldReader:
     ) -> str | None:
         """A string. Short values are stripped, and blank means absent unless required; free text
         is kept as it is."""
-        where = f"{at}/{key}"
         value = obj.get(key)
         if value is None:
             if required:
-                fail(where, f"{key} is required")
+                fail(f"{at}/{key}", f"{key} is required")
             if key in obj:
-                self.add(where, Fate.MAPPED, target)
+                self.add_key(at, key, Fate.MAPPED, target)
             return None
         if not isinstance(value, str):
             if required:
-                fail(where, f"{key} must be a string")
-            self.add(where, Fate.REJECTED, target, "type.string", f"{key} must be a string")
+                fail(f"{at}/{key}", f"{key} must be a string")
+            self.add_key(at, key, Fate.REJECTED, target, "type.string", f"{key} must be a string")
             return None
         if not value and required:
-            fail(where, f"{key} must not be empty")
+            fail(f"{at}/{key}", f"{key} must not be empty")
         text = value if free else value.strip()
         if not text and not free:
             if not required:
-                self.add(where, Fate.TRANSFORMED, target, "text.blank_is_absent")
+                self.add_key(at, key, Fate.TRANSFORMED, target, "text.blank_is_absent")
                 return None
             text = value  # only blanks, but something: the national schema takes it as it is
         if text is value:
-            self.add(where, Fate.MAPPED, target)
+            self.add_key(at, key, Fate.MAPPED, target)
         else:
-            self.add(where, Fate.TRANSFORMED, target, "text.strip")
+            self.add_key(at, key, Fate.TRANSFORMED, target, "text.strip")
         return text
 
     def date(
@@ -135,13 +154,12 @@ class FieldReader:
         """dd/mm/yyyy. An impossible date is rejected, or fails the document when the episode needs
         it (`required`) or when leaving it out would change a meaning (`must_parse`). With `future`
         (a rule name), a date after today is rejected too."""
-        where = f"{at}/{key}"
         value = obj.get(key)
         if value is None:
             if required:
-                fail(where, f"{key} is required")
+                fail(f"{at}/{key}", f"{key} is required")
             if key in obj:
-                self.add(where, Fate.MAPPED, target)
+                self.add_key(at, key, Fate.MAPPED, target)
             return None
         match = _DATE.match(value) if isinstance(value, str) else None
         day = None
@@ -153,13 +171,13 @@ class FieldReader:
         if day is None:
             message = f"{key} is not a real date written dd/mm/yyyy"
             if required or must_parse:
-                fail(where, f"{message} (rule date.dd_mm_yyyy)")
-            self.add(where, Fate.REJECTED, target, "date.dd_mm_yyyy", message)
+                fail(f"{at}/{key}", f"{message} (rule date.dd_mm_yyyy)")
+            self.add_key(at, key, Fate.REJECTED, target, "date.dd_mm_yyyy", message)
             return None
         if future is not None and day > dt.date.today():
-            self.add(where, Fate.REJECTED, target, future, f"{key} is in the future")
+            self.add_key(at, key, Fate.REJECTED, target, future, f"{key} is in the future")
             return None
-        self.add(where, Fate.TRANSFORMED, target, "date.dd_mm_yyyy")
+        self.add_key(at, key, Fate.TRANSFORMED, target, "date.dd_mm_yyyy")
         return day
 
     def code(
@@ -174,13 +192,12 @@ class FieldReader:
         required: bool = False,
         lower: bool = False,
     ) -> T | None:
-        where = f"{at}/{key}"
         value = obj.get(key)
         if value is None:
             if required:
-                fail(where, f"{key} is required")
+                fail(f"{at}/{key}", f"{key} is required")
             if key in obj:
-                self.add(where, Fate.MAPPED, target)
+                self.add_key(at, key, Fate.MAPPED, target)
             return None
         found = None
         if isinstance(value, str):
@@ -189,27 +206,27 @@ class FieldReader:
         if found is None:
             message = f"{key} is not one of the codes of rule {rule}"
             if required:
-                fail(where, message)
-            self.add(where, Fate.REJECTED, target, rule, message)
+                fail(f"{at}/{key}", message)
+            self.add_key(at, key, Fate.REJECTED, target, rule, message)
             return None
-        self.add(where, Fate.TRANSFORMED, target, rule)
+        self.add_key(at, key, Fate.TRANSFORMED, target, rule)
         return found
 
     def flag(
         self, obj: dict[str, Any], key: str, at: str, target: str, *, required: bool = False
     ) -> bool | None:
-        where = f"{at}/{key}"
         value = obj.get(key)
         if isinstance(value, bool):
-            self.add(where, Fate.MAPPED, target)
+            self.add_key(at, key, Fate.MAPPED, target)
             return value
         if required:
-            fail(where, f"{key} must be true or false")
+            fail(f"{at}/{key}", f"{key} must be true or false")
         if key in obj:
             if value is None:
-                self.add(where, Fate.MAPPED, target)
+                self.add_key(at, key, Fate.MAPPED, target)
             else:
-                self.add(where, Fate.REJECTED, target, "type.boolean", f"{key} must be a boolean")
+                message = f"{key} must be a boolean"
+                self.add_key(at, key, Fate.REJECTED, target, "type.boolean", message)
         return None
 
     def identifier(
@@ -220,24 +237,23 @@ class FieldReader:
         target: str,
         normalise: Callable[[str], str],
     ) -> str | None:
-        where = f"{at}/{key}"
         value = obj.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             if key in obj:
-                self.add(where, Fate.MAPPED, target)
+                self.add_key(at, key, Fate.MAPPED, target)
             return None
         if not isinstance(value, str):
-            self.add(where, Fate.REJECTED, target, "type.string", f"{key} must be a string")
+            self.add_key(at, key, Fate.REJECTED, target, "type.string", f"{key} must be a string")
             return None
         try:
             normalised = normalise(value)
         except IdentifierError as exc:
-            self.add(where, Fate.REJECTED, target, exc.rule, exc.message)
+            self.add_key(at, key, Fate.REJECTED, target, exc.rule, exc.message)
             return None
         if normalised == value:
-            self.add(where, Fate.MAPPED, target)
+            self.add_key(at, key, Fate.MAPPED, target)
         else:
-            self.add(where, Fate.TRANSFORMED, target, "identifier.normalise")
+            self.add_key(at, key, Fate.TRANSFORMED, target, "identifier.normalise")
         return normalised
 
     def obj(self, value: Any, where: str, what: str) -> dict[str, Any]:
@@ -249,7 +265,7 @@ class FieldReader:
         """A list; the list itself is reported too, so an empty or null one is accounted for."""
         value = parent.get(key)
         if key in parent:
-            self.add(f"{at}/{key}", Fate.MAPPED, target)
+            self.add_key(at, key, Fate.MAPPED, target)
         if value is None:
             return []
         if not isinstance(value, list):

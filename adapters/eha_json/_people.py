@@ -111,7 +111,7 @@ class PeopleReader(FieldReader):
         kept: dict[str, Any] = {}
         if "youngCarer" in m:
             kept["youngCarer"] = m["youngCarer"]
-            self.add(f"{at}/youngCarer", Fate.EXTENDED, f"{EXT}.member.youngCarer")
+            self.add_key(at, "youngCarer", Fate.EXTENDED, f"{EXT}.member.youngCarer")
         try:
             child = Child(
                 given_names=given,

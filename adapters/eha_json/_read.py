@@ -261,13 +261,13 @@ class _Reader(PeopleReader):
                 kid.areas[str(i)] = value
             return
         self.unknown(value, AREA_KEYS, at)
-        self.add(f"{at}/area", Fate.TRANSFORMED, "assessments.elements.element", "area.eha_code")
+        self.add_key(at, "area", Fate.TRANSFORMED, "assessments.elements.element", "area.eha_code")
         if "appliesTo" in value:
-            self.add(f"{at}/appliesTo", Fate.MAPPED, "assessments.elements.applies_to")
+            self.add_key(at, "appliesTo", Fate.MAPPED, "assessments.elements.applies_to")
         entry: dict[str, Any] = {"area": i, "code": code}
         if "scale" in value:
             scale = entry["scale"] = value["scale"]
-            self.add(f"{at}/scale", Fate.EXTENDED, f"{EXT}.elements.scale")
+            self.add_key(at, "scale", Fate.EXTENDED, f"{EXT}.elements.scale")
             if scale is not None and (type(scale) is not int or not 0 <= scale <= 10):
                 self.problems.append(
                     Problem(
@@ -312,7 +312,7 @@ class _Reader(PeopleReader):
         ecm = None
         if isinstance(outcome, str) and outcome.strip().lower() in ECM_IN:
             ecm = ECM_IN[outcome.strip().lower()]
-            self.add(f"{at}/outcome", Fate.MAPPED, "delivery_plan.ecm_outcome")
+            self.add_key(at, "outcome", Fate.MAPPED, "delivery_plan.ecm_outcome")
         elif outcome is not None:
             self.add(
                 f"{at}/outcome",
@@ -322,7 +322,7 @@ class _Reader(PeopleReader):
                 "outcome is not an Every Child Matters outcome",
             )
         elif "outcome" in item:
-            self.add(f"{at}/outcome", Fate.MAPPED, "delivery_plan.ecm_outcome")
+            self.add_key(at, "outcome", Fate.MAPPED, "delivery_plan.ecm_outcome")
         try:
             return PlanAction(
                 need=self.required_text(item, "need", at, "delivery_plan.need", free=True),

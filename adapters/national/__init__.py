@@ -30,40 +30,79 @@ __all__ = [
 Path = tuple[str | int, ...]
 
 
-def _leaves(value: Any, shape: Shape, pointer: str) -> list[tuple[str, str, str]]:
-    """Every mapped value with its JSON pointer, XPath and dotted national name, in document order.
+class _Place:
+    """A place in national documents, with its report entry: built once, then shared by every
+    document that has a value there. A report lists a hundred or so fields per episode, so this is
+    the hot path; from the second document on, a field costs a dictionary look-up."""
 
-    A report lists a hundred or so fields per episode, so this is on the hot path: one loop over an
-    explicit stack, locations built as it goes down."""
-    found: list[tuple[str, str, str]] = []
-    stack: list[tuple[Any, Shape, str, str, str]] = [(value, shape, pointer, "/episode", "")]
-    while stack:
-        node, node_shape, at, xpath, dotted = stack.pop()
-        if isinstance(node, dict) and node and node_shape.kind == "model":
-            fields = node_shape.fields
-            for key, item in reversed(node.items()):
-                name = f"{dotted}.{key}" if dotted else key
-                stack.append(
-                    (item, fields.get(key) or _OPEN, f"{at}/{key}", f"{xpath}/{key}", name)
-                )
-        elif isinstance(node, list) and node and node_shape.kind == "array":
-            item_shape, tag = node_shape.item or _OPEN, node_shape.item_name
-            for index in range(len(node) - 1, -1, -1):
-                stack.append(
-                    (
-                        node[index],
-                        item_shape,
-                        f"{at}/{index}",
-                        f"{xpath}/{tag}[{index + 1}]",
-                        f"{dotted}.{index}",
-                    )
-                )
-        elif node is not None and node != {} and node != []:
-            found.append((at, xpath, dotted))
-    return found
+    __slots__ = ("children", "dotted", "location", "report", "shape", "xpath")
+
+    def __init__(self, shape: Shape, location: str, xpath: str, dotted: str) -> None:
+        self.shape = shape
+        self.location = location  # a JSON pointer or an XPath, as the encoding reports
+        self.xpath = xpath
+        self.dotted = dotted
+        self.children: dict[str | int, _Place] = {}
+        self.report = FieldReport(location, Fate.MAPPED, dotted)
+
+    def child(self, step: str | int, xml: bool) -> _Place:
+        global _places
+        if _places >= _MAX_PLACES:  # odd documents (long lists) cannot grow the trees unbounded
+            _places = 0
+            _ROOTS.clear()
+        _places += 1
+        shape, dotted = self.shape, self.dotted
+        if isinstance(step, int):
+            item, tag = shape.item or _OPEN, shape.item_name
+            xpath = f"{self.xpath}/{tag}[{step + 1}]"
+            location = xpath if xml else f"{self.location}/{step}"
+            place = _Place(item, location, xpath, f"{dotted}.{step}")
+        else:
+            xpath = f"{self.xpath}/{step}"
+            location = xpath if xml else f"{self.location}/{step}"
+            name = f"{dotted}.{step}" if dotted else step
+            place = _Place(shape.fields.get(step) or _OPEN, location, xpath, name)
+        self.children[step] = place
+        return place
 
 
+_CONTAINERS = (dict, list)  # a tuple: `dict | list` is built anew at each use
 _OPEN = Shape("open")  # extensions, and anything the schema does not describe: reported whole
+_ROOTS: dict[tuple[bool, str], _Place] = {}  # (XML?, the episode's JSON pointer) -> its root
+_MAX_PLACES = 50_000
+_places = 0
+
+
+def _root(xml: bool, pointer: str) -> _Place:
+    root = _ROOTS.get((xml, pointer))
+    if root is None:
+        root = _ROOTS[xml, pointer] = _Place(
+            episode_shape(), "/episode" if xml else pointer, "/episode", ""
+        )
+    return root
+
+
+def _report(node: Any, place: _Place, xml: bool, out: list[FieldReport]) -> None:
+    """Report every mapped value under `place`, in document order."""
+    kind = place.shape.kind
+    if kind == "model" and isinstance(node, dict) and node:
+        children = place.children
+        for key, item in node.items():
+            where = children.get(key) or place.child(key, xml)
+            if isinstance(item, _CONTAINERS):
+                _report(item, where, xml, out)
+            elif item is not None:
+                out.append(where.report)
+    elif kind == "array" and isinstance(node, list) and node:
+        children = place.children
+        for index, item in enumerate(node):
+            where = children.get(index) or place.child(index, xml)
+            if isinstance(item, _CONTAINERS):
+                _report(item, where, xml, out)
+            elif item is not None:
+                out.append(where.report)
+    elif node is not None and node != {} and node != []:
+        out.append(place.report)
 
 
 def _pointer(path: Path) -> str:
@@ -88,14 +127,12 @@ class _National:
         for index in sorted({p.path[0] for p in errors}, key=str):
             mine = [p for p in errors if p.path[:1] == (index,)]
             translation.rejected.append(Rejection(_pointer((index,)), mine))
-        shape = episode_shape()
+        xml = self.encoding == "xml"
         for origin, episode in zip(check.origins, check.episodes, strict=True):
             prefix = "".join(f"/{step}" for step in origin)
-            leaves = _leaves(episode.model_dump(mode="json"), shape, prefix)
-            add = translation.report.fields.append
-            for pointer, xpath, dotted in leaves:
-                location = pointer if self.encoding == "json" else xpath
-                add(FieldReport(location, Fate.MAPPED, dotted))
+            _report(
+                episode.model_dump(mode="json"), _root(xml, prefix), xml, translation.report.fields
+            )
         return translation
 
 
