@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from schemas import AgencyType, Element, Gender
+
+from .._elements import ECAF_ELEMENT
 
 __all__ = [
     "AGENCY_TYPES",
@@ -57,33 +61,7 @@ GENDER_TO_CIN = {
 
 # eCAF element codes, in the order of `schemas.Element`. The needs stay in extensions (no
 # assessment to hold them); the table checks the codes and says which national element each means.
-ECAF_ELEMENTS: dict[str, Element] = dict(
-    zip(
-        (
-            "DEV.HEALTH.GENERAL",
-            "DEV.HEALTH.PHYSICAL",
-            "DEV.HEALTH.SLC",
-            "DEV.EMOTIONAL",
-            "DEV.BEHAVIOUR",
-            "DEV.IDENTITY",
-            "DEV.RELATIONSHIPS",
-            "DEV.SELFCARE",
-            "DEV.LEARNING.UNDERSTANDING",
-            "DEV.LEARNING.PARTICIPATION",
-            "DEV.LEARNING.PROGRESS",
-            "DEV.LEARNING.ASPIRATIONS",
-            "PAR.BASIC_CARE",
-            "PAR.WARMTH",
-            "PAR.GUIDANCE",
-            "FAM.HISTORY",
-            "FAM.WIDER",
-            "FAM.HOUSING",
-            "FAM.COMMUNITY",
-        ),
-        Element,
-        strict=True,
-    )
-)
+ECAF_ELEMENTS: Mapping[str, Element] = ECAF_ELEMENT
 
 AGENCY_TYPES = frozenset(a.value for a in AgencyType)
 

@@ -16,11 +16,12 @@ from schemas import (
     ConsentMethod,
     ConsentRole,
     EcmOutcome,
-    Element,
     EpisodeState,
     Ethnicity,
     Gender,
 )
+
+from .._elements import ECAF_CODE, ECAF_ELEMENT
 
 __all__ = [
     "AGENCY_TYPE",
@@ -40,30 +41,9 @@ __all__ = [
     "STATUS_OUT",
 ]
 
-# Element/@code, in the order of the national element list (the README says the two orders match).
-_ELEMENT_CODES: Final = (
-    "DEV.HEALTH.GENERAL",
-    "DEV.HEALTH.PHYSICAL",
-    "DEV.HEALTH.SLC",
-    "DEV.EMOTIONAL",
-    "DEV.BEHAVIOUR",
-    "DEV.IDENTITY",
-    "DEV.RELATIONSHIPS",
-    "DEV.SELFCARE",
-    "DEV.LEARNING.UNDERSTANDING",
-    "DEV.LEARNING.PARTICIPATION",
-    "DEV.LEARNING.PROGRESS",
-    "DEV.LEARNING.ASPIRATIONS",
-    "PAR.BASIC_CARE",
-    "PAR.WARMTH",
-    "PAR.GUIDANCE",
-    "FAM.HISTORY",
-    "FAM.WIDER",
-    "FAM.HOUSING",
-    "FAM.COMMUNITY",
-)
-ELEMENT: Final = MappingProxyType(dict(zip(_ELEMENT_CODES, Element, strict=True)))
-ELEMENT_OUT: Final = MappingProxyType({v: k for k, v in ELEMENT.items()})
+# Element/@code <-> national element (one table for every format that quotes eCAF codes).
+ELEMENT: Final = ECAF_ELEMENT
+ELEMENT_OUT: Final = ECAF_CODE
 # Domain/@code is the first part of each of its elements' codes.
 DOMAINS: Final = frozenset({"DEV", "PAR", "FAM"})
 

@@ -22,6 +22,8 @@ from schemas import (
     Gender,
 )
 
+from .._elements import ECAF_CODE, ECAF_ELEMENT
+
 __all__ = [
     "ADDRESS_KEYS",
     "ADULT_KEYS",
@@ -58,30 +60,9 @@ __all__ = [
 
 NAME = "eha-json"
 
-# eCAF element codes, in the order of the national `Element` enum (formats/README.md, ecaf-xml-v3).
-_ECAF_CODES = (
-    "DEV.HEALTH.GENERAL",
-    "DEV.HEALTH.PHYSICAL",
-    "DEV.HEALTH.SLC",
-    "DEV.EMOTIONAL",
-    "DEV.BEHAVIOUR",
-    "DEV.IDENTITY",
-    "DEV.RELATIONSHIPS",
-    "DEV.SELFCARE",
-    "DEV.LEARNING.UNDERSTANDING",
-    "DEV.LEARNING.PARTICIPATION",
-    "DEV.LEARNING.PROGRESS",
-    "DEV.LEARNING.ASPIRATIONS",
-    "PAR.BASIC_CARE",
-    "PAR.WARMTH",
-    "PAR.GUIDANCE",
-    "FAM.HISTORY",
-    "FAM.WIDER",
-    "FAM.HOUSING",
-    "FAM.COMMUNITY",
-)
-ECAF_IN: Mapping[str, Element] = dict(zip(_ECAF_CODES, Element, strict=True))
-ECAF_OUT: Mapping[Element, str] = {element: code for code, element in ECAF_IN.items()}
+# eCAF element codes (shared with the ecaf-xml-v3 adapter).
+ECAF_IN: Mapping[str, Element] = ECAF_ELEMENT
+ECAF_OUT: Mapping[Element, str] = ECAF_CODE
 
 # The case system's areas. HOME_ENVIRONMENT and FINANCE share one national element, so the area code
 # itself travels in extensions; a national element with no area is written as a note.
