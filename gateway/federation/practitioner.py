@@ -444,7 +444,7 @@ class PractitionerRequests:
             raise NotFound("no request awaits this approval")
         if record.target != sender:
             raise NotFound("no request awaits this approval from this member")
-        answer = {k: v for k, v in body.items() if k != "approval_id"}
+        answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
         if disclosed and (
             answer.get("episode_ref") != record.document["input"]["episode_ref"]
