@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from gateway.api._openapi import HeldDisclosure, HeldDisclosures
 from gateway.demo import Borough, NodePlan, plan_federation
 from gateway.keys import ENGINE, OUTBOX
 from gateway.storage import async_url
@@ -156,11 +157,19 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
     episode = await _seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     status, queue = await hackney.call("GET", "/disclosure-approvals")
+    HeldDisclosures.model_validate(queue)  # as the OpenAPI document describes it
     held = queue["approvals"][0]
     assert held["sections"] == ["assessments", "delivery_plan"] and held["override"] is False
     assert held["purpose"] == "early_help" and held["practitioner_role"] == "Health visitor"
     assert "content" not in held
     assert await hackney.engine_rows(select(register)) == []  # nothing disclosed while held
+
+    status, missing = await _decide(
+        hackney, "no-such-approval", decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 404 and missing["error"] == "not_found"
+    status, invalid = await _decide(hackney, approval_id, decision="maybe", lead_contact_id="x")
+    assert status == 422 and invalid["problems"][0]["location"] == "/decision", invalid
 
     # Camden's lead contact is not Hackney's: refused, audited, still pending.
     status, refused = await _decide(
@@ -180,6 +189,7 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
         hackney, approval_id, decision="approve", lead_contact_id=hackney.lead, note="fine"
     )
     assert status == 200, decided
+    HeldDisclosure.model_validate(decided)
     assert decided["state"] == "approved" and decided["outcome"] == "disclosed"
     status, again = await _decide(
         hackney, approval_id, decision="reject", lead_contact_id=hackney.lead
