@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from .audit_log import AuditLog
     from .episodes import EpisodeStore
+    from .federation.approvals import DisclosureApprovals
     from .federation.outbox import Outbox
     from .federation.practitioner import PractitionerRequests
     from .federation.transfer import TransferWorkflow
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "DISCLOSURE_APPROVALS",
     "ENGINE",
     "EPISODES",
     "KEY_RING",
@@ -58,3 +60,4 @@ PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
 TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
+DISCLOSURE_APPROVALS: web.AppKey[DisclosureApprovals] = web.AppKey("disclosure_approvals")
