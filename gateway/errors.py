@@ -6,7 +6,7 @@
     │   ├── UnsupportedFormat         415 unsupported_format
     │   └── PayloadTooLarge           413 payload_too_large
     ├── Unauthorised                  401 invalid_token / invalid_client
-    ├── Forbidden                     403 insufficient_scope
+    ├── Forbidden                     403 insufficient_scope / self_approval
     ├── NotFound                      404 not_found
     ├── Conflict                      409 conflict / idempotency_key_reused
     ├── ConsentRefused                403 consent_missing / consent_excluded / consent_withdrawn /
@@ -103,6 +103,7 @@ class Unauthorised(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     code = "insufficient_scope"
+    codes = frozenset({"insufficient_scope", "self_approval"})  # self_approval: DESIGN 3.5
 
 
 class NotFound(GatewayError):

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from directory.members import MemberDirectory
 
     from .audit_log import AuditLog
+    from .console._oidc import OidcClient
+    from .console._sessions import ConsoleSessions
     from .episodes import EpisodeStore
     from .federation.outbox import Outbox
     from .federation.practitioner import PractitionerRequests
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "CONSOLE_OIDC",
+    "CONSOLE_SESSIONS",
     "ENGINE",
     "EPISODES",
     "KEY_RING",
@@ -58,3 +62,7 @@ PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
 TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
+
+# The lead CAF contact console (issue 8).
+CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")
+CONSOLE_OIDC: web.AppKey[OidcClient] = web.AppKey("console_oidc")

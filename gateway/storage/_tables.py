@@ -37,6 +37,7 @@ __all__ = [
     "federation_nonces",
     "overrides",
     "transfers",
+    "console_sessions",
 ]
 
 metadata = MetaData(
@@ -234,4 +235,14 @@ transfers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
+)
+
+console_sessions = Table(
+    "console_sessions",  # lead contacts signed in to the console (issue 8), and sign-ins under way
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie: never the cookie
+    Column("lead_contact_id", String(128), nullable=True),  # None until the sign-in completes
+    Column("sign_in", JSON, nullable=True),  # OIDC state, nonce and PKCE verifier while signing in
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, index=True),
 )
