@@ -55,6 +55,10 @@ def request_view(
     elif any(d["by"] == lead_id for d in approvals):
         cannot = "You gave the first approval: a second, different lead CAF contact must approve."
     answer = record.document.get("answer") or {}
+    override = given.get("override")
+    if override is not None:
+        ends = dt.datetime.fromisoformat(override["expires_at"])
+        override = {**override, "expires_at": ends if ends.tzinfo else ends.replace(tzinfo=dt.UTC)}
     return {
         "id": record.id,
         "kind": record.kind.replace("_", " "),
@@ -64,7 +68,7 @@ def request_view(
         "purpose": given["purpose"].replace("_", " "),
         "reason": given["reason"],
         "sections": given.get("sections"),
-        "override": given.get("override"),
+        "override": override,
         "waited": _waited(record.created_at, now),
         "created_at": record.created_at,
         "decisions": record.document.get("decisions", []),

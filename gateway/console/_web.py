@@ -60,7 +60,9 @@ def _secure(response: web.StreamResponse, path: str) -> None:
     headers.setdefault("Content-Security-Policy", _CSP)
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"  # the sign-in callback's code must not leak
+    # Not no-referrer: Chromium then sends `Origin: null` on our own forms. same-origin still keeps
+    # the sign-in callback's code from leaking to other sites.
+    headers["Referrer-Policy"] = "same-origin"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if not path.startswith("/console/static/"):

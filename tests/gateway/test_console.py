@@ -146,7 +146,7 @@ async def test_the_session_cookie_and_security_headers(camden: Node) -> None:
         assert "default-src 'none'" in csp
         assert reply.headers["Cache-Control"] == "no-store"
         assert reply.headers["X-Frame-Options"] == "DENY"
-        assert reply.headers["Referrer-Policy"] == "no-referrer"
+        assert reply.headers["Referrer-Policy"] == "same-origin"
     finally:
         await client.close()
 
