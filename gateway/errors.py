@@ -6,9 +6,9 @@
     │   ├── UnsupportedFormat         415 unsupported_format
     │   └── PayloadTooLarge           413 payload_too_large
     ├── Unauthorised                  401 invalid_token / invalid_client
-    ├── Forbidden                     403 insufficient_scope / self_approval
+    ├── Forbidden                     403 insufficient_scope / not_lead_contact / self_approval
     ├── NotFound                      404 not_found
-    ├── Conflict                      409 conflict / idempotency_key_reused
+    ├── Conflict                      409 conflict / idempotency_key_reused / already_decided
     ├── ConsentRefused                403 consent_missing / consent_excluded / consent_withdrawn /
     │                                     consent_expired / purpose_not_permitted
     ├── FederationRefused             401/403 invalid_signature, unknown_member, member_suspended,
@@ -103,7 +103,7 @@ class Unauthorised(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     code = "insufficient_scope"
-    codes = frozenset({"insufficient_scope", "self_approval"})  # self_approval: DESIGN 3.5
+    codes = frozenset({"insufficient_scope", "not_lead_contact", "self_approval"})
 
 
 class NotFound(GatewayError):
@@ -114,7 +114,7 @@ class NotFound(GatewayError):
 class Conflict(GatewayError):
     status = 409
     code = "conflict"
-    codes = frozenset({"conflict", "idempotency_key_reused"})
+    codes = frozenset({"conflict", "idempotency_key_reused", "already_decided"})
 
 
 class ConsentRefused(GatewayError):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .console._oidc import OidcClient
     from .console._sessions import ConsoleSessions
     from .episodes import EpisodeStore
+    from .federation.approvals import DisclosureApprovals
     from .federation.outbox import Outbox
     from .federation.practitioner import PractitionerRequests
     from .federation.transfer import TransferWorkflow
@@ -30,6 +31,7 @@ __all__ = [
     "AUDIT",
     "CONSOLE_OIDC",
     "CONSOLE_SESSIONS",
+    "DISCLOSURE_APPROVALS",
     "ENGINE",
     "EPISODES",
     "KEY_RING",
@@ -62,6 +64,7 @@ PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
 TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
+DISCLOSURE_APPROVALS: web.AppKey[DisclosureApprovals] = web.AppKey("disclosure_approvals")
 
 # The lead CAF contact console (issue 8).
 CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     auto_approver: str | None = Field(None, description="lead contact answerable for auto-approval")
     outbox_interval_seconds: float = Field(1.0, gt=0)
+    disclosure_approval: Literal["never", "overrides", "always"] = Field(
+        "never",
+        description="incoming disclosures that wait for this borough's lead CAF contact to approve"
+        " (overrides: only those relying on a public-interest override)",
+    )
 
     # The lead CAF contact console (issue 8): sign-in with OpenID Connect against the borough's IdP.
     console_issuer: str | None = Field(None, description="the OpenID provider's issuer URL")

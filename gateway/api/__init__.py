@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ._approvals import decide_disclosure, waiting_disclosures
 from ._auth import auth_middleware, required_scope
 from ._consents import check_consent, post_consent, post_withdrawal
 from ._episodes import get_episode, post_event, search_episodes
@@ -36,4 +37,6 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_get("/requests", waiting_requests)
     r.add_get("/requests/{request_id}", get_request)
     r.add_post("/requests/{request_id}/decision", decide_request)
+    r.add_get("/disclosure-approvals", waiting_disclosures)
+    r.add_post("/disclosure-approvals/{approval_id}/decision", decide_disclosure)
     return app

@@ -176,6 +176,25 @@ class RequestQueue(_Doc):
     requests: list[RequestView]
 
 
+class HeldDisclosure(_Doc):
+    approval_id: str
+    requester: str
+    practitioner_role: str
+    agency_type: str
+    purpose: str
+    reason: str
+    sections: list[str]
+    episode_id: str
+    received_at: str
+    state: Literal["pending", "approved", "rejected"]
+    override: bool
+    outcome: str | None
+
+
+class HeldDisclosures(_Doc):
+    approvals: list[HeldDisclosure]
+
+
 class TransferState(_Doc):
     offer_id: str
     state: str
@@ -211,6 +230,8 @@ _MODELS: list[type[BaseModel]] = [
     Decision,
     RequestView,
     RequestQueue,
+    HeldDisclosure,
+    HeldDisclosures,
     OfferInput,
     AcceptInput,
     TransferState,
@@ -426,6 +447,12 @@ def openapi_document() -> dict[str, Any]:
 
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _OFFER_ID = {"name": "offer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_APPROVAL_ID = {
+    "name": "approval_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def _federation_paths() -> dict[str, Any]:
@@ -458,6 +485,22 @@ def _federation_paths() -> dict[str, Any]:
                 "requests:decide",
                 _responses(("200", _json(RequestView)), 404, 409, 422),
                 parameters=[_REQUEST_ID],
+                requestBody={"required": True, **_json(Decision)},
+            )
+        },
+        "/disclosure-approvals": {
+            "get": _operation(
+                "Disclosures other members asked for, waiting for a lead CAF contact here",
+                "requests:decide",
+                _responses(("200", _json(HeldDisclosures)), 404),
+            )
+        },
+        "/disclosure-approvals/{approval_id}/decision": {
+            "post": _operation(
+                "A lead CAF contact of this borough approves (consent is decided again) or rejects",
+                "requests:decide",
+                _responses(("200", _json(HeldDisclosure)), 404, 409, 422),
+                parameters=[_APPROVAL_ID],
                 requestBody={"required": True, **_json(Decision)},
             )
         },

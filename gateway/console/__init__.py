@@ -63,6 +63,7 @@ def _console_app() -> web.Application:
     r.add_get("/queue", _queue.queue_page)
     r.add_get("/overrides", _queue.overrides_page)
     r.add_post("/requests/{request_id}/decision", _queue.decide)
+    r.add_post("/disclosures/{approval_id}/decision", _queue.decide_disclosure)
     r.add_get("/episodes", _child.episode_lookup)
     r.add_get("/episodes/{episode_id}", _child.child_page)
     r.add_get("/episodes/{episode_id}/register.{format:csv|pdf}", _child.export_register)

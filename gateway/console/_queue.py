@@ -4,6 +4,7 @@ and an Approve or a Reject button; the domain (`PractitionerRequests.decide`) en
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -15,10 +16,10 @@ from directory.members import MemberDirectory
 from ..audit import Outcome
 from ..errors import GatewayError, NotFound, SchemaViolation
 from ..federation.practitioner import Decision, RequestRecord
-from ..keys import MEMBERS, REQUEST_ID, REQUESTS
+from ..keys import DISCLOSURE_APPROVALS, MEMBERS, REQUEST_ID, REQUESTS, SETTINGS
 from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
 
-__all__ = ["decide", "overrides_page", "queue_page"]
+__all__ = ["decide", "decide_disclosure", "overrides_page", "queue_page"]
 
 _WAITING = ("awaiting_verification", "awaiting_second_approval")
 
@@ -96,16 +97,38 @@ async def _decided(request: web.Request) -> dict[str, Any] | None:
     return (await _views(request, [record]))[0]
 
 
+async def _holder_waiting(request: web.Request) -> list[dict[str, Any]] | None:
+    """Other boroughs' disclosures held for our approval; None when this node holds none back."""
+    approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+    if approvals is None or request.config_dict[SETTINGS].disclosure_approval == "never":
+        return None
+    directory = request.config_dict[MEMBERS]()
+    return [
+        {**dataclasses.asdict(p), "requester": _member_name(directory, p.requester)}
+        for p in await approvals.waiting()
+    ]
+
+
 async def queue_page(request: web.Request) -> web.Response:
     requests = request.config_dict[REQUESTS]
     waiting = [r for r in await requests.waiting() if r.state == "awaiting_verification"]
-    await audit(request, "console.view", None, page="queue", results=len(waiting))
+    holder_waiting = await _holder_waiting(request)
+    await audit(
+        request,
+        "console.view",
+        None,
+        page="queue",
+        results=len(waiting),
+        held=len(holder_waiting or []),
+    )
     return render(
         request,
         "queue.html",
         {
             "title": "Requests to verify",
             "waiting": await _views(request, waiting),
+            "holder_waiting": holder_waiting,
+            "disclosed": request.query.get("disclosure"),
             "recent": await _views(request, await requests.recent(8)),
             "decided": await _decided(request),
         },
@@ -158,3 +181,30 @@ async def decide(request: web.Request) -> web.Response:
         )
         raise
     raise web.HTTPSeeOther(f"{CONSOLE_PATH}/{back}?decided={request_id}")
+
+
+async def decide_disclosure(request: web.Request) -> web.Response:
+    """Another borough's disclosure, held by our policy: release it or refuse it."""
+    approval_id = uuid_of(request, "approval_id")
+    form = await request.post()
+    choice = form.get("decision")
+    note = str(form.get("note", "")).strip() or None
+    if choice not in ("approve", "reject") or (note is not None and len(note) > 2000):
+        raise SchemaViolation("choose Approve or Refuse; a note is at most 2000 characters")
+    approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+    if approvals is None:
+        raise NotFound("this node holds no disclosures for approval")
+    try:
+        decided = await approvals.decide(
+            approval_id,
+            lead_contact_id=request[LEAD].id,
+            decision="approve" if choice == "approve" else "reject",
+            note=note,
+            request_id=request[REQUEST_ID],
+        )
+    except GatewayError as error:
+        await audit(request, "console.decide", approval_id, Outcome.REFUSED, reason=error.wire_code)
+        raise
+    raise web.HTTPSeeOther(
+        f"{CONSOLE_PATH}/queue?disclosure={decided.state}:{(decided.outcome or '')[:40]}"
+    )

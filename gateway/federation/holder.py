@@ -9,25 +9,30 @@ assessment content unless consent (or an override in force) permits the sections
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import uuid
 from typing import Any, Literal
 
 from aiohttp import web
-from joserfc import jws
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
 from schemas import EpisodeState, IdentifierError, Problem, Section, problems_from
 
 from ..audit import AuditDraft, Outcome
-from ..consent import ConsentRequest, Override, Recipient, decide
-from ..episodes import london_today
 from ..errors import ConsentRefused, FederationRefused, GatewayError, NotFound, SchemaViolation
-from ..keys import AUDIT, EPISODES, MEMBERS, REQUEST_ID, SETTINGS, SIGNING_KEY, TRANSFERS
+from ..keys import (
+    AUDIT,
+    DISCLOSURE_APPROVALS,
+    EPISODES,
+    MEMBERS,
+    REQUEST_ID,
+    REQUESTS,
+    SETTINGS,
+    SIGNING_KEY,
+    TRANSFERS,
+)
 from ..protection import MatchOutcome, NameQuery, classify
 from ..storage._tables import received_copies, register
 from .attestation import (
@@ -37,6 +42,8 @@ from .attestation import (
     subject_for_match_keys,
     verify_attestation,
 )
+from .disclosing import Asked, consent_now, disclose, refusal_code
+from .disclosing import audit_code as _code
 from .outbox import Message, receive
 from .transport import verified_json, verified_request
 
@@ -75,20 +82,13 @@ class IncomingMessage(_Body):
         "transfer_offer",
         "transfer_accept",
         "transfer_commit",
+        "disclosure_answer",
     ]
     body: dict[str, Any]
 
 
 class MessageBatch(_Body):
     messages: list[IncomingMessage] = Field(min_length=1, max_length=100)
-
-
-_CODE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-
-
-def _code(value: str) -> str:
-    """Another member's id for something, fit for our audit log (codes only), or a marker."""
-    return value if _CODE.fullmatch(value) else "not-a-code"
 
 
 def directory_of(request: web.Request) -> MemberDirectory:
@@ -236,15 +236,11 @@ async def existence_check(request: web.Request) -> web.Response:
     )
 
 
-def _receipt(request: web.Request, claims: dict[str, Any]) -> str:
-    key = request.config_dict[SIGNING_KEY]
-    header = {"alg": "Ed25519", "typ": "caf-disclosure-receipt+jws", "kid": key.kid or ""}
-    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
-    return jws.serialize_compact(header, payload, key, algorithms=["Ed25519"])
-
-
 async def disclosure(request: web.Request) -> web.Response:
-    """Share the sections consent permits, on the holder's side (DESIGN 3.5); record both sides."""
+    """Share the sections consent permits, on the holder's side (DESIGN 3.5); record both sides.
+
+    When this borough's policy says a lead contact must approve, a permitted disclosure is held
+    instead and answered `202 pending`; a refusal is still answered at once."""
     subject_id: str | None = None
     try:
         body = await _body(request, DisclosureRequest)
@@ -257,35 +253,14 @@ async def disclosure(request: web.Request) -> web.Response:
             episode_id = subject_id = str(uuid.UUID(body.episode_ref))
         except ValueError:
             raise NotFound("no such episode") from None
+        asked = Asked.from_attestation(attestation, episode_id, body.sections)
         audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
-        today = london_today()
-        override = None
-        if attestation.override is not None and attestation.override.expires_at > dt.datetime.now(
-            dt.UTC
-        ):
-            override = Override(
-                override_id=attestation.override.override_id,
-                valid_from=today,
-                valid_until=attestation.override.expires_at.date(),
-            )
+        approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+        actor = f"member:{verified_request(request).sender}"
         async with audit.transaction() as connection:
-            stored = await store.get(connection, episode_id, for_update=True)
-            if stored.episode.state == EpisodeState.TRANSFERRED:
-                raise NotFound("the episode moved to another authority")
-            decision = decide(
-                stored.episode,
-                ConsentRequest(
-                    recipient=Recipient(
-                        attestation.agency_type, attestation.agency, attestation.issuer
-                    ),
-                    purpose=attestation.purpose,
-                    sections=frozenset(body.sections) if body.sections else None,
-                    at=today,
-                ),
-                override,
-            )
+            stored, decision = await consent_now(connection, store, asked)
             if not decision.permitted:
-                code = decision.code.value if decision.code else "consent_missing"
+                code = refusal_code(decision)
                 await audit.append(
                     connection,
                     _draft(
@@ -299,54 +274,24 @@ async def disclosure(request: web.Request) -> web.Response:
                     ),
                 )
                 return _refusal(request, decision.reason, code)
-            sections = sorted(s.value for s in decision.permitted_sections)
-            dumped = stored.episode.model_dump(mode="json")
-            basis = sorted({b for _, b in decision.basis})
-            register_id = str(uuid.uuid4())
-            disclosed_at = dt.datetime.now(dt.UTC)
-            receipt = _receipt(
-                request,
-                {
-                    "register_id": register_id,
-                    "holder": request.config_dict[SETTINGS].member_id,
-                    "recipient": attestation.issuer,
-                    "episode_ref": episode_id,
-                    "sections": sections,
-                    "basis": basis,
-                    "override": decision.overridden,
-                    "disclosed_at": disclosed_at.isoformat(),
-                    "practitioner": attestation.practitioner_id,
-                },
-            )
-            await connection.execute(
-                insert(register).values(
-                    id=register_id,
-                    episode_id=episode_id,
-                    direction="sent",
-                    counterpart=attestation.issuer,
-                    requested_by=attestation.practitioner_id,
-                    approved_by=attestation.approved_by,
-                    sections=sections,
-                    basis=",".join(basis)[:64],
-                    override=decision.overridden,
-                    disclosed_at=disclosed_at,
-                    receipt=receipt,
+            if approvals is not None and approvals.needed(decision):
+                approval_id = await approvals.hold(
+                    connection, asked, decision, actor=actor, request_id=request[REQUEST_ID]
                 )
-            )
-            if decision.overridden:
-                await _flag_override(connection, request, stored, attestation)
-            await audit.append(
+                return web.json_response(
+                    {"state": "pending", "approval_id": approval_id}, status=202
+                )
+            answer = await disclose(
                 connection,
-                _draft(
-                    request,
-                    "federation.disclosure",
-                    episode_id,
-                    Outcome.SUCCESS,
-                    rule=decision.rule.value,
-                    register=register_id,
-                    override=decision.overridden,
-                    practitioner=_code(attestation.practitioner_id),
-                ),
+                me=request.config_dict[SETTINGS].member_id,
+                key=request.config_dict[SIGNING_KEY],
+                store=store,
+                audit=audit,
+                stored=stored,
+                decision=decision,
+                asked=asked,
+                actor=actor,
+                request_id=request[REQUEST_ID],
             )
     except GatewayError as error:
         await _audited(
@@ -356,19 +301,7 @@ async def disclosure(request: web.Request) -> web.Response:
             error,
         )
         raise
-    return web.json_response(
-        {
-            "outcome": "disclosed",
-            "register_id": register_id,
-            "episode_ref": episode_id,
-            "sections": sections,
-            "refused_sections": sorted(s.value for s in decision.refused_sections),
-            "basis": basis,
-            "override": decision.overridden,
-            "content": {s: dumped[s] for s in sections},
-            "receipt": receipt,
-        }
-    )
+    return web.json_response(answer)
 
 
 def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
@@ -376,30 +309,6 @@ def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
     error = ConsentRefused(reason, code=code)
     body = {"error": error.wire_code, "message": reason, "request_id": request[REQUEST_ID]}
     return web.json_response(body, status=error.status)
-
-
-async def _flag_override(
-    connection: AsyncConnection, request: web.Request, stored: Any, attestation: Attestation
-) -> None:
-    """DESIGN 3.5: an override is flagged on the episode (kept in its extensions) and the register."""
-    assert attestation.override is not None  # noqa: S101 - only called for an override
-    episode = stored.episode
-    extensions = dict(episode.extensions)
-    ours = dict(extensions.get("caf-exchange", {}))
-    flags = list(ours.get("overrides", []))
-    flags.append(
-        {
-            "override_id": attestation.override.override_id,
-            "member": attestation.issuer,
-            "approved_by": attestation.override.approved_by,
-            "expires_at": attestation.override.expires_at.isoformat(),
-            "used_at": dt.datetime.now(dt.UTC).isoformat(),
-        }
-    )
-    ours["overrides"] = flags
-    extensions["caf-exchange"] = ours
-    changed = episode.model_copy(update={"extensions": extensions})
-    await request.config_dict[EPISODES].replace(connection, stored, changed)
 
 
 async def _apply_withdrawal(connection: AsyncConnection, sender: str, message: Message) -> None:
@@ -439,16 +348,19 @@ async def messages(request: web.Request) -> web.Response:
     sender = verified_request(request).sender
     audit = request.config_dict[AUDIT]
     batch = [Message(m.id, m.kind, m.body) for m in body.messages]
-    transfers = request.config_dict[TRANSFERS]
+    transfers, requests = request.config_dict[TRANSFERS], request.config_dict[REQUESTS]
 
     async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
         if message.kind == "consent_withdrawn":
             await _apply_withdrawal(connection, sender, message)
         elif message.kind.startswith("transfer_"):
             await transfers.apply(connection, sender, message)
+        elif message.kind == "disclosure_answer":
+            await requests.holder_answered(connection, sender, message.body, request[REQUEST_ID])
         # TAC notifications and lead-professional updates: the audit entry below is the record.
 
-    statuses = await receive(audit.engine, sender, batch, apply)
+    # In audit transactions: completing a request appends to the audit chain with its changes.
+    statuses = await receive(audit.engine, sender, batch, apply, begin=audit.transaction)
     for message in batch:
         await audit.record(
             _draft(

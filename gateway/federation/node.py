@@ -24,6 +24,7 @@ from directory.members import (
 from ..errors import FederationRefused, PeerUnavailable
 from ..keys import (
     AUDIT,
+    DISCLOSURE_APPROVALS,
     ENGINE,
     EPISODES,
     KEY_RING,
@@ -38,6 +39,7 @@ from ..keys import (
 )
 from ..settings import Settings
 from ..storage import is_sqlite
+from .approvals import DisclosureApprovals
 from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
 from .outbox import Message, Outbox
@@ -171,6 +173,17 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         call=call,
         auto_approve_roles=frozenset(settings.auto_approve_existence_roles),
         auto_approver=settings.auto_approver,
+    )
+
+    app[DISCLOSURE_APPROVALS] = DisclosureApprovals(
+        me=settings.member_id,
+        policy=settings.disclosure_approval,
+        ring=app[KEY_RING],
+        audit=app[AUDIT],
+        store=app[EPISODES],
+        outbox=outbox,
+        signing_key=signing_key,
+        is_lead_contact=lambda member, contact: _directory(source).is_lead_contact(member, contact),
     )
 
     async def send(recipient: str, messages: list[Message]) -> dict[str, str]:

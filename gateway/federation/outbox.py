@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,16 +198,25 @@ class Outbox:
 
 
 Apply = Callable[[AsyncConnection, str, Message], Awaitable[None]]
+Begin = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 
 async def receive(
-    engine: AsyncEngine, sender: str, messages: Sequence[Message], apply: Apply
+    engine: AsyncEngine,
+    sender: str,
+    messages: Sequence[Message],
+    apply: Apply,
+    *,
+    begin: Begin | None = None,
 ) -> dict[str, str]:
-    """Apply each message once: `applied`, `duplicate` (seen before), or the error code."""
+    """Apply each message once: `applied`, `duplicate` (seen before), or the error code.
+
+    `begin` opens each message's transaction (default: the engine's); pass the audit log's when
+    applying a message appends audit entries."""
     statuses: dict[str, str] = {}
     for message in messages:
         try:
-            async with engine.begin() as connection:
+            async with (begin or engine.begin)() as connection:
                 await connection.execute(
                     insert(inbox).values(
                         sender=sender, message_id=message.id, received_at=dt.datetime.now(dt.UTC)

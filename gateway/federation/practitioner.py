@@ -4,6 +4,8 @@
     POST .../decision          a lead CAF contact of this borough approves or rejects
                                (an override needs a second, different lead contact: DESIGN 3.5)
     approved                   the node issues the CAF-Attestation and calls the target member
+    awaiting_holder            the target's lead contact must approve first (`202 pending`); its
+                               `disclosure_answer` message completes the request as below
     answered | refused | failed  the target's answer, its refusal code, or peer_unavailable
 
 The record (practitioner, the child's match keys, the answer) is personal data: sealed at rest.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -126,6 +129,21 @@ class RequestRecord:
 # (target, path, body, attestation) -> (status, JSON answer)
 Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]
 LeadContactCheck = Callable[[str, str], bool]
+
+
+_APPROVAL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def _take_answer(document: dict[str, Any], status: int, answer: dict[str, Any]) -> str:
+    """Put the target's answer into the request's document; the request's next state."""
+    if status == 202 and answer.get("state") == "pending":
+        document["approval_id"] = str(answer.get("approval_id"))
+        return "awaiting_holder"  # the holder's lead contact decides; a message will tell us
+    if status in (200, 202):
+        document["answer"], document["error"] = answer, None
+        return "answered"
+    document["answer"], document["error"] = None, answer.get("error")
+    return "refused"
 
 
 def _bound(request_id: str) -> bytes:
@@ -380,34 +398,89 @@ class PractitionerRequests:
                 body["sections"] = request["sections"]
         try:
             status, answer = await self.call(record.target, path, body, self._attestation(record))
-            state = "answered" if status in (200, 202) else "refused"
-            document["answer"], document["error"] = (
-                (answer, None) if state == "answered" else (None, answer.get("error"))
-            )
+            state = _take_answer(document, status, answer)
         except GatewayError as error:
             state, document["error"] = "failed", error.wire_code
         record = RequestRecord(
             record.id, record.kind, state, record.target, record.created_at, document
         )
         async with self.audit.transaction() as connection:
-            await self._write(connection, record)
-            if state == "answered" and request["kind"] == "disclosure":
-                await self._keep_received(connection, record)
-            await self.audit.append(
-                connection,
-                AuditDraft(
-                    actor=f"member:{self.me}",
-                    action="request.send",
-                    outcome={"answered": Outcome.SUCCESS, "refused": Outcome.REFUSED}.get(
-                        state, Outcome.FAILED
-                    ),
-                    subject=record.id,
-                    reason=document.get("error"),
-                    request_id=request_id,
-                    details={"target": record.target, "state": state},
-                ),
-            )
+            await self._settle(connection, record, f"member:{self.me}", "request.send", request_id)
         return record
+
+    async def _settle(
+        self,
+        connection: AsyncConnection,
+        record: RequestRecord,
+        actor: str,
+        action: str,
+        request_id: str | None,
+        **details: str,
+    ) -> None:
+        """Store the request's new state; an answered disclosure also goes into our register."""
+        await self._write(connection, record)
+        if record.state == "answered" and record.kind == "disclosure":
+            await self._keep_received(connection, record)
+        await self.audit.append(
+            connection,
+            AuditDraft(
+                actor=actor,
+                action=action,
+                outcome={
+                    "answered": Outcome.SUCCESS,
+                    "awaiting_holder": Outcome.SUCCESS,
+                    "refused": Outcome.REFUSED,
+                }.get(record.state, Outcome.FAILED),
+                subject=record.id,
+                reason=record.document.get("error"),
+                request_id=request_id,
+                details={"target": record.target, "state": record.state, **details},
+            ),
+        )
+
+    async def holder_answered(
+        self, connection: AsyncConnection, sender: str, body: Mapping[str, Any], request_id: str
+    ) -> None:
+        """A `disclosure_answer` message: the holder's lead contact decided on a request that was
+        `awaiting_holder`. Completes it as a direct answer would, inside the inbox transaction
+        (an audit transaction); anything that does not fit is refused, not applied."""
+        approval_id = body.get("approval_id")
+        if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
+            raise NotFound("no request awaits this approval")
+        rows = await connection.execute(
+            select(practitioner_requests.c.id).where(
+                practitioner_requests.c.state == "awaiting_holder"
+            )
+        )
+        for row in rows.all():
+            record = await self.get(row.id, connection)
+            if record.document.get("approval_id") == approval_id:
+                break
+        else:
+            raise NotFound("no request awaits this approval")
+        if record.target != sender:
+            raise NotFound("no request awaits this approval from this member")
+        answer = dict(body)  # with its approval_id: which of the holder's decisions this is
+        disclosed = answer.get("outcome") == "disclosed"
+        if disclosed and (
+            answer.get("episode_ref") != record.document["input"]["episode_ref"]
+            or not isinstance(answer.get("sections"), list)
+            or not isinstance(answer.get("content"), dict)
+        ):
+            raise Conflict("the answer does not fit the request")
+        document = dict(record.document)
+        state = _take_answer(document, 200 if disclosed else 403, answer)
+        record = RequestRecord(
+            record.id, record.kind, state, record.target, record.created_at, document
+        )
+        await self._settle(
+            connection,
+            record,
+            f"member:{sender}",
+            "request.answer",
+            request_id,
+            approval=approval_id,
+        )
 
     async def _keep_received(self, connection: AsyncConnection, record: RequestRecord) -> None:
         """Our side of the register, and the received copy (sealed) that a withdrawal will mark."""

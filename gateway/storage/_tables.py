@@ -37,6 +37,7 @@ __all__ = [
     "federation_nonces",
     "overrides",
     "transfers",
+    "disclosure_approvals",
     "console_sessions",
 ]
 
@@ -235,6 +236,21 @@ transfers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
+)
+
+disclosure_approvals = Table(
+    "disclosure_approvals",  # disclosures held for this (holder) borough's lead contact to approve
+    metadata,
+    Column("id", String(36), primary_key=True),  # the approval id the requester is given
+    Column("requester", String(9), nullable=False),  # the home member's GSS code
+    Column("state", String(16), nullable=False, index=True),  # pending | approved | rejected
+    Column("override", Boolean, nullable=False),  # relies on a public-interest override
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(100), nullable=True),  # lead contact id
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", String(64), nullable=True),  # disclosed | a refusal code
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # attestation claims, purpose, reason: sealed
 )
 
 console_sessions = Table(

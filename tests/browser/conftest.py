@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, plan_federation
+from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
 
 from ..e2e.test_london_protocol import Node, _login
 
@@ -40,11 +40,17 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    """Camden and Hackney, real nodes with real certificates; no auto-approval: lead contacts decide."""
+@pytest.fixture(params=["never"])
+async def federation(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[dict[str, Node]]:
+    """Camden and Hackney, real nodes with real certificates; no auto-approval: lead contacts decide.
+    The parameter is Hackney's holder-side approval policy (CAFX_DISCLOSURE_APPROVAL)."""
     plans = plan_federation(tmp_path)
-    nodes = {plan.borough.gss: Node(plan) for plan in plans[:2]}
+    camden, hackney = plans[0], plans[1]
+    policy = {"disclosure_approval": request.param}
+    hackney = NodePlan(hackney.borough, hackney.folder, hackney.settings.model_copy(update=policy))
+    nodes = {plan.borough.gss: Node(plan) for plan in (camden, hackney)}
     try:
         for node in nodes.values():
             await node.start()

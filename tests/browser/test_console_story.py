@@ -235,3 +235,45 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
     await expect(page.get_by_role("status")).to_contain_text("The audit chain verifies")
     await accessible(page, "11-audit")
     await context.close()
+
+
+@pytest.mark.parametrize("federation", ["always"], indirect=True)
+async def test_the_holder_releases_another_boroughs_disclosure(
+    browser: Browser, federation: dict[str, Node]
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    request_id = await _raise(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": episode["episode_id"],
+            "sections": ["assessments"],
+        },
+    )
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("status")).to_contain_text("awaiting holder")
+    await sign_out(page)
+
+    await sign_in(page, hackney, hackney.plan.borough.lead_contacts()[0])
+    held = page.locator("section.card", has_text="Camden (E09000007)")
+    await expect(held).to_contain_text("joining the TAC")
+    await expect(held).to_contain_text("assessments")
+    await accessible(page, "12-holder-approval-queue")
+    await held.get_by_role("button", name="Approve disclosure").click()
+    await expect(page.get_by_role("status")).to_contain_text("approved")
+    await screenshot(page, "13-holder-approval-released")
+    await context.close()
+
+    async def answered() -> bool:
+        status, record = await camden.call("GET", f"/requests/{request_id}")
+        return bool(record["state"] == "answered")
+
+    await _eventually(answered)

@@ -1,7 +1,7 @@
 """console sessions
 
 Revision ID: 0005_console_sessions
-Revises: 0002
+Revises: 0004_disclosure_approvals
 Create Date: 2026-11-30 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_console_sessions"
-down_revision = "0002"
+down_revision = "0004_disclosure_approvals"  # re-chained at the merge of holder-approval
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,61 @@
+"""Disclosures other members asked for that wait for a lead CAF contact of this borough (the
+holder's side of DESIGN 3.4 `202 pending`): the queue, and the decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import NotFound
+from ..federation.approvals import DisclosureApprovals, PendingDisclosure
+from ..federation.practitioner import Decision
+from ..keys import DISCLOSURE_APPROVALS, REQUEST_ID
+from ._auth import needs
+from ._common import json_body
+
+__all__ = ["decide_disclosure", "waiting_disclosures"]
+
+
+def _approvals(request: web.Request) -> DisclosureApprovals:
+    service = request.config_dict.get(DISCLOSURE_APPROVALS)
+    if service is None:
+        raise NotFound("this node is not a member of a federation")
+    return service
+
+
+def _public(held: PendingDisclosure) -> dict[str, Any]:
+    return {
+        "approval_id": held.id,
+        "requester": held.requester,
+        "practitioner_role": held.practitioner_role,
+        "agency_type": held.agency_type,
+        "purpose": held.purpose,
+        "reason": held.reason,
+        "sections": held.sections,
+        "episode_id": held.episode_id,
+        "received_at": held.received_at.isoformat(),
+        "state": held.state,
+        "override": held.override,
+        "outcome": held.outcome,
+    }
+
+
+@needs("requests:decide")
+async def waiting_disclosures(request: web.Request) -> web.Response:
+    held = await _approvals(request).waiting()
+    return web.json_response({"approvals": [_public(h) for h in held]})
+
+
+@needs("requests:decide")
+async def decide_disclosure(request: web.Request) -> web.Response:
+    approvals = _approvals(request)
+    body = await json_body(request, Decision)
+    held = await approvals.decide(
+        request.match_info["approval_id"],
+        lead_contact_id=body.lead_contact_id,
+        decision=body.decision,
+        note=body.note,
+        request_id=request[REQUEST_ID],
+    )
+    return web.json_response(_public(held))

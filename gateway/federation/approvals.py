@@ -1,0 +1,314 @@
+"""Disclosures held for this (holder) borough's lead CAF contact (DESIGN 3.4: `202 pending`).
+
+    /federation/v1/disclosures   consent permits, and `disclosure_approval` says this one needs a
+                                 lead contact: held here (sealed), the requester told `202 pending`
+    decide(approve)              consent decided again now (a withdrawal or an expired override
+                                 counts), then exactly what an immediate disclosure does
+    decide(reject)               nothing disclosed
+    either way                   a `disclosure_answer` message to the requester (outbox): the same
+                                 JSON an immediate answer carries, or a refusal, with `approval_id`
+
+What a held disclosure records (practitioner, purpose, reason) is personal data: sealed at rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from joserfc.jwk import OKPKey
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from schemas import Section
+
+from ..audit import AuditDraft, Outcome
+from ..audit_log import AuditLog
+from ..consent import ConsentDecision
+from ..episodes import EpisodeStore
+from ..errors import Conflict, Forbidden, NotFound
+from ..protection import KeyRing, associated_data, open_, seal
+from ..storage._tables import disclosure_approvals
+from .disclosing import Asked, audit_code, consent_now, disclose, refusal_code
+from .outbox import Outbox
+
+__all__ = ["ApprovalPolicy", "DisclosureApprovals", "PendingDisclosure"]
+
+ApprovalPolicy = Literal["never", "overrides", "always"]
+HOLDER_REJECTED = "holder_rejected"  # the refusal code a requester receives after a rejection
+
+
+@dataclass(frozen=True)
+class PendingDisclosure:
+    """A held disclosure as a lead contact sees it (no assessment content)."""
+
+    id: str
+    requester: str  # GSS code of the home member
+    practitioner_role: str
+    agency_type: str
+    purpose: str
+    reason: str
+    sections: list[str]  # what approval would disclose: the sections consent permitted on receipt
+    episode_id: str
+    received_at: datetime
+    state: str  # pending | approved | rejected
+    override: bool  # relies on a public-interest override
+    outcome: str | None = None  # after a decision: "disclosed", or the refusal code sent
+
+
+def _bound(approval_id: str) -> bytes:
+    return associated_data("disclosure_approvals", approval_id, "sealed")
+
+
+class DisclosureApprovals:
+    def __init__(
+        self,
+        *,
+        me: str,
+        policy: ApprovalPolicy,
+        ring: KeyRing,
+        audit: AuditLog,
+        store: EpisodeStore,
+        outbox: Outbox,
+        signing_key: OKPKey,
+        is_lead_contact: Callable[[str, str], bool],
+    ) -> None:
+        self.me, self.policy, self.ring, self.audit = me, policy, ring, audit
+        self.store, self.outbox, self.key = store, outbox, signing_key
+        self.is_lead_contact = is_lead_contact
+
+    def needed(self, decision: ConsentDecision) -> bool:
+        """Does this permitted disclosure wait for a lead contact of this borough?"""
+        return self.policy == "always" or (self.policy == "overrides" and decision.overridden)
+
+    # --- storage -------------------------------------------------------------------------------
+
+    def _sealed(self, approval_id: str, document: dict[str, Any]) -> dict[str, Any]:
+        sealed = seal(json.dumps(document).encode(), self.ring, _bound(approval_id))
+        return {"key_id": sealed.key_id, "sealed": sealed.to_bytes()}
+
+    def _pending(self, row: Any) -> tuple[PendingDisclosure, dict[str, Any]]:
+        document = json.loads(open_(row.sealed, self.ring, _bound(row.id)))
+        asked = document["asked"]
+        view = PendingDisclosure(
+            id=row.id,
+            requester=row.requester,
+            practitioner_role=asked["practitioner_role"],
+            agency_type=asked["agency_type"],
+            purpose=asked["purpose"],
+            reason=asked["reason"],
+            sections=list(document["sections"]),
+            episode_id=asked["episode_id"],
+            received_at=row.received_at
+            if row.received_at.tzinfo
+            else row.received_at.replace(tzinfo=dt.UTC),
+            state=row.state,
+            override=row.override,
+            outcome=row.outcome,
+        )
+        return view, document
+
+    async def _row(self, connection: AsyncConnection, approval_id: str) -> Any:
+        row = (
+            await connection.execute(
+                select(disclosure_approvals).where(disclosure_approvals.c.id == approval_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("no such disclosure approval")
+        return row
+
+    async def get(self, approval_id: str) -> PendingDisclosure:
+        async with self.audit.engine.connect() as connection:
+            return self._pending(await self._row(connection, approval_id))[0]
+
+    async def waiting(self) -> list[PendingDisclosure]:
+        """Held disclosures a lead contact of this borough must decide, oldest first."""
+        async with self.audit.engine.connect() as connection:
+            rows = await connection.execute(
+                select(disclosure_approvals)
+                .where(disclosure_approvals.c.state == "pending")
+                .order_by(disclosure_approvals.c.received_at, disclosure_approvals.c.id)
+            )
+            return [self._pending(row)[0] for row in rows.all()]
+
+    # --- the workflow ----------------------------------------------------------------------------
+
+    async def hold(
+        self,
+        connection: AsyncConnection,
+        asked: Asked,
+        decision: ConsentDecision,
+        *,
+        actor: str,
+        request_id: str | None,
+    ) -> str:
+        """Keep a permitted disclosure for approval, in the caller's (audit) transaction."""
+        approval_id = str(uuid.uuid4())
+        document = {
+            "asked": asked.as_json(),
+            "sections": sorted(s.value for s in decision.permitted_sections),
+        }
+        await connection.execute(
+            insert(disclosure_approvals).values(
+                id=approval_id,
+                requester=asked.requester,
+                state="pending",
+                override=decision.overridden,
+                received_at=dt.datetime.now(dt.UTC),
+                **self._sealed(approval_id, document),
+            )
+        )
+        await self.audit.append(
+            connection,
+            AuditDraft(
+                actor=actor,
+                action="disclosure_approval.hold",
+                outcome=Outcome.SUCCESS,
+                subject=asked.episode_id,
+                request_id=request_id,
+                details={
+                    "approval": approval_id,
+                    "rule": decision.rule.value,
+                    "override": decision.overridden,
+                    "practitioner": audit_code(asked.practitioner_id),
+                },
+            ),
+        )
+        return approval_id
+
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        lead_contact_id: str,
+        decision: Literal["approve", "reject"],
+        note: str | None = None,
+        request_id: str | None = None,
+    ) -> PendingDisclosure:
+        """A lead contact of this borough approves or rejects; the requester is told either way."""
+        if not self.is_lead_contact(self.me, lead_contact_id):
+            await self.audit.record(
+                AuditDraft(
+                    actor="lead:unlisted",
+                    action="disclosure_approval.decide",
+                    outcome=Outcome.REFUSED,
+                    subject=audit_code(approval_id),
+                    reason="not_lead_contact",
+                    request_id=request_id,
+                    details={"decision": decision},
+                )
+            )
+            raise Forbidden(
+                "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
+            )
+        actor = f"lead:{lead_contact_id}"
+        async with self.audit.transaction() as connection:
+            row = await self._row(connection, approval_id)
+            if row.state != "pending":
+                raise Conflict(f"the disclosure was already {row.state}", code="already_decided")
+            view, document = self._pending(row)
+            asked = Asked.from_json(document["asked"])
+            if decision == "approve":
+                answer = await self._approve(
+                    connection, approval_id, asked, document, actor, request_id
+                )
+                outcome = str(answer.get("outcome", answer.get("error")))
+            else:
+                outcome = HOLDER_REJECTED
+                answer = {
+                    "error": HOLDER_REJECTED,
+                    "message": "the holder's lead CAF contact did not approve this disclosure",
+                }
+            state = "approved" if decision == "approve" else "rejected"
+            now = dt.datetime.now(dt.UTC)
+            document["decision"] = {"by": lead_contact_id, "note": note, "at": now.isoformat()}
+            changed = await connection.execute(
+                update(disclosure_approvals)
+                .where(
+                    disclosure_approvals.c.id == approval_id,
+                    disclosure_approvals.c.state == "pending",
+                )
+                .values(
+                    state=state,
+                    decided_by=lead_contact_id,
+                    decided_at=now,
+                    outcome=outcome[:64],
+                    **self._sealed(approval_id, document),
+                )
+            )
+            if changed.rowcount != 1:  # another replica decided first: roll everything back
+                raise Conflict("the disclosure was already decided", code="already_decided")
+            await self.outbox.enqueue(
+                connection,
+                asked.requester,
+                "disclosure_answer",
+                {**answer, "approval_id": approval_id},
+            )
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=actor,
+                    action="disclosure_approval.decide",
+                    outcome=Outcome.SUCCESS if outcome == "disclosed" else Outcome.REFUSED,
+                    subject=approval_id,
+                    reason=None if outcome == "disclosed" else outcome,
+                    request_id=request_id,
+                    details={"decision": decision, "state": state, "requester": asked.requester},
+                ),
+            )
+        return dataclasses.replace(view, state=state, outcome=outcome)
+
+    async def _approve(
+        self,
+        connection: AsyncConnection,
+        approval_id: str,
+        asked: Asked,
+        document: dict[str, Any],
+        actor: str,
+        request_id: str | None,
+    ) -> dict[str, Any]:
+        """Decide again now, over the sections the lead contact saw; disclose or refuse."""
+        approved = dataclasses.replace(asked, sections=tuple(map(Section, document["sections"])))
+        try:
+            stored, consent = await consent_now(connection, self.store, approved)
+        except NotFound as missing:
+            return {"error": missing.wire_code, "message": missing.message}
+        if not consent.permitted:
+            code = refusal_code(consent)
+            await self.audit.append(
+                connection,
+                AuditDraft(
+                    actor=actor,
+                    action="federation.disclosure",
+                    outcome=Outcome.REFUSED,
+                    subject=asked.episode_id,
+                    reason=code,
+                    request_id=request_id,
+                    details={
+                        "rule": consent.rule.value,
+                        "approval": approval_id,
+                        "practitioner": audit_code(asked.practitioner_id),
+                    },
+                ),
+            )
+            return {"error": code, "message": consent.reason}
+        return await disclose(
+            connection,
+            me=self.me,
+            key=self.key,
+            store=self.store,
+            audit=self.audit,
+            stored=stored,
+            decision=consent,
+            asked=approved,
+            actor=actor,
+            request_id=request_id,
+            approval=approval_id,
+        )

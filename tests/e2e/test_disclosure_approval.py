@@ -1,0 +1,374 @@
+"""Holder-side disclosure approval between real nodes (mutual TLS, signatures, attestations, the
+outbox): Hackney holds permitted disclosures for its lead CAF contact (`CAFX_DISCLOSURE_APPROVAL`),
+Camden's request waits in `awaiting_holder` until Hackney's `disclosure_answer` message completes it.
+Every test runs on SQLite and on PostgreSQL (one schema per node)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.api._openapi import HeldDisclosure, HeldDisclosures
+from gateway.demo import Borough, NodePlan, plan_federation
+from gateway.keys import ENGINE, OUTBOX
+from gateway.storage import async_url
+from gateway.storage._tables import audit_entries, outbox, received_copies, register
+
+from ..conftest import POSTGRES_URL, REQUIRE_POSTGRES
+from .test_london_protocol import (
+    CAMDEN,
+    HACKNEY,
+    ISLINGTON,
+    PRACTITIONER,
+    Node,
+    _ask,
+    _eventually,
+    _login,
+    _seed,
+)
+
+DatabaseFor = Callable[[Borough, Path], tuple[str, str | None]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[DatabaseFor | None]:
+    """None: each node's own SQLite file; or a fresh PostgreSQL schema per node."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import asyncpg  # noqa: PLC0415 - only the PostgreSQL runs need the driver
+
+    try:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL not reachable at CAFX_TEST_POSTGRES_URL ({type(exc).__name__})"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}, and CAFX_REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    prefix = f"cafx_test_{secrets.token_hex(4)}"
+    created: list[str] = []
+
+    def database_for(borough: Borough, folder: Path) -> tuple[str, str | None]:
+        return async_url(POSTGRES_URL), f"{prefix}_{borough.short}"
+
+    for short in ("camden", "hackney", "islington"):
+        await connection.execute(f'CREATE SCHEMA "{prefix}_{short}"')
+        created.append(f"{prefix}_{short}")
+    try:
+        yield database_for
+    finally:
+        for schema in created:
+            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await connection.close()
+
+
+@asynccontextmanager
+async def _federation(
+    tmp_path: Path, backend: DatabaseFor | None, policy: str
+) -> AsyncIterator[dict[str, Node]]:
+    """Three nodes; Hackney (the holder in these tests) with the given approval policy."""
+    extra: dict[str, Any] = {"database": backend} if backend is not None else {}
+    plans = plan_federation(tmp_path, auto_approve_roles=("Health visitor",), **extra)
+    nodes = {}
+    for plan in plans:
+        if plan.borough.gss == HACKNEY:
+            settings = plan.settings.model_copy(update={"disclosure_approval": policy})
+            plan = NodePlan(plan.borough, plan.folder, settings)
+        nodes[plan.borough.gss] = Node(plan)
+    try:
+        for node in nodes.values():
+            await node.start()
+            await _login(node)
+        yield nodes
+    finally:
+        for node in nodes.values():
+            await node.stop()
+            await node.http.close()
+
+
+@pytest.fixture
+async def always(tmp_path: Path, backend: DatabaseFor | None) -> AsyncIterator[dict[str, Node]]:
+    async with _federation(tmp_path, backend, "always") as nodes:
+        yield nodes
+
+
+@pytest.fixture
+async def overrides(tmp_path: Path, backend: DatabaseFor | None) -> AsyncIterator[dict[str, Node]]:
+    async with _federation(tmp_path, backend, "overrides") as nodes:
+        yield nodes
+
+
+def _disclosure(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {
+        "kind": "disclosure",
+        "practitioner": PRACTITIONER,
+        "purpose": "early_help",
+        "reason": "joining the TAC",
+        "target_authority": HACKNEY,
+        "episode_ref": episode["episode_id"],
+        "sections": ["assessments", "delivery_plan"],
+        **changes,
+    }
+
+
+async def _held(home: Node, holder: Node, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Ask; the request must wait for the holder. Returns it and the holder's approval id."""
+    record = await _ask(home, body)
+    assert record["state"] == "awaiting_holder", record
+    assert record["answer"] is None and record["error"] is None
+    status, queue = await holder.call("GET", "/disclosure-approvals")
+    assert status == 200, queue
+    mine = [a for a in queue["approvals"] if a["episode_id"] == body["episode_ref"]]
+    assert len(mine) == 1 and mine[0]["state"] == "pending" and mine[0]["requester"] == CAMDEN
+    return record, str(mine[0]["approval_id"])
+
+
+async def _settled(home: Node, request_id: str) -> dict[str, Any]:
+    """The request once the holder's answer arrived (through the outbox)."""
+    latest: dict[str, Any] = {}
+
+    async def done() -> bool:
+        nonlocal latest
+        status, latest = await home.call("GET", f"/requests/{request_id}")
+        return status == 200 and latest["state"] != "awaiting_holder"
+
+    await _eventually(done)
+    return latest
+
+
+async def _decide(holder: Node, approval_id: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    status, answer = await holder.call(
+        "POST", f"/disclosure-approvals/{approval_id}/decision", json=body
+    )
+    return status, dict(answer)
+
+
+async def test_approve_after_a_listed_lead_contact_only_and_only_once(
+    always: dict[str, Node],
+) -> None:
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await _seed(hackney)
+    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    HeldDisclosures.model_validate(queue)  # as the OpenAPI document describes it
+    held = queue["approvals"][0]
+    assert held["sections"] == ["assessments", "delivery_plan"] and held["override"] is False
+    assert held["purpose"] == "early_help" and held["practitioner_role"] == "Health visitor"
+    assert "content" not in held
+    assert await hackney.engine_rows(select(register)) == []  # nothing disclosed while held
+
+    status, missing = await _decide(
+        hackney, "no-such-approval", decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 404 and missing["error"] == "not_found"
+    status, invalid = await _decide(hackney, approval_id, decision="maybe", lead_contact_id="x")
+    assert status == 422 and invalid["problems"][0]["location"] == "/decision", invalid
+
+    # Camden's lead contact is not Hackney's: refused, audited, still pending.
+    status, refused = await _decide(
+        hackney, approval_id, decision="approve", lead_contact_id=camden.lead
+    )
+    assert status == 403 and refused["error"] == "not_lead_contact", refused
+    audited = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "disclosure_approval.decide")
+    )
+    assert [(a.outcome, a.reason, a.actor) for a in audited] == [
+        ("refused", "not_lead_contact", "lead:unlisted")
+    ]
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    assert [a["approval_id"] for a in queue["approvals"]] == [approval_id]
+
+    status, decided = await _decide(
+        hackney, approval_id, decision="approve", lead_contact_id=hackney.lead, note="fine"
+    )
+    assert status == 200, decided
+    HeldDisclosure.model_validate(decided)
+    assert decided["state"] == "approved" and decided["outcome"] == "disclosed"
+    status, again = await _decide(
+        hackney, approval_id, decision="reject", lead_contact_id=hackney.lead
+    )
+    assert status == 409 and again["error"] == "already_decided"
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    assert queue["approvals"] == []
+
+    answered = await _settled(camden, record["request_id"])
+    assert answered["state"] == "answered", answered
+    answer = answered["answer"]
+    assert answer["approval_id"] == approval_id and answer["outcome"] == "disclosed"
+    assert set(answer["content"]) == {"assessments", "delivery_plan"}
+    assert answer["content"]["assessments"] == episode["assessments"]
+    assert answer["receipt"].count(".") == 2
+    status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
+    assert [(e["direction"], e["counterpart"]) for e in theirs["entries"]] == [("sent", CAMDEN)]
+    assert theirs["entries"][0]["id"] == answer["register_id"]
+    ours = await camden.engine_rows(select(register))
+    assert [(r.direction, r.counterpart, r.receipt) for r in ours] == [
+        ("received", HACKNEY, answer["receipt"])
+    ]
+    copies = await camden.engine_rows(select(received_copies))
+    assert [c.request_id for c in copies] == [record["request_id"]]
+    status, log = await hackney.call("GET", "/audit/verify")
+    assert log["ok"] is True
+    status, log = await camden.call("GET", "/audit/verify")
+    assert log["ok"] is True
+
+
+async def test_a_rejection_reaches_the_requester_as_holder_rejected(
+    always: dict[str, Node],
+) -> None:
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await _seed(hackney)
+    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    status, decided = await _decide(
+        hackney,
+        approval_id,
+        decision="reject",
+        lead_contact_id=hackney.lead,
+        note="ask the family first",
+    )
+    assert status == 200 and decided["state"] == "rejected", decided
+    assert decided["outcome"] == "holder_rejected"
+    refused = await _settled(camden, record["request_id"])
+    assert refused["state"] == "refused" and refused["error"] == "holder_rejected"
+    assert refused["answer"] is None
+    assert await hackney.engine_rows(select(register)) == []
+    assert await camden.engine_rows(select(register)) == []
+    assert await camden.engine_rows(select(received_copies)) == []
+
+
+async def test_consent_withdrawn_before_approval_discloses_nothing(
+    always: dict[str, Node],
+) -> None:
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await _seed(hackney)
+    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    status, withdrawn = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
+    )
+    assert status == 200 and withdrawn["changed"] is True
+    status, decided = await _decide(
+        hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 200 and decided["state"] == "approved", decided
+    assert decided["outcome"] in {"consent_withdrawn", "consent_missing"}
+    refused = await _settled(camden, record["request_id"])
+    assert refused["state"] == "refused" and refused["error"] == decided["outcome"]
+    assert await hackney.engine_rows(select(register)) == []
+    assert await camden.engine_rows(select(received_copies)) == []
+    disclosures = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.disclosure")
+    )
+    assert [(d.outcome, d.reason) for d in disclosures] == [("refused", decided["outcome"])]
+
+
+async def test_the_overrides_policy_holds_only_override_disclosures(
+    overrides: dict[str, Node],
+) -> None:
+    camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
+    episode = await _seed(hackney)
+    plain = await _ask(camden, _disclosure(episode))
+    assert plain["state"] == "answered", plain  # consent alone: answered at once
+
+    police = {
+        **PRACTITIONER,
+        "id": "camden-pc-1",
+        "role": "Police officer",
+        "agency": "Met",
+        "agency_type": "police",
+    }
+    body = _disclosure(
+        episode,
+        practitioner=police,
+        purpose="safeguarding",
+        reason="immediate risk of significant harm",
+        sections=["child"],
+        override={
+            "justification": "Safeguarding concern reported tonight; consent cannot be sought safely.",
+            "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+        },
+    )
+    status, record = await camden.call("POST", "/requests", json=body)
+    assert status == 201, record
+    path = f"/requests/{record['request_id']}/decision"
+    for lead in camden.plan.borough.lead_contacts():  # an override needs two of Camden's
+        status, record = await camden.call(
+            "POST", path, json={"decision": "approve", "lead_contact_id": lead}
+        )
+        assert status == 200, record
+    assert record["state"] == "awaiting_holder", record
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    [held] = queue["approvals"]
+    assert held["override"] is True and held["sections"] == ["child"]
+    status, decided = await _decide(
+        hackney, held["approval_id"], decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 200 and decided["outcome"] == "disclosed", decided
+    answered = await _settled(camden, record["request_id"])
+    assert answered["state"] == "answered" and answered["answer"]["override"] is True
+    assert set(answered["answer"]["content"]) == {"child"}
+    status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
+    assert [e["override"] for e in theirs["entries"]] == [False, True]
+    status, flagged = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
+    assert len(flagged["extensions"]["caf-exchange"]["overrides"]) == 1
+
+
+async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]) -> None:
+    camden, hackney, islington = always[CAMDEN], always[HACKNEY], always[ISLINGTON]
+    episode = await _seed(hackney)
+    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    forged = {
+        "outcome": "disclosed",
+        "register_id": "r-1",
+        "episode_ref": episode["episode_id"],
+        "sections": ["assessments"],
+        "refused_sections": [],
+        "basis": ["C1"],
+        "override": False,
+        "content": {"assessments": []},
+        "receipt": "a.b.c",
+        "approval_id": approval_id,
+    }
+    # Islington (a member in good standing, over real mTLS) answers for Hackney; Hackney itself
+    # answers with an approval id Camden never received.
+    for sender, body in (
+        (islington, forged),
+        (hackney, {**forged, "approval_id": "00000000-0000-4000-8000-000000000000"}),
+    ):
+        assert sender.runner is not None
+        app = sender.runner.app
+        async with app[ENGINE].begin() as connection:
+            await app[OUTBOX].enqueue(connection, CAMDEN, "disclosure_answer", body)
+
+    async def refused_twice() -> bool:
+        rows = [
+            *(await islington.engine_rows(select(outbox))),
+            *(await hackney.engine_rows(select(outbox))),
+        ]
+        return len(rows) == 2 and all(r.last_error == "not_found" for r in rows)
+
+    await _eventually(refused_twice)
+    status, still = await camden.call("GET", f"/requests/{record['request_id']}")
+    assert still["state"] == "awaiting_holder" and still["answer"] is None
+    assert await camden.engine_rows(select(register)) == []
+    assert await camden.engine_rows(select(received_copies)) == []
+    audited = await camden.engine_rows(
+        select(audit_entries).where(
+            audit_entries.c.action == "federation.message", audit_entries.c.reason == "not_found"
+        )
+    )
+    assert {a.actor for a in audited} == {f"member:{ISLINGTON}", f"member:{HACKNEY}"}
+
+    # The real answer still completes the request.
+    status, decided = await _decide(
+        hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 200, decided
+    answered = await _settled(camden, record["request_id"])
+    assert answered["state"] == "answered" and answered["answer"]["approval_id"] == approval_id
