@@ -160,5 +160,7 @@ class OidcClient:
             raise Unauthorised(
                 f"the ID token is not valid ({type(exc).__name__})", code="invalid_token"
             ) from None
+        # An address the provider has not verified could be anyone's: it names nobody here.
         email = token.claims.get("email")
-        return Identity(str(token.claims["sub"]), email if isinstance(email, str) else None)
+        verified = token.claims.get("email_verified") is True and isinstance(email, str)
+        return Identity(str(token.claims["sub"]), email if verified else None)

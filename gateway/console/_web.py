@@ -115,6 +115,8 @@ def _public(path: str) -> bool:
 
 @web.middleware
 async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(f"{CONSOLE_PATH}/static/"):
+        return await handler(request)  # the stylesheet: no session, no database write
     session, expired = await request.config_dict[CONSOLE_SESSIONS].load(request.cookies.get(COOKIE))
     if session is not None:
         request[SESSION] = session

@@ -97,6 +97,7 @@ class DevProvider:
             "exp": now + _TOKEN_TTL,
             "nonce": grant.nonce,
             "email": grant.user.email,
+            "email_verified": True,
             "name": grant.user.name,
         }
         header = {"alg": "Ed25519", "kid": self.key.kid, "typ": "JWT"}
