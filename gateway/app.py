@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from .api import api_app
 from .audit_log import AuditLog
+from .console import mount_console
 from .episodes import EpisodeStore
 from .errors import PeerUnavailable, error_middleware
 from .federation.node import FEDERATION_PATH, federation_app, federation_context, federation_enabled
@@ -101,4 +102,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_subapp("/api/v1", api_app(settings.max_body_bytes))
     if federation_enabled(settings):
         app.add_subapp(FEDERATION_PATH, federation_app())
+    mount_console(app, settings)
     return app

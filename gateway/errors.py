@@ -6,7 +6,7 @@
     │   ├── UnsupportedFormat         415 unsupported_format
     │   └── PayloadTooLarge           413 payload_too_large
     ├── Unauthorised                  401 invalid_token / invalid_client
-    ├── Forbidden                     403 insufficient_scope / not_lead_contact
+    ├── Forbidden                     403 insufficient_scope / not_lead_contact / self_approval
     ├── NotFound                      404 not_found
     ├── Conflict                      409 conflict / idempotency_key_reused / already_decided
     ├── ConsentRefused                403 consent_missing / consent_excluded / consent_withdrawn /
@@ -103,7 +103,7 @@ class Unauthorised(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     code = "insufficient_scope"
-    codes = frozenset({"insufficient_scope", "not_lead_contact"})
+    codes = frozenset({"insufficient_scope", "not_lead_contact", "self_approval"})
 
 
 class NotFound(GatewayError):

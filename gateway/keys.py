@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from directory.members import MemberDirectory
 
     from .audit_log import AuditLog
+    from .console._oidc import OidcClient
+    from .console._sessions import ConsoleSessions
     from .episodes import EpisodeStore
     from .federation.approvals import DisclosureApprovals
     from .federation.outbox import Outbox
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "CONSOLE_OIDC",
+    "CONSOLE_SESSIONS",
     "DISCLOSURE_APPROVALS",
     "ENGINE",
     "EPISODES",
@@ -61,3 +65,7 @@ TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
 DISCLOSURE_APPROVALS: web.AppKey[DisclosureApprovals] = web.AppKey("disclosure_approvals")
+
+# The lead CAF contact console (issue 8).
+CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")
+CONSOLE_OIDC: web.AppKey[OidcClient] = web.AppKey("console_oidc")

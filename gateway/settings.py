@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         " (overrides: only those relying on a public-interest override)",
     )
 
+    # The lead CAF contact console (issue 8): sign-in with OpenID Connect against the borough's IdP.
+    console_issuer: str | None = Field(None, description="the OpenID provider's issuer URL")
+    console_client_id: str = Field("cafx-console", min_length=1, max_length=200)
+    console_client_secret: str | None = Field(None, description="none: a public client (PKCE)")
+    console_redirect_url: str | None = Field(None, description="default: <public_url>/console/...")
+    console_idle_minutes: int = Field(15, ge=1, le=480, description="signed out after this idle")
+    console_dev_provider: bool = Field(False, description="development only: an IdP at /dev-idp")
+    console_dev_password: str | None = Field(None, description="the built-in IdP's demo password")
+
     @field_validator("member_id")
     @classmethod
     def _gss(cls, value: str) -> str:
@@ -78,6 +87,12 @@ class Settings(BaseSettings):
     @property
     def token_endpoint(self) -> str:
         return f"{self.issuer}/oauth/token"
+
+    @property
+    def console_enabled(self) -> bool:
+        """The console needs the federation (its lead contacts) and an identity provider."""
+        has_provider = self.console_issuer is not None or self.console_dev_provider
+        return self.federation_metadata is not None and has_provider
 
     @property
     def api_audience(self) -> str:

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..demo import DEMO_PASSWORD
 from ..demo._run import prepare, running_nodes, story
 
 __all__ = ["demo"]
@@ -53,8 +54,19 @@ def run(root: Path, scenario: bool) -> None:
         console.print(table)
         console.print(
             f"Demo borough systems' credentials (private_key_jwt) are in {root}/<borough>/"
-            "demo-client.json; node logs in <borough>/node.log. The lead contact console comes "
-            "with issue 8: lead contacts act through POST /api/v1/requests/{id}/decision today."
+            "demo-client.json; node logs in <borough>/node.log."
+        )
+        console.print("[bold]Lead CAF contact consoles[/] (the built-in demo identity provider):")
+        for plan in plans:
+            console.print(
+                f"  {plan.borough.name}: {plan.api_url}/console/  sign in as "
+                f"{' or '.join(plan.borough.lead_contacts())}, password {DEMO_PASSWORD}",
+                soft_wrap=True,
+                highlight=False,
+            )
+        console.print(
+            "  ('visitor-1' signs in but is refused: nobody's lead contact.) Requests to verify "
+            "come from `cafx demo scenario` or POST /api/v1/requests."
         )
         if scenario:
             story(plans, console.print)

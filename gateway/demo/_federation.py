@@ -13,7 +13,10 @@ from ..federation.operator import Layout, add_lead_contact, add_member, init, lo
 from ..protection import KeyRing, write_keyfile
 from ..settings import Settings
 
-__all__ = ["DEMO_BOROUGHS", "Borough", "NodePlan", "plan_federation"]
+__all__ = ["DEMO_BOROUGHS", "DEMO_PASSWORD", "Borough", "NodePlan", "plan_federation"]
+
+# The built-in identity provider's one password for every demo user (the console's sign-in).
+DEMO_PASSWORD = "london-caf-demo"  # noqa: S105 - a published demo credential, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,8 @@ def plan_federation(
             outbox_interval_seconds=0.2,
             auto_approve_existence_roles=list(auto_approve_roles),
             auto_approver=borough.lead_contacts()[0] if auto_approve_roles else None,
+            console_dev_provider=True,
+            console_dev_password=DEMO_PASSWORD,
         )
         plans.append(NodePlan(borough, folder, settings))
     sign(operator, validity=metadata_validity)

@@ -224,6 +224,21 @@ class PractitionerRequests:
             )
             return [await self.get(row.id, connection) for row in rows.all()]
 
+    async def recent(self, limit: int = 10) -> list[RequestRecord]:
+        """The latest requests past verification (the console shows what became of them)."""
+        async with self.audit.engine.connect() as connection:
+            rows = await connection.execute(
+                select(practitioner_requests.c.id)
+                .where(
+                    practitioner_requests.c.state.not_in(
+                        ["awaiting_verification", "awaiting_second_approval"]
+                    )
+                )
+                .order_by(practitioner_requests.c.created_at.desc())
+                .limit(limit)
+            )
+            return [await self.get(row.id, connection) for row in rows.all()]
+
     # --- the workflow ----------------------------------------------------------------------------
 
     async def create(self, client_id: str, request: RequestInput, request_id: str) -> RequestRecord:
@@ -284,7 +299,8 @@ class PractitionerRequests:
                 raise Conflict(f"the request is {record.state}")
             if decision.lead_contact_id == practitioner_id or decision.lead_contact_id in previous:
                 raise Forbidden(
-                    "the requester, or someone who already approved, cannot approve again"
+                    "the requester, or someone who already approved, cannot approve again",
+                    code="self_approval",
                 )
             document["decisions"] = [
                 *document["decisions"],

@@ -38,6 +38,7 @@ __all__ = [
     "overrides",
     "transfers",
     "disclosure_approvals",
+    "console_sessions",
 ]
 
 metadata = MetaData(
@@ -250,4 +251,14 @@ disclosure_approvals = Table(
     Column("outcome", String(64), nullable=True),  # disclosed | a refusal code
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),  # attestation claims, purpose, reason: sealed
+)
+
+console_sessions = Table(
+    "console_sessions",  # lead contacts signed in to the console (issue 8), and sign-ins under way
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie: never the cookie
+    Column("lead_contact_id", String(128), nullable=True),  # None until the sign-in completes
+    Column("sign_in", JSON, nullable=True),  # OIDC state, nonce and PKCE verifier while signing in
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, index=True),
 )

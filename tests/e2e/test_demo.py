@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.demo import DEMO_PASSWORD
+
 
 def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
     for attempt in ("first run: everything generated", "second run: everything reused"):
@@ -28,4 +30,6 @@ def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{attempt}: {result.stdout[-3000:]} {result.stderr[-3000:]}"
         for step in ("found", "consent_excluded", "permitted", "marked withdrawn", "read-only"):
             assert step in " ".join(result.stdout.split()), f"{attempt}: {step!r} missing"
+        # The lead contacts' console, and how to sign in to it, for each borough.
+        assert result.stdout.count("/console/") == 3 and DEMO_PASSWORD in result.stdout
     assert {p.name for p in tmp_path.iterdir()} >= {"federation", "camden", "hackney", "islington"}

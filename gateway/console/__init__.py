@@ -1,0 +1,115 @@
+"""The lead CAF contact console (issue 8): server-rendered pages at `/console` for the protocol's human
+steps. Sign-in with OpenID Connect against the borough's identity provider (or, for the demo and the
+tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF contacts get in.
+
+    /console/queue            practitioners' requests to verify: approve or reject with a note
+    /console/overrides        public-interest overrides awaiting a second, different approver
+    /console/episodes/{id}    consent in force, the consent engine's answer for a recipient, the
+                              sharing register (+ .csv / .pdf export for a subject access request)
+    /console/federation       members, metadata version and expiry, dead letters with retry
+    /console/audit            the audit chain's verification and its latest checkpoints
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE
+from ..settings import Settings
+from . import _child, _federation, _queue, _signin
+from ._oidc import OidcClient
+from ._sessions import ConsoleSessions
+from ._web import CONSOLE_PATH, csrf, guard, sessions
+from .dev_provider import DEV_PROVIDER_PATH, DevProvider, dev_provider_app
+
+__all__ = ["CONSOLE_PATH", "DEV_PROVIDER_PATH", "mount_console"]
+
+_HERE = Path(__file__).parent
+
+
+def _filters(env: jinja2.Environment) -> None:
+    def when(moment: dt.datetime | None) -> str:
+        if moment is None:
+            return ""
+        return moment.astimezone(dt.UTC).strftime("%d %b %Y %H:%M UTC")
+
+    def label(code: str | None) -> str:
+        return (code or "").replace("_", " ")
+
+    env.filters["when"] = when
+    env.filters["label"] = label
+
+
+def _console_app() -> web.Application:
+    app = web.Application(middlewares=[guard, sessions, csrf])
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True
+    )
+    _filters(env)
+    r = app.router
+    r.add_get("/", _redirect_to_queue)
+    r.add_get("/sign-in", _signin.sign_in_page)
+    r.add_get("/auth/start", _signin.start)
+    r.add_get("/auth/callback", _signin.callback)
+    r.add_post("/sign-out", _signin.sign_out)
+    r.add_get("/queue", _queue.queue_page)
+    r.add_get("/overrides", _queue.overrides_page)
+    r.add_post("/requests/{request_id}/decision", _queue.decide)
+    r.add_post("/disclosures/{approval_id}/decision", _queue.decide_disclosure)
+    r.add_get("/episodes", _child.episode_lookup)
+    r.add_get("/episodes/{episode_id}", _child.child_page)
+    r.add_get("/episodes/{episode_id}/register.{format:csv|pdf}", _child.export_register)
+    r.add_get("/federation", _federation.federation_page)
+    r.add_post("/federation/messages/{message_id}/retry", _federation.retry_message)
+    r.add_get("/audit", _federation.audit_page)
+    r.add_static("/static", _HERE / "static", append_version=False)
+    return app
+
+
+async def _redirect_to_queue(_: web.Request) -> web.Response:
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/queue")
+
+
+def mount_console(app: web.Application, settings: Settings) -> None:
+    """Mount `/console` (and `/dev-idp` when the built-in provider is on) on the node's app."""
+    if not settings.console_enabled:
+        return
+    secret = settings.console_client_secret
+    issuer = settings.console_issuer
+    redirect = settings.console_redirect_url or f"{settings.issuer}{CONSOLE_PATH}/auth/callback"
+    if settings.console_dev_provider:
+        if not settings.console_dev_password:
+            raise RuntimeError("console_dev_provider needs console_dev_password")
+        secret = secret or secrets.token_urlsafe(32)  # this process is both client and provider
+        issuer = issuer or f"{settings.issuer}{DEV_PROVIDER_PATH}"
+        provider = DevProvider(
+            issuer, settings.console_client_id, secret, redirect, settings.console_dev_password
+        )
+        app.add_subapp(DEV_PROVIDER_PATH, dev_provider_app(provider))
+    assert issuer is not None  # noqa: S101 - console_enabled says one of the two is set
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        """On the node's app (after its database): the session store and the OIDC client."""
+        app[CONSOLE_SESSIONS] = ConsoleSessions(
+            app[ENGINE], dt.timedelta(minutes=settings.console_idle_minutes)
+        )
+        async with aiohttp.ClientSession() as session:
+            app[CONSOLE_OIDC] = OidcClient(
+                session,
+                issuer=issuer,
+                client_id=settings.console_client_id,
+                client_secret=secret,
+                redirect_url=redirect,
+            )
+            yield
+
+    app.cleanup_ctx.append(context)
+    app.add_subapp(CONSOLE_PATH, _console_app())

@@ -1,0 +1,230 @@
+"""The child view: one episode's consent statements in force, what the consent engine would decide
+for a recipient the lead contact picks (and why), and the sharing register, exported as CSV or PDF
+for a subject access request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from schemas import AgencyType, ConsentStatement, Episode
+
+from ..audit import Outcome
+from ..consent import ConsentRequest, Recipient, decide
+from ..episodes import london_today
+from ..errors import NotFound
+from ..keys import AUDIT, EPISODES, MEMBERS, SETTINGS
+from ..storage._tables import register
+from ._export import register_csv, register_pdf
+from ._web import CONSOLE_PATH, audit, render, uuid_of
+
+__all__ = ["child_page", "episode_lookup", "export_register"]
+
+
+def _status(statement: ConsentStatement, today: dt.date) -> str:
+    if statement.withdrawn_on is not None and statement.withdrawn_on <= today:
+        return "withdrawn"
+    if statement.valid_until is not None and statement.valid_until < today:
+        return "expired"
+    return "in force"
+
+
+def _agencies(refs: list[Any]) -> list[str]:
+    return [
+        " / ".join(
+            part
+            for part in (
+                ref.agency_type.value.replace("_", " ") if ref.agency_type else None,
+                ref.name,
+                ref.authority,
+            )
+            if part
+        )
+        for ref in refs
+    ]
+
+
+def _statements(episode: Episode) -> list[dict[str, Any]]:
+    today = london_today()
+    return [
+        {
+            "id": s.consent_id,
+            "status": _status(s, today),
+            "given_by": ", ".join(g.role.value.replace("_", " ") for g in s.given_by),
+            "given_on": s.given_on,
+            "purposes": [p.replace("_", " ") for p in s.purposes] or ["any"],
+            "share_with": _agencies(s.share_with) or ["nobody named"],
+            "excluded": _agencies(s.excluded),
+            "sections": [x.value.replace("_", " ") for x in s.sections] if s.sections else ["all"],
+            "valid_until": s.valid_until,
+            "withdrawn_on": s.withdrawn_on,
+        }
+        for s in episode.consents
+    ]
+
+
+async def register_rows(request: web.Request, episode_id: str) -> list[dict[str, Any]]:
+    directory = request.config_dict[MEMBERS]()
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        rows = await connection.execute(
+            select(register)
+            .where(register.c.episode_id == episode_id)
+            .order_by(register.c.disclosed_at)
+        )
+        found = []
+        for row in rows:
+            member = directory.member(row.counterpart)
+            found.append(
+                {
+                    "direction": row.direction,
+                    "counterpart": row.counterpart,
+                    "counterpart_name": member.name if member else row.counterpart,
+                    "requested_by": row.requested_by,
+                    "approved_by": row.approved_by or "",
+                    "sections": list(row.sections),
+                    "basis": row.basis,
+                    "override": bool(row.override),
+                    "disclosed_at": _aware(row.disclosed_at),
+                    "withdrawn_at": _aware(row.withdrawn_at) if row.withdrawn_at else None,
+                }
+            )
+    return found
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+async def _episode(request: web.Request, episode_id: str) -> Episode | None:
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        try:
+            return (await request.config_dict[EPISODES].get(connection, episode_id)).episode
+        except NotFound:
+            return None
+
+
+def _check(episode: Episode, query: Any) -> dict[str, Any] | None:
+    """The consent engine's answer for the recipient picked in the form (None: nothing picked)."""
+    agency = query.get("agency_type")
+    if not agency:
+        return None
+    try:
+        recipient = Recipient(
+            AgencyType(agency),
+            None,
+            query.get("authority") or None,
+        )
+        decision = decide(
+            episode,
+            ConsentRequest(
+                recipient=recipient,
+                purpose=query.get("purpose") or "early_help",
+                sections=None,
+                at=london_today(),
+            ),
+        )
+    except ValueError:
+        return {"invalid": True}
+    return {
+        "invalid": False,
+        "permitted": decision.permitted,
+        "code": decision.code.value if decision.code else None,
+        "rule": decision.rule.value,
+        "consent_id": decision.consent_id,
+        "reason": decision.reason,
+        "permitted_sections": sorted(
+            s.value.replace("_", " ") for s in decision.permitted_sections
+        ),
+        "refused_sections": sorted(s.value.replace("_", " ") for s in decision.refused_sections),
+        "findings": decision.statements,
+    }
+
+
+async def episode_lookup(request: web.Request) -> web.Response:
+    """The child view's entry: type or paste an episode id."""
+    wanted = request.query.get("episode", "").strip()
+    if wanted:
+        try:
+            raise web.HTTPSeeOther(f"{CONSOLE_PATH}/episodes/{uuid.UUID(wanted)}")
+        except ValueError:
+            return render(
+                request,
+                "episode_lookup.html",
+                {
+                    "title": "Find an episode",
+                    "error": "Enter an episode id (a UUID).",
+                    "value": wanted[:100],
+                },
+                status=422,
+            )
+    return render(
+        request, "episode_lookup.html", {"title": "Find an episode", "error": None, "value": ""}
+    )
+
+
+async def child_page(request: web.Request) -> web.Response:
+    episode_id = uuid_of(request, "episode_id")
+    episode = await _episode(request, episode_id)
+    rows = await register_rows(request, episode_id)
+    if episode is None and not rows:
+        raise NotFound("this node neither holds nor received that episode")
+    check = _check(episode, request.query) if episode is not None else None
+    await audit(request, "console.view", episode_id, page="episode", registered=len(rows))
+    if check is not None and not check["invalid"]:
+        await audit(
+            request,
+            "consent.check",
+            episode_id,
+            Outcome.SUCCESS if check["permitted"] else Outcome.REFUSED,
+            reason=check["code"],
+            rule=check["rule"],
+        )
+    members = request.config_dict[MEMBERS]().metadata.members
+    return render(
+        request,
+        "child.html",
+        {
+            "title": "Child view",
+            "episode_id": episode_id,
+            "episode": episode,
+            "statements": _statements(episode) if episode is not None else [],
+            "rows": rows,
+            "check": check,
+            "agency_types": [a.value for a in AgencyType],
+            "members": members,
+            "query": request.query,
+        },
+    )
+
+
+async def export_register(request: web.Request) -> web.Response:
+    episode_id = uuid_of(request, "episode_id")
+    kind = request.match_info["format"]
+    rows = await register_rows(request, episode_id)
+    if not rows and await _episode(request, episode_id) is None:
+        raise NotFound("this node neither holds nor received that episode")
+    await audit(request, "register.export", episode_id, format=kind, results=len(rows))
+    stamp = dt.datetime.now(dt.UTC)
+    name = f"sharing-register-{episode_id}"
+    if kind == "csv":
+        body, content_type = register_csv(rows).encode("utf-8"), "text/csv; charset=utf-8"
+    else:
+        body = register_pdf(rows, episode_id, _title(request), stamp)
+        content_type = "application/pdf"
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{name}.{kind}"',
+        },
+    )
+
+
+def _title(request: web.Request) -> str:
+    member_id = request.config_dict[SETTINGS].member_id
+    member = request.config_dict[MEMBERS]().member(member_id)
+    return f"{member.name if member else member_id} ({member_id})"

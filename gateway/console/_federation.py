@@ -1,0 +1,115 @@
+"""The federation page: members from the signed metadata (status, endpoint, last exchange), the
+metadata's version and expiry, and dead-lettered outbox messages with a retry button; and the audit
+page: the chain's verification result and the latest signed checkpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from ..audit import Outcome
+from ..errors import NotFound
+from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS
+from ..storage._tables import inbox, outbox, register
+from ._web import CONSOLE_PATH, audit, render, uuid_of
+
+__all__ = ["audit_page", "federation_page", "retry_message"]
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
+
+
+async def _last_exchange(request: web.Request) -> dict[str, dt.datetime]:
+    """The latest message received from, or disclosure with, each member."""
+    latest: dict[str, dt.datetime] = {}
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        for column, moment in (
+            (inbox.c.sender, inbox.c.received_at),
+            (register.c.counterpart, register.c.disclosed_at),
+        ):
+            rows = await connection.execute(select(column, func.max(moment)).group_by(column))
+            for member, seen in rows.all():
+                seen = _aware(seen)
+                if seen is not None and (member not in latest or seen > latest[member]):
+                    latest[member] = seen
+    return latest
+
+
+async def _dead_letters(request: web.Request) -> list[dict[str, Any]]:
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                outbox.c.id,
+                outbox.c.recipient,
+                outbox.c.kind,
+                outbox.c.attempts,
+                outbox.c.last_error,
+                outbox.c.created_at,
+            )
+            .where(outbox.c.state == "dead")
+            .order_by(outbox.c.created_at)
+        )
+        return [{**row._mapping, "created_at": _aware(row.created_at)} for row in rows.all()]
+
+
+async def federation_page(request: web.Request) -> web.Response:
+    directory = request.config_dict[MEMBERS]()
+    metadata = directory.metadata
+    latest = await _last_exchange(request)
+    now = dt.datetime.now(dt.UTC)
+    members = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "status": m.status,
+            "endpoint": m.endpoint,
+            "lead_contacts": [c.name for c in m.lead_contacts],
+            "last_exchange": latest.get(m.id),
+            "me": m.id == request.config_dict[SETTINGS].member_id,
+        }
+        for m in sorted(metadata.members, key=lambda m: m.name)
+    ]
+    dead = await _dead_letters(request)
+    counts = await request.config_dict[OUTBOX].counts()
+    await audit(request, "console.view", None, page="federation", dead=len(dead))
+    return render(
+        request,
+        "federation.html",
+        {
+            "title": "Federation",
+            "metadata": metadata,
+            "expires_in": metadata.expires_at - now,
+            "expired": metadata.expires_at <= now,
+            "members": members,
+            "dead": dead,
+            "counts": counts,
+            "retried": request.query.get("retried"),
+        },
+    )
+
+
+async def retry_message(request: web.Request) -> web.Response:
+    message_id = uuid_of(request, "message_id")
+    if not await request.config_dict[OUTBOX].retry_dead(message_id):
+        await audit(request, "outbox.retry", message_id, Outcome.REFUSED, reason="not_found")
+        raise NotFound("no dead-lettered message with that id")
+    await audit(request, "outbox.retry", message_id)
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?retried={message_id}")
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    log = request.config_dict[AUDIT]
+    result = await log.verify()
+    checkpoints = await log.latest_checkpoints(10)
+    await audit(request, "console.view", None, page="audit", ok=result.ok, checked=result.checked)
+    return render(
+        request,
+        "audit.html",
+        {"title": "Audit", "result": result.as_dict(), "checkpoints": checkpoints},
+    )

@@ -1,0 +1,210 @@
+"""The queue (practitioners' requests awaiting a lead contact's verification) and the overrides page
+(public-interest overrides awaiting a second, different lead contact). Deciding is one form: a note
+and an Approve or a Reject button; the domain (`PractitionerRequests.decide`) enforces who may."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from directory.members import MemberDirectory
+
+from ..audit import Outcome
+from ..errors import GatewayError, NotFound, SchemaViolation
+from ..federation.practitioner import Decision, RequestRecord
+from ..keys import DISCLOSURE_APPROVALS, MEMBERS, REQUEST_ID, REQUESTS, SETTINGS
+from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
+
+__all__ = ["decide", "decide_disclosure", "overrides_page", "queue_page"]
+
+_WAITING = ("awaiting_verification", "awaiting_second_approval")
+
+
+def _waited(since: dt.datetime, now: dt.datetime) -> str:
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} hour{'s' if hours != 1 else ''} {minutes} min"
+    return f"{hours // 24} days"
+
+
+def _member_name(directory: MemberDirectory, gss: str) -> str:
+    member = directory.member(gss)
+    return f"{member.name} ({gss})" if member is not None else gss
+
+
+def request_view(
+    record: RequestRecord, directory: MemberDirectory, lead_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    """What a lead contact needs to decide, and whether they may."""
+    given = record.document["input"]
+    practitioner = given["practitioner"]
+    approvals = [d for d in record.document.get("decisions", []) if d["decision"] == "approve"]
+    cannot = None
+    if practitioner["id"] == lead_id:
+        cannot = "You raised this request: another lead CAF contact must decide it."
+    elif any(d["by"] == lead_id for d in approvals):
+        cannot = "You gave the first approval: a second, different lead CAF contact must approve."
+    answer = record.document.get("answer") or {}
+    override = given.get("override")
+    if override is not None:
+        ends = dt.datetime.fromisoformat(override["expires_at"])
+        override = {**override, "expires_at": ends if ends.tzinfo else ends.replace(tzinfo=dt.UTC)}
+    return {
+        "id": record.id,
+        "kind": record.kind.replace("_", " "),
+        "state": record.state,
+        "target": _member_name(directory, record.target),
+        "practitioner": practitioner,
+        "purpose": given["purpose"].replace("_", " "),
+        "reason": given["reason"],
+        "sections": given.get("sections"),
+        "override": override,
+        "waited": _waited(record.created_at, now),
+        "created_at": record.created_at,
+        "decisions": record.document.get("decisions", []),
+        "cannot": cannot,
+        "answer": answer,
+        "error": record.document.get("error"),
+    }
+
+
+async def _views(request: web.Request, records: list[RequestRecord]) -> list[dict[str, Any]]:
+    directory = request.config_dict[MEMBERS]()
+    now = dt.datetime.now(dt.UTC)
+    return [request_view(r, directory, request[LEAD].id, now) for r in records]
+
+
+async def _decided(request: web.Request) -> dict[str, Any] | None:
+    """The request just decided (POST, redirect, GET): its outcome, federated answer included."""
+    decided = request.query.get("decided")
+    if not decided or len(decided) > 36:
+        return None
+    try:
+        record = await request.config_dict[REQUESTS].get(decided)
+    except NotFound:
+        return None
+    return (await _views(request, [record]))[0]
+
+
+async def _holder_waiting(request: web.Request) -> list[dict[str, Any]] | None:
+    """Other boroughs' disclosures held for our approval; None when this node holds none back."""
+    approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+    if approvals is None or request.config_dict[SETTINGS].disclosure_approval == "never":
+        return None
+    directory = request.config_dict[MEMBERS]()
+    return [
+        {**dataclasses.asdict(p), "requester": _member_name(directory, p.requester)}
+        for p in await approvals.waiting()
+    ]
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    requests = request.config_dict[REQUESTS]
+    waiting = [r for r in await requests.waiting() if r.state == "awaiting_verification"]
+    holder_waiting = await _holder_waiting(request)
+    await audit(
+        request,
+        "console.view",
+        None,
+        page="queue",
+        results=len(waiting),
+        held=len(holder_waiting or []),
+    )
+    return render(
+        request,
+        "queue.html",
+        {
+            "title": "Requests to verify",
+            "waiting": await _views(request, waiting),
+            "holder_waiting": holder_waiting,
+            "disclosed": request.query.get("disclosure"),
+            "recent": await _views(request, await requests.recent(8)),
+            "decided": await _decided(request),
+        },
+    )
+
+
+async def overrides_page(request: web.Request) -> web.Response:
+    requests = request.config_dict[REQUESTS]
+    waiting = [r for r in await requests.waiting() if r.state == "awaiting_second_approval"]
+    await audit(request, "console.view", None, page="overrides", results=len(waiting))
+    return render(
+        request,
+        "overrides.html",
+        {
+            "title": "Overrides awaiting a second approver",
+            "waiting": await _views(request, waiting),
+            "decided": await _decided(request),
+        },
+    )
+
+
+async def decide(request: web.Request) -> web.Response:
+    request_id = uuid_of(request, "request_id")
+    form = await request.post()
+    back = "overrides" if form.get("back") == "overrides" else "queue"
+    lead = request[LEAD]
+    try:
+        decision = Decision(
+            decision=form.get("decision"),  # type: ignore[arg-type]
+            lead_contact_id=lead.id,
+            note=str(form.get("note", "")).strip() or None,
+        )
+    except ValidationError:
+        raise SchemaViolation(
+            "choose Approve or Reject; a note is at most 2000 characters"
+        ) from None
+    requests = request.config_dict[REQUESTS]
+    try:
+        record = await requests.get(request_id)
+        if record.state not in _WAITING:
+            raise NotFound("no such request awaiting a decision")
+        await requests.decide(request_id, decision, request[REQUEST_ID])
+    except GatewayError as error:
+        await audit(
+            request,
+            "console.decide",
+            request_id,
+            Outcome.REFUSED,
+            reason=error.wire_code,
+        )
+        raise
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/{back}?decided={request_id}")
+
+
+async def decide_disclosure(request: web.Request) -> web.Response:
+    """Another borough's disclosure, held by our policy: release it or refuse it."""
+    approval_id = uuid_of(request, "approval_id")
+    form = await request.post()
+    choice = form.get("decision")
+    note = str(form.get("note", "")).strip() or None
+    if choice not in ("approve", "reject") or (note is not None and len(note) > 2000):
+        raise SchemaViolation("choose Approve or Refuse; a note is at most 2000 characters")
+    approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+    if approvals is None:
+        raise NotFound("this node holds no disclosures for approval")
+    try:
+        decided = await approvals.decide(
+            approval_id,
+            lead_contact_id=request[LEAD].id,
+            decision="approve" if choice == "approve" else "reject",
+            note=note,
+            request_id=request[REQUEST_ID],
+        )
+    except GatewayError as error:
+        await audit(request, "console.decide", approval_id, Outcome.REFUSED, reason=error.wire_code)
+        raise
+    raise web.HTTPSeeOther(
+        f"{CONSOLE_PATH}/queue?disclosure={decided.state}:{(decided.outcome or '')[:40]}"
+    )

@@ -1,0 +1,248 @@
+"""What every console page shares: security headers, HTML error pages, who is signed in, CSRF on
+every POST, rendering with the common context, and audit entries for console actions.
+
+Order of the console's middlewares: `guard` (headers, errors as pages) wraps `sessions` (the signed-in
+lead contact, or a redirect to the sign-in page) wraps `csrf` (POSTs carry the session's token and come
+from our own origin)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from directory.members import LeadContact
+
+from ..audit import AuditDraft, JsonValue, Outcome
+from ..errors import GatewayError, NotFound
+from ..keys import AUDIT, CONSOLE_SESSIONS, MEMBERS, REQUEST_ID, SETTINGS
+from ._sessions import COOKIE, ConsoleSession
+
+__all__ = [
+    "CONSOLE_PATH",
+    "LEAD",
+    "SESSION",
+    "audit",
+    "csrf",
+    "guard",
+    "lead_contact_for",
+    "render",
+    "sessions",
+    "set_session_cookie",
+    "uuid_of",
+]
+
+log = logging.getLogger("cafx.console")
+
+CONSOLE_PATH = "/console"
+SESSION = web.RequestKey("console_session", ConsoleSession)
+LEAD = web.RequestKey("console_lead", LeadContact)
+
+# Reachable without being signed in.
+_PUBLIC = ("/console/sign-in", "/console/auth/", "/console/static/")
+
+_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _secure(response: web.StreamResponse, path: str) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", _CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    # Not no-referrer: Chromium then sends `Origin: null` on our own forms. same-origin still keeps
+    # the sign-in callback's code from leaking to other sites.
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if not path.startswith("/console/static/"):
+        headers["Cache-Control"] = "no-store"  # pages hold personal data: never cached
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except GatewayError as error:
+        response = _error_page(request, error.status, error.wire_code, error.message)
+    except web.HTTPException as http:
+        if http.status < 400:
+            _secure(http, request.path)
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(http.status, "bad_request")
+        response = _error_page(request, http.status, code, http.reason)
+    _secure(response, request.path)
+    return response
+
+
+def _error_page(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    return render(
+        request,
+        "error.html",
+        {"status": status, "code": code, "message": message, "title": "Something went wrong"},
+        status=status,
+    )
+
+
+def lead_contact_for(request: web.Request, subject: str, email: str | None) -> LeadContact | None:
+    """The lead CAF contact of THIS borough the identity provider vouched for, if any."""
+    settings = request.config_dict[SETTINGS]
+    directory = request.config_dict[MEMBERS]()
+    if not directory.is_lead_contact(settings.member_id, subject) and email is None:
+        return None
+    for contact in directory.lead_contacts(settings.member_id):
+        same_email = email is not None and contact.email.lower() == email.lower()
+        if (contact.id == subject or same_email) and directory.is_lead_contact(
+            settings.member_id, contact.id
+        ):
+            return contact
+    return None
+
+
+def _public(path: str) -> bool:
+    return any(path.startswith(prefix) for prefix in _PUBLIC)
+
+
+@web.middleware
+async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(f"{CONSOLE_PATH}/static/"):
+        return await handler(request)  # the stylesheet: no session, no database write
+    session, expired = await request.config_dict[CONSOLE_SESSIONS].load(request.cookies.get(COOKIE))
+    if session is not None:
+        request[SESSION] = session
+    if _public(request.path):
+        return await handler(request)
+    lead = None
+    if session is not None and session.lead_contact_id is not None:
+        directory = request.config_dict[MEMBERS]()
+        member = request.config_dict[SETTINGS].member_id
+        # Checked on every request: a contact removed from the metadata loses access at once.
+        if directory.is_lead_contact(member, session.lead_contact_id):
+            lead = next(
+                c for c in directory.lead_contacts(member) if c.id == session.lead_contact_id
+            )
+    if lead is None:
+        reason = "expired" if expired else "signed-out"
+        raise web.HTTPSeeOther(f"{CONSOLE_PATH}/sign-in?{reason}=1")
+    request[LEAD] = lead
+    return await handler(request)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """The Origin header, when the browser sends one, must be this node's public origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # older browsers; the token still has to match
+    public = urlsplit(request.config_dict[SETTINGS].public_url)
+    return origin.rstrip("/") == f"{public.scheme}://{public.netloc}"
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        form = await request.post()
+        session = request.get(SESSION)
+        token = form.get("csrf_token")
+        if (
+            session is None
+            or not isinstance(token, str)
+            or not session.csrf_valid(token)
+            or not _same_origin(request)
+        ):
+            lead = request.get(LEAD)
+            await audit(
+                request,
+                "console.csrf",
+                None,
+                Outcome.REFUSED,
+                reason="csrf_failed",
+                actor=f"lead:{lead.id}" if lead else "console:anonymous",
+            )
+            return _error_page(
+                request,
+                403,
+                "csrf_failed",
+                "This form has expired or did not come from this console. Go back, reload the "
+                "page and try again.",
+            )
+    return await handler(request)
+
+
+def render(
+    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
+) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    session, lead = request.get(SESSION), request.get(LEAD)
+    common = {
+        "lead": lead,
+        "csrf_token": session.csrf_token if session is not None and lead is not None else None,
+        "member_id": settings.member_id,
+        "borough": _borough_name(request),
+        "path": request.path,
+    }
+    return aiohttp_jinja2.render_template(template, request, {**common, **context}, status=status)
+
+
+def _borough_name(request: web.Request) -> str:
+    settings = request.config_dict[SETTINGS]
+    try:
+        member = request.config_dict[MEMBERS]().member(settings.member_id)
+    except (GatewayError, KeyError):
+        return settings.member_id
+    return member.name if member is not None else settings.member_id
+
+
+async def audit(
+    request: web.Request,
+    action: str,
+    subject: str | None,
+    outcome: Outcome = Outcome.SUCCESS,
+    *,
+    reason: str | None = None,
+    actor: str | None = None,
+    **details: JsonValue,
+) -> None:
+    """One console action on the audit chain, as the lead contact (ids and codes only)."""
+    lead = request.get(LEAD)
+    await request.config_dict[AUDIT].record(
+        AuditDraft(
+            actor=actor or (f"lead:{lead.id}" if lead else "console:anonymous"),
+            action=action,
+            outcome=outcome,
+            subject=subject,
+            reason=reason,
+            request_id=request.get(REQUEST_ID),
+            details=details,
+        )
+    )
+
+
+def subject_digest(subject: str) -> str:
+    """An identity the provider vouched for but we refused: recorded as a digest, not as itself."""
+    return hashlib.sha256(subject.encode()).hexdigest()[:16]
+
+
+def set_session_cookie(response: web.StreamResponse, raw: str) -> None:
+    response.set_cookie(COOKIE, raw, path="/", secure=True, httponly=True, samesite="Lax")
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+
+
+def uuid_of(request: web.Request, name: str) -> str:
+    """A route's `{name}` as a UUID string; anything else names nothing here."""
+    try:
+        return str(uuid.UUID(request.match_info[name]))
+    except ValueError:
+        raise NotFound("nothing by that id") from None

@@ -1,0 +1,279 @@
+"""The protocol's human steps as a lead CAF contact does them, in Chromium, against real nodes
+(Camden asks, Hackney holds): sign in, approve a request and see the federated answer arrive, reject
+one, refuse a self-approved override and have a colleague approve it, see a withdrawal on the
+register, export the register as CSV and PDF, retry a dead letter, check the audit chain. Every page
+is checked for the accessibility basics and kept as a full-page screenshot."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+from sqlalchemy import select, update
+
+from gateway.keys import ENGINE
+from gateway.storage._tables import outbox
+
+from ..e2e.test_london_protocol import PRACTITIONER, Node, _eventually, _match, _seed
+from .conftest import CAMDEN, HACKNEY, accessible, screenshot, sign_in, sign_out
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+TEACHER = {
+    **PRACTITIONER,
+    "id": "camden-t-9",
+    "name": "A Teacher",
+    "role": "Teacher",
+    "agency": "Camden primary school",
+    "agency_type": "education",
+}
+POLICE = {
+    **PRACTITIONER,
+    "id": "camden-pc-1",
+    "name": "A Police Officer",
+    "role": "Police officer",
+    "agency": "Met",
+    "agency_type": "police",
+}
+
+
+async def _raise(node: Node, body: dict[str, Any]) -> str:
+    status, record = await node.call("POST", "/requests", json=body)
+    assert status == 201 and record["state"] == "awaiting_verification", record
+    return str(record["request_id"])
+
+
+def _card(page: Page, who: str) -> Any:
+    return page.locator("section.card", has_text=who)
+
+
+async def test_lead_contacts_verify_reject_and_share_under_an_override(
+    browser: Browser, federation: dict[str, Node]
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    existence = {
+        "kind": "existence_check",
+        "practitioner": TEACHER,
+        "purpose": "early_help",
+        "reason": "attendance has dropped since the family moved",
+        "target_authority": HACKNEY,
+        "child": _match(episode),
+    }
+    await _raise(camden, existence)
+    await _raise(
+        camden, {**existence, "practitioner": {**TEACHER, "id": "x-1", "name": "Someone Unknown"}}
+    )
+    override_id = await _raise(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": POLICE,
+            "purpose": "safeguarding",
+            "reason": "immediate risk of significant harm",
+            "target_authority": HACKNEY,
+            "episode_ref": episode["episode_id"],
+            "sections": ["child"],
+            "override": {
+                "justification": "Safeguarding concern reported tonight; consent cannot be "
+                "sought safely.",
+                "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+            },
+        },
+    )
+    lead_1, lead_2 = camden.plan.borough.lead_contacts()
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(camden.plan.api_url + "/console/queue")
+    await expect(page).to_have_url(re.compile(r".*/console/sign-in.*"))
+    await accessible(page, "01-sign-in", tab=True)
+    await page.get_by_role("button", name="Sign in with your borough account").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await screenshot(page, "02-demo-identity-provider")
+    await page.get_by_label("Username").fill(lead_1)
+    await page.get_by_label("Password").fill("london-caf-demo")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Requests to verify", level=1)).to_be_visible()
+    await expect(
+        page.get_by_text(f"Signed in as Lead CAF contact 1, Camden ({lead_1})")
+    ).to_be_visible()
+    await accessible(page, "03-queue", tab=True)
+
+    # Approve: two clicks (a note, then Approve); the federated answer is on the next page.
+    teacher = _card(page, "A Teacher")
+    await teacher.get_by_label("Note for the record (optional)").fill("school confirmed by phone")
+    await teacher.get_by_role("button", name="Approve").click()
+    banner = page.get_by_role("status")
+    await expect(banner).to_contain_text("answered")
+    await expect(banner).to_contain_text("The answer arrived: found")
+    await expect(banner).to_contain_text(episode["episode_id"])
+    await accessible(page, "04-queue-approved-answer-arrived")
+
+    # Reject the one nobody could vouch for.
+    await _card(page, "Someone Unknown").get_by_role("button", name="Reject").click()
+    await expect(page.get_by_role("status")).to_contain_text("rejected")
+    await expect(page.locator("section.card", has_text="Someone Unknown")).to_have_count(0)
+
+    # The override: first approval here, then it waits for a second, different lead contact.
+    await _card(page, "A Police Officer").get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("status")).to_contain_text("awaiting second approval")
+    await page.get_by_role("link", name="Overrides").click()
+    card = _card(page, "A Police Officer")
+    await expect(card).to_contain_text("You gave the first approval")
+    await expect(card.get_by_role("button", name="Approve")).to_have_count(0)
+    await accessible(page, "05-overrides-self-approval-refused")
+    # Even a hand-made POST with a valid CSRF token is refused by the domain.
+    token = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    forced = await page.request.post(
+        camden.plan.api_url + f"/console/requests/{override_id}/decision",
+        form={"decision": "approve", "csrf_token": token or ""},
+        headers={"Origin": camden.plan.api_url},
+    )
+    assert forced.status == 403 and "self_approval" in await forced.text()
+    await sign_out(page)
+    await accessible(page, "06-signed-out")
+
+    await sign_in(page, camden, lead_2)
+    await page.get_by_role("link", name="Overrides").click()
+    await _card(page, "A Police Officer").get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("status")).to_contain_text("information disclosed")
+    await accessible(page, "07-override-second-approval-answered")
+    await context.close()
+
+    status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
+    assert [e["override"] for e in theirs["entries"]] == [True]
+
+
+async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
+    browser: Browser, federation: dict[str, Node]
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    episode_id = episode["episode_id"]
+    await _raise(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": episode_id,
+            "sections": ["assessments"],
+        },
+    )
+    context = await browser.new_context(accept_downloads=True)
+    page = await context.new_page()
+    await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("status")).to_contain_text("information disclosed")
+
+    # Hackney's case system records the family's withdrawal; the console shows it on the register.
+    status, _ = await hackney.call("POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={})
+    assert status == 200
+    await sign_out(page)
+    await sign_in(page, hackney, hackney.plan.borough.lead_contacts()[0])
+    await page.get_by_role("link", name="Child view").click()
+    await accessible(page, "08-find-an-episode", tab=True)
+    await page.get_by_label("Episode id").fill(episode_id)
+    await page.get_by_role("button", name="Show the episode").click()
+    row = page.locator("#register-table tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("Camden (E09000007)")
+    await expect(row).to_contain_text("withdrawn")
+    await expect(page.locator("table").first).to_contain_text("withdrawn")
+
+    # Why a recipient would be refused: the consent engine's answer, with its rule.
+    await page.get_by_label("Recipient's agency type").select_option("housing")
+    await page.get_by_role("button", name="Check consent").click()
+    await expect(page.get_by_role("status")).to_contain_text("Refused")
+    await accessible(page, "09-child-view-withdrawn-and-consent-check")
+
+    async with page.expect_download() as waiting:
+        await page.get_by_role("link", name="Download the register as CSV").click()
+    download = await waiting.value
+    text = (await download.path()).read_text(encoding="utf-8")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][0] == "Disclosed at (UTC)" and len(table) == 2
+    assert table[1][1] == "sent" and table[1][2] == "Camden (E09000007)" and table[1][8] != ""
+    async with page.expect_download() as waiting:
+        await page.get_by_role("link", name="Download the register as PDF").click()
+    download = await waiting.value
+    assert download.suggested_filename == f"sharing-register-{episode_id}.pdf"
+    pdf = (await download.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert (
+        pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type /Page>") >= 1
+    )
+
+    # The withdrawal went to Camden; pretend its delivery had failed for good, then retry it.
+    async def delivered() -> bool:
+        rows = await hackney.engine_rows(select(outbox.c.state))
+        return [r.state for r in rows] == ["delivered"]
+
+    await _eventually(delivered)
+    assert hackney.runner is not None
+    async with hackney.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(outbox).values(state="dead", attempts=8, last_error="peer_unavailable")
+        )
+    await page.get_by_role("link", name="Federation").click()
+    await expect(page.get_by_role("row", name=re.compile("Camden"))).to_contain_text("active")
+    await expect(page.get_by_text("peer_unavailable")).to_be_visible()
+    await accessible(page, "10-federation-dead-letter")
+    await page.get_by_role("button", name=re.compile("^Retry")).click()
+    await expect(page.get_by_role("status")).to_contain_text("put back in the queue")
+    await _eventually(delivered)
+
+    await page.get_by_role("link", name="Audit").click()
+    await expect(page.get_by_role("status")).to_contain_text("The audit chain verifies")
+    await accessible(page, "11-audit")
+    await context.close()
+
+
+@pytest.mark.parametrize("federation", ["always"], indirect=True)
+async def test_the_holder_releases_another_boroughs_disclosure(
+    browser: Browser, federation: dict[str, Node]
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await _seed(hackney)
+    request_id = await _raise(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": episode["episode_id"],
+            "sections": ["assessments"],
+        },
+    )
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("status")).to_contain_text("awaiting holder")
+    await sign_out(page)
+
+    await sign_in(page, hackney, hackney.plan.borough.lead_contacts()[0])
+    held = page.locator("section.card", has_text="Camden (E09000007)")
+    await expect(held).to_contain_text("joining the TAC")
+    await expect(held).to_contain_text("assessments")
+    await accessible(page, "12-holder-approval-queue")
+    await held.get_by_role("button", name="Approve disclosure").click()
+    await expect(page.get_by_role("status")).to_contain_text("approved")
+    await screenshot(page, "13-holder-approval-released")
+    await context.close()
+
+    async def answered() -> bool:
+        status, record = await camden.call("GET", f"/requests/{request_id}")
+        return bool(record["state"] == "answered")
+
+    await _eventually(answered)
