@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from .federation.transport import FederationClient, ServerTransport
     from .observability import Metrics
     from .protection import KeyRing
+    from .service_directory import LiveDirectory
     from .settings import Settings
 
 __all__ = [
     "AUDIT",
+    "DIRECTORY",
     "ENGINE",
     "EPISODES",
     "KEY_RING",
@@ -58,3 +60,6 @@ PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
 TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
+
+# The service directory (issue 7).
+DIRECTORY: web.AppKey[LiveDirectory] = web.AppKey("directory")

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     )
     auto_approver: str | None = Field(None, description="lead contact answerable for auto-approval")
     outbox_interval_seconds: float = Field(1.0, gt=0)
+    # The service directory (issue 7).
+    directory_refresh_seconds: float = Field(
+        2.0, gt=0, description="how often to check for imports made by another process"
+    )
+    directory_peer_timeout_seconds: float = Field(
+        3.0, gt=0, description="federated search: how long to wait for each member"
+    )
 
     @field_validator("member_id")
     @classmethod

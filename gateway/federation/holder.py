@@ -37,6 +37,7 @@ from .attestation import (
     subject_for_match_keys,
     verify_attestation,
 )
+from .directory import directory_services
 from .outbox import Message, receive
 from .transport import verified_json, verified_request
 
@@ -481,3 +482,4 @@ def federation_routes(app: web.Application) -> None:
     app.router.add_post("/disclosures", disclosure)
     app.router.add_post("/messages", messages)
     app.router.add_get("/.well-known/caf-node", well_known)
+    app.router.add_get("/directory/services", directory_services)

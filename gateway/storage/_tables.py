@@ -37,6 +37,8 @@ __all__ = [
     "federation_nonces",
     "overrides",
     "transfers",
+    "directory_services",
+    "directory_generation",
 ]
 
 metadata = MetaData(
@@ -234,4 +236,20 @@ transfers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
+)
+
+directory_services = Table(
+    "directory_services",  # public FIS records (Open Referral UK JSON, as imported): not sealed
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("authority", String(9), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("document", JSON, nullable=False),
+)
+
+directory_generation = Table(
+    "directory_generation",  # one row, bumped by every import: nodes reload their index when it moves
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
 )
