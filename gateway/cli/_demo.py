@@ -56,6 +56,13 @@ def run(root: Path, scenario: bool) -> None:
             "demo-client.json; node logs in <borough>/node.log. The lead contact console comes "
             "with issue 8: lead contacts act through POST /api/v1/requests/{id}/decision today."
         )
+        console.print(
+            "Each borough publishes a few hundred services: with a demo token, try GET "
+            f"{plans[0].api_url}/api/v1/directory/services?scope=federation&text=youth"
+            f"&postcode=N1&eligible_for=residence:{plans[1].borough.gss},school:"
+            f"{plans[0].borough.gss}",
+            soft_wrap=True,
+        )
         if scenario:
             story(plans, console.print)
             console.print("[green]the story ran to its end[/]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,12 @@ def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
         for step in ("found", "consent_excluded", "permitted", "marked withdrawn", "read-only"):
             assert step in " ".join(result.stdout.split()), f"{attempt}: {step!r} missing"
     assert {p.name for p in tmp_path.iterdir()} >= {"federation", "camden", "hackney", "islington"}
+    # Each borough's demo services were loaded once (the second run reused them).
+    for borough in ("camden", "hackney", "islington"):
+        with sqlite3.connect(tmp_path / borough / "node.sqlite3") as connection:
+            (services,) = connection.execute("SELECT count(*) FROM directory_services").fetchone()
+            (generation,) = connection.execute(
+                "SELECT generation FROM directory_generation"
+            ).fetchone()
+        assert (services, generation) == (300, 1), borough
+    assert "directory/services?scope=federation" in result.stdout.replace("\n", "")

@@ -13,11 +13,19 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator, FormatChecker
 from pytest_aiohttp import AiohttpClient
 
-from directory.services import generate_services, read_services
+from directory.members import Member
+from directory.services import ServiceIndex, generate_services, read_services
 from gateway.app import create_app
 from gateway.cli import cli
+from gateway.errors import PeerUnavailable
 from gateway.keys import DIRECTORY
-from gateway.service_directory import generation, save_services
+from gateway.service_directory import (
+    federated_search,
+    generation,
+    parse_search,
+    save_services,
+    search_page,
+)
 from gateway.storage import create_engine, upgrade
 
 from ..conftest import Database
@@ -222,3 +230,42 @@ def test_the_standard_is_where_the_tests_expect_it() -> None:
         json.loads((STANDARD / "schema" / "compiled" / "service_list.json").read_text("utf-8"))
     )
     assert FormatChecker().conforms("ac148810-d857-441c-9679-408f346de14b", "uuid")
+
+
+async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> None:
+    """The merge on its own: members that answer, hang, cannot be reached or answer nonsense."""
+    records, _ = read_services(generate_services(HACKNEY, "Hackney", 60))
+    hackney = ServiceIndex([(HACKNEY, r) for r in records])
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in (
+            (CAMDEN, "Camden"),
+            (HACKNEY, "Hackney"),
+            ("E09000019", "Islington"),
+            ("E09000030", "Tower Hamlets"),
+            ("E09000022", "Lambeth"),
+        )
+    ]
+    search = parse_search({"text": "club", "per_page": "10", "scope": "federation"})
+
+    async def ask(member: str, params: dict[str, str]) -> tuple[int, Any]:
+        if member == HACKNEY:
+            query = parse_search(params).query
+            return 200, search_page(hackney.search(query), query)
+        if member == "E09000019":
+            await asyncio.sleep(30)
+        if member == "E09000030":
+            raise PeerUnavailable("down")
+        return 200, {"total_items": "many"}
+
+    started = asyncio.get_running_loop().time()
+    page = await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=0.3)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert page["answered"] == [CAMDEN, HACKNEY]
+    assert page["unanswered"] == [
+        {"member": "E09000019", "name": "Islington", "reason": "timeout"},
+        {"member": "E09000030", "name": "Tower Hamlets", "reason": "unreachable"},
+        {"member": "E09000022", "name": "Lambeth", "reason": "bad_answer"},
+    ]
+    assert page["total_items"] == hackney.search(search.query).total > 0
+    assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
