@@ -4,7 +4,8 @@ Loaded when the node starts; rebuilt after an import through this process, and, 
 `directory_refresh_seconds`, when the generation row shows an import by another process (the CLI).
 The check is one single-row read, made by the first search after the interval, never per query.
 Building runs in a worker thread so the event loop keeps answering meanwhile; searches go on against
-the old index until the new one is swapped in.
+the old index until the new one is swapped in. A database that cannot be read (not migrated yet, or
+down) leaves the last index in place: the node still starts, and `/readyz` says what is wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.services import AccessError, ServiceIndex, ServiceRecord, stored_record
@@ -61,14 +63,20 @@ class LiveDirectory:
         if time.monotonic() - self._checked < self._refresh or self._lock.locked():
             return self._index
         self._checked = time.monotonic()
-        if await generation(self._engine) != self._generation:
-            return await self.reload()
+        try:
+            if await generation(self._engine) != self._generation:
+                return await self.reload()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("service directory not refreshed", extra={"error": type(exc).__name__})
         return self._index
 
 
 async def directory_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx (after the database): the node's index, loaded before it serves."""
     live = LiveDirectory(app[ENGINE], app[SETTINGS].directory_refresh_seconds)
-    await live.reload()
+    try:
+        await live.reload()
+    except (SQLAlchemyError, OSError) as exc:  # tried again by the first search after the interval
+        log.warning("service directory not loaded", extra={"error": type(exc).__name__})
     app[DIRECTORY] = live
     yield

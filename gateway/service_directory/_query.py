@@ -72,7 +72,7 @@ def _integer(
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= high:
         problems.add(name, "query.integer", f"{name} must be a whole number from 1 to {high}")
         return default
     return int(raw)

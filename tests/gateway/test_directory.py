@@ -20,6 +20,7 @@ from gateway.cli import cli
 from gateway.errors import PeerUnavailable
 from gateway.keys import DIRECTORY
 from gateway.service_directory import (
+    LiveDirectory,
     federated_search,
     generation,
     parse_search,
@@ -128,6 +129,9 @@ async def test_search_over_the_api(
             accepted, _ = read_services(generate_services(authority, name, 200))
             await save_services(engine, authority, accepted)
         assert await generation(engine) == 2
+        started = LiveDirectory(engine, refresh_seconds=60)  # as a node starting up
+        await started.reload()
+        assert len(await started.index()) == 400
     finally:
         await engine.dispose()
     await asyncio.sleep(0.1)
@@ -193,6 +197,7 @@ BAD = [
     ("eligible_for=residence:Camden", "eligible_for", "query.eligible_for"),
     ("per_page=1000", "per_page", "query.integer"),
     ("page=0", "page", "query.integer"),
+    ("page=%C2%B2", "page", "query.integer"),  # a superscript two is a digit to str.isdigit
     ("scope=everywhere", "scope", "query.enum"),
     ("scope=federation&page=6&per_page=20", "page", "query.depth"),
 ]
