@@ -8,11 +8,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import adapters, federation
+from . import adapters, directory, federation
 from ._report import Figure, write_report
 
 REPORT = Path(__file__).resolve().parent / "report.json"
-BENCHMARKS = (adapters, federation)
+BENCHMARKS = (adapters, federation, directory)
 
 
 def main() -> int:

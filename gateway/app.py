@@ -22,6 +22,7 @@ from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
 from .protection import KeyRing
+from .service_directory import directory_context
 from .settings import Settings
 from .signing import load_signing_key
 from .storage import create_engine, current_revision, head_revision, upgrade
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_keys)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(directory_context)
     app.cleanup_ctx.append(federation_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .federation.transport import FederationClient, ServerTransport
     from .observability import Metrics
     from .protection import KeyRing
+    from .service_directory import LiveDirectory
     from .settings import Settings
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "CONSOLE_OIDC",
     "CONSOLE_SESSIONS",
     "DISCLOSURE_APPROVALS",
+    "DIRECTORY",
     "ENGINE",
     "EPISODES",
     "KEY_RING",
@@ -69,3 +71,6 @@ DISCLOSURE_APPROVALS: web.AppKey[DisclosureApprovals] = web.AppKey("disclosure_a
 # The lead CAF contact console (issue 8).
 CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")
 CONSOLE_OIDC: web.AppKey[OidcClient] = web.AppKey("console_oidc")
+
+# The service directory (issue 7).
+DIRECTORY: web.AppKey[LiveDirectory] = web.AppKey("directory")

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(15, ge=1, le=480, description="signed out after this idle")
     console_dev_provider: bool = Field(False, description="development only: an IdP at /dev-idp")
     console_dev_password: str | None = Field(None, description="the built-in IdP's demo password")
+    # The service directory (issue 7).
+    directory_refresh_seconds: float = Field(
+        2.0, gt=0, description="how often to check for imports made by another process"
+    )
+    directory_peer_timeout_seconds: float = Field(
+        3.0, gt=0, description="federated search: how long to wait for each member"
+    )
 
     @field_validator("member_id")
     @classmethod

@@ -7,6 +7,7 @@ from aiohttp import web
 from ._approvals import decide_disclosure, waiting_disclosures
 from ._auth import auth_middleware, required_scope
 from ._consents import check_consent, post_consent, post_withdrawal
+from ._directory import member_contacts, search_services
 from ._episodes import get_episode, post_event, search_episodes
 from ._forms import submit_form
 from ._openapi import openapi_document, serve_openapi
@@ -39,4 +40,6 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_post("/requests/{request_id}/decision", decide_request)
     r.add_get("/disclosure-approvals", waiting_disclosures)
     r.add_post("/disclosure-approvals/{approval_id}/decision", decide_disclosure)
+    r.add_get("/directory/services", search_services)
+    r.add_get("/directory/contacts", member_contacts)
     return app

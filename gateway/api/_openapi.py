@@ -212,6 +212,79 @@ class IncomingTransfers(_Doc):
     transfers: list[IncomingTransfer]
 
 
+class AccessRule(_Doc):
+    kind: Literal["universal", "residents_only", "cross_borough_protocol"]
+    protocol: str | None
+    members: list[str]
+    stated: bool
+
+
+class EligibilityVerdict(_Doc):
+    eligible: bool
+    code: str
+    reason: str
+
+
+class ServiceNote(_Doc):
+    authority: str
+    access: AccessRule
+    relevance: float
+    distance_m: int | None
+    eligibility: EligibilityVerdict | None
+
+
+class ServiceEntry(BaseModel):
+    """An Open Referral UK service document (any of its fields) plus our `cafx` note."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    status: str
+    cafx: ServiceNote
+
+
+class Unanswered(_Doc):
+    member: str
+    name: str
+    reason: str
+
+
+class ServicePage(_Doc):
+    total_items: int
+    total_pages: int
+    page_number: int
+    size: int
+    first_page: bool
+    last_page: bool
+    empty: bool
+    contents: list[ServiceEntry]
+    answered: list[str] | None = None
+    unanswered: list[Unanswered] | None = None
+
+
+class LeadContactView(_Doc):
+    id: str
+    name: str
+    role: str
+    email: str
+    phone: str
+
+
+class MemberView(_Doc):
+    id: str
+    name: str
+    status: Literal["active", "suspended"]
+    endpoint: str
+    services_endpoint: str | None
+    lead_contacts: list[LeadContactView]
+
+
+class MemberList(_Doc):
+    federation: str
+    version: int
+    members: list[MemberView]
+
+
 _MODELS: list[type[BaseModel]] = [
     Episode,
     EventBody,
@@ -236,6 +309,8 @@ _MODELS: list[type[BaseModel]] = [
     AcceptInput,
     TransferState,
     IncomingTransfers,
+    ServicePage,
+    MemberList,
 ]
 
 
@@ -418,6 +493,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths.update(_federation_paths())
+    paths.update(_directory_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -527,6 +603,61 @@ def _federation_paths() -> dict[str, Any]:
                 _responses(("200", _json(TransferState)), 404, 409, 422),
                 parameters=[_OFFER_ID],
                 requestBody={"required": True, **_json(AcceptInput)},
+            )
+        },
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_GSS = {"type": "string", "pattern": "^[EWSN][0-9]{8}$"}
+
+
+def _directory_paths() -> dict[str, Any]:
+    """The service directory and the member directory (issue 7)."""
+    text = {"type": "string", "maxLength": 200}
+    age = {"type": "number", "minimum": 0, "maximum": 150}
+    search = [
+        _query("text", text, "words of the name, description, provider or needs"),
+        _query("search", text, "the Open Referral UK name for text"),
+        _query("taxonomy_term_id", {"type": "string"}, "a taxonomy term id (or term code)"),
+        _query("minimum_age", age, "youngest age the service must accept"),
+        _query("maximum_age", age, "oldest age the service must accept"),
+        _query("postcode", {"type": "string"}, "a London postcode or district: distance from it"),
+        _query("proximity", {"type": "number"}, "metres from the postcode or lat/lon, at most"),
+        _query("lat", {"type": "number"}, "latitude (WGS84), with lon"),
+        _query("lon", {"type": "number"}, "longitude (WGS84), with lat"),
+        _query("authority", _GSS, "only services run by this authority"),
+        _query(
+            "eligible_for",
+            {"type": "string"},
+            "residence:GSS,school:GSS: may this child use each service, and why",
+        ),
+        _query(
+            "scope",
+            {"type": "string", "enum": ["local", "federation"]},
+            "federation: ask every member",
+        ),
+        _query("page", {"type": "integer"}, "page number, from 1"),
+        _query("per_page", {"type": "integer"}, "services per page, 1 to 100"),
+    ]
+    return {
+        "/directory/services": {
+            "get": _operation(
+                "Search services (Open Referral UK page), here or across the federation",
+                "directory:read",
+                _responses(("200", _json(ServicePage)), 400, 503),
+                parameters=search,
+            )
+        },
+        "/directory/contacts": {
+            "get": _operation(
+                "Members, their endpoints and status, and their lead CAF contacts",
+                "directory:read",
+                _responses(("200", _json(MemberList)), 400, 404, 503),
+                parameters=[_query("authority", {"type": "string"}, "one member's GSS code")],
             )
         },
     }

@@ -68,6 +68,13 @@ def run(root: Path, scenario: bool) -> None:
             "  ('visitor-1' signs in but is refused: nobody's lead contact.) Requests to verify "
             "come from `cafx demo scenario` or POST /api/v1/requests."
         )
+        console.print(
+            "Each borough publishes a few hundred services: with a demo token, try GET "
+            f"{plans[0].api_url}/api/v1/directory/services?scope=federation&text=youth"
+            f"&postcode=N1&eligible_for=residence:{plans[1].borough.gss},school:"
+            f"{plans[0].borough.gss}",
+            soft_wrap=True,
+        )
         if scenario:
             story(plans, console.print)
             console.print("[green]the story ran to its end[/]")

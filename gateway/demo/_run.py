@@ -25,6 +25,7 @@ from ..settings import Settings
 from ..storage import create_engine, upgrade
 from ._federation import NodePlan, plan_federation
 from ._scenario import DemoNode, Echo, run_scenario
+from ._services import ensure_services
 
 __all__ = ["demo_form", "prepare", "running_nodes", "scenario_nodes", "write_toml"]
 
@@ -73,6 +74,7 @@ def prepare(root: Path) -> list[NodePlan]:
     for plan in plans:
         write_toml(plan.settings, plan.folder / "node.toml")
         asyncio.run(_ensure_client(plan))
+        asyncio.run(ensure_services(plan))
     return plans
 
 

@@ -42,6 +42,7 @@ from .attestation import (
     subject_for_match_keys,
     verify_attestation,
 )
+from .directory import directory_services
 from .disclosing import Asked, consent_now, disclose, refusal_code
 from .disclosing import audit_code as _code
 from .outbox import Message, receive
@@ -393,3 +394,4 @@ def federation_routes(app: web.Application) -> None:
     app.router.add_post("/disclosures", disclosure)
     app.router.add_post("/messages", messages)
     app.router.add_get("/.well-known/caf-node", well_known)
+    app.router.add_get("/directory/services", directory_services)

@@ -29,6 +29,7 @@ SCOPES = frozenset(
         "register:read",
         "requests:write",  # raise cross-borough requests for practitioners (issue 6)
         "requests:decide",  # a lead CAF contact's decisions, through the borough's system
+        "directory:read",  # the service directory and the member directory (issue 7)
     }
 )
 PRIVATE_KEY_JWT = "private_key_jwt"

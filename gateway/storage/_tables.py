@@ -39,6 +39,8 @@ __all__ = [
     "transfers",
     "disclosure_approvals",
     "console_sessions",
+    "directory_services",
+    "directory_generation",
 ]
 
 metadata = MetaData(
@@ -261,4 +263,20 @@ console_sessions = Table(
     Column("sign_in", JSON, nullable=True),  # OIDC state, nonce and PKCE verifier while signing in
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+directory_services = Table(
+    "directory_services",  # public FIS records (Open Referral UK JSON, as imported): not sealed
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("authority", String(9), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("document", JSON, nullable=False),
+)
+
+directory_generation = Table(
+    "directory_generation",  # one row, bumped by every import: nodes reload their index when it moves
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
 )

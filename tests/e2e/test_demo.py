@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,12 @@ def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
         # The lead contacts' console, and how to sign in to it, for each borough.
         assert result.stdout.count("/console/") == 3 and DEMO_PASSWORD in result.stdout
     assert {p.name for p in tmp_path.iterdir()} >= {"federation", "camden", "hackney", "islington"}
+    # Each borough's demo services were loaded once (the second run reused them).
+    for borough in ("camden", "hackney", "islington"):
+        with sqlite3.connect(tmp_path / borough / "node.sqlite3") as connection:
+            (services,) = connection.execute("SELECT count(*) FROM directory_services").fetchone()
+            (generation,) = connection.execute(
+                "SELECT generation FROM directory_generation"
+            ).fetchone()
+        assert (services, generation) == (300, 1), borough
+    assert "directory/services?scope=federation" in result.stdout.replace("\n", "")

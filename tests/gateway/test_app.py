@@ -7,7 +7,7 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
-from gateway.storage._migrate import head_revision
+from gateway.storage import head_revision
 
 from ..conftest import Database
 from .node import node_settings
@@ -20,7 +20,7 @@ async def test_health_ready_and_metrics(
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200, await ready.text()
-    assert (await ready.json())["migration"] == head_revision() == "0005_console_sessions"
+    assert (await ready.json())["migration"] == head_revision() == "0005"
     metrics = await (await client.get("/metrics")).text()
     assert 'cafx_http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in metrics
 

@@ -74,6 +74,7 @@ class LiveNode:
                     "consents:write",
                     "audit:read",
                     "register:read",
+                    "directory:read",
                 ],
                 jwks={"keys": [key.as_dict(private=False)]},
             )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_disclosure_approvals"
-down_revision = "0002"  # re-chained after 0003 when the branches meet
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

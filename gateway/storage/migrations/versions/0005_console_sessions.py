@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_console_sessions"
-down_revision = "0004_disclosure_approvals"  # re-chained at the merge of holder-approval
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

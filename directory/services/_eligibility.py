@@ -1,0 +1,69 @@
+"""May this child use this service? From where the child lives and goes to school (GSS codes), the
+authority that runs the service and its access rule (protocol 003 §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import is_gss_code
+
+from ._access import Access
+
+__all__ = ["Child", "Verdict", "eligibility", "parse_eligible_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    residence: str | None
+    school: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    eligible: bool
+    code: str  # stable: resident, attends_school, protocol_member, not_resident, ...
+    reason: str
+
+
+def parse_eligible_for(value: str) -> Child:
+    """`residence:GSS,school:GSS` (either part may be left out, not both); ValueError says why."""
+    parts: dict[str, str] = {}
+    for item in value.split(","):
+        key, _, gss = item.strip().partition(":")
+        if key not in ("residence", "school"):
+            raise ValueError("parts are residence:GSS and school:GSS")
+        if key in parts:
+            raise ValueError(f"{key} is given twice")
+        if not is_gss_code(gss):
+            raise ValueError(f"{key} needs a GSS code such as E09000007")
+        parts[key] = gss
+    return Child(parts.get("residence"), parts.get("school"))
+
+
+def eligibility(authority: str, access: Access, child: Child) -> Verdict:
+    unstated = "" if access.stated else " (the service states no rule: residents only assumed)"
+    if child.residence == authority:
+        return Verdict(True, "resident", "lives in the borough that runs the service")
+    if access.kind == "universal":
+        if child.school == authority:
+            return Verdict(
+                True, "attends_school", "attends school in the borough (a universal service)"
+            )
+        return Verdict(
+            False,
+            "not_resident",
+            "universal services are for residents and children attending provision in the borough",
+        )
+    if access.kind == "cross_borough_protocol":
+        if child.residence is not None and child.residence in access.members:
+            return Verdict(
+                True, "protocol_member", f"lives in a member authority of {access.protocol}"
+            )
+        return Verdict(
+            False,
+            "outside_protocol",
+            f"lives neither in the borough nor in a member authority of {access.protocol}",
+        )
+    if child.residence is None:
+        return Verdict(False, "residence_unknown", "residents only, and no residence given")
+    return Verdict(False, "residents_only", "residents of the borough only" + unstated)

@@ -1,0 +1,146 @@
+"""`cafx directory import FILE` and `cafx directory export`: a borough's services in and out of the
+node's database, as Open Referral UK JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from directory.services import Rejected, list_page, read_services
+from schemas import is_gss_code
+
+from ..service_directory import export_documents, save_services
+from ..storage import create_engine, upgrade
+from ._node import _settings, config_option
+
+__all__ = ["directory"]
+
+EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
+LARGE = 200  # records: from this many on, a progress bar
+
+
+@click.group()
+def directory() -> None:
+    """The service directory (Open Referral UK)."""
+
+
+def _rejected_json(rejected: list[Rejected]) -> list[dict[str, Any]]:
+    return [
+        {
+            "record": r.where,
+            "id": r.service_id,
+            "problems": [
+                {"location": p.where, "rule": p.rule, "message": p.message} for p in r.problems
+            ],
+        }
+        for r in rejected
+    ]
+
+
+def _report(console: Console, rejected: list[Rejected]) -> None:
+    for rejection in rejected:
+        for problem in rejection.problems:
+            console.print(
+                f"[yellow]rejected[/] {rejection.where or '/'} ({rejection.service_id or 'no id'}):"
+                f" {problem.where}: {problem.rule}: {problem.message}",
+                highlight=False,
+            )
+
+
+@directory.command("import")
+@config_option
+@click.option(
+    "--authority", help="GSS code of the authority running these services (default: this node's)."
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the rejected records and why, as JSON.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_services(
+    config: Path | None, authority: str | None, report_file: Path | None, file: Path
+) -> None:
+    """Import FILE (an ORUK page, a list of services, or one service) into the node's directory.
+
+    Each record is checked against the Open Referral UK schema and the access rule; valid records
+    are stored together (a service with the same id is replaced), invalid ones are listed with the
+    JSON pointer of each fault. Exit code: 0 all imported, 1 some rejected, 2 unusable file.
+    """
+    console = Console(stderr=True, soft_wrap=True)  # one line per fault, for grep
+    settings = _settings(config)
+    authority = authority or settings.member_id
+    if not is_gss_code(authority):
+        raise click.BadParameter("a GSS code such as E09000007", param_hint="--authority")
+    try:
+        data = json.loads(file.read_bytes())
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{file}[/]: not readable JSON ({type(exc).__name__}: {exc})")
+        sys.exit(EXIT_UNUSABLE)
+    size = (
+        len(data["contents"])
+        if isinstance(data, dict) and "contents" in data
+        else (len(data) if isinstance(data, list) else 1)
+    )
+    with Progress(console=console, transient=True, disable=size < LARGE) as progress:
+        task = progress.add_task("checking", total=size)
+        accepted, rejected = read_services(data, lambda n: progress.advance(task, n))
+
+    async def store() -> int:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+            return await save_services(engine, authority, accepted)
+        finally:
+            await engine.dispose()
+
+    if accepted:
+        asyncio.run(store())
+    _report(console, rejected)
+    if report_file is not None:
+        report_file.write_text(
+            json.dumps(_rejected_json(rejected), indent=2) + "\n", encoding="utf-8"
+        )
+    console.print(
+        f"imported {len(accepted)} services for {authority}; rejected {len(rejected)}",
+        highlight=False,
+    )
+    sys.exit(EXIT_REJECTED if rejected else EXIT_OK)
+
+
+@directory.command("export")
+@config_option
+@click.option("--authority", help="Only this authority's services (GSS code).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: stdout).",
+)
+def export_services(config: Path | None, authority: str | None, output: Path | None) -> None:
+    """Write the directory as one Open Referral UK page (valid against service_list.json)."""
+    settings = _settings(config)
+    if authority is not None and not is_gss_code(authority):
+        raise click.BadParameter("a GSS code such as E09000007", param_hint="--authority")
+
+    async def documents() -> list[dict[str, Any]]:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+            return await export_documents(engine, authority)
+        finally:
+            await engine.dispose()
+
+    text = json.dumps(list_page(asyncio.run(documents())), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -1,0 +1,152 @@
+"""Federated service search between three real nodes on loopback (Camden, Hackney, Islington): each
+member's services found through signed mutual-TLS calls, merged and ranked, eligibility judged by
+the member that runs the service; with one member down the search still answers and names it. The
+member directory lists every member's endpoints, status and lead CAF contacts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from joserfc.jwk import ECKey
+
+from directory.services import generate_services, read_services
+from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
+from gateway.keys import DIRECTORY, ENGINE
+from gateway.oauth import register_client
+from gateway.runner import start
+from gateway.service_directory import save_services
+
+from ..directory.test_services import _assert_valid_page
+
+CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
+
+
+class Node:
+    def __init__(self, plan: NodePlan) -> None:
+        self.plan = plan
+        self.runner: web.AppRunner | None = None
+        self.token = ""
+
+    async def start(self) -> None:
+        self.runner = await start(self.plan.settings)
+        app = self.runner.app
+        accepted, rejected = read_services(
+            generate_services(self.plan.borough.gss, self.plan.borough.name, 150)
+        )
+        assert rejected == []
+        await save_services(app[ENGINE], self.plan.borough.gss, accepted)
+        await app[DIRECTORY].reload()
+        key = ECKey.generate_key("P-256", private=True)
+        client = await register_client(
+            app[ENGINE], "fis", ["directory:read"], jwks={"keys": [key.as_dict(private=False)]}
+        )
+        assertion = private_key_jwt_sign(
+            key.as_dict(private=True),
+            client.client_id,
+            self.plan.settings.token_endpoint,
+            alg="ES256",
+        )
+        async with aiohttp.ClientSession() as http:
+            form = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            }
+            async with http.post(self.plan.settings.token_endpoint, data=form) as reply:
+                self.token = (await reply.json())["access_token"]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(
+                self.plan.api_url + "/api/v1" + path,
+                headers={"Authorization": f"Bearer {self.token}"},
+            ) as reply:
+                return reply.status, await reply.json()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
+    plans = plan_federation(tmp_path)
+    started = {plan.borough.gss: Node(plan) for plan in plans}
+    try:
+        for node in started.values():
+            await node.start()
+        yield started
+    finally:
+        for node in started.values():
+            await node.stop()
+
+
+SEARCH = (
+    "/directory/services?scope=federation&postcode=N1%207AA&minimum_age=8&maximum_age=8"
+    f"&eligible_for=residence:{HACKNEY},school:{ISLINGTON}&per_page=50"
+)
+
+
+def _key(entry: dict[str, Any]) -> tuple[float, float]:
+    return (-entry["cafx"]["relevance"], entry["cafx"]["distance_m"])
+
+
+async def test_federated_search_answers_even_with_a_member_down(nodes: dict[str, Node]) -> None:
+    camden = nodes[CAMDEN]
+    status, page = await camden.get(SEARCH)
+    assert status == 200, page
+    assert sorted(page["answered"]) == [CAMDEN, HACKNEY, ISLINGTON] and page["unanswered"] == []
+    _assert_valid_page(page)
+    authorities = {entry["cafx"]["authority"] for entry in page["contents"]}
+    assert authorities == {CAMDEN, HACKNEY, ISLINGTON}
+    assert [_key(e) for e in page["contents"]] == sorted(_key(e) for e in page["contents"])
+    for entry in page["contents"]:
+        assert entry["minimum_age"] <= 8 <= entry["maximum_age"]
+        verdict = entry["cafx"]["eligibility"]
+        if entry["cafx"]["authority"] == HACKNEY:
+            assert verdict["code"] == "resident" and verdict["eligible"]
+        elif entry["cafx"]["access"]["kind"] == "universal":
+            assert verdict["eligible"] is (entry["cafx"]["authority"] == ISLINGTON)
+    # The federation's total is the sum of each member's own.
+    totals = 0
+    for node in nodes.values():
+        status, own = await node.get(SEARCH.replace("scope=federation", "scope=local"))
+        totals += own["total_items"]
+    assert page["total_items"] == totals
+
+    # Only one member's services: only that member is asked.
+    status, hackney_only = await camden.get(
+        f"/directory/services?scope=federation&authority={HACKNEY}"
+    )
+    assert status == 200 and hackney_only["answered"] == [CAMDEN, HACKNEY]
+    assert {e["cafx"]["authority"] for e in hackney_only["contents"]} == {HACKNEY}
+
+    await nodes[HACKNEY].stop()
+    status, degraded = await camden.get(SEARCH)
+    assert status == 200, degraded
+    assert sorted(degraded["answered"]) == [CAMDEN, ISLINGTON]
+    assert degraded["unanswered"] == [
+        {"member": HACKNEY, "name": "Hackney", "reason": "unreachable"}
+    ]
+    assert {e["cafx"]["authority"] for e in degraded["contents"]} == {CAMDEN, ISLINGTON}
+
+
+async def test_the_member_directory_lists_lead_contacts(nodes: dict[str, Node]) -> None:
+    status, listed = await nodes[ISLINGTON].get("/directory/contacts")
+    assert status == 200, listed
+    assert [m["id"] for m in listed["members"]] == [CAMDEN, HACKNEY, ISLINGTON]
+    status, one = await nodes[ISLINGTON].get(f"/directory/contacts?authority={HACKNEY}")
+    assert status == 200
+    (hackney,) = one["members"]
+    assert hackney["status"] == "active" and hackney["endpoint"].startswith("https://127.0.0.1:")
+    assert [c["id"] for c in hackney["lead_contacts"]] == ["hackney-lead-1", "hackney-lead-2"]
+    assert hackney["lead_contacts"][0]["role"] == "Lead CAF contact"
+    status, _ = await nodes[ISLINGTON].get("/directory/contacts?authority=E09000001")
+    assert status == 404

@@ -1,0 +1,276 @@
+"""The service directory on a node, on SQLite and on PostgreSQL: `cafx directory import/export`
+(round trip, rejected records reported), the index picking up an import made by another process,
+and `GET /api/v1/directory/services` with every kind of parameter, good and bad."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator, FormatChecker
+from pytest_aiohttp import AiohttpClient
+
+from directory.members import Member
+from directory.services import ServiceIndex, generate_services, read_services
+from gateway.app import create_app
+from gateway.cli import cli
+from gateway.errors import PeerUnavailable
+from gateway.keys import DIRECTORY
+from gateway.service_directory import (
+    LiveDirectory,
+    federated_search,
+    generation,
+    parse_search,
+    save_services,
+    search_page,
+)
+from gateway.storage import create_engine, upgrade
+
+from ..conftest import Database
+from ..directory.test_services import STANDARD, _assert_valid_page, _example
+from .node import node_settings, register_system
+
+CAMDEN, HACKNEY = "E09000007", "E09000012"
+
+
+def _config(database: Database, tmp_path: Path) -> Path:
+    config = tmp_path / "node.toml"
+    lines = [f'member_id = "{CAMDEN}"', f'database_url = "{database.url}"']
+    if database.schema:
+        lines.append(f'database_schema = "{database.schema}"')
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def _cafx(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_then_export_round_trip(database: Database, tmp_path: Path) -> None:
+    config = _config(database, tmp_path)
+    full = _example("service_full.json")
+    generated = generate_services(CAMDEN, "Camden", 40)
+    broken = {**generated[0], "id": "not-a-uuid"}
+    source = tmp_path / "services.json"
+    source.write_text(json.dumps({"contents": [full, *generated, broken]}), encoding="utf-8")
+    report = tmp_path / "rejected.json"
+
+    code, _, stderr = _cafx(
+        "directory", "import", "--config", str(config), "--report", str(report), str(source)
+    )
+    assert code == 1, stderr  # some rejected
+    assert "imported 41 services for E09000007; rejected 1" in stderr
+    assert "/contents/41/id: oruk.format" in stderr
+    assert json.loads(report.read_text(encoding="utf-8")) == [
+        {
+            "record": "/contents/41",
+            "id": "not-a-uuid",
+            "problems": [
+                {
+                    "location": "/contents/41/id",
+                    "rule": "oruk.format",
+                    "message": "'not-a-uuid' is not a 'uuid'",
+                }
+            ],
+        }
+    ]
+
+    out = tmp_path / "export.json"
+    code, _, stderr = _cafx("directory", "export", "--config", str(config), "-o", str(out))
+    assert code == 0, stderr
+    page = json.loads(out.read_text(encoding="utf-8"))
+    _assert_valid_page(page)
+    assert page["total_items"] == 41 and page["size"] == 41
+    exported = {document["id"]: document for document in page["contents"]}
+    assert exported == {document["id"]: document for document in [full, *generated]}
+
+    # Only one authority's, and an unknown one has none.
+    code, stdout, _ = _cafx("directory", "export", "--config", str(config), "--authority", HACKNEY)
+    assert code == 0 and json.loads(stdout)["contents"] == []
+
+
+def test_an_unusable_file_is_refused(database: Database, tmp_path: Path) -> None:
+    config = _config(database, tmp_path)
+    source = tmp_path / "broken.json"
+    source.write_text("{not json", encoding="utf-8")
+    code, _, stderr = _cafx("directory", "import", "--config", str(config), str(source))
+    assert code == 2 and "not readable JSON" in stderr
+    code, _, stderr = _cafx(
+        "directory", "import", "--config", str(config), "--authority", "Camden", str(source)
+    )
+    assert code == 2 and "GSS code" in stderr
+
+
+async def _node(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, scopes: list[str]
+) -> Any:
+    settings = node_settings(database, tmp_path, directory_refresh_seconds=0.05)
+    http = await aiohttp_client(create_app(settings))
+    system = await register_system(http, settings, scopes)
+    return http, {"Authorization": f"Bearer {await system.token(http)}"}
+
+
+async def test_search_over_the_api(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, auth = await _node(aiohttp_client, database, tmp_path, ["directory:read"])
+    empty = await (await http.get("/api/v1/directory/services", headers=auth)).json()
+    assert empty["total_items"] == 0 and empty["empty"] is True
+
+    # An import by another process (as `cafx directory import` is): the node notices.
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        for authority, name in ((CAMDEN, "Camden"), (HACKNEY, "Hackney")):
+            accepted, _ = read_services(generate_services(authority, name, 200))
+            await save_services(engine, authority, accepted)
+        assert await generation(engine) == 2
+        started = LiveDirectory(engine, refresh_seconds=60)  # as a node starting up
+        await started.reload()
+        assert len(await started.index()) == 400
+    finally:
+        await engine.dispose()
+    await asyncio.sleep(0.1)
+    url = (
+        "/api/v1/directory/services?text=club&postcode=NW1%202DB&proximity=4000"
+        f"&minimum_age=9&maximum_age=9&eligible_for=residence:{HACKNEY},school:{CAMDEN}&per_page=50"
+    )
+    response = await http.get(url, headers=auth)
+    page = await response.json()
+    assert response.status == 200, page
+    assert page["total_items"] > 0
+    _assert_valid_page(page)
+    for entry in page["contents"]:
+        note = entry["cafx"]
+        assert "club" in (entry["name"] + entry["description"]).lower()
+        assert entry["minimum_age"] <= 9 <= entry["maximum_age"]
+        assert note["distance_m"] <= 4000
+        verdict = note["eligibility"]
+        if note["authority"] == HACKNEY:
+            assert verdict == {"eligible": True, "code": "resident", "reason": verdict["reason"]}
+        elif note["access"]["kind"] == "residents_only":
+            assert verdict["eligible"] is False and verdict["code"] == "residents_only"
+        elif note["access"]["kind"] == "universal":
+            assert verdict["eligible"] is True and verdict["code"] == "attends_school"
+        else:
+            assert verdict["eligible"] is (HACKNEY in note["access"]["members"])
+
+    # The ORUK name for text, and paging.
+    first = await (
+        await http.get("/api/v1/directory/services?search=youth&per_page=5", headers=auth)
+    ).json()
+    second = await (
+        await http.get("/api/v1/directory/services?search=youth&per_page=5&page=2", headers=auth)
+    ).json()
+    assert (
+        first["first_page"]
+        and not second["first_page"]
+        and first["total_items"] == second["total_items"]
+    )
+    assert not {e["id"] for e in first["contents"]} & {e["id"] for e in second["contents"]}
+
+    # Outside a federation, scope=federation is this node's own answer, and says so.
+    federated = await (
+        await http.get("/api/v1/directory/services?scope=federation", headers=auth)
+    ).json()
+    assert federated["answered"] == [CAMDEN] and federated["unanswered"] == []
+    assert {e["cafx"]["authority"] for e in federated["contents"]} == {CAMDEN}
+
+    contacts = await http.get("/api/v1/directory/contacts", headers=auth)
+    assert contacts.status == 404
+    assert (await http.app[DIRECTORY].index()) is not None
+
+
+BAD = [
+    ("minimum_age=seven", "minimum_age", "query.number"),
+    ("maximum_age=200", "maximum_age", "query.range"),
+    ("minimum_age=9&maximum_age=3", "maximum_age", "query.range"),
+    ("postcode=ZZ9%209ZZ", "postcode", "query.postcode"),
+    ("proximity=500", "proximity", "query.together"),
+    ("lat=51.5", "lon", "query.together"),
+    ("lat=51.5&lon=-0.1&postcode=N1", "postcode", "query.exclusive"),
+    ("authority=Camden", "authority", "query.gss"),
+    ("eligible_for=residence:Camden", "eligible_for", "query.eligible_for"),
+    ("per_page=1000", "per_page", "query.integer"),
+    ("page=0", "page", "query.integer"),
+    ("page=%C2%B2", "page", "query.integer"),  # a superscript two is a digit to str.isdigit
+    ("scope=everywhere", "scope", "query.enum"),
+    ("scope=federation&page=6&per_page=20", "page", "query.depth"),
+]
+
+
+async def test_bad_parameters_are_named(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, auth = await _node(aiohttp_client, database, tmp_path, ["directory:read"])
+    for query, location, rule in BAD:
+        response = await http.get(f"/api/v1/directory/services?{query}", headers=auth)
+        body = await response.json()
+        assert response.status == 400, (query, body)
+        assert body["error"] == "bad_request"
+        assert {"location": location, "rule": rule} in [
+            {"location": p["location"], "rule": p["rule"]} for p in body["problems"]
+        ], (query, body)
+    response = await http.get("/api/v1/directory/contacts?authority=nope", headers=auth)
+    assert response.status == 400
+
+
+async def test_the_directory_needs_its_scope(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, auth = await _node(aiohttp_client, database, tmp_path, ["episodes:read"])
+    for path in ("/api/v1/directory/services", "/api/v1/directory/contacts"):
+        response = await http.get(path, headers=auth)
+        assert response.status == 403 and (await response.json())["error"] == "insufficient_scope"
+    assert (await http.get("/api/v1/directory/services")).status == 401
+
+
+def test_the_standard_is_where_the_tests_expect_it() -> None:
+    assert (STANDARD / "schema" / "compiled" / "service.json").is_file()
+    Draft202012Validator.check_schema(
+        json.loads((STANDARD / "schema" / "compiled" / "service_list.json").read_text("utf-8"))
+    )
+    assert FormatChecker().conforms("ac148810-d857-441c-9679-408f346de14b", "uuid")
+
+
+async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> None:
+    """The merge on its own: members that answer, hang, cannot be reached or answer nonsense."""
+    records, _ = read_services(generate_services(HACKNEY, "Hackney", 60))
+    hackney = ServiceIndex([(HACKNEY, r) for r in records])
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in (
+            (CAMDEN, "Camden"),
+            (HACKNEY, "Hackney"),
+            ("E09000019", "Islington"),
+            ("E09000030", "Tower Hamlets"),
+            ("E09000022", "Lambeth"),
+        )
+    ]
+    search = parse_search({"text": "club", "per_page": "10", "scope": "federation"})
+
+    async def ask(member: str, params: dict[str, str]) -> tuple[int, Any]:
+        if member == HACKNEY:
+            query = parse_search(params).query
+            return 200, search_page(hackney.search(query), query)
+        if member == "E09000019":
+            await asyncio.sleep(30)
+        if member == "E09000030":
+            raise PeerUnavailable("down")
+        return 200, {"total_items": "many"}
+
+    started = asyncio.get_running_loop().time()
+    page = await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=0.3)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert page["answered"] == [CAMDEN, HACKNEY]
+    assert page["unanswered"] == [
+        {"member": "E09000019", "name": "Islington", "reason": "timeout"},
+        {"member": "E09000030", "name": "Tower Hamlets", "reason": "unreachable"},
+        {"member": "E09000022", "name": "Lambeth", "reason": "bad_answer"},
+    ]
+    assert page["total_items"] == hackney.search(search.query).total > 0
+    assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
