@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from ..demo import DEMO_PASSWORD
 from ..demo._run import prepare, running_nodes, story
@@ -36,34 +35,26 @@ def run(root: Path, scenario: bool) -> None:
     console = Console()
     plans = prepare(root)
     with running_nodes(plans):
-        table = Table(title="CAF Exchange demo federation")
-        for column in (
-            "borough",
-            "API (borough systems)",
-            "federation (mTLS)",
-            "lead CAF contacts",
-        ):
-            table.add_column(column)
+        # One block per borough, never a table: addresses must not be cut to the terminal's width.
+        console.print("[bold]CAF Exchange demo federation[/]")
         for plan in plans:
-            table.add_row(
-                f"{plan.borough.name} {plan.borough.gss}",
-                plan.api_url + "/api/v1",
-                plan.settings.federation_public_url or "",
-                ", ".join(plan.borough.lead_contacts()),
+            lines = (
+                f"[bold]{plan.borough.name}[/] ({plan.borough.gss})",
+                f"  console     {plan.api_url}/console/  sign in as "
+                f"{' or '.join(plan.borough.lead_contacts())}",
+                f"  API         {plan.api_url}/api/v1",
+                f"  federation  {plan.settings.federation_public_url} (mutual TLS, other nodes only)",
             )
-        console.print(table)
+            for line in lines:
+                console.print(line, soft_wrap=True, highlight=False)
+        console.print(
+            f"Every demo sign-in's password: {DEMO_PASSWORD} (the built-in demo identity provider)."
+        )
         console.print(
             f"Demo borough systems' credentials (private_key_jwt) are in {root}/<borough>/"
-            "demo-client.json; node logs in <borough>/node.log."
+            "demo-client.json; node logs in <borough>/node.log.",
+            soft_wrap=True,
         )
-        console.print("[bold]Lead CAF contact consoles[/] (the built-in demo identity provider):")
-        for plan in plans:
-            console.print(
-                f"  {plan.borough.name}: {plan.api_url}/console/  sign in as "
-                f"{' or '.join(plan.borough.lead_contacts())}, password {DEMO_PASSWORD}",
-                soft_wrap=True,
-                highlight=False,
-            )
         console.print(
             "  ('visitor-1' signs in but is refused: nobody's lead contact.) Requests to verify "
             "come from `cafx demo scenario` or POST /api/v1/requests."
