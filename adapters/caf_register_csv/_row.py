@@ -149,6 +149,28 @@ def _word_key(word: str) -> str:
     return key
 
 
+def _has_control(text: str) -> bool:
+    # Printable ASCII (most rows) has none, and says so in two C calls (isascii only reads a flag);
+    # anything else is searched.
+    if text.isascii() and text.isprintable():
+        return False
+    return _CONTROL.search(text) is not None
+
+
+# Dates as written: the same few (assessment and closure dates) on row after row, so found, not
+# parsed. Only real dates are kept; bounded like `_WORD_KEYS`.
+_DATES: dict[str, dt.date] = {}
+
+
+def _date(value: str) -> dt.date | None:
+    day = _DATES.get(value)
+    if day is None:
+        day = parse_date(value)
+        if day is not None and len(_DATES) < 10_000:
+            _DATES[value] = day
+    return day
+
+
 def _compact_digits(value: str, length: int) -> bool:
     return len(value) == length and value.isascii() and value.isdigit()
 
@@ -181,7 +203,7 @@ def convert(
     ) = [cells[i].strip() if i is not None else "" for i in layout.positions]
     row = Row()
     problems = row.problems
-    if _CONTROL.search("".join(cells)):  # a NUL or the like: corrupt, and XML cannot carry it
+    if _has_control("".join(cells)):  # a NUL or the like: corrupt, and XML cannot carry it
         for index, cell in enumerate(cells):
             if _CONTROL.search(cell):
                 column = layout.header[index]
@@ -215,7 +237,7 @@ def convert(
         problems.append(("status", "status.register_word", "not Open, Closed or Potential"))
 
     if dob:
-        born = parse_date(dob)
+        born = _date(dob)
         if born is None:
             problems.append(("dob", "date.dd_mm_yyyy", "not a date written dd/mm/yyyy"))
         elif born > today:
@@ -261,7 +283,7 @@ def convert(
         else:
             problems.append(("agency_type", "agency_type.national", "not a national agency type"))
     if completed:
-        done = parse_date(completed)
+        done = _date(completed)
         if done is None:
             problems.append(("assessment_completed", "date.dd_mm_yyyy", "not a date dd/mm/yyyy"))
         else:
@@ -321,7 +343,7 @@ def _closure(
     state: EpisodeState | None, closed_date: str, outcome_word: str, row: Row
 ) -> dict[str, Any] | None:
     problems = row.problems
-    closed_on = parse_date(closed_date) if closed_date else None
+    closed_on = _date(closed_date) if closed_date else None
     if closed_date and closed_on is None:
         problems.append(("closed_date", "date.dd_mm_yyyy", "not a date written dd/mm/yyyy"))
     outcome = OUTCOME_FROM_WORD.get(_word_key(outcome_word)) if outcome_word else None

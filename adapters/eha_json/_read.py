@@ -62,12 +62,6 @@ from ._write import render
 __all__ = ["read"]
 
 _NOTE = re.compile(r"\s*([A-Za-z][A-Za-z_.]*)\s*:\s*(.*?)\s*\Z", re.DOTALL)
-# A \uD800-\uDFFF escape that is not half of a pair: valid JSON, but not text a database will keep.
-_LONE_SURROGATE = re.compile(
-    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # cheap first look for the above
 # A difference inside one member, area or note belongs to that object's extensions.
 _SCOPED = re.compile(r"/(family/members|areas|notes)/(\d+)(?=/|\Z)")
 # Where a national field's problem is in the document, for errors raised on assembly.
@@ -510,9 +504,7 @@ class _Reader(PeopleReader):
 
 
 def read(data: bytes, received_at: dt.datetime) -> Translation:
-    doc = parse_json(data)
-    if _SURROGATE_ESCAPE.search(data) and _LONE_SURROGATE.search(data):
-        fail("/", "a string holds a lone UTF-16 surrogate escape")
+    doc = parse_json(data)  # which refuses lone UTF-16 surrogate escapes too
     if not isinstance(doc, dict):
         fail("/", "an EHA document is a JSON object")
     return _Reader().translate(doc, received_at)

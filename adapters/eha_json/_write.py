@@ -164,7 +164,11 @@ class _Family:
         ]
         for episode in self.episodes[1:]:  # adults only other children's episodes name
             for p in episode.parents_carers:
-                if all(p is not known and p != known for known, _, _ in adults):
+                # Episodes of one family read together share their adults: `is` finds them first,
+                # and the models' `==` (field by field, in Python) is left for the others.
+                if any(p is known for known, _, _ in adults):
+                    continue
+                if all(p != known for known, _, _ in adults):
                     adults.append((p, None, {}))
         self.child_refs = [ref or self._new_ref() for ref in child_refs]
         self.adults = [(p, ref or self._new_ref(), x) for p, ref, x in adults]
