@@ -186,7 +186,7 @@ class HeldDisclosure(_Doc):
     sections: list[str]
     episode_id: str
     received_at: str
-    state: Literal["pending", "approved", "rejected"]
+    state: Literal["pending", "approved", "refused", "rejected"]
     override: bool
     outcome: str | None
 

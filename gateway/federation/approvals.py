@@ -2,11 +2,15 @@
 
     /federation/v1/disclosures   consent permits, and `disclosure_approval` says this one needs a
                                  lead contact: held here (sealed), the requester told `202 pending`
-    decide(approve)              consent decided again now (a withdrawal or an expired override
-                                 counts), then exactly what an immediate disclosure does
-    decide(reject)               nothing disclosed
+    decide(approve)              checked again now: the requester must still be an active member in
+                                 the signed metadata and its attestation still in date, and consent
+                                 must still permit (a withdrawal or an expired override counts);
+                                 then exactly what an immediate disclosure does -> `approved`, or
+                                 nothing disclosed -> `refused` (the code says which check failed)
+    decide(reject)               nothing disclosed -> `rejected`
     either way                   a `disclosure_answer` message to the requester (outbox): the same
-                                 JSON an immediate answer carries, or a refusal, with `approval_id`
+                                 JSON an immediate answer carries, or a refusal, with `approval_id`;
+                                 nothing to a member no longer active (it could only dead-letter)
 
 What a held disclosure records (practitioner, purpose, reason) is personal data: sealed at rest.
 """
@@ -26,6 +30,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from directory.members import MemberDirectory, MemberError
 from schemas import Section
 
 from ..audit import AuditDraft, Outcome
@@ -35,6 +40,7 @@ from ..episodes import EpisodeStore
 from ..errors import Conflict, Forbidden, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage._tables import disclosure_approvals
+from .attestation import MAX_LIFETIME
 from .disclosing import Asked, audit_code, consent_now, disclose, refusal_code
 from .outbox import Outbox
 
@@ -42,6 +48,9 @@ __all__ = ["ApprovalPolicy", "DisclosureApprovals", "PendingDisclosure"]
 
 ApprovalPolicy = Literal["never", "overrides", "always"]
 HOLDER_REJECTED = "holder_rejected"  # the refusal code a requester receives after a rejection
+# A lead contact approved, but the node refused to disclose at that moment (consent, the requester's
+# membership or its attestation, the episode): nothing left, and `outcome` holds the refusal code.
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class PendingDisclosure:
     sections: list[str]  # what approval would disclose: the sections consent permitted on receipt
     episode_id: str
     received_at: datetime
-    state: str  # pending | approved | rejected
+    state: str  # pending | approved (disclosed) | refused (approved, not disclosed) | rejected
     override: bool  # relies on a public-interest override
     outcome: str | None = None  # after a decision: "disclosed", or the refusal code sent
 
@@ -78,10 +87,12 @@ class DisclosureApprovals:
         outbox: Outbox,
         signing_key: OKPKey,
         is_lead_contact: Callable[[str, str], bool],
+        members: Callable[[], MemberDirectory],
     ) -> None:
         self.me, self.policy, self.ring, self.audit = me, policy, ring, audit
         self.store, self.outbox, self.key = store, outbox, signing_key
         self.is_lead_contact = is_lead_contact
+        self.members = members  # the current signed metadata (raises while it is unusable)
 
     def needed(self, decision: ConsentDecision) -> bool:
         """Does this permitted disclosure wait for a lead contact of this borough?"""
@@ -191,8 +202,11 @@ class DisclosureApprovals:
         decision: Literal["approve", "reject"],
         note: str | None = None,
         request_id: str | None = None,
+        now: datetime | None = None,
     ) -> PendingDisclosure:
-        """A lead contact of this borough approves or rejects; the requester is told either way."""
+        """A lead contact of this borough approves or rejects; the requester is told either way,
+        while it is still an active member. `now` is the moment of the decision (tests pass a
+        later one to see an attestation expire)."""
         if not self.is_lead_contact(self.me, lead_contact_id):
             await self.audit.record(
                 AuditDraft(
@@ -209,26 +223,27 @@ class DisclosureApprovals:
                 "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
             )
         actor = f"lead:{lead_contact_id}"
+        moment = now or dt.datetime.now(dt.UTC)
         async with self.audit.transaction() as connection:
             row = await self._row(connection, approval_id)
             if row.state != "pending":
                 raise Conflict(f"the disclosure was already {row.state}", code="already_decided")
             view, document = self._pending(row)
             asked = Asked.from_json(document["asked"])
+            standing = self._standing(asked.requester)
             if decision == "approve":
                 answer = await self._approve(
-                    connection, approval_id, asked, document, actor, request_id
+                    connection, view, asked, document, standing, moment, actor, request_id
                 )
                 outcome = str(answer.get("outcome", answer.get("error")))
+                state = "approved" if outcome == "disclosed" else REFUSED
             else:
-                outcome = HOLDER_REJECTED
+                outcome, state = HOLDER_REJECTED, "rejected"
                 answer = {
                     "error": HOLDER_REJECTED,
                     "message": "the holder's lead CAF contact did not approve this disclosure",
                 }
-            state = "approved" if decision == "approve" else "rejected"
-            now = dt.datetime.now(dt.UTC)
-            document["decision"] = {"by": lead_contact_id, "note": note, "at": now.isoformat()}
+            document["decision"] = {"by": lead_contact_id, "note": note, "at": moment.isoformat()}
             changed = await connection.execute(
                 update(disclosure_approvals)
                 .where(
@@ -238,19 +253,21 @@ class DisclosureApprovals:
                 .values(
                     state=state,
                     decided_by=lead_contact_id,
-                    decided_at=now,
+                    decided_at=moment,
                     outcome=outcome[:64],
                     **self._sealed(approval_id, document),
                 )
             )
             if changed.rowcount != 1:  # another replica decided first: roll everything back
                 raise Conflict("the disclosure was already decided", code="already_decided")
-            await self.outbox.enqueue(
-                connection,
-                asked.requester,
-                "disclosure_answer",
-                {**answer, "approval_id": approval_id},
-            )
+            told = standing is None  # a suspended or removed member is sent nothing
+            if told:
+                await self.outbox.enqueue(
+                    connection,
+                    asked.requester,
+                    "disclosure_answer",
+                    {**answer, "approval_id": approval_id},
+                )
             await self.audit.append(
                 connection,
                 AuditDraft(
@@ -260,45 +277,76 @@ class DisclosureApprovals:
                     subject=approval_id,
                     reason=None if outcome == "disclosed" else outcome,
                     request_id=request_id,
-                    details={"decision": decision, "state": state, "requester": asked.requester},
+                    details={
+                        "decision": decision,
+                        "state": state,
+                        "requester": asked.requester,
+                        "told": told,
+                    },
                 ),
             )
         return dataclasses.replace(view, state=state, outcome=outcome)
 
+    def _standing(self, requester: str) -> MemberError | None:
+        """None while the requester is an active member in the current signed metadata; else why
+        not (`member_suspended`, `unknown_member`). Unusable metadata raises: nothing is decided."""
+        try:
+            self.members().active(requester)
+        except MemberError as error:
+            return error
+        return None
+
     async def _approve(
         self,
         connection: AsyncConnection,
-        approval_id: str,
+        view: PendingDisclosure,
         asked: Asked,
         document: dict[str, Any],
+        standing: MemberError | None,
+        now: datetime,
         actor: str,
         request_id: str | None,
     ) -> dict[str, Any]:
-        """Decide again now, over the sections the lead contact saw; disclose or refuse."""
+        """Check the requester and decide consent again now, over the sections the lead contact
+        saw; disclose, or refuse with a stable code (audited as a refused disclosure)."""
+        if standing is not None:
+            return await self._refuse(
+                connection,
+                view.id,
+                asked,
+                standing.code,
+                "the requesting member is no longer active in the federation",
+                actor,
+                request_id,
+            )
+        # An attestation lives at most 24 hours from its issue, so a hold recorded without its
+        # `exp` is bounded by its arrival plus that.
+        if now >= (asked.attested_until or view.received_at + MAX_LIFETIME):
+            return await self._refuse(
+                connection,
+                view.id,
+                asked,
+                "attestation_invalid",
+                "the attestation expired before the holder's lead CAF contact approved; ask again",
+                actor,
+                request_id,
+            )
         approved = dataclasses.replace(asked, sections=tuple(map(Section, document["sections"])))
         try:
             stored, consent = await consent_now(connection, self.store, approved)
         except NotFound as missing:
             return {"error": missing.wire_code, "message": missing.message}
         if not consent.permitted:
-            code = refusal_code(consent)
-            await self.audit.append(
+            return await self._refuse(
                 connection,
-                AuditDraft(
-                    actor=actor,
-                    action="federation.disclosure",
-                    outcome=Outcome.REFUSED,
-                    subject=asked.episode_id,
-                    reason=code,
-                    request_id=request_id,
-                    details={
-                        "rule": consent.rule.value,
-                        "approval": approval_id,
-                        "practitioner": audit_code(asked.practitioner_id),
-                    },
-                ),
+                view.id,
+                asked,
+                refusal_code(consent),
+                consent.reason,
+                actor,
+                request_id,
+                rule=consent.rule.value,
             )
-            return {"error": code, "message": consent.reason}
         return await disclose(
             connection,
             me=self.me,
@@ -310,5 +358,35 @@ class DisclosureApprovals:
             asked=approved,
             actor=actor,
             request_id=request_id,
-            approval=approval_id,
+            approval=view.id,
         )
+
+    async def _refuse(
+        self,
+        connection: AsyncConnection,
+        approval_id: str,
+        asked: Asked,
+        code: str,
+        message: str,
+        actor: str,
+        request_id: str | None,
+        **details: Any,
+    ) -> dict[str, Any]:
+        """Audit a disclosure refused at approval time; the refusal the requester would receive."""
+        await self.audit.append(
+            connection,
+            AuditDraft(
+                actor=actor,
+                action="federation.disclosure",
+                outcome=Outcome.REFUSED,
+                subject=asked.episode_id,
+                reason=code,
+                request_id=request_id,
+                details={
+                    **details,
+                    "approval": approval_id,
+                    "practitioner": audit_code(asked.practitioner_id),
+                },
+            ),
+        )
+        return {"error": code, "message": message}

@@ -48,6 +48,9 @@ class Asked:
     episode_id: str
     sections: tuple[Section, ...] | None  # None: every section consent permits
     override: OverrideGrant | None = None
+    # The attestation's `exp`: a held disclosure may be approved only before it. None for one held
+    # before this was recorded (approvals.py then takes the 24-hour bound from its arrival).
+    attested_until: dt.datetime | None = None
 
     @classmethod
     def from_attestation(
@@ -65,6 +68,7 @@ class Asked:
             episode_id=episode_id,
             sections=tuple(sections) if sections else None,
             override=attestation.override,
+            attested_until=attestation.expires_at,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -88,11 +92,15 @@ class Asked:
                 "expires_at": grant.expires_at.isoformat(),
                 "justification_sha256": grant.justification_sha256,
             },
+            "attested_until": None
+            if self.attested_until is None
+            else self.attested_until.isoformat(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Asked:
         grant = data.get("override")
+        attested_until = data.get("attested_until")
         return cls(
             requester=data["requester"],
             practitioner_id=data["practitioner_id"],
@@ -112,6 +120,9 @@ class Asked:
                 expires_at=dt.datetime.fromisoformat(grant["expires_at"]),
                 justification_sha256=grant["justification_sha256"],
             ),
+            attested_until=None
+            if attested_until is None
+            else dt.datetime.fromisoformat(attested_until),
         )
 
 

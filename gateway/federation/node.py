@@ -184,6 +184,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         outbox=outbox,
         signing_key=signing_key,
         is_lead_contact=lambda member, contact: _directory(source).is_lead_contact(member, contact),
+        members=app[MEMBERS],
     )
 
     async def send(recipient: str, messages: list[Message]) -> dict[str, str]:

@@ -245,7 +245,9 @@ disclosure_approvals = Table(
     metadata,
     Column("id", String(36), primary_key=True),  # the approval id the requester is given
     Column("requester", String(9), nullable=False),  # the home member's GSS code
-    Column("state", String(16), nullable=False, index=True),  # pending | approved | rejected
+    Column(
+        "state", String(16), nullable=False, index=True
+    ),  # pending | approved | refused | rejected
     Column("override", Boolean, nullable=False),  # relies on a public-interest override
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("decided_by", String(100), nullable=True),  # lead contact id

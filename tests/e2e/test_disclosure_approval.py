@@ -6,6 +6,7 @@ Every test runs on SQLite and on PostgreSQL (one schema per node)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,8 @@ from sqlalchemy import select
 
 from gateway.api._openapi import HeldDisclosure, HeldDisclosures
 from gateway.demo import Borough, NodePlan, plan_federation
-from gateway.keys import ENGINE, OUTBOX
+from gateway.federation.operator import suspend
+from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, MEMBERS, OUTBOX
 from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, outbox, received_copies, register
 
@@ -256,8 +258,13 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
     status, decided = await _decide(
         hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
     )
-    assert status == 200 and decided["state"] == "approved", decided
-    assert decided["outcome"] in {"consent_withdrawn", "consent_missing"}
+    # Approved by the lead contact, refused by the node: its own state, not "approved".
+    assert status == 200 and decided["state"] == "refused", decided
+    # The episode holds one statement, C1, which covered this request when it was held; withdrawn
+    # today it fails on timing (`withdrawn_on <= today`) while still covering, the closest a
+    # statement can come (DESIGN 3.5 via consent/_decide.py): the engine answers consent_withdrawn.
+    # consent_missing would mean no statement came that close, which is not this episode.
+    assert decided["outcome"] == "consent_withdrawn", decided
     refused = await _settled(camden, record["request_id"])
     assert refused["state"] == "refused" and refused["error"] == decided["outcome"]
     assert await hackney.engine_rows(select(register)) == []
@@ -266,6 +273,94 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
         select(audit_entries).where(audit_entries.c.action == "federation.disclosure")
     )
     assert [(d.outcome, d.reason) for d in disclosures] == [("refused", decided["outcome"])]
+
+
+async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
+    always: dict[str, Node], tmp_path: Path
+) -> None:
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await _seed(hackney)
+    first, approve_id = await _held(camden, hackney, _disclosure(episode))
+    second = await _ask(camden, _disclosure(episode, reason="the school nurse asked too"))
+    assert second["state"] == "awaiting_holder", second
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    [reject_id] = [a["approval_id"] for a in queue["approvals"] if a["approval_id"] != approve_id]
+
+    suspend(tmp_path / "federation", CAMDEN)
+    plan_federation(tmp_path)  # re-sign the metadata: Camden suspended
+    assert hackney.runner is not None
+    members = hackney.runner.app[MEMBERS]
+
+    async def seen() -> bool:
+        member = members().member(CAMDEN)
+        return member is not None and member.status == "suspended"
+
+    await _eventually(seen)  # Hackney polls its metadata every 2 s
+
+    status, approved = await _decide(
+        hackney, approve_id, decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 200, approved
+    assert (approved["state"], approved["outcome"]) == ("refused", "member_suspended")
+    status, rejected = await _decide(
+        hackney, reject_id, decision="reject", lead_contact_id=hackney.lead
+    )
+    assert status == 200 and rejected["state"] == "rejected", rejected
+
+    assert await hackney.engine_rows(select(register)) == []  # nothing disclosed
+    answers = select(outbox).where(outbox.c.kind == "disclosure_answer")
+    assert await hackney.engine_rows(answers) == []  # and nothing queued for Camden
+    refusals = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.disclosure")
+    )
+    assert [(r.outcome, r.reason, r.subject) for r in refusals] == [
+        ("refused", "member_suspended", episode["episode_id"])
+    ]
+    decisions = await hackney.engine_rows(
+        select(audit_entries)
+        .where(audit_entries.c.action == "disclosure_approval.decide")
+        .order_by(audit_entries.c.sequence)
+    )
+    assert [(d.outcome, d.reason, json.loads(d.details)["told"]) for d in decisions] == [
+        ("refused", "member_suspended", False),
+        ("refused", "holder_rejected", False),
+    ]
+    for record in (first, second):  # Camden's node was told nothing
+        status, still = await camden.call("GET", f"/requests/{record['request_id']}")
+        assert still["state"] == "awaiting_holder", still
+    status, log = await hackney.call("GET", "/audit/verify")
+    assert log["ok"] is True
+
+
+async def test_an_attestation_expired_before_the_decision_discloses_nothing(
+    always: dict[str, Node],
+) -> None:
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await _seed(hackney)
+    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    assert hackney.runner is not None
+    approvals = hackney.runner.app[DISCLOSURE_APPROVALS]
+    # Camden's node attests for an hour; the lead contact decides two hours after it arrived.
+    later = (await approvals.get(approval_id)).received_at + dt.timedelta(hours=2)
+    decided = await approvals.decide(
+        approval_id, lead_contact_id=hackney.lead, decision="approve", now=later
+    )
+    assert (decided.state, decided.outcome) == ("refused", "attestation_invalid")
+    assert await hackney.engine_rows(select(register)) == []
+    refused = await _settled(camden, record["request_id"])  # still a member: told why
+    assert refused["state"] == "refused" and refused["error"] == "attestation_invalid", refused
+    assert await camden.engine_rows(select(received_copies)) == []
+    audited = await hackney.engine_rows(
+        select(audit_entries).where(
+            audit_entries.c.action.in_(["federation.disclosure", "disclosure_approval.decide"])
+        )
+    )
+    assert {(a.action, a.outcome, a.reason) for a in audited} >= {
+        ("federation.disclosure", "refused", "attestation_invalid"),
+        ("disclosure_approval.decide", "refused", "attestation_invalid"),
+    }
+    status, held = await hackney.call("GET", "/disclosure-approvals")
+    assert held["approvals"] == []
 
 
 async def test_the_overrides_policy_holds_only_override_disclosures(
