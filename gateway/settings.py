@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     console_client_id: str = Field("cafx-console", min_length=1, max_length=200)
     console_client_secret: str | None = Field(None, description="none: a public client (PKCE)")
     console_redirect_url: str | None = Field(None, description="default: <public_url>/console/...")
+    console_identity_claim: str = Field(
+        "sub",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
+        description="the ID token claim that names a lead contact: `email` (verified) is matched with"
+        " their e-mail address; any other claim (`sub`, `preferred_username`...) with their id",
+    )
     console_idle_minutes: int = Field(15, ge=1, le=480, description="signed out after this idle")
     console_dev_provider: bool = Field(False, description="development only: an IdP at /dev-idp")
     console_dev_password: str | None = Field(None, description="the built-in IdP's demo password")

@@ -7,7 +7,8 @@ tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF cont
     /console/episodes/{id}    consent in force, the consent engine's answer for a recipient, the
                               sharing register (+ .csv / .pdf export for a subject access request)
     /console/federation       members, metadata version and expiry, dead letters with retry
-    /console/audit            the audit chain's verification and its latest checkpoints
+    /console/audit            the audit chain checked since its latest checkpoint (POST: verified
+                              whole) and its latest checkpoints
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from prometheus_client import Counter
 
-from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE
+from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE, METRICS
 from ..settings import Settings
 from . import _child, _federation, _queue, _signin
 from ._oidc import OidcClient
 from ._sessions import ConsoleSessions
-from ._web import CONSOLE_PATH, csrf, guard, sessions
-from .dev_provider import DEV_PROVIDER_PATH, DevProvider, dev_provider_app
+from ._web import ANONYMOUS_REFUSALS, CONSOLE_PATH, csrf, guard, sessions
+from .dev_provider import DEV_PROVIDER, DEV_PROVIDER_PATH, DevProvider, dev_provider_app
 
 __all__ = ["CONSOLE_PATH", "DEV_PROVIDER_PATH", "mount_console"]
 
@@ -70,6 +72,7 @@ def _console_app() -> web.Application:
     r.add_get("/federation", _federation.federation_page)
     r.add_post("/federation/messages/{message_id}/retry", _federation.retry_message)
     r.add_get("/audit", _federation.audit_page)
+    r.add_post("/audit", _federation.audit_page)  # verify the whole chain
     r.add_static("/static", _HERE / "static", append_version=False)
     return app
 
@@ -94,6 +97,7 @@ def mount_console(app: web.Application, settings: Settings) -> None:
             issuer, settings.console_client_id, secret, redirect, settings.console_dev_password
         )
         app.add_subapp(DEV_PROVIDER_PATH, dev_provider_app(provider))
+        app[DEV_PROVIDER] = provider  # the tests mint ID tokens with its key
     assert issuer is not None  # noqa: S101 - console_enabled says one of the two is set
 
     async def context(app: web.Application) -> AsyncIterator[None]:
@@ -108,8 +112,15 @@ def mount_console(app: web.Application, settings: Settings) -> None:
                 client_id=settings.console_client_id,
                 client_secret=secret,
                 redirect_url=redirect,
+                allow_http=settings.console_dev_provider,  # it is on the node's own origin
             )
             yield
 
+    app[ANONYMOUS_REFUSALS] = Counter(
+        "cafx_console_anonymous_refusals",
+        "Console requests refused before anyone was identified, by reason",
+        ["reason"],
+        registry=app[METRICS].registry,
+    )
     app.cleanup_ctx.append(context)
     app.add_subapp(CONSOLE_PATH, _console_app())

@@ -18,6 +18,7 @@ from ..consent import ConsentRequest, Recipient, decide
 from ..episodes import london_today
 from ..errors import NotFound
 from ..keys import AUDIT, EPISODES, MEMBERS, SETTINGS
+from ..storage import aware_utc
 from ..storage._tables import register
 from ._export import register_csv, register_pdf
 from ._web import CONSOLE_PATH, audit, render, uuid_of
@@ -88,15 +89,11 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
                     "sections": list(row.sections),
                     "basis": row.basis,
                     "override": bool(row.override),
-                    "disclosed_at": _aware(row.disclosed_at),
-                    "withdrawn_at": _aware(row.withdrawn_at) if row.withdrawn_at else None,
+                    "disclosed_at": aware_utc(row.disclosed_at),
+                    "withdrawn_at": aware_utc(row.withdrawn_at),
                 }
             )
     return found
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 async def _episode(request: web.Request, episode_id: str) -> Episode | None:

@@ -1,6 +1,7 @@
 """The federation page: members from the signed metadata (status, endpoint, last exchange), the
 metadata's version and expiry, and dead-lettered outbox messages with a retry button; and the audit
-page: the chain's verification result and the latest signed checkpoints."""
+page: the chain checked since its latest signed checkpoint (or, on demand, verified whole) and the
+latest signed checkpoints."""
 
 from __future__ import annotations
 
@@ -13,16 +14,12 @@ from sqlalchemy import func, select
 from ..audit import Outcome
 from ..errors import NotFound
 from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS
+from ..storage import aware_utc
 from ..storage._tables import inbox, outbox, register
+from ._chain import check_chain
 from ._web import CONSOLE_PATH, audit, render, uuid_of
 
 __all__ = ["audit_page", "federation_page", "retry_message"]
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=dt.UTC)
 
 
 async def _last_exchange(request: web.Request) -> dict[str, dt.datetime]:
@@ -35,7 +32,7 @@ async def _last_exchange(request: web.Request) -> dict[str, dt.datetime]:
         ):
             rows = await connection.execute(select(column, func.max(moment)).group_by(column))
             for member, seen in rows.all():
-                seen = _aware(seen)
+                seen = aware_utc(seen)
                 if seen is not None and (member not in latest or seen > latest[member]):
                     latest[member] = seen
     return latest
@@ -55,7 +52,7 @@ async def _dead_letters(request: web.Request) -> list[dict[str, Any]]:
             .where(outbox.c.state == "dead")
             .order_by(outbox.c.created_at)
         )
-        return [{**row._mapping, "created_at": _aware(row.created_at)} for row in rows.all()]
+        return [{**row._mapping, "created_at": aware_utc(row.created_at)} for row in rows.all()]
 
 
 async def federation_page(request: web.Request) -> web.Response:
@@ -104,12 +101,28 @@ async def retry_message(request: web.Request) -> web.Response:
 
 
 async def audit_page(request: web.Request) -> web.Response:
+    """Checked from the latest signed checkpoint; the whole chain on demand (a POST: it is costly)."""
+    whole = request.method == "POST"
     log = request.config_dict[AUDIT]
-    result = await log.verify()
+    check = await check_chain(log, whole=whole)
+    result = check.result
     checkpoints = await log.latest_checkpoints(10)
-    await audit(request, "console.view", None, page="audit", ok=result.ok, checked=result.checked)
+    await audit(
+        request,
+        "console.view",
+        None,
+        page="audit",
+        ok=result.ok,
+        checked=result.checked,
+        whole=check.since is None,
+    )
     return render(
         request,
         "audit.html",
-        {"title": "Audit", "result": result.as_dict(), "checkpoints": checkpoints},
+        {
+            "title": "Audit",
+            "result": result.as_dict(),
+            "since": check.since,
+            "checkpoints": checkpoints,
+        },
     )

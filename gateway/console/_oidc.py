@@ -2,21 +2,26 @@
 
 authlib builds the authorization request and the token request (its framework-neutral rfc6749 and
 rfc7636 helpers); aiohttp does the HTTP; joserfc validates the ID token: signature against the
-provider's JWKS, then iss, aud, exp, iat and the nonce this sign-in sent (OIDC Core 3.1.3.7).
+provider's JWKS, then iss, aud (and azp when there are several audiences), exp, iat and the nonce
+this sign-in sent (OIDC Core 3.1.3.7). Every address in the provider's discovery document must be
+https, except for the built-in development provider, which lives on the node itself.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
 from ..errors import PeerUnavailable, Unauthorised
@@ -24,7 +29,9 @@ from ..errors import PeerUnavailable, Unauthorised
 __all__ = ["ID_TOKEN_ALGORITHMS", "Identity", "OidcClient", "SignInStart"]
 
 # What providers sign ID tokens with; "none" and HMAC (a key the client holds) are never accepted.
-ID_TOKEN_ALGORITHMS = ["RS256", "PS256", "ES256", "Ed25519"]
+# "EdDSA" is what most providers still call Ed25519 (RFC 8037); RFC 9864 prefers "Ed25519".
+ID_TOKEN_ALGORITHMS = ["RS256", "PS256", "ES256", "Ed25519", "EdDSA"]
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
 _LEEWAY = 60  # seconds of clock difference tolerated
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -38,7 +45,7 @@ class SignInStart:
 @dataclass(frozen=True, slots=True)
 class Identity:
     subject: str
-    email: str | None
+    claims: Mapping[str, Any]  # the validated ID token's claims: the console matches one of them
 
 
 class OidcClient:
@@ -50,8 +57,10 @@ class OidcClient:
         client_id: str,
         client_secret: str | None,
         redirect_url: str,
+        allow_http: bool = False,
     ) -> None:
         self.session, self.issuer = session, issuer.rstrip("/")
+        self.allow_http = allow_http  # the built-in development provider only
         self.client_id, self.client_secret, self.redirect_url = (
             client_id,
             client_secret,
@@ -74,11 +83,26 @@ class OidcClient:
             raise PeerUnavailable("the identity provider answered something other than JSON")
         return body
 
+    def _trusted_url(self, url: object) -> bool:
+        if not isinstance(url, str):
+            return False
+        parts = urlsplit(url)
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        return parts.scheme in schemes and bool(parts.hostname)
+
     async def discovery(self) -> dict[str, Any]:
         if self._discovery is None:
+            if not self._trusted_url(self.issuer):
+                raise PeerUnavailable("the identity provider's issuer is not an https address")
             document = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-            if document.get("issuer", "").rstrip("/") != self.issuer:
+            issuer = document.get("issuer")
+            if not isinstance(issuer, str) or issuer.rstrip("/") != self.issuer:
                 raise PeerUnavailable("the provider's discovery document names another issuer")
+            if not all(self._trusted_url(document.get(name)) for name in _ENDPOINTS):
+                raise PeerUnavailable(
+                    "the provider's discovery document lacks an https authorization, token or "
+                    "JWKS address"
+                )
             self._discovery = document
         return self._discovery
 
@@ -140,11 +164,9 @@ class OidcClient:
         keys = await self._key_set()
         try:
             try:
-                token = jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)
+                token = _decode(id_token, keys)
             except JoseError:  # perhaps a key rotated since we fetched the set: fetch it once more
-                token = jwt.decode(
-                    id_token, await self._key_set(refresh=True), algorithms=ID_TOKEN_ALGORITHMS
-                )
+                token = _decode(id_token, await self._key_set(refresh=True))
             registry = jwt.JWTClaimsRegistry(
                 now=int(time.time()),
                 leeway=_LEEWAY,
@@ -160,7 +182,21 @@ class OidcClient:
             raise Unauthorised(
                 f"the ID token is not valid ({type(exc).__name__})", code="invalid_token"
             ) from None
-        # An address the provider has not verified could be anyone's: it names nobody here.
-        email = token.claims.get("email")
-        verified = token.claims.get("email_verified") is True and isinstance(email, str)
-        return Identity(str(token.claims["sub"]), email if verified else None)
+        # OIDC Core 3.1.3.7 (4, 5): a token for several audiences must say it was issued to us.
+        audiences, azp = token.claims["aud"], token.claims.get("azp")
+        several = isinstance(audiences, list) and len(audiences) > 1
+        if (several and azp is None) or (azp is not None and azp != self.client_id):
+            raise Unauthorised(
+                "the ID token was not issued to this console (azp)", code="invalid_token"
+            )
+        subject = token.claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise Unauthorised("the ID token names no subject", code="invalid_token")
+        return Identity(subject, dict(token.claims))
+
+
+def _decode(id_token: str, keys: KeySet) -> jwt.Token:
+    with warnings.catch_warnings():
+        # joserfc warns on "EdDSA" (deprecated by RFC 9864); we accept it on purpose, see above.
+        warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+        return jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from ..audit import Outcome
 from ..errors import GatewayError, NotFound, SchemaViolation
 from ..federation.practitioner import Decision, RequestRecord
 from ..keys import DISCLOSURE_APPROVALS, MEMBERS, REQUEST_ID, REQUESTS, SETTINGS
+from ..storage import aware_utc
 from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
 
 __all__ = ["decide", "decide_disclosure", "overrides_page", "queue_page"]
@@ -25,9 +27,7 @@ _WAITING = ("awaiting_verification", "awaiting_second_approval")
 
 
 def _waited(since: dt.datetime, now: dt.datetime) -> str:
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
-    minutes = max(0, int((now - since).total_seconds() // 60))
+    minutes = max(0, int((now - aware_utc(since)).total_seconds() // 60))
     if minutes < 1:
         return "less than a minute"
     if minutes < 60:
@@ -58,8 +58,8 @@ def request_view(
     answer = record.document.get("answer") or {}
     override = given.get("override")
     if override is not None:
-        ends = dt.datetime.fromisoformat(override["expires_at"])
-        override = {**override, "expires_at": ends if ends.tzinfo else ends.replace(tzinfo=dt.UTC)}
+        ends = aware_utc(dt.datetime.fromisoformat(override["expires_at"]))
+        override = {**override, "expires_at": ends}
     return {
         "id": record.id,
         "kind": record.kind.replace("_", " "),
@@ -97,6 +97,22 @@ async def _decided(request: web.Request) -> dict[str, Any] | None:
     return (await _views(request, [record]))[0]
 
 
+async def _disclosure_decided(request: web.Request) -> dict[str, Any] | None:
+    """The held disclosure just decided, looked up by its id: the page shows the stored outcome,
+    never text from the address (a crafted link cannot put words in a success box)."""
+    approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
+    wanted = request.query.get("disclosure", "")
+    if approvals is None or not wanted or len(wanted) > 36:
+        return None
+    try:
+        decided = await approvals.get(str(uuid.UUID(wanted)))
+    except (ValueError, NotFound):
+        return None
+    if decided.state == "pending":
+        return None
+    return {"state": decided.state, "outcome": decided.outcome}
+
+
 async def _holder_waiting(request: web.Request) -> list[dict[str, Any]] | None:
     """Other boroughs' disclosures held for our approval; None when this node holds none back."""
     approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
@@ -128,7 +144,7 @@ async def queue_page(request: web.Request) -> web.Response:
             "title": "Requests to verify",
             "waiting": await _views(request, waiting),
             "holder_waiting": holder_waiting,
-            "disclosed": request.query.get("disclosure"),
+            "disclosed": await _disclosure_decided(request),
             "recent": await _views(request, await requests.recent(8)),
             "decided": await _decided(request),
         },
@@ -150,21 +166,25 @@ async def overrides_page(request: web.Request) -> web.Response:
     )
 
 
-async def decide(request: web.Request) -> web.Response:
-    request_id = uuid_of(request, "request_id")
-    form = await request.post()
-    back = "overrides" if form.get("back") == "overrides" else "queue"
-    lead = request[LEAD]
+def _decision(form: Any, lead_id: str) -> Decision:
+    """The decision form, read by the domain's own model (the API reads the same one)."""
     try:
-        decision = Decision(
-            decision=form.get("decision"),  # type: ignore[arg-type]
-            lead_contact_id=lead.id,
+        return Decision(
+            decision=form.get("decision"),
+            lead_contact_id=lead_id,
             note=str(form.get("note", "")).strip() or None,
         )
     except ValidationError:
         raise SchemaViolation(
             "choose Approve or Reject; a note is at most 2000 characters"
         ) from None
+
+
+async def decide(request: web.Request) -> web.Response:
+    request_id = uuid_of(request, "request_id")
+    form = await request.post()
+    back = "overrides" if form.get("back") == "overrides" else "queue"
+    decision = _decision(form, request[LEAD].id)
     requests = request.config_dict[REQUESTS]
     try:
         record = await requests.get(request_id)
@@ -186,25 +206,19 @@ async def decide(request: web.Request) -> web.Response:
 async def decide_disclosure(request: web.Request) -> web.Response:
     """Another borough's disclosure, held by our policy: release it or refuse it."""
     approval_id = uuid_of(request, "approval_id")
-    form = await request.post()
-    choice = form.get("decision")
-    note = str(form.get("note", "")).strip() or None
-    if choice not in ("approve", "reject") or (note is not None and len(note) > 2000):
-        raise SchemaViolation("choose Approve or Refuse; a note is at most 2000 characters")
+    decision = _decision(await request.post(), request[LEAD].id)
     approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
     if approvals is None:
         raise NotFound("this node holds no disclosures for approval")
     try:
-        decided = await approvals.decide(
+        await approvals.decide(
             approval_id,
-            lead_contact_id=request[LEAD].id,
-            decision="approve" if choice == "approve" else "reject",
-            note=note,
+            lead_contact_id=decision.lead_contact_id,
+            decision=decision.decision,
+            note=decision.note,
             request_id=request[REQUEST_ID],
         )
     except GatewayError as error:
         await audit(request, "console.decide", approval_id, Outcome.REFUSED, reason=error.wire_code)
         raise
-    raise web.HTTPSeeOther(
-        f"{CONSOLE_PATH}/queue?disclosure={decided.state}:{(decided.outcome or '')[:40]}"
-    )
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/queue?disclosure={approval_id}")

@@ -1,15 +1,18 @@
 """Signing in and out: the sign-in page, the redirect to the identity provider, its callback, and
-sign-out. Only a listed lead CAF contact of this borough gets a session; anyone else sees why not."""
+sign-out. Only a listed lead CAF contact of this borough gets a session; anyone else sees why not.
+
+Refusals before the provider has vouched for anyone (a forged or stale callback, the provider's own
+refusal, a made-up code) can be caused by anyone at will: they are counted in the metrics, not
+written to the audit chain. Once the provider has issued an ID token, every refusal is audited."""
 
 from __future__ import annotations
-
-import hmac
 
 from aiohttp import web
 
 from ..audit import Outcome
 from ..errors import GatewayError
-from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS
+from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, KEY_RING, MEMBERS, SETTINGS
+from ._sessions import SIGN_IN_COOKIE, SIGN_IN_SECONDS, open_sign_in, same_secret, seal_sign_in
 from ._web import (
     CONSOLE_PATH,
     LEAD,
@@ -17,6 +20,7 @@ from ._web import (
     audit,
     clear_session_cookie,
     lead_contact_for,
+    refused_anonymously,
     render,
     set_session_cookie,
     subject_digest,
@@ -38,50 +42,63 @@ async def sign_in_page(request: web.Request) -> web.Response:
 
 
 async def start(request: web.Request) -> web.Response:
-    """A fresh pre-sign-in session (state, nonce, PKCE verifier), then off to the provider."""
+    """Off to the provider, with a fresh state, nonce and PKCE verifier in a sealed cookie. Nothing
+    is stored, and a session the browser already holds is left alone until a sign-in completes."""
     begun = await request.config_dict[CONSOLE_OIDC].start()
-    raw = await request.config_dict[CONSOLE_SESSIONS].begin_sign_in(begun.state)
-    previous = request.get(SESSION)
-    if previous is not None:  # starting again replaces whatever the browser held
-        await request.config_dict[CONSOLE_SESSIONS].end(previous.raw_id)
     response = web.HTTPSeeOther(begun.url)
-    set_session_cookie(response, raw)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        seal_sign_in(request.config_dict[KEY_RING], begun.state),
+        path="/",
+        max_age=SIGN_IN_SECONDS,
+        secure=True,
+        httponly=True,
+        samesite="Lax",  # the provider sends the browser back here by a top-level navigation
+    )
     raise response
 
 
 def _refused(request: web.Request, why: str, status: int = 403) -> web.Response:
-    return render(
+    response = render(
         request, "refused.html", {"title": "You cannot use this console", "why": why}, status=status
     )
+    _used(response)
+    return response
+
+
+def _used(response: web.StreamResponse) -> None:
+    """A sign-in attempt is used once, whatever its outcome."""
+    response.del_cookie(SIGN_IN_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
 
 
 async def callback(request: web.Request) -> web.Response:
-    sessions = request.config_dict[CONSOLE_SESSIONS]
-    pending = request.get(SESSION)
+    pending = open_sign_in(request.config_dict[KEY_RING], request.cookies.get(SIGN_IN_COOKIE))
     state = request.query.get("state", "")
-    if (
-        pending is None
-        or pending.sign_in is None
-        or not hmac.compare_digest(state, pending.sign_in["state"])
-    ):
-        await audit(request, "console.sign_in", None, Outcome.REFUSED, reason="state_mismatch")
+    if pending is None or not same_secret(pending["state"], state):
+        refused_anonymously(request, "state_mismatch")
         return _refused(
             request,
             "This sign-in was not started here, or took too long. Start again from the sign-in page.",
             status=400,
         )
-    await sessions.end(pending.raw_id)  # a sign-in attempt is used once, whatever happens next
     if "error" in request.query or "code" not in request.query:
-        await audit(request, "console.sign_in", None, Outcome.REFUSED, reason="provider_refused")
+        refused_anonymously(request, "provider_refused")
         return _refused(request, "The identity provider did not sign you in.", status=401)
     try:
-        identity = await request.config_dict[CONSOLE_OIDC].finish(
-            request.query["code"], pending.sign_in
-        )
+        identity = await request.config_dict[CONSOLE_OIDC].finish(request.query["code"], pending)
     except GatewayError as error:
-        await audit(request, "console.sign_in", None, Outcome.REFUSED, reason=error.wire_code)
+        if error.wire_code == "invalid_token":  # the provider issued a token we cannot accept
+            await audit(request, "console.sign_in", None, Outcome.REFUSED, reason=error.wire_code)
+        else:  # a made-up code, or the provider unreachable: nobody has been identified
+            refused_anonymously(request, error.wire_code)
         raise
-    lead = lead_contact_for(request, identity.subject, identity.email)
+    settings = request.config_dict[SETTINGS]
+    lead = lead_contact_for(
+        request.config_dict[MEMBERS](),
+        settings.member_id,
+        settings.console_identity_claim,
+        identity.claims,
+    )
     if lead is None:
         await audit(
             request,
@@ -96,11 +113,12 @@ async def callback(request: web.Request) -> web.Response:
             "You signed in, but you are not listed as a lead CAF contact of this borough in the "
             "federation's metadata. Ask your borough's CAF coordinator to add you.",
         )
-    raw = await sessions.signed_in(pending, lead.id)
+    raw = await request.config_dict[CONSOLE_SESSIONS].signed_in(request.get(SESSION), lead.id)
     request[LEAD] = lead
     await audit(request, "console.sign_in", lead.id)
     response = web.HTTPSeeOther(f"{CONSOLE_PATH}/queue")
     set_session_cookie(response, raw)
+    _used(response)
     raise response
 
 

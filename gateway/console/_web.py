@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from prometheus_client import Counter
 
-from directory.members import LeadContact
+from directory.members import LeadContact, MemberDirectory
 
 from ..audit import AuditDraft, JsonValue, Outcome
 from ..errors import GatewayError, NotFound
@@ -25,6 +26,7 @@ from ..keys import AUDIT, CONSOLE_SESSIONS, MEMBERS, REQUEST_ID, SETTINGS
 from ._sessions import COOKIE, ConsoleSession
 
 __all__ = [
+    "ANONYMOUS_REFUSALS",
     "CONSOLE_PATH",
     "LEAD",
     "SESSION",
@@ -32,6 +34,7 @@ __all__ = [
     "csrf",
     "guard",
     "lead_contact_for",
+    "refused_anonymously",
     "render",
     "sessions",
     "set_session_cookie",
@@ -43,6 +46,8 @@ log = logging.getLogger("cafx.console")
 CONSOLE_PATH = "/console"
 SESSION = web.RequestKey("console_session", ConsoleSession)
 LEAD = web.RequestKey("console_lead", LeadContact)
+# Console refusals of nobody in particular, by reason (cafx_console_anonymous_refusals_total).
+ANONYMOUS_REFUSALS = web.AppKey("console_anonymous_refusals", Counter)
 
 # Reachable without being signed in.
 _PUBLIC = ("/console/sign-in", "/console/auth/", "/console/static/")
@@ -94,17 +99,24 @@ def _error_page(request: web.Request, status: int, code: str, message: str) -> w
     )
 
 
-def lead_contact_for(request: web.Request, subject: str, email: str | None) -> LeadContact | None:
-    """The lead CAF contact of THIS borough the identity provider vouched for, if any."""
-    settings = request.config_dict[SETTINGS]
-    directory = request.config_dict[MEMBERS]()
-    if not directory.is_lead_contact(settings.member_id, subject) and email is None:
+def lead_contact_for(
+    directory: MemberDirectory, member_id: str, claim: str, claims: Mapping[str, Any]
+) -> LeadContact | None:
+    """The lead CAF contact of THIS borough whom the ID token's `claims` name, if any.
+
+    One configured claim decides (`console_identity_claim`): `email` (only when the provider says it
+    verified it) is matched with the contacts' e-mail addresses, case-insensitively; any other claim
+    (`sub` by default) with their ids, exactly. Never either-or: two identities of the provider must
+    not reach one contact."""
+    if claim == "email":
+        value = claims.get("email") if claims.get("email_verified") is True else None
+    else:
+        value = claims.get(claim)
+    if not isinstance(value, str) or not value or directory.member(member_id) is None:
         return None
-    for contact in directory.lead_contacts(settings.member_id):
-        same_email = email is not None and contact.email.lower() == email.lower()
-        if (contact.id == subject or same_email) and directory.is_lead_contact(
-            settings.member_id, contact.id
-        ):
+    for contact in directory.lead_contacts(member_id):
+        named = contact.email.lower() == value.lower() if claim == "email" else contact.id == value
+        if named and directory.is_lead_contact(member_id, contact.id):
             return contact
     return None
 
@@ -123,7 +135,7 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
     if _public(request.path):
         return await handler(request)
     lead = None
-    if session is not None and session.lead_contact_id is not None:
+    if session is not None:
         directory = request.config_dict[MEMBERS]()
         member = request.config_dict[SETTINGS].member_id
         # Checked on every request: a contact removed from the metadata loses access at once.
@@ -160,14 +172,10 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
             or not _same_origin(request)
         ):
             lead = request.get(LEAD)
-            await audit(
-                request,
-                "console.csrf",
-                None,
-                Outcome.REFUSED,
-                reason="csrf_failed",
-                actor=f"lead:{lead.id}" if lead else "console:anonymous",
-            )
+            if lead is None:  # nobody signed in: counted, not written to the chain by anyone
+                refused_anonymously(request, "csrf_failed")
+            else:
+                await audit(request, "console.csrf", None, Outcome.REFUSED, reason="csrf_failed")
             return _error_page(
                 request,
                 403,
@@ -176,6 +184,13 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "page and try again.",
             )
     return await handler(request)
+
+
+def refused_anonymously(request: web.Request, reason: str) -> None:
+    """A refusal before anyone is identified (a forged callback, a form without a session): anyone
+    can cause these at will, so they are counted and logged, not written to the audit chain."""
+    request.config_dict[ANONYMOUS_REFUSALS].labels(reason).inc()
+    log.info("console refusal", extra={"reason": reason, "path": request.path})
 
 
 def render(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 from ..keys import MEMBERS
+from ._sessions import same_secret
 
-__all__ = ["DEV_PROVIDER_PATH", "NOT_A_LEAD", "DevProvider", "dev_provider_app"]
+__all__ = ["DEV_PROVIDER", "DEV_PROVIDER_PATH", "NOT_A_LEAD", "DevProvider", "dev_provider_app"]
 
 DEV_PROVIDER_PATH = "/dev-idp"
 NOT_A_LEAD = "visitor-1"  # a demo user who is nobody's lead CAF contact
@@ -70,7 +70,9 @@ class DevProvider:
         self.redirect_uri, self.password = redirect_uri, password
         self.key = OKPKey.generate_key(
             "Ed25519",
-            parameters={"kid": f"dev-{secrets.token_hex(4)}", "use": "sig", "alg": "Ed25519"},
+            # No "alg" on the key: like many providers' Ed25519 keys, it verifies tokens labelled
+            # "Ed25519" (RFC 9864) or "EdDSA" (RFC 8037); this provider signs with "Ed25519".
+            parameters={"kid": f"dev-{secrets.token_hex(4)}", "use": "sig"},
             private=True,
         )
         self._codes: dict[str, _Grant] = {}
@@ -187,7 +189,7 @@ async def authorize(request: web.Request) -> web.Response:
     params = _authorize_params(form, provider)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     users = {user.id: user for user in provider.users(request)}
-    if username not in users or not hmac.compare_digest(password, provider.password):
+    if username not in users or not same_secret(provider.password, password):
         return _form(request, params, error="That username and password do not match.")
     code = secrets.token_urlsafe(32)
     provider._codes = {c: g for c, g in provider._codes.items() if g.expires > time.monotonic()}
@@ -214,8 +216,7 @@ async def token(request: web.Request) -> web.Response:
         return _token_error("unsupported_grant_type")
     secret = str(form.get("client_secret", ""))
     if form.get("client_id") != provider.client_id or (
-        provider.client_secret is not None
-        and not hmac.compare_digest(secret, provider.client_secret)
+        provider.client_secret is not None and not same_secret(provider.client_secret, secret)
     ):
         return _token_error("invalid_client")
     grant = provider._codes.pop(str(form.get("code", "")), None)  # one use only
@@ -223,7 +224,7 @@ async def token(request: web.Request) -> web.Response:
         return _token_error("invalid_grant")
     verifier = str(form.get("code_verifier", ""))
     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-    if not hmac.compare_digest(digest.decode(), grant.challenge) or (
+    if not same_secret(digest.decode(), grant.challenge) or (
         form.get("redirect_uri") != grant.redirect_uri
     ):
         return _token_error("invalid_grant")

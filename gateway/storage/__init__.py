@@ -3,9 +3,11 @@
 from ._engine import async_url, create_engine, is_sqlite
 from ._migrate import current_revision, head_revision, upgrade
 from ._tables import metadata
+from ._time import aware_utc
 
 __all__ = [
     "async_url",
+    "aware_utc",
     "create_engine",
     "current_revision",
     "head_revision",

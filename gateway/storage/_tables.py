@@ -258,11 +258,10 @@ disclosure_approvals = Table(
 )
 
 console_sessions = Table(
-    "console_sessions",  # lead contacts signed in to the console (issue 8), and sign-ins under way
-    metadata,
+    "console_sessions",  # lead contacts signed in to the console (issue 8); sign-ins under way
+    metadata,  # are not here: they travel in a sealed cookie (gateway/console/_sessions.py)
     Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie: never the cookie
-    Column("lead_contact_id", String(128), nullable=True),  # None until the sign-in completes
-    Column("sign_in", JSON, nullable=True),  # OIDC state, nonce and PKCE verifier while signing in
+    Column("lead_contact_id", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False, index=True),
 )

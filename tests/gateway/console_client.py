@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from gateway.console._sessions import COOKIE
+from gateway.console._sessions import COOKIE, SIGN_IN_COOKIE
 from gateway.demo import DEMO_PASSWORD
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -30,15 +30,24 @@ class ConsoleClient:
     async def close(self) -> None:
         await self.http.close()
 
-    @property
-    def cookie(self) -> str | None:
+    def _cookie(self, name: str) -> str | None:
         for morsel in self.http.cookie_jar:
-            if morsel.key == COOKIE:
+            if morsel.key == name and morsel.value:
                 return morsel.value
         return None
 
-    def set_cookie(self, value: str) -> None:
-        self.http.cookie_jar.update_cookies({COOKIE: value}, URL(self.base))
+    @property
+    def cookie(self) -> str | None:
+        """The session cookie."""
+        return self._cookie(COOKIE)
+
+    @property
+    def sign_in_cookie(self) -> str | None:
+        """The sealed cookie of a sign-in under way."""
+        return self._cookie(SIGN_IN_COOKIE)
+
+    def set_cookie(self, value: str, name: str = COOKIE) -> None:
+        self.http.cookie_jar.update_cookies({name: value}, URL(self.base))
 
     async def get(self, path: str, **kwargs: Any) -> tuple[int, str, aiohttp.ClientResponse]:
         async with self.http.get(self.base + path, **kwargs) as reply:

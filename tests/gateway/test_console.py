@@ -1,24 +1,40 @@
 """The lead CAF contact console over HTTP, against a real node (Camden, in a federation with signed
 metadata) on SQLite and PostgreSQL: sign-in through the built-in OpenID provider, who gets in, the
-session cookie and its fixation, idle timeout, sign-out, CSRF on every form, security headers."""
+session cookie and its fixation, the sealed sign-in cookie, ID token checks, idle timeout, sign-out,
+every route behind sign-in and every POST behind CSRF, security headers, the audit page's check."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+import json
+import re
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import select, update
+from joserfc import jwt
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import ECKey, OctKey, OKPKey
+from sqlalchemy import func, select, update
 
+from gateway.console import _console_app
 from gateway.console._oidc import OidcClient
-from gateway.console._sessions import COOKIE
-from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
-from gateway.errors import Unauthorised
+from gateway.console._sessions import COOKIE, SIGN_IN_COOKIE
+from gateway.console._web import lead_contact_for
+from gateway.console.dev_provider import DEV_PROVIDER
+from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
+from gateway.errors import PeerUnavailable, Unauthorised
 from gateway.federation.practitioner import RequestInput
-from gateway.keys import AUDIT, CONSOLE_OIDC, ENGINE, REQUESTS
+from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS
 from gateway.runner import start
 from gateway.storage._tables import audit_entries, console_sessions
 
@@ -46,13 +62,36 @@ class Node:
             )
             return [(row.actor, row.outcome, row.reason) for row in rows.all()]
 
+    async def audit_count(self) -> int:
+        async with self.app[ENGINE].connect() as connection:
+            return int(
+                (
+                    await connection.execute(select(func.count(audit_entries.c.sequence)))
+                ).scalar_one()
+            )
+
+    def anonymous_refusals(self, reason: str) -> float:
+        value = self.app[METRICS].registry.get_sample_value(
+            "cafx_console_anonymous_refusals_total", {"reason": reason}
+        )
+        return value or 0.0
+
 
 @pytest.fixture
 async def camden(database: Database, tmp_path: Path) -> AsyncIterator[Node]:
+    async with _camden(database, tmp_path) as node:
+        yield node
+
+
+@contextlib.asynccontextmanager
+async def _camden(database: Database, tmp_path: Path, **settings: Any) -> AsyncIterator[Node]:
     plans = plan_federation(tmp_path, database=lambda _b, _f: (database.url, database.schema))
-    runner = await start(plans[0].settings)
+    plan = NodePlan(
+        plans[0].borough, plans[0].folder, plans[0].settings.model_copy(update=settings)
+    )
+    runner = await start(plan.settings)
     try:
-        yield Node(plans[0], runner)
+        yield Node(plan, runner)
     finally:
         await runner.cleanup()
 
@@ -92,6 +131,11 @@ async def _waiting_request(node: Node, practitioner_id: str = "camden-t-9") -> s
     return record.id
 
 
+async def _sessions_stored(node: Node) -> list[str]:
+    async with node.app[ENGINE].connect() as connection:
+        return [r.id_hash for r in (await connection.execute(select(console_sessions))).all()]
+
+
 async def test_a_lead_contact_signs_in_and_gets_a_new_secure_session(
     camden: Node, browser: ConsoleClient
 ) -> None:
@@ -99,30 +143,58 @@ async def test_a_lead_contact_signs_in_and_gets_a_new_secure_session(
     assert str(reply.url).endswith("/console/sign-in?signed-out=1") and status == 200
     assert "Sign in with your borough account" in page
 
+    # Session fixation: an id planted in the browser before sign-in is replaced by a new one.
+    planted = "planted-by-someone-else"
+    browser.set_cookie(planted)
     await browser.begin()
-    before = browser.cookie
-    assert before is not None  # the pre-sign-in session holds state, nonce and PKCE verifier
+    assert browser.cookie == planted and browser.sign_in_cookie is not None
+    assert await _sessions_stored(camden) == []  # starting a sign-in stores nothing
     status, page = await browser.sign_in(CAMDEN.lead_contacts()[0])
     assert status == 200 and "<h1>Requests to verify</h1>" in page
     assert "Signed in as Lead CAF contact 1, Camden" in page
     after = browser.cookie
-    assert after is not None and after != before
+    assert after is not None and after != planted
+    assert browser.sign_in_cookie is None  # used once
 
-    # Session fixation: the id the browser held before signing in is worth nothing now.
-    intruder = ConsoleClient(camden.plan.api_url)
+    # Signing in again (another tab, say) replaces the session: the old id is worth nothing.
+    status, _ = await browser.sign_in(CAMDEN.lead_contacts()[0])
+    again = browser.cookie
+    assert status == 200 and again is not None and again != after
+    for stale in (planted, after):
+        intruder = ConsoleClient(camden.plan.api_url)
+        try:
+            intruder.set_cookie(stale)
+            status, page, reply = await intruder.get("/console/queue")
+            assert reply.url.path == "/console/sign-in" and "Requests to verify" not in page
+        finally:
+            await intruder.close()
+
+    stored = await _sessions_stored(camden)
+    assert again not in stored and len(stored) == 1  # hashes only, and only the live one
+    assert (
+        await camden.audit_rows("console.sign_in")
+        == [(f"lead:{CAMDEN.lead_contacts()[0]}", "success", None)] * 2
+    )
+
+
+async def test_starting_a_sign_in_writes_nothing_and_signs_nobody_out(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """A link to /console/auth/start on another site costs the node nothing and ends no session."""
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    session = browser.cookie
+    entries, stored = await camden.audit_count(), await _sessions_stored(camden)
+    anonymous = ConsoleClient(camden.plan.api_url)
     try:
-        intruder.set_cookie(before)
-        status, page, reply = await intruder.get("/console/queue")
-        assert reply.url.path == "/console/sign-in" and "Requests to verify" not in page
+        for _ in range(5):
+            await anonymous.begin()
+            await browser.begin()
     finally:
-        await intruder.close()
-
-    async with camden.app[ENGINE].connect() as connection:
-        stored = [r.id_hash for r in (await connection.execute(select(console_sessions))).all()]
-    assert after not in stored and before not in stored and len(stored) == 1  # hashes only
-    assert await camden.audit_rows("console.sign_in") == [
-        (f"lead:{CAMDEN.lead_contacts()[0]}", "success", None)
-    ]
+        await anonymous.close()
+    assert await camden.audit_count() == entries and await _sessions_stored(camden) == stored
+    assert browser.cookie == session
+    status, page, reply = await browser.get("/console/overrides")
+    assert status == 200 and reply.url.path == "/console/overrides"
 
 
 async def test_the_session_cookie_and_security_headers(camden: Node) -> None:
@@ -135,12 +207,39 @@ async def test_the_session_cookie_and_security_headers(camden: Node) -> None:
             assert reply.headers["Location"].startswith(camden.plan.api_url + "/dev-idp/authorize?")
             assert "code_challenge_method=S256" in reply.headers["Location"]
             cookie = reply.headers["Set-Cookie"]
-        assert cookie.startswith(f"{COOKIE}=")
-        for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure"):
+        assert cookie.startswith(f"{SIGN_IN_COOKIE}=")
+        for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure", "Max-Age=600"):
             assert attribute in cookie
-        assert "Domain" not in cookie and "Max-Age" not in cookie
-        await client.sign_in(CAMDEN.lead_contacts()[0])
+        assert "Domain" not in cookie
+        # Sealed: the state, nonce and PKCE verifier cannot be read from it.
+        sealed = client.sign_in_cookie
+        assert sealed is not None
+        query = dict(re.findall(r"[?&]([a-z_]+)=([^&]+)", reply.headers["Location"]))
+        assert query["state"] not in sealed and query["nonce"] not in sealed
+
+        async with client.http.post(
+            camden.plan.api_url + "/dev-idp/authorize",
+            data={
+                **query,
+                "client_id": camden.plan.settings.console_client_id,
+                "redirect_uri": camden.plan.api_url + "/console/auth/callback",
+                "username": CAMDEN.lead_contacts()[0],
+                "password": DEMO_PASSWORD,
+            },
+            allow_redirects=False,
+        ) as answer:
+            callback = answer.headers["Location"]
+        async with client.http.get(callback, allow_redirects=False) as reply:
+            assert reply.status == 303
+            cookies = reply.headers.getall("Set-Cookie")
+        session = next(c for c in cookies if c.startswith(f"{COOKIE}="))
+        for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure"):
+            assert attribute in session
+        assert "Domain" not in session and "Max-Age" not in session
+        assert any(c.startswith(f'{SIGN_IN_COOKIE}=""') for c in cookies)  # used once
+
         status, _, reply = await client.get("/console/queue")
+        assert status == 200
         csp = reply.headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "script-src" not in csp  # no script at all
         assert "default-src 'none'" in csp
@@ -165,30 +264,223 @@ async def test_anyone_but_this_boroughs_lead_contacts_is_refused(
 
 
 async def test_a_wrong_password_gets_no_code(browser: ConsoleClient) -> None:
-    status, page = await browser.sign_in(CAMDEN.lead_contacts()[0], password="guess")
-    assert status == 401 and "do not match" in page
+    for password in ("guess", "l\u00f6ndon-caf-demo", "\u00e9"):  # non-ASCII: refused, not a 500
+        status, page = await browser.sign_in(CAMDEN.lead_contacts()[0], password=password)
+        assert status == 401 and "do not match" in page
     status, _, reply = await browser.get("/console/queue")
     assert reply.url.path == "/console/sign-in"
 
 
-async def test_a_callback_without_its_sign_in_is_refused(
+async def test_a_callback_without_its_sign_in_is_refused_and_counted_not_audited(
     camden: Node, browser: ConsoleClient
 ) -> None:
+    entries = await camden.audit_count()
+    for _ in range(3):  # no sign-in cookie at all
+        status, page, _ = await browser.get("/console/auth/callback?code=x&state=forged")
+        assert status == 400 and "not started here" in page
     await browser.begin()
-    status, page, _ = await browser.get("/console/auth/callback?code=x&state=forged")
-    assert status == 400 and "not started here" in page
-    assert await camden.audit_rows("console.sign_in") == [
-        ("console:anonymous", "refused", "state_mismatch")
+    for state in ("forged", "%C3%A9", "%E2%82%AC" * 20):  # a wrong one, non-ASCII ones
+        status, page, _ = await browser.get(f"/console/auth/callback?code=x&state={state}")
+        assert status == 400 and "not started here" in page
+    # A sign-in cookie that was tampered with, or sealed by another node, opens to nothing.
+    await browser.begin()
+    sealed = browser.sign_in_cookie
+    assert sealed is not None
+    browser.set_cookie(
+        sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB"), SIGN_IN_COOKIE
+    )
+    status, _, _ = await browser.get("/console/auth/callback?code=x&state=anything")
+    assert status == 400
+    assert camden.anonymous_refusals("state_mismatch") == 7
+    assert await camden.audit_count() == entries  # nothing written by anyone who is nobody
+    assert await camden.audit_rows("console.sign_in") == []
+
+
+async def test_a_made_up_code_or_the_providers_refusal_is_counted_not_audited(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    entries = await camden.audit_count()
+    page = await browser.begin()
+    state = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))[
+        "state"
     ]
+    status, _, _ = await browser.get(f"/console/auth/callback?state={state}&code=made-up")
+    assert status == 401
+    page = await browser.begin()
+    state = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))[
+        "state"
+    ]
+    status, _, _ = await browser.get(f"/console/auth/callback?state={state}&error=access_denied")
+    assert status == 401
+    assert camden.anonymous_refusals("invalid_grant") == 1
+    assert camden.anonymous_refusals("provider_refused") == 1
+    assert await camden.audit_count() == entries
 
 
-async def test_the_id_token_must_carry_our_nonce(camden: Node) -> None:
+# --- the ID token: minted with the built-in provider's own key, one claim wrong at a time ---------
+
+_NONCE = "nonce-of-this-sign-in"
+
+
+def _claims(node: Node, **changes: Any) -> dict[str, Any]:
+    provider = node.app[DEV_PROVIDER]
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": provider.issuer,
+        "sub": CAMDEN.lead_contacts()[0],
+        "aud": provider.client_id,
+        "iat": now,
+        "exp": now + 300,
+        "nonce": _NONCE,
+        **changes,
+    }
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def _mint(node: Node, alg: str = "Ed25519", key: Any = None, **changes: Any) -> str:
+    provider = node.app[DEV_PROVIDER]
+    key = key if key is not None else provider.key
+    header = {"alg": alg, "kid": provider.key.kid}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # "EdDSA" is deprecated by RFC 9864
+        return jwt.encode(header, _claims(node, **changes), key, algorithms=[alg])
+
+
+def _unsigned(node: Node) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(_claims(node))}."
+
+
+async def test_a_genuine_id_token_names_its_subject_with_either_ed25519_algorithm_name(
+    camden: Node,
+) -> None:
     client: OidcClient = camden.app[CONSOLE_OIDC]
-    provider_keys = await client._key_set()
-    assert len(provider_keys.keys) == 1
-    forged = "e30.e30.e30"  # not even a signature
-    with pytest.raises(Unauthorised):
-        await client.validate(forged, "nonce")
+    for alg in ("Ed25519", "EdDSA"):
+        identity = await client.validate(_mint(camden, alg), _NONCE)
+        assert identity.subject == CAMDEN.lead_contacts()[0]
+    # Several audiences: accepted when azp says it was issued to us.
+    client_id = camden.plan.settings.console_client_id
+    several = _mint(camden, aud=[client_id, "another-client"], azp=client_id)
+    assert (await client.validate(several, _NONCE)).claims["azp"] == client_id
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda n: _mint(n, nonce="another sign-in's nonce"), id="nonce"),
+        pytest.param(lambda n: _mint(n, nonce=None), id="no-nonce"),
+        pytest.param(lambda n: _mint(n, iss="https://idp.example"), id="iss"),
+        pytest.param(lambda n: _mint(n, aud="another-client"), id="aud"),
+        pytest.param(lambda n: _mint(n, exp=int(time.time()) - 120), id="expired"),
+        pytest.param(lambda n: _mint(n, iat=None), id="no-iat"),
+        pytest.param(lambda n: _mint(n, sub=None), id="no-sub"),
+        pytest.param(
+            lambda n: _mint(n, aud=[n.plan.settings.console_client_id, "other"]), id="no-azp"
+        ),
+        pytest.param(
+            lambda n: _mint(n, aud=[n.plan.settings.console_client_id, "other"], azp="other"),
+            id="azp-other",
+        ),
+        pytest.param(lambda n: _mint(n, azp="other"), id="azp-single-aud"),
+        pytest.param(
+            lambda n: _mint(n, key=OKPKey.generate_key("Ed25519", private=True)), id="other-key"
+        ),
+        pytest.param(lambda n: _mint(n, "HS256", key=OctKey.import_key(b"k" * 32)), id="hmac"),
+        pytest.param(
+            lambda n: _mint(n, "ES256", key=ECKey.generate_key("P-256", private=True)),
+            id="es256-unknown-key",
+        ),
+        pytest.param(_unsigned, id="alg-none"),
+        pytest.param(lambda n: "e30.e30.e30", id="garbage"),
+    ],
+)
+async def test_an_id_token_wrong_in_any_way_is_refused(
+    camden: Node, forge: Callable[[Node], str]
+) -> None:
+    client: OidcClient = camden.app[CONSOLE_OIDC]
+    with pytest.raises(Unauthorised) as refused:
+        await client.validate(forge(camden), _NONCE)
+    assert refused.value.wire_code == "invalid_token"
+
+
+async def test_the_providers_addresses_must_be_https(camden: Node) -> None:
+    """Only the built-in development provider may be plain http (it is on the node's own origin)."""
+    dev = camden.app[CONSOLE_OIDC]
+    async with aiohttp.ClientSession() as session:
+        strict = OidcClient(
+            session,
+            issuer=dev.issuer,
+            client_id=dev.client_id,
+            client_secret=dev.client_secret,
+            redirect_url=dev.redirect_url,
+        )
+        with pytest.raises(PeerUnavailable, match="https"):
+            await strict.start()
+        assert (await dev.start()).url.startswith(dev.issuer + "/authorize?")
+
+
+async def test_a_discovery_document_without_its_addresses_is_refused(unused_tcp_port: int) -> None:
+    issuer = f"http://127.0.0.1:{unused_tcp_port}"
+
+    async def discovery(_: web.Request) -> web.Response:
+        return web.json_response({"issuer": issuer, "authorization_endpoint": f"{issuer}/a"})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = OidcClient(
+                session,
+                issuer=issuer,
+                client_id="c",
+                client_secret=None,
+                redirect_url="https://node.example/console/auth/callback",
+                allow_http=True,
+            )
+            with pytest.raises(PeerUnavailable, match="token or JWKS address"):
+                await client.start()
+    finally:
+        await runner.cleanup()
+
+
+# --- who the token names: one configured claim ------------------------------------------------------
+
+
+async def test_one_configured_claim_names_the_lead_contact(camden: Node) -> None:
+    directory = camden.app[MEMBERS]()
+    first, second = directory.lead_contacts(CAMDEN.gss)[:2]
+    gss = CAMDEN.gss
+
+    def who(claim: str, **claims: Any) -> str | None:
+        found = lead_contact_for(directory, gss, claim, claims)
+        return found.id if found is not None else None
+
+    # "sub" (the default): the contact's id, and the e-mail address plays no part.
+    assert who("sub", sub=first.id, email=second.email, email_verified=True) == first.id
+    assert who("sub", sub="idp-guid-1234", email=first.email, email_verified=True) is None
+    # "email": a verified address only, whatever the sub, even one that is another contact's id.
+    assert who("email", sub=second.id, email=first.email.upper(), email_verified=True) == first.id
+    assert who("email", sub=first.id, email=first.email, email_verified=False) is None
+    assert who("email", sub=first.id, email="someone@example.org", email_verified=True) is None
+    # Any other claim: the contact's id.
+    assert who("preferred_username", sub="x", preferred_username=second.id) == second.id
+    assert who("preferred_username", sub=first.id) is None
+    assert who("sub", sub=["a", first.id]) is None  # not a string: names nobody
+
+
+async def test_signing_in_by_e_mail_address(database: Database, tmp_path: Path) -> None:
+    async with _camden(database, tmp_path, console_identity_claim="email") as node:
+        client = ConsoleClient(node.plan.api_url)
+        try:
+            status, page = await client.sign_in(CAMDEN.lead_contacts()[1])
+            assert status == 200 and "Signed in as Lead CAF contact 2, Camden" in page
+        finally:
+            await client.close()
 
 
 async def test_csrf_is_checked_on_every_form_and_nothing_changes_without_it(
@@ -202,6 +494,7 @@ async def test_csrf_is_checked_on_every_form_and_nothing_changes_without_it(
     attempts = [
         {"decision": "reject"},  # no token
         {"decision": "reject", "csrf_token": "0" * 64},  # a wrong one
+        {"decision": "reject", "csrf_token": "\u00e9"},  # not ASCII: refused, not a 500
     ]
     for form in attempts:
         status, page, _ = await browser.post(path, form)
@@ -214,7 +507,7 @@ async def test_csrf_is_checked_on_every_form_and_nothing_changes_without_it(
     assert status == 403 and "csrf_failed" in page
     record = await camden.app[REQUESTS].get(request_id)
     assert record.state == "awaiting_verification" and record.document["decisions"] == []
-    assert len(await camden.audit_rows("console.csrf")) == 3
+    assert len(await camden.audit_rows("console.csrf")) == 4
 
     # Another session's token is no good either.
     other = ConsoleClient(camden.plan.api_url)
@@ -311,4 +604,182 @@ async def test_every_page_answers_for_a_signed_in_lead_contact(
     assert status == 404 and "neither holds nor received" in page
     status, page, _ = await browser.get("/console/audit")
     assert "The audit chain verifies" in page
-    assert camden.app[AUDIT] is not None
+    views = await camden.audit_rows("console.view")
+    lead = f"lead:{CAMDEN.lead_contacts()[0]}"
+    assert views == [(lead, "success", None)] * 6  # queue twice, overrides, federation, audit twice
+
+
+def _console_routes() -> list[tuple[str, str]]:
+    """Every (method, path) of the console, read from its router: a route added later is covered."""
+    found = []
+    for route in _console_app().router.routes():
+        resource = route.resource
+        if route.method not in ("GET", "POST") or resource is None:
+            continue
+        path = re.sub(r"\{format\}", "csv", resource.canonical)
+        path = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
+        found.append((route.method, "/console" + path.rstrip("/") + ("/" if path == "/" else "")))
+    return found
+
+
+_PUBLIC = {
+    ("GET", "/console/sign-in"),
+    ("GET", "/console/auth/start"),
+    ("GET", "/console/auth/callback"),
+    ("GET", "/console/static"),
+}
+
+
+async def test_every_console_route_needs_a_session_and_every_post_a_csrf_token(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    routes = _console_routes()
+    assert _PUBLIC <= set(routes) and len(routes) > len(_PUBLIC) + 10
+    guarded = [route for route in routes if route not in _PUBLIC]
+    async with aiohttp.ClientSession() as anonymous:
+        for method, path in guarded:
+            async with anonymous.request(
+                method, camden.plan.api_url + path, data={}, allow_redirects=False
+            ) as reply:
+                assert reply.status == 303, (method, path)
+                assert reply.headers["Location"] == "/console/sign-in?signed-out=1", path
+    entries = await camden.audit_count()
+
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    posts = [path for method, path in guarded if method == "POST"]
+    assert "/console/sign-out" in posts and len(posts) >= 5
+    for path in posts:
+        for form in ({}, {"csrf_token": "0" * 64}):
+            status, page, _ = await browser.post(path, {"decision": "approve", **form})
+            assert status == 403 and "csrf_failed" in page, path
+    assert len(await camden.audit_rows("console.csrf")) == 2 * len(posts)
+    # Without a session, a POST to a public address is refused, counted, and audited by nobody.
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.post(camden.plan.api_url + "/console/auth/start", data={}) as reply:
+            assert reply.status == 403 and "csrf_failed" in await reply.text()
+    assert camden.anonymous_refusals("csrf_failed") == 1
+    # The sign-in, the queue it lands on, the lead contact's refused forms: nothing else.
+    assert await camden.audit_count() == entries + 2 + 2 * len(posts)
+
+
+async def test_the_first_approver_of_an_override_cannot_give_the_second(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    lead = CAMDEN.lead_contacts()[0]
+    record = await camden.app[REQUESTS].create(
+        "case-system",
+        RequestInput.model_validate(
+            {
+                "kind": "disclosure",
+                "practitioner": {
+                    "id": "camden-pc-1",
+                    "name": "A Police Officer",
+                    "role": "Police officer",
+                    "agency": "Met",
+                    "agency_type": "police",
+                },
+                "purpose": "safeguarding",
+                "reason": "immediate risk of significant harm",
+                "target_authority": HACKNEY.gss,
+                "episode_ref": str(uuid.uuid4()),
+                "sections": ["child"],
+                "override": {
+                    "justification": "Safeguarding concern tonight; consent cannot be sought.",
+                    "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+                },
+            }
+        ),
+        "test",
+    )
+    await browser.sign_in(lead)
+    status, page, _ = await browser.get("/console/queue")
+    path = f"/console/requests/{record.id}/decision"
+    token = browser.csrf(page)
+    status, page, _ = await browser.post(path, {"decision": "approve", "csrf_token": token})
+    assert status == 200 and 'data-state="awaiting_second_approval"' in page
+
+    status, page, _ = await browser.get("/console/overrides")
+    assert "You gave the first approval" in page and path not in page  # no form offered
+    status, page, _ = await browser.post(
+        path, {"decision": "approve", "back": "overrides", "csrf_token": token}
+    )
+    assert status == 403 and "self_approval" in page  # the domain refuses a hand-made POST too
+    stored = await camden.app[REQUESTS].get(record.id)
+    assert stored.state == "awaiting_second_approval"
+    assert [d["by"] for d in stored.document["decisions"]] == [lead]
+    assert await camden.audit_rows("console.decide") == [
+        (f"lead:{lead}", "refused", "self_approval")
+    ]
+
+
+async def test_decision_forms_are_read_by_the_domains_model(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    request_id = await _waiting_request(camden)
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get("/console/queue")
+    token = browser.csrf(page)
+    for path in (
+        f"/console/requests/{request_id}/decision",
+        f"/console/disclosures/{uuid.uuid4()}/decision",
+    ):
+        for form in ({"decision": "maybe"}, {"decision": "approve", "note": "x" * 2001}):
+            status, page, _ = await browser.post(path, {**form, "csrf_token": token})
+            assert status == 422 and "a note is at most 2000 characters" in page, (path, form)
+    assert (await camden.app[REQUESTS].get(request_id)).state == "awaiting_verification"
+
+
+async def test_the_queue_shows_no_outcome_it_did_not_look_up(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    for made_up in ("sent:Call 0800 000 000 to confirm", str(uuid.uuid4()), "%C3%A9"):
+        status, page, _ = await browser.get(f"/console/queue?disclosure={made_up}")
+        assert status == 200 and "Decision recorded" not in page and "0800" not in page
+
+
+async def test_the_audit_page_checks_from_the_latest_checkpoint(
+    database: Database, tmp_path: Path
+) -> None:
+    async with _camden(database, tmp_path, audit_checkpoint_every=5) as node:
+        client = ConsoleClient(node.plan.api_url)
+        try:
+            await client.sign_in(CAMDEN.lead_contacts()[0])
+            for _ in range(12):
+                await client.get("/console/overrides")
+            status, page, _ = await client.get("/console/audit")
+            total = await node.audit_count()
+            found = re.search(r"since its latest signed checkpoint: entries (\d+) to (\d+)", page)
+            assert status == 200 and found is not None, page
+            since, last = int(found.group(1)), int(found.group(2))
+            assert since % 5 == 0 and last == total - 1 and last - since < 5  # the tail only
+            assert "Verify the whole chain" in page
+
+            status, page, _ = await client.post("/console/audit", {"csrf_token": client.csrf(page)})
+            assert status == 200 and f"all {total} entries checked" in page
+
+            # An entry before the checkpoint altered: only the whole-chain verification reads it.
+            async with node.app[ENGINE].begin() as connection:
+                await connection.execute(
+                    update(audit_entries)
+                    .where(audit_entries.c.sequence == 2)
+                    .values(action="console.altered")
+                )
+            status, page, _ = await client.get("/console/audit")
+            assert "since its latest signed checkpoint" in page
+            status, page, _ = await client.post("/console/audit", {"csrf_token": client.csrf(page)})
+            assert "does NOT verify: hash mismatch at entry 2" in page
+
+            # The head (never before the latest checkpoint) altered: the everyday check falls back
+            # to the whole chain, which names the first problem.
+            head = await node.audit_count()
+            async with node.app[ENGINE].begin() as connection:
+                await connection.execute(
+                    update(audit_entries)
+                    .where(audit_entries.c.sequence == head)
+                    .values(action="console.altered")
+                )
+            status, page, _ = await client.get("/console/audit")
+            assert "does NOT verify: hash mismatch at entry 2" in page
+        finally:
+            await client.close()

@@ -1,7 +1,7 @@
-"""console sessions
+"""console sessions: one row per signed-in lead contact (a sign-in under way is a sealed cookie)
 
-Revision ID: 0005_console_sessions
-Revises: 0004_disclosure_approvals
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 10:00:00.000000
 """
 
@@ -20,8 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "console_sessions",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
-        sa.Column("lead_contact_id", sa.String(length=128), nullable=True),
-        sa.Column("sign_in", sa.JSON(), nullable=True),
+        sa.Column("lead_contact_id", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_console_sessions")),
