@@ -89,7 +89,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
 
 
 SEARCH = (
-    "/directory/services?scope=federation&postcode=N1%207AA&minimum_age=8&maximum_age=8"
+    "/directory/services?scope=federation&postcode=N1%207AA&age=8"
     f"&eligible_for=residence:{HACKNEY},school:{ISLINGTON}&per_page=50"
 )
 

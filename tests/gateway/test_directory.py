@@ -137,7 +137,7 @@ async def test_search_over_the_api(
     await asyncio.sleep(0.1)
     url = (
         "/api/v1/directory/services?text=club&postcode=NW1%202DB&proximity=4000"
-        f"&minimum_age=9&maximum_age=9&eligible_for=residence:{HACKNEY},school:{CAMDEN}&per_page=50"
+        f"&age=9&eligible_for=residence:{HACKNEY},school:{CAMDEN}&per_page=50"
     )
     response = await http.get(url, headers=auth)
     page = await response.json()
@@ -158,6 +158,15 @@ async def test_search_over_the_api(
             assert verdict["eligible"] is True and verdict["code"] == "attends_school"
         else:
             assert verdict["eligible"] is (HACKNEY in note["access"]["members"])
+
+    # The standard's age bounds are bounds on the service's own ages (not the child's).
+    bounded = await (
+        await http.get(
+            "/api/v1/directory/services?minimum_age=11&maximum_age=19&per_page=100", headers=auth
+        )
+    ).json()
+    assert bounded["total_items"] > 0
+    assert all(11 <= e["minimum_age"] <= e["maximum_age"] <= 19 for e in bounded["contents"])
 
     # The ORUK name for text, and paging.
     first = await (
@@ -189,6 +198,8 @@ BAD = [
     ("minimum_age=seven", "minimum_age", "query.number"),
     ("maximum_age=200", "maximum_age", "query.range"),
     ("minimum_age=9&maximum_age=3", "maximum_age", "query.range"),
+    ("age=-1", "age", "query.range"),
+    ("age=ten", "age", "query.number"),
     ("postcode=ZZ9%209ZZ", "postcode", "query.postcode"),
     ("proximity=500", "proximity", "query.together"),
     ("lat=51.5", "lon", "query.together"),

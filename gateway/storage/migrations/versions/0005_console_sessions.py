@@ -1,7 +1,7 @@
 """console sessions
 
-Revision ID: 0005_console_sessions
-Revises: 0004_disclosure_approvals
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 10:00:00.000000
 """
 
