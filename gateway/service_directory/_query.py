@@ -1,8 +1,9 @@
 """A search read from its URL: the Open Referral UK parameters (`text` or `search`,
 `taxonomy_term_id`, `minimum_age`, `maximum_age`, `postcode` + `proximity`, `page`, `per_page`) and
 ours (`age`, `lat` + `lon`, `authority`, `eligible_for`, `scope`). `minimum_age` and `maximum_age`
-mean what the standard says (bounds on the service's own ages); `age` is "a child aged N". A bad parameter is a 400 whose problem
-names it (`location`) and the rule it broke (`rule`, a stable code)."""
+mean what the standard says (bounds on the service's own ages); `age` is "a child aged N". A bad
+parameter is a 400 whose problem names it (`location`) and the rule it broke (`rule`, a stable
+code)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ and `GET /api/v1/directory/services` with every kind of parameter, good and bad.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,115 @@ def test_import_then_export_round_trip(database: Database, tmp_path: Path) -> No
     # Only one authority's, and an unknown one has none.
     code, stdout, _ = _cafx("directory", "export", "--config", str(config), "--authority", HACKNEY)
     assert code == 0 and json.loads(stdout)["contents"] == []
+
+
+def test_the_import_report_prints_what_the_file_says(database: Database, tmp_path: Path) -> None:
+    """Ids and messages from the file are text, not rich markup: `[/x]` once stopped the report
+    after the accepted records were stored, so the report file was never written."""
+    config = _config(database, tmp_path)
+    good = generate_services(CAMDEN, "Camden", 2)
+    broken = {**good[1], "id": "[/x]"}
+    source = tmp_path / "services[red].json"
+    source.write_text(json.dumps([good[0], broken]), encoding="utf-8")
+    report = tmp_path / "rejected.json"
+    code, _, stderr = _cafx(
+        "directory", "import", "--config", str(config), "--report", str(report), str(source)
+    )
+    assert code == 1, stderr
+    assert "rejected /1 ([/x]): /1/id: oruk.format: '[/x]' is not a 'uuid'" in stderr
+    assert "imported 1 services for E09000007; rejected 1" in stderr
+    assert [r["id"] for r in json.loads(report.read_text(encoding="utf-8"))] == ["[/x]"]
+
+    source.write_text("[/x] not json", encoding="utf-8")
+    code, _, stderr = _cafx("directory", "import", "--config", str(config), str(source))
+    assert code == 2 and "services[red].json: not readable JSON" in stderr
+
+
+def _exported(config: Path, authority: str) -> set[str]:
+    code, stdout, stderr = _cafx(
+        "directory", "export", "--config", str(config), "--authority", authority
+    )
+    assert code == 0, stderr
+    return {document["id"] for document in json.loads(stdout)["contents"]}
+
+
+def test_replace_removes_what_the_file_no_longer_lists(database: Database, tmp_path: Path) -> None:
+    config = _config(database, tmp_path)
+    camden = generate_services(CAMDEN, "Camden", 5)
+    ids = [document["id"] for document in camden]
+    source = tmp_path / "camden.json"
+
+    def load(documents: list[dict[str, Any]], *options: str) -> tuple[int, str]:
+        source.write_text(json.dumps(documents), encoding="utf-8")
+        code, _, stderr = _cafx(
+            "directory", "import", "--config", str(config), *options, str(source)
+        )
+        return code, stderr
+
+    assert load(camden) == (0, "imported 5 services for E09000007; rejected 0\n")
+    # Without --replace a shorter file adds and updates only.
+    assert load(camden[:2])[0] == 0
+    assert _exported(config, CAMDEN) == set(ids)
+
+    # With --replace the file is the whole directory: the service it no longer lists goes, and a
+    # record rejected for a fault keeps the service it would have updated.
+    faulty = {**camden[3], "status": "open-ish"}
+    code, stderr = load([*camden[:3], faulty], "--replace")
+    assert code == 1, stderr
+    assert f"rejected /3 ({ids[3]}): /3/status" in stderr
+    assert "imported 3 services for E09000007; rejected 1; removed 1 not in the file" in stderr
+    assert _exported(config, CAMDEN) == set(ids[:4])
+
+    # An empty file with --replace withdraws the authority's services, and only its own.
+    hackney = generate_services(HACKNEY, "Hackney", 2)
+    assert load(hackney, "--authority", HACKNEY)[0] == 0
+    code, stderr = load([], "--replace")
+    assert code == 0 and "removed 4 not in the file" in stderr
+    assert _exported(config, CAMDEN) == set()
+    assert _exported(config, HACKNEY) == {document["id"] for document in hackney}
+
+
+def test_an_import_never_moves_a_service_to_another_authority(
+    database: Database, tmp_path: Path
+) -> None:
+    config = _config(database, tmp_path)
+    camden = generate_services(CAMDEN, "Camden", 3)
+    hackney = generate_services(HACKNEY, "Hackney", 1)
+    source = tmp_path / "services.json"
+    source.write_text(json.dumps(camden), encoding="utf-8")
+    assert _cafx("directory", "import", "--config", str(config), str(source))[0] == 0
+
+    # Hackney's file carries a service with the id of one of Camden's: refused, record by record,
+    # and the rest of the file is stored; with --replace too, Camden's services stay Camden's.
+    clash = {**camden[1], "name": "Hackney's own club"}
+    source.write_text(json.dumps({"contents": [*hackney, clash]}), encoding="utf-8")
+    report = tmp_path / "rejected.json"
+    for options in ((), ("--replace",)):
+        code, _, stderr = _cafx(
+            "directory", "import", "--config", str(config), "--authority", HACKNEY,
+            "--report", str(report), *options, str(source),
+        )  # fmt: skip
+        assert code == 1, stderr
+        assert "imported 1 services for E09000012; rejected 1" in stderr
+        assert json.loads(report.read_text(encoding="utf-8")) == [
+            {
+                "record": "/contents/1",
+                "id": camden[1]["id"],
+                "problems": [
+                    {
+                        "location": "/contents/1/id",
+                        "rule": "directory.authority",
+                        "message": "this id is a service of E09000007: an import does not move a"
+                        " service to another authority (remove it there first)",
+                    }
+                ],
+            }
+        ]
+    assert _exported(config, CAMDEN) == {document["id"] for document in camden}
+    assert _exported(config, HACKNEY) == {hackney[0]["id"]}
+    code, stdout, _ = _cafx("directory", "export", "--config", str(config))
+    names = {d["id"]: d["name"] for d in json.loads(stdout)["contents"]}
+    assert names[camden[1]["id"]] == camden[1]["name"]
 
 
 def test_an_unusable_file_is_refused(database: Database, tmp_path: Path) -> None:
@@ -191,7 +302,9 @@ async def test_search_over_the_api(
 
     contacts = await http.get("/api/v1/directory/contacts", headers=auth)
     assert contacts.status == 404
-    assert (await http.app[DIRECTORY].index()) is not None
+    # The node's own index is the one it answered from: both boroughs' imports, picked up.
+    index = await http.app[DIRECTORY].index()
+    assert len(index) == 400 and index.authorities == {CAMDEN, HACKNEY}
 
 
 BAD = [
@@ -285,3 +398,20 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
     ]
     assert page["total_items"] == hackney.search(search.query).total > 0
     assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
+
+
+def test_migration_docstrings_name_their_own_revisions() -> None:
+    """Each migration's header says the revision it is and the one it follows, as its code does
+    (the chain is 0001 <- 0002 <- 0003 directory <- 0004 approvals <- 0005 console sessions)."""
+    versions = Path(importlib.import_module("gateway.storage.migrations.versions").__file__ or "")
+    chain = []
+    for path in sorted(versions.parent.glob("0*.py")):
+        module = importlib.import_module(f"gateway.storage.migrations.versions.{path.stem}")
+        header = module.__doc__ or ""
+        said = re.search(r"^Revision ID: (\S*)$", header, re.M)
+        follows = re.search(r"^Revises: ?(\S*)$", header, re.M)
+        assert said and follows, path.name
+        assert said[1] == module.revision, path.name
+        assert (follows[1] or None) == module.down_revision, path.name
+        chain.append((module.revision, module.down_revision))
+    assert chain[2:5] == [("0003", "0002"), ("0004", "0003"), ("0005", "0004")]
