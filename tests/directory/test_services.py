@@ -182,6 +182,10 @@ PASSPORT = Access("cross_borough_protocol", "Pan-London youth passport", frozens
         (PASSPORT, Child(HACKNEY, ISLINGTON), True, "protocol_member"),
         (PASSPORT, Child(LAMBETH, CAMDEN), False, "outside_protocol"),
         (PASSPORT, Child(ISLINGTON), False, "outside_protocol"),
+        # no residence given: unknown, whatever the rule (the child may live in the borough)
+        (UNIVERSAL, Child(None, ISLINGTON), False, "residence_unknown"),
+        (PASSPORT, Child(None, ISLINGTON), False, "residence_unknown"),
+        (PASSPORT, Child(None, CAMDEN), False, "residence_unknown"),
     ],
 )
 def test_eligibility(access: Access, child: Child, eligible: bool, code: str) -> None:
