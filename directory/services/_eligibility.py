@@ -21,9 +21,7 @@ class Child:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     eligible: bool
-    code: (
-        str  # stable: resident, attends_school, protocol_member, not_resident, residence_unknown..
-    )
+    code: str  # stable: resident, attends_school, residence_unknown, ... (docs/directory.md)
     reason: str
 
 
