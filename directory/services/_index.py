@@ -27,11 +27,11 @@ import numpy.typing as npt
 
 from ._access import Access
 from ._eligibility import Child, Verdict, eligibility
-from ._geo import EARTH_RADIUS_M, locate_postcode
+from ._geo import EARTH_RADIUS_M, haversine_m, locate_postcode
 from ._oruk import ServiceRecord
 from ._text import tokens, weighted_tokens
 
-__all__ = ["Hit", "Query", "SearchResult", "ServiceIndex"]
+__all__ = ["Hit", "Query", "SearchResult", "ServiceIndex", "judge"]
 
 _SEARCHABLE = frozenset({"active", "temporarily closed"})  # inactive and defunct are not offered
 _PREFIX_FROM = 3
@@ -87,6 +87,28 @@ def _points(record: ServiceRecord) -> list[tuple[float, float]]:
                 found.append(centroid)
                 break
     return found
+
+
+def _matches(word: str, indexed: str) -> bool:
+    return indexed == word if len(word) < _PREFIX_FROM else indexed.startswith(word)
+
+
+def judge(query: Query, authority: str, record: ServiceRecord) -> Hit:
+    """`record` (a service of `authority`) scored as the index scores a hit for `query`: relevance,
+    distance and verdict from the record itself. How a node ranks the services another member
+    sent, without taking that member's figures on trust."""
+    words = weighted_tokens(record.service)
+    relevance = sum(
+        max((weight for indexed, weight in words.items() if _matches(word, indexed)), default=0.0)
+        for word in dict.fromkeys(tokens(query.text or ""))
+    )
+    distance = None
+    if query.origin is not None:
+        distance = min(
+            (haversine_m(*query.origin, lat, lon) for lat, lon in _points(record)), default=None
+        )
+    verdict = None if query.child is None else eligibility(authority, record.access, query.child)
+    return Hit(record, authority, relevance, distance, verdict)
 
 
 class ServiceIndex:

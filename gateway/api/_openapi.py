@@ -260,6 +260,7 @@ class ServicePage(_Doc):
     contents: list[ServiceEntry]
     answered: list[str] | None = None
     unanswered: list[Unanswered] | None = None
+    truncated: bool | None = None  # federated: more services than the 100 that can be paged to
 
 
 class LeadContactView(_Doc):

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -398,6 +400,93 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
     ]
     assert page["total_items"] == hackney.search(search.query).total > 0
     assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
+
+
+ISLINGTON, LAMBETH = "E09000019", "E09000022"
+
+
+def _borough(authority: str, name: str, count: int) -> ServiceIndex:
+    records, _ = read_services(generate_services(authority, name, count))
+    return ServiceIndex([(authority, record) for record in records])
+
+
+async def test_federated_search_scores_members_answers_itself() -> None:
+    """A member may say anything about its services' rank: relevance 1e308, distance 0, every
+    child eligible. The merge scores each service it is sent as its own index would, and a member
+    that sends NaN (which json.loads accepts and no JSON reply may carry) is a bad answer."""
+    hackney, islington = _borough(HACKNEY, "Hackney", 150), _borough(ISLINGTON, "Islington", 150)
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in ((CAMDEN, "Camden"), (HACKNEY, "Hackney"), (ISLINGTON, "Islington"))
+    ] + [Member(id=LAMBETH, name="Lambeth", endpoint="https://lambeth.example", status="active")]
+    params = {
+        "text": "club",
+        "postcode": "N1 7AA",
+        "eligible_for": f"residence:{HACKNEY}",
+        "per_page": "20",
+        "scope": "federation",
+    }
+    search = parse_search(params)
+
+    async def ask(member: str, asked: dict[str, str]) -> tuple[int, Any]:
+        query = parse_search(asked).query
+        if member == HACKNEY:
+            return 200, search_page(hackney.search(query), query)
+        page = search_page(islington.search(query), query)
+        for entry in page["contents"]:  # Islington's node boasts
+            entry["cafx"].update(
+                relevance=1e308,
+                distance_m=0,
+                eligibility={"eligible": True, "code": "resident", "reason": "trust me"},
+            )
+        if member == LAMBETH:
+            page["contents"][0]["cafx"]["relevance"] = math.nan
+        return 200, page
+
+    page = await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=5)
+    assert page["answered"] == [CAMDEN, HACKNEY, ISLINGTON]
+    assert page["unanswered"] == [{"member": LAMBETH, "name": "Lambeth", "reason": "bad_answer"}]
+    json.dumps(page, allow_nan=False)
+    both = ServiceIndex(
+        [(h.authority, h.record) for i in (hackney, islington) for h in i.search(
+            replace(search.query, per_page=100)).hits]
+    )  # fmt: skip
+    expected = both.search(search.query)
+    notes = [entry["cafx"] for entry in page["contents"]]
+    assert [(n["relevance"], n["distance_m"]) for n in notes] == [
+        (h.relevance, round(h.distance_m or 0)) for h in expected.hits
+    ]
+    assert {n["authority"] for n in notes} == {HACKNEY, ISLINGTON}
+    for note in notes:
+        if note["authority"] == ISLINGTON:
+            assert note["eligibility"]["code"] != "resident" and note["relevance"] < 100
+
+
+async def test_federated_paging_stops_where_it_says() -> None:
+    """Pages past the first 100 services are refused (`query.depth`), so the page says there are
+    no more than that, and that the federation holds more (`truncated`)."""
+    hackney = _borough(HACKNEY, "Hackney", 300)
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in ((CAMDEN, "Camden"), (HACKNEY, "Hackney"))
+    ]
+
+    async def ask(member: str, asked: dict[str, str]) -> tuple[int, Any]:
+        query = parse_search(asked).query
+        return 200, search_page(hackney.search(query), query)
+
+    async def page(**params: str) -> dict[str, Any]:
+        search = parse_search({"scope": "federation", **params})
+        return await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=5)
+
+    first = await page(per_page="30")
+    assert first["total_items"] > 100
+    assert (first["total_pages"], first["last_page"], first["truncated"]) == (3, False, True)
+    third = await page(per_page="30", page="3")
+    assert (third["total_pages"], third["last_page"], third["size"]) == (3, True, 30)
+    few = await page(text="massage", per_page="100")
+    assert 0 < few["total_items"] <= 100
+    assert (few["total_pages"], few["last_page"], few["truncated"]) == (1, True, False)
 
 
 def test_migration_docstrings_name_their_own_revisions() -> None:
