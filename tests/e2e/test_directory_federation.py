@@ -17,7 +17,9 @@ from joserfc.jwk import ECKey
 
 from directory.services import generate_services, read_services
 from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
-from gateway.keys import DIRECTORY, ENGINE
+from gateway.federation.node import FEDERATION_PATH
+from gateway.federation.transport import client_context
+from gateway.keys import DIRECTORY, ENGINE, PEERS
 from gateway.oauth import register_client
 from gateway.runner import start
 from gateway.service_directory import save_services
@@ -150,3 +152,26 @@ async def test_the_member_directory_lists_lead_contacts(nodes: dict[str, Node]) 
     assert hackney["lead_contacts"][0]["role"] == "Lead CAF contact"
     status, _ = await nodes[ISLINGTON].get("/directory/contacts?authority=E09000001")
     assert status == 404
+
+
+async def test_an_unsigned_directory_search_is_refused(nodes: dict[str, Node]) -> None:
+    """`/federation/v1/directory/services` answers signed member requests only, like every
+    federation route: Camden's own TLS client certificate is not enough without the signature."""
+    camden = nodes[CAMDEN].plan.settings
+    assert camden.tls_cert_file and camden.tls_key_file and camden.ca_file
+    context = client_context(camden.tls_cert_file, camden.tls_key_file, camden.ca_file)
+    status, listed = await nodes[CAMDEN].get(f"/directory/contacts?authority={HACKNEY}")
+    assert status == 200
+    endpoint = listed["members"][0]["endpoint"].rstrip("/") + FEDERATION_PATH  # where peers call
+    url = endpoint + "/directory/services?text=club"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+        async with http.get(url) as reply:
+            status, body = reply.status, await reply.json()
+    assert (status, body["error"]) == (403, "invalid_signature"), body
+    assert "contents" not in body and "total_items" not in body
+
+    # The same search signed by Camden's node is answered: what was missing is the signature.
+    runner = nodes[CAMDEN].runner
+    assert runner is not None
+    signed = await runner.app[PEERS].get(HACKNEY, "/directory/services", {"text": "club"})
+    assert signed.status == 200 and signed.body["total_items"] > 0
