@@ -1,8 +1,8 @@
 """Federated service search between three real nodes on loopback (Camden, Hackney, Islington): each
 member's services found through signed mutual-TLS calls, merged and ranked (each service scored and
 judged by the asking node from the record the member sent); with one member down the search still
-answers and names it; an unsigned call to a member is refused. The
-member directory lists every member's endpoints, status and lead CAF contacts."""
+answers and names it; an unsigned call to a member is refused. The member directory lists every
+member's endpoints, status and lead CAF contacts."""
 
 from __future__ import annotations
 
