@@ -59,8 +59,7 @@ def _queries(rng: random.Random) -> list[Query]:
         queries.append(
             Query(
                 text=" ".join(rng.sample(WORDS, rng.randint(1, 2))) if rng.random() < 0.6 else None,
-                minimum_age=age,
-                maximum_age=age,
+                age=age,
                 origin=origin,
                 proximity_m=rng.choice((1_000.0, 3_000.0, 10_000.0))
                 if origin and rng.random() < 0.5
@@ -101,8 +100,10 @@ class _Scan:
                 continue
             if query.authority and authority != query.authority:
                 continue
-            if query.minimum_age is not None and not (
-                (service.minimum_age or 0) <= query.minimum_age <= (service.maximum_age or 999)
+            if query.age is not None and not (
+                (service.minimum_age or 0)
+                <= query.age
+                <= (math.inf if service.maximum_age is None else service.maximum_age)
             ):
                 continue
             words = self.words[number]

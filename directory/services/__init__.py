@@ -9,6 +9,7 @@ Open Referral UK JSON, who may use each service, and search over them.
     read_services, list_page, page_problems,    ORUK JSON in (rejections located by JSON pointer)
     service_problems                            and out, checked against the published schemas
     ServiceIndex, Query, Hit, SearchResult      in-memory search: text, taxonomy, ages, distance
+    judge                                       one record scored as the index would (merging)
     district_of, locate_postcode, haversine_m   London postcode districts and distances
     generate_services                           plausible demo services for a borough (seeded)
 """
@@ -28,7 +29,7 @@ from ._access import (
 from ._eligibility import Child, Verdict, eligibility, parse_eligible_for
 from ._generate import BOROUGH_DISTRICTS, generate_services
 from ._geo import district_centroids, district_of, haversine_m, locate_postcode
-from ._index import Hit, Query, SearchResult, ServiceIndex
+from ._index import Hit, Query, SearchResult, ServiceIndex, judge
 from ._models import (
     Address,
     Attribute,
@@ -88,6 +89,7 @@ __all__ = [
     "eligibility",
     "generate_services",
     "haversine_m",
+    "judge",
     "list_page",
     "locate_postcode",
     "page_problems",

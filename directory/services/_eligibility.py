@@ -21,8 +21,15 @@ class Child:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     eligible: bool
-    code: str  # stable: resident, attends_school, protocol_member, not_resident, ...
+    code: str  # stable: resident, attends_school, residence_unknown, ... (docs/directory.md)
     reason: str
+
+
+_UNKNOWN = {
+    "universal": "no residence given, and not at school in the borough",
+    "residents_only": "residents only, and no residence given",
+    "cross_borough_protocol": "no residence given: the protocol covers where a child lives",
+}
 
 
 def parse_eligible_for(value: str) -> Child:
@@ -41,21 +48,25 @@ def parse_eligible_for(value: str) -> Child:
 
 
 def eligibility(authority: str, access: Access, child: Child) -> Verdict:
+    """Unknown residence is `residence_unknown` whatever the rule, never a refusal that reads as
+    if the child were known to live elsewhere: the child may well live in the borough."""
     unstated = "" if access.stated else " (the service states no rule: residents only assumed)"
     if child.residence == authority:
         return Verdict(True, "resident", "lives in the borough that runs the service")
+    if access.kind == "universal" and child.school == authority:
+        return Verdict(
+            True, "attends_school", "attends school in the borough (a universal service)"
+        )
+    if child.residence is None:
+        return Verdict(False, "residence_unknown", _UNKNOWN[access.kind] + unstated)
     if access.kind == "universal":
-        if child.school == authority:
-            return Verdict(
-                True, "attends_school", "attends school in the borough (a universal service)"
-            )
         return Verdict(
             False,
             "not_resident",
             "universal services are for residents and children attending provision in the borough",
         )
     if access.kind == "cross_borough_protocol":
-        if child.residence is not None and child.residence in access.members:
+        if child.residence in access.members:
             return Verdict(
                 True, "protocol_member", f"lives in a member authority of {access.protocol}"
             )
@@ -64,6 +75,4 @@ def eligibility(authority: str, access: Access, child: Child) -> Verdict:
             "outside_protocol",
             f"lives neither in the borough nor in a member authority of {access.protocol}",
         )
-    if child.residence is None:
-        return Verdict(False, "residence_unknown", "residents only, and no residence given")
     return Verdict(False, "residents_only", "residents of the borough only" + unstated)

@@ -1,10 +1,16 @@
 """An in-memory index of services for search (Open Referral UK query parameters plus ours).
 
 Columns are numpy arrays, one entry per service, so each filter is one vectorised pass over 20,000
-services (microseconds) rather than a Python loop: age range, authority, taxonomy term, words of the
+services (microseconds) rather than a Python loop: ages, authority, taxonomy term, words of the
 text (each query word matches the indexed words it begins, from three letters), distance from a point
 to the nearest of a service's locations, proximity. Ranking: text relevance, then distance, then name.
 Eligibility is worked out once per (authority, access rule) pair and only for the page returned.
+
+Ages follow the Open Referral UK API: `minimum_age=X` keeps services whose own minimum age is at least
+X, `maximum_age=Y` those whose own maximum is at most Y (so both keep the services whose whole range
+lies within X..Y). Ours, `age=N`, keeps the services a child aged N may attend: minimum <= N <= maximum.
+A service that states no minimum age takes children from birth (0); one that states no maximum has no
+upper limit.
 
 The index is immutable: the node builds a new one after an import and swaps it in.
 """
@@ -21,11 +27,11 @@ import numpy.typing as npt
 
 from ._access import Access
 from ._eligibility import Child, Verdict, eligibility
-from ._geo import EARTH_RADIUS_M, locate_postcode
+from ._geo import EARTH_RADIUS_M, haversine_m, locate_postcode
 from ._oruk import ServiceRecord
 from ._text import tokens, weighted_tokens
 
-__all__ = ["Hit", "Query", "SearchResult", "ServiceIndex"]
+__all__ = ["Hit", "Query", "SearchResult", "ServiceIndex", "judge"]
 
 _SEARCHABLE = frozenset({"active", "temporarily closed"})  # inactive and defunct are not offered
 _PREFIX_FROM = 3
@@ -39,8 +45,9 @@ Bools = npt.NDArray[np.bool_]
 class Query:
     text: str | None = None
     taxonomy_term_id: str | None = None
-    minimum_age: float | None = None
-    maximum_age: float | None = None
+    minimum_age: float | None = None  # ORUK: the service's minimum age is at least this
+    maximum_age: float | None = None  # ORUK: the service's maximum age is at most this
+    age: float | None = None  # ours: the service takes a child of this age
     origin: tuple[float, float] | None = None  # lat, lon (degrees)
     proximity_m: float | None = None
     authority: str | None = None
@@ -82,6 +89,28 @@ def _points(record: ServiceRecord) -> list[tuple[float, float]]:
     return found
 
 
+def _matches(word: str, indexed: str) -> bool:
+    return indexed == word if len(word) < _PREFIX_FROM else indexed.startswith(word)
+
+
+def judge(query: Query, authority: str, record: ServiceRecord) -> Hit:
+    """`record` (a service of `authority`) scored as the index scores a hit for `query`: relevance,
+    distance and verdict from the record itself. How a node ranks the services another member
+    sent, without taking that member's figures on trust."""
+    words = weighted_tokens(record.service)
+    relevance = sum(
+        max((weight for indexed, weight in words.items() if _matches(word, indexed)), default=0.0)
+        for word in dict.fromkeys(tokens(query.text or ""))
+    )
+    distance = None
+    if query.origin is not None:
+        distance = min(
+            (haversine_m(*query.origin, lat, lon) for lat, lon in _points(record)), default=None
+        )
+    verdict = None if query.child is None else eligibility(authority, record.access, query.child)
+    return Hit(record, authority, relevance, distance, verdict)
+
+
 class ServiceIndex:
     def __init__(self, entries: Sequence[tuple[str, ServiceRecord]]) -> None:
         """`entries`: (authority GSS code, record) for every service the node holds."""
@@ -100,7 +129,7 @@ class ServiceIndex:
         )
         self._min_age: Floats = np.array(
             [
-                -math.inf if r.service.minimum_age is None else r.service.minimum_age
+                0.0 if r.service.minimum_age is None else r.service.minimum_age
                 for r in self._records
             ],
             np.float64,
@@ -206,10 +235,12 @@ class ServiceIndex:
             term: Bools = np.zeros(len(self._records), np.bool_)
             term[self._terms.get(query.taxonomy_term_id, np.empty(0, np.int64))] = True
             mask &= term
-        low = query.minimum_age if query.minimum_age is not None else query.maximum_age
-        high = query.maximum_age if query.maximum_age is not None else query.minimum_age
-        if low is not None and high is not None:
-            mask &= (self._min_age <= low) & (self._max_age >= high)
+        if query.minimum_age is not None:
+            mask &= self._min_age >= query.minimum_age
+        if query.maximum_age is not None:
+            mask &= self._max_age <= query.maximum_age
+        if query.age is not None:
+            mask &= (self._min_age <= query.age) & (self._max_age >= query.age)
         relevance: Floats = np.zeros(len(self._records), np.float64)
         for word in dict.fromkeys(tokens(query.text or "")):
             found, score = self._word_scores(word)

@@ -45,6 +45,7 @@ class ServiceRecord:
     document: dict[str, Any]
     service: Service
     access: Access
+    where: str = ""  # JSON pointer of the record in the file it was read from ("" for one service)
 
     @property
     def id(self) -> str:
@@ -145,7 +146,7 @@ def _read_one(path: tuple[str | int, ...], item: Any) -> ServiceRecord | Rejecte
     if not _sane_ages(service):
         problem = Problem((*path, "maximum_age"), "oruk.ages", "maximum_age is below minimum_age")
         return Rejected(_pointer(path), service_id, [problem])
-    return ServiceRecord(item, service, access)
+    return ServiceRecord(item, service, access, _pointer(path))
 
 
 def _sane_ages(service: Service) -> bool:

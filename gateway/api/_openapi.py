@@ -260,6 +260,7 @@ class ServicePage(_Doc):
     contents: list[ServiceEntry]
     answered: list[str] | None = None
     unanswered: list[Unanswered] | None = None
+    truncated: bool | None = None  # federated: more services than the 100 that can be paged to
 
 
 class LeadContactView(_Doc):
@@ -623,8 +624,17 @@ def _directory_paths() -> dict[str, Any]:
         _query("text", text, "words of the name, description, provider or needs"),
         _query("search", text, "the Open Referral UK name for text"),
         _query("taxonomy_term_id", {"type": "string"}, "a taxonomy term id (or term code)"),
-        _query("minimum_age", age, "youngest age the service must accept"),
-        _query("maximum_age", age, "oldest age the service must accept"),
+        _query(
+            "minimum_age",
+            age,
+            "Open Referral UK: services whose minimum age is at least this (none stated: 0)",
+        ),
+        _query(
+            "maximum_age",
+            age,
+            "Open Referral UK: services whose maximum age is at most this (none stated: no limit)",
+        ),
+        _query("age", age, "services a child of this age may attend (minimum <= age <= maximum)"),
         _query("postcode", {"type": "string"}, "a London postcode or district: distance from it"),
         _query("proximity", {"type": "number"}, "metres from the postcode or lat/lon, at most"),
         _query("lat", {"type": "number"}, "latitude (WGS84), with lon"),

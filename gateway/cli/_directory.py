@@ -12,11 +12,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
-from directory.services import Rejected, list_page, read_services
-from schemas import is_gss_code
+from directory.services import Rejected, ServiceRecord, list_page, read_services
+from schemas import Problem, is_gss_code
 
-from ..service_directory import export_documents, save_services
+from ..service_directory import Saved, export_documents, save_services
 from ..storage import create_engine, upgrade
 from ._node import _settings, config_option
 
@@ -45,19 +46,48 @@ def _rejected_json(rejected: list[Rejected]) -> list[dict[str, Any]]:
 
 
 def _report(console: Console, rejected: list[Rejected]) -> None:
+    """One line per fault. Ids, pointers and messages come from the file: printed as plain text,
+    never read as rich markup (a value such as `[/x]` would otherwise stop the report)."""
     for rejection in rejected:
         for problem in rejection.problems:
-            console.print(
-                f"[yellow]rejected[/] {rejection.where or '/'} ({rejection.service_id or 'no id'}):"
-                f" {problem.where}: {problem.rule}: {problem.message}",
-                highlight=False,
+            line = Text("rejected", style="yellow")
+            line.append(
+                f" {rejection.where or '/'} ({rejection.service_id or 'no id'}):"
+                f" {problem.where}: {problem.rule}: {problem.message}"
             )
+            console.print(line, highlight=False)
+
+
+def _moves_refused(accepted: list[ServiceRecord], owners: dict[str, str]) -> list[Rejected]:
+    """The records whose id is another authority's service, as rejections of those records."""
+    return [
+        Rejected(
+            record.where,
+            record.id,
+            [
+                Problem(
+                    (),
+                    "directory.authority",
+                    f"this id is a service of {owners[record.id]}: an import does not move a"
+                    " service to another authority (remove it there first)",
+                    location=f"{record.where}/id",
+                )
+            ],
+        )
+        for record in accepted
+        if record.id in owners
+    ]
 
 
 @directory.command("import")
 @config_option
 @click.option(
     "--authority", help="GSS code of the authority running these services (default: this node's)."
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="FILE is the authority's whole directory: remove its services that are not in FILE.",
 )
 @click.option(
     "--report",
@@ -67,13 +97,21 @@ def _report(console: Console, rejected: list[Rejected]) -> None:
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_services(
-    config: Path | None, authority: str | None, report_file: Path | None, file: Path
+    config: Path | None,
+    authority: str | None,
+    replace: bool,
+    report_file: Path | None,
+    file: Path,
 ) -> None:
     """Import FILE (an ORUK page, a list of services, or one service) into the node's directory.
 
     Each record is checked against the Open Referral UK schema and the access rule; valid records
     are stored together (a service with the same id is replaced), invalid ones are listed with the
-    JSON pointer of each fault. Exit code: 0 all imported, 1 some rejected, 2 unusable file.
+    JSON pointer of each fault. A record whose id is already another authority's service is
+    rejected: an import never moves a service between authorities. With --replace, the
+    authority's services missing from FILE are removed in the same transaction (a record of FILE
+    that was rejected keeps its stored service). Exit code: 0 all imported, 1 some rejected, 2
+    unusable file.
     """
     console = Console(stderr=True, soft_wrap=True)  # one line per fault, for grep
     settings = _settings(config)
@@ -83,7 +121,11 @@ def import_services(
     try:
         data = json.loads(file.read_bytes())
     except (OSError, ValueError) as exc:
-        console.print(f"[red]{file}[/]: not readable JSON ({type(exc).__name__}: {exc})")
+        console.print(
+            Text(f"{file}", style="red"),
+            Text(f": not readable JSON ({type(exc).__name__}: {exc})"),
+            sep="",
+        )
         sys.exit(EXIT_UNUSABLE)
     size = (
         len(data["contents"])
@@ -94,24 +136,27 @@ def import_services(
         task = progress.add_task("checking", total=size)
         accepted, rejected = read_services(data, lambda n: progress.advance(task, n))
 
-    async def store() -> int:
+    async def store() -> Saved:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         try:
             await upgrade(engine)
-            return await save_services(engine, authority, accepted)
+            keep = {r.service_id for r in rejected if r.service_id is not None}
+            return await save_services(engine, authority, accepted, replace=replace, keep=keep)
         finally:
             await engine.dispose()
 
-    if accepted:
-        asyncio.run(store())
-    _report(console, rejected)
+    saved = asyncio.run(store()) if accepted or replace else Saved(0, 0)
+    rejected += _moves_refused(accepted, saved.owned_elsewhere)
     if report_file is not None:
         report_file.write_text(
             json.dumps(_rejected_json(rejected), indent=2) + "\n", encoding="utf-8"
         )
+    _report(console, rejected)
+    removed = f"; removed {saved.removed} not in the file" if replace else ""
     console.print(
-        f"imported {len(accepted)} services for {authority}; rejected {len(rejected)}",
+        f"imported {saved.stored} services for {authority}; rejected {len(rejected)}{removed}",
         highlight=False,
+        markup=False,
     )
     sys.exit(EXIT_REJECTED if rejected else EXIT_OK)
 

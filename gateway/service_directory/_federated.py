@@ -2,13 +2,21 @@
 federation calls), each with its own time limit; the answers merged and ranked as one, and the
 members that did not answer named, so a practitioner knows what the list may be missing.
 
+A member's answer is taken for its services only, never for how they rank: each service it sends
+is read as a record (like a stored one) and scored here, relevance, distance and verdict, exactly as
+this node's index scores its own; the member's `cafx` figures are dropped. A member that sends
+something that is not a page of readable services, or numbers JSON cannot carry (NaN, Infinity),
+is listed as `bad_answer`.
+
 To rank page `p` of the whole federation every member is asked for its first `p * per_page`
-services (at most `MAX_PER_PAGE`, so federated paging stops at that depth).
+services (at most `MAX_PER_PAGE`, so federated paging stops at that depth: `total_pages` and
+`last_page` say so, and `truncated` tells when the federation holds more than can be paged to).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +25,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from directory.members import Member
-from directory.services import SearchResult, ServiceIndex, list_page
+from directory.services import (
+    AccessError,
+    Hit,
+    Query,
+    SearchResult,
+    ServiceIndex,
+    judge,
+    list_page,
+    stored_record,
+)
 
 from ..errors import FederationRefused, PeerUnavailable
 from ._query import MAX_PER_PAGE, SearchRequest
@@ -26,37 +43,40 @@ from ._render import hit_json
 __all__ = ["Ask", "MemberAnswer", "federated_search"]
 
 Ask = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]  # member, params -> status, body
-
-
-class _Annotation(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    relevance: float = 0.0
-    distance_m: float | None = None
-
-
-class _Item(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str = Field(max_length=100)
-    name: str = Field(max_length=1000)
-    cafx: _Annotation
+MAX_TOTAL = 10**9  # services one member may say it holds: more is nonsense
 
 
 class _Page(BaseModel):
     model_config = ConfigDict(extra="allow")
-    total_items: int = Field(ge=0)
-    contents: list[_Item] = Field(max_length=MAX_PER_PAGE)
+    total_items: int = Field(ge=0, le=MAX_TOTAL)
+    contents: list[dict[str, Any]] = Field(max_length=MAX_PER_PAGE)
 
 
 @dataclass(frozen=True, slots=True)
 class MemberAnswer:
     member: str
     total: int = 0
-    items: tuple[dict[str, Any], ...] = ()
+    hits: tuple[Hit, ...] = ()
     failure: str | None = None  # timeout | unreachable | invalid_signature | refused | bad_answer
 
 
+def _read_answer(member: str, body: Any, query: Query) -> MemberAnswer:
+    try:
+        json.dumps(body, allow_nan=False)  # what we pass on must stay JSON
+        page = _Page.model_validate(body)
+        records = [
+            stored_record({key: value for key, value in item.items() if key != "cafx"})
+            for item in page.contents
+        ]
+    except (ValueError, ValidationError, AccessError):  # ValidationError is a ValueError too
+        return MemberAnswer(member, failure="bad_answer")
+    # A member speaks for its own services only, and is scored here as this node scores its own.
+    hits = tuple(judge(query, member, record) for record in records)
+    return MemberAnswer(member, page.total_items, hits)
+
+
 async def _ask_one(
-    member: Member, params: dict[str, str], ask: Ask, timeout: float
+    member: Member, params: dict[str, str], query: Query, ask: Ask, timeout: float
 ) -> MemberAnswer:
     try:
         status, body = await asyncio.wait_for(ask(member.id, params), timeout)
@@ -68,25 +88,15 @@ async def _ask_one(
         return MemberAnswer(member.id, failure="invalid_signature")
     if status != 200:
         return MemberAnswer(member.id, failure="refused")
-    try:
-        page = _Page.model_validate(body)
-    except ValidationError:
-        return MemberAnswer(member.id, failure="bad_answer")
-    items = []
-    for item in body["contents"]:
-        item["cafx"]["authority"] = member.id  # a member speaks for its own services only
-        items.append(item)
-    return MemberAnswer(member.id, page.total_items, tuple(items))
+    return _read_answer(member.id, body, query)
 
 
-def _rank(item: dict[str, Any]) -> tuple[float, float, str, str]:
-    note = item["cafx"]
-    distance = note.get("distance_m")
+def _rank(hit: Hit) -> tuple[float, float, str, str]:
     return (
-        -float(note.get("relevance") or 0.0),
-        math.inf if distance is None else float(distance),
-        str(item["name"]).lower(),
-        str(item["id"]),
+        -hit.relevance,
+        math.inf if hit.distance_m is None else hit.distance_m,
+        hit.record.service.name.lower(),
+        hit.record.id,
     )
 
 
@@ -107,17 +117,25 @@ async def federated_search(
     )
     params = {**search.forwarded, "page": "1", "per_page": str(depth)}
     others = [member for member in members if member.id != me]
-    answers = await asyncio.gather(*(_ask_one(m, params, ask, timeout) for m in others))
-    items = [hit_json(hit) for hit in local.hits]
+    answers = await asyncio.gather(*(_ask_one(m, params, query, ask, timeout) for m in others))
+    hits = list(local.hits)
     total = local.total
     for answer in answers:
-        items.extend(answer.items)
+        hits.extend(answer.hits)
         total += answer.total
-    items.sort(key=_rank)
+    hits.sort(key=_rank)
     first = (query.page - 1) * query.per_page
     page = list_page(
-        items[first : first + query.per_page], total=total, page=query.page, per_page=query.per_page
+        (hit_json(hit) for hit in hits[first : first + query.per_page]),
+        total=total,
+        page=query.page,
+        per_page=query.per_page,
     )
+    reachable = MAX_PER_PAGE // query.per_page  # deeper pages are refused (query.depth)
+    page["truncated"] = page["total_pages"] > reachable
+    if page["truncated"]:
+        page["total_pages"] = reachable
+        page["last_page"] = query.page >= reachable
     names = {member.id: member.name for member in others}
     page["answered"] = [me, *(a.member for a in answers if a.failure is None)]
     page["unanswered"] = [

@@ -1,7 +1,9 @@
 """A search read from its URL: the Open Referral UK parameters (`text` or `search`,
 `taxonomy_term_id`, `minimum_age`, `maximum_age`, `postcode` + `proximity`, `page`, `per_page`) and
-ours (`lat` + `lon`, `authority`, `eligible_for`, `scope`). A bad parameter is a 400 whose problem
-names it (`location`) and the rule it broke (`rule`, a stable code)."""
+ours (`age`, `lat` + `lon`, `authority`, `eligible_for`, `scope`). `minimum_age` and `maximum_age`
+mean what the standard says (bounds on the service's own ages); `age` is "a child aged N". A bad
+parameter is a 400 whose problem names it (`location`) and the rule it broke (`rule`, a stable
+code)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ FORWARDED = (
     "taxonomy_term_id",
     "minimum_age",
     "maximum_age",
+    "age",
     "postcode",
     "proximity",
     "lat",
@@ -110,6 +113,7 @@ def parse_search(params: Mapping[str, str]) -> SearchRequest:
     maximum = _number(params, "maximum_age", problems, 0, 150)
     if minimum is not None and maximum is not None and minimum > maximum:
         problems.add("maximum_age", "query.range", "maximum_age is below minimum_age")
+    age = _number(params, "age", problems, 0, 150)
     origin = _origin(params, problems)
     proximity = _number(params, "proximity", problems, 1, MAX_PROXIMITY_M)
     if "proximity" in params and not ("postcode" in params or "lat" in params):
@@ -135,6 +139,7 @@ def parse_search(params: Mapping[str, str]) -> SearchRequest:
         taxonomy_term_id=term,
         minimum_age=minimum,
         maximum_age=maximum,
+        age=age,
         origin=origin,
         proximity_m=proximity,
         authority=authority,

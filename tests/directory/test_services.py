@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from directory.services import (
     Child,
     Query,
     ServiceIndex,
+    ServiceRecord,
     access_attributes,
     access_of,
     district_centroids,
@@ -180,6 +182,10 @@ PASSPORT = Access("cross_borough_protocol", "Pan-London youth passport", frozens
         (PASSPORT, Child(HACKNEY, ISLINGTON), True, "protocol_member"),
         (PASSPORT, Child(LAMBETH, CAMDEN), False, "outside_protocol"),
         (PASSPORT, Child(ISLINGTON), False, "outside_protocol"),
+        # no residence given: unknown, whatever the rule (the child may live in the borough)
+        (UNIVERSAL, Child(None, ISLINGTON), False, "residence_unknown"),
+        (PASSPORT, Child(None, ISLINGTON), False, "residence_unknown"),
+        (PASSPORT, Child(None, CAMDEN), False, "residence_unknown"),
     ],
 )
 def test_eligibility(access: Access, child: Child, eligible: bool, code: str) -> None:
@@ -250,7 +256,7 @@ def test_search_filters_and_ranks() -> None:
         (h.relevance for h in youth.hits), reverse=True
     )
 
-    seven = index.search(Query(minimum_age=7, maximum_age=7, per_page=100))
+    seven = index.search(Query(age=7, per_page=100))
     assert seven.total > 0 and all(
         (h.record.service.minimum_age or 0) <= 7 <= (h.record.service.maximum_age or 99)
         for h in seven.hits
@@ -276,6 +282,38 @@ def test_search_filters_and_ranks() -> None:
     for hit in judged.hits:
         assert hit.verdict == eligibility(CAMDEN, hit.record.access, child)
     assert {h.verdict.eligible for h in judged.hits if h.verdict} == {True, False}
+
+
+def _aged(low: float | None, high: float | None) -> tuple[str, ServiceRecord]:
+    document = generate_services(CAMDEN, "Camden", 1)[0]
+    document.update(id=str(uuid.uuid4()), status="active", minimum_age=low, maximum_age=high)
+    for name in ("minimum_age", "maximum_age"):
+        if document[name] is None:
+            del document[name]  # not stated
+    (record,), rejected = read_services(document)
+    assert rejected == []
+    return CAMDEN, record
+
+
+def test_age_filters_follow_open_referral_uk() -> None:
+    """The published OpenAPI: `minimum_age` returns services with a minimum age of at least X,
+    `maximum_age` those with a maximum age at or below Y; `age` is ours, a child aged N."""
+    ranges = [(0, 5), (3, 11), (5, 18), (11, 19), (16, 25), (None, 4), (8, None), (None, None)]
+    entries = [_aged(low, high) for low, high in ranges]
+    index = ServiceIndex(entries)
+    ids = {record.id: span for (_, record), span in zip(entries, ranges, strict=True)}
+
+    def found(**filters: float) -> set[tuple[float | None, float | None]]:
+        result = index.search(Query(per_page=100, **filters))  # type: ignore[arg-type]
+        return {ids[hit.record.id] for hit in result.hits}
+
+    assert found(minimum_age=5) == {(5, 18), (11, 19), (16, 25), (8, None)}
+    assert found(maximum_age=11) == {(0, 5), (3, 11), (None, 4)}
+    assert found(minimum_age=3, maximum_age=18) == {(3, 11), (5, 18)}
+    assert found(minimum_age=0) == set(ranges)  # no stated minimum is from birth
+    # A child aged 4 is taken by every service whose range covers 4, and no other.
+    assert found(age=4) == {(0, 5), (3, 11), (None, 4), (None, None)}
+    assert found(age=16, minimum_age=10) == {(11, 19), (16, 25)}
 
 
 def test_search_pages_do_not_overlap() -> None:

@@ -1,7 +1,8 @@
 """Federated service search between three real nodes on loopback (Camden, Hackney, Islington): each
-member's services found through signed mutual-TLS calls, merged and ranked, eligibility judged by
-the member that runs the service; with one member down the search still answers and names it. The
-member directory lists every member's endpoints, status and lead CAF contacts."""
+member's services found through signed mutual-TLS calls, merged and ranked (each service scored and
+judged by the asking node from the record the member sent); with one member down the search still
+answers and names it; an unsigned call to a member is refused. The member directory lists every
+member's endpoints, status and lead CAF contacts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from joserfc.jwk import ECKey
 
 from directory.services import generate_services, read_services
 from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
-from gateway.keys import DIRECTORY, ENGINE
+from gateway.federation.node import FEDERATION_PATH
+from gateway.federation.transport import client_context
+from gateway.keys import DIRECTORY, ENGINE, PEERS
 from gateway.oauth import register_client
 from gateway.runner import start
 from gateway.service_directory import save_services
@@ -89,7 +92,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
 
 
 SEARCH = (
-    "/directory/services?scope=federation&postcode=N1%207AA&minimum_age=8&maximum_age=8"
+    "/directory/services?scope=federation&postcode=N1%207AA&age=8"
     f"&eligible_for=residence:{HACKNEY},school:{ISLINGTON}&per_page=50"
 )
 
@@ -150,3 +153,26 @@ async def test_the_member_directory_lists_lead_contacts(nodes: dict[str, Node]) 
     assert hackney["lead_contacts"][0]["role"] == "Lead CAF contact"
     status, _ = await nodes[ISLINGTON].get("/directory/contacts?authority=E09000001")
     assert status == 404
+
+
+async def test_an_unsigned_directory_search_is_refused(nodes: dict[str, Node]) -> None:
+    """`/federation/v1/directory/services` answers signed member requests only, like every
+    federation route: Camden's own TLS client certificate is not enough without the signature."""
+    camden = nodes[CAMDEN].plan.settings
+    assert camden.tls_cert_file and camden.tls_key_file and camden.ca_file
+    context = client_context(camden.tls_cert_file, camden.tls_key_file, camden.ca_file)
+    status, listed = await nodes[CAMDEN].get(f"/directory/contacts?authority={HACKNEY}")
+    assert status == 200
+    endpoint = listed["members"][0]["endpoint"].rstrip("/") + FEDERATION_PATH  # where peers call
+    url = endpoint + "/directory/services?text=club"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+        async with http.get(url) as reply:
+            status, body = reply.status, await reply.json()
+    assert (status, body["error"]) == (403, "invalid_signature"), body
+    assert "contents" not in body and "total_items" not in body
+
+    # The same search signed by Camden's node is answered: what was missing is the signature.
+    runner = nodes[CAMDEN].runner
+    assert runner is not None
+    signed = await runner.app[PEERS].get(HACKNEY, "/directory/services", {"text": "club"})
+    assert signed.status == 200 and signed.body["total_items"] > 0

@@ -5,7 +5,11 @@ and `GET /api/v1/directory/services` with every kind of parameter, good and bad.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import math
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,115 @@ def test_import_then_export_round_trip(database: Database, tmp_path: Path) -> No
     assert code == 0 and json.loads(stdout)["contents"] == []
 
 
+def test_the_import_report_prints_what_the_file_says(database: Database, tmp_path: Path) -> None:
+    """Ids and messages from the file are text, not rich markup: `[/x]` once stopped the report
+    after the accepted records were stored, so the report file was never written."""
+    config = _config(database, tmp_path)
+    good = generate_services(CAMDEN, "Camden", 2)
+    broken = {**good[1], "id": "[/x]"}
+    source = tmp_path / "services[red].json"
+    source.write_text(json.dumps([good[0], broken]), encoding="utf-8")
+    report = tmp_path / "rejected.json"
+    code, _, stderr = _cafx(
+        "directory", "import", "--config", str(config), "--report", str(report), str(source)
+    )
+    assert code == 1, stderr
+    assert "rejected /1 ([/x]): /1/id: oruk.format: '[/x]' is not a 'uuid'" in stderr
+    assert "imported 1 services for E09000007; rejected 1" in stderr
+    assert [r["id"] for r in json.loads(report.read_text(encoding="utf-8"))] == ["[/x]"]
+
+    source.write_text("[/x] not json", encoding="utf-8")
+    code, _, stderr = _cafx("directory", "import", "--config", str(config), str(source))
+    assert code == 2 and "services[red].json: not readable JSON" in stderr
+
+
+def _exported(config: Path, authority: str) -> set[str]:
+    code, stdout, stderr = _cafx(
+        "directory", "export", "--config", str(config), "--authority", authority
+    )
+    assert code == 0, stderr
+    return {document["id"] for document in json.loads(stdout)["contents"]}
+
+
+def test_replace_removes_what_the_file_no_longer_lists(database: Database, tmp_path: Path) -> None:
+    config = _config(database, tmp_path)
+    camden = generate_services(CAMDEN, "Camden", 5)
+    ids = [document["id"] for document in camden]
+    source = tmp_path / "camden.json"
+
+    def load(documents: list[dict[str, Any]], *options: str) -> tuple[int, str]:
+        source.write_text(json.dumps(documents), encoding="utf-8")
+        code, _, stderr = _cafx(
+            "directory", "import", "--config", str(config), *options, str(source)
+        )
+        return code, stderr
+
+    assert load(camden) == (0, "imported 5 services for E09000007; rejected 0\n")
+    # Without --replace a shorter file adds and updates only.
+    assert load(camden[:2])[0] == 0
+    assert _exported(config, CAMDEN) == set(ids)
+
+    # With --replace the file is the whole directory: the service it no longer lists goes, and a
+    # record rejected for a fault keeps the service it would have updated.
+    faulty = {**camden[3], "status": "open-ish"}
+    code, stderr = load([*camden[:3], faulty], "--replace")
+    assert code == 1, stderr
+    assert f"rejected /3 ({ids[3]}): /3/status" in stderr
+    assert "imported 3 services for E09000007; rejected 1; removed 1 not in the file" in stderr
+    assert _exported(config, CAMDEN) == set(ids[:4])
+
+    # An empty file with --replace withdraws the authority's services, and only its own.
+    hackney = generate_services(HACKNEY, "Hackney", 2)
+    assert load(hackney, "--authority", HACKNEY)[0] == 0
+    code, stderr = load([], "--replace")
+    assert code == 0 and "removed 4 not in the file" in stderr
+    assert _exported(config, CAMDEN) == set()
+    assert _exported(config, HACKNEY) == {document["id"] for document in hackney}
+
+
+def test_an_import_never_moves_a_service_to_another_authority(
+    database: Database, tmp_path: Path
+) -> None:
+    config = _config(database, tmp_path)
+    camden = generate_services(CAMDEN, "Camden", 3)
+    hackney = generate_services(HACKNEY, "Hackney", 1)
+    source = tmp_path / "services.json"
+    source.write_text(json.dumps(camden), encoding="utf-8")
+    assert _cafx("directory", "import", "--config", str(config), str(source))[0] == 0
+
+    # Hackney's file carries a service with the id of one of Camden's: refused, record by record,
+    # and the rest of the file is stored; with --replace too, Camden's services stay Camden's.
+    clash = {**camden[1], "name": "Hackney's own club"}
+    source.write_text(json.dumps({"contents": [*hackney, clash]}), encoding="utf-8")
+    report = tmp_path / "rejected.json"
+    for options in ((), ("--replace",)):
+        code, _, stderr = _cafx(
+            "directory", "import", "--config", str(config), "--authority", HACKNEY,
+            "--report", str(report), *options, str(source),
+        )  # fmt: skip
+        assert code == 1, stderr
+        assert "imported 1 services for E09000012; rejected 1" in stderr
+        assert json.loads(report.read_text(encoding="utf-8")) == [
+            {
+                "record": "/contents/1",
+                "id": camden[1]["id"],
+                "problems": [
+                    {
+                        "location": "/contents/1/id",
+                        "rule": "directory.authority",
+                        "message": "this id is a service of E09000007: an import does not move a"
+                        " service to another authority (remove it there first)",
+                    }
+                ],
+            }
+        ]
+    assert _exported(config, CAMDEN) == {document["id"] for document in camden}
+    assert _exported(config, HACKNEY) == {hackney[0]["id"]}
+    code, stdout, _ = _cafx("directory", "export", "--config", str(config))
+    names = {d["id"]: d["name"] for d in json.loads(stdout)["contents"]}
+    assert names[camden[1]["id"]] == camden[1]["name"]
+
+
 def test_an_unusable_file_is_refused(database: Database, tmp_path: Path) -> None:
     config = _config(database, tmp_path)
     source = tmp_path / "broken.json"
@@ -137,7 +250,7 @@ async def test_search_over_the_api(
     await asyncio.sleep(0.1)
     url = (
         "/api/v1/directory/services?text=club&postcode=NW1%202DB&proximity=4000"
-        f"&minimum_age=9&maximum_age=9&eligible_for=residence:{HACKNEY},school:{CAMDEN}&per_page=50"
+        f"&age=9&eligible_for=residence:{HACKNEY},school:{CAMDEN}&per_page=50"
     )
     response = await http.get(url, headers=auth)
     page = await response.json()
@@ -158,6 +271,15 @@ async def test_search_over_the_api(
             assert verdict["eligible"] is True and verdict["code"] == "attends_school"
         else:
             assert verdict["eligible"] is (HACKNEY in note["access"]["members"])
+
+    # The standard's age bounds are bounds on the service's own ages (not the child's).
+    bounded = await (
+        await http.get(
+            "/api/v1/directory/services?minimum_age=11&maximum_age=19&per_page=100", headers=auth
+        )
+    ).json()
+    assert bounded["total_items"] > 0
+    assert all(11 <= e["minimum_age"] <= e["maximum_age"] <= 19 for e in bounded["contents"])
 
     # The ORUK name for text, and paging.
     first = await (
@@ -182,13 +304,17 @@ async def test_search_over_the_api(
 
     contacts = await http.get("/api/v1/directory/contacts", headers=auth)
     assert contacts.status == 404
-    assert (await http.app[DIRECTORY].index()) is not None
+    # The node's own index is the one it answered from: both boroughs' imports, picked up.
+    index = await http.app[DIRECTORY].index()
+    assert len(index) == 400 and index.authorities == {CAMDEN, HACKNEY}
 
 
 BAD = [
     ("minimum_age=seven", "minimum_age", "query.number"),
     ("maximum_age=200", "maximum_age", "query.range"),
     ("minimum_age=9&maximum_age=3", "maximum_age", "query.range"),
+    ("age=-1", "age", "query.range"),
+    ("age=ten", "age", "query.number"),
     ("postcode=ZZ9%209ZZ", "postcode", "query.postcode"),
     ("proximity=500", "proximity", "query.together"),
     ("lat=51.5", "lon", "query.together"),
@@ -274,3 +400,107 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
     ]
     assert page["total_items"] == hackney.search(search.query).total > 0
     assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
+
+
+ISLINGTON, LAMBETH = "E09000019", "E09000022"
+
+
+def _borough(authority: str, name: str, count: int) -> ServiceIndex:
+    records, _ = read_services(generate_services(authority, name, count))
+    return ServiceIndex([(authority, record) for record in records])
+
+
+async def test_federated_search_scores_members_answers_itself() -> None:
+    """A member may say anything about its services' rank: relevance 1e308, distance 0, every
+    child eligible. The merge scores each service it is sent as its own index would, and a member
+    that sends NaN (which json.loads accepts and no JSON reply may carry) is a bad answer."""
+    hackney, islington = _borough(HACKNEY, "Hackney", 150), _borough(ISLINGTON, "Islington", 150)
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in ((CAMDEN, "Camden"), (HACKNEY, "Hackney"), (ISLINGTON, "Islington"))
+    ] + [Member(id=LAMBETH, name="Lambeth", endpoint="https://lambeth.example", status="active")]
+    params = {
+        "text": "club",
+        "postcode": "N1 7AA",
+        "eligible_for": f"residence:{HACKNEY}",
+        "per_page": "20",
+        "scope": "federation",
+    }
+    search = parse_search(params)
+
+    async def ask(member: str, asked: dict[str, str]) -> tuple[int, Any]:
+        query = parse_search(asked).query
+        if member == HACKNEY:
+            return 200, search_page(hackney.search(query), query)
+        page = search_page(islington.search(query), query)
+        for entry in page["contents"]:  # Islington's node boasts
+            entry["cafx"].update(
+                relevance=1e308,
+                distance_m=0,
+                eligibility={"eligible": True, "code": "resident", "reason": "trust me"},
+            )
+        if member == LAMBETH:
+            page["contents"][0]["cafx"]["relevance"] = math.nan
+        return 200, page
+
+    page = await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=5)
+    assert page["answered"] == [CAMDEN, HACKNEY, ISLINGTON]
+    assert page["unanswered"] == [{"member": LAMBETH, "name": "Lambeth", "reason": "bad_answer"}]
+    json.dumps(page, allow_nan=False)
+    both = ServiceIndex(
+        [(h.authority, h.record) for i in (hackney, islington) for h in i.search(
+            replace(search.query, per_page=100)).hits]
+    )  # fmt: skip
+    expected = both.search(search.query)
+    notes = [entry["cafx"] for entry in page["contents"]]
+    assert [(n["relevance"], n["distance_m"]) for n in notes] == [
+        (h.relevance, round(h.distance_m or 0)) for h in expected.hits
+    ]
+    assert {n["authority"] for n in notes} == {HACKNEY, ISLINGTON}
+    for note in notes:
+        if note["authority"] == ISLINGTON:
+            assert note["eligibility"]["code"] != "resident" and note["relevance"] < 100
+
+
+async def test_federated_paging_stops_where_it_says() -> None:
+    """Pages past the first 100 services are refused (`query.depth`), so the page says there are
+    no more than that, and that the federation holds more (`truncated`)."""
+    hackney = _borough(HACKNEY, "Hackney", 300)
+    members = [
+        Member(id=gss, name=name, endpoint=f"https://{name.lower()}.example", status="active")
+        for gss, name in ((CAMDEN, "Camden"), (HACKNEY, "Hackney"))
+    ]
+
+    async def ask(member: str, asked: dict[str, str]) -> tuple[int, Any]:
+        query = parse_search(asked).query
+        return 200, search_page(hackney.search(query), query)
+
+    async def page(**params: str) -> dict[str, Any]:
+        search = parse_search({"scope": "federation", **params})
+        return await federated_search(search, ServiceIndex([]), CAMDEN, members, ask, timeout=5)
+
+    first = await page(per_page="30")
+    assert first["total_items"] > 100
+    assert (first["total_pages"], first["last_page"], first["truncated"]) == (3, False, True)
+    third = await page(per_page="30", page="3")
+    assert (third["total_pages"], third["last_page"], third["size"]) == (3, True, 30)
+    few = await page(text="massage", per_page="100")
+    assert 0 < few["total_items"] <= 100
+    assert (few["total_pages"], few["last_page"], few["truncated"]) == (1, True, False)
+
+
+def test_migration_docstrings_name_their_own_revisions() -> None:
+    """Each migration's header says the revision it is and the one it follows, as its code does
+    (the chain is 0001 <- 0002 <- 0003 directory <- 0004 approvals <- 0005 console sessions)."""
+    versions = Path(importlib.import_module("gateway.storage.migrations.versions").__file__ or "")
+    chain = []
+    for path in sorted(versions.parent.glob("0*.py")):
+        module = importlib.import_module(f"gateway.storage.migrations.versions.{path.stem}")
+        header = module.__doc__ or ""
+        said = re.search(r"^Revision ID: (\S*)$", header, re.M)
+        follows = re.search(r"^Revises: ?(\S*)$", header, re.M)
+        assert said and follows, path.name
+        assert said[1] == module.revision, path.name
+        assert (follows[1] or None) == module.down_revision, path.name
+        chain.append((module.revision, module.down_revision))
+    assert chain[2:5] == [("0003", "0002"), ("0004", "0003"), ("0005", "0004")]

@@ -1,7 +1,7 @@
 """disclosure approvals: disclosures held for the holder's lead CAF contact
 
-Revision ID: 0004_disclosure_approvals
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30 10:00:00
 """
 
