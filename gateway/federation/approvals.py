@@ -39,6 +39,7 @@ from ..consent import ConsentDecision
 from ..episodes import EpisodeStore
 from ..errors import Conflict, Forbidden, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
+from ..storage import aware_utc
 from ..storage._tables import disclosure_approvals
 from .attestation import MAX_LIFETIME
 from .disclosing import Asked, audit_code, consent_now, disclose, refusal_code
@@ -116,9 +117,7 @@ class DisclosureApprovals:
             reason=asked["reason"],
             sections=list(document["sections"]),
             episode_id=asked["episode_id"],
-            received_at=row.received_at
-            if row.received_at.tzinfo
-            else row.received_at.replace(tzinfo=dt.UTC),
+            received_at=aware_utc(row.received_at),
             state=row.state,
             override=row.override,
             outcome=row.outcome,
