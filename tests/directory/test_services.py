@@ -35,7 +35,10 @@ from directory.services import (
 )
 from directory.services._models import Service
 
-STANDARD = Path(__file__).resolve().parents[3] / "shared" / "standards" / "openreferral-uk"
+# The published standard, as the tests' own copy (tests/fixtures/openreferral-uk/README.md says why);
+# the brief's original sits beside the repository on the project machine.
+STANDARD = Path(__file__).resolve().parents[1] / "fixtures" / "openreferral-uk"
+ORIGINAL = Path(__file__).resolve().parents[3] / "shared" / "standards" / "openreferral-uk"
 SHIPPED = Path(__file__).resolve().parents[2] / "directory" / "services" / "data"
 CAMDEN, HACKNEY, ISLINGTON, LAMBETH = "E09000007", "E09000012", "E09000019", "E09000022"
 
@@ -71,6 +74,13 @@ def test_the_shipped_schemas_are_the_published_ones() -> None:
         assert (SHIPPED / shipped).read_bytes() == (
             STANDARD / "schema" / "compiled" / published
         ).read_bytes()
+
+
+def test_the_tests_copy_of_the_standard_is_the_published_one() -> None:
+    if not ORIGINAL.is_dir():
+        pytest.skip(f"the brief's standards folder is not beside this checkout ({ORIGINAL})")
+    for copied in STANDARD.rglob("*.json"):
+        assert copied.read_bytes() == (ORIGINAL / copied.relative_to(STANDARD)).read_bytes()
 
 
 def test_a_standard_file_comes_back_out_equal() -> None:
