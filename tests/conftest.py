@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,10 @@ class Database:
         return "sqlite" if self.url.startswith("sqlite") else "postgresql"
 
 
-async def _postgres_schema() -> AsyncIterator[Database]:
+@asynccontextmanager
+async def postgres_schemas(count: int) -> AsyncIterator[list[str]]:
+    """`count` fresh schemas in the test PostgreSQL, dropped afterwards. Skips with the reason when the
+    server is not reachable, or fails when CAFX_REQUIRE_POSTGRES=1 says it must be."""
     import asyncpg  # noqa: PLC0415 - only the PostgreSQL runs need the driver
 
     try:
@@ -36,12 +40,15 @@ async def _postgres_schema() -> AsyncIterator[Database]:
         if REQUIRE_POSTGRES:
             pytest.fail(f"{reason}, and CAFX_REQUIRE_POSTGRES=1")
         pytest.skip(reason)
-    schema = f"cafx_test_{secrets.token_hex(6)}"
-    await connection.execute(f'CREATE SCHEMA "{schema}"')
+    prefix = f"cafx_test_{secrets.token_hex(6)}"
+    schemas = [f"{prefix}_{n}" for n in range(count)]
     try:
-        yield Database(async_url(POSTGRES_URL), schema)
+        for schema in schemas:
+            await connection.execute(f'CREATE SCHEMA "{schema}"')
+        yield schemas
     finally:
-        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        for schema in schemas:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await connection.close()
 
 
@@ -51,5 +58,5 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param == "sqlite":
         yield Database(f"sqlite+aiosqlite:///{tmp_path / 'node.sqlite3'}")
         return
-    async for database in _postgres_schema():
-        yield database
+    async with postgres_schemas(1) as (schema,):
+        yield Database(async_url(POSTGRES_URL), schema)

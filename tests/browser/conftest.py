@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
+from gateway.demo import DEMO_PASSWORD, NodePlan, plan_federation
 
-from ..e2e.test_london_protocol import Node, _login
+from ..e2e.nodes import Node, running
 
 CHROMIUM = Path(os.environ.get("CAFX_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_BROWSER = os.environ.get("CAFX_REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-
-CAMDEN, HACKNEY = (b.gss for b in DEMO_BOROUGHS[:2])
 
 
 @pytest.fixture
@@ -46,20 +44,11 @@ async def federation(
 ) -> AsyncIterator[dict[str, Node]]:
     """Camden and Hackney, real nodes with real certificates; no auto-approval: lead contacts decide.
     The parameter is Hackney's holder-side approval policy (CAFX_DISCLOSURE_APPROVAL)."""
-    plans = plan_federation(tmp_path)
-    camden, hackney = plans[0], plans[1]
+    camden, hackney = plan_federation(tmp_path)[:2]
     policy = {"disclosure_approval": request.param}
     hackney = NodePlan(hackney.borough, hackney.folder, hackney.settings.model_copy(update=policy))
-    nodes = {plan.borough.gss: Node(plan) for plan in (camden, hackney)}
-    try:
-        for node in nodes.values():
-            await node.start()
-            await _login(node)
+    async with running((camden, hackney)) as nodes:
         yield nodes
-    finally:
-        for node in nodes.values():
-            await node.stop()
-            await node.http.close()
 
 
 async def screenshot(page: Page, name: str) -> None:

@@ -19,8 +19,8 @@ from sqlalchemy import select, update
 from gateway.keys import ENGINE
 from gateway.storage._tables import outbox
 
-from ..e2e.test_london_protocol import PRACTITIONER, Node, _eventually, _match, _seed
-from .conftest import CAMDEN, HACKNEY, accessible, screenshot, sign_in, sign_out
+from ..e2e.nodes import CAMDEN, HACKNEY, PRACTITIONER, Node, eventually, match_keys, seed
+from .conftest import accessible, screenshot, sign_in, sign_out
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -56,14 +56,14 @@ async def test_lead_contacts_verify_reject_and_share_under_an_override(
     browser: Browser, federation: dict[str, Node]
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     existence = {
         "kind": "existence_check",
         "practitioner": TEACHER,
         "purpose": "early_help",
         "reason": "attendance has dropped since the family moved",
         "target_authority": HACKNEY,
-        "child": _match(episode),
+        "child": match_keys(episode),
     }
     await _raise(camden, existence)
     await _raise(
@@ -154,7 +154,7 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
     browser: Browser, federation: dict[str, Node]
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     episode_id = episode["episode_id"]
     await _raise(
         camden,
@@ -217,7 +217,7 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
         rows = await hackney.engine_rows(select(outbox.c.state))
         return [r.state for r in rows] == ["delivered"]
 
-    await _eventually(delivered)
+    await eventually(delivered)
     assert hackney.runner is not None
     async with hackney.runner.app[ENGINE].begin() as connection:
         await connection.execute(
@@ -229,7 +229,7 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
     await accessible(page, "10-federation-dead-letter")
     await page.get_by_role("button", name=re.compile("^Retry")).click()
     await expect(page.get_by_role("status")).to_contain_text("put back in the queue")
-    await _eventually(delivered)
+    await eventually(delivered)
 
     await page.get_by_role("link", name="Audit").click()
     # Fewer entries than one checkpoint interval: the everyday check is the whole chain anyway.
@@ -245,7 +245,7 @@ async def test_the_holder_releases_another_boroughs_disclosure(
     browser: Browser, federation: dict[str, Node]
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     request_id = await _raise(
         camden,
         {
@@ -280,4 +280,4 @@ async def test_the_holder_releases_another_boroughs_disclosure(
         status, record = await camden.call("GET", f"/requests/{request_id}")
         return bool(record["state"] == "answered")
 
-    await _eventually(answered)
+    await eventually(answered)

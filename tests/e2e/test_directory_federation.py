@@ -12,83 +12,29 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from authlib.oauth2.rfc7523 import private_key_jwt_sign
-from joserfc.jwk import ECKey
 
 from directory.services import generate_services, read_services
-from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
+from gateway.demo import plan_federation
 from gateway.federation.node import FEDERATION_PATH
 from gateway.federation.transport import client_context
 from gateway.keys import DIRECTORY, ENGINE, PEERS
-from gateway.oauth import register_client
-from gateway.runner import start
 from gateway.service_directory import save_services
 
 from ..directory.test_services import _assert_valid_page
-
-CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
-
-
-class Node:
-    def __init__(self, plan: NodePlan) -> None:
-        self.plan = plan
-        self.runner: web.AppRunner | None = None
-        self.token = ""
-
-    async def start(self) -> None:
-        self.runner = await start(self.plan.settings)
-        app = self.runner.app
-        accepted, rejected = read_services(
-            generate_services(self.plan.borough.gss, self.plan.borough.name, 150)
-        )
-        assert rejected == []
-        await save_services(app[ENGINE], self.plan.borough.gss, accepted)
-        await app[DIRECTORY].reload()
-        key = ECKey.generate_key("P-256", private=True)
-        client = await register_client(
-            app[ENGINE], "fis", ["directory:read"], jwks={"keys": [key.as_dict(private=False)]}
-        )
-        assertion = private_key_jwt_sign(
-            key.as_dict(private=True),
-            client.client_id,
-            self.plan.settings.token_endpoint,
-            alg="ES256",
-        )
-        async with aiohttp.ClientSession() as http:
-            form = {
-                "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": assertion,
-            }
-            async with http.post(self.plan.settings.token_endpoint, data=form) as reply:
-                self.token = (await reply.json())["access_token"]
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(
-                self.plan.api_url + "/api/v1" + path,
-                headers={"Authorization": f"Bearer {self.token}"},
-            ) as reply:
-                return reply.status, await reply.json()
+from .nodes import CAMDEN, HACKNEY, ISLINGTON, Node, running
 
 
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    plans = plan_federation(tmp_path)
-    started = {plan.borough.gss: Node(plan) for plan in plans}
-    try:
-        for node in started.values():
-            await node.start()
+    async with running(plan_federation(tmp_path)) as started:
+        for node in started.values():  # 150 generated services each, in the index
+            assert node.runner is not None
+            app, borough = node.runner.app, node.plan.borough
+            accepted, rejected = read_services(generate_services(borough.gss, borough.name, 150))
+            assert rejected == []
+            await save_services(app[ENGINE], borough.gss, accepted)
+            await app[DIRECTORY].reload()
         yield started
-    finally:
-        for node in started.values():
-            await node.stop()
 
 
 SEARCH = (
@@ -103,7 +49,7 @@ def _key(entry: dict[str, Any]) -> tuple[float, float]:
 
 async def test_federated_search_answers_even_with_a_member_down(nodes: dict[str, Node]) -> None:
     camden = nodes[CAMDEN]
-    status, page = await camden.get(SEARCH)
+    status, page = await camden.call("GET", SEARCH)
     assert status == 200, page
     assert sorted(page["answered"]) == [CAMDEN, HACKNEY, ISLINGTON] and page["unanswered"] == []
     _assert_valid_page(page)
@@ -120,19 +66,19 @@ async def test_federated_search_answers_even_with_a_member_down(nodes: dict[str,
     # The federation's total is the sum of each member's own.
     totals = 0
     for node in nodes.values():
-        status, own = await node.get(SEARCH.replace("scope=federation", "scope=local"))
+        status, own = await node.call("GET", SEARCH.replace("scope=federation", "scope=local"))
         totals += own["total_items"]
     assert page["total_items"] == totals
 
     # Only one member's services: only that member is asked.
-    status, hackney_only = await camden.get(
-        f"/directory/services?scope=federation&authority={HACKNEY}"
+    status, hackney_only = await camden.call(
+        "GET", f"/directory/services?scope=federation&authority={HACKNEY}"
     )
     assert status == 200 and hackney_only["answered"] == [CAMDEN, HACKNEY]
     assert {e["cafx"]["authority"] for e in hackney_only["contents"]} == {HACKNEY}
 
     await nodes[HACKNEY].stop()
-    status, degraded = await camden.get(SEARCH)
+    status, degraded = await camden.call("GET", SEARCH)
     assert status == 200, degraded
     assert sorted(degraded["answered"]) == [CAMDEN, ISLINGTON]
     assert degraded["unanswered"] == [
@@ -142,16 +88,16 @@ async def test_federated_search_answers_even_with_a_member_down(nodes: dict[str,
 
 
 async def test_the_member_directory_lists_lead_contacts(nodes: dict[str, Node]) -> None:
-    status, listed = await nodes[ISLINGTON].get("/directory/contacts")
+    status, listed = await nodes[ISLINGTON].call("GET", "/directory/contacts")
     assert status == 200, listed
     assert [m["id"] for m in listed["members"]] == [CAMDEN, HACKNEY, ISLINGTON]
-    status, one = await nodes[ISLINGTON].get(f"/directory/contacts?authority={HACKNEY}")
+    status, one = await nodes[ISLINGTON].call("GET", f"/directory/contacts?authority={HACKNEY}")
     assert status == 200
     (hackney,) = one["members"]
     assert hackney["status"] == "active" and hackney["endpoint"].startswith("https://127.0.0.1:")
     assert [c["id"] for c in hackney["lead_contacts"]] == ["hackney-lead-1", "hackney-lead-2"]
     assert hackney["lead_contacts"][0]["role"] == "Lead CAF contact"
-    status, _ = await nodes[ISLINGTON].get("/directory/contacts?authority=E09000001")
+    status, _ = await nodes[ISLINGTON].call("GET", "/directory/contacts?authority=E09000001")
     assert status == 404
 
 
@@ -161,7 +107,7 @@ async def test_an_unsigned_directory_search_is_refused(nodes: dict[str, Node]) -
     camden = nodes[CAMDEN].plan.settings
     assert camden.tls_cert_file and camden.tls_key_file and camden.ca_file
     context = client_context(camden.tls_cert_file, camden.tls_key_file, camden.ca_file)
-    status, listed = await nodes[CAMDEN].get(f"/directory/contacts?authority={HACKNEY}")
+    status, listed = await nodes[CAMDEN].call("GET", f"/directory/contacts?authority={HACKNEY}")
     assert status == 200
     endpoint = listed["members"][0]["endpoint"].rstrip("/") + FEDERATION_PATH  # where peers call
     url = endpoint + "/directory/services?text=club"

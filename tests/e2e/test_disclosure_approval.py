@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,24 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from gateway.api._openapi import HeldDisclosure, HeldDisclosures
-from gateway.demo import Borough, NodePlan, plan_federation
+from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, plan_federation
 from gateway.federation.operator import suspend
 from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, MEMBERS, OUTBOX
 from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, outbox, received_copies, register
 
-from ..conftest import POSTGRES_URL, REQUIRE_POSTGRES
-from .test_london_protocol import (
-    CAMDEN,
-    HACKNEY,
-    ISLINGTON,
-    PRACTITIONER,
-    Node,
-    _ask,
-    _eventually,
-    _login,
-    _seed,
-)
+from ..conftest import POSTGRES_URL, postgres_schemas
+from .nodes import CAMDEN, HACKNEY, ISLINGTON, PRACTITIONER, Node, ask, eventually, running, seed
 
 DatabaseFor = Callable[[Borough, Path], tuple[str, str | None]]
 
@@ -45,30 +34,13 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[DatabaseFor |
     if request.param == "sqlite":
         yield None
         return
-    import asyncpg  # noqa: PLC0415 - only the PostgreSQL runs need the driver
+    async with postgres_schemas(len(DEMO_BOROUGHS)) as schemas:
+        by_borough = dict(zip((b.short for b in DEMO_BOROUGHS), schemas, strict=True))
 
-    try:
-        connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL not reachable at CAFX_TEST_POSTGRES_URL ({type(exc).__name__})"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"{reason}, and CAFX_REQUIRE_POSTGRES=1")
-        pytest.skip(reason)
-    prefix = f"cafx_test_{secrets.token_hex(4)}"
-    created: list[str] = []
+        def database_for(borough: Borough, folder: Path) -> tuple[str, str | None]:
+            return async_url(POSTGRES_URL), by_borough[borough.short]
 
-    def database_for(borough: Borough, folder: Path) -> tuple[str, str | None]:
-        return async_url(POSTGRES_URL), f"{prefix}_{borough.short}"
-
-    for short in ("camden", "hackney", "islington"):
-        await connection.execute(f'CREATE SCHEMA "{prefix}_{short}"')
-        created.append(f"{prefix}_{short}")
-    try:
         yield database_for
-    finally:
-        for schema in created:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await connection.close()
 
 
 @asynccontextmanager
@@ -78,21 +50,18 @@ async def _federation(
     """Three nodes; Hackney (the holder in these tests) with the given approval policy."""
     extra: dict[str, Any] = {"database": backend} if backend is not None else {}
     plans = plan_federation(tmp_path, auto_approve_roles=("Health visitor",), **extra)
-    nodes = {}
-    for plan in plans:
-        if plan.borough.gss == HACKNEY:
-            settings = plan.settings.model_copy(update={"disclosure_approval": policy})
-            plan = NodePlan(plan.borough, plan.folder, settings)
-        nodes[plan.borough.gss] = Node(plan)
-    try:
-        for node in nodes.values():
-            await node.start()
-            await _login(node)
+    plans = [
+        NodePlan(
+            plan.borough,
+            plan.folder,
+            plan.settings.model_copy(update={"disclosure_approval": policy}),
+        )
+        if plan.borough.gss == HACKNEY
+        else plan
+        for plan in plans
+    ]
+    async with running(plans) as nodes:
         yield nodes
-    finally:
-        for node in nodes.values():
-            await node.stop()
-            await node.http.close()
 
 
 @pytest.fixture
@@ -122,7 +91,7 @@ def _disclosure(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 async def _held(home: Node, holder: Node, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Ask; the request must wait for the holder. Returns it and the holder's approval id."""
-    record = await _ask(home, body)
+    record = await ask(home, body)
     assert record["state"] == "awaiting_holder", record
     assert record["answer"] is None and record["error"] is None
     status, queue = await holder.call("GET", "/disclosure-approvals")
@@ -141,7 +110,7 @@ async def _settled(home: Node, request_id: str) -> dict[str, Any]:
         status, latest = await home.call("GET", f"/requests/{request_id}")
         return status == 200 and latest["state"] != "awaiting_holder"
 
-    await _eventually(done)
+    await eventually(done)
     return latest
 
 
@@ -156,7 +125,7 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
     always: dict[str, Node],
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     HeldDisclosures.model_validate(queue)  # as the OpenAPI document describes it
@@ -226,7 +195,7 @@ async def test_a_rejection_reaches_the_requester_as_holder_rejected(
     always: dict[str, Node],
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     status, decided = await _decide(
         hackney,
@@ -249,7 +218,7 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
     always: dict[str, Node],
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     status, withdrawn = await hackney.call(
         "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
@@ -279,9 +248,9 @@ async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
     always: dict[str, Node], tmp_path: Path
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     first, approve_id = await _held(camden, hackney, _disclosure(episode))
-    second = await _ask(camden, _disclosure(episode, reason="the school nurse asked too"))
+    second = await ask(camden, _disclosure(episode, reason="the school nurse asked too"))
     assert second["state"] == "awaiting_holder", second
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     [reject_id] = [a["approval_id"] for a in queue["approvals"] if a["approval_id"] != approve_id]
@@ -295,7 +264,7 @@ async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
         member = members().member(CAMDEN)
         return member is not None and member.status == "suspended"
 
-    await _eventually(seen)  # Hackney polls its metadata every 2 s
+    await eventually(seen)  # Hackney polls its metadata every 2 s
 
     status, approved = await _decide(
         hackney, approve_id, decision="approve", lead_contact_id=hackney.lead
@@ -336,7 +305,7 @@ async def test_an_attestation_expired_before_the_decision_discloses_nothing(
     always: dict[str, Node],
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     assert hackney.runner is not None
     approvals = hackney.runner.app[DISCLOSURE_APPROVALS]
@@ -367,8 +336,8 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
     overrides: dict[str, Node],
 ) -> None:
     camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
-    episode = await _seed(hackney)
-    plain = await _ask(camden, _disclosure(episode))
+    episode = await seed(hackney)
+    plain = await ask(camden, _disclosure(episode))
     assert plain["state"] == "answered", plain  # consent alone: answered at once
 
     police = {
@@ -416,7 +385,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
 
 async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]) -> None:
     camden, hackney, islington = always[CAMDEN], always[HACKNEY], always[ISLINGTON]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     record, approval_id = await _held(camden, hackney, _disclosure(episode))
     forged = {
         "outcome": "disclosed",
@@ -448,7 +417,7 @@ async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]
         ]
         return len(rows) == 2 and all(r.last_error == "not_found" for r in rows)
 
-    await _eventually(refused_twice)
+    await eventually(refused_twice)
     status, still = await camden.call("GET", f"/requests/{record['request_id']}")
     assert still["state"] == "awaiting_holder" and still["answer"] is None
     assert await camden.engine_rows(select(register)) == []

@@ -5,168 +5,43 @@ delivery after a peer was down, and a transfer."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from authlib.oauth2.rfc7523 import private_key_jwt_sign
-from joserfc.jwk import ECKey
 from sqlalchemy import select
 
-from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
+from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
-from gateway.keys import ENGINE
-from gateway.oauth import register_client
-from gateway.runner import start
 from gateway.storage._tables import inbox, outbox, received_copies, register
 
-from ..adapters.facts import EXAMPLES
-
-CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
-SCOPES = [
-    "episodes:read",
-    "episodes:write",
-    "consents:write",
-    "audit:read",
-    "register:read",
-    "requests:write",
-    "requests:decide",
-]
-
-
-@dataclass
-class Node:
-    plan: NodePlan
-    runner: web.AppRunner | None = None
-    token: str = ""
-    http: aiohttp.ClientSession = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = aiohttp.ClientSession()
-
-    @property
-    def url(self) -> str:
-        return self.plan.api_url + "/api/v1"
-
-    @property
-    def lead(self) -> str:
-        return self.plan.borough.lead_contacts()[0]
-
-    async def start(self) -> None:
-        self.runner = await start(self.plan.settings)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(
-            method, self.url + path, headers=headers, **kwargs
-        ) as response:
-            return response.status, await response.json()
-
-    async def engine_rows(self, query: Any) -> list[Any]:
-        assert self.runner is not None
-        async with self.runner.app[ENGINE].connect() as connection:
-            return list((await connection.execute(query)).all())
-
-
-async def _login(node: Node) -> None:
-    assert node.runner is not None
-    key = ECKey.generate_key("P-256", private=True)
-    client = await register_client(
-        node.runner.app[ENGINE], "case-system", SCOPES, jwks={"keys": [key.as_dict(private=False)]}
-    )
-    assertion = private_key_jwt_sign(
-        key.as_dict(private=True), client.client_id, node.plan.settings.token_endpoint, alg="ES256"
-    )
-    async with node.http.post(
-        node.plan.api_url + "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    ) as response:
-        node.token = (await response.json())["access_token"]
+from .nodes import (
+    CAMDEN,
+    HACKNEY,
+    ISLINGTON,
+    PRACTITIONER,
+    Node,
+    ask,
+    eventually,
+    match_keys,
+    running,
+    seed,
+)
 
 
 @pytest.fixture
 async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    plans = plan_federation(tmp_path, auto_approve_roles=("Health visitor",))
-    nodes = {plan.borough.gss: Node(plan) for plan in plans}
-    try:
-        for node in nodes.values():
-            await node.start()
-            await _login(node)
+    async with running(plan_federation(tmp_path, auto_approve_roles=("Health visitor",))) as nodes:
         yield nodes
-    finally:
-        for node in nodes.values():
-            await node.stop()
-            await node.http.close()
-
-
-PRACTITIONER = {
-    "id": "camden-hv-17",
-    "name": "A Health Visitor",
-    "role": "Health visitor",
-    "agency": "Camden health visiting",
-    "agency_type": "health",
-}
-
-
-async def _seed(holder: Node) -> dict[str, Any]:
-    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml").read_bytes()
-    status, answer = await holder.call("POST", "/forms", data=form)
-    assert status == 201, answer
-    status, episode = await holder.call("GET", f"/episodes/{answer['episode_ids'][0]}")
-    return dict(episode)
-
-
-def _match(episode: dict[str, Any]) -> dict[str, str]:
-    child = episode["child"]
-    return {
-        "given_names": child["given_names"],
-        "family_name": child["family_name"],
-        "date_of_birth": child["date_of_birth"],
-    }
-
-
-async def _ask(home: Node, body: dict[str, Any], approve: bool = True) -> dict[str, Any]:
-    status, record = await home.call("POST", "/requests", json=body)
-    assert status == 201, record
-    if record["state"] == "awaiting_verification" and approve:
-        status, record = await home.call(
-            "POST",
-            f"/requests/{record['request_id']}/decision",
-            json={"decision": "approve", "lead_contact_id": home.lead, "note": "known to us"},
-        )
-        assert status == 200, record
-    return dict(record)
-
-
-async def _eventually(check: Any, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("the condition did not come true in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[str, Node]) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
 
     # Existence check: the health visitor's role is auto-approved by Camden's rule.
-    record = await _ask(
+    record = await ask(
         camden,
         {
             "kind": "existence_check",
@@ -174,7 +49,7 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
             "purpose": "early_help",
             "reason": "family moved into our area",
             "target_authority": HACKNEY,
-            "child": _match(episode),
+            "child": match_keys(episode),
         },
     )
     assert record["state"] == "answered", record
@@ -190,7 +65,7 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
         "agency": "Camden housing",
         "agency_type": "housing",
     }
-    refused = await _ask(
+    refused = await ask(
         camden,
         {
             "kind": "disclosure",
@@ -205,7 +80,7 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
     assert refused["state"] == "refused" and refused["error"] == "consent_excluded"
 
     # Disclosure to a consented agency (health): permitted, sections filtered, both registers.
-    permitted = await _ask(
+    permitted = await ask(
         camden,
         {
             "kind": "disclosure",
@@ -237,8 +112,8 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
         copies = await camden.engine_rows(select(received_copies))
         return len(copies) == 1 and copies[0].withdrawn_at is not None
 
-    await _eventually(marked)
-    again = await _ask(
+    await eventually(marked)
+    again = await ask(
         camden,
         {
             "kind": "disclosure",
@@ -274,7 +149,7 @@ async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_appr
         "target_authority": HACKNEY,
         "child": {"given_names": "Nobody", "family_name": "Known", "date_of_birth": "2015-01-01"},
     }
-    record = await _ask(camden, body, approve=False)
+    record = await ask(camden, body, approve=False)
     assert record["state"] == "awaiting_verification"
     status, waiting = await camden.call("GET", "/requests")
     assert [r["request_id"] for r in waiting["requests"]] == [record["request_id"]]
@@ -296,7 +171,7 @@ async def test_public_interest_override_needs_a_second_lead_contact(
     federation: dict[str, Node],
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     police = {
         **PRACTITIONER,
         "id": "camden-pc-1",
@@ -317,7 +192,7 @@ async def test_public_interest_override_needs_a_second_lead_contact(
             "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
         },
     }
-    record = await _ask(camden, body)  # first approval: camden-lead-1
+    record = await ask(camden, body)  # first approval: camden-lead-1
     assert record["state"] == "awaiting_second_approval"
     path = f"/requests/{record['request_id']}/decision"
     status, _ = await camden.call(
@@ -340,8 +215,8 @@ async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
     federation: dict[str, Node],
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
-    record = await _ask(
+    episode = await seed(hackney)
+    record = await ask(
         camden,
         {
             "kind": "disclosure",
@@ -363,21 +238,21 @@ async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
         rows = await hackney.engine_rows(select(outbox))
         return len(rows) == 1 and rows[0].attempts >= 1 and rows[0].state == "pending"
 
-    await _eventually(retried)
+    await eventually(retried)
     await camden.start()
 
     async def delivered() -> bool:
         rows = await hackney.engine_rows(select(outbox))
         return bool(rows[0].state == "delivered")
 
-    await _eventually(delivered, timeout=40)
+    await eventually(delivered, timeout=40)
     copies = await camden.engine_rows(select(received_copies))
     assert len(copies) == 1 and copies[0].withdrawn_at is not None
 
 
 async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None:
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     status, offer = await hackney.call(
         "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": ISLINGTON}
     )
@@ -387,7 +262,7 @@ async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None
         status, incoming = await islington.call("GET", "/transfers")
         return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
 
-    await _eventually(offered)
+    await eventually(offered)
     lead = {
         "name": "New Lead",
         "organisation": "Islington Family Hub",
@@ -405,7 +280,7 @@ async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None
         status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
         return status == 200
 
-    await _eventually(moved)
+    await eventually(moved)
     status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
     assert copy["home_authority"] == ISLINGTON and copy["lead_professional"]["name"] == "New Lead"
     assert copy["assessments"] == episode["assessments"]  # the whole episode, with its history
@@ -420,7 +295,7 @@ async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None
 
 async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_path: Path) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     suspend(tmp_path / "federation", CAMDEN)
     plan_federation(tmp_path)  # re-sign the metadata: Camden suspended
 
@@ -430,7 +305,7 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
         "purpose": "early_help",
         "reason": "again",
         "target_authority": HACKNEY,
-        "child": _match(episode),
+        "child": match_keys(episode),
     }
 
     async def refused() -> bool:
@@ -439,7 +314,7 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
         status, record = await camden.call("POST", "/requests", json=body)
         return status == 403 or record.get("state") not in ("answered", None)
 
-    await _eventually(refused)
+    await eventually(refused)
     status, log = await hackney.call("GET", "/audit/verify")
     assert log["ok"] is True
 
@@ -448,7 +323,7 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
     federation: dict[str, Node],
 ) -> None:
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    episode = await _seed(hackney)
+    episode = await seed(hackney)
     member = {
         "name": "A Youth Worker",
         "organisation": "Islington Youth Service",
@@ -466,4 +341,4 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
         rows = await islington.engine_rows(select(inbox))
         return [r.sender for r in rows] == [HACKNEY]
 
-    await _eventually(told)
+    await eventually(told)

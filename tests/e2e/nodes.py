@@ -1,0 +1,156 @@
+"""Real nodes for the end-to-end and browser tests: a node started from a demo plan, a borough system
+signed in to it (private_key_jwt), and the protocol's common steps (seed an episode, ask, wait)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from joserfc.jwk import ECKey
+
+from gateway.demo import DEMO_BOROUGHS, NodePlan
+from gateway.keys import ENGINE
+from gateway.oauth import register_client
+from gateway.runner import start
+
+from ..adapters.facts import EXAMPLES
+
+CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
+SCOPES = [
+    "episodes:read",
+    "episodes:write",
+    "consents:write",
+    "audit:read",
+    "register:read",
+    "requests:write",
+    "requests:decide",
+    "directory:read",
+]
+
+
+@dataclass
+class Node:
+    plan: NodePlan
+    runner: web.AppRunner | None = None
+    token: str = ""
+    http: aiohttp.ClientSession = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = aiohttp.ClientSession()
+
+    @property
+    def url(self) -> str:
+        return self.plan.api_url + "/api/v1"
+
+    @property
+    def lead(self) -> str:
+        return self.plan.borough.lead_contacts()[0]
+
+    async def start(self) -> None:
+        self.runner = await start(self.plan.settings)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.request(
+            method, self.url + path, headers=headers, **kwargs
+        ) as response:
+            return response.status, await response.json()
+
+    async def engine_rows(self, query: Any) -> list[Any]:
+        assert self.runner is not None
+        async with self.runner.app[ENGINE].connect() as connection:
+            return list((await connection.execute(query)).all())
+
+
+async def login(node: Node, scopes: list[str] = SCOPES) -> None:
+    assert node.runner is not None
+    key = ECKey.generate_key("P-256", private=True)
+    client = await register_client(
+        node.runner.app[ENGINE], "case-system", scopes, jwks={"keys": [key.as_dict(private=False)]}
+    )
+    assertion = private_key_jwt_sign(
+        key.as_dict(private=True), client.client_id, node.plan.settings.token_endpoint, alg="ES256"
+    )
+    async with node.http.post(
+        node.plan.api_url + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    ) as response:
+        node.token = (await response.json())["access_token"]
+
+
+@asynccontextmanager
+async def running(plans: Iterable[NodePlan]) -> AsyncIterator[dict[str, Node]]:
+    """Start a node per plan, sign a borough system in to each; stop them all at the end."""
+    nodes = {plan.borough.gss: Node(plan) for plan in plans}
+    try:
+        for node in nodes.values():
+            await node.start()
+            await login(node)
+        yield nodes
+    finally:
+        for node in nodes.values():
+            await node.stop()
+            await node.http.close()
+
+
+PRACTITIONER = {
+    "id": "camden-hv-17",
+    "name": "A Health Visitor",
+    "role": "Health visitor",
+    "agency": "Camden health visiting",
+    "agency_type": "health",
+}
+
+
+async def seed(holder: Node) -> dict[str, Any]:
+    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml").read_bytes()
+    status, answer = await holder.call("POST", "/forms", data=form)
+    assert status == 201, answer
+    status, episode = await holder.call("GET", f"/episodes/{answer['episode_ids'][0]}")
+    return dict(episode)
+
+
+def match_keys(episode: dict[str, Any]) -> dict[str, str]:
+    child = episode["child"]
+    return {
+        "given_names": child["given_names"],
+        "family_name": child["family_name"],
+        "date_of_birth": child["date_of_birth"],
+    }
+
+
+async def ask(home: Node, body: dict[str, Any], approve: bool = True) -> dict[str, Any]:
+    status, record = await home.call("POST", "/requests", json=body)
+    assert status == 201, record
+    if record["state"] == "awaiting_verification" and approve:
+        status, record = await home.call(
+            "POST",
+            f"/requests/{record['request_id']}/decision",
+            json={"decision": "approve", "lead_contact_id": home.lead, "note": "known to us"},
+        )
+        assert status == 200, record
+    return dict(record)
+
+
+async def eventually(check: Any, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("the condition did not come true in time")
+        await asyncio.sleep(0.2)
