@@ -10,14 +10,13 @@ from pathlib import Path
 import click
 
 from ..audit_log import AuditLog
-from ..episodes import EpisodeStore
 from ..oauth import SCOPES, register_client
 from ..observability import configure_logging
 from ..protection import KeyRing, write_keyfile
 from ..runner import serve_forever
 from ..settings import Settings, load_settings
 from ..signing import generate_signing_key, load_signing_key, write_signing_key
-from ..storage import create_engine, upgrade
+from ..storage import create_engine, rewrap_sealed, upgrade
 
 __all__ = ["audit", "clients", "db", "keys", "serve"]
 
@@ -95,7 +94,8 @@ def keys_init(member: str, out: Path) -> None:
 @config_option
 @click.option("--retire", is_flag=True, help="Also drop the old keys once every row is re-wrapped.")
 def keys_rotate(config: Path | None, retire: bool) -> None:
-    """Add a new key-encryption key, make it current, and re-wrap every episode's data key.
+    """Add a new key-encryption key, make it current, and re-wrap every sealed value's data key
+    (episodes, requests, outbox messages, received copies, overrides, transfers, held disclosures).
 
     With several replicas: deploy the new key file everywhere before re-wrapping, and retire old
     keys only after that (run once without --retire, deploy, then again with --retire).
@@ -109,16 +109,19 @@ def keys_rotate(config: Path | None, retire: bool) -> None:
     ring = old.with_new_key()
     write_keyfile(settings.keyfile, ring, overwrite=True)
 
-    async def run() -> int:
+    async def run() -> dict[str, int]:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         try:
             async with engine.begin() as connection:
-                return await EpisodeStore(ring).rewrap_all(connection)
+                return await rewrap_sealed(connection, ring)
         finally:
             await engine.dispose()
 
-    count = asyncio.run(run())
-    click.echo(f"current key is now {ring.current}; re-wrapped {count} episode(s)")
+    counts = asyncio.run(run())
+    done = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "nothing"
+    click.echo(
+        f"current key is now {ring.current}; re-wrapped {sum(counts.values())} value(s): {done}"
+    )
     if retire:
         retired = [k for k in ring.key_ids if k != ring.current]
         write_keyfile(settings.keyfile, ring.without_keys(retired), overwrite=True)

@@ -27,7 +27,6 @@ from ..protection import (
     open_,
     query_terms,
     record_terms,
-    rewrap,
     seal,
 )
 from ..storage._tables import episode_index, episodes
@@ -135,22 +134,6 @@ class EpisodeStore:
         if rows:
             await connection.execute(insert(episode_index), rows)
         return Stored(episode, stored.revision + 1)
-
-    async def rewrap_all(self, connection: AsyncConnection) -> int:
-        """Re-wrap every row's data key under the current KEK (`cafx keys rotate`); idempotent."""
-        rows = await connection.execute(
-            select(episodes.c.id, episodes.c.document).where(episodes.c.key_id != self.ring.current)
-        )
-        count = 0
-        for row in rows.all():
-            sealed = rewrap(row.document, self.ring)
-            await connection.execute(
-                update(episodes)
-                .where(episodes.c.id == row.id)
-                .values(key_id=sealed.key_id, document=sealed.to_bytes())
-            )
-            count += 1
-        return count
 
     async def search(
         self, connection: AsyncConnection, query: NameQuery

@@ -2,6 +2,7 @@
 
 from ._engine import async_url, create_engine, is_sqlite
 from ._migrate import current_revision, head_revision, upgrade
+from ._rewrap import rewrap_sealed, sealed_columns
 from ._tables import metadata
 from ._time import aware_utc
 
@@ -13,5 +14,7 @@ __all__ = [
     "head_revision",
     "is_sqlite",
     "metadata",
+    "rewrap_sealed",
+    "sealed_columns",
     "upgrade",
 ]
