@@ -1,4 +1,5 @@
-"""`python -m bench`: run every benchmark, write bench/report.json, print the figures."""
+"""`python -m bench [NAME ...]`: run every benchmark (or the named ones: adapters, federation,
+directory), write bench/report.json, print the figures."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ REPORT = Path(__file__).resolve().parent / "report.json"
 BENCHMARKS = (adapters, federation, directory)
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
     console = Console()
+    chosen = [m for m in BENCHMARKS if not names or m.__name__.removeprefix("bench.") in names]
+    if names and len(chosen) != len(set(names)):
+        known = ", ".join(m.__name__.removeprefix("bench.") for m in BENCHMARKS)
+        console.print(f"unknown benchmark in {' '.join(names)}; known: {known}")
+        return 2
     figures: list[Figure] = []
-    for module in BENCHMARKS:
+    for module in chosen:
         console.print(f"running {module.__name__} ...")
         figures += module.run()
     write_report(figures, REPORT)
@@ -41,4 +47,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .console._sessions import ConsoleSessions
     from .episodes import EpisodeStore
     from .federation.approvals import DisclosureApprovals
+    from .federation.notifications import Notifications
     from .federation.outbox import Outbox
     from .federation.practitioner import PractitionerRequests
     from .federation.transfer import TransferWorkflow
@@ -39,6 +40,7 @@ __all__ = [
     "KEY_RING",
     "MEMBERS",
     "METRICS",
+    "NOTIFICATIONS",
     "OUTBOX",
     "PEERS",
     "REQUESTS",
@@ -66,6 +68,7 @@ PEERS: web.AppKey[FederationClient] = web.AppKey("peers")
 TRANSPORT: web.AppKey[ServerTransport] = web.AppKey("transport")
 REQUESTS: web.AppKey[PractitionerRequests] = web.AppKey("requests")
 TRANSFERS: web.AppKey[TransferWorkflow] = web.AppKey("transfers")
+NOTIFICATIONS: web.AppKey[Notifications] = web.AppKey("notifications")
 DISCLOSURE_APPROVALS: web.AppKey[DisclosureApprovals] = web.AppKey("disclosure_approvals")
 
 # The lead CAF contact console (issue 8).

@@ -10,6 +10,7 @@ from ._consents import check_consent, post_consent, post_withdrawal
 from ._directory import member_contacts, search_services
 from ._episodes import get_episode, post_event, search_episodes
 from ._forms import submit_form
+from ._notifications import list_notifications
 from ._openapi import openapi_document, serve_openapi
 from ._records import get_register, verify_audit
 from ._requests import decide_request, get_request, post_request, waiting_requests
@@ -34,6 +35,7 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_post("/episodes/{episode_id}/transfer", offer_transfer)
     r.add_get("/transfers", incoming_transfers)
     r.add_post("/transfers/{offer_id}/accept", accept_transfer)
+    r.add_get("/notifications", list_notifications)
     r.add_post("/requests", post_request)
     r.add_get("/requests", waiting_requests)
     r.add_get("/requests/{request_id}", get_request)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from adapters import adapter_names
-from schemas import Episode
+from schemas import Episode, Practitioner
 
 from ..episodes import ConsentInput, EventBody, WithdrawalInput
 from ..federation.practitioner import Decision, RequestInput
@@ -212,6 +212,19 @@ class IncomingTransfers(_Doc):
     transfers: list[IncomingTransfer]
 
 
+class Notification(_Doc):
+    id: str
+    kind: Literal["tac_notification", "lead_professional_update"]
+    from_: str = Field(alias="from")
+    episode_ref: str
+    received_at: str
+    practitioner: Practitioner | None
+
+
+class NotificationList(_Doc):
+    notifications: list[Notification]
+
+
 class AccessRule(_Doc):
     kind: Literal["universal", "residents_only", "cross_borough_protocol"]
     protocol: str | None
@@ -310,6 +323,7 @@ _MODELS: list[type[BaseModel]] = [
     AcceptInput,
     TransferState,
     IncomingTransfers,
+    NotificationList,
     ServicePage,
     MemberList,
 ]
@@ -595,6 +609,26 @@ def _federation_paths() -> dict[str, Any]:
                 "Episodes other authorities offer to this one",
                 "episodes:read",
                 _responses(("200", _json(IncomingTransfers)), 404),
+            )
+        },
+        "/notifications": {
+            "get": _operation(
+                "What holders told this borough: a TAC member added, a new lead professional",
+                "episodes:read",
+                _responses(("200", _json(NotificationList)), 400, 404),
+                parameters=[
+                    _query("episode", {"type": "string", "format": "uuid"}, "one episode's only"),
+                    _query(
+                        "since",
+                        {"type": "string", "format": "date-time"},
+                        "received after this moment (with a time zone)",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                        "at most this many (default 100), oldest first",
+                    ),
+                ],
             )
         },
         "/transfers/{offer_id}/accept": {

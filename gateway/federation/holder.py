@@ -27,6 +27,7 @@ from ..keys import (
     DISCLOSURE_APPROVALS,
     EPISODES,
     MEMBERS,
+    NOTIFICATIONS,
     REQUEST_ID,
     REQUESTS,
     SETTINGS,
@@ -45,6 +46,7 @@ from .attestation import (
 from .directory import directory_services
 from .disclosing import Asked, consent_now, disclose, refusal_code
 from .disclosing import audit_code as _code
+from .notifications import KINDS as NOTIFICATION_KINDS
 from .outbox import Message, receive
 from .transport import verified_json, verified_request
 
@@ -350,6 +352,7 @@ async def messages(request: web.Request) -> web.Response:
     audit = request.config_dict[AUDIT]
     batch = [Message(m.id, m.kind, m.body) for m in body.messages]
     transfers, requests = request.config_dict[TRANSFERS], request.config_dict[REQUESTS]
+    notifications = request.config_dict[NOTIFICATIONS]
 
     async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
         if message.kind == "consent_withdrawn":
@@ -358,7 +361,8 @@ async def messages(request: web.Request) -> web.Response:
             await transfers.apply(connection, sender, message)
         elif message.kind == "disclosure_answer":
             await requests.holder_answered(connection, sender, message.body, request[REQUEST_ID])
-        # TAC notifications and lead-professional updates: the audit entry below is the record.
+        elif message.kind in NOTIFICATION_KINDS:
+            await notifications.receive(connection, sender, message)
 
     # In audit transactions: completing a request appends to the audit chain with its changes.
     statuses = await receive(audit.engine, sender, batch, apply, begin=audit.transaction)

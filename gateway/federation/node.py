@@ -29,6 +29,7 @@ from ..keys import (
     EPISODES,
     KEY_RING,
     MEMBERS,
+    NOTIFICATIONS,
     OUTBOX,
     PEERS,
     REQUESTS,
@@ -42,6 +43,7 @@ from ..storage import is_sqlite
 from .approvals import DisclosureApprovals
 from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
+from .notifications import Notifications
 from .outbox import Message, Outbox
 from .practitioner import PractitionerRequests
 from .transfer import TransferWorkflow
@@ -157,6 +159,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(app[ENGINE], app[KEY_RING])
     app[OUTBOX] = outbox
     app[TRANSFERS] = TransferWorkflow(settings.member_id, app[EPISODES], outbox, app[KEY_RING])
+    app[NOTIFICATIONS] = Notifications(app[KEY_RING])
 
     async def call(
         target: str, path: str, body: Mapping[str, Any], attestation: str

@@ -38,6 +38,7 @@ __all__ = [
     "overrides",
     "transfers",
     "disclosure_approvals",
+    "notifications",
     "console_sessions",
     "directory_services",
     "directory_generation",
@@ -238,6 +239,19 @@ transfers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
+)
+
+notifications = Table(
+    "notifications",  # what holders told us: a TAC member added, a new lead professional
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sender", String(9), nullable=False),  # the holder (GSS)
+    Column("message_id", String(36), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("episode_ref", String(36), nullable=False, index=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # the practitioner named: sealed
 )
 
 disclosure_approvals = Table(

@@ -342,3 +342,17 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
         return [r.sender for r in rows] == [HACKNEY]
 
     await eventually(told)
+    # Islington's case system reads it: who joined which episode, and from whom.
+    status, listed = await islington.call("GET", "/notifications")
+    assert status == 200, listed
+    (note,) = listed["notifications"]
+    assert note["kind"] == "tac_notification" and note["from"] == HACKNEY
+    assert note["episode_ref"] == episode["episode_id"]
+    assert {k: note["practitioner"][k] for k in member} == member
+    since = {"since": note["received_at"]}
+    status, later = await islington.call("GET", "/notifications", params=since)
+    assert status == 200 and later["notifications"] == []
+    status, _ = await islington.call("GET", "/notifications?since=yesterday")
+    assert status == 400
+    status, nothing = await hackney.call("GET", "/notifications")  # the holder was told nothing
+    assert status == 200 and nothing["notifications"] == []

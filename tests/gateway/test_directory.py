@@ -491,7 +491,8 @@ async def test_federated_paging_stops_where_it_says() -> None:
 
 def test_migration_docstrings_name_their_own_revisions() -> None:
     """Each migration's header says the revision it is and the one it follows, as its code does
-    (the chain is 0001 <- 0002 <- 0003 directory <- 0004 approvals <- 0005 console sessions)."""
+    (the chain is 0001 <- 0002 <- 0003 directory <- 0004 approvals <- 0005 console sessions
+    <- 0006 notifications)."""
     versions = Path(importlib.import_module("gateway.storage.migrations.versions").__file__ or "")
     chain = []
     for path in sorted(versions.parent.glob("0*.py")):
@@ -503,4 +504,4 @@ def test_migration_docstrings_name_their_own_revisions() -> None:
         assert said[1] == module.revision, path.name
         assert (follows[1] or None) == module.down_revision, path.name
         chain.append((module.revision, module.down_revision))
-    assert chain[2:5] == [("0003", "0002"), ("0004", "0003"), ("0005", "0004")]
+    assert chain[2:6] == [("0003", "0002"), ("0004", "0003"), ("0005", "0004"), ("0006", "0005")]

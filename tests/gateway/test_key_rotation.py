@@ -18,6 +18,7 @@ from ..conftest import Database
 SEALED_TABLES = {
     "disclosure_approvals",
     "episodes",
+    "notifications",
     "outbox",
     "overrides",
     "practitioner_requests",

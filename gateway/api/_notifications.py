@@ -1,0 +1,51 @@
+"""What other members told this one about episodes its practitioners take part in (DESIGN 3.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from aiohttp import web
+
+from ..errors import BadRequest, NotFound
+from ..keys import AUDIT, NOTIFICATIONS
+from ._auth import needs
+from ._common import draft
+
+__all__ = ["list_notifications"]
+
+MAX_LIMIT = 500
+
+
+def _query(request: web.Request) -> tuple[str | None, dt.datetime | None, int]:
+    episode, since, limit = (request.query.get(k) for k in ("episode", "since", "limit"))
+    try:
+        episode_ref = None if episode is None else str(uuid.UUID(episode))
+        after = None if since is None else dt.datetime.fromisoformat(since)
+        count = 100 if limit is None else int(limit)
+    except ValueError:
+        raise BadRequest("episode is an episode id, since a date-time, limit a number") from None
+    if after is not None and after.tzinfo is None:
+        raise BadRequest("since needs a time zone (e.g. 2026-12-01T09:00:00+00:00)")
+    if not 1 <= count <= MAX_LIMIT:
+        raise BadRequest(f"limit is between 1 and {MAX_LIMIT}")
+    return episode_ref, after, count
+
+
+@needs("episodes:read")
+async def list_notifications(request: web.Request) -> web.Response:
+    """Oldest first; a borough system polls with `since` = the last one's `received_at`."""
+    notifications = request.config_dict.get(NOTIFICATIONS)
+    if notifications is None:
+        raise NotFound("this node is not a member of a federation")
+    episode_ref, since, limit = _query(request)
+    audit = request.config_dict[AUDIT]
+    async with audit.transaction() as connection:
+        listed = await notifications.listed(
+            connection, episode_ref=episode_ref, since=since, limit=limit
+        )
+        await audit.append(
+            connection,
+            draft(request, "notifications.read", episode_ref, results=len(listed)),
+        )
+    return web.json_response({"notifications": listed})
