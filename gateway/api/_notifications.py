@@ -29,7 +29,8 @@ def _query(request: web.Request) -> tuple[str | None, dt.datetime | None, int]:
         raise BadRequest("since needs a time zone (e.g. 2026-12-01T09:00:00+00:00)")
     if not 1 <= count <= MAX_LIMIT:
         raise BadRequest(f"limit is between 1 and {MAX_LIMIT}")
-    return episode_ref, after, count
+    # Stored in UTC; SQLite compares the text, so the moment asked about must be in UTC too.
+    return episode_ref, None if after is None else after.astimezone(dt.UTC), count
 
 
 @needs("episodes:read")

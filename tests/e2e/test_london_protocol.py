@@ -352,6 +352,13 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
     since = {"since": note["received_at"]}
     status, later = await islington.call("GET", "/notifications", params=since)
     assert status == 200 and later["notifications"] == []
+    an_hour_east = dt.datetime.fromisoformat(note["received_at"]).astimezone(
+        dt.timezone(dt.timedelta(hours=1))
+    )
+    status, later = await islington.call(
+        "GET", "/notifications", params={"since": an_hour_east.isoformat()}
+    )
+    assert status == 200 and later["notifications"] == []  # the same moment, another offset
     status, _ = await islington.call("GET", "/notifications?since=yesterday")
     assert status == 400
     status, nothing = await hackney.call("GET", "/notifications")  # the holder was told nothing
