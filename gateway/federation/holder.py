@@ -37,7 +37,6 @@ from ..keys import (
 from ..protection import MatchOutcome, NameQuery, classify
 from ..storage._tables import received_copies, register
 from .attestation import (
-    ATTESTATION_HEADER,
     Attestation,
     subject_for_episode,
     subject_for_match_keys,
@@ -109,7 +108,7 @@ async def _body(request: web.Request, model: type[_Body]) -> Any:
 
 def _attestation(request: web.Request, subject: str) -> Attestation:
     verified = verified_request(request)
-    token = verified.attestation or request.headers.get(ATTESTATION_HEADER)
+    token = verified.attestation  # only as the signature covers it, never the bare header
     if not token:
         raise FederationRefused("a CAF-Attestation is required", code="attestation_invalid")
     directory = directory_of(request)

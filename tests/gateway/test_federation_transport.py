@@ -511,6 +511,35 @@ async def test_request_for_another_recipient_is_refused(federation: Federation) 
     assert await refused(federation, parts, raw) == "wrong_recipient"
 
 
+async def test_a_request_held_open_while_uploading_is_judged_when_it_is_in(
+    federation: Federation, aiohttp_server: AiohttpServer
+) -> None:
+    """The clock is read once the body has arrived: a signed request whose upload is held open
+    past the window is stale, not judged at the moment its headers came (and its nonce kept from
+    then, which would let a copy held open longer than the nonce retention be replayed)."""
+    later = dt.timedelta(0)
+    await federation.serve(
+        aiohttp_server,
+        ISLINGTON,
+        node_app(federation.nodes[ISLINGTON], federation, clock=lambda: utc_now() + later),
+    )
+    parts, raw = make_signed_request(federation, CAMDEN, ISLINGTON, "/echo", {"x": "y" * 100})
+
+    async def slowly() -> AsyncIterator[bytes]:
+        nonlocal later
+        yield raw[:10]
+        await asyncio.sleep(0.2)  # the headers are in; the server waits for the rest
+        later = dt.timedelta(seconds=301)
+        yield raw[10:]
+
+    session = as_member(federation, CAMDEN)
+    async with session.post(
+        URL(parts.url, encoded=True), data=slowly(), headers=parts.headers
+    ) as response:
+        assert response.status in (401, 403)
+        assert (await response.json())["error"] == "stale_request"
+
+
 @pytest.mark.parametrize("skew", [-301, 301])
 async def test_stale_request_is_refused(federation: Federation, skew: int) -> None:
     created = utc_now() + dt.timedelta(seconds=skew)

@@ -14,6 +14,7 @@ leaves no room for a TLS-terminating proxy anyway).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -26,12 +27,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict
 
-from gateway.errors import BadRequest, GatewayError, error_body
+from gateway.errors import BadRequest, FederationRefused, GatewayError, error_body
 from gateway.keys import REQUEST_ID
 
 from .replay import MAX_SKEW, ReplayStore
 from .signatures import Key, KeyLookup, RequestParts, VerifiedRequest, sign_response, verify_request
 from .tls import peer_member
+
+BODY_SECONDS = 30.0  # a request body slower than this is refused stale_request
 
 __all__ = [
     "VERIFIED_REQUEST",
@@ -128,7 +131,6 @@ def federation_middleware(
         config = (
             transport if isinstance(transport, ServerTransport) else request.config_dict[transport]
         )
-        now = config.clock()
         peer = peer_member(request)
         parts = RequestParts(
             request.method, target_uri(request, config.origin), _incoming_headers(request)
@@ -136,7 +138,16 @@ def federation_middleware(
         verified: VerifiedRequest | None = None
         response: web.StreamResponse
         try:
-            body = await request.read()
+            try:
+                async with asyncio.timeout(BODY_SECONDS):
+                    body = await request.read()
+            except TimeoutError:
+                raise FederationRefused(
+                    "the request body took too long to arrive", code="stale_request"
+                ) from None
+            # The clock is read once the body is in: a request held open while it uploads is
+            # judged (created window, key validity, nonce retention) at the moment it is accepted.
+            now = config.clock()
             verified = await verify_request(
                 method=parts.method,
                 url=parts.url,
