@@ -1,6 +1,7 @@
 """Episodes held by this node: storage (sealed, blind-indexed) and the changes the API makes."""
 
 from ._changes import (
+    LONDON,
     ConsentInput,
     Event,
     EventBody,
@@ -14,6 +15,7 @@ from ._changes import (
 from ._store import EpisodeStore, Stored, child_ref
 
 __all__ = [
+    "LONDON",
     "ConsentInput",
     "EpisodeStore",
     "Event",

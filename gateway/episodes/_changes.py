@@ -19,6 +19,7 @@ from schemas import (
     Episode,
     EpisodeState,
     Practitioner,
+    Problem,
     Review,
     Section,
     problems_from,
@@ -153,6 +154,16 @@ def withdraw_consent(
         if consent["consent_id"] == consent_id:
             if consent["withdrawn_on"] is not None:
                 return episode, False
-            consent["withdrawn_on"] = (withdrawal.withdrawn_on or london_today()).isoformat()
+            today = london_today()
+            if withdrawal.withdrawn_on is not None and withdrawal.withdrawn_on > today:
+                # It would keep sharing until then, and a second withdrawal is a no-op: the
+                # members told now would be the only ones ever told.
+                raise SchemaViolation(
+                    "withdrawn_on is in the future: a withdrawal takes effect at once",
+                    problems=[
+                        Problem(("withdrawn_on",), "dates.withdrawal_in_future", "after today")
+                    ],
+                )
+            consent["withdrawn_on"] = (withdrawal.withdrawn_on or today).isoformat()
             return _revalidate(episode, {"consents": consents}), True
     raise NotFound("no such consent statement on this episode")

@@ -24,7 +24,7 @@ from schemas import AgencyType, EpisodeState, Section
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..consent import ConsentDecision, ConsentRequest, Override, Recipient, decide
-from ..episodes import EpisodeStore, Stored, london_today
+from ..episodes import LONDON, EpisodeStore, Stored, london_today
 from ..errors import NotFound
 from ..storage._tables import register
 from .attestation import Attestation, OverrideGrant
@@ -151,7 +151,8 @@ async def consent_now(
         override = Override(
             override_id=asked.override.override_id,
             valid_from=today,
-            valid_until=asked.override.expires_at.date(),
+            # A London date, as `today` is: a UTC one is a day behind after 23:00 in summer.
+            valid_until=max(today, asked.override.expires_at.astimezone(LONDON).date()),
         )
     decision = decide(
         stored.episode,
@@ -216,7 +217,7 @@ async def disclose(
             requested_by=asked.practitioner_id,
             approved_by=asked.approved_by,
             sections=sections,
-            basis=",".join(basis)[:64],
+            basis=",".join(basis),  # whole: a withdrawal finds its recipients by these ids
             override=decision.overridden,
             disclosed_at=disclosed_at,
             receipt=receipt,

@@ -488,7 +488,7 @@ class PractitionerRequests:
         request = record.document["input"]
         approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
         now = dt.datetime.now(dt.UTC)
-        basis = ",".join(answer.get("basis", []))[:64]
+        basis = ",".join(answer.get("basis", []))
         await connection.execute(
             insert(register).values(
                 id=str(uuid.uuid4()),

@@ -144,7 +144,7 @@ register = Table(
     Column("requested_by", String(200), nullable=False),
     Column("approved_by", String(200), nullable=True),
     Column("sections", JSON, nullable=False),
-    Column("basis", String(64), nullable=False),  # consent statement id or override id
+    Column("basis", Text, nullable=False),  # consent statement ids or the override id, comma-joined
     Column("override", Boolean, nullable=False, default=False),
     Column("disclosed_at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=True),  # signed receipt (JWS)
@@ -199,7 +199,7 @@ received_copies = Table(
     Column("request_id", String(36), nullable=False, index=True),
     Column("holder", String(9), nullable=False),
     Column("episode_ref", String(36), nullable=False, index=True),
-    Column("basis", String(64), nullable=False),
+    Column("basis", Text, nullable=False),  # as in register: never cut, a withdrawal looks in it
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
     Column("key_id", String(64), nullable=False),

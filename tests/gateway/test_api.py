@@ -213,6 +213,12 @@ async def test_consent_recorded_checked_and_withdrawn(
     consent_id = (await recorded.json())["consent_id"]
     assert (await check("education"))["decision"] == "permit"
 
+    # A withdrawal dated ahead would keep sharing until then, and a repeat is a no-op: refused.
+    ahead = await http.post(
+        f"{url}/consents/{consent_id}/withdraw", json={"withdrawn_on": "2099-01-01"}, headers=auth
+    )
+    assert ahead.status == 422
+    assert (await ahead.json())["problems"][0]["rule"] == "dates.withdrawal_in_future"
     for _ in range(2):  # withdrawing twice is harmless
         withdrawn = await http.post(f"{url}/consents/{consent_id}/withdraw", json={}, headers=auth)
         assert withdrawn.status == 200

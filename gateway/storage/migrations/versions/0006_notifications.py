@@ -1,4 +1,5 @@
-"""notifications: what holders told this member about episodes it takes part in (sealed)
+"""notifications: what holders told this member about episodes it takes part in (sealed);
+the register's and received copies' basis uncut (it was 64 characters, and a withdrawal looks in it)
 
 Revision ID: 0006
 Revises: 0005
@@ -16,7 +17,16 @@ branch_labels = None
 depends_on = None
 
 
+def _basis_columns(type_: sa.types.TypeEngine[str]) -> None:
+    # SQLite does not enforce a VARCHAR's length, so only PostgreSQL needs the column widened.
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    for table in ("register", "received_copies"):
+        op.alter_column(table, "basis", type_=type_, existing_nullable=False)
+
+
 def upgrade() -> None:
+    _basis_columns(sa.Text())
     op.create_table(
         "notifications",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -39,6 +49,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _basis_columns(sa.String(length=64))
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_received_at"))
         batch_op.drop_index(batch_op.f("ix_notifications_episode_ref"))
