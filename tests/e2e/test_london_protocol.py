@@ -363,3 +363,53 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
     assert status == 400
     status, nothing = await hackney.call("GET", "/notifications")  # the holder was told nothing
     assert status == 200 and nothing["notifications"] == []
+
+
+async def test_a_withdrawal_reaches_recipients_of_a_long_basis(
+    federation: dict[str, Node],
+) -> None:
+    """The register keeps every statement a disclosure relied on, however long their ids: the
+    basis was cut at 64 characters, and withdrawing a statement past the cut told nobody."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    consents = f"/episodes/{episode['episode_id']}/consents"
+    status, _ = await hackney.call("POST", f"{consents}/C1/withdraw", json={})
+    assert status == 200
+    ids = [f"LB-HACKNEY-EARLY-HELP-2026-000123-STATEMENT-{n}" for n in (1, 2)]
+    for consent_id, section in zip(ids, ("assessments", "delivery_plan"), strict=True):
+        status, recorded = await hackney.call(
+            "POST",
+            consents,
+            json={
+                "consent_id": consent_id,
+                "given_by": [{"role": "parent_carer", "name": "A Parent"}],
+                "given_on": "2026-11-02",
+                "method": "written",
+                "storage_agreed": True,
+                "share_with": [{"agency_type": "health"}],
+                "sections": [section],
+            },
+        )
+        assert status == 201, recorded
+    permitted = await ask(
+        camden,
+        {
+            "kind": "disclosure",
+            "practitioner": PRACTITIONER,
+            "purpose": "early_help",
+            "reason": "joining the TAC",
+            "target_authority": HACKNEY,
+            "episode_ref": episode["episode_id"],
+            "sections": ["assessments", "delivery_plan"],
+        },
+    )
+    assert permitted["state"] == "answered", permitted
+    assert sorted(permitted["answer"]["basis"]) == ids
+    status, _ = await hackney.call("POST", f"{consents}/{ids[1]}/withdraw", json={})
+    assert status == 200
+
+    async def marked() -> bool:
+        copies = await camden.engine_rows(select(received_copies))
+        return len(copies) == 1 and copies[0].withdrawn_at is not None
+
+    await eventually(marked)
