@@ -19,7 +19,16 @@ from sqlalchemy import select, update
 from gateway.keys import ENGINE
 from gateway.storage._tables import outbox
 
-from ..e2e.nodes import CAMDEN, HACKNEY, PRACTITIONER, Node, eventually, match_keys, seed
+from ..e2e.nodes import (
+    CAMDEN,
+    HACKNEY,
+    PRACTITIONER,
+    Node,
+    disclosure,
+    eventually,
+    match_keys,
+    seed,
+)
 from .conftest import accessible, screenshot, sign_in, sign_out
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -246,18 +255,7 @@ async def test_the_holder_releases_another_boroughs_disclosure(
 ) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     episode = await seed(hackney)
-    request_id = await _raise(
-        camden,
-        {
-            "kind": "disclosure",
-            "practitioner": PRACTITIONER,
-            "purpose": "early_help",
-            "reason": "joining the TAC",
-            "target_authority": HACKNEY,
-            "episode_ref": episode["episode_id"],
-            "sections": ["assessments"],
-        },
-    )
+    request_id = await _raise(camden, disclosure(episode, sections=["assessments"]))
     context = await browser.new_context()
     page = await context.new_page()
     await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])

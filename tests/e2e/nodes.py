@@ -126,6 +126,20 @@ async def seed(holder: Node) -> dict[str, Any]:
     return dict(episode)
 
 
+def disclosure(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The health visitor's disclosure request for `episode` (assessments and delivery plan)."""
+    return {
+        "kind": "disclosure",
+        "practitioner": PRACTITIONER,
+        "purpose": "early_help",
+        "reason": "joining the TAC",
+        "target_authority": HACKNEY,
+        "episode_ref": episode["episode_id"],
+        "sections": ["assessments", "delivery_plan"],
+        **changes,
+    }
+
+
 def match_keys(episode: dict[str, Any]) -> dict[str, str]:
     child = episode["child"]
     return {

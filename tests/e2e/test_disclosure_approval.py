@@ -23,7 +23,18 @@ from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, outbox, received_copies, register
 
 from ..conftest import POSTGRES_URL, postgres_schemas
-from .nodes import CAMDEN, HACKNEY, ISLINGTON, PRACTITIONER, Node, ask, eventually, running, seed
+from .nodes import (
+    CAMDEN,
+    HACKNEY,
+    ISLINGTON,
+    PRACTITIONER,
+    Node,
+    ask,
+    disclosure,
+    eventually,
+    running,
+    seed,
+)
 
 DatabaseFor = Callable[[Borough, Path], tuple[str, str | None]]
 
@@ -76,19 +87,6 @@ async def overrides(tmp_path: Path, backend: DatabaseFor | None) -> AsyncIterato
         yield nodes
 
 
-def _disclosure(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return {
-        "kind": "disclosure",
-        "practitioner": PRACTITIONER,
-        "purpose": "early_help",
-        "reason": "joining the TAC",
-        "target_authority": HACKNEY,
-        "episode_ref": episode["episode_id"],
-        "sections": ["assessments", "delivery_plan"],
-        **changes,
-    }
-
-
 async def _held(home: Node, holder: Node, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Ask; the request must wait for the holder. Returns it and the holder's approval id."""
     record = await ask(home, body)
@@ -126,7 +124,7 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
     episode = await seed(hackney)
-    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     HeldDisclosures.model_validate(queue)  # as the OpenAPI document describes it
     held = queue["approvals"][0]
@@ -196,7 +194,7 @@ async def test_a_rejection_reaches_the_requester_as_holder_rejected(
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
     episode = await seed(hackney)
-    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
     status, decided = await _decide(
         hackney,
         approval_id,
@@ -219,7 +217,7 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
     episode = await seed(hackney)
-    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
     status, withdrawn = await hackney.call(
         "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
     )
@@ -249,8 +247,8 @@ async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
     episode = await seed(hackney)
-    first, approve_id = await _held(camden, hackney, _disclosure(episode))
-    second = await ask(camden, _disclosure(episode, reason="the school nurse asked too"))
+    first, approve_id = await _held(camden, hackney, disclosure(episode))
+    second = await ask(camden, disclosure(episode, reason="the school nurse asked too"))
     assert second["state"] == "awaiting_holder", second
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     [reject_id] = [a["approval_id"] for a in queue["approvals"] if a["approval_id"] != approve_id]
@@ -306,7 +304,7 @@ async def test_an_attestation_expired_before_the_decision_discloses_nothing(
 ) -> None:
     camden, hackney = always[CAMDEN], always[HACKNEY]
     episode = await seed(hackney)
-    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
     assert hackney.runner is not None
     approvals = hackney.runner.app[DISCLOSURE_APPROVALS]
     # Camden's node attests for an hour; the lead contact decides two hours after it arrived.
@@ -337,7 +335,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
 ) -> None:
     camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
     episode = await seed(hackney)
-    plain = await ask(camden, _disclosure(episode))
+    plain = await ask(camden, disclosure(episode))
     assert plain["state"] == "answered", plain  # consent alone: answered at once
 
     police = {
@@ -347,7 +345,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
         "agency": "Met",
         "agency_type": "police",
     }
-    body = _disclosure(
+    body = disclosure(
         episode,
         practitioner=police,
         purpose="safeguarding",
@@ -386,7 +384,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
 async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]) -> None:
     camden, hackney, islington = always[CAMDEN], always[HACKNEY], always[ISLINGTON]
     episode = await seed(hackney)
-    record, approval_id = await _held(camden, hackney, _disclosure(episode))
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
     forged = {
         "outcome": "disclosed",
         "register_id": "r-1",

@@ -23,6 +23,7 @@ from .nodes import (
     PRACTITIONER,
     Node,
     ask,
+    disclosure,
     eventually,
     match_keys,
     running,
@@ -391,18 +392,7 @@ async def test_a_withdrawal_reaches_recipients_of_a_long_basis(
             },
         )
         assert status == 201, recorded
-    permitted = await ask(
-        camden,
-        {
-            "kind": "disclosure",
-            "practitioner": PRACTITIONER,
-            "purpose": "early_help",
-            "reason": "joining the TAC",
-            "target_authority": HACKNEY,
-            "episode_ref": episode["episode_id"],
-            "sections": ["assessments", "delivery_plan"],
-        },
-    )
+    permitted = await ask(camden, disclosure(episode))
     assert permitted["state"] == "answered", permitted
     assert sorted(permitted["answer"]["basis"]) == ids
     status, _ = await hackney.call("POST", f"{consents}/{ids[1]}/withdraw", json={})
