@@ -13,7 +13,7 @@
     │                                     consent_expired / purpose_not_permitted
     ├── FederationRefused             401/403 invalid_signature, unknown_member, member_suspended,
     │                                     wrong_recipient, stale_request, replayed_request,
-    │                                     attestation_invalid, not_lead_contact
+    │                                     attestation_invalid, not_lead_contact, self_approval
     ├── AmbiguousMatch                409 ambiguous_match
     ├── RateLimited                   429 rate_limited
     └── PeerUnavailable               503 peer_unavailable / not_ready
@@ -144,6 +144,7 @@ class FederationRefused(GatewayError):
             "replayed_request",
             "attestation_invalid",
             "not_lead_contact",
+            "self_approval",
         }
     )
 

@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     # The London protocol (issue 6); all optional: without `federation_metadata` the node runs alone.
     federation_metadata: str | None = Field(None, description="signed metadata: a path or a URL")
     operator_public_key_file: Path | None = Field(None, description="the pinned operator key")
-    metadata_cache_file: Path | None = None
     metadata_poll_seconds: float = Field(60, gt=0)
     federation_port: int | None = Field(None, description="the mutual-TLS listener for peers")
     federation_public_url: str | None = Field(None, description="origin peers call, https://...")

@@ -30,6 +30,7 @@ from ._identifiers import (
     postcode_is_strict,
 )
 from ._models import (
+    LONDON,
     SCHEMA_ID,
     Address,
     AgencyRef,
@@ -48,11 +49,13 @@ from ._models import (
     Review,
     ServiceRequest,
     Source,
+    london_today,
 )
 from ._problems import EpisodeInvalid, Problem, Validated, problems_from, validate_episode
 
 __all__ = [
     "GSS_PATTERN",
+    "LONDON",
     "SCHEMA_ID",
     "Address",
     "AgencyRef",
@@ -91,6 +94,7 @@ __all__ = [
     "authority_by_gss",
     "is_gss_code",
     "london_authorities",
+    "london_today",
     "normalise_nhs_number",
     "normalise_postcode",
     "normalise_uln",

@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -52,6 +53,7 @@ from ._identifiers import (
 )
 
 __all__ = [
+    "LONDON",
     "SCHEMA_ID",
     "Address",
     "AgencyRef",
@@ -70,13 +72,18 @@ __all__ = [
     "Review",
     "ServiceRequest",
     "Source",
+    "london_today",
 ]
 
 SCHEMA_ID: Final = "caf-episode/1"
 
 
-def _today() -> dt.date:
-    return dt.date.today()
+LONDON: Final = ZoneInfo("Europe/London")
+
+
+def london_today() -> dt.date:
+    """Birth, consent and closure dates are London calendar dates, whatever the server's zone."""
+    return dt.datetime.now(LONDON).date()
 
 
 def _normalised(rule: str, normalise: Callable[[str], str]) -> Callable[[str], str]:
@@ -232,7 +239,7 @@ class Child(_Model):
     @field_validator("date_of_birth")
     @classmethod
     def _born_in_the_past(cls, value: dt.date | None) -> dt.date | None:
-        if value is not None and value > _today():
+        if value is not None and value > london_today():
             raise PydanticCustomError("dates.birth_in_future", "date_of_birth is in the future")
         return value
 
@@ -336,7 +343,7 @@ class ConsentStatement(_Model):
     @field_validator("given_on")
     @classmethod
     def _given_in_the_past(cls, value: dt.date) -> dt.date:
-        if value > _today():
+        if value > london_today():
             raise PydanticCustomError("dates.consent_in_future", "given_on is in the future")
         return value
 

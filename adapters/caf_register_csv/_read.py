@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from schemas import Episode, Problem, Source
+from schemas import Episode, Problem, Source, london_today
 
 from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
 from .._safe import check_size
@@ -136,7 +136,7 @@ class RegisterReader:
 
     def __iter__(self) -> Iterator[RowResult]:
         records, layout, width = self._records, self.layout, len(self.layout.header)
-        source, today, fields = self._source, dt.date.today(), self.report.fields
+        source, today, fields = self._source, london_today(), self.report.fields
         while True:
             try:
                 cells = next(records)

@@ -21,6 +21,7 @@ from schemas import (
     Problem,
     StepDown,
     is_gss_code,
+    london_today,
     normalise_nhs_number,
     normalise_postcode,
     normalise_upn,
@@ -361,7 +362,7 @@ class _Reader:
         except ValueError:
             self.rejected(where, target, "date.iso", "not an ISO 8601 date (yyyy-mm-dd)")
             return
-        if born > dt.date.today():
+        if born > london_today():
             self.rejected(where, target, "dates.birth_in_future", "the birth date is in the future")
             return
         doc["date_of_birth"] = born

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from schemas import (
     IdentifierError,
     authority_by_dfe,
+    london_today,
     normalise_nhs_number,
     normalise_postcode,
     normalise_uln,
@@ -47,7 +48,7 @@ def dfe_number(text: str | None) -> str | None:
 
 def birth_date(text: str | None) -> dt.date | None:
     value = date(text)
-    if value is not None and value > dt.date.today():
+    if value is not None and value > london_today():
         raise Bad("dates.birth_in_future", "the date of birth is in the future")
     return value
 

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from schemas import IdentifierError, problems_from
+from schemas import IdentifierError, london_today, problems_from
 
 from .._base import AdapterError, Fate, FidelityReport, FieldReport
 from . import _patch
@@ -174,7 +174,7 @@ class FieldReader:
                 fail(f"{at}/{key}", f"{message} (rule date.dd_mm_yyyy)")
             self.add_key(at, key, Fate.REJECTED, target, "date.dd_mm_yyyy", message)
             return None
-        if future is not None and day > dt.date.today():
+        if future is not None and day > london_today():
             self.add_key(at, key, Fate.REJECTED, target, future, f"{key} is in the future")
             return None
         self.add_key(at, key, Fate.TRANSFORMED, target, "date.dd_mm_yyyy")

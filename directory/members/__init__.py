@@ -5,6 +5,7 @@
     MemberDirectory                                          lookups over one verified copy
     MetadataSource                                           poll, verify, keep the last good copy,
                                                              fail closed after it expires
+    MetadataKeeper / FileKeeper                              where the last good copy outlives a restart
     load_public_key                                          the operator key a node pins
 
 Errors: `MetadataError(code)` (signature_invalid, expired, not_yet_valid, rollback, malformed,
@@ -37,11 +38,18 @@ from ._signed import (
     sign_metadata,
     verify_metadata,
 )
-from ._source import MetadataExpired, MetadataSource, MetadataUnavailable
+from ._source import (
+    FileKeeper,
+    MetadataExpired,
+    MetadataKeeper,
+    MetadataSource,
+    MetadataUnavailable,
+)
 
 __all__ = [
     "ALGORITHMS",
     "METADATA_TYPE",
+    "FileKeeper",
     "FederationMetadata",
     "GssCode",
     "HttpsUrl",
@@ -56,6 +64,7 @@ __all__ = [
     "MetadataError",
     "MetadataErrorCode",
     "MetadataExpired",
+    "MetadataKeeper",
     "MetadataSource",
     "MetadataUnavailable",
     "PublicKey",

@@ -6,9 +6,11 @@ serving on the last good copy. Once that copy's `expires_at` has passed, `curren
 `MetadataExpired`: federation traffic fails closed rather than trusting a member list that may have
 suspended someone or retired a key since.
 
-Reads are bounded (size and time), so a misbehaving metadata server cannot exhaust the node. An
-optional `cache_path` keeps the last good token on disk: a restarted node then serves on it while the
-operator is unreachable, and its version remains the rollback floor even after it expired.
+Reads are bounded (size and time), so a misbehaving metadata server cannot exhaust the node. A
+`keeper` keeps the last good token beyond the process (`FileKeeper` on disk; the gateway keeps it in
+its database): a restarted node then serves on it while the operator is unreachable, and its version
+remains the rollback floor even after it expired. Without one the floor lives in memory only, and a
+restart would accept any unexpired older copy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
@@ -33,7 +36,13 @@ from ._signed import (
     verify_metadata,
 )
 
-__all__ = ["MetadataExpired", "MetadataSource", "MetadataUnavailable"]
+__all__ = [
+    "FileKeeper",
+    "MetadataExpired",
+    "MetadataKeeper",
+    "MetadataSource",
+    "MetadataUnavailable",
+]
 
 log = logging.getLogger("cafx.directory.metadata")
 
@@ -77,6 +86,29 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+class MetadataKeeper(Protocol):
+    """Somewhere the last accepted token outlives the process."""
+
+    async def load(self) -> str | None: ...
+
+    async def keep(self, token: str, version: int) -> None: ...
+
+
+class FileKeeper:
+    """The last accepted token in a file, replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def load(self) -> str | None:
+        if not self.path.is_file():
+            return None
+        return await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+
+    async def keep(self, token: str, version: int) -> None:
+        await asyncio.to_thread(_write_atomically, self.path, token)
+
+
 class MetadataSource:
     """The node's metadata: fetched from `location`, verified with the pinned operator key."""
 
@@ -85,7 +117,7 @@ class MetadataSource:
         location: str | Path,
         operator_public_key: PublicKey,
         *,
-        cache_path: Path | None = None,
+        keeper: MetadataKeeper | None = None,
         session: aiohttp.ClientSession | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT,
@@ -99,7 +131,7 @@ class MetadataSource:
             text if text.startswith(("https://", "http://")) else Path(location)
         )
         self._key = operator_public_key
-        self._cache_path = cache_path
+        self._keeper = keeper
         self._session = session
         self._max_bytes = max_bytes
         self._timeout = timeout
@@ -107,7 +139,7 @@ class MetadataSource:
         self._leeway = leeway
         self._current: MemberDirectory | None = None
         self._floor: int | None = None  # highest version ever accepted, expired or not
-        self._cache_read = False
+        self._kept_read = False
 
     @property
     def last_version(self) -> int | None:
@@ -124,9 +156,11 @@ class MetadataSource:
     async def refresh(self) -> MemberDirectory:
         """Fetch and verify; on success the new copy becomes current (and is cached). On failure
         `MetadataError` says why and the last good copy stays as it was."""
-        if not self._cache_read:
-            self._cache_read = True
-            await asyncio.to_thread(self._load_cache)
+        if (
+            not self._kept_read
+        ):  # a keeper that cannot be read fails the refresh: no floor, no trust
+            await self._load_kept()
+            self._kept_read = True
         token = await self._fetch()
         try:
             metadata = verify_metadata(
@@ -139,11 +173,11 @@ class MetadataSource:
         if self._current is None or metadata.version != self._current.version:
             log.info("federation metadata version %d accepted", metadata.version)
         self._current, self._floor = directory, metadata.version
-        if self._cache_path is not None:
+        if self._keeper is not None:
             try:
-                await asyncio.to_thread(_write_atomically, self._cache_path, token)
-            except OSError as exc:
-                log.warning("cannot keep the metadata cache (%s)", type(exc).__name__)
+                await self._keeper.keep(token, metadata.version)
+            except Exception as exc:  # the copy in memory still serves; the log says why not kept
+                log.warning("cannot keep the accepted metadata (%s)", type(exc).__name__)
         return directory
 
     async def poll_forever(self, interval: float) -> None:
@@ -158,19 +192,24 @@ class MetadataSource:
                 log.exception("federation metadata refresh failed")
             await asyncio.sleep(interval)
 
-    def _load_cache(self) -> None:
+    async def _load_kept(self) -> None:
         """Take the kept copy as the last good one; if it has expired, `current()` says so, and its
         version still refuses anything older."""
-        if self._cache_path is None or not self._cache_path.is_file():
+        if self._keeper is None:
             return
         try:
-            token = self._cache_path.read_text(encoding="utf-8")
-            metadata = read_metadata(token, self._key, last_version=self._floor)
-        except MetadataError as exc:
-            log.warning("the cached federation metadata is refused: %s", exc.code)
+            token = await self._keeper.load()
+        except Exception as exc:
+            log.warning("cannot read the kept metadata (%s)", type(exc).__name__)
+            raise MetadataError(
+                "unavailable", f"cannot read the kept metadata ({type(exc).__name__})"
+            ) from None
+        if token is None:
             return
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("cannot read the metadata cache (%s)", type(exc).__name__)
+        try:
+            metadata = read_metadata(token, self._key, last_version=self._floor)
+        except MetadataError as exc:  # e.g. signed with an operator key no longer pinned
+            log.warning("the kept federation metadata is refused: %s", exc.code)
             return
         self._floor = metadata.version
         if metadata.issued_at <= self._clock() + self._leeway:

@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import AgencyType, Section
+from schemas import AgencyType, Section, london_today
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
-from ..episodes import ConsentInput, WithdrawalInput, london_today, record_consent, withdraw_consent
+from ..episodes import ConsentInput, WithdrawalInput, record_consent, withdraw_consent
 from ..errors import SchemaViolation
 from ..keys import AUDIT, EPISODES, OUTBOX
 from ..storage._tables import register

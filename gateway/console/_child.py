@@ -11,11 +11,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from schemas import AgencyType, ConsentStatement, Episode
+from schemas import AgencyType, ConsentStatement, Episode, london_today
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
-from ..episodes import london_today
 from ..errors import NotFound
 from ..keys import AUDIT, EPISODES, MEMBERS, SETTINGS
 from ..storage import aware_utc

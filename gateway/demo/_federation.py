@@ -119,7 +119,6 @@ def plan_federation(
             signing_key_file=member / "signing-key.json",
             federation_metadata=str(layout.metadata),
             operator_public_key_file=layout.operator_public,
-            metadata_cache_file=folder / "metadata-cache.jws",  # the rollback floor, kept
             federation_port=ports["federation"],
             federation_public_url=f"https://127.0.0.1:{ports['federation']}",
             tls_cert_file=member / "tls.crt",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +21,7 @@ from schemas import (
     Problem,
     Review,
     Section,
+    london_today,
     problems_from,
 )
 
@@ -33,18 +33,11 @@ __all__ = [
     "EventBody",
     "WithdrawalInput",
     "apply_event",
-    "london_today",
     "record_consent",
     "withdraw_consent",
 ]
 
-LONDON = ZoneInfo("Europe/London")
 READ_ONLY = frozenset({EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED})
-
-
-def london_today() -> dt.date:
-    """Consent and closure dates are London calendar dates, not UTC ones."""
-    return dt.datetime.now(LONDON).date()
 
 
 class _Input(BaseModel):

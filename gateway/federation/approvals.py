@@ -345,6 +345,7 @@ class DisclosureApprovals:
                 actor,
                 request_id,
                 rule=consent.rule.value,
+                consent=audit_code(consent.consent_id) if consent.consent_id else None,
             )
         return await disclose(
             connection,

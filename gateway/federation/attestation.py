@@ -25,6 +25,7 @@ from ..errors import FederationRefused
 __all__ = [
     "ATTESTATION_HEADER",
     "MAX_LIFETIME",
+    "MAX_OVERRIDE",
     "Attestation",
     "OverrideGrant",
     "issue_attestation",
@@ -35,6 +36,9 @@ __all__ = [
 
 ATTESTATION_HEADER = "CAF-Attestation"
 MAX_LIFETIME = dt.timedelta(hours=24)
+# A public-interest override is for an emergency, not a standing permission: it ends within 30 days of
+# its approval (a longer need goes back through consent or a new override with a fresh justification).
+MAX_OVERRIDE = dt.timedelta(days=30)
 _TYPE = "caf-attestation+jwt"
 _ALGORITHMS = {"OKP": "Ed25519", "EC": "ES256"}
 
@@ -201,8 +205,11 @@ def verify_attestation(
     if approved_at > moment + dt.timedelta(seconds=300):
         raise _refuse("the attestation was approved in the future")
     approved_by = _text(claims, "approved_by")
+    practitioner_id = _text(claims, "sub")
     if not is_lead_contact(sender, approved_by):
         raise _refuse("the approver is not a lead CAF contact of the sender", "not_lead_contact")
+    if approved_by == practitioner_id:
+        raise _refuse("the practitioner approved their own request", "self_approval")
     if claims.get("subject") != subject:
         raise _refuse("the attestation is about another child or episode")
     try:
@@ -213,20 +220,29 @@ def verify_attestation(
     if isinstance(claims.get("override"), dict):
         granted = claims["override"]
         second = _text(granted, "approved_by")
-        if second == approved_by or not is_lead_contact(sender, second):
+        if second in (approved_by, practitioner_id):
             raise _refuse(
-                "an override needs a second approver who is a lead CAF contact", "not_lead_contact"
+                "an override needs a second approver, neither the requester nor the first",
+                "self_approval",
             )
+        if not is_lead_contact(sender, second):
+            raise _refuse(
+                "an override's second approver is not a lead CAF contact of the sender",
+                "not_lead_contact",
+            )
+        ends = _instant(granted, "expires_at")
+        if ends - issued > MAX_OVERRIDE:
+            raise _refuse("the override lasts longer than 30 days")
         override = OverrideGrant(
             override_id=_text(granted, "id"),
             approved_by=second,
-            expires_at=_instant(granted, "expires_at"),
+            expires_at=ends,
             justification_sha256=_text(granted, "justification_sha256"),
         )
     return Attestation(
         issuer=sender,
         audience=me,
-        practitioner_id=_text(claims, "sub"),
+        practitioner_id=practitioner_id,
         name=_text(claims, "name"),
         role=_text(claims, "role"),
         agency=_text(claims, "agency"),

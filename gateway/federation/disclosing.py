@@ -19,12 +19,12 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import AgencyType, EpisodeState, Section
+from schemas import LONDON, AgencyType, EpisodeState, Section, london_today
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..consent import ConsentDecision, ConsentRequest, Override, Recipient, decide
-from ..episodes import LONDON, EpisodeStore, Stored, london_today
+from ..episodes import EpisodeStore, Stored
 from ..errors import NotFound
 from ..storage._tables import register
 from .attestation import Attestation, OverrideGrant

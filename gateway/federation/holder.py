@@ -272,6 +272,7 @@ async def disclosure(request: web.Request) -> web.Response:
                         Outcome.REFUSED,
                         code,
                         rule=decision.rule.value,
+                        consent=_code(decision.consent_id) if decision.consent_id else None,
                         practitioner=_code(attestation.practitioner_id),
                     ),
                 )

@@ -43,6 +43,7 @@ from ..storage import is_sqlite
 from .approvals import DisclosureApprovals
 from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
+from .kept_metadata import DatabaseKeeper
 from .notifications import Notifications
 from .outbox import Message, Outbox
 from .practitioner import PractitionerRequests
@@ -121,7 +122,9 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
     source = MetadataSource(
         settings.federation_metadata,
         load_public_key(operator_key_file),
-        cache_path=settings.metadata_cache_file,
+        keeper=DatabaseKeeper(
+            app[ENGINE]
+        ),  # the rollback floor outlives restarts, for every replica
     )
     with contextlib.suppress(
         Exception

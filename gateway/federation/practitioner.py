@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from joserfc.jwk import OKPKey
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +35,7 @@ from ..errors import Conflict, Forbidden, GatewayError, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage._tables import overrides, practitioner_requests, received_copies, register
 from .attestation import (
+    MAX_OVERRIDE,
     OverrideGrant,
     issue_attestation,
     subject_for_episode,
@@ -74,7 +75,17 @@ class MatchKeys(_Input):
 
 class OverrideInput(_Input):
     justification: str = Field(min_length=20, max_length=4000)
-    expires_at: dt.datetime
+    expires_at: AwareDatetime  # a time limit with its offset: no guessing which clock was meant
+
+    @field_validator("expires_at")
+    @classmethod
+    def _a_time_limit(cls, value: dt.datetime) -> dt.datetime:
+        now = dt.datetime.now(dt.UTC)
+        if value <= now:
+            raise ValueError("an override must end in the future")
+        if value - now > MAX_OVERRIDE:
+            raise ValueError("an override lasts at most 30 days")
+        return value
 
 
 class RequestInput(_Input):

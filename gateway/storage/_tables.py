@@ -35,6 +35,7 @@ __all__ = [
     "inbox",
     "received_copies",
     "federation_nonces",
+    "kept_metadata",
     "overrides",
     "transfers",
     "disclosure_approvals",
@@ -212,6 +213,15 @@ federation_nonces = Table(
     Column("sender", String(9), primary_key=True),
     Column("nonce", String(128), primary_key=True),
     Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+kept_metadata = Table(
+    "kept_metadata",  # one row: the last federation metadata accepted, so its version stays the
+    metadata,  # rollback floor across restarts and replicas (DESIGN 3.1); public, signed, not sealed
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("kept_at", DateTime(timezone=True), nullable=False),
 )
 
 overrides = Table(

@@ -24,6 +24,7 @@ from pytest_aiohttp import AiohttpServer
 from directory.members import (
     METADATA_TYPE,
     FederationMetadata,
+    FileKeeper,
     KeyNotValid,
     LeadContact,
     Member,
@@ -401,17 +402,17 @@ async def test_file_source_serves_the_last_good_copy_until_it_expires(tmp_path: 
 async def test_cached_copy_survives_a_restart_and_keeps_the_rollback_floor(tmp_path: Path) -> None:
     path, cache, clock = tmp_path / "metadata.jws", tmp_path / "cache" / "last.jws", Clock(T0)
     write(path, sign_metadata(metadata(version=5), OPERATOR))
-    await MetadataSource(path, PINNED, clock=clock, cache_path=cache).refresh()
+    await MetadataSource(path, PINNED, clock=clock, keeper=FileKeeper(cache)).refresh()
     assert cache.is_file()
 
     path.unlink()  # the operator is unreachable when the node restarts
-    restarted = MetadataSource(path, PINNED, clock=clock, cache_path=cache)
+    restarted = MetadataSource(path, PINNED, clock=clock, keeper=FileKeeper(cache))
     with pytest.raises(MetadataError, match="unavailable"):
         await restarted.refresh()
     assert restarted.current().version == 5
 
     clock.now = T0 + timedelta(days=30)  # the cached copy has expired, but its version still counts
-    later = MetadataSource(path, PINNED, clock=clock, cache_path=cache)
+    later = MetadataSource(path, PINNED, clock=clock, keeper=FileKeeper(cache))
     write(path, sign_metadata(metadata(version=4, issued_at=clock.now), OPERATOR))
     with pytest.raises(MetadataError, match="rollback"):
         await later.refresh()

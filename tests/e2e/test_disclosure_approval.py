@@ -239,7 +239,10 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
     disclosures = await hackney.engine_rows(
         select(audit_entries).where(audit_entries.c.action == "federation.disclosure")
     )
-    assert [(d.outcome, d.reason) for d in disclosures] == [("refused", decided["outcome"])]
+    # The refusal names the statement it turned on, as a permitted disclosure's register row does.
+    assert [(d.outcome, d.reason, json.loads(d.details)["consent"]) for d in disclosures] == [
+        ("refused", decided["outcome"], "C1")
+    ]
 
 
 async def test_a_requester_suspended_before_the_decision_is_sent_nothing(

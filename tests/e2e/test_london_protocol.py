@@ -6,6 +6,7 @@ delivery after a peer was down, and a transfer."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
-from gateway.storage._tables import inbox, outbox, received_copies, register
+from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
 
 from .nodes import (
     CAMDEN,
@@ -79,6 +80,11 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
         },
     )
     assert refused["state"] == "refused" and refused["error"] == "consent_excluded"
+    [audited] = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.disclosure")
+    )
+    assert (audited.outcome, audited.reason) == ("refused", "consent_excluded")
+    assert json.loads(audited.details)["consent"] == "C1"  # the statement that excludes housing
 
     # Disclosure to a consented agency (health): permitted, sections filtered, both registers.
     permitted = await ask(
@@ -193,6 +199,19 @@ async def test_public_interest_override_needs_a_second_lead_contact(
             "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
         },
     }
+    # The time limit is a real one: with its offset, in the future, at most 30 days away.
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    for limit in (
+        soon.replace(tzinfo=None),
+        soon - dt.timedelta(days=3),
+        soon + dt.timedelta(days=29),
+    ):
+        override = {**body["override"], "expires_at": limit.isoformat()}
+        status, refused = await camden.call(
+            "POST", "/requests", json={**body, "override": override}
+        )
+        assert status == 422, refused
+        assert refused["problems"][0]["location"] == "/override/expires_at", refused
     record = await ask(camden, body)  # first approval: camden-lead-1
     assert record["state"] == "awaiting_second_approval"
     path = f"/requests/{record['request_id']}/decision"

@@ -21,7 +21,7 @@ from gateway.federation.attestation import (
 HOME, TARGET = "E09000007", "E09000012"
 KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "camden-1"}, private=True)
 OTHER = OKPKey.generate_key("Ed25519", parameters={"kid": "camden-1"}, private=True)
-LEADS = {(HOME, "lc-1"), (HOME, "lc-2")}
+LEADS = {(HOME, "lc-1"), (HOME, "lc-2"), (HOME, "p-77")}  # p-77 asks, and is a lead contact too
 PRACTITIONER = {
     "id": "p-77",
     "name": "A Practitioner",
@@ -89,7 +89,26 @@ def test_a_good_attestation_verifies() -> None:
                 )
             },
             {},
-            "not_lead_contact",  # the second approver must be another person
+            "self_approval",  # the second approver must be another person
+        ),
+        (
+            {
+                "override": OverrideGrant(
+                    "ov-1", "p-77", dt.datetime.now(dt.UTC) + dt.timedelta(days=1), "0" * 64
+                )
+            },
+            {},
+            "self_approval",  # nor the requester, even a requester who is a lead contact
+        ),
+        ({"approved_by": "p-77"}, {}, "self_approval"),
+        (
+            {
+                "override": OverrideGrant(
+                    "ov-1", "lc-2", dt.datetime.now(dt.UTC) + dt.timedelta(days=31), "0" * 64
+                )
+            },
+            {},
+            "attestation_invalid",  # an override lasts at most 30 days
         ),
     ],
     ids=[
@@ -100,6 +119,9 @@ def test_a_good_attestation_verifies() -> None:
         "other-child",
         "expired",
         "self-override",
+        "requester-overrides",
+        "requester-approves",
+        "override-too-long",
     ],
 )
 def test_refusals(token_changes: dict[str, Any], verify_changes: dict[str, Any], code: str) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from schemas import Episode, EpisodeInvalid, validate_episode
+from schemas import Episode, EpisodeInvalid, london_today, validate_episode
 
 VALID = Path(__file__).resolve().parent.parent / "fixtures" / "national" / "valid-episode.json"
 
@@ -34,7 +36,7 @@ def _set(document: dict[str, Any], path: tuple[str | int, ...], value: Any) -> d
 
 
 _DELETE = object()
-TOMORROW = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+TOMORROW = (london_today() + dt.timedelta(days=1)).isoformat()
 
 # (path, new value, where the error must be, rule)
 CASES: list[tuple[tuple[str | int, ...], Any, tuple[str | int, ...], str]] = [
@@ -169,3 +171,25 @@ def test_json_round_trip_is_exact() -> None:
     again = Episode.model_validate_json(episode.model_dump_json())
     assert again == episode
     assert json.loads(episode.model_dump_json())["schema"] == "caf-episode/1"
+
+
+@pytest.mark.parametrize("server_zone", ["Etc/GMT+12", "Etc/GMT-14"])
+def test_today_is_londons_whatever_the_servers_zone(
+    server_zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consent given today in London is not "in the future" on a server whose date is behind,
+    and tomorrow in London is refused on one whose date is ahead. At any hour one of the two zones
+    has another date than London's, so a check against the server's date fails here."""
+    monkeypatch.setenv("TZ", server_zone)
+    time.tzset()
+    try:
+        today = dt.datetime.now(ZoneInfo("Europe/London")).date()
+        given = _set(valid_document(), ("consents", 0, "given_on"), today.isoformat())
+        assert validate_episode(given).episode.consents[0].given_on == today
+        ahead = _set(given, ("consents", 0, "given_on"), (today + dt.timedelta(days=1)).isoformat())
+        with pytest.raises(EpisodeInvalid) as caught:
+            validate_episode(ahead)
+        assert [p.rule for p in caught.value.problems] == ["dates.consent_in_future"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

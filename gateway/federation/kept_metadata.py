@@ -1,0 +1,45 @@
+"""The node's federation metadata keeper: the last accepted copy in the database (one row), so that
+a restarted node, or another replica, refuses any older copy (DESIGN 3.1: no rollback) and can serve
+on the kept one while the operator is unreachable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..storage._tables import kept_metadata
+
+__all__ = ["DatabaseKeeper"]
+
+_ROW = 1
+
+
+class DatabaseKeeper:
+    """`MetadataKeeper` over the table `kept_metadata`; the highest version wins, whichever replica
+    wrote last."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self) -> str | None:
+        async with self._engine.connect() as connection:
+            token = await connection.scalar(
+                select(kept_metadata.c.token).where(kept_metadata.c.id == _ROW)
+            )
+        return None if token is None else str(token)
+
+    async def keep(self, token: str, version: int) -> None:
+        now = dt.datetime.now(dt.UTC)
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        table = kept_metadata
+        statement = dialect.insert(table).values(id=_ROW, version=version, token=token, kept_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={"version": version, "token": token, "kept_at": now},
+            where=table.c.version <= version,  # never lower the floor another replica raised
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)

@@ -1,0 +1,52 @@
+"""The node keeps its last accepted federation metadata in its database: a restarted node (or another
+replica) refuses an older copy, and serves on the kept one while the operator is unreachable. Before,
+the floor lived in memory unless a cache file was set, and a restart re-admitted a suspended member
+from any unexpired older copy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from directory.members import MetadataError, MetadataSource, sign_metadata
+from gateway.federation.kept_metadata import DatabaseKeeper
+from gateway.storage import create_engine, upgrade
+
+from ..conftest import Database
+from ..directory.test_members import OPERATOR, PINNED, T0, Clock, metadata, write
+
+
+async def test_a_restarted_node_keeps_its_rollback_floor(
+    database: Database, tmp_path: Path
+) -> None:
+    path, clock = tmp_path / "metadata.jws", Clock(T0)
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        keeper = DatabaseKeeper(engine)
+        assert await keeper.load() is None
+        write(path, sign_metadata(metadata(version=5), OPERATOR))
+        await MetadataSource(path, PINNED, clock=clock, keeper=keeper).refresh()
+
+        path.unlink()  # restarted while the operator is unreachable: serves on the kept copy
+        restarted = MetadataSource(path, PINNED, clock=clock, keeper=DatabaseKeeper(engine))
+        with pytest.raises(MetadataError, match="unavailable"):
+            await restarted.refresh()
+        assert restarted.current().version == 5
+
+        # An older copy, still in date, offered to a restarted node: refused as a rollback.
+        write(path, sign_metadata(metadata(version=4, issued_at=T0 + timedelta(hours=1)), OPERATOR))
+        again = MetadataSource(path, PINNED, clock=clock, keeper=DatabaseKeeper(engine))
+        with pytest.raises(MetadataError) as caught:
+            await again.refresh()
+        assert caught.value.code == "rollback"
+
+        # Two replicas: one that lags behind cannot lower the floor the other raised.
+        newer = sign_metadata(metadata(version=6), OPERATOR)
+        await keeper.keep(newer, 6)
+        await keeper.keep(sign_metadata(metadata(version=5), OPERATOR), 5)
+        assert await keeper.load() == newer
+    finally:
+        await engine.dispose()
