@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     auto_approver: str | None = Field(None, description="lead contact answerable for auto-approval")
     outbox_interval_seconds: float = Field(1.0, gt=0)
+    transfer_answer_working_days: int = Field(
+        5,
+        ge=1,
+        le=60,
+        description="working days (England and Wales) a transfer offer may wait before it escalates",
+    )
     disclosure_approval: Literal["never", "overrides", "always"] = Field(
         "never",
         description="incoming disclosures that wait for this borough's lead CAF contact to approve"

@@ -200,16 +200,19 @@ class TransferState(_Doc):
     state: str
 
 
-class IncomingTransfer(_Doc):
+class Transfer(_Doc):
     offer_id: str
-    from_: str = Field(alias="from")
+    from_: str | None = Field(None, alias="from", description="the offering member (direction in)")
+    to: str | None = Field(None, description="the member offered to (direction out)")
     episode_ref: str
     state: str
     offered_at: str
+    due_by: str = Field(description="last London day for an answer (working days)")
+    escalated_at: str | None = Field(description="when it escalated, unanswered past due_by")
 
 
-class IncomingTransfers(_Doc):
-    transfers: list[IncomingTransfer]
+class Transfers(_Doc):
+    transfers: list[Transfer]
 
 
 class Notification(_Doc):
@@ -322,7 +325,7 @@ _MODELS: list[type[BaseModel]] = [
     OfferInput,
     AcceptInput,
     TransferState,
-    IncomingTransfers,
+    Transfers,
     NotificationList,
     ServicePage,
     MemberList,
@@ -606,9 +609,16 @@ def _federation_paths() -> dict[str, Any]:
         },
         "/transfers": {
             "get": _operation(
-                "Episodes other authorities offer to this one",
+                "Transfer offers: made to this authority (in) or by it (out)",
                 "episodes:read",
-                _responses(("200", _json(IncomingTransfers)), 404),
+                _responses(("200", _json(Transfers)), 400, 404),
+                parameters=[
+                    _query(
+                        "direction",
+                        {"type": "string", "enum": ["in", "out"], "default": "in"},
+                        "offers made to this borough (in) or by it (out)",
+                    )
+                ],
             )
         },
         "/notifications": {

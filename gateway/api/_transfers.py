@@ -7,13 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import Practitioner
 
-from ..errors import Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, NotFound
 from ..federation.transfer import TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
 
-__all__ = ["accept_transfer", "incoming_transfers", "offer_transfer"]
+__all__ = ["accept_transfer", "list_transfers", "offer_transfer"]
 
 
 class OfferInput(BaseModel):
@@ -50,10 +50,14 @@ async def offer_transfer(request: web.Request) -> web.Response:
 
 
 @needs("episodes:read")
-async def incoming_transfers(request: web.Request) -> web.Response:
+async def list_transfers(request: web.Request) -> web.Response:
+    """`?direction=in` (the default: offers to this borough) or `out` (offers it made)."""
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
+    direction = request.query.get("direction", "in")
+    if direction not in ("in", "out"):
+        raise BadRequest("direction is in or out")
     async with audit.engine.connect() as connection:
-        offers = await workflow.incoming(connection)
+        offers = await workflow.listed(connection, "in" if direction == "in" else "out")
     return web.json_response({"transfers": offers})
 
 

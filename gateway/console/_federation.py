@@ -1,5 +1,6 @@
 """The federation page: members from the signed metadata (status, endpoint, last exchange), the
-metadata's version and expiry, and dead-lettered outbox messages with a retry button; and the audit
+metadata's version and expiry, transfer offers still waiting for an answer (escalated ones flagged),
+and dead-lettered outbox messages with a retry button; and the audit
 page: the chain checked since its latest signed checkpoint (or, on demand, verified whole) and the
 latest signed checkpoints."""
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from ..audit import Outcome
 from ..errors import NotFound
-from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS
+from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS, TRANSFERS
 from ..storage import aware_utc
 from ..storage._tables import inbox, outbox, register
 from ._chain import check_chain
@@ -55,6 +56,23 @@ async def _dead_letters(request: web.Request) -> list[dict[str, Any]]:
         return [{**row._mapping, "created_at": aware_utc(row.created_at)} for row in rows.all()]
 
 
+async def _waiting_offers(request: web.Request) -> list[dict[str, Any]]:
+    """Transfer offers made to or by this borough that are still unanswered, oldest first."""
+    workflow = request.config_dict[TRANSFERS]
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        offers = [
+            {
+                **offer,
+                "direction": direction,
+                "offered_at": dt.datetime.fromisoformat(offer["offered_at"]),
+            }
+            for direction in ("in", "out")
+            for offer in await workflow.listed(connection, direction)
+            if offer["state"] == "offered"
+        ]
+    return sorted(offers, key=lambda o: o["offered_at"])
+
+
 async def federation_page(request: web.Request) -> web.Response:
     directory = request.config_dict[MEMBERS]()
     metadata = directory.metadata
@@ -73,6 +91,7 @@ async def federation_page(request: web.Request) -> web.Response:
         for m in sorted(metadata.members, key=lambda m: m.name)
     ]
     dead = await _dead_letters(request)
+    offers = await _waiting_offers(request)
     counts = await request.config_dict[OUTBOX].counts()
     await audit(request, "console.view", None, page="federation", dead=len(dead))
     return render(
@@ -85,6 +104,7 @@ async def federation_page(request: web.Request) -> web.Response:
             "expired": metadata.expires_at <= now,
             "members": members,
             "dead": dead,
+            "offers": offers,
             "counts": counts,
             "retried": request.query.get("retried"),
         },

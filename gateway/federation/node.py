@@ -63,6 +63,9 @@ __all__ = ["federation_app", "federation_context", "federation_enabled"]
 log = logging.getLogger("cafx.federation")
 
 FEDERATION_PATH = "/federation/v1"
+ESCALATION_SECONDS = (
+    300.0  # unanswered transfer offers are looked for this often (a day-level rule)
+)
 
 
 def federation_enabled(settings: Settings) -> bool:
@@ -161,7 +164,14 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
     app[PEERS] = peers
     outbox = Outbox(app[ENGINE], app[KEY_RING])
     app[OUTBOX] = outbox
-    app[TRANSFERS] = TransferWorkflow(settings.member_id, app[EPISODES], outbox, app[KEY_RING])
+    transfers = TransferWorkflow(
+        settings.member_id,
+        app[EPISODES],
+        outbox,
+        app[KEY_RING],
+        answer_working_days=settings.transfer_answer_working_days,
+    )
+    app[TRANSFERS] = transfers
     app[NOTIFICATIONS] = Notifications(app[KEY_RING])
 
     async def call(
@@ -205,6 +215,11 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds)),
         asyncio.create_task(
             _every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
+        ),
+        asyncio.create_task(
+            _every(
+                ESCALATION_SECONDS, lambda: transfers.escalate(app[AUDIT]), "transfer-escalation"
+            )
         ),
     ]
     yield

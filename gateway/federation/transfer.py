@@ -10,27 +10,50 @@
 
 The episode is never without a lead professional: the holder's copy keeps its own until it is
 read-only, and the receiver's copy arrives with the accepted one.
+
+Unanswered offers escalate (DESIGN 3.6): an offer still `offered` after `answer_working_days` working
+days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
+its own clock, audited (`transfer.escalate`) and logged as an alert (ids only) for the lead contacts,
+and listed with its `due_by` date. It stays open: escalation asks people to act, it decides nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
+import holidays
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Episode, EpisodeState, Practitioner
+from schemas import LONDON, Episode, EpisodeState, Practitioner, london_today
 
+from ..audit import AuditDraft, Outcome
+from ..audit_log import AuditLog
 from ..episodes import EpisodeStore
 from ..errors import Conflict, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage._tables import transfers
 from .outbox import Message, Outbox
 
-__all__ = ["TransferWorkflow"]
+__all__ = ["TransferWorkflow", "answer_due_by"]
+
+log = logging.getLogger("cafx.federation.transfer")
+Direction = Literal["in", "out"]
+
+
+@cache
+def _bank_holidays() -> holidays.HolidayBase:
+    return holidays.country_holidays("GB", subdiv="ENG")  # England and Wales share bank holidays
+
+
+def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
+    """The last London day an offer made at `offered_at` may wait for its answer."""
+    return _bank_holidays().get_nth_working_day(offered_at.astimezone(LONDON).date(), working_days)
 
 
 def _bound(offer_id: str, direction: str) -> bytes:
@@ -38,8 +61,17 @@ def _bound(offer_id: str, direction: str) -> bytes:
 
 
 class TransferWorkflow:
-    def __init__(self, me: str, store: EpisodeStore, outbox: Outbox, ring: KeyRing) -> None:
+    def __init__(
+        self,
+        me: str,
+        store: EpisodeStore,
+        outbox: Outbox,
+        ring: KeyRing,
+        *,
+        answer_working_days: int = 5,
+    ) -> None:
         self.me, self.store, self.outbox, self.ring = me, store, outbox, ring
+        self.answer_working_days = answer_working_days
 
     async def offer(self, connection: AsyncConnection, episode_id: str, to: str) -> str:
         stored = await self.store.get(connection, episode_id, for_update=True)
@@ -73,20 +105,76 @@ class TransferWorkflow:
         )
         return offer_id
 
-    async def incoming(self, connection: AsyncConnection) -> list[dict[str, Any]]:
+    async def listed(
+        self, connection: AsyncConnection, direction: Direction = "in"
+    ) -> list[dict[str, Any]]:
+        """Offers made to this member (`in`, "from") or by it (`out`, "to"), oldest first."""
         rows = await connection.execute(
-            select(transfers).where(transfers.c.direction == "in").order_by(transfers.c.created_at)
+            select(transfers)
+            .where(transfers.c.direction == direction)
+            .order_by(transfers.c.created_at)
         )
         return [
             {
                 "offer_id": r.id,
-                "from": r.counterpart,
+                "from" if direction == "in" else "to": r.counterpart,
                 "episode_ref": r.episode_id,
                 "state": r.state,
                 "offered_at": r.created_at.isoformat(),
+                "due_by": answer_due_by(r.created_at, self.answer_working_days).isoformat(),
+                "escalated_at": r.escalated_at.isoformat() if r.escalated_at else None,
             }
             for r in rows
         ]
+
+    async def escalate(self, audit: AuditLog, today: dt.date | None = None) -> list[str]:
+        """Mark the offers still unanswered after their due date; the ids marked now."""
+        today = today or london_today()
+        now = dt.datetime.now(dt.UTC)
+        marked = []
+        async with audit.transaction() as connection:
+            rows = await connection.execute(
+                select(transfers).where(
+                    transfers.c.state == "offered", transfers.c.escalated_at.is_(None)
+                )
+            )
+            for row in rows.all():
+                due = answer_due_by(row.created_at, self.answer_working_days)
+                if today <= due:
+                    continue
+                await connection.execute(
+                    update(transfers)
+                    .where(transfers.c.id == row.id, transfers.c.direction == row.direction)
+                    .values(escalated_at=now)
+                )
+                await audit.append(
+                    connection,
+                    AuditDraft(
+                        actor="node",
+                        action="transfer.escalate",
+                        outcome=Outcome.SUCCESS,
+                        subject=row.episode_id,
+                        reason="transfer.unanswered",
+                        details={
+                            "offer": row.id,
+                            "direction": row.direction,
+                            "counterpart": row.counterpart,
+                            "due_by": due.isoformat(),
+                        },
+                    ),
+                )
+                # The alert monitoring pages on, as for a dead letter: ids and codes only.
+                log.warning(
+                    "transfer offer unanswered",
+                    extra={
+                        "offer": row.id,
+                        "direction": row.direction,
+                        "counterpart": row.counterpart,
+                        "due_by": due.isoformat(),
+                    },
+                )
+                marked.append(row.id)
+        return marked
 
     async def accept(self, connection: AsyncConnection, offer_id: str, lead: Practitioner) -> None:
         row = (

@@ -249,6 +249,7 @@ transfers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
+    Column("escalated_at", DateTime(timezone=True), nullable=True),  # left unanswered too long
 )
 
 notifications = Table(

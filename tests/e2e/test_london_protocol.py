@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
+from gateway.federation.transfer import answer_due_by
+from gateway.keys import AUDIT, TRANSFERS
 from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
 
 from .nodes import (
@@ -311,6 +313,67 @@ async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None
     }
     status, _ = await hackney.call("POST", f"/episodes/{episode['episode_id']}/events", json=review)
     assert status == 409  # the old copy is read-only
+
+
+async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str, Node]) -> None:
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    status, offer = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": ISLINGTON}
+    )
+    assert status == 201, offer
+
+    async def arrived() -> bool:
+        status, incoming = await islington.call("GET", "/transfers")
+        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
+
+    await eventually(arrived)
+    status, ours = await hackney.call("GET", "/transfers?direction=out")
+    [made] = ours["transfers"]
+    assert made["to"] == ISLINGTON and made["escalated_at"] is None
+    due = dt.date.fromisoformat(made["due_by"])
+    assert answer_due_by(dt.datetime.now(dt.UTC), 5) == due  # five working days from today
+    status, bad = await hackney.call("GET", "/transfers?direction=sideways")
+    assert status == 400, bad
+
+    for node in (hackney, islington):
+        assert node.runner is not None
+        workflow, audit = node.runner.app[TRANSFERS], node.runner.app[AUDIT]
+        assert await workflow.escalate(audit, due) == []  # on its due day it still waits
+        assert await workflow.escalate(audit, due + dt.timedelta(days=1)) == [offer["offer_id"]]
+        assert await workflow.escalate(audit, due + dt.timedelta(days=2)) == []  # once only
+        [entry] = await node.engine_rows(
+            select(audit_entries).where(audit_entries.c.action == "transfer.escalate")
+        )
+        assert (entry.reason, entry.subject) == ("transfer.unanswered", episode["episode_id"])
+    status, theirs = await islington.call("GET", "/transfers")
+    assert theirs["transfers"][0]["escalated_at"] is not None
+
+    # Escalation decides nothing: the offer can still be accepted, and the episode moves.
+    lead = {"name": "Late Lead", "organisation": "Islington Family Hub"}
+    status, accepted = await islington.call(
+        "POST",
+        f"/transfers/{offer['offer_id']}/accept",
+        json={
+            "lead_contact_id": islington.lead,
+            "lead_professional": {**lead, "agency_type": "early_help", "authority": ISLINGTON},
+        },
+    )
+    assert status == 200, accepted
+
+    async def moved() -> bool:
+        status, _ = await islington.call("GET", f"/episodes/{episode['episode_id']}")
+        return status == 200
+
+    await eventually(moved)
+
+
+def test_working_days_skip_weekends_and_bank_holidays() -> None:
+    christmas_eve_eve = dt.datetime(2026, 12, 23, 10, 0, tzinfo=dt.UTC)
+    # 24 Dec, then 29, 30, 31 Dec (25 Dec and the 28th for Boxing Day are bank holidays), 4 Jan.
+    assert answer_due_by(christmas_eve_eve, 5) == dt.date(2027, 1, 4)
+    # Offered at 23:30 UTC on 30 June: already 1 July in London, a Thursday.
+    assert answer_due_by(dt.datetime(2026, 6, 30, 23, 30, tzinfo=dt.UTC), 1) == dt.date(2026, 7, 2)
 
 
 async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_path: Path) -> None:

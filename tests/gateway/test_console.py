@@ -33,8 +33,9 @@ from gateway.console._web import lead_contact_for
 from gateway.console.dev_provider import DEV_PROVIDER
 from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
 from gateway.errors import PeerUnavailable, Unauthorised
+from gateway.federation.outbox import Message
 from gateway.federation.practitioner import RequestInput
-from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS
+from gateway.keys import AUDIT, CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
 from gateway.storage._tables import audit_entries, console_sessions
 
@@ -607,6 +608,31 @@ async def test_every_page_answers_for_a_signed_in_lead_contact(
     views = await camden.audit_rows("console.view")
     lead = f"lead:{CAMDEN.lead_contacts()[0]}"
     assert views == [(lead, "success", None)] * 6  # queue twice, overrides, federation, audit twice
+
+
+async def test_the_federation_page_flags_an_escalated_transfer_offer(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    offer_id, episode_ref = str(uuid.uuid4()), str(uuid.uuid4())
+    workflow = camden.app[TRANSFERS]
+    async with camden.app[ENGINE].begin() as connection:  # Hackney's offer, as its message lands
+        await workflow.apply(
+            connection,
+            HACKNEY.gss,
+            Message(
+                str(uuid.uuid4()),
+                "transfer_offer",
+                {"offer_id": offer_id, "episode_ref": episode_ref},
+            ),
+        )
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get("/console/federation")
+    assert offer_id in page and "escalated" not in page
+    later = dt.date.today() + dt.timedelta(days=30)
+    assert await workflow.escalate(camden.app[AUDIT], later) == [offer_id]
+    status, page, _ = await browser.get("/console/federation")
+    row = page[page.index(offer_id) :].split("</tr>")[0]
+    assert HACKNEY.gss in row and "escalated" in row
 
 
 def _console_routes() -> list[tuple[str, str]]:
