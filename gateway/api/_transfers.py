@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from directory.members import MemberError
 from schemas import Practitioner
 
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
 from ..federation.transfer import TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
@@ -39,13 +40,16 @@ async def offer_transfer(request: web.Request) -> web.Response:
     episode_id = str(episode_id_of(request))
     body = await json_body(request, OfferInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
-    request.config_dict[MEMBERS]().active(body.to)
-    async with (
-        audited_refusals(request, "transfer.offer", episode_id),
-        audit.transaction() as connection,
-    ):
-        offer_id = await workflow.offer(connection, episode_id, body.to)
-        await audit.append(connection, draft(request, "transfer.offer", episode_id, to=body.to))
+    async with audited_refusals(request, "transfer.offer", episode_id):
+        try:  # only to an active member: a suspended one could never answer
+            request.config_dict[MEMBERS]().active(body.to)
+        except MemberError as error:
+            raise FederationRefused(str(error), code=error.code) from None
+        async with audit.transaction() as connection:
+            offer_id = await workflow.offer(connection, episode_id, body.to)
+            await audit.append(
+                connection, draft(request, "transfer.offer", episode_id, offer=offer_id, to=body.to)
+            )
     return web.json_response({"offer_id": offer_id, "state": "offered"}, status=201)
 
 
@@ -71,8 +75,15 @@ async def accept_transfer(request: web.Request) -> web.Response:
         if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
             raise Forbidden("only a listed lead CAF contact of this borough can accept")
         async with audit.transaction() as connection:
-            await workflow.accept(connection, offer_id, body.lead_professional)
+            episode_id = await workflow.accept(connection, offer_id, body.lead_professional)
             await audit.append(
-                connection, draft(request, "transfer.accept", None, lead=body.lead_contact_id)
+                connection,
+                draft(
+                    request,
+                    "transfer.accept",
+                    episode_id,
+                    offer=offer_id,
+                    lead=body.lead_contact_id,
+                ),
             )
     return web.json_response({"offer_id": offer_id, "state": "accepted"})

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
@@ -35,7 +34,6 @@ from ..keys import (
     TRANSFERS,
 )
 from ..protection import MatchOutcome, NameQuery, classify
-from ..storage._tables import received_copies, register
 from .attestation import (
     Attestation,
     subject_for_episode,
@@ -48,6 +46,7 @@ from .disclosing import audit_code as _code
 from .notifications import KINDS as NOTIFICATION_KINDS
 from .outbox import Message, receive
 from .transport import verified_json, verified_request
+from .withdrawals import record_withdrawal
 
 __all__ = ["directory_of", "federation_routes"]
 
@@ -316,33 +315,8 @@ def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
 
 async def _apply_withdrawal(connection: AsyncConnection, sender: str, message: Message) -> None:
     """A holder withdrew consent: mark what we received on its strength (DESIGN 3.5)."""
-    if message.kind == "consent_withdrawn":
-        episode_ref, consent_id = str(message.body["episode_ref"]), str(message.body["consent_id"])
-        now = dt.datetime.now(dt.UTC)
-        rows = await connection.execute(
-            select(received_copies.c.id, received_copies.c.basis).where(
-                received_copies.c.holder == sender,
-                received_copies.c.episode_ref == episode_ref,
-                received_copies.c.withdrawn_at.is_(None),
-            )
-        )
-        marked = [r.id for r in rows if consent_id in r.basis.split(",")]
-        if marked:
-            await connection.execute(
-                update(received_copies)
-                .where(received_copies.c.id.in_(marked))
-                .values(withdrawn_at=now)
-            )
-        await connection.execute(
-            update(register)
-            .where(
-                register.c.direction == "received",
-                register.c.counterpart == sender,
-                register.c.episode_id == episode_ref,
-                register.c.withdrawn_at.is_(None),
-            )
-            .values(withdrawn_at=now)
-        )
+    body = message.body
+    await record_withdrawal(connection, sender, str(body["episode_ref"]), str(body["consent_id"]))
 
 
 async def messages(request: web.Request) -> web.Response:

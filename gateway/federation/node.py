@@ -169,6 +169,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         app[EPISODES],
         outbox,
         app[KEY_RING],
+        app[AUDIT],
         answer_working_days=settings.transfer_answer_working_days,
     )
     app[TRANSFERS] = transfers
@@ -216,11 +217,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
         ),
-        asyncio.create_task(
-            _every(
-                ESCALATION_SECONDS, lambda: transfers.escalate(app[AUDIT]), "transfer-escalation"
-            )
-        ),
+        asyncio.create_task(_every(ESCALATION_SECONDS, transfers.escalate, "transfer-escalation")),
     ]
     yield
     for task in tasks:

@@ -13,13 +13,13 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import GatewayError
@@ -43,6 +43,9 @@ MAX_ATTEMPTS = 8
 BASE_DELAY = dt.timedelta(seconds=2)
 MAX_DELAY = dt.timedelta(minutes=10)
 BATCH = 50
+# A batch is one request: kept well under a node's body limit (4 MiB by default), since a transfer
+# commit carries a whole episode. A message bigger than this travels alone.
+BATCH_BYTES = 1024 * 1024
 LEASE = dt.timedelta(seconds=60)  # how long a replica owns the messages it is sending
 
 
@@ -124,11 +127,7 @@ class Outbox:
         for row in rows:
             by_recipient.setdefault(row.recipient, []).append(row)
         delivered = 0
-        for recipient, batch in by_recipient.items():
-            messages = [
-                Message(row.id, row.kind, json.loads(open_(row.sealed, self.ring, _bound(row.id))))
-                for row in batch
-            ]
+        for recipient, batch, messages in self._batches(by_recipient):
             try:
                 statuses, failure = await send(recipient, messages), None
             except GatewayError as error:
@@ -149,6 +148,25 @@ class Outbox:
                         reason = failure or statuses.get(row.id, "no_answer")
                         await self._retry_later(connection, row, reason, moment)
         return delivered
+
+    def _batches(
+        self, by_recipient: Mapping[str, list[Any]]
+    ) -> Iterator[tuple[str, list[Any], list[Message]]]:
+        """Each recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES."""
+        for recipient, rows in by_recipient.items():
+            batch: list[Any] = []
+            messages: list[Message] = []
+            size = 0
+            for row in rows:
+                plain = open_(row.sealed, self.ring, _bound(row.id))
+                if batch and size + len(plain) > BATCH_BYTES:
+                    yield recipient, batch, messages
+                    batch, messages, size = [], [], 0
+                batch.append(row)
+                messages.append(Message(row.id, row.kind, json.loads(plain)))
+                size += len(plain)
+            if batch:
+                yield recipient, batch, messages
 
     async def _retry_later(
         self, connection: AsyncConnection, row: Any, reason: str, now: dt.datetime
@@ -176,7 +194,12 @@ class Outbox:
                 "next_attempt_at": now + backoff(attempts),
                 "last_error": reason[:64],
             }
-        await connection.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+        # Only while still pending: another replica whose lease took over may have delivered it.
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.state == "pending")
+            .values(**values)
+        )
 
     async def retry_dead(self, message_id: str) -> bool:
         """Put a dead-lettered message back in the queue (the console's "retry")."""
@@ -214,18 +237,29 @@ async def receive(
     `begin` opens each message's transaction (default: the engine's); pass the audit log's when
     applying a message appends audit entries."""
     statuses: dict[str, str] = {}
+    dialect = sqlite if is_sqlite(str(engine.url)) else postgresql
     for message in messages:
         try:
             async with (begin or engine.begin)() as connection:
-                await connection.execute(
-                    insert(inbox).values(
-                        sender=sender, message_id=message.id, received_at=dt.datetime.now(dt.UTC)
-                    )
+                # Only the inbox row decides "duplicate": a constraint broken while applying is a
+                # failure the sender must retry, not a message to drop as already seen.
+                seen = dialect.insert(inbox).values(
+                    sender=sender, message_id=message.id, received_at=dt.datetime.now(dt.UTC)
                 )
+                fresh = await connection.execute(
+                    seen.on_conflict_do_nothing().returning(inbox.c.message_id)
+                )
+                if fresh.first() is None:
+                    statuses[message.id] = "duplicate"
+                    continue
                 await apply(connection, sender, message)
             statuses[message.id] = "applied"
-        except IntegrityError:
-            statuses[message.id] = "duplicate"
         except GatewayError as error:
             statuses[message.id] = error.wire_code
+        except Exception as exc:  # one bad message fails alone, its transaction rolled back
+            log.error(
+                "message not applied",
+                extra={"message_id": message.id, "kind": message.kind, "error": type(exc).__name__},
+            )
+            statuses[message.id] = "internal_error"
     return statuses

@@ -41,6 +41,7 @@ from .attestation import (
     subject_for_episode,
     subject_for_match_keys,
 )
+from .withdrawals import mark_known_withdrawals
 
 __all__ = [
     "Decision",
@@ -533,6 +534,7 @@ class PractitionerRequests:
                 sealed=sealed.to_bytes(),
             )
         )
+        await mark_known_withdrawals(connection, record.target, answer["episode_ref"])
 
     async def _record_override(self, record: RequestRecord, request_id: str) -> str:
         request = record.document["input"]

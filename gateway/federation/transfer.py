@@ -11,10 +11,16 @@
 The episode is never without a lead professional: the holder's copy keeps its own until it is
 read-only, and the receiver's copy arrives with the accepted one.
 
-Unanswered offers escalate (DESIGN 3.6): an offer still `offered` after `answer_working_days` working
+An episode has at most one open offer, and only an episode still held here is committed: it cannot
+move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
+`transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
+episode over its old read-only copy.
+
+Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
 days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
 its own clock, audited (`transfer.escalate`) and logged as an alert (ids only) for the lead contacts,
 and listed with its `due_by` date. It stays open: escalation asks people to act, it decides nothing.
+On the receiver that includes an accepted offer whose episode never arrived.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from ..audit_log import AuditLog
 from ..episodes import EpisodeStore
 from ..errors import Conflict, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
+from ..storage import aware_utc
 from ..storage._tables import transfers
 from .outbox import Message, Outbox
 
@@ -52,8 +59,13 @@ def _bank_holidays() -> holidays.HolidayBase:
 
 
 def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
-    """The last London day an offer made at `offered_at` may wait for its answer."""
-    return _bank_holidays().get_nth_working_day(offered_at.astimezone(LONDON).date(), working_days)
+    """The last London day an offer made at `offered_at` (UTC when naive, as SQLite returns it) may
+    wait for its answer."""
+    london = aware_utc(offered_at).astimezone(LONDON).date()
+    return _bank_holidays().get_nth_working_day(london, working_days)
+
+
+_OPEN = ("offered", "accepted")
 
 
 def _bound(offer_id: str, direction: str) -> bytes:
@@ -67,11 +79,27 @@ class TransferWorkflow:
         store: EpisodeStore,
         outbox: Outbox,
         ring: KeyRing,
+        audit: AuditLog,
         *,
         answer_working_days: int = 5,
     ) -> None:
         self.me, self.store, self.outbox, self.ring = me, store, outbox, ring
+        self.audit = audit
         self.answer_working_days = answer_working_days
+
+    async def _audit(
+        self, connection: AsyncConnection, actor: str, action: str, episode: str, **details: str
+    ) -> None:
+        await self.audit.append(
+            connection,
+            AuditDraft(
+                actor=actor,
+                action=action,
+                outcome=Outcome.SUCCESS,
+                subject=episode,
+                details=details,
+            ),
+        )
 
     async def offer(self, connection: AsyncConnection, episode_id: str, to: str) -> str:
         stored = await self.store.get(connection, episode_id, for_update=True)
@@ -79,6 +107,15 @@ class TransferWorkflow:
             raise Conflict(f"a {stored.episode.state.value} episode cannot be transferred")
         if to == self.me:
             raise Conflict("an episode cannot be transferred to its own authority")
+        pending = await connection.scalar(
+            select(transfers.c.id).where(
+                transfers.c.episode_id == episode_id,
+                transfers.c.direction == "out",
+                transfers.c.state.in_(_OPEN),
+            )
+        )
+        if pending is not None:
+            raise Conflict("the episode is already offered to an authority")
         offer_id = str(uuid.uuid4())
         now = dt.datetime.now(dt.UTC)
         await connection.execute(
@@ -120,22 +157,22 @@ class TransferWorkflow:
                 "from" if direction == "in" else "to": r.counterpart,
                 "episode_ref": r.episode_id,
                 "state": r.state,
-                "offered_at": r.created_at.isoformat(),
+                "offered_at": aware_utc(r.created_at).isoformat(),
                 "due_by": answer_due_by(r.created_at, self.answer_working_days).isoformat(),
-                "escalated_at": r.escalated_at.isoformat() if r.escalated_at else None,
+                "escalated_at": r.escalated_at and aware_utc(r.escalated_at).isoformat(),
             }
             for r in rows
         ]
 
-    async def escalate(self, audit: AuditLog, today: dt.date | None = None) -> list[str]:
-        """Mark the offers still unanswered after their due date; the ids marked now."""
+    async def escalate(self, today: dt.date | None = None) -> list[str]:
+        """Mark the offers still not committed after their due date; the ids marked now."""
         today = today or london_today()
         now = dt.datetime.now(dt.UTC)
         marked = []
-        async with audit.transaction() as connection:
+        async with self.audit.transaction() as connection:
             rows = await connection.execute(
                 select(transfers).where(
-                    transfers.c.state == "offered", transfers.c.escalated_at.is_(None)
+                    transfers.c.state.in_(_OPEN), transfers.c.escalated_at.is_(None)
                 )
             )
             for row in rows.all():
@@ -147,7 +184,7 @@ class TransferWorkflow:
                     .where(transfers.c.id == row.id, transfers.c.direction == row.direction)
                     .values(escalated_at=now)
                 )
-                await audit.append(
+                await self.audit.append(
                     connection,
                     AuditDraft(
                         actor="node",
@@ -176,7 +213,8 @@ class TransferWorkflow:
                 marked.append(row.id)
         return marked
 
-    async def accept(self, connection: AsyncConnection, offer_id: str, lead: Practitioner) -> None:
+    async def accept(self, connection: AsyncConnection, offer_id: str, lead: Practitioner) -> str:
+        """Accept an offer made to us, naming the new lead professional; the episode's id."""
         row = (
             await connection.execute(
                 select(transfers).where(transfers.c.id == offer_id, transfers.c.direction == "in")
@@ -203,6 +241,7 @@ class TransferWorkflow:
             "transfer_accept",
             {"offer_id": offer_id, "lead_professional": lead.model_dump(mode="json")},
         )
+        return str(row.episode_id)
 
     async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Apply a transfer message (inside the inbox transaction)."""
@@ -239,6 +278,10 @@ class TransferWorkflow:
         if row is None or row.state != "offered":
             raise Conflict("no open offer to this member")
         stored = await self.store.get(connection, row.episode_id, for_update=True)
+        if stored.episode.state in (EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED):
+            raise Conflict(
+                f"the episode is {stored.episode.state.value}: it is no longer ours to move"
+            )
         document = stored.episode.model_dump(mode="json")
         document.update(
             home_authority=sender,
@@ -261,6 +304,9 @@ class TransferWorkflow:
             "transfer_commit",
             {"offer_id": offer_id, "episode": moved.model_dump(mode="json")},
         )
+        await self._audit(
+            connection, f"member:{sender}", "transfer.commit", row.episode_id, offer=offer_id
+        )
 
     async def _receive(
         self, connection: AsyncConnection, sender: str, offer_id: str, episode: dict[str, Any]
@@ -278,14 +324,27 @@ class TransferWorkflow:
             raise Conflict("no accepted offer from this member")
         accepted = json.loads(open_(row.sealed, self.ring, _bound(offer_id, "in")))
         received = Episode.model_validate(episode)
+        if str(received.episode_id) != row.episode_id:
+            raise Conflict("the committed episode is not the one offered")
         if (
             received.lead_professional is None
             or received.lead_professional.model_dump(mode="json") != accepted
         ):
             raise Conflict("the committed episode does not carry the accepted lead professional")
-        await self.store.add(connection, received.model_copy(update={"home_authority": self.me}))
+        ours = received.model_copy(update={"home_authority": self.me})
+        try:  # the child moved back: our old copy, read-only since it left, takes the episode again
+            old = await self.store.get(connection, row.episode_id, for_update=True)
+        except NotFound:
+            await self.store.add(connection, ours)
+        else:
+            if old.episode.state != EpisodeState.TRANSFERRED:
+                raise Conflict("this authority already holds the episode")
+            await self.store.replace(connection, old, ours)
         await connection.execute(
             update(transfers)
             .where(transfers.c.id == offer_id, transfers.c.direction == "in")
             .values(state="committed", updated_at=dt.datetime.now(dt.UTC))
+        )
+        await self._audit(
+            connection, f"member:{sender}", "transfer.receive", row.episode_id, offer=offer_id
         )

@@ -36,6 +36,7 @@ __all__ = [
     "received_copies",
     "federation_nonces",
     "kept_metadata",
+    "received_withdrawals",
     "overrides",
     "transfers",
     "disclosure_approvals",
@@ -205,6 +206,15 @@ received_copies = Table(
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),
+)
+
+received_withdrawals = Table(
+    "received_withdrawals",  # consent withdrawals holders told us of, kept even when nothing matched:
+    metadata,  # a disclosure answer that arrives after its withdrawal is marked on arrival
+    Column("holder", String(9), primary_key=True),
+    Column("episode_ref", String(36), primary_key=True),
+    Column("consent_id", Text, primary_key=True),  # as long as the statement id is
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 federation_nonces = Table(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.api._openapi import HeldDisclosure, HeldDisclosures
 from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, plan_federation
@@ -437,3 +437,46 @@ async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]
     assert status == 200, decided
     answered = await _settled(camden, record["request_id"])
     assert answered["state"] == "answered" and answered["answer"]["approval_id"] == approval_id
+
+
+async def test_a_withdrawal_that_overtakes_its_disclosure_still_marks_it(
+    always: dict[str, Node],
+) -> None:
+    """Messages to one member are retried each on its own back-off, so a withdrawal can arrive
+    before the held disclosure's answer (here: the answer dead-lettered while Camden was down,
+    retried from the console after the withdrawal went through). The copy must arrive withdrawn."""
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    episode = await seed(hackney)
+    record, approval_id = await _held(camden, hackney, disclosure(episode))
+    await camden.stop()
+    status, decided = await _decide(
+        hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
+    )
+    assert status == 200 and decided["state"] == "approved", decided
+    status, withdrawn = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
+    )
+    assert status == 200 and withdrawn["changed"] is True
+    [answer] = await hackney.engine_rows(select(outbox).where(outbox.c.kind == "disclosure_answer"))
+    assert hackney.runner is not None
+    async with hackney.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(outbox).where(outbox.c.id == answer.id).values(state="dead")
+        )
+
+    await camden.start()
+    pushed = select(outbox.c.state).where(outbox.c.kind == "consent_withdrawn")
+
+    async def withdrawal_delivered() -> bool:
+        return [r.state for r in await hackney.engine_rows(pushed)] == ["delivered"]
+
+    await eventually(withdrawal_delivered, timeout=40)
+    assert await camden.engine_rows(select(received_copies)) == []  # nothing to mark yet
+
+    assert await hackney.runner.app[OUTBOX].retry_dead(answer.id)
+    settled = await _settled(camden, record["request_id"])
+    assert settled["state"] == "answered", settled
+    [copy] = await camden.engine_rows(select(received_copies))
+    assert copy.withdrawn_at is not None  # marked on arrival: the withdrawal came first
+    [row] = await camden.engine_rows(select(register).where(register.c.direction == "received"))
+    assert row.withdrawn_at is not None

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
 from gateway.federation.transfer import answer_due_by
-from gateway.keys import AUDIT, TRANSFERS
+from gateway.keys import MEMBERS, TRANSFERS
 from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
 
 from .nodes import (
@@ -315,6 +315,103 @@ async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None
     assert status == 409  # the old copy is read-only
 
 
+async def _transfer(holder: Node, receiver: Node, episode_id: str) -> None:
+    """Offer, accept with a new lead professional, and wait for the receiver to hold it."""
+    status, offer = await holder.call(
+        "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.plan.borough.gss}
+    )
+    assert status == 201, offer
+
+    async def offered() -> bool:
+        status, incoming = await receiver.call("GET", "/transfers")
+        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
+
+    await eventually(offered)
+    lead = {
+        "name": f"Lead in {receiver.plan.borough.name}",
+        "organisation": "Family Hub",
+        "agency_type": "early_help",
+        "authority": receiver.plan.borough.gss,
+    }
+    status, accepted = await receiver.call(
+        "POST",
+        f"/transfers/{offer['offer_id']}/accept",
+        json={"lead_contact_id": receiver.lead, "lead_professional": lead},
+    )
+    assert status == 200, accepted
+
+    async def held() -> bool:
+        status, copy = await receiver.call("GET", f"/episodes/{episode_id}")
+        return status == 200 and copy["state"] != "transferred"
+
+    await eventually(held)
+
+
+async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
+    federation: dict[str, Node],
+) -> None:
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    status, first = await hackney.call(
+        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+    )
+    assert status == 201, first
+    # A second offer while the first is open: refused, the episode cannot go to two authorities.
+    status, second = await hackney.call(
+        "POST", f"/episodes/{episode_id}/transfer", json={"to": CAMDEN}
+    )
+    assert status == 409, second
+    status, ours = await hackney.call("GET", "/transfers?direction=out")
+    assert [t["to"] for t in ours["transfers"]] == [ISLINGTON]
+
+    # Hackney -> Islington completes the open offer; then the child moves back to Hackney, whose
+    # read-only copy takes the episode again (before: refused as a duplicate id, and lost).
+    accepted = {
+        "lead_contact_id": islington.lead,
+        "lead_professional": {
+            "name": "Lead in Islington",
+            "organisation": "Family Hub",
+            "agency_type": "early_help",
+            "authority": ISLINGTON,
+        },
+    }
+
+    async def offered() -> bool:
+        status, incoming = await islington.call("GET", "/transfers")
+        return len(incoming["transfers"]) == 1
+
+    await eventually(offered)
+    status, _ = await islington.call(
+        "POST", f"/transfers/{first['offer_id']}/accept", json=accepted
+    )
+    assert status == 200
+
+    async def at_islington() -> bool:
+        status, copy = await islington.call("GET", f"/episodes/{episode_id}")
+        return status == 200
+
+    await eventually(at_islington)
+    await _transfer(islington, hackney, episode_id)
+    status, back = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert back["home_authority"] == HACKNEY and back["state"] != "transferred"
+    assert back["lead_professional"]["name"] == "Lead in Hackney"
+    status, left = await islington.call("GET", f"/episodes/{episode_id}")
+    assert left["state"] == "transferred"
+    steps = await hackney.engine_rows(
+        select(audit_entries.c.action, audit_entries.c.subject)
+        .where(audit_entries.c.action.like("transfer.%"))
+        .order_by(audit_entries.c.sequence)
+    )
+    assert [tuple(s) for s in steps] == [
+        ("transfer.offer", episode_id),
+        ("transfer.offer", episode_id),  # the refused second offer
+        ("transfer.commit", episode_id),
+        ("transfer.accept", episode_id),
+        ("transfer.receive", episode_id),
+    ]
+
+
 async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str, Node]) -> None:
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
     episode = await seed(hackney)
@@ -338,10 +435,10 @@ async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str,
 
     for node in (hackney, islington):
         assert node.runner is not None
-        workflow, audit = node.runner.app[TRANSFERS], node.runner.app[AUDIT]
-        assert await workflow.escalate(audit, due) == []  # on its due day it still waits
-        assert await workflow.escalate(audit, due + dt.timedelta(days=1)) == [offer["offer_id"]]
-        assert await workflow.escalate(audit, due + dt.timedelta(days=2)) == []  # once only
+        workflow = node.runner.app[TRANSFERS]
+        assert await workflow.escalate(due) == []  # on its due day it still waits
+        assert await workflow.escalate(due + dt.timedelta(days=1)) == [offer["offer_id"]]
+        assert await workflow.escalate(due + dt.timedelta(days=2)) == []  # once only
         [entry] = await node.engine_rows(
             select(audit_entries).where(audit_entries.c.action == "transfer.escalate")
         )
@@ -398,6 +495,23 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
         return status == 403 or record.get("state") not in ("answered", None)
 
     await eventually(refused)
+    # Nor is an episode offered to it: it could never answer (before: a 500, unaudited).
+    assert hackney.runner is not None
+    members = hackney.runner.app[MEMBERS]
+
+    async def seen() -> bool:
+        member = members().member(CAMDEN)
+        return member is not None and member.status == "suspended"
+
+    await eventually(seen)  # Hackney polls its metadata every 2 s
+    status, offer = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": CAMDEN}
+    )
+    assert (status, offer["error"]) == (403, "member_suspended"), offer
+    [audited] = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "transfer.offer")
+    )
+    assert (audited.outcome, audited.reason) == ("refused", "member_suspended")
     status, log = await hackney.call("GET", "/audit/verify")
     assert log["ok"] is True
 

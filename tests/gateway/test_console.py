@@ -35,7 +35,7 @@ from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
 from gateway.errors import PeerUnavailable, Unauthorised
 from gateway.federation.outbox import Message
 from gateway.federation.practitioner import RequestInput
-from gateway.keys import AUDIT, CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
+from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
 from gateway.storage._tables import audit_entries, console_sessions
 
@@ -629,7 +629,7 @@ async def test_the_federation_page_flags_an_escalated_transfer_offer(
     status, page, _ = await browser.get("/console/federation")
     assert offer_id in page and "escalated" not in page
     later = dt.date.today() + dt.timedelta(days=30)
-    assert await workflow.escalate(camden.app[AUDIT], later) == [offer_id]
+    assert await workflow.escalate(later) == [offer_id]
     status, page, _ = await browser.get("/console/federation")
     row = page[page.index(offer_id) :].split("</tr>")[0]
     assert HACKNEY.gss in row and "escalated" in row
