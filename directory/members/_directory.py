@@ -46,6 +46,9 @@ class MemberDirectory:
     def __init__(self, metadata: FederationMetadata) -> None:
         self.metadata = metadata
         self._members = {member.id: member for member in metadata.members}
+        # Imported keys by (member, kid): this copy never changes, and every signed request and
+        # attestation looks one up (the import was 3% of a disclosure's CPU on the holder).
+        self._imported: dict[tuple[str, str], PublicKey] = {}
 
     @property
     def version(self) -> int:
@@ -81,7 +84,10 @@ class MemberDirectory:
             if key.kid == kid:
                 if not key.not_before <= at < key.not_after:
                     raise KeyNotValid(f"key {kid} of {gss} is outside its validity window")
-                return key.public_key()
+                imported = self._imported.get((gss, kid))
+                if imported is None:
+                    imported = self._imported[gss, kid] = key.public_key()
+                return imported
         raise KeyNotValid(f"{gss} has no key {kid}")
 
     def lead_contacts(self, gss: str) -> list[LeadContact]:

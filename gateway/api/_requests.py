@@ -3,6 +3,8 @@ system, verified by a lead CAF contact of this borough, then sent to the target 
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from ..errors import NotFound
@@ -28,17 +30,30 @@ async def post_request(request: web.Request) -> web.Response:
     return web.json_response(record.public(), status=201)
 
 
+def _request_id(request: web.Request) -> str:
+    try:
+        return str(uuid.UUID(request.match_info["request_id"]))
+    except ValueError:
+        raise NotFound("no such request") from None
+
+
 @needs("requests:write")
 async def get_request(request: web.Request) -> web.Response:
-    record = await _requests(request).get(request.match_info["request_id"])
+    """The system that raised a request reads it (its answer is disclosed content); so may a
+    system of the lead contacts (`requests:decide`), who see every request in their queue."""
+    caller = request[CALLER]
+    record = await _requests(request).get(_request_id(request))
+    if record.document["client_id"] != caller.client_id and "requests:decide" not in caller.scopes:
+        raise NotFound("no such request")
     return web.json_response(record.public())
 
 
 @needs("requests:decide")
 async def decide_request(request: web.Request) -> web.Response:
+    request_id = _request_id(request)
     body = await json_body(request, Decision)
-    record = await _requests(request).decide(
-        request.match_info["request_id"], body, request[REQUEST_ID]
+    record = await _requests(request).decide(  # audits its own refusals
+        request_id, body, request[REQUEST_ID], via=f"client:{request[CALLER].client_id}"
     )
     return web.json_response(record.public())
 

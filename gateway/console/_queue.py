@@ -190,7 +190,9 @@ async def decide(request: web.Request) -> web.Response:
         record = await requests.get(request_id)
         if record.state not in _WAITING:
             raise NotFound("no such request awaiting a decision")
-        await requests.decide(request_id, decision, request[REQUEST_ID])
+        await requests.decide(
+            request_id, decision, request[REQUEST_ID], via=f"console:{request[LEAD].id}"
+        )
     except GatewayError as error:
         await audit(
             request,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,14 +34,17 @@ from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..errors import Conflict, Forbidden, GatewayError, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
+from ..storage import aware_utc
 from ..storage._tables import overrides, practitioner_requests, received_copies, register
 from .attestation import (
     MAX_OVERRIDE,
     OverrideGrant,
     issue_attestation,
+    same_id,
     subject_for_episode,
     subject_for_match_keys,
 )
+from .disclosing import audit_code
 from .withdrawals import mark_known_withdrawals
 
 __all__ = [
@@ -49,6 +53,8 @@ __all__ = [
     "RequestInput",
     "RequestRecord",
 ]
+
+log = logging.getLogger("cafx.federation.requests")
 
 Kind = Literal["existence_check", "disclosure", "transfer"]
 
@@ -146,16 +152,40 @@ LeadContactCheck = Callable[[str, str], bool]
 _APPROVAL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _fits(document: dict[str, Any], answer: Mapping[str, Any]) -> bool:
+    """A disclosure's answer is one, about the episode asked for, with content."""
+    if document["input"]["kind"] != "disclosure":
+        return True
+    return (
+        answer.get("outcome") == "disclosed"
+        and answer.get("episode_ref") == document["input"]["episode_ref"]
+        and isinstance(answer.get("sections"), list)
+        and isinstance(answer.get("content"), dict)
+    )
+
+
 def _take_answer(document: dict[str, Any], status: int, answer: dict[str, Any]) -> str:
     """Put the target's answer into the request's document; the request's next state."""
     if status == 202 and answer.get("state") == "pending":
-        document["approval_id"] = str(answer.get("approval_id"))
-        return "awaiting_holder"  # the holder's lead contact decides; a message will tell us
-    if status in (200, 202):
+        approval_id = answer.get("approval_id")
+        if isinstance(approval_id, str) and _APPROVAL_ID.fullmatch(approval_id):
+            document["approval_id"] = approval_id
+            return "awaiting_holder"  # the holder's lead contact decides; a message will tell us
+    elif status in (200, 202) and _fits(document, answer):
         document["answer"], document["error"] = answer, None
         return "answered"
-    document["answer"], document["error"] = None, answer.get("error")
-    return "refused"
+    elif status not in (200, 202):
+        error = answer.get("error")  # the peer's word: kept only if it looks like a wire code
+        document["answer"] = None
+        document["error"] = (
+            error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "refused"
+        )
+        return "refused"
+    document["answer"], document["error"] = None, "bad_answer"
+    return "failed"
 
 
 def _bound(request_id: str) -> bytes:
@@ -220,7 +250,8 @@ class PractitionerRequests:
         if row is None:
             raise NotFound("no such request")
         document = json.loads(open_(row.sealed, self.ring, _bound(row.id)))
-        return RequestRecord(row.id, row.kind, row.state, row.target, row.created_at, document)
+        created = aware_utc(row.created_at)  # SQLite returns it without its offset
+        return RequestRecord(row.id, row.kind, row.state, row.target, created, document)
 
     async def waiting(self) -> list[RequestRecord]:
         """Requests a lead contact of this borough must look at (the console's queue)."""
@@ -293,15 +324,31 @@ class PractitionerRequests:
                     note="auto-approved by role",
                 ),
                 request_id,
+                via="auto",
             )
         return record
 
-    async def decide(self, record_id: str, decision: Decision, request_id: str) -> RequestRecord:
+    async def decide(
+        self, record_id: str, decision: Decision, request_id: str, *, via: str
+    ) -> RequestRecord:
+        """A lead contact's decision. `via` says who passed it on: `client:<id>` (a borough system
+        through the API, which asserts the lead contact), `console:<id>` (the lead contact signed in)
+        or `auto` (auto-approval by role)."""
         if not self.is_lead_contact(self.me, decision.lead_contact_id):
-            await self._audit_decision(
-                record_id, decision, request_id, Outcome.REFUSED, "not_lead_contact"
-            )
+            await self._audit_refusal(record_id, decision, request_id, "not_lead_contact")
             raise Forbidden("only a listed lead CAF contact of this borough can decide")
+        try:
+            record, state = await self._decide(record_id, decision, request_id, via)
+        except (Forbidden, Conflict) as refused:  # rolled back: recorded on its own
+            await self._audit_refusal(record_id, decision, request_id, refused.wire_code)
+            raise
+        if state == "approved":
+            record = await self._send(record, request_id)
+        return record
+
+    async def _decide(
+        self, record_id: str, decision: Decision, request_id: str, via: str
+    ) -> tuple[RequestRecord, str]:
         async with self.audit.transaction() as connection:
             record = await self.get(record_id, connection)
             document = dict(record.document)
@@ -309,24 +356,42 @@ class PractitionerRequests:
             previous = [d["by"] for d in document["decisions"]]
             if record.state not in ("awaiting_verification", "awaiting_second_approval"):
                 raise Conflict(f"the request is {record.state}")
-            if decision.lead_contact_id == practitioner_id or decision.lead_contact_id in previous:
+            deciding = decision.lead_contact_id
+            if same_id(deciding, practitioner_id) or any(same_id(deciding, p) for p in previous):
                 raise Forbidden(
                     "the requester, or someone who already approved, cannot approve again",
                     code="self_approval",
                 )
+            if record.state == "awaiting_second_approval" and via.startswith("client:"):
+                # Two people, not one system naming two: the second approval cannot come from
+                # the client that passed on the first (it could assert any lead contact's id).
+                if any(d.get("via") == via for d in document["decisions"]):
+                    raise Forbidden(
+                        "an override's second approval must come from another system or the"
+                        " console, not the one that passed on the first",
+                        code="self_approval",
+                    )
+            override = document["input"].get("override")
+            now = dt.datetime.now(dt.UTC)
+            if (
+                override is not None
+                and decision.decision == "approve"
+                and dt.datetime.fromisoformat(override["expires_at"]) <= now
+            ):
+                raise Conflict("the override's time limit has passed; raise a new request")
             document["decisions"] = [
                 *document["decisions"],
                 {
-                    "by": decision.lead_contact_id,
+                    "by": deciding,
                     "decision": decision.decision,
                     "note": decision.note,
-                    "at": dt.datetime.now(dt.UTC).isoformat(),
+                    "at": now.isoformat(),
+                    "via": via,
                 },
             ]
-            has_override = document["input"].get("override") is not None
             if decision.decision == "reject":
                 state = "rejected"
-            elif has_override and record.state == "awaiting_verification":
+            elif override is not None and record.state == "awaiting_verification":
                 state = "awaiting_second_approval"
             else:
                 state = "approved"
@@ -345,19 +410,18 @@ class PractitionerRequests:
                     details={"decision": decision.decision, "state": state},
                 ),
             )
-        if state == "approved":
-            record = await self._send(record, request_id)
-        return record
+        return record, state
 
-    async def _audit_decision(
-        self, record_id: str, decision: Decision, request_id: str, outcome: Outcome, reason: str
+    async def _audit_refusal(
+        self, record_id: str, decision: Decision, request_id: str, reason: str
     ) -> None:
+        listed = reason != "not_lead_contact"  # an unlisted id is not written down
         await self.audit.record(
             AuditDraft(
-                actor="lead:unlisted",
+                actor=f"lead:{audit_code(decision.lead_contact_id)}" if listed else "lead:unlisted",
                 action="request.decide",
-                outcome=outcome,
-                subject=record_id,
+                outcome=Outcome.REFUSED,
+                subject=audit_code(record_id),
                 reason=reason,
                 request_id=request_id,
                 details={"decision": decision.decision},
@@ -367,7 +431,8 @@ class PractitionerRequests:
     def _attestation(self, record: RequestRecord) -> str:
         document = record.document
         request = document["input"]
-        approvals = [d["by"] for d in document["decisions"] if d["decision"] == "approve"]
+        approved = [d for d in document["decisions"] if d["decision"] == "approve"]
+        approvals = [d["by"] for d in approved]
         if request["kind"] == "existence_check":
             subject = subject_for_match_keys({k: v for k, v in request["child"].items() if v})
         else:
@@ -390,6 +455,7 @@ class PractitionerRequests:
             reason=request["reason"],
             subject=subject,
             approved_by=approvals[0],
+            approved_at=dt.datetime.fromisoformat(approved[0]["at"]),
             override=grant,
         )
 
@@ -413,6 +479,9 @@ class PractitionerRequests:
             state = _take_answer(document, status, answer)
         except GatewayError as error:
             state, document["error"] = "failed", error.wire_code
+        except Exception as exc:  # never left `approved` with nobody to send it: failed, and why
+            log.error("request not sent", extra={"request": record.id, "error": type(exc).__name__})
+            state, document["error"] = "failed", "internal_error"
         record = RequestRecord(
             record.id, record.kind, state, record.target, record.created_at, document
         )
@@ -474,11 +543,7 @@ class PractitionerRequests:
             raise NotFound("no request awaits this approval from this member")
         answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
-        if disclosed and (
-            answer.get("episode_ref") != record.document["input"]["episode_ref"]
-            or not isinstance(answer.get("sections"), list)
-            or not isinstance(answer.get("content"), dict)
-        ):
+        if disclosed and not _fits(record.document, answer):
             raise Conflict("the answer does not fit the request")
         document = dict(record.document)
         state = _take_answer(document, 200 if disclosed else 403, answer)

@@ -74,11 +74,12 @@ class Node:
             return list((await connection.execute(query)).all())
 
 
-async def login(node: Node, scopes: list[str] = SCOPES) -> None:
+async def login(node: Node, scopes: list[str] = SCOPES, name: str = "case-system") -> None:
+    """Register a borough system called `name` and take a token for it (replacing the node's)."""
     assert node.runner is not None
     key = ECKey.generate_key("P-256", private=True)
     client = await register_client(
-        node.runner.app[ENGINE], "case-system", scopes, jwks={"keys": [key.as_dict(private=False)]}
+        node.runner.app[ENGINE], name, scopes, jwks={"keys": [key.as_dict(private=False)]}
     )
     assertion = private_key_jwt_sign(
         key.as_dict(private=True), client.client_id, node.plan.settings.token_endpoint, alg="ES256"

@@ -28,6 +28,7 @@ from .nodes import (
     ask,
     disclosure,
     eventually,
+    login,
     match_keys,
     running,
     seed,
@@ -221,7 +222,31 @@ async def test_public_interest_override_needs_a_second_lead_contact(
         "POST", path, json={"decision": "approve", "lead_contact_id": camden.lead}
     )
     assert status == 403  # the same person cannot be the second approver
+    # A lead contact raising a request under another spelling of their id cannot verify it.
+    own = {**body, "practitioner": {**police, "id": camden.lead.upper()}}
+    del own["override"]
+    mine = await ask(camden, own, approve=False)
+    status, refused = await camden.call(
+        "POST",
+        f"/requests/{mine['request_id']}/decision",
+        json={"decision": "approve", "lead_contact_id": camden.lead},
+    )
+    assert (status, refused["error"]) == (403, "self_approval"), refused
+    [audited] = await camden.engine_rows(
+        select(audit_entries).where(
+            audit_entries.c.action == "request.decide",
+            audit_entries.c.subject == mine["request_id"],
+        )
+    )
+    assert (audited.outcome, audited.reason) == ("refused", "self_approval")  # refusals audited
     second = camden.plan.borough.lead_contacts()[1]
+    # Nor can the system that passed on the first approval pass on the second: it could name
+    # any lead contact, and two approvals would not mean two people.
+    status, refused = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": second}
+    )
+    assert (status, refused["error"]) == (403, "self_approval"), refused
+    await login(camden, name="second-lead-system")  # the second lead contact's own system
     status, done = await camden.call(
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
@@ -231,6 +256,21 @@ async def test_public_interest_override_needs_a_second_lead_contact(
     assert theirs["entries"][0]["override"] is True
     status, flagged = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
     assert flagged["extensions"]["caf-exchange"]["overrides"][0]["approved_by"] == second
+
+
+async def test_a_request_is_read_only_by_the_system_that_raised_it(
+    federation: dict[str, Node],
+) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    record = await ask(camden, disclosure(episode))
+    assert record["state"] == "answered", record  # its answer holds disclosed content
+    path = f"/requests/{record['request_id']}"
+    await login(camden, scopes=["requests:write"], name="another-case-system")
+    status, other = await camden.call("GET", path)
+    assert status == 404, other
+    status, other = await camden.call("GET", "/requests/not-a-request-id")
+    assert status == 404, other
 
 
 async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(

@@ -101,6 +101,7 @@ def test_a_good_attestation_verifies() -> None:
             "self_approval",  # nor the requester, even a requester who is a lead contact
         ),
         ({"approved_by": "p-77"}, {}, "self_approval"),
+        ({"practitioner": {**PRACTITIONER, "id": "LC-1"}}, {}, "self_approval"),  # lc-1 approved
         (
             {
                 "override": OverrideGrant(
@@ -121,6 +122,7 @@ def test_a_good_attestation_verifies() -> None:
         "self-override",
         "requester-overrides",
         "requester-approves",
+        "requester-approves-in-capitals",
         "override-too-long",
     ],
 )
