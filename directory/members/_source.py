@@ -140,6 +140,7 @@ class MetadataSource:
         self._current: MemberDirectory | None = None
         self._floor: int | None = None  # highest version ever accepted, expired or not
         self._kept_read = False
+        self._kept_version: int | None = None  # the version the keeper holds, once known
 
     @property
     def last_version(self) -> int | None:
@@ -173,9 +174,10 @@ class MetadataSource:
         if self._current is None or metadata.version != self._current.version:
             log.info("federation metadata version %d accepted", metadata.version)
         self._current, self._floor = directory, metadata.version
-        if self._keeper is not None:
-            try:
+        if self._keeper is not None and metadata.version != self._kept_version:
+            try:  # once per version: polling the same copy writes nothing
                 await self._keeper.keep(token, metadata.version)
+                self._kept_version = metadata.version
             except Exception as exc:  # the copy in memory still serves; the log says why not kept
                 log.warning("cannot keep the accepted metadata (%s)", type(exc).__name__)
         return directory
@@ -211,7 +213,7 @@ class MetadataSource:
         except MetadataError as exc:  # e.g. signed with an operator key no longer pinned
             log.warning("the kept federation metadata is refused: %s", exc.code)
             return
-        self._floor = metadata.version
+        self._floor = self._kept_version = metadata.version
         if metadata.issued_at <= self._clock() + self._leeway:
             self._current = MemberDirectory(metadata)
 

@@ -556,8 +556,16 @@ def _federation_paths() -> dict[str, Any]:
             "post": _operation(
                 "Raise a practitioner's cross-borough request (verified by a lead CAF contact)",
                 "requests:write",
-                _responses(("201", _json(RequestView)), 422, 404),
+                _responses(("201", _json(RequestView)), 409, 422, 404),
                 requestBody={"required": True, **_json(RequestInput)},
+                parameters=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "description": "the same request again returns the first, as it stands",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    }
+                ],
             ),
             "get": _operation(
                 "Requests waiting for a lead CAF contact of this borough",

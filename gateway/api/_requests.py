@@ -7,7 +7,7 @@ import uuid
 
 from aiohttp import web
 
-from ..errors import NotFound
+from ..errors import NotFound, SchemaViolation
 from ..federation.practitioner import Decision, PractitionerRequests, RequestInput
 from ..keys import REQUEST_ID, REQUESTS
 from ._auth import CALLER, needs
@@ -25,8 +25,13 @@ def _requests(request: web.Request) -> PractitionerRequests:
 
 @needs("requests:write")
 async def post_request(request: web.Request) -> web.Response:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise SchemaViolation("Idempotency-Key must be 1 to 200 characters")
     body = await json_body(request, RequestInput)
-    record = await _requests(request).create(request[CALLER].client_id, body, request[REQUEST_ID])
+    record = await _requests(request).create(
+        request[CALLER].client_id, body, request[REQUEST_ID], idempotency_key=key
+    )
     return web.json_response(record.public(), status=201)
 
 

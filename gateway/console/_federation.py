@@ -1,5 +1,5 @@
 """The federation page: members from the signed metadata (status, endpoint, last exchange), the
-metadata's version and expiry, transfer offers still waiting for an answer (escalated ones flagged),
+metadata's version and expiry, transfer offers not yet committed (escalated ones flagged),
 and dead-lettered outbox messages with a retry button; and the audit
 page: the chain checked since its latest signed checkpoint (or, on demand, verified whole) and the
 latest signed checkpoints."""
@@ -57,7 +57,7 @@ async def _dead_letters(request: web.Request) -> list[dict[str, Any]]:
 
 
 async def _waiting_offers(request: web.Request) -> list[dict[str, Any]]:
-    """Transfer offers made to or by this borough that are still unanswered, oldest first."""
+    """Transfer offers made to or by this borough not yet committed, oldest first."""
     workflow = request.config_dict[TRANSFERS]
     async with request.config_dict[AUDIT].engine.connect() as connection:
         offers = [
@@ -68,7 +68,7 @@ async def _waiting_offers(request: web.Request) -> list[dict[str, Any]]:
             }
             for direction in ("in", "out")
             for offer in await workflow.listed(connection, direction)
-            if offer["state"] == "offered"
+            if offer["state"] in ("offered", "accepted")
         ]
     return sorted(offers, key=lambda o: o["offered_at"])
 

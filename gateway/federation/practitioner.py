@@ -35,7 +35,13 @@ from ..audit_log import AuditLog
 from ..errors import Conflict, Forbidden, GatewayError, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
-from ..storage._tables import overrides, practitioner_requests, received_copies, register
+from ..storage._tables import (
+    idempotency_keys,
+    overrides,
+    practitioner_requests,
+    received_copies,
+    register,
+)
 from .attestation import (
     MAX_OVERRIDE,
     OverrideGrant,
@@ -284,7 +290,17 @@ class PractitionerRequests:
 
     # --- the workflow ----------------------------------------------------------------------------
 
-    async def create(self, client_id: str, request: RequestInput, request_id: str) -> RequestRecord:
+    async def create(
+        self,
+        client_id: str,
+        request: RequestInput,
+        request_id: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> RequestRecord:
+        """Raise a request. With an `idempotency_key`, the same request again from the same client
+        returns the first one as it stands (a double submit raises, and sends, nothing twice);
+        another request under the same key is a 409 `idempotency_key_reused`."""
         record = RequestRecord(
             id=str(uuid.uuid4()),
             kind=request.kind,
@@ -298,6 +314,12 @@ class PractitionerRequests:
             },
         )
         async with self.audit.transaction() as connection:
+            if idempotency_key is not None:
+                first = await self._claim_key(
+                    connection, client_id, idempotency_key, request, record.id
+                )
+                if first is not None:
+                    return first
             await self._write(connection, record, new=True)
             await self.audit.append(
                 connection,
@@ -327,6 +349,43 @@ class PractitionerRequests:
                 via="auto",
             )
         return record
+
+    async def _claim_key(
+        self,
+        connection: AsyncConnection,
+        client_id: str,
+        key: str,
+        request: RequestInput,
+        new_id: str,
+    ) -> RequestRecord | None:
+        """The request first raised under `key`, or None after keeping `key` for `new_id`. Inside
+        the audit transaction, which serialises creations: two submits cannot both be first. Only
+        the id is kept with the key; the request itself stays sealed."""
+        digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        row = (
+            await connection.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            await connection.execute(
+                insert(idempotency_keys).values(
+                    client_id=client_id,
+                    key=key,
+                    request_hash=digest,
+                    status=201,
+                    body={"request_id": new_id},
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            return None
+        if row.request_hash != digest or "request_id" not in row.body:
+            raise Conflict(
+                "this Idempotency-Key was used for another request", code="idempotency_key_reused"
+            )
+        return await self.get(str(row.body["request_id"]), connection)
 
     async def decide(
         self, record_id: str, decision: Decision, request_id: str, *, via: str

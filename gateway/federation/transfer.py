@@ -88,7 +88,13 @@ class TransferWorkflow:
         self.answer_working_days = answer_working_days
 
     async def _audit(
-        self, connection: AsyncConnection, actor: str, action: str, episode: str, **details: str
+        self,
+        connection: AsyncConnection,
+        actor: str,
+        action: str,
+        episode: str,
+        reason: str | None = None,
+        **details: str,
     ) -> None:
         await self.audit.append(
             connection,
@@ -97,6 +103,7 @@ class TransferWorkflow:
                 action=action,
                 outcome=Outcome.SUCCESS,
                 subject=episode,
+                reason=reason,
                 details=details,
             ),
         )
@@ -184,32 +191,22 @@ class TransferWorkflow:
                     .where(transfers.c.id == row.id, transfers.c.direction == row.direction)
                     .values(escalated_at=now)
                 )
-                await self.audit.append(
+                details = {
+                    "offer": row.id,
+                    "direction": row.direction,
+                    "counterpart": row.counterpart,
+                    "due_by": due.isoformat(),
+                }
+                await self._audit(
                     connection,
-                    AuditDraft(
-                        actor="node",
-                        action="transfer.escalate",
-                        outcome=Outcome.SUCCESS,
-                        subject=row.episode_id,
-                        reason="transfer.unanswered",
-                        details={
-                            "offer": row.id,
-                            "direction": row.direction,
-                            "counterpart": row.counterpart,
-                            "due_by": due.isoformat(),
-                        },
-                    ),
+                    "node",
+                    "transfer.escalate",
+                    row.episode_id,
+                    "transfer.unanswered",
+                    **details,
                 )
                 # The alert monitoring pages on, as for a dead letter: ids and codes only.
-                log.warning(
-                    "transfer offer unanswered",
-                    extra={
-                        "offer": row.id,
-                        "direction": row.direction,
-                        "counterpart": row.counterpart,
-                        "due_by": due.isoformat(),
-                    },
-                )
+                log.warning("transfer offer unanswered", extra=details)
                 marked.append(row.id)
         return marked
 

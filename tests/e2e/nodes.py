@@ -16,7 +16,7 @@ from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import ECKey
 
 from gateway.demo import DEMO_BOROUGHS, NodePlan
-from gateway.keys import ENGINE
+from gateway.keys import ENGINE, MEMBERS
 from gateway.oauth import register_client
 from gateway.runner import start
 
@@ -61,8 +61,10 @@ class Node:
             await self.runner.cleanup()
             self.runner = None
 
-    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
+    async def call(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.token}"}
         async with self.http.request(
             method, self.url + path, headers=headers, **kwargs
         ) as response:
@@ -169,3 +171,15 @@ async def eventually(check: Any, timeout: float = 15.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail("the condition did not come true in time")
         await asyncio.sleep(0.2)
+
+
+async def sees_suspended(node: Node, member: str) -> None:
+    """Wait until `node` has taken up metadata in which `member` is suspended (it polls every 2 s)."""
+    assert node.runner is not None
+    members = node.runner.app[MEMBERS]
+
+    async def seen() -> bool:
+        found = members().member(member)
+        return found is not None and found.status == "suspended"
+
+    await eventually(seen)

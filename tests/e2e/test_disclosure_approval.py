@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from gateway.api._openapi import HeldDisclosure, HeldDisclosures
 from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, plan_federation
 from gateway.federation.operator import suspend
-from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, MEMBERS, OUTBOX
+from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, OUTBOX
 from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, outbox, received_copies, register
 
@@ -35,6 +35,7 @@ from .nodes import (
     login,
     running,
     seed,
+    sees_suspended,
 )
 
 DatabaseFor = Callable[[Borough, Path], tuple[str, str | None]]
@@ -259,14 +260,7 @@ async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
 
     suspend(tmp_path / "federation", CAMDEN)
     plan_federation(tmp_path)  # re-sign the metadata: Camden suspended
-    assert hackney.runner is not None
-    members = hackney.runner.app[MEMBERS]
-
-    async def seen() -> bool:
-        member = members().member(CAMDEN)
-        return member is not None and member.status == "suspended"
-
-    await eventually(seen)  # Hackney polls its metadata every 2 s
+    await sees_suspended(hackney, CAMDEN)
 
     status, approved = await _decide(
         hackney, approve_id, decision="approve", lead_contact_id=hackney.lead

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
 from gateway.federation.transfer import answer_due_by
-from gateway.keys import MEMBERS, TRANSFERS
+from gateway.keys import TRANSFERS
 from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
 
 from .nodes import (
@@ -32,6 +32,7 @@ from .nodes import (
     match_keys,
     running,
     seed,
+    sees_suspended,
 )
 
 
@@ -273,6 +274,32 @@ async def test_a_request_is_read_only_by_the_system_that_raised_it(
     assert status == 404, other
 
 
+async def test_a_double_submit_raises_one_request(federation: dict[str, Node]) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    body = {  # a health visitor's existence check: auto-approved, so it is sent at once
+        "kind": "existence_check",
+        "practitioner": PRACTITIONER,
+        "purpose": "early_help",
+        "reason": "family moved into our area",
+        "target_authority": HACKNEY,
+        "child": match_keys(episode),
+    }
+    key = {"Idempotency-Key": "case-42-check"}
+    status, first = await camden.call("POST", "/requests", json=body, headers=key)
+    assert status == 201 and first["state"] == "answered", first
+    status, again = await camden.call("POST", "/requests", json=body, headers=key)
+    assert status == 201 and again == first  # the first request, as it stands
+    status, other = await camden.call(
+        "POST", "/requests", json={**body, "reason": "another reason"}, headers=key
+    )
+    assert (status, other["error"]) == (409, "idempotency_key_reused"), other
+    checks = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.existence_check")
+    )
+    assert len(checks) == 1  # Hackney was asked once
+
+
 async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
     federation: dict[str, Node],
 ) -> None:
@@ -312,61 +339,23 @@ async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
     assert len(copies) == 1 and copies[0].withdrawn_at is not None
 
 
-async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None:
-    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    episode = await seed(hackney)
-    status, offer = await hackney.call(
-        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": ISLINGTON}
-    )
-    assert status == 201, offer
-
-    async def offered() -> bool:
-        status, incoming = await islington.call("GET", "/transfers")
-        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
-
-    await eventually(offered)
-    lead = {
-        "name": "New Lead",
-        "organisation": "Islington Family Hub",
-        "agency_type": "early_help",
-        "authority": ISLINGTON,
-    }
-    status, accepted = await islington.call(
-        "POST",
-        f"/transfers/{offer['offer_id']}/accept",
-        json={"lead_contact_id": islington.lead, "lead_professional": lead},
-    )
-    assert status == 200, accepted
-
-    async def moved() -> bool:
-        status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
-        return status == 200
-
-    await eventually(moved)
-    status, copy = await islington.call("GET", f"/episodes/{episode['episode_id']}")
-    assert copy["home_authority"] == ISLINGTON and copy["lead_professional"]["name"] == "New Lead"
-    assert copy["assessments"] == episode["assessments"]  # the whole episode, with its history
-    status, old = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
-    assert old["state"] == "transferred" and old["lead_professional"] is not None
-    review = {
-        "event": {"type": "review", "review": {"held_on": "2026-06-01", "tac_meeting_held": True}}
-    }
-    status, _ = await hackney.call("POST", f"/episodes/{episode['episode_id']}/events", json=review)
-    assert status == 409  # the old copy is read-only
-
-
-async def _transfer(holder: Node, receiver: Node, episode_id: str) -> None:
-    """Offer, accept with a new lead professional, and wait for the receiver to hold it."""
+async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
+    """Offer the episode; the offer's id once the receiver lists it."""
     status, offer = await holder.call(
         "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.plan.borough.gss}
     )
     assert status == 201, offer
 
-    async def offered() -> bool:
+    async def arrived() -> bool:
         status, incoming = await receiver.call("GET", "/transfers")
         return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
 
-    await eventually(offered)
+    await eventually(arrived)
+    return str(offer["offer_id"])
+
+
+async def _accept(receiver: Node, offer_id: str, episode_id: str) -> None:
+    """Accept with a new lead professional, "Lead in <borough>"; wait until the receiver holds it."""
     lead = {
         "name": f"Lead in {receiver.plan.borough.name}",
         "organisation": "Family Hub",
@@ -375,7 +364,7 @@ async def _transfer(holder: Node, receiver: Node, episode_id: str) -> None:
     }
     status, accepted = await receiver.call(
         "POST",
-        f"/transfers/{offer['offer_id']}/accept",
+        f"/transfers/{offer_id}/accept",
         json={"lead_contact_id": receiver.lead, "lead_professional": lead},
     )
     assert status == 200, accepted
@@ -387,16 +376,31 @@ async def _transfer(holder: Node, receiver: Node, episode_id: str) -> None:
     await eventually(held)
 
 
+async def test_transfer_offer_accept_commit(federation: dict[str, Node]) -> None:
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+    status, copy = await islington.call("GET", f"/episodes/{episode_id}")
+    assert copy["home_authority"] == ISLINGTON
+    assert copy["lead_professional"]["name"] == "Lead in Islington"
+    assert copy["assessments"] == episode["assessments"]  # the whole episode, with its history
+    status, old = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert old["state"] == "transferred" and old["lead_professional"] is not None
+    review = {
+        "event": {"type": "review", "review": {"held_on": "2026-06-01", "tac_meeting_held": True}}
+    }
+    status, _ = await hackney.call("POST", f"/episodes/{episode_id}/events", json=review)
+    assert status == 409  # the old copy is read-only
+
+
 async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
     federation: dict[str, Node],
 ) -> None:
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
     episode = await seed(hackney)
     episode_id = episode["episode_id"]
-    status, first = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
-    )
-    assert status == 201, first
+    first = await _offer(hackney, islington, episode_id)
     # A second offer while the first is open: refused, the episode cannot go to two authorities.
     status, second = await hackney.call(
         "POST", f"/episodes/{episode_id}/transfer", json={"to": CAMDEN}
@@ -407,32 +411,8 @@ async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
 
     # Hackney -> Islington completes the open offer; then the child moves back to Hackney, whose
     # read-only copy takes the episode again (before: refused as a duplicate id, and lost).
-    accepted = {
-        "lead_contact_id": islington.lead,
-        "lead_professional": {
-            "name": "Lead in Islington",
-            "organisation": "Family Hub",
-            "agency_type": "early_help",
-            "authority": ISLINGTON,
-        },
-    }
-
-    async def offered() -> bool:
-        status, incoming = await islington.call("GET", "/transfers")
-        return len(incoming["transfers"]) == 1
-
-    await eventually(offered)
-    status, _ = await islington.call(
-        "POST", f"/transfers/{first['offer_id']}/accept", json=accepted
-    )
-    assert status == 200
-
-    async def at_islington() -> bool:
-        status, copy = await islington.call("GET", f"/episodes/{episode_id}")
-        return status == 200
-
-    await eventually(at_islington)
-    await _transfer(islington, hackney, episode_id)
+    await _accept(islington, first, episode_id)
+    await _accept(hackney, await _offer(islington, hackney, episode_id), episode_id)
     status, back = await hackney.call("GET", f"/episodes/{episode_id}")
     assert back["home_authority"] == HACKNEY and back["state"] != "transferred"
     assert back["lead_professional"]["name"] == "Lead in Hackney"
@@ -455,16 +435,7 @@ async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
 async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str, Node]) -> None:
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
     episode = await seed(hackney)
-    status, offer = await hackney.call(
-        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": ISLINGTON}
-    )
-    assert status == 201, offer
-
-    async def arrived() -> bool:
-        status, incoming = await islington.call("GET", "/transfers")
-        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
-
-    await eventually(arrived)
+    offer_id = await _offer(hackney, islington, episode["episode_id"])
     status, ours = await hackney.call("GET", "/transfers?direction=out")
     [made] = ours["transfers"]
     assert made["to"] == ISLINGTON and made["escalated_at"] is None
@@ -477,7 +448,7 @@ async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str,
         assert node.runner is not None
         workflow = node.runner.app[TRANSFERS]
         assert await workflow.escalate(due) == []  # on its due day it still waits
-        assert await workflow.escalate(due + dt.timedelta(days=1)) == [offer["offer_id"]]
+        assert await workflow.escalate(due + dt.timedelta(days=1)) == [offer_id]
         assert await workflow.escalate(due + dt.timedelta(days=2)) == []  # once only
         [entry] = await node.engine_rows(
             select(audit_entries).where(audit_entries.c.action == "transfer.escalate")
@@ -487,22 +458,7 @@ async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str,
     assert theirs["transfers"][0]["escalated_at"] is not None
 
     # Escalation decides nothing: the offer can still be accepted, and the episode moves.
-    lead = {"name": "Late Lead", "organisation": "Islington Family Hub"}
-    status, accepted = await islington.call(
-        "POST",
-        f"/transfers/{offer['offer_id']}/accept",
-        json={
-            "lead_contact_id": islington.lead,
-            "lead_professional": {**lead, "agency_type": "early_help", "authority": ISLINGTON},
-        },
-    )
-    assert status == 200, accepted
-
-    async def moved() -> bool:
-        status, _ = await islington.call("GET", f"/episodes/{episode['episode_id']}")
-        return status == 200
-
-    await eventually(moved)
+    await _accept(islington, offer_id, episode["episode_id"])
 
 
 def test_working_days_skip_weekends_and_bank_holidays() -> None:
@@ -536,14 +492,7 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
 
     await eventually(refused)
     # Nor is an episode offered to it: it could never answer (before: a 500, unaudited).
-    assert hackney.runner is not None
-    members = hackney.runner.app[MEMBERS]
-
-    async def seen() -> bool:
-        member = members().member(CAMDEN)
-        return member is not None and member.status == "suspended"
-
-    await eventually(seen)  # Hackney polls its metadata every 2 s
+    await sees_suspended(hackney, CAMDEN)
     status, offer = await hackney.call(
         "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": CAMDEN}
     )

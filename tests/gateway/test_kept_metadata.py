@@ -9,10 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from directory.members import MetadataError, MetadataSource, sign_metadata
 from gateway.federation.kept_metadata import DatabaseKeeper
 from gateway.storage import create_engine, upgrade
+from gateway.storage._tables import kept_metadata
 
 from ..conftest import Database
 from ..directory.test_members import OPERATOR, PINNED, T0, Clock, metadata, write
@@ -28,7 +30,14 @@ async def test_a_restarted_node_keeps_its_rollback_floor(
         keeper = DatabaseKeeper(engine)
         assert await keeper.load() is None
         write(path, sign_metadata(metadata(version=5), OPERATOR))
-        await MetadataSource(path, PINNED, clock=clock, keeper=keeper).refresh()
+        first = MetadataSource(path, PINNED, clock=clock, keeper=keeper)
+        await first.refresh()
+        kept = select(kept_metadata.c.version, kept_metadata.c.kept_at)
+        async with engine.connect() as connection:
+            before = (await connection.execute(kept)).one()
+        await first.refresh()  # polling the same copy again writes nothing
+        async with engine.connect() as connection:
+            assert (await connection.execute(kept)).one() == before
 
         path.unlink()  # restarted while the operator is unreachable: serves on the kept copy
         restarted = MetadataSource(path, PINNED, clock=clock, keeper=DatabaseKeeper(engine))
