@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import Adapter, AdapterError, Translation, detect_adapter, get_adapter
@@ -21,6 +21,7 @@ from adapters import Adapter, AdapterError, Translation, detect_adapter, get_ada
 from ..audit import Outcome
 from ..errors import Conflict, SchemaViolation
 from ..keys import AUDIT, EPISODES
+from ..storage import first_answer
 from ..storage._tables import idempotency_keys
 from ._auth import CALLER, needs
 from ._common import adapter_error, draft
@@ -65,13 +66,7 @@ def _answer(adapter: Adapter, translation: Translation) -> dict[str, Any]:
 async def _replayed(
     connection: AsyncConnection, client_id: str, key: str, request_hash: str
 ) -> web.Response | None:
-    row = (
-        await connection.execute(
-            select(idempotency_keys).where(
-                idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-            )
-        )
-    ).one_or_none()
+    row = await first_answer(connection, client_id, key)
     if row is None:
         return None
     if row.request_hash != request_hash:

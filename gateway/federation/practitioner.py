@@ -34,7 +34,7 @@ from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..errors import Conflict, Forbidden, GatewayError, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
-from ..storage import aware_utc
+from ..storage import aware_utc, first_answer
 from ..storage._tables import (
     idempotency_keys,
     overrides,
@@ -362,13 +362,7 @@ class PractitionerRequests:
         the audit transaction, which serialises creations: two submits cannot both be first. Only
         the id is kept with the key; the request itself stays sealed."""
         digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-        row = (
-            await connection.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-                )
-            )
-        ).one_or_none()
+        row = await first_answer(connection, client_id, key)
         if row is None:
             await connection.execute(
                 insert(idempotency_keys).values(

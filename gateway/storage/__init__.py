@@ -1,6 +1,7 @@
 """Storage: SQLAlchemy 2 (async) over SQLite (embedded default, WAL) or PostgreSQL, with Alembic."""
 
 from ._engine import async_url, create_engine, is_sqlite
+from ._idempotency import first_answer
 from ._migrate import current_revision, head_revision, upgrade
 from ._rewrap import rewrap_sealed, sealed_columns
 from ._tables import metadata
@@ -11,6 +12,7 @@ __all__ = [
     "aware_utc",
     "create_engine",
     "current_revision",
+    "first_answer",
     "head_revision",
     "is_sqlite",
     "metadata",

@@ -143,6 +143,20 @@ def disclosure(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
     }
 
 
+def existence_check(episode: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The health visitor's existence check for the child of `episode` (auto-approved by role where
+    the home node says so)."""
+    return {
+        "kind": "existence_check",
+        "practitioner": PRACTITIONER,
+        "purpose": "early_help",
+        "reason": "family moved into our area",
+        "target_authority": HACKNEY,
+        "child": match_keys(episode),
+        **changes,
+    }
+
+
 def match_keys(episode: dict[str, Any]) -> dict[str, str]:
     child = episode["child"]
     return {

@@ -28,8 +28,8 @@ from .nodes import (
     ask,
     disclosure,
     eventually,
+    existence_check,
     login,
-    match_keys,
     running,
     seed,
     sees_suspended,
@@ -47,17 +47,7 @@ async def test_check_verify_found_refused_permitted_withdrawn(federation: dict[s
     episode = await seed(hackney)
 
     # Existence check: the health visitor's role is auto-approved by Camden's rule.
-    record = await ask(
-        camden,
-        {
-            "kind": "existence_check",
-            "practitioner": PRACTITIONER,
-            "purpose": "early_help",
-            "reason": "family moved into our area",
-            "target_authority": HACKNEY,
-            "child": match_keys(episode),
-        },
-    )
+    record = await ask(camden, existence_check(episode))
     assert record["state"] == "answered", record
     answer = record["answer"]
     assert answer["outcome"] == "found" and answer["episode_ref"] == episode["episode_id"]
@@ -277,14 +267,7 @@ async def test_a_request_is_read_only_by_the_system_that_raised_it(
 async def test_a_double_submit_raises_one_request(federation: dict[str, Node]) -> None:
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     episode = await seed(hackney)
-    body = {  # a health visitor's existence check: auto-approved, so it is sent at once
-        "kind": "existence_check",
-        "practitioner": PRACTITIONER,
-        "purpose": "early_help",
-        "reason": "family moved into our area",
-        "target_authority": HACKNEY,
-        "child": match_keys(episode),
-    }
+    body = existence_check(episode)  # auto-approved by role, so it is sent at once
     key = {"Idempotency-Key": "case-42-check"}
     status, first = await camden.call("POST", "/requests", json=body, headers=key)
     assert status == 201 and first["state"] == "answered", first
@@ -475,14 +458,7 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
     suspend(tmp_path / "federation", CAMDEN)
     plan_federation(tmp_path)  # re-sign the metadata: Camden suspended
 
-    body = {
-        "kind": "existence_check",
-        "practitioner": PRACTITIONER,
-        "purpose": "early_help",
-        "reason": "again",
-        "target_authority": HACKNEY,
-        "child": match_keys(episode),
-    }
+    body = existence_check(episode, reason="again")
 
     async def refused() -> bool:
         # Camden's own node stops acting for a suspended member (its lead contacts no longer count);
