@@ -159,6 +159,7 @@ class DecisionRecord(_Doc):
     decision: Literal["approve", "reject"]
     note: str | None
     at: str
+    via: str | None = None  # console:<id>, client:<id> or auto (absent on older decisions)
 
 
 class RequestView(_Doc):

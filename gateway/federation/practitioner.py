@@ -429,7 +429,7 @@ class PractitionerRequests:
             if (
                 override is not None
                 and decision.decision == "approve"
-                and dt.datetime.fromisoformat(override["expires_at"]) <= now
+                and aware_utc(dt.datetime.fromisoformat(override["expires_at"])) <= now
             ):
                 raise Conflict("the override's time limit has passed; raise a new request")
             document["decisions"] = [
@@ -496,7 +496,7 @@ class PractitionerRequests:
             grant = OverrideGrant(
                 override_id=document["override_id"],
                 approved_by=approvals[1],
-                expires_at=dt.datetime.fromisoformat(request["override"]["expires_at"]),
+                expires_at=aware_utc(dt.datetime.fromisoformat(request["override"]["expires_at"])),
                 justification_sha256=hashlib.sha256(justification.encode()).hexdigest(),
             )
         return issue_attestation(
@@ -670,7 +670,9 @@ class PractitionerRequests:
                     request_id=record.id,
                     requested_by=request["practitioner"]["id"],
                     approved_by=approvals[-1],
-                    expires_at=dt.datetime.fromisoformat(request["override"]["expires_at"]),
+                    expires_at=aware_utc(
+                        dt.datetime.fromisoformat(request["override"]["expires_at"])
+                    ),
                     created_at=dt.datetime.now(dt.UTC),
                     key_id=sealed.key_id,
                     sealed=sealed.to_bytes(),

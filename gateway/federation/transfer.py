@@ -206,7 +206,7 @@ class TransferWorkflow:
                     **details,
                 )
                 # The alert monitoring pages on, as for a dead letter: ids and codes only.
-                log.warning("transfer offer unanswered", extra=details)
+                log.error("transfer offer unanswered", extra=details)
                 marked.append(row.id)
         return marked
 
