@@ -16,6 +16,7 @@ from directory.members import MemberDirectory
 
 from ..audit import Outcome
 from ..errors import GatewayError, NotFound, SchemaViolation
+from ..federation.attestation import same_id
 from ..federation.practitioner import Decision, RequestRecord
 from ..keys import DISCLOSURE_APPROVALS, MEMBERS, REQUEST_ID, REQUESTS, SETTINGS
 from ..storage import aware_utc
@@ -51,9 +52,9 @@ def request_view(
     practitioner = given["practitioner"]
     approvals = [d for d in record.document.get("decisions", []) if d["decision"] == "approve"]
     cannot = None
-    if practitioner["id"] == lead_id:
+    if same_id(practitioner["id"], lead_id):  # as the domain compares them
         cannot = "You raised this request: another lead CAF contact must decide it."
-    elif any(d["by"] == lead_id for d in approvals):
+    elif any(same_id(d["by"], lead_id) for d in approvals):
         cannot = "You gave the first approval: a second, different lead CAF contact must approve."
     answer = record.document.get("answer") or {}
     override = given.get("override")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..storage import insert_on_conflict
 from ..storage._tables import kept_metadata
 
 __all__ = ["DatabaseKeeper"]
@@ -33,9 +33,10 @@ class DatabaseKeeper:
 
     async def keep(self, token: str, version: int) -> None:
         now = dt.datetime.now(dt.UTC)
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         table = kept_metadata
-        statement = dialect.insert(table).values(id=_ROW, version=version, token=token, kept_at=now)
+        statement = insert_on_conflict(self._engine, table).values(
+            id=_ROW, version=version, token=token, kept_at=now
+        )
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.id],
             set_={"version": version, "token": token, "kept_at": now},

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import GatewayError
 from ..protection import KeyRing, associated_data, open_, seal
-from ..storage import is_sqlite
+from ..storage import insert_on_conflict, is_sqlite
 from ..storage._tables import inbox, outbox
 
 __all__ = [
@@ -237,13 +236,12 @@ async def receive(
     `begin` opens each message's transaction (default: the engine's); pass the audit log's when
     applying a message appends audit entries."""
     statuses: dict[str, str] = {}
-    dialect = sqlite if is_sqlite(str(engine.url)) else postgresql
     for message in messages:
         try:
             async with (begin or engine.begin)() as connection:
                 # Only the inbox row decides "duplicate": a constraint broken while applying is a
                 # failure the sender must retry, not a message to drop as already seen.
-                seen = dialect.insert(inbox).values(
+                seen = insert_on_conflict(engine, inbox).values(
                     sender=sender, message_id=message.id, received_at=dt.datetime.now(dt.UTC)
                 )
                 fresh = await connection.execute(

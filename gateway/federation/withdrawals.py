@@ -13,9 +13,9 @@ import datetime as dt
 from collections.abc import Set
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..storage import insert_on_conflict
 from ..storage._tables import received_copies, received_withdrawals, register
 
 __all__ = ["mark_known_withdrawals", "record_withdrawal"]
@@ -25,9 +25,8 @@ async def record_withdrawal(
     connection: AsyncConnection, holder: str, episode_ref: str, consent_id: str
 ) -> None:
     """Keep the withdrawal and mark what we already hold on its strength."""
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
     await connection.execute(
-        dialect.insert(received_withdrawals)
+        insert_on_conflict(connection, received_withdrawals)
         .values(
             holder=holder,
             episode_ref=episode_ref,

@@ -1,6 +1,6 @@
 """Storage: SQLAlchemy 2 (async) over SQLite (embedded default, WAL) or PostgreSQL, with Alembic."""
 
-from ._engine import async_url, create_engine, is_sqlite
+from ._engine import async_url, create_engine, insert_on_conflict, is_sqlite
 from ._idempotency import first_answer
 from ._migrate import current_revision, head_revision, upgrade
 from ._rewrap import rewrap_sealed, sealed_columns
@@ -14,6 +14,7 @@ __all__ = [
     "current_revision",
     "first_answer",
     "head_revision",
+    "insert_on_conflict",
     "is_sqlite",
     "metadata",
     "rewrap_sealed",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["async_url", "create_engine", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "insert_on_conflict", "is_sqlite"]
 
 
 def async_url(url: str) -> str:
@@ -23,6 +24,16 @@ def async_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def insert_on_conflict(
+    bind: AsyncConnection | AsyncEngine, table: Table
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take `on_conflict_do_nothing` / `on_conflict_do_update`: both backends
+    spell them alike, but each through its own dialect's construct."""
+    if bind.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -17,10 +17,10 @@ from collections import OrderedDict
 from typing import Protocol
 
 from sqlalchemy import Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import RateLimited
+from gateway.storage import insert_on_conflict
 
 __all__ = ["MAX_SKEW", "RETENTION", "MemoryReplayStore", "ReplayStore", "SqlReplayStore"]
 
@@ -104,13 +104,16 @@ class SqlReplayStore:
         table = self._table
         now = now.astimezone(dt.UTC)  # SQLite keeps no offset: store and compare UTC only
         cutoff = now - self._retention
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(sender=sender, nonce=nonce, seen_at=now)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.sender, table.c.nonce],
-            set_={"seen_at": now},
-            where=table.c.seen_at <= cutoff,
-        ).returning(table.c.nonce)
+        statement = (
+            insert_on_conflict(self._engine, table)
+            .values(sender=sender, nonce=nonce, seen_at=now)
+            .on_conflict_do_update(
+                index_elements=[table.c.sender, table.c.nonce],
+                set_={"seen_at": now},
+                where=table.c.seen_at <= cutoff,
+            )
+            .returning(table.c.nonce)
+        )
         async with self._engine.begin() as connection:
             fresh = (await connection.execute(statement)).first() is not None
         self._calls += 1
