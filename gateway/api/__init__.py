@@ -14,7 +14,13 @@ from ._notifications import list_notifications
 from ._openapi import openapi_document, serve_openapi
 from ._records import get_register, verify_audit
 from ._requests import decide_request, get_request, post_request, waiting_requests
-from ._transfers import accept_transfer, list_transfers, offer_transfer
+from ._transfers import (
+    accept_transfer,
+    decline_transfer,
+    list_transfers,
+    offer_transfer,
+    withdraw_transfer,
+)
 
 __all__ = ["api_app", "openapi_document", "required_scope"]
 
@@ -35,6 +41,8 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_post("/episodes/{episode_id}/transfer", offer_transfer)
     r.add_get("/transfers", list_transfers)
     r.add_post("/transfers/{offer_id}/accept", accept_transfer)
+    r.add_post("/transfers/{offer_id}/withdraw", withdraw_transfer)
+    r.add_post("/transfers/{offer_id}/decline", decline_transfer)
     r.add_get("/notifications", list_notifications)
     r.add_post("/requests", post_request)
     r.add_get("/requests", waiting_requests)

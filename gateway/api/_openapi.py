@@ -21,7 +21,7 @@ from ..federation.practitioner import Decision, RequestInput
 from ..oauth import SCOPES
 from ._auth import PUBLIC, needs
 from ._consents import CheckInput
-from ._transfers import AcceptInput, OfferInput
+from ._transfers import AcceptInput, CloseInput, OfferInput
 
 __all__ = ["openapi_document", "serve_openapi"]
 
@@ -199,6 +199,7 @@ class HeldDisclosures(_Doc):
 class TransferState(_Doc):
     offer_id: str
     state: str
+    reason: str | None = Field(None, description="why it was withdrawn or declined (a code)")
 
 
 class Transfer(_Doc):
@@ -210,6 +211,7 @@ class Transfer(_Doc):
     offered_at: str
     due_by: str = Field(description="last London day for an answer (working days)")
     escalated_at: str | None = Field(description="when it escalated, unanswered past due_by")
+    reason: str | None = Field(description="why it was withdrawn or declined (a code)")
 
 
 class Transfers(_Doc):
@@ -657,6 +659,24 @@ def _federation_paths() -> dict[str, Any]:
                 _responses(("200", _json(TransferState)), 404, 409, 422),
                 parameters=[_OFFER_ID],
                 requestBody={"required": True, **_json(AcceptInput)},
+            )
+        },
+        "/transfers/{offer_id}/withdraw": {
+            "post": _operation(
+                "The holder withdraws an offer not yet answered (the episode can be offered again)",
+                "requests:decide",
+                _responses(("200", _json(TransferState)), 404, 409, 422),
+                parameters=[_OFFER_ID],
+                requestBody={"required": True, **_json(CloseInput)},
+            )
+        },
+        "/transfers/{offer_id}/decline": {
+            "post": _operation(
+                "The receiver declines an offer it has not accepted",
+                "requests:decide",
+                _responses(("200", _json(TransferState)), 404, 409, 422),
+                parameters=[_OFFER_ID],
+                requestBody={"required": True, **_json(CloseInput)},
             )
         },
     }

@@ -14,7 +14,13 @@ from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
 
-__all__ = ["accept_transfer", "list_transfers", "offer_transfer"]
+__all__ = [
+    "accept_transfer",
+    "decline_transfer",
+    "list_transfers",
+    "offer_transfer",
+    "withdraw_transfer",
+]
 
 
 class OfferInput(BaseModel):
@@ -87,3 +93,50 @@ async def accept_transfer(request: web.Request) -> web.Response:
                 ),
             )
     return web.json_response({"offer_id": offer_id, "state": "accepted"})
+
+
+class CloseInput(BaseModel):
+    """Who closes an offer unmoved, and why: a code (it is listed to the other member and
+    audited), never free text that could carry personal data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lead_contact_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field("unspecified", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+
+
+async def _close(request: web.Request, action: str) -> web.Response:
+    offer_id = request.match_info["offer_id"]
+    body = await json_body(request, CloseInput)
+    workflow, audit = _workflow(request), request.config_dict[AUDIT]
+    me = request.config_dict[SETTINGS].member_id
+    async with audited_refusals(request, f"transfer.{action}", None):
+        if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
+            raise Forbidden(f"only a listed lead CAF contact of this borough can {action}")
+        close = workflow.withdraw if action == "withdraw" else workflow.decline
+        async with audit.transaction() as connection:
+            episode_id = await close(connection, offer_id, body.reason)
+            await audit.append(
+                connection,
+                draft(
+                    request,
+                    f"transfer.{action}",
+                    episode_id,
+                    reason=body.reason,
+                    offer=offer_id,
+                    lead=body.lead_contact_id,
+                ),
+            )
+    state = "withdrawn" if action == "withdraw" else "declined"
+    return web.json_response({"offer_id": offer_id, "state": state, "reason": body.reason})
+
+
+@needs("requests:decide")
+async def withdraw_transfer(request: web.Request) -> web.Response:
+    """The holder takes back an offer its receiver has not answered."""
+    return await _close(request, "withdraw")
+
+
+@needs("requests:decide")
+async def decline_transfer(request: web.Request) -> web.Response:
+    """The receiver turns down an offer it has not accepted."""
+    return await _close(request, "decline")

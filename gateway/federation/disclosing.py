@@ -8,13 +8,11 @@ approving a disclosure held for approval (`approvals.py`), which decides again a
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jws
 from joserfc.jwk import OKPKey
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +26,7 @@ from ..episodes import EpisodeStore, Stored
 from ..errors import NotFound
 from ..storage._tables import register
 from .attestation import Attestation, OverrideGrant
+from .receipts import sign_receipt
 
 __all__ = ["Asked", "audit_code", "consent_now", "disclose", "refusal_code"]
 
@@ -167,12 +166,6 @@ async def consent_now(
     return stored, decision
 
 
-def _receipt(key: OKPKey, claims: dict[str, Any]) -> str:
-    header = {"alg": "Ed25519", "typ": "caf-disclosure-receipt+jws", "kid": key.kid or ""}
-    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
-    return jws.serialize_compact(header, payload, key, algorithms=["Ed25519"])
-
-
 async def disclose(
     connection: AsyncConnection,
     *,
@@ -194,7 +187,7 @@ async def disclose(
     basis = sorted({b for _, b in decision.basis})
     register_id = str(uuid.uuid4())
     disclosed_at = dt.datetime.now(dt.UTC)
-    receipt = _receipt(
+    receipt = sign_receipt(
         key,
         {
             "register_id": register_id,

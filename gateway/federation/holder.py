@@ -83,6 +83,8 @@ class IncomingMessage(_Body):
         "transfer_offer",
         "transfer_accept",
         "transfer_commit",
+        "transfer_withdraw",
+        "transfer_decline",
         "disclosure_answer",
     ]
     body: dict[str, Any]

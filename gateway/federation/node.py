@@ -63,9 +63,9 @@ __all__ = ["federation_app", "federation_context", "federation_enabled"]
 log = logging.getLogger("cafx.federation")
 
 FEDERATION_PATH = "/federation/v1"
-ESCALATION_SECONDS = (
-    300.0  # unanswered transfer offers are looked for this often (a day-level rule)
-)
+# Unanswered transfer offers (a day-level rule) and requests cut off mid-send are looked for this
+# often, and once at start.
+HOUSEKEEPING_SECONDS = 300.0
 
 
 def federation_enabled(settings: Settings) -> bool:
@@ -188,6 +188,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         signing_key=signing_key,
         is_lead_contact=lambda member, contact: _directory(source).is_lead_contact(member, contact),
         call=call,
+        key_for=_key_lookup(source),
         auto_approve_roles=frozenset(settings.auto_approve_existence_roles),
         auto_approver=settings.auto_approver,
     )
@@ -217,7 +218,12 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
         ),
-        asyncio.create_task(_every(ESCALATION_SECONDS, transfers.escalate, "transfer-escalation")),
+        asyncio.create_task(
+            _every(HOUSEKEEPING_SECONDS, transfers.escalate, "transfer-escalation")
+        ),
+        asyncio.create_task(
+            _every(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
+        ),
     ]
     yield
     for task in tasks:

@@ -7,6 +7,7 @@
     awaiting_holder            the target's lead contact must approve first (`202 pending`); its
                                `disclosure_answer` message completes the request as below
     answered | refused | failed  the target's answer, its refusal code, or peer_unavailable
+                               (`interrupted`: the node stopped while sending; see below)
 
 The record (practitioner, the child's match keys, the answer) is personal data: sealed at rest.
 """
@@ -51,6 +52,7 @@ from .attestation import (
     subject_for_match_keys,
 )
 from .disclosing import audit_code
+from .receipts import KeyLookup, answer_is_sound
 from .withdrawals import mark_known_withdrawals
 
 __all__ = [
@@ -153,34 +155,32 @@ class RequestRecord:
 # (target, path, body, attestation) -> (status, JSON answer)
 Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]
 LeadContactCheck = Callable[[str, str], bool]
+AnswerCheck = Callable[[str, Mapping[str, Any]], bool]  # (episode_ref, answer) -> sound?
 
 
 _APPROVAL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# A request is sent the moment it is approved; one still `approved` this long after its approval was
+# cut off by a stop mid-send. It is failed, not sent again: the first send may have reached the
+# target, and one approval must not disclose twice. The practitioner raises it again.
+INTERRUPTED_AFTER = dt.timedelta(minutes=5)
 
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-def _fits(document: dict[str, Any], answer: Mapping[str, Any]) -> bool:
-    """A disclosure's answer is one, about the episode asked for, with content."""
-    if document["input"]["kind"] != "disclosure":
-        return True
-    return (
-        answer.get("outcome") == "disclosed"
-        and answer.get("episode_ref") == document["input"]["episode_ref"]
-        and isinstance(answer.get("sections"), list)
-        and isinstance(answer.get("content"), dict)
-    )
-
-
-def _take_answer(document: dict[str, Any], status: int, answer: dict[str, Any]) -> str:
-    """Put the target's answer into the request's document; the request's next state."""
+def _take_answer(
+    document: dict[str, Any], status: int, answer: dict[str, Any], sound: AnswerCheck
+) -> str:
+    """Put the target's answer into the request's document; the request's next state. `sound`
+    judges a disclosure's content-bearing answer (receipts.answer_is_sound)."""
     if status == 202 and answer.get("state") == "pending":
         approval_id = answer.get("approval_id")
         if isinstance(approval_id, str) and _APPROVAL_ID.fullmatch(approval_id):
             document["approval_id"] = approval_id
             return "awaiting_holder"  # the holder's lead contact decides; a message will tell us
-    elif status in (200, 202) and _fits(document, answer):
+    elif status in (200, 202) and (
+        document["input"]["kind"] != "disclosure" or sound(document["input"]["episode_ref"], answer)
+    ):
         document["answer"], document["error"] = answer, None
         return "answered"
     elif status not in (200, 202):
@@ -208,12 +208,21 @@ class PractitionerRequests:
         signing_key: OKPKey,
         is_lead_contact: LeadContactCheck,
         call: Call,
+        key_for: KeyLookup,
         auto_approve_roles: frozenset[str] = frozenset(),
         auto_approver: str | None = None,
     ) -> None:
         self.me, self.ring, self.audit, self.key = me, ring, audit, signing_key
-        self.is_lead_contact, self.call = is_lead_contact, call
+        self.is_lead_contact, self.call, self.key_for = is_lead_contact, call, key_for
         self.auto_approve_roles, self.auto_approver = auto_approve_roles, auto_approver
+
+    def _sound_from(self, holder: str) -> AnswerCheck:
+        def sound(episode_ref: str, answer: Mapping[str, Any]) -> bool:
+            return answer_is_sound(
+                answer, episode_ref=episode_ref, holder=holder, me=self.me, key_for=self.key_for
+            )
+
+        return sound
 
     # --- storage -------------------------------------------------------------------------------
 
@@ -529,7 +538,7 @@ class PractitionerRequests:
                 body["sections"] = request["sections"]
         try:
             status, answer = await self.call(record.target, path, body, self._attestation(record))
-            state = _take_answer(document, status, answer)
+            state = _take_answer(document, status, answer, self._sound_from(record.target))
         except GatewayError as error:
             state, document["error"] = "failed", error.wire_code
         except Exception as exc:  # never left `approved` with nobody to send it: failed, and why
@@ -541,6 +550,44 @@ class PractitionerRequests:
         async with self.audit.transaction() as connection:
             await self._settle(connection, record, f"member:{self.me}", "request.send", request_id)
         return record
+
+    async def fail_interrupted(self, now: dt.datetime | None = None) -> list[str]:
+        """Fail the requests left `approved` by a stop mid-send (INTERRUPTED_AFTER); their ids."""
+        moment = now or dt.datetime.now(dt.UTC)
+        failed = []
+        async with self.audit.transaction() as connection:
+            rows = await connection.execute(
+                select(practitioner_requests.c.id).where(
+                    practitioner_requests.c.state == "approved"
+                )
+            )
+            for row in rows.all():
+                record = await self.get(row.id, connection)
+                approved_at = max(
+                    dt.datetime.fromisoformat(d["at"])
+                    for d in record.document["decisions"]
+                    if d["decision"] == "approve"
+                )
+                if moment - approved_at < INTERRUPTED_AFTER:
+                    continue  # being sent now, perhaps by another replica
+                claimed = await connection.execute(  # one replica fails it, once
+                    update(practitioner_requests)
+                    .where(
+                        practitioner_requests.c.id == row.id,
+                        practitioner_requests.c.state == "approved",
+                    )
+                    .values(state="failed")
+                )
+                if claimed.rowcount != 1:
+                    continue
+                document = {**record.document, "error": "interrupted"}
+                record = RequestRecord(
+                    record.id, record.kind, "failed", record.target, record.created_at, document
+                )
+                await self._settle(connection, record, "node", "request.send", None)
+                log.error("request interrupted while sending", extra={"request": record.id})
+                failed.append(record.id)
+        return failed
 
     async def _settle(
         self,
@@ -596,10 +643,11 @@ class PractitionerRequests:
             raise NotFound("no request awaits this approval from this member")
         answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
-        if disclosed and not _fits(record.document, answer):
+        sound = self._sound_from(sender)
+        if disclosed and not sound(record.document["input"]["episode_ref"], answer):
             raise Conflict("the answer does not fit the request")
         document = dict(record.document)
-        state = _take_answer(document, 200 if disclosed else 403, answer)
+        state = _take_answer(document, 200 if disclosed else 403, answer, sound)
         record = RequestRecord(
             record.id, record.kind, state, record.target, record.created_at, document
         )
@@ -618,7 +666,7 @@ class PractitionerRequests:
         request = record.document["input"]
         approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
         now = dt.datetime.now(dt.UTC)
-        basis = ",".join(answer.get("basis", []))
+        basis = ",".join(answer["basis"])  # checked by receipts.answer_is_sound
         await connection.execute(
             insert(register).values(
                 id=str(uuid.uuid4()),
@@ -627,16 +675,16 @@ class PractitionerRequests:
                 counterpart=record.target,
                 requested_by=request["practitioner"]["id"],
                 approved_by=approvals[0] if approvals else None,
-                sections=answer.get("sections", []),
+                sections=answer["sections"],
                 basis=basis,
-                override=bool(answer.get("override")),
+                override=answer["override"],
                 disclosed_at=now,
-                receipt=answer.get("receipt"),
+                receipt=answer["receipt"],
             )
         )
         copy_id = str(uuid.uuid4())
         sealed = seal(
-            json.dumps(answer.get("content", {})).encode(),
+            json.dumps(answer["content"]).encode(),
             self.ring,
             associated_data("received_copies", copy_id, "sealed"),
         )

@@ -14,7 +14,15 @@ read-only, and the receiver's copy arrives with the accepted one.
 An episode has at most one open offer, and only an episode still held here is committed: it cannot
 move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
 `transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
-episode over its old read-only copy.
+episode over its old read-only copy, and only from the member it was moved to: no other member can
+overwrite it. An offer for an episode the receiver cannot take (it holds it, or it moved it to
+another member) is declined at once, with that reason.
+
+An offer that is not going to be taken is closed, so that the episode can be offered again: its
+holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
+accepting (`transfer_decline`), each with a reason code; both sides then list it `withdrawn` or
+`declined`. An acceptance that crosses a withdrawal in flight is applied as nothing: the withdrawal
+reaches the receiver and closes its side too.
 
 Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
 days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
@@ -28,7 +36,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import uuid
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -66,6 +76,14 @@ def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
 
 
 _OPEN = ("offered", "accepted")
+# The message that closes an offer unmoved, and the state it leaves on both sides.
+_CLOSING = {"transfer_withdraw": "withdrawn", "transfer_decline": "declined"}
+_REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+
+
+def _reason_code(value: object) -> str:
+    """A peer's reason, kept only if it looks like a code (it is listed and audited)."""
+    return value if isinstance(value, str) and _REASON.fullmatch(value) else "unspecified"
 
 
 def _bound(offer_id: str, direction: str) -> bytes:
@@ -94,6 +112,7 @@ class TransferWorkflow:
         action: str,
         episode: str,
         reason: str | None = None,
+        outcome: Outcome = Outcome.SUCCESS,
         **details: str,
     ) -> None:
         await self.audit.append(
@@ -101,7 +120,7 @@ class TransferWorkflow:
             AuditDraft(
                 actor=actor,
                 action=action,
-                outcome=Outcome.SUCCESS,
+                outcome=outcome,
                 subject=episode,
                 reason=reason,
                 details=details,
@@ -165,6 +184,7 @@ class TransferWorkflow:
                 "episode_ref": r.episode_id,
                 "state": r.state,
                 "offered_at": aware_utc(r.created_at).isoformat(),
+                "reason": r.reason,
                 "due_by": answer_due_by(r.created_at, self.answer_working_days).isoformat(),
                 "escalated_at": r.escalated_at and aware_utc(r.escalated_at).isoformat(),
             }
@@ -240,25 +260,151 @@ class TransferWorkflow:
         )
         return str(row.episode_id)
 
-    async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
-        """Apply a transfer message (inside the inbox transaction)."""
-        body, now = message.body, dt.datetime.now(dt.UTC)
-        if message.kind == "transfer_offer":
+    async def withdraw(self, connection: AsyncConnection, offer_id: str, reason: str) -> str:
+        """The holder takes back an offer not yet answered; the episode's id."""
+        return await self._close(connection, offer_id, "out", "transfer_withdraw", reason)
+
+    async def decline(self, connection: AsyncConnection, offer_id: str, reason: str) -> str:
+        """The receiver turns down an offer it has not accepted; the episode's id."""
+        return await self._close(connection, offer_id, "in", "transfer_decline", reason)
+
+    async def _close(
+        self, connection: AsyncConnection, offer_id: str, direction: str, kind: str, reason: str
+    ) -> str:
+        row = (
             await connection.execute(
-                insert(transfers).values(
-                    id=str(body["offer_id"]),
-                    direction="in",
-                    episode_id=str(body["episode_ref"]),
-                    counterpart=sender,
-                    state="offered",
-                    created_at=now,
-                    updated_at=now,
+                select(transfers).where(
+                    transfers.c.id == offer_id, transfers.c.direction == direction
                 )
             )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("no such transfer offer")
+        if row.state != "offered":
+            raise Conflict(f"the offer is {row.state}")
+        await self._mark(connection, offer_id, direction, _CLOSING[kind], reason)
+        await self.outbox.enqueue(
+            connection, row.counterpart, kind, {"offer_id": offer_id, "reason": reason}
+        )
+        return str(row.episode_id)
+
+    async def _mark(
+        self,
+        connection: AsyncConnection,
+        offer_id: str,
+        direction: str,
+        state: str,
+        reason: str | None = None,
+    ) -> None:
+        await connection.execute(
+            update(transfers)
+            .where(transfers.c.id == offer_id, transfers.c.direction == direction)
+            .values(state=state, reason=reason, updated_at=dt.datetime.now(dt.UTC))
+        )
+
+    async def _closed_by_peer(
+        self, connection: AsyncConnection, sender: str, kind: str, body: Mapping[str, Any]
+    ) -> None:
+        """The other side withdrew or declined: close ours (an offer already closed stays so)."""
+        offer_id, reason = str(body["offer_id"]), _reason_code(body.get("reason"))
+        direction = "in" if kind == "transfer_withdraw" else "out"
+        row = (
+            await connection.execute(
+                select(transfers).where(
+                    transfers.c.id == offer_id,
+                    transfers.c.direction == direction,
+                    transfers.c.counterpart == sender,
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("no such offer from this member")
+        # A withdrawal may find our side accepted (the acceptance crossed it); a decline only ever
+        # answers an offer its receiver never accepted. A committed offer is past closing.
+        closable = ("offered", "accepted") if kind == "transfer_withdraw" else ("offered",)
+        if row.state in _CLOSING.values():
+            return
+        if row.state not in closable:
+            raise Conflict(f"the offer is {row.state}")
+        await self._mark(connection, offer_id, direction, _CLOSING[kind], reason)
+        await self._audit(
+            connection,
+            f"member:{sender}",
+            kind.replace("_", "."),  # transfer.withdraw | transfer.decline
+            row.episode_id,
+            reason,
+            offer=offer_id,
+        )
+
+    async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
+        """Apply a transfer message (inside the inbox transaction)."""
+        body = message.body
+        if message.kind == "transfer_offer":
+            await self._offered(connection, sender, body)
         elif message.kind == "transfer_accept":
             await self._commit(connection, sender, str(body["offer_id"]), body["lead_professional"])
         elif message.kind == "transfer_commit":
             await self._receive(connection, sender, str(body["offer_id"]), body["episode"])
+        elif message.kind in _CLOSING:
+            await self._closed_by_peer(connection, sender, message.kind, body)
+
+    async def _offered(
+        self, connection: AsyncConnection, sender: str, body: Mapping[str, Any]
+    ) -> None:
+        """List an offer made to us, or decline it at once if we could never take the episode."""
+        offer_id, episode_id = str(body["offer_id"]), str(body["episode_ref"])
+        now = dt.datetime.now(dt.UTC)
+        refusal = await self._why_not_from(connection, sender, episode_id)
+        await connection.execute(
+            insert(transfers).values(
+                id=offer_id,
+                direction="in",
+                episode_id=episode_id,
+                counterpart=sender,
+                state="offered" if refusal is None else "declined",
+                reason=refusal,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if refusal is not None:
+            await self.outbox.enqueue(
+                connection, sender, "transfer_decline", {"offer_id": offer_id, "reason": refusal}
+            )
+            await self._audit(
+                connection,
+                "node",
+                "transfer.decline",
+                episode_id,
+                refusal,
+                Outcome.REFUSED,
+                offer=offer_id,
+                counterpart=sender,
+            )
+
+    async def _why_not_from(
+        self, connection: AsyncConnection, sender: str, episode_id: str
+    ) -> str | None:
+        """Why we cannot take `episode_id` from `sender` (a reason code), or None if we can: an
+        episode we hold is ours already; one we moved away comes back only from the member we
+        moved it to, so no other member can overwrite our read-only copy."""
+        try:
+            old = await self.store.get(connection, episode_id)
+        except NotFound:
+            return None
+        if old.episode.state != EpisodeState.TRANSFERRED:
+            return "transfer.already_held"
+        moved_to = await connection.scalar(
+            select(transfers.c.counterpart)
+            .where(
+                transfers.c.episode_id == episode_id,
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+            )
+            .order_by(transfers.c.updated_at.desc())
+            .limit(1)
+        )
+        return None if moved_to == sender else "transfer.moved_elsewhere"
 
     async def _commit(
         self, connection: AsyncConnection, sender: str, offer_id: str, lead: dict[str, Any]
@@ -272,6 +418,19 @@ class TransferWorkflow:
                 )
             )
         ).one_or_none()
+        if row is not None and row.state == "withdrawn":
+            # The acceptance crossed our withdrawal: nothing moves, and the withdrawal, already
+            # on its way, closes the receiver's side.
+            await self._audit(
+                connection,
+                f"member:{sender}",
+                "transfer.commit",
+                row.episode_id,
+                "transfer.withdrawn",
+                Outcome.REFUSED,
+                offer=offer_id,
+            )
+            return
         if row is None or row.state != "offered":
             raise Conflict("no open offer to this member")
         stored = await self.store.get(connection, row.episode_id, for_update=True)
@@ -290,11 +449,7 @@ class TransferWorkflow:
             stored,
             stored.episode.model_copy(update={"state": EpisodeState.TRANSFERRED}),
         )
-        await connection.execute(
-            update(transfers)
-            .where(transfers.c.id == offer_id, transfers.c.direction == "out")
-            .values(state="committed", updated_at=dt.datetime.now(dt.UTC))
-        )
+        await self._mark(connection, offer_id, "out", "committed")
         await self.outbox.enqueue(
             connection,
             sender,
@@ -329,19 +484,16 @@ class TransferWorkflow:
         ):
             raise Conflict("the committed episode does not carry the accepted lead professional")
         ours = received.model_copy(update={"home_authority": self.me})
+        refusal = await self._why_not_from(connection, sender, row.episode_id)  # again: it may
+        if refusal is not None:  # have changed since the offer was listed
+            raise Conflict(f"the episode cannot be taken from this member ({refusal})")
         try:  # the child moved back: our old copy, read-only since it left, takes the episode again
             old = await self.store.get(connection, row.episode_id, for_update=True)
         except NotFound:
             await self.store.add(connection, ours)
         else:
-            if old.episode.state != EpisodeState.TRANSFERRED:
-                raise Conflict("this authority already holds the episode")
             await self.store.replace(connection, old, ours)
-        await connection.execute(
-            update(transfers)
-            .where(transfers.c.id == offer_id, transfers.c.direction == "in")
-            .values(state="committed", updated_at=dt.datetime.now(dt.UTC))
-        )
+        await self._mark(connection, offer_id, "in", "committed")
         await self._audit(
             connection, f"member:{sender}", "transfer.receive", row.episode_id, offer=offer_id
         )

@@ -254,12 +254,14 @@ transfers = Table(
     Column("direction", String(4), primary_key=True),  # out (we hold it) | in (offered to us)
     Column("episode_id", String(36), nullable=False),
     Column("counterpart", String(9), nullable=False),
-    Column("state", String(16), nullable=False),  # offered | accepted | committed
+    # offered | accepted | committed, or closed unmoved: withdrawn (by the holder) | declined
+    Column("state", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
     Column("escalated_at", DateTime(timezone=True), nullable=True),  # left unanswered too long
+    Column("reason", String(64), nullable=True),  # a code: why it was withdrawn or declined
 )
 
 notifications = Table(

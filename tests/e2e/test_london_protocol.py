@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
+from gateway.federation.outbox import Message
+from gateway.federation.practitioner import INTERRUPTED_AFTER, Decision
 from gateway.federation.transfer import answer_due_by
-from gateway.keys import TRANSFERS
+from gateway.keys import AUDIT, OUTBOX, REQUESTS, TRANSFERS
 from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
 
 from .nodes import (
@@ -166,6 +170,42 @@ async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_appr
         json={"decision": "approve", "lead_contact_id": camden.lead},
     )
     assert answered["state"] == "answered" and answered["answer"]["outcome"] == "not_found"
+
+
+async def test_a_request_cut_off_mid_send_fails_and_is_not_sent_twice(
+    federation: dict[str, Node],
+) -> None:
+    """A stop between the approval's commit and the call leaves a request `approved` with nobody
+    to send it: the housekeeping pass fails it as `interrupted` (once, audited), never re-sends."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    body = existence_check(episode, practitioner={**PRACTITIONER, "role": "Teacher"})
+    record = await ask(camden, body, approve=False)
+    assert record["state"] == "awaiting_verification", record
+    assert camden.runner is not None
+    requests = camden.runner.app[REQUESTS]
+    decision = Decision(decision="approve", lead_contact_id=camden.lead, note="checked")
+    # The decision as it is committed, without the send that follows it (the node "stopped").
+    _, state = await requests._decide(record["request_id"], decision, "test", "client:case-system")
+    assert state == "approved"
+
+    assert await requests.fail_interrupted() == []  # just approved: perhaps being sent now
+    later = dt.datetime.now(dt.UTC) + INTERRUPTED_AFTER + dt.timedelta(seconds=1)
+    assert await requests.fail_interrupted(later) == [record["request_id"]]
+    assert await requests.fail_interrupted(later) == []  # once
+    status, failed = await camden.call("GET", f"/requests/{record['request_id']}")
+    assert (failed["state"], failed["error"]) == ("failed", "interrupted"), failed
+    [audited] = await camden.engine_rows(
+        select(audit_entries).where(
+            audit_entries.c.action == "request.send",
+            audit_entries.c.subject == failed["request_id"],
+        )
+    )
+    assert (audited.outcome, audited.reason, audited.actor) == ("failed", "interrupted", "node")
+    asked = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.existence_check")
+    )
+    assert asked == []  # never sent
 
 
 async def test_public_interest_override_needs_a_second_lead_contact(
@@ -337,18 +377,21 @@ async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
     return str(offer["offer_id"])
 
 
-async def _accept(receiver: Node, offer_id: str, episode_id: str) -> None:
-    """Accept with a new lead professional, "Lead in <borough>"; wait until the receiver holds it."""
+def _acceptance(receiver: Node) -> dict[str, Any]:
+    """An acceptance by `receiver`'s lead contact, naming "Lead in <borough>"."""
     lead = {
         "name": f"Lead in {receiver.plan.borough.name}",
         "organisation": "Family Hub",
         "agency_type": "early_help",
         "authority": receiver.plan.borough.gss,
     }
+    return {"lead_contact_id": receiver.lead, "lead_professional": lead}
+
+
+async def _accept(receiver: Node, offer_id: str, episode_id: str) -> None:
+    """Accept; wait until the receiver holds the episode."""
     status, accepted = await receiver.call(
-        "POST",
-        f"/transfers/{offer_id}/accept",
-        json={"lead_contact_id": receiver.lead, "lead_professional": lead},
+        "POST", f"/transfers/{offer_id}/accept", json=_acceptance(receiver)
     )
     assert status == 200, accepted
 
@@ -413,6 +456,146 @@ async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
         ("transfer.accept", episode_id),
         ("transfer.receive", episode_id),
     ]
+
+
+async def _listed(node: Node, offer_id: str, direction: str = "in") -> dict[str, Any]:
+    status, listed = await node.call("GET", f"/transfers?direction={direction}")
+    assert status == 200, listed
+    [offer] = [t for t in listed["transfers"] if t["offer_id"] == offer_id]
+    return dict(offer)
+
+
+async def _closed(node: Node, offer_id: str, direction: str, state: str) -> dict[str, Any]:
+    """The offer once `node` lists it in `state` (the other side's message has arrived)."""
+
+    async def arrived() -> bool:
+        return bool((await _listed(node, offer_id, direction))["state"] == state)
+
+    await eventually(arrived)
+    return await _listed(node, offer_id, direction)
+
+
+async def test_an_offer_is_withdrawn_or_declined_and_the_episode_offered_again(
+    federation: dict[str, Node],
+) -> None:
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    close = {"lead_contact_id": hackney.lead, "reason": "family_stayed"}
+
+    # The holder withdraws an unanswered offer: both sides list it withdrawn, with the reason.
+    first = await _offer(hackney, islington, episode_id)
+    status, denied = await hackney.call(
+        "POST", f"/transfers/{first}/withdraw", json={**close, "lead_contact_id": "not-a-lead"}
+    )
+    assert status == 403, denied
+    status, closed = await hackney.call("POST", f"/transfers/{first}/withdraw", json=close)
+    assert (status, closed["state"]) == (200, "withdrawn"), closed
+    theirs = await _closed(islington, first, "in", "withdrawn")
+    assert theirs["reason"] == "family_stayed"
+    status, late = await islington.call(
+        "POST", f"/transfers/{first}/accept", json=_acceptance(islington)
+    )
+    assert status == 409, late
+    status, again = await hackney.call("POST", f"/transfers/{first}/withdraw", json=close)
+    assert status == 409, again
+
+    # An acceptance that crossed the withdrawal in flight moves nothing.
+    assert hackney.runner is not None
+    workflow, audit = hackney.runner.app[TRANSFERS], hackney.runner.app[AUDIT]
+    body = {"offer_id": first, "lead_professional": _acceptance(islington)["lead_professional"]}
+    crossed = Message(str(uuid.uuid4()), "transfer_accept", body)
+    async with audit.transaction() as connection:
+        await workflow.apply(connection, ISLINGTON, crossed)
+    status, still = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert (still["state"], still["home_authority"]) == (
+        episode["state"],
+        episode["home_authority"],
+    )
+
+    # The episode can be offered again; this receiver declines it, and it can be offered again.
+    second = await _offer(hackney, camden, episode_id)
+    decline = {"lead_contact_id": camden.lead, "reason": "not_resident"}
+    status, declined = await camden.call("POST", f"/transfers/{second}/decline", json=decline)
+    assert (status, declined["state"]) == (200, "declined"), declined
+    ours = await _closed(hackney, second, "out", "declined")
+    assert ours["reason"] == "not_resident"
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+
+    steps = await hackney.engine_rows(
+        select(audit_entries.c.action, audit_entries.c.outcome, audit_entries.c.reason)
+        .where(audit_entries.c.action.like("transfer.%"))
+        .order_by(audit_entries.c.sequence)
+    )
+    assert [tuple(s) for s in steps] == [
+        ("transfer.offer", "success", None),
+        ("transfer.withdraw", "refused", "insufficient_scope"),
+        ("transfer.withdraw", "success", "family_stayed"),
+        ("transfer.withdraw", "refused", "conflict"),
+        ("transfer.commit", "refused", "transfer.withdrawn"),
+        ("transfer.offer", "success", None),
+        ("transfer.decline", "success", "not_resident"),
+        ("transfer.offer", "success", None),
+        ("transfer.commit", "success", None),
+    ]
+
+
+async def test_no_other_member_can_overwrite_a_transferred_copy(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney moved the episode to Islington; Camden, which never held it, offers it back to
+    Hackney: declined at once (before: once accepted, Camden's copy replaced Hackney's)."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+    assert camden.runner is not None
+    forged = str(uuid.uuid4())
+    camden_audit = camden.runner.app[AUDIT]
+    async with camden_audit.transaction() as connection:
+        await camden.runner.app[OUTBOX].enqueue(
+            connection,
+            HACKNEY,
+            "transfer_offer",
+            {"offer_id": forged, "episode_ref": episode_id, "state": "open", "local_ref": None},
+        )
+
+    async def listed() -> bool:
+        status, incoming = await hackney.call("GET", "/transfers")
+        return any(t["offer_id"] == forged for t in incoming["transfers"])
+
+    await eventually(listed)
+    offer = await _listed(hackney, forged)
+    assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
+    status, refused = await hackney.call(
+        "POST", f"/transfers/{forged}/accept", json=_acceptance(hackney)
+    )
+    assert status == 409, refused
+    [audited] = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "transfer.decline")
+    )
+    assert (audited.outcome, audited.actor) == ("refused", "node")
+    status, copy = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert (copy["state"], copy["home_authority"]) == ("transferred", episode["home_authority"])
+
+    # Offered the episode it holds, a member declines too: it is already its own.
+    again = str(uuid.uuid4())
+    async with camden_audit.transaction() as connection:
+        await camden.runner.app[OUTBOX].enqueue(
+            connection,
+            ISLINGTON,
+            "transfer_offer",
+            {"offer_id": again, "episode_ref": episode_id, "state": "open", "local_ref": None},
+        )
+
+    async def declined() -> bool:
+        status, incoming = await islington.call("GET", "/transfers")
+        return any(
+            t["offer_id"] == again and t["reason"] == "transfer.already_held"
+            for t in incoming["transfers"]
+        )
+
+    await eventually(declined)
 
 
 async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str, Node]) -> None:

@@ -1,23 +1,61 @@
 """What the home node makes of a target's direct answer (`practitioner._take_answer`): only an answer
-that fits the request is kept; anything else fails the request rather than being filed as received,
-and a peer's error text is kept only as a wire code (it reaches the audit log and the API)."""
+that fits the request, with a receipt the holder signed for us that says what the answer says, is
+kept; anything else fails the request rather than being filed as received, and a peer's error text
+is kept only as a wire code (it reaches the audit log and the API)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from joserfc.jwk import OKPKey
 
+from gateway.errors import FederationRefused
 from gateway.federation.practitioner import _take_answer
+from gateway.federation.receipts import answer_is_sound, sign_receipt
 
 EPISODE = "4b0d6c4e-0000-4000-8000-000000000001"
+HOLDER, ME, OTHER = "E09000012", "E09000007", "E09000019"
+HOLDER_KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "holder-1"})
+STRANGER_KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "holder-1"})
+
+
+def _key_for(member: str, kid: str, at: dt.datetime) -> Any:
+    if member != HOLDER or kid != "holder-1":
+        raise FederationRefused("no such key")
+    return HOLDER_KEY
+
+
+def _sound(episode_ref: str, answer: Mapping[str, Any]) -> bool:
+    return answer_is_sound(answer, episode_ref=episode_ref, holder=HOLDER, me=ME, key_for=_key_for)
 
 
 def _document(kind: str = "disclosure") -> dict[str, Any]:
     return {"input": {"kind": kind, "episode_ref": EPISODE}, "decisions": []}
 
 
-DISCLOSED = {"outcome": "disclosed", "episode_ref": EPISODE, "sections": [], "content": {}}
+def _disclosed(key: OKPKey = HOLDER_KEY, **claims: Any) -> dict[str, Any]:
+    answer = {
+        "outcome": "disclosed",
+        "register_id": "r-1",
+        "episode_ref": EPISODE,
+        "sections": ["child"],
+        "basis": ["consent-1"],
+        "override": False,
+        "content": {"child": {}},
+    }
+    signed = {
+        "holder": HOLDER,
+        "recipient": ME,
+        **{k: answer[k] for k in ("register_id", "episode_ref", "sections", "basis", "override")},
+        **claims,
+    }
+    return {**answer, "receipt": sign_receipt(key, signed)}
+
+
+DISCLOSED = _disclosed()
 
 
 @pytest.mark.parametrize(
@@ -27,6 +65,17 @@ DISCLOSED = {"outcome": "disclosed", "episode_ref": EPISODE, "sections": [], "co
         (200, {**DISCLOSED, "episode_ref": "another-episode"}, "failed", "bad_answer"),
         (200, {"outcome": "disclosed", "episode_ref": EPISODE}, "failed", "bad_answer"),
         (200, {"outcome": "found"}, "failed", "bad_answer"),  # not a disclosure's answer
+        (200, {**DISCLOSED, "sections": ["child", "plan"]}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "basis": "consent-1"}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "override": "no"}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "content": {"plan": {}}}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "receipt": None}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "receipt": "not.a.jws"}, "failed", "bad_answer"),
+        (200, _disclosed(STRANGER_KEY), "failed", "bad_answer"),  # not the holder's key
+        (200, _disclosed(recipient=OTHER), "failed", "bad_answer"),  # signed for another
+        (200, _disclosed(holder=OTHER), "failed", "bad_answer"),
+        (200, _disclosed(override=True), "failed", "bad_answer"),  # says more than the answer
+        (200, _disclosed(basis=["consent-2"]), "failed", "bad_answer"),
         (403, {"error": "consent_excluded"}, "refused", "consent_excluded"),
         (403, {"error": "Jane Smith is not allowed"}, "refused", "refused"),
         (403, {"error": {"nested": True}}, "refused", "refused"),
@@ -38,7 +87,7 @@ def test_only_a_fitting_answer_is_kept(
     status: int, answer: dict[str, Any], state: str, error: str | None
 ) -> None:
     document = _document()
-    assert _take_answer(document, status, answer) == state
+    assert _take_answer(document, status, answer, _sound) == state
     assert document.get("error") == error
     if state != "answered":
         assert document.get("answer") is None
@@ -46,4 +95,4 @@ def test_only_a_fitting_answer_is_kept(
 
 def test_an_existence_check_keeps_its_answer() -> None:
     document = _document("existence_check")
-    assert _take_answer(document, 200, {"outcome": "not_found"}) == "answered"
+    assert _take_answer(document, 200, {"outcome": "not_found"}, _sound) == "answered"

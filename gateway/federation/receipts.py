@@ -1,0 +1,91 @@
+"""Disclosure receipts: the holder's signed word of what it disclosed, to whom and on what basis.
+
+The holder signs one per disclosure and keeps it in its register; the requester keeps it in its own
+register only after checking that the holder's current key signed it and that it says what the
+answer says (register id, both members, episode, sections, basis, override). A register row is then
+evidence either side can show, not just what the other side claimed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from ..errors import FederationRefused
+
+__all__ = ["answer_is_sound", "sign_receipt"]
+
+_TYPE = "caf-disclosure-receipt+jws"
+_ALGORITHM = "Ed25519"
+# What the receipt must repeat of the answer, claim for claim.
+_REPEATED = ("register_id", "episode_ref", "sections", "basis", "override")
+
+KeyLookup = Callable[[str, str, dt.datetime], Any]
+
+
+def sign_receipt(key: OKPKey, claims: dict[str, Any]) -> str:
+    header = {"alg": _ALGORITHM, "typ": _TYPE, "kid": key.kid or ""}
+    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
+    return jws.serialize_compact(header, payload, key, algorithms=[_ALGORITHM])
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _shaped(answer: Mapping[str, Any]) -> bool:
+    """The fields the register and the received copy are made of have the types they need."""
+    content, sections = answer.get("content"), answer.get("sections")
+    return (
+        isinstance(answer.get("register_id"), str)
+        and _strings(sections)
+        and _strings(answer.get("basis"))
+        and isinstance(answer.get("override"), bool)
+        and isinstance(content, dict)
+        and set(content) == set(sections)  # type: ignore[arg-type]
+        and isinstance(answer.get("receipt"), str)
+    )
+
+
+def _claims(receipt: str, holder: str, key_for: KeyLookup) -> dict[str, Any] | None:
+    try:  # unverified: only to find the key; nothing is trusted before the signature verifies
+        kid = jws.extract_compact(receipt.encode()).headers().get("kid")
+    except (JoseError, ValueError):
+        return None
+    if not isinstance(kid, str):
+        return None
+    try:
+        key = key_for(holder, kid, dt.datetime.now(dt.UTC))
+    except FederationRefused:
+        return None
+    try:
+        verified = jws.deserialize_compact(receipt, key, algorithms=[_ALGORITHM])
+        claims = json.loads(verified.payload)
+    except (JoseError, ValueError):
+        return None
+    if verified.headers().get("typ") != _TYPE or not isinstance(claims, dict):
+        return None
+    return claims
+
+
+def answer_is_sound(
+    answer: Mapping[str, Any], *, episode_ref: str, holder: str, me: str, key_for: KeyLookup
+) -> bool:
+    """A disclosure's answer is about `episode_ref`, well formed, and carries a receipt `holder`
+    signed for us that matches it."""
+    if answer.get("outcome") != "disclosed" or answer.get("episode_ref") != episode_ref:
+        return False
+    if not _shaped(answer):
+        return False
+    claims = _claims(answer["receipt"], holder, key_for)
+    return (
+        claims is not None
+        and claims.get("holder") == holder
+        and claims.get("recipient") == me
+        and all(claims.get(name) == answer[name] for name in _REPEATED)
+    )
