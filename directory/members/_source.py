@@ -9,8 +9,10 @@ suspended someone or retired a key since.
 Reads are bounded (size and time), so a misbehaving metadata server cannot exhaust the node. A
 `keeper` keeps the last good token beyond the process (`FileKeeper` on disk; the gateway keeps it in
 its database): a restarted node then serves on it while the operator is unreachable, and its version
-remains the rollback floor even after it expired. Without one the floor lives in memory only, and a
-restart would accept any unexpired older copy.
+remains the rollback floor even after it expired. Every refresh reads the kept copy first, so
+replicas sharing a keeper share the floor: one that lags behind takes a newer copy another replica
+accepted, and refuses anything older. Without one the floor lives in memory only, and a restart
+would accept any unexpired older copy.
 """
 
 from __future__ import annotations
@@ -139,8 +141,8 @@ class MetadataSource:
         self._leeway = leeway
         self._current: MemberDirectory | None = None
         self._floor: int | None = None  # highest version ever accepted, expired or not
-        self._kept_read = False
         self._kept_version: int | None = None  # the version the keeper holds, once known
+        self._kept_token: str | None = None  # the kept copy last read
 
     @property
     def last_version(self) -> int | None:
@@ -157,11 +159,9 @@ class MetadataSource:
     async def refresh(self) -> MemberDirectory:
         """Fetch and verify; on success the new copy becomes current (and is cached). On failure
         `MetadataError` says why and the last good copy stays as it was."""
-        if (
-            not self._kept_read
-        ):  # a keeper that cannot be read fails the refresh: no floor, no trust
-            await self._load_kept()
-            self._kept_read = True
+        # Every time, not only at start: another replica may have accepted a newer copy, and its
+        # version is then this replica's floor too. A keeper that cannot be read fails the refresh.
+        await self._load_kept()
         token = await self._fetch()
         try:
             metadata = verify_metadata(
@@ -178,6 +178,7 @@ class MetadataSource:
             try:  # once per version: polling the same copy writes nothing
                 await self._keeper.keep(token, metadata.version)
                 self._kept_version = metadata.version
+                self._kept_token = token
             except Exception as exc:  # the copy in memory still serves; the log says why not kept
                 log.warning("cannot keep the accepted metadata (%s)", type(exc).__name__)
         return directory
@@ -206,14 +207,17 @@ class MetadataSource:
             raise MetadataError(
                 "unavailable", f"cannot read the kept metadata ({type(exc).__name__})"
             ) from None
-        if token is None:
-            return
+        if token is None or token == self._kept_token:
+            return  # nothing new: the usual poll reads one row and verifies nothing
         try:
-            metadata = read_metadata(token, self._key, last_version=self._floor)
+            metadata = read_metadata(token, self._key, last_version=None)
         except MetadataError as exc:  # e.g. signed with an operator key no longer pinned
             log.warning("the kept federation metadata is refused: %s", exc.code)
             return
-        self._floor = self._kept_version = metadata.version
+        self._kept_token, self._kept_version = token, metadata.version
+        if self._floor is not None and metadata.version <= self._floor:
+            return
+        self._floor = metadata.version
         if metadata.issued_at <= self._clock() + self._leeway:
             self._current = MemberDirectory(metadata)
 

@@ -59,3 +59,29 @@ async def test_a_restarted_node_keeps_its_rollback_floor(
         assert await keeper.load() == newer
     finally:
         await engine.dispose()
+
+
+async def test_replicas_share_the_floor_while_they_run(database: Database, tmp_path: Path) -> None:
+    """A replica that accepted version 5 learns, on its next poll, of the version 7 another replica
+    accepted, and then refuses version 6 (before: the floor was read from the database only at
+    start, so a lagging replica took any copy newer than its own)."""
+    clock = Clock(T0)
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        lagging_file, leading_file = tmp_path / "a.jws", tmp_path / "b.jws"
+        write(lagging_file, sign_metadata(metadata(version=5), OPERATOR))
+        lagging = MetadataSource(lagging_file, PINNED, clock=clock, keeper=DatabaseKeeper(engine))
+        assert (await lagging.refresh()).version == 5
+        write(leading_file, sign_metadata(metadata(version=7), OPERATOR))
+        leading = MetadataSource(leading_file, PINNED, clock=clock, keeper=DatabaseKeeper(engine))
+        assert (await leading.refresh()).version == 7
+
+        write(lagging_file, sign_metadata(metadata(version=6), OPERATOR))
+        with pytest.raises(MetadataError) as caught:
+            await lagging.refresh()
+        assert caught.value.code == "rollback"
+        assert lagging.current().version == 7  # serves on the copy the other replica accepted
+        assert lagging.last_version == 7
+    finally:
+        await engine.dispose()
