@@ -6,7 +6,8 @@ tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF cont
     /console/overrides        public-interest overrides awaiting a second, different approver
     /console/episodes/{id}    consent in force, the consent engine's answer for a recipient, the
                               sharing register (+ .csv / .pdf export for a subject access request)
-    /console/federation       members, metadata version and expiry, dead letters with retry
+    /console/federation       members, metadata version and expiry, transfer offers (withdraw,
+                              decline), dead letters with retry
     /console/audit            the audit chain checked since its latest checkpoint (POST: verified
                               whole) and its latest checkpoints
 """
@@ -71,6 +72,7 @@ def _console_app() -> web.Application:
     r.add_get("/episodes/{episode_id}/register.{format:csv|pdf}", _child.export_register)
     r.add_get("/federation", _federation.federation_page)
     r.add_post("/federation/messages/{message_id}/retry", _federation.retry_message)
+    r.add_post("/federation/transfers/{offer_id}/close", _federation.close_offer)
     r.add_get("/audit", _federation.audit_page)
     r.add_post("/audit", _federation.audit_page)  # verify the whole chain
     r.add_static("/static", _HERE / "static", append_version=False)

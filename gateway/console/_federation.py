@@ -1,5 +1,6 @@
 """The federation page: members from the signed metadata (status, endpoint, last exchange), the
-metadata's version and expiry, transfer offers not yet committed (escalated ones flagged),
+metadata's version and expiry, transfer offers not yet committed (escalated ones flagged; an
+unanswered one withdrawn by this borough or declined by it, with a reason),
 and dead-lettered outbox messages with a retry button; and the audit
 page: the chain checked since its latest signed checkpoint (or, on demand, verified whole) and the
 latest signed checkpoints."""
@@ -12,15 +13,23 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from ..audit import Outcome
-from ..errors import NotFound
-from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS, TRANSFERS
+from ..audit import AuditDraft, Outcome
+from ..errors import GatewayError, NotFound, SchemaViolation
+from ..keys import AUDIT, MEMBERS, OUTBOX, REQUEST_ID, SETTINGS, TRANSFERS
 from ..storage import aware_utc
 from ..storage._tables import inbox, outbox, register
 from ._chain import check_chain
-from ._web import CONSOLE_PATH, audit, render, uuid_of
+from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
 
-__all__ = ["audit_page", "federation_page", "retry_message"]
+__all__ = ["audit_page", "close_offer", "federation_page", "retry_message"]
+
+# Why an offer is closed unmoved, as the console offers it: codes (the other member lists them).
+CLOSING_REASONS = {
+    "not_resident": "The child does not live here",
+    "family_stayed": "The family did not move",
+    "wrong_authority": "Offered to the wrong authority",
+    "unspecified": "Another reason (say so to the other borough)",
+}
 
 
 async def _last_exchange(request: web.Request) -> dict[str, dt.datetime]:
@@ -106,7 +115,9 @@ async def federation_page(request: web.Request) -> web.Response:
             "dead": dead,
             "offers": offers,
             "counts": counts,
+            "reasons": CLOSING_REASONS,
             "retried": request.query.get("retried"),
+            "closed": request.query.get("closed"),
         },
     )
 
@@ -118,6 +129,44 @@ async def retry_message(request: web.Request) -> web.Response:
         raise NotFound("no dead-lettered message with that id")
     await audit(request, "outbox.retry", message_id)
     raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?retried={message_id}")
+
+
+async def close_offer(request: web.Request) -> web.Response:
+    """Withdraw an offer this borough made, or decline one made to it, while it is unanswered."""
+    offer_id = uuid_of(request, "offer_id")
+    form = await request.post()
+    direction, reason = form.get("direction"), form.get("reason")
+    action = {"out": "withdraw", "in": "decline"}.get(str(direction))
+    workflow, log = request.config_dict[TRANSFERS], request.config_dict[AUDIT]
+    lead = request[LEAD]
+    try:
+        if action is None or reason not in CLOSING_REASONS:
+            raise SchemaViolation("choose a reason for closing the offer")
+        close = workflow.withdraw if action == "withdraw" else workflow.decline
+        async with log.transaction() as connection:
+            episode_id = await close(connection, offer_id, str(reason))
+            await log.append(
+                connection,
+                AuditDraft(
+                    actor=f"lead:{lead.id}",
+                    action=f"transfer.{action}",
+                    outcome=Outcome.SUCCESS,
+                    subject=episode_id,
+                    reason=str(reason),
+                    request_id=request.get(REQUEST_ID),
+                    details={"offer": offer_id, "via": f"console:{lead.id}"},
+                ),
+            )
+    except GatewayError as error:
+        await audit(
+            request,
+            f"transfer.{action or 'close'}",
+            offer_id,
+            Outcome.REFUSED,
+            reason=error.wire_code,
+        )
+        raise
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?closed={offer_id}")
 
 
 async def audit_page(request: web.Request) -> web.Response:

@@ -279,3 +279,40 @@ async def test_the_holder_releases_another_boroughs_disclosure(
         return bool(record["state"] == "answered")
 
     await eventually(answered)
+
+
+async def test_a_lead_contact_declines_a_transfer_offer(
+    browser: Browser, federation: dict[str, Node]
+) -> None:
+    """Hackney offers an episode to Camden; Camden's lead contact declines it from the federation
+    page with a reason, and Hackney lists its offer declined with that reason."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    status, offer = await hackney.call(
+        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": CAMDEN}
+    )
+    assert status == 201, offer
+    offer_id = offer["offer_id"]
+
+    async def listed_by_camden() -> bool:
+        status, incoming = await camden.call("GET", "/transfers")
+        return any(t["offer_id"] == offer_id for t in incoming["transfers"])
+
+    await eventually(listed_by_camden)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])
+    await page.get_by_role("link", name="Federation").click()
+    await page.get_by_label(f"Reason to decline offer {offer_id}").select_option("not_resident")
+    await accessible(page, "12-federation-transfer-offer")
+    await page.get_by_role("button", name=f"Decline offer {offer_id}").click()
+    await expect(page.get_by_role("status")).to_contain_text("The transfer offer was closed")
+    await expect(page.get_by_text(offer_id)).to_have_count(0)
+
+    async def declined_at_hackney() -> bool:
+        status, ours = await hackney.call("GET", "/transfers?direction=out")
+        [made] = ours["transfers"]
+        return bool((made["state"], made["reason"]) == ("declined", "not_resident"))
+
+    await eventually(declined_at_hackney)
+    await context.close()

@@ -37,7 +37,7 @@ from gateway.federation.outbox import Message
 from gateway.federation.practitioner import RequestInput
 from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
-from gateway.storage._tables import audit_entries, console_sessions
+from gateway.storage._tables import audit_entries, console_sessions, outbox
 
 from ..conftest import Database
 from .console_client import ConsoleClient
@@ -633,6 +633,53 @@ async def test_the_federation_page_flags_an_escalated_transfer_offer(
     status, page, _ = await browser.get("/console/federation")
     row = page[page.index(offer_id) :].split("</tr>")[0]
     assert HACKNEY.gss in row and "escalated" in row
+
+
+async def test_a_lead_contact_declines_an_offer_from_the_federation_page(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    offer_id, episode_ref = str(uuid.uuid4()), str(uuid.uuid4())
+    workflow = camden.app[TRANSFERS]
+    async with camden.app[ENGINE].begin() as connection:  # Hackney's offer, as its message lands
+        await workflow.apply(
+            connection,
+            HACKNEY.gss,
+            Message(
+                str(uuid.uuid4()),
+                "transfer_offer",
+                {"offer_id": offer_id, "episode_ref": episode_ref},
+            ),
+        )
+    lead = CAMDEN.lead_contacts()[0]
+    await browser.sign_in(lead)
+    status, page, _ = await browser.get("/console/federation")
+    assert f'Decline<span class="visually-hidden"> offer {offer_id}' in page
+    token = browser.csrf(page)
+    path = f"/console/federation/transfers/{offer_id}/close"
+    status, page, _ = await browser.post(
+        path, {"csrf_token": token, "direction": "in", "reason": "whatever I like"}
+    )
+    assert status == 422, page  # only the listed reasons: a code, never free text
+    status, page, _ = await browser.post(
+        path, {"csrf_token": token, "direction": "in", "reason": "not_resident"}
+    )
+    assert status == 200 and "The transfer offer was closed" in page, page[:300]
+    assert offer_id not in page  # no longer under way
+    async with camden.app[ENGINE].connect() as connection:
+        [listed] = await workflow.listed(connection, "in")
+        [sent] = (await connection.execute(select(outbox.c.recipient, outbox.c.kind))).all()
+    assert (listed["state"], listed["reason"]) == ("declined", "not_resident")
+    assert tuple(sent) == (HACKNEY.gss, "transfer_decline")
+    status, page, _ = await browser.post(
+        path, {"csrf_token": token, "direction": "in", "reason": "not_resident"}
+    )
+    assert status == 409, page  # closed once
+    decisions = await camden.audit_rows("transfer.decline")
+    assert decisions == [
+        (f"lead:{lead}", "refused", "schema_violation"),
+        (f"lead:{lead}", "success", "not_resident"),
+        (f"lead:{lead}", "refused", "conflict"),
+    ]
 
 
 def _console_routes() -> list[tuple[str, str]]:
