@@ -5,6 +5,7 @@ on the kept one while the operator is unreachable."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +14,8 @@ from ..storage import insert_on_conflict
 from ..storage._tables import kept_metadata
 
 __all__ = ["DatabaseKeeper"]
+
+log = logging.getLogger("cafx.federation.metadata")
 
 _ROW = 1
 
@@ -43,4 +46,8 @@ class DatabaseKeeper:
             where=table.c.version <= version,  # never lower the floor another replica raised
         )
         async with self._engine.begin() as connection:
-            await connection.execute(statement)
+            kept = await connection.execute(statement)
+        if kept.rowcount == 0:
+            # A higher version is kept. Versions must keep rising, also across an operator key
+            # rotation: a new numbering from 1 would leave every restart without its floor.
+            log.warning("a higher metadata version is already kept", extra={"version": version})

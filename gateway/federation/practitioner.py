@@ -155,7 +155,7 @@ class RequestRecord:
 # (target, path, body, attestation) -> (status, JSON answer)
 Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]
 LeadContactCheck = Callable[[str, str], bool]
-AnswerCheck = Callable[[str, Mapping[str, Any]], bool]  # (episode_ref, answer) -> sound?
+AnswerCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]  # (request input, answer)
 
 
 _APPROVAL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -179,7 +179,7 @@ def _take_answer(
             document["approval_id"] = approval_id
             return "awaiting_holder"  # the holder's lead contact decides; a message will tell us
     elif status in (200, 202) and (
-        document["input"]["kind"] != "disclosure" or sound(document["input"]["episode_ref"], answer)
+        document["input"]["kind"] != "disclosure" or sound(document["input"], answer)
     ):
         document["answer"], document["error"] = answer, None
         return "answered"
@@ -217,9 +217,9 @@ class PractitionerRequests:
         self.auto_approve_roles, self.auto_approver = auto_approve_roles, auto_approver
 
     def _sound_from(self, holder: str) -> AnswerCheck:
-        def sound(episode_ref: str, answer: Mapping[str, Any]) -> bool:
+        def sound(asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
             return answer_is_sound(
-                answer, episode_ref=episode_ref, holder=holder, me=self.me, key_for=self.key_for
+                answer, asked=asked, holder=holder, me=self.me, key_for=self.key_for
             )
 
         return sound
@@ -227,8 +227,15 @@ class PractitionerRequests:
     # --- storage -------------------------------------------------------------------------------
 
     async def _write(
-        self, connection: AsyncConnection, record: RequestRecord, *, new: bool = False
-    ) -> None:
+        self,
+        connection: AsyncConnection,
+        record: RequestRecord,
+        *,
+        new: bool = False,
+        only_from: str | None = None,
+    ) -> bool:
+        """Store `record`; with `only_from`, only if the stored request is still in that state.
+        Whether it was stored."""
         sealed = seal(json.dumps(record.document).encode(), self.ring, _bound(record.id))
         values = {"state": record.state, "key_id": sealed.key_id, "sealed": sealed.to_bytes()}
         if new:
@@ -244,12 +251,11 @@ class PractitionerRequests:
                     **values,
                 )
             )
-        else:
-            await connection.execute(
-                update(practitioner_requests)
-                .where(practitioner_requests.c.id == record.id)
-                .values(**values)
-            )
+            return True
+        changed = update(practitioner_requests).where(practitioner_requests.c.id == record.id)
+        if only_from is not None:
+            changed = changed.where(practitioner_requests.c.state == only_from)
+        return (await connection.execute(changed.values(**values))).rowcount == 1
 
     async def get(
         self, request_id: str, connection: AsyncConnection | None = None
@@ -548,7 +554,12 @@ class PractitionerRequests:
             record.id, record.kind, state, record.target, record.created_at, document
         )
         async with self.audit.transaction() as connection:
-            await self._settle(connection, record, f"member:{self.me}", "request.send", request_id)
+            settled = await self._settle(
+                connection, record, f"member:{self.me}", "request.send", request_id, "approved"
+            )
+        if not settled:  # failed as interrupted meanwhile (a send that outlived the sweep's wait)
+            log.error("answer after the request was failed", extra={"request": record.id})
+            return await self.get(record.id)
         return record
 
     async def fail_interrupted(self, now: dt.datetime | None = None) -> list[str]:
@@ -570,21 +581,15 @@ class PractitionerRequests:
                 )
                 if moment - approved_at < INTERRUPTED_AFTER:
                     continue  # being sent now, perhaps by another replica
-                claimed = await connection.execute(  # one replica fails it, once
-                    update(practitioner_requests)
-                    .where(
-                        practitioner_requests.c.id == row.id,
-                        practitioner_requests.c.state == "approved",
-                    )
-                    .values(state="failed")
-                )
-                if claimed.rowcount != 1:
-                    continue
                 document = {**record.document, "error": "interrupted"}
                 record = RequestRecord(
                     record.id, record.kind, "failed", record.target, record.created_at, document
                 )
-                await self._settle(connection, record, "node", "request.send", None)
+                # Only from `approved`: one replica fails it, once, and never over an answer.
+                if not await self._settle(
+                    connection, record, "node", "request.send", None, "approved"
+                ):
+                    continue
                 log.error("request interrupted while sending", extra={"request": record.id})
                 failed.append(record.id)
         return failed
@@ -596,10 +601,13 @@ class PractitionerRequests:
         actor: str,
         action: str,
         request_id: str | None,
+        only_from: str | None = None,
         **details: str,
-    ) -> None:
-        """Store the request's new state; an answered disclosure also goes into our register."""
-        await self._write(connection, record)
+    ) -> bool:
+        """Store the request's new state (with `only_from`: if it is still in that state); an
+        answered disclosure also goes into our register. Whether it was stored."""
+        if not await self._write(connection, record, only_from=only_from):
+            return False
         if record.state == "answered" and record.kind == "disclosure":
             await self._keep_received(connection, record)
         await self.audit.append(
@@ -618,13 +626,15 @@ class PractitionerRequests:
                 details={"target": record.target, "state": record.state, **details},
             ),
         )
+        return True
 
     async def holder_answered(
         self, connection: AsyncConnection, sender: str, body: Mapping[str, Any], request_id: str
     ) -> None:
         """A `disclosure_answer` message: the holder's lead contact decided on a request that was
-        `awaiting_holder`. Completes it as a direct answer would, inside the inbox transaction
-        (an audit transaction); anything that does not fit is refused, not applied."""
+        `awaiting_holder`. Completes it as a direct answer would, inside the inbox transaction (an
+        audit transaction). The message is the holder's own, for the approval it holds: an answer
+        that does not fit fails the request (`bad_answer`) rather than leaving it waiting for good."""
         approval_id = body.get("approval_id")
         if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
             raise NotFound("no request awaits this approval")
@@ -643,11 +653,8 @@ class PractitionerRequests:
             raise NotFound("no request awaits this approval from this member")
         answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
-        sound = self._sound_from(sender)
-        if disclosed and not sound(record.document["input"]["episode_ref"], answer):
-            raise Conflict("the answer does not fit the request")
-        document = dict(record.document)
-        state = _take_answer(document, 200 if disclosed else 403, answer, sound)
+        document = dict(record.document)  # an answer that does not fit fails it: bad_answer
+        state = _take_answer(document, 200 if disclosed else 403, answer, self._sound_from(sender))
         record = RequestRecord(
             record.id, record.kind, state, record.target, record.created_at, document
         )

@@ -74,18 +74,28 @@ def _claims(receipt: str, holder: str, key_for: KeyLookup) -> dict[str, Any] | N
 
 
 def answer_is_sound(
-    answer: Mapping[str, Any], *, episode_ref: str, holder: str, me: str, key_for: KeyLookup
+    answer: Mapping[str, Any],
+    *,
+    asked: Mapping[str, Any],
+    holder: str,
+    me: str,
+    key_for: KeyLookup,
 ) -> bool:
-    """A disclosure's answer is about `episode_ref`, well formed, and carries a receipt `holder`
-    signed for us that matches it."""
-    if answer.get("outcome") != "disclosed" or answer.get("episode_ref") != episode_ref:
+    """A disclosure's answer fits what was `asked` (the request's input: its episode, practitioner
+    and any sections named), is well formed, and carries a receipt `holder` signed for us, for
+    that practitioner, that repeats it."""
+    if answer.get("outcome") != "disclosed" or answer.get("episode_ref") != asked["episode_ref"]:
         return False
     if not _shaped(answer):
         return False
+    wanted = asked.get("sections")
+    if wanted and not set(answer["sections"]) <= set(wanted):
+        return False  # more than was asked for: not ours to keep
     claims = _claims(answer["receipt"], holder, key_for)
     return (
         claims is not None
         and claims.get("holder") == holder
         and claims.get("recipient") == me
+        and claims.get("practitioner") == asked["practitioner"]["id"]
         and all(claims.get(name) == answer[name] for name in _REPEATED)
     )

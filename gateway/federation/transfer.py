@@ -16,7 +16,8 @@ move to two authorities. Each step is audited in the transaction that makes it (
 `transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
 episode over its old read-only copy, and only from the member it was moved to: no other member can
 overwrite it. An offer for an episode the receiver cannot take (it holds it, or it moved it to
-another member) is declined at once, with that reason.
+another member) is declined at once: the reason is kept and audited here, the sender is told only
+`transfer.refused`. Of several offers of one episode, only one can be accepted.
 
 An offer that is not going to be taken is closed, so that the episode can be offered again: its
 holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
@@ -79,6 +80,7 @@ _OPEN = ("offered", "accepted")
 # The message that closes an offer unmoved, and the state it leaves on both sides.
 _CLOSING = {"transfer_withdraw": "withdrawn", "transfer_decline": "declined"}
 _REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+REFUSED = "transfer.refused"  # what a sender is told of an offer declined at once
 
 
 def _reason_code(value: object) -> str:
@@ -241,6 +243,20 @@ class TransferWorkflow:
             raise NotFound("no such transfer offer")
         if row.state != "offered":
             raise Conflict(f"the offer is {row.state}")
+        # Two members may offer the same episode (one of them wrongly): only one acceptance can
+        # be committed here, so a second is refused now, before its holder gives its copy up.
+        accepted = await connection.scalar(
+            select(transfers.c.id).where(
+                transfers.c.episode_id == row.episode_id,
+                transfers.c.direction == "in",
+                transfers.c.state == "accepted",
+            )
+        )
+        if accepted is not None:
+            raise Conflict("another offer of this episode is already accepted")
+        refusal = await self._why_not_from(connection, row.counterpart, row.episode_id)
+        if refusal is not None:
+            raise Conflict(f"the episode cannot be taken from this member ({refusal})")
         sealed = seal(lead.model_dump_json().encode(), self.ring, _bound(offer_id, "in"))
         await connection.execute(
             update(transfers)
@@ -322,18 +338,23 @@ class TransferWorkflow:
         # A withdrawal may find our side accepted (the acceptance crossed it); a decline only ever
         # answers an offer its receiver never accepted. A committed offer is past closing.
         closable = ("offered", "accepted") if kind == "transfer_withdraw" else ("offered",)
+        action = kind.replace("_", ".")  # transfer.withdraw | transfer.decline
         if row.state in _CLOSING.values():
             return
-        if row.state not in closable:
-            raise Conflict(f"the offer is {row.state}")
+        if row.state not in closable:  # only a faulty peer sends it; retrying cannot help
+            await self._audit(
+                connection,
+                f"member:{sender}",
+                action,
+                row.episode_id,
+                f"transfer.{row.state}",
+                Outcome.REFUSED,
+                offer=offer_id,
+            )
+            return
         await self._mark(connection, offer_id, direction, _CLOSING[kind], reason)
         await self._audit(
-            connection,
-            f"member:{sender}",
-            kind.replace("_", "."),  # transfer.withdraw | transfer.decline
-            row.episode_id,
-            reason,
-            offer=offer_id,
+            connection, f"member:{sender}", action, row.episode_id, reason, offer=offer_id
         )
 
     async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
@@ -368,8 +389,10 @@ class TransferWorkflow:
             )
         )
         if refusal is not None:
+            # The sender learns only that it was refused: which reason (held here, moved on)
+            # would tell any member where a child is, without an attested existence check.
             await self.outbox.enqueue(
-                connection, sender, "transfer_decline", {"offer_id": offer_id, "reason": refusal}
+                connection, sender, "transfer_decline", {"offer_id": offer_id, "reason": REFUSED}
             )
             await self._audit(
                 connection,
@@ -419,8 +442,15 @@ class TransferWorkflow:
             )
         ).one_or_none()
         if row is not None and row.state == "withdrawn":
-            # The acceptance crossed our withdrawal: nothing moves, and the withdrawal, already
-            # on its way, closes the receiver's side.
+            # The acceptance crossed our withdrawal: nothing moves. The withdrawal is sent again
+            # (its first copy may have arrived before the offer, or been dead-lettered), so the
+            # receiver's side closes too; a side already closed ignores it.
+            await self.outbox.enqueue(
+                connection,
+                sender,
+                "transfer_withdraw",
+                {"offer_id": offer_id, "reason": row.reason or "unspecified"},
+            )
             await self._audit(
                 connection,
                 f"member:{sender}",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
@@ -21,7 +21,14 @@ from gateway.federation.outbox import Message
 from gateway.federation.practitioner import INTERRUPTED_AFTER, Decision
 from gateway.federation.transfer import answer_due_by
 from gateway.keys import AUDIT, OUTBOX, REQUESTS, TRANSFERS
-from gateway.storage._tables import audit_entries, inbox, outbox, received_copies, register
+from gateway.storage._tables import (
+    audit_entries,
+    inbox,
+    outbox,
+    received_copies,
+    register,
+    transfers,
+)
 
 from .nodes import (
     CAMDEN,
@@ -186,13 +193,15 @@ async def test_a_request_cut_off_mid_send_fails_and_is_not_sent_twice(
     requests = camden.runner.app[REQUESTS]
     decision = Decision(decision="approve", lead_contact_id=camden.lead, note="checked")
     # The decision as it is committed, without the send that follows it (the node "stopped").
-    _, state = await requests._decide(record["request_id"], decision, "test", "client:case-system")
+    stuck, state = await requests._decide(
+        record["request_id"], decision, "test", "client:case-system"
+    )
     assert state == "approved"
 
     assert await requests.fail_interrupted() == []  # just approved: perhaps being sent now
     later = dt.datetime.now(dt.UTC) + INTERRUPTED_AFTER + dt.timedelta(seconds=1)
     assert await requests.fail_interrupted(later) == [record["request_id"]]
-    assert await requests.fail_interrupted(later) == []  # once
+    assert await requests.fail_interrupted(later) == []  # failed now, it is not looked at again
     status, failed = await camden.call("GET", f"/requests/{record['request_id']}")
     assert (failed["state"], failed["error"]) == ("failed", "interrupted"), failed
     [audited] = await camden.engine_rows(
@@ -206,6 +215,17 @@ async def test_a_request_cut_off_mid_send_fails_and_is_not_sent_twice(
         select(audit_entries).where(audit_entries.c.action == "federation.existence_check")
     )
     assert asked == []  # never sent
+
+    # A send that outlived the wait and answers after all: the failure stands, nothing is kept.
+    late = await requests._send(stuck, "test")
+    assert (late.state, late.document["error"]) == ("failed", "interrupted")
+    sends = await camden.engine_rows(
+        select(audit_entries.c.outcome).where(
+            audit_entries.c.action == "request.send",
+            audit_entries.c.subject == failed["request_id"],
+        )
+    )
+    assert [s.outcome for s in sends] == ["failed"]
 
 
 async def test_public_interest_override_needs_a_second_lead_contact(
@@ -553,6 +573,18 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     forged = str(uuid.uuid4())
     camden_audit = camden.runner.app[AUDIT]
     async with camden_audit.transaction() as connection:
+        now = dt.datetime.now(dt.UTC)
+        await connection.execute(  # Camden's own record of the offer it should not have made
+            insert(transfers).values(
+                id=forged,
+                direction="out",
+                episode_id=episode_id,
+                counterpart=HACKNEY,
+                state="offered",
+                created_at=now,
+                updated_at=now,
+            )
+        )
         await camden.runner.app[OUTBOX].enqueue(
             connection,
             HACKNEY,
@@ -567,6 +599,9 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     await eventually(listed)
     offer = await _listed(hackney, forged)
     assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
+    # Camden is told only that it was refused, not where the child's episode went.
+    told = await _closed(camden, forged, "out", "declined")
+    assert told["reason"] == "transfer.refused"
     status, refused = await hackney.call(
         "POST", f"/transfers/{forged}/accept", json=_acceptance(hackney)
     )
@@ -596,6 +631,42 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
         )
 
     await eventually(declined)
+
+
+async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:
+    """Hackney offers its episode to Islington, and Camden (wrongly) offers the same episode: once
+    Islington accepts one, the other is refused, so Hackney never gives its copy up for an episode
+    Islington could not then take (before: Hackney's copy went read-only and nobody held it)."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    genuine = await _offer(hackney, islington, episode_id)
+    assert camden.runner is not None
+    wrong = str(uuid.uuid4())
+    async with camden.runner.app[AUDIT].transaction() as connection:
+        await camden.runner.app[OUTBOX].enqueue(
+            connection,
+            ISLINGTON,
+            "transfer_offer",
+            {"offer_id": wrong, "episode_ref": episode_id, "state": "open", "local_ref": None},
+        )
+
+    async def both_listed() -> bool:
+        status, incoming = await islington.call("GET", "/transfers")
+        return {genuine, wrong} <= {t["offer_id"] for t in incoming["transfers"]}
+
+    await eventually(both_listed)
+    status, first = await islington.call(
+        "POST", f"/transfers/{wrong}/accept", json=_acceptance(islington)
+    )
+    assert status == 200, first
+    status, second = await islington.call(
+        "POST", f"/transfers/{genuine}/accept", json=_acceptance(islington)
+    )
+    assert status == 409, second
+    status, copy = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert copy["state"] == episode["state"]  # still Hackney's, open
+    assert (await _listed(hackney, genuine, "out"))["state"] == "offered"
 
 
 async def test_an_unanswered_offer_escalates_on_both_sides(federation: dict[str, Node]) -> None:

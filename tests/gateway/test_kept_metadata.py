@@ -5,6 +5,7 @@ from any unexpired older copy."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..directory.test_members import OPERATOR, PINNED, T0, Clock, metadata, writ
 
 
 async def test_a_restarted_node_keeps_its_rollback_floor(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path, clock = tmp_path / "metadata.jws", Clock(T0)
     engine = create_engine(database.url, schema=database.schema)
@@ -55,8 +56,13 @@ async def test_a_restarted_node_keeps_its_rollback_floor(
         # Two replicas: one that lags behind cannot lower the floor the other raised.
         newer = sign_metadata(metadata(version=6), OPERATOR)
         await keeper.keep(newer, 6)
-        await keeper.keep(sign_metadata(metadata(version=5), OPERATOR), 5)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="cafx.federation.metadata"):
+            await keeper.keep(sign_metadata(metadata(version=5), OPERATOR), 5)
         assert await keeper.load() == newer
+        assert [r.getMessage() for r in caplog.records] == [
+            "a higher metadata version is already kept"
+        ]
     finally:
         await engine.dispose()
 

@@ -28,12 +28,16 @@ def _key_for(member: str, kid: str, at: dt.datetime) -> Any:
     return HOLDER_KEY
 
 
-def _sound(episode_ref: str, answer: Mapping[str, Any]) -> bool:
-    return answer_is_sound(answer, episode_ref=episode_ref, holder=HOLDER, me=ME, key_for=_key_for)
+PRACTITIONER_ID = "camden-hv-1"
 
 
-def _document(kind: str = "disclosure") -> dict[str, Any]:
-    return {"input": {"kind": kind, "episode_ref": EPISODE}, "decisions": []}
+def _sound(asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
+    return answer_is_sound(answer, asked=asked, holder=HOLDER, me=ME, key_for=_key_for)
+
+
+def _document(kind: str = "disclosure", **asked: Any) -> dict[str, Any]:
+    request = {"kind": kind, "episode_ref": EPISODE, "practitioner": {"id": PRACTITIONER_ID}}
+    return {"input": {**request, **asked}, "decisions": []}
 
 
 def _disclosed(key: OKPKey = HOLDER_KEY, **claims: Any) -> dict[str, Any]:
@@ -49,6 +53,7 @@ def _disclosed(key: OKPKey = HOLDER_KEY, **claims: Any) -> dict[str, Any]:
     signed = {
         "holder": HOLDER,
         "recipient": ME,
+        "practitioner": PRACTITIONER_ID,
         **{k: answer[k] for k in ("register_id", "episode_ref", "sections", "basis", "override")},
         **claims,
     }
@@ -76,6 +81,11 @@ DISCLOSED = _disclosed()
         (200, _disclosed(holder=OTHER), "failed", "bad_answer"),
         (200, _disclosed(override=True), "failed", "bad_answer"),  # says more than the answer
         (200, _disclosed(basis=["consent-2"]), "failed", "bad_answer"),
+        # The answer is well formed; only its receipt disagrees with it.
+        (200, _disclosed(sections=["plan"]), "failed", "bad_answer"),
+        (200, _disclosed(register_id="r-2"), "failed", "bad_answer"),
+        (200, _disclosed(episode_ref="another-episode"), "failed", "bad_answer"),
+        (200, _disclosed(practitioner="someone-else"), "failed", "bad_answer"),  # not our request
         (403, {"error": "consent_excluded"}, "refused", "consent_excluded"),
         (403, {"error": "Jane Smith is not allowed"}, "refused", "refused"),
         (403, {"error": {"nested": True}}, "refused", "refused"),
@@ -91,6 +101,14 @@ def test_only_a_fitting_answer_is_kept(
     assert document.get("error") == error
     if state != "answered":
         assert document.get("answer") is None
+
+
+def test_an_answer_beyond_the_sections_asked_for_is_not_kept() -> None:
+    asked_for_child = _document(sections=["child"])
+    assert _take_answer(asked_for_child, 200, DISCLOSED, _sound) == "answered"
+    asked_for_plan = _document(sections=["plan"])
+    assert _take_answer(asked_for_plan, 200, DISCLOSED, _sound) == "failed"
+    assert asked_for_plan["error"] == "bad_answer"
 
 
 def test_an_existence_check_keeps_its_answer() -> None:
