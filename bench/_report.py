@@ -6,12 +6,12 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-__all__ = ["Figure", "best_rate", "machine", "write_report"]
+__all__ = ["Figure", "best_rates", "machine", "write_report"]
 
 
 @cache
@@ -50,14 +50,17 @@ class Figure:
         return record
 
 
-def best_rate(work: Callable[[], int], repeat: int = 3) -> float:
-    """Items per second of the fastest of `repeat` runs (the least disturbed by other load)."""
-    best = 0.0
+def best_rates(works: Sequence[Callable[[], int]], repeat: int = 5) -> list[float]:
+    """Items per second of each of `works`: the fastest of `repeat` runs (the least disturbed by
+    other load). The works run in turn, so a ratio of two of them comes from runs seconds apart,
+    and a burst of other load on this shared machine reaches both alike, not one of them."""
+    best = [0.0] * len(works)
     for _ in range(repeat):
-        start = time.perf_counter()
-        items = work()
-        elapsed = time.perf_counter() - start
-        best = max(best, items / elapsed)
+        for index, work in enumerate(works):
+            start = time.perf_counter()
+            items = work()
+            elapsed = time.perf_counter() - start
+            best[index] = max(best[index], items / elapsed)
     return best
 
 

@@ -140,11 +140,11 @@ async def close_offer(request: web.Request) -> web.Response:
     workflow, log = request.config_dict[TRANSFERS], request.config_dict[AUDIT]
     lead = request[LEAD]
     try:
-        if action is None or reason not in CLOSING_REASONS:
+        if action is None or not isinstance(reason, str) or reason not in CLOSING_REASONS:
             raise SchemaViolation("choose a reason for closing the offer")
         close = workflow.withdraw if action == "withdraw" else workflow.decline
         async with log.transaction() as connection:
-            episode_id = await close(connection, offer_id, str(reason))
+            episode_id = await close(connection, offer_id, reason)
             await log.append(
                 connection,
                 AuditDraft(
@@ -152,7 +152,7 @@ async def close_offer(request: web.Request) -> web.Response:
                     action=f"transfer.{action}",
                     outcome=Outcome.SUCCESS,
                     subject=episode_id,
-                    reason=str(reason),
+                    reason=reason,
                     request_id=request.get(REQUEST_ID),
                     details={"offer": offer_id, "via": f"console:{lead.id}"},
                 ),

@@ -22,8 +22,8 @@ another member) is declined at once: the reason is kept and audited here, the se
 An offer that is not going to be taken is closed, so that the episode can be offered again: its
 holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
 accepting (`transfer_decline`), each with a reason code; both sides then list it `withdrawn` or
-`declined`. An acceptance that crosses a withdrawal in flight is applied as nothing: the withdrawal
-reaches the receiver and closes its side too.
+`declined`. An acceptance that crosses a withdrawal in flight is applied as nothing, and the
+withdrawal is sent again to close the receiver's side too.
 
 Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
 days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on

@@ -388,13 +388,45 @@ async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
         "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.plan.borough.gss}
     )
     assert status == 201, offer
+    await _arrives(receiver, offer["offer_id"])
+    return str(offer["offer_id"])
+
+
+async def _arrives(receiver: Node, offer_id: str) -> None:
+    """Wait until `receiver` lists the offer made to it."""
 
     async def arrived() -> bool:
         status, incoming = await receiver.call("GET", "/transfers")
-        return any(t["offer_id"] == offer["offer_id"] for t in incoming["transfers"])
+        return any(t["offer_id"] == offer_id for t in incoming["transfers"])
 
     await eventually(arrived)
-    return str(offer["offer_id"])
+
+
+async def _stray_offer(member: Node, to: Node, episode_id: str) -> str:
+    """An offer `member` sends of an episode it does not hold (a faulty member), as its outbox
+    would; its id once `to` lists it."""
+    assert member.runner is not None
+    offer_id, now = str(uuid.uuid4()), dt.datetime.now(dt.UTC)
+    async with member.runner.app[AUDIT].transaction() as connection:
+        await connection.execute(  # its own record of the offer, which an answer will close
+            insert(transfers).values(
+                id=offer_id,
+                direction="out",
+                episode_id=episode_id,
+                counterpart=to.plan.borough.gss,
+                state="offered",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await member.runner.app[OUTBOX].enqueue(
+            connection,
+            to.plan.borough.gss,
+            "transfer_offer",
+            {"offer_id": offer_id, "episode_ref": episode_id, "state": "open", "local_ref": None},
+        )
+    await _arrives(to, offer_id)
+    return offer_id
 
 
 def _acceptance(receiver: Node) -> dict[str, Any]:
@@ -569,34 +601,7 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     episode = await seed(hackney)
     episode_id = episode["episode_id"]
     await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
-    assert camden.runner is not None
-    forged = str(uuid.uuid4())
-    camden_audit = camden.runner.app[AUDIT]
-    async with camden_audit.transaction() as connection:
-        now = dt.datetime.now(dt.UTC)
-        await connection.execute(  # Camden's own record of the offer it should not have made
-            insert(transfers).values(
-                id=forged,
-                direction="out",
-                episode_id=episode_id,
-                counterpart=HACKNEY,
-                state="offered",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await camden.runner.app[OUTBOX].enqueue(
-            connection,
-            HACKNEY,
-            "transfer_offer",
-            {"offer_id": forged, "episode_ref": episode_id, "state": "open", "local_ref": None},
-        )
-
-    async def listed() -> bool:
-        status, incoming = await hackney.call("GET", "/transfers")
-        return any(t["offer_id"] == forged for t in incoming["transfers"])
-
-    await eventually(listed)
+    forged = await _stray_offer(camden, hackney, episode_id)
     offer = await _listed(hackney, forged)
     assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
     # Camden is told only that it was refused, not where the child's episode went.
@@ -614,23 +619,9 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     assert (copy["state"], copy["home_authority"]) == ("transferred", episode["home_authority"])
 
     # Offered the episode it holds, a member declines too: it is already its own.
-    again = str(uuid.uuid4())
-    async with camden_audit.transaction() as connection:
-        await camden.runner.app[OUTBOX].enqueue(
-            connection,
-            ISLINGTON,
-            "transfer_offer",
-            {"offer_id": again, "episode_ref": episode_id, "state": "open", "local_ref": None},
-        )
-
-    async def declined() -> bool:
-        status, incoming = await islington.call("GET", "/transfers")
-        return any(
-            t["offer_id"] == again and t["reason"] == "transfer.already_held"
-            for t in incoming["transfers"]
-        )
-
-    await eventually(declined)
+    again = await _stray_offer(camden, islington, episode_id)
+    offer = await _listed(islington, again)
+    assert (offer["state"], offer["reason"]) == ("declined", "transfer.already_held")
 
 
 async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:
@@ -641,21 +632,7 @@ async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, 
     episode = await seed(hackney)
     episode_id = episode["episode_id"]
     genuine = await _offer(hackney, islington, episode_id)
-    assert camden.runner is not None
-    wrong = str(uuid.uuid4())
-    async with camden.runner.app[AUDIT].transaction() as connection:
-        await camden.runner.app[OUTBOX].enqueue(
-            connection,
-            ISLINGTON,
-            "transfer_offer",
-            {"offer_id": wrong, "episode_ref": episode_id, "state": "open", "local_ref": None},
-        )
-
-    async def both_listed() -> bool:
-        status, incoming = await islington.call("GET", "/transfers")
-        return {genuine, wrong} <= {t["offer_id"] for t in incoming["transfers"]}
-
-    await eventually(both_listed)
+    wrong = await _stray_offer(camden, islington, episode_id)
     status, first = await islington.call(
         "POST", f"/transfers/{wrong}/accept", json=_acceptance(islington)
     )

@@ -610,21 +610,26 @@ async def test_every_page_answers_for_a_signed_in_lead_contact(
     assert views == [(lead, "success", None)] * 6  # queue twice, overrides, federation, audit twice
 
 
-async def test_the_federation_page_flags_an_escalated_transfer_offer(
-    camden: Node, browser: ConsoleClient
-) -> None:
-    offer_id, episode_ref = str(uuid.uuid4()), str(uuid.uuid4())
-    workflow = camden.app[TRANSFERS]
-    async with camden.app[ENGINE].begin() as connection:  # Hackney's offer, as its message lands
-        await workflow.apply(
+async def _hackneys_offer_lands(camden: Node) -> str:
+    """Hackney's transfer offer, applied as its message lands at Camden; the offer's id."""
+    offer_id = str(uuid.uuid4())
+    async with camden.app[ENGINE].begin() as connection:
+        await camden.app[TRANSFERS].apply(
             connection,
             HACKNEY.gss,
             Message(
                 str(uuid.uuid4()),
                 "transfer_offer",
-                {"offer_id": offer_id, "episode_ref": episode_ref},
+                {"offer_id": offer_id, "episode_ref": str(uuid.uuid4())},
             ),
         )
+    return offer_id
+
+
+async def test_the_federation_page_flags_an_escalated_transfer_offer(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    offer_id, workflow = await _hackneys_offer_lands(camden), camden.app[TRANSFERS]
     await browser.sign_in(CAMDEN.lead_contacts()[0])
     status, page, _ = await browser.get("/console/federation")
     assert offer_id in page and "escalated" not in page
@@ -638,18 +643,7 @@ async def test_the_federation_page_flags_an_escalated_transfer_offer(
 async def test_a_lead_contact_declines_an_offer_from_the_federation_page(
     camden: Node, browser: ConsoleClient
 ) -> None:
-    offer_id, episode_ref = str(uuid.uuid4()), str(uuid.uuid4())
-    workflow = camden.app[TRANSFERS]
-    async with camden.app[ENGINE].begin() as connection:  # Hackney's offer, as its message lands
-        await workflow.apply(
-            connection,
-            HACKNEY.gss,
-            Message(
-                str(uuid.uuid4()),
-                "transfer_offer",
-                {"offer_id": offer_id, "episode_ref": episode_ref},
-            ),
-        )
+    offer_id, workflow = await _hackneys_offer_lands(camden), camden.app[TRANSFERS]
     lead = CAMDEN.lead_contacts()[0]
     await browser.sign_in(lead)
     status, page, _ = await browser.get("/console/federation")
