@@ -141,8 +141,7 @@ class MetadataSource:
         self._leeway = leeway
         self._current: MemberDirectory | None = None
         self._floor: int | None = None  # highest version ever accepted, expired or not
-        self._kept_version: int | None = None  # the version the keeper holds, once known
-        self._kept_token: str | None = None  # the kept copy last read
+        self._kept_token: str | None = None  # the copy the keeper holds, as last read or written
 
     @property
     def last_version(self) -> int | None:
@@ -174,10 +173,9 @@ class MetadataSource:
         if self._current is None or metadata.version != self._current.version:
             log.info("federation metadata version %d accepted", metadata.version)
         self._current, self._floor = directory, metadata.version
-        if self._keeper is not None and metadata.version != self._kept_version:
-            try:  # once per version: polling the same copy writes nothing
+        if self._keeper is not None and token != self._kept_token:
+            try:  # once per copy: polling the same copy writes nothing
                 await self._keeper.keep(token, metadata.version)
-                self._kept_version = metadata.version
                 self._kept_token = token
             except Exception as exc:  # the copy in memory still serves; the log says why not kept
                 log.warning("cannot keep the accepted metadata (%s)", type(exc).__name__)
@@ -214,7 +212,7 @@ class MetadataSource:
         except MetadataError as exc:  # e.g. signed with an operator key no longer pinned
             log.warning("the kept federation metadata is refused: %s", exc.code)
             return
-        self._kept_token, self._kept_version = token, metadata.version
+        self._kept_token = token
         if self._floor is not None and metadata.version <= self._floor:
             return
         self._floor = metadata.version

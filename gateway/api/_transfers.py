@@ -9,7 +9,7 @@ from directory.members import MemberError
 from schemas import Practitioner
 
 from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
-from ..federation.transfer import TransferWorkflow
+from ..federation.transfer import CLOSING, TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
@@ -104,7 +104,8 @@ class CloseInput(BaseModel):
     reason: str = Field("unspecified", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
 
-async def _close(request: web.Request, action: str) -> web.Response:
+async def _close(request: web.Request, direction: str) -> web.Response:
+    action, state = CLOSING[direction]
     offer_id = request.match_info["offer_id"]
     body = await json_body(request, CloseInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
@@ -112,9 +113,8 @@ async def _close(request: web.Request, action: str) -> web.Response:
     async with audited_refusals(request, f"transfer.{action}", None):
         if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
             raise Forbidden(f"only a listed lead CAF contact of this borough can {action}")
-        close = workflow.withdraw if action == "withdraw" else workflow.decline
         async with audit.transaction() as connection:
-            episode_id = await close(connection, offer_id, body.reason)
+            episode_id = await workflow.close(connection, offer_id, direction, body.reason)
             await audit.append(
                 connection,
                 draft(
@@ -126,17 +126,16 @@ async def _close(request: web.Request, action: str) -> web.Response:
                     lead=body.lead_contact_id,
                 ),
             )
-    state = "withdrawn" if action == "withdraw" else "declined"
     return web.json_response({"offer_id": offer_id, "state": state, "reason": body.reason})
 
 
 @needs("requests:decide")
 async def withdraw_transfer(request: web.Request) -> web.Response:
     """The holder takes back an offer its receiver has not answered."""
-    return await _close(request, "withdraw")
+    return await _close(request, "out")
 
 
 @needs("requests:decide")
 async def decline_transfer(request: web.Request) -> web.Response:
     """The receiver turns down an offer it has not accepted."""
-    return await _close(request, "decline")
+    return await _close(request, "in")

@@ -13,13 +13,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from ..audit import AuditDraft, Outcome
+from ..audit import Outcome
 from ..errors import GatewayError, NotFound, SchemaViolation
-from ..keys import AUDIT, MEMBERS, OUTBOX, REQUEST_ID, SETTINGS, TRANSFERS
+from ..federation.transfer import CLOSING
+from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS, TRANSFERS
 from ..storage import aware_utc
 from ..storage._tables import inbox, outbox, register
 from ._chain import check_chain
-from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
+from ._web import CONSOLE_PATH, LEAD, audit, draft, render, uuid_of
 
 __all__ = ["audit_page", "close_offer", "federation_page", "retry_message"]
 
@@ -135,26 +136,23 @@ async def close_offer(request: web.Request) -> web.Response:
     """Withdraw an offer this borough made, or decline one made to it, while it is unanswered."""
     offer_id = uuid_of(request, "offer_id")
     form = await request.post()
-    direction, reason = form.get("direction"), form.get("reason")
-    action = {"out": "withdraw", "in": "decline"}.get(str(direction))
+    direction, reason = str(form.get("direction")), form.get("reason")
+    action = CLOSING[direction][0] if direction in CLOSING else None
     workflow, log = request.config_dict[TRANSFERS], request.config_dict[AUDIT]
-    lead = request[LEAD]
     try:
         if action is None or not isinstance(reason, str) or reason not in CLOSING_REASONS:
             raise SchemaViolation("choose a reason for closing the offer")
-        close = workflow.withdraw if action == "withdraw" else workflow.decline
         async with log.transaction() as connection:
-            episode_id = await close(connection, offer_id, reason)
+            episode_id = await workflow.close(connection, offer_id, direction, reason)
             await log.append(
                 connection,
-                AuditDraft(
-                    actor=f"lead:{lead.id}",
-                    action=f"transfer.{action}",
-                    outcome=Outcome.SUCCESS,
-                    subject=episode_id,
+                draft(
+                    request,
+                    f"transfer.{action}",
+                    episode_id,
                     reason=reason,
-                    request_id=request.get(REQUEST_ID),
-                    details={"offer": offer_id, "via": f"console:{lead.id}"},
+                    offer=offer_id,
+                    via=f"console:{request[LEAD].id}",
                 ),
             )
     except GatewayError as error:

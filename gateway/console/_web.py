@@ -32,6 +32,7 @@ __all__ = [
     "SESSION",
     "audit",
     "csrf",
+    "draft",
     "guard",
     "lead_contact_for",
     "refused_anonymously",
@@ -227,18 +228,33 @@ async def audit(
     actor: str | None = None,
     **details: JsonValue,
 ) -> None:
-    """One console action on the audit chain, as the lead contact (ids and codes only)."""
-    lead = request.get(LEAD)
+    """One console action on the audit chain, in a transaction of its own."""
     await request.config_dict[AUDIT].record(
-        AuditDraft(
-            actor=actor or (f"lead:{lead.id}" if lead else "console:anonymous"),
-            action=action,
-            outcome=outcome,
-            subject=subject,
-            reason=reason,
-            request_id=request.get(REQUEST_ID),
-            details=details,
-        )
+        draft(request, action, subject, outcome, reason=reason, actor=actor, **details)
+    )
+
+
+def draft(
+    request: web.Request,
+    action: str,
+    subject: str | None,
+    outcome: Outcome = Outcome.SUCCESS,
+    *,
+    reason: str | None = None,
+    actor: str | None = None,
+    **details: JsonValue,
+) -> AuditDraft:
+    """A console action's audit entry, as the lead contact (ids and codes only), for `audit` or for
+    a transaction that makes the change it records."""
+    lead = request.get(LEAD)
+    return AuditDraft(
+        actor=actor or (f"lead:{lead.id}" if lead else "console:anonymous"),
+        action=action,
+        outcome=outcome,
+        subject=subject,
+        reason=reason,
+        request_id=request.get(REQUEST_ID),
+        details=details,
     )
 
 

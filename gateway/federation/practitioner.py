@@ -45,6 +45,8 @@ from ..storage._tables import (
 )
 from .attestation import (
     MAX_OVERRIDE,
+    KeyLookup,
+    LeadContactCheck,
     OverrideGrant,
     issue_attestation,
     same_id,
@@ -52,7 +54,7 @@ from .attestation import (
     subject_for_match_keys,
 )
 from .disclosing import audit_code
-from .receipts import KeyLookup, answer_is_sound
+from .receipts import answer_is_sound
 from .withdrawals import mark_known_withdrawals
 
 __all__ = [
@@ -154,7 +156,6 @@ class RequestRecord:
 
 # (target, path, body, attestation) -> (status, JSON answer)
 Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]
-LeadContactCheck = Callable[[str, str], bool]
 AnswerCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]  # (request input, answer)
 
 
@@ -555,7 +556,12 @@ class PractitionerRequests:
         )
         async with self.audit.transaction() as connection:
             settled = await self._settle(
-                connection, record, f"member:{self.me}", "request.send", request_id, "approved"
+                connection,
+                record,
+                f"member:{self.me}",
+                "request.send",
+                request_id,
+                only_from="approved",
             )
         if not settled:  # failed as interrupted meanwhile (a send that outlived the sweep's wait)
             log.error("answer after the request was failed", extra={"request": record.id})
@@ -587,7 +593,7 @@ class PractitionerRequests:
                 )
                 # Only from `approved`: one replica fails it, once, and never over an answer.
                 if not await self._settle(
-                    connection, record, "node", "request.send", None, "approved"
+                    connection, record, "node", "request.send", None, only_from="approved"
                 ):
                     continue
                 log.error("request interrupted while sending", extra={"request": record.id})

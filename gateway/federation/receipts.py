@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from ..errors import FederationRefused
+from .attestation import KeyLookup
 
 __all__ = ["answer_is_sound", "sign_receipt"]
 
@@ -25,8 +26,6 @@ _ALGORITHM = "Ed25519"
 # What the receipt must repeat of the answer, claim for claim.
 _REPEATED = ("register_id", "episode_ref", "sections", "basis", "override")
 
-KeyLookup = Callable[[str, str, dt.datetime], Any]
-
 
 def sign_receipt(key: OKPKey, claims: dict[str, Any]) -> str:
     header = {"alg": _ALGORITHM, "typ": _TYPE, "kid": key.kid or ""}
@@ -34,7 +33,7 @@ def sign_receipt(key: OKPKey, claims: dict[str, Any]) -> str:
     return jws.serialize_compact(header, payload, key, algorithms=[_ALGORITHM])
 
 
-def _strings(value: object) -> bool:
+def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
@@ -47,7 +46,7 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
         and _strings(answer.get("basis"))
         and isinstance(answer.get("override"), bool)
         and isinstance(content, dict)
-        and set(content) == set(sections)  # type: ignore[arg-type]
+        and set(content) == set(sections)
         and isinstance(answer.get("receipt"), str)
     )
 

@@ -58,7 +58,7 @@ from ..storage import aware_utc
 from ..storage._tables import transfers
 from .outbox import Message, Outbox
 
-__all__ = ["TransferWorkflow", "answer_due_by"]
+__all__ = ["CLOSING", "TransferWorkflow", "answer_due_by"]
 
 log = logging.getLogger("cafx.federation.transfer")
 Direction = Literal["in", "out"]
@@ -77,8 +77,13 @@ def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
 
 
 _OPEN = ("offered", "accepted")
-# The message that closes an offer unmoved, and the state it leaves on both sides.
-_CLOSING = {"transfer_withdraw": "withdrawn", "transfer_decline": "declined"}
+# Closing an offer unmoved, by the side whose row it is (the holder's `out`, the receiver's `in`):
+# the action (audited `transfer.<action>`, sent as `transfer_<action>`) and the state it leaves.
+CLOSING: dict[str, tuple[str, str]] = {
+    "out": ("withdraw", "withdrawn"),
+    "in": ("decline", "declined"),
+}
+_CLOSING = {f"transfer_{action}": state for action, state in CLOSING.values()}  # by message kind
 _REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 REFUSED = "transfer.refused"  # what a sender is told of an offer declined at once
 
@@ -145,18 +150,7 @@ class TransferWorkflow:
         if pending is not None:
             raise Conflict("the episode is already offered to an authority")
         offer_id = str(uuid.uuid4())
-        now = dt.datetime.now(dt.UTC)
-        await connection.execute(
-            insert(transfers).values(
-                id=offer_id,
-                direction="out",
-                episode_id=episode_id,
-                counterpart=to,
-                state="offered",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        await self._add(connection, offer_id, "out", episode_id, to, "offered")
         await self.outbox.enqueue(
             connection,
             to,
@@ -276,17 +270,12 @@ class TransferWorkflow:
         )
         return str(row.episode_id)
 
-    async def withdraw(self, connection: AsyncConnection, offer_id: str, reason: str) -> str:
-        """The holder takes back an offer not yet answered; the episode's id."""
-        return await self._close(connection, offer_id, "out", "transfer_withdraw", reason)
-
-    async def decline(self, connection: AsyncConnection, offer_id: str, reason: str) -> str:
-        """The receiver turns down an offer it has not accepted; the episode's id."""
-        return await self._close(connection, offer_id, "in", "transfer_decline", reason)
-
-    async def _close(
-        self, connection: AsyncConnection, offer_id: str, direction: str, kind: str, reason: str
+    async def close(
+        self, connection: AsyncConnection, offer_id: str, direction: str, reason: str
     ) -> str:
+        """Close an offer not yet answered (`CLOSING`): the holder withdraws one it made (`out`),
+        the receiver declines one made to it (`in`). The episode's id."""
+        action, state = CLOSING[direction]
         row = (
             await connection.execute(
                 select(transfers).where(
@@ -298,11 +287,38 @@ class TransferWorkflow:
             raise NotFound("no such transfer offer")
         if row.state != "offered":
             raise Conflict(f"the offer is {row.state}")
-        await self._mark(connection, offer_id, direction, _CLOSING[kind], reason)
+        await self._mark(connection, offer_id, direction, state, reason)
         await self.outbox.enqueue(
-            connection, row.counterpart, kind, {"offer_id": offer_id, "reason": reason}
+            connection,
+            row.counterpart,
+            f"transfer_{action}",
+            {"offer_id": offer_id, "reason": reason},
         )
         return str(row.episode_id)
+
+    async def _add(
+        self,
+        connection: AsyncConnection,
+        offer_id: str,
+        direction: str,
+        episode_id: str,
+        counterpart: str,
+        state: str,
+        reason: str | None = None,
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        await connection.execute(
+            insert(transfers).values(
+                id=offer_id,
+                direction=direction,
+                episode_id=episode_id,
+                counterpart=counterpart,
+                state=state,
+                reason=reason,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     async def _mark(
         self,
@@ -374,20 +390,9 @@ class TransferWorkflow:
     ) -> None:
         """List an offer made to us, or decline it at once if we could never take the episode."""
         offer_id, episode_id = str(body["offer_id"]), str(body["episode_ref"])
-        now = dt.datetime.now(dt.UTC)
         refusal = await self._why_not_from(connection, sender, episode_id)
-        await connection.execute(
-            insert(transfers).values(
-                id=offer_id,
-                direction="in",
-                episode_id=episode_id,
-                counterpart=sender,
-                state="offered" if refusal is None else "declined",
-                reason=refusal,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        state = "offered" if refusal is None else "declined"
+        await self._add(connection, offer_id, "in", episode_id, sender, state, refusal)
         if refusal is not None:
             # The sender learns only that it was refused: which reason (held here, moved on)
             # would tell any member where a child is, without an attested existence check.

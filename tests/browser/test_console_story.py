@@ -27,6 +27,7 @@ from ..e2e.nodes import (
     disclosure,
     eventually,
     match_keys,
+    offer_arrives,
     seed,
 )
 from .conftest import accessible, screenshot, sign_in, sign_out
@@ -293,12 +294,7 @@ async def test_a_lead_contact_declines_a_transfer_offer(
     )
     assert status == 201, offer
     offer_id = offer["offer_id"]
-
-    async def listed_by_camden() -> bool:
-        status, incoming = await camden.call("GET", "/transfers")
-        return any(t["offer_id"] == offer_id for t in incoming["transfers"])
-
-    await eventually(listed_by_camden)
+    await offer_arrives(camden, offer_id)
     context = await browser.new_context()
     page = await context.new_page()
     await sign_in(page, camden, camden.plan.borough.lead_contacts()[0])

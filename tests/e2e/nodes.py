@@ -187,6 +187,16 @@ async def eventually(check: Any, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.2)
 
 
+async def offer_arrives(receiver: Node, offer_id: str) -> None:
+    """Wait until `receiver` lists the transfer offer made to it."""
+
+    async def arrived() -> bool:
+        status, incoming = await receiver.call("GET", "/transfers")
+        return any(t["offer_id"] == offer_id for t in incoming["transfers"])
+
+    await eventually(arrived)
+
+
 async def sees_suspended(node: Node, member: str) -> None:
     """Wait until `node` has taken up metadata in which `member` is suspended (it polls every 2 s)."""
     assert node.runner is not None

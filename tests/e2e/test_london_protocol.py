@@ -41,6 +41,7 @@ from .nodes import (
     eventually,
     existence_check,
     login,
+    offer_arrives,
     running,
     seed,
     sees_suspended,
@@ -388,18 +389,8 @@ async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
         "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.plan.borough.gss}
     )
     assert status == 201, offer
-    await _arrives(receiver, offer["offer_id"])
+    await offer_arrives(receiver, offer["offer_id"])
     return str(offer["offer_id"])
-
-
-async def _arrives(receiver: Node, offer_id: str) -> None:
-    """Wait until `receiver` lists the offer made to it."""
-
-    async def arrived() -> bool:
-        status, incoming = await receiver.call("GET", "/transfers")
-        return any(t["offer_id"] == offer_id for t in incoming["transfers"])
-
-    await eventually(arrived)
 
 
 async def _stray_offer(member: Node, to: Node, episode_id: str) -> str:
@@ -425,7 +416,7 @@ async def _stray_offer(member: Node, to: Node, episode_id: str) -> str:
             "transfer_offer",
             {"offer_id": offer_id, "episode_ref": episode_id, "state": "open", "local_ref": None},
         )
-    await _arrives(to, offer_id)
+    await offer_arrives(to, offer_id)
     return offer_id
 
 
