@@ -52,7 +52,10 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # One connection: SQLite has one writer, and writers on several connections of one process
+        # meet SQLITE_BUSY and sleep in its busy handler (the benchmark's holder did 104/s so, 164/s
+        # on one). Nothing holds a connection while it waits for another, or for the network.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
