@@ -183,7 +183,7 @@ async def disclose(
     """Record a permitted disclosure (register 'sent' row, receipt, override flag, audit) in the
     caller's transaction and return the answer the requester receives."""
     sections = sorted(s.value for s in decision.permitted_sections)
-    dumped = stored.episode.model_dump(mode="json")
+    dumped = stored.episode.model_dump(mode="json", include=set(sections))
     basis = sorted({b for _, b in decision.basis})
     register_id = str(uuid.uuid4())
     disclosed_at = dt.datetime.now(dt.UTC)

@@ -39,7 +39,6 @@ from ..keys import (
     TRANSPORT,
 )
 from ..settings import Settings
-from ..storage import is_sqlite
 from .approvals import DisclosureApprovals
 from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
@@ -50,7 +49,6 @@ from .practitioner import PractitionerRequests
 from .transfer import TransferWorkflow
 from .transport import (
     FederationClient,
-    MemoryReplayStore,
     ServerTransport,
     SqlReplayStore,
     client_context,
@@ -142,10 +140,9 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         signing_key=signing_key,
         keyid=keyid,
         key_lookup=lookup,
-        # A SQLite node is one process: its nonces can live in memory. Replicas share the table.
-        replay_store=MemoryReplayStore()
-        if is_sqlite(settings.database_url)
-        else SqlReplayStore(app[ENGINE]),
+        # In the database, SQLite too: a restart must not forget the nonces of the last 10 minutes
+        # (nor may replicas each keep their own).
+        replay_store=SqlReplayStore(app[ENGINE]),
         origin=settings.federation_public_url,
     )
     session = federation_session(client_context(cert, key, ca))

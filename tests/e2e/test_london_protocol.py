@@ -12,15 +12,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import insert, select
+from yarl import URL
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
 from gateway.federation.outbox import Message
 from gateway.federation.practitioner import INTERRUPTED_AFTER, Decision
 from gateway.federation.transfer import answer_due_by
+from gateway.federation.transport import client_context, sign_request
 from gateway.keys import AUDIT, OUTBOX, REQUESTS, TRANSFERS
+from gateway.signing import load_signing_key
 from gateway.storage._tables import (
     audit_entries,
     inbox,
@@ -701,6 +705,47 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
     assert (audited.outcome, audited.reason) == ("refused", "member_suspended")
     status, log = await hackney.call("GET", "/audit/verify")
     assert log["ok"] is True
+
+
+async def test_a_request_replayed_to_a_restarted_node_is_refused(
+    federation: dict[str, Node],
+) -> None:
+    """A SQLite node keeps its nonces in its database: restarting it does not reopen the window in
+    which a captured request could be sent again."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    mine, theirs = camden.plan.settings, hackney.plan.settings
+    assert mine.signing_key_file and mine.tls_cert_file and mine.tls_key_file and mine.ca_file
+    key = load_signing_key(mine.signing_key_file)
+    child = {"given_names": "Ada", "family_name": "Example", "date_of_birth": "2015-01-01"}
+    body = json.dumps({"match": child}).encode()
+    parts = sign_request(
+        "POST",
+        f"{theirs.federation_public_url}/federation/v1/existence-checks",
+        body,
+        sender=CAMDEN,
+        recipient=HACKNEY,
+        key=key,
+        keyid=str(key.kid),
+        now=dt.datetime.now(dt.UTC),
+        headers={"Content-Type": "application/json"},
+    )
+    context = client_context(mine.tls_cert_file, mine.tls_key_file, mine.ca_file)
+
+    async def send() -> tuple[int, Any]:
+        connector = aiohttp.TCPConnector(ssl=context)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.post(URL(parts.url, encoded=True), data=body, headers=parts.headers) as reply,
+        ):
+            return reply.status, await reply.json()
+
+    status, first = await send()  # signed, but no attestation: refused for that, its nonce kept
+    assert (status, first["error"]) == (403, "attestation_invalid"), first
+    assert (await send())[1]["error"] == "replayed_request"
+    await hackney.stop()
+    await hackney.start()
+    status, again = await send()
+    assert (status, again["error"]) == (403, "replayed_request"), again
 
 
 async def test_a_new_tac_member_is_announced_to_their_authority(

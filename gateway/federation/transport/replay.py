@@ -36,8 +36,9 @@ class ReplayStore(Protocol):
 
 
 class MemoryReplayStore:
-    """One process's nonces, oldest first, forgotten after `retention`. For a single replica and for
-    tests; several replicas need `SqlReplayStore`.
+    """One process's nonces, oldest first, forgotten after `retention`: for the transport's own tests.
+    A node keeps them in its database (`SqlReplayStore`), so that a restart or another replica does
+    not reopen the replay window.
 
     Bounded: when `max_entries` unexpired nonces are held, new requests are refused with
     `RateLimited` rather than forgetting a nonce early (which would reopen the replay window).

@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import ssl
+import weakref
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,12 @@ MEMBER_URN_PREFIX = "urn:caf:member:"
 _MEMBER_URN = re.compile(re.escape(MEMBER_URN_PREFIX) + f"({GSS_PATTERN})")
 
 PathLike = str | os.PathLike[str]
+
+# The member each live TLS connection's peer certificate names, read once per connection: TLS 1.3
+# has no renegotiation, so a connection's peer certificate cannot change after the handshake.
+_peers: weakref.WeakKeyDictionary[ssl.SSLObject | ssl.SSLSocket, str | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def member_urn(member: str) -> str:
@@ -89,4 +96,11 @@ def peer_member(
         source = source.get_extra_info("ssl_object")
     if not isinstance(source, ssl.SSLObject | ssl.SSLSocket):
         return None
-    return _member_from_certificate(source.getpeercert())
+    try:
+        return _peers[source]
+    except KeyError:
+        certificate = source.getpeercert()
+    member = _member_from_certificate(certificate)
+    if certificate:  # before the handshake there is none yet: nothing to remember
+        _peers[source] = member
+    return member
