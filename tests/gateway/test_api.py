@@ -4,6 +4,7 @@ consent, ask for consent decisions, and check the audit chain (also after tamper
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import text, update
 from adapters import get_adapter
 from gateway.api import openapi_document, required_scope
 from gateway.app import create_app
-from gateway.keys import ENGINE
+from gateway.keys import AUDIT, ENGINE
 from gateway.storage._tables import audit_entries, episodes
 
 from ..adapters.facts import EXAMPLES
@@ -323,6 +324,20 @@ async def test_audit_chain_records_calls_and_detects_tampering(
     tampered = await (await http.get("/api/v1/audit/verify", headers=auth)).json()
     assert tampered["ok"] is False
     assert tampered["problem"]["kind"] == "hash_mismatch" and tampered["problem"]["sequence"] == 4
+
+
+async def test_the_chain_is_verified_while_the_nodes_connection_is_in_use(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """A SQLite node's engine has one connection. Reading the whole chain takes seconds on a large
+    log, so the check reads through a connection of its own rather than wait for (and then hold)
+    the one every request uses."""
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    await _upload(http, auth, EXAMPLES / "eha-json" / "eha-json-101-0.json")
+    async with http.app[ENGINE].connect() as in_use:
+        await in_use.execute(text("SELECT 1"))
+        result = await asyncio.wait_for(http.app[AUDIT].verify(), timeout=10)
+    assert result.ok and result.checked == 3
 
 
 @pytest.mark.parametrize("path", ["/api/v1/register", "/api/v1/register?episode=not-a-uuid"])
