@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .audit import (
@@ -40,6 +40,7 @@ class AuditLog:
         # append need not read it back. None until first read; replicas on PostgreSQL always read.
         self._head: tuple[AuditEntry | None] | None = None
         self._pending: AuditEntry | None = None
+        self._verifying = asyncio.Lock()  # one whole-chain read at a time
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -85,21 +86,38 @@ class AuditLog:
             return await self.append(connection, draft)
 
     async def verify(self) -> VerifyResult:
-        # A whole chain takes seconds to read (about 30 us an entry). On SQLite the node's engine
-        # has one connection, which the scan would hold from every request meanwhile: it reads
-        # through a connection of its own instead (WAL lets it read beside the writer).
-        engine = create_engine(self.engine.url.render_as_string()) if self._sqlite else self.engine
-        try:
-            async with engine.connect() as connection:
-                return await connection.run_sync(self._verify)
-        finally:
-            if engine is not self.engine:
-                await engine.dispose()
+        async with self._verifying:
+            engine = self._scan_engine()
+            try:
+                async with engine.connect() as connection:
+                    return await connection.run_sync(self._verify)
+            finally:
+                if engine is not self.engine:
+                    await engine.dispose()
+
+    def _scan_engine(self) -> AsyncEngine:
+        """A whole chain takes seconds to read (about 30 us an entry). A SQLite file's engine has
+        one connection, which the scan would hold from every request meanwhile: it reads through a
+        connection of its own (WAL lets it read beside the writer). An in-memory database has only
+        the one."""
+        url = self.engine.url
+        if self._sqlite and url.database not in (None, "", ":memory:"):
+            return create_engine(url.render_as_string(hide_password=False))
+        return self.engine
 
     def _verify(self, connection: Connection) -> VerifyResult:
+        # Appends go on while the chain is read, and the reads below are separate statements. The
+        # entries are read up to the head found first; every checkpoint of those committed with
+        # its entry, so it is among the checkpoints read next. A checkpoint past that head whose
+        # entry is there by the end was appended meanwhile, and is left to the next check; one past
+        # every stored entry stays, and shows the truncation.
+        head = _head_sequence(connection)
+
         def entries() -> Iterator[AuditEntry]:
             rows = connection.execution_options(yield_per=1000).execute(
-                select(audit_entries).order_by(audit_entries.c.sequence)
+                select(audit_entries)
+                .where(audit_entries.c.sequence <= head)
+                .order_by(audit_entries.c.sequence)
             )
             for row in rows:
                 yield AuditEntry.from_row(dict(row._mapping))
@@ -108,7 +126,12 @@ class AuditLog:
         rows = connection.execute(
             select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
         ).all()
-        checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
+        grown_to = _head_sequence(connection)
+        checkpoints = (
+            Checkpoint.from_row(dict(row._mapping))
+            for row in rows
+            if not (isinstance(row.sequence, int) and head < row.sequence <= grown_to)
+        )
         return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
 
     async def latest_checkpoints(self, limit: int = 10) -> list[Checkpoint]:
@@ -117,6 +140,12 @@ class AuditLog:
                 select(audit_checkpoints).order_by(audit_checkpoints.c.sequence.desc()).limit(limit)
             )
             return [Checkpoint.from_row(dict(row._mapping)) for row in rows]
+
+
+def _head_sequence(connection: Connection) -> int:
+    """The highest stored sequence, -1 for an empty chain."""
+    head = connection.execute(select(func.max(audit_entries.c.sequence))).scalar()
+    return head if isinstance(head, int) else -1
 
 
 @asynccontextmanager

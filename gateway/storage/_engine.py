@@ -50,12 +50,14 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
         database = make_url(url).database
+        pool: dict[str, Any] = {}  # an in-memory database is one connection already (StaticPool)
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite has one writer, and writers on several connections of one process
-        # meet SQLITE_BUSY and sleep in its busy handler (the benchmark's holder did 104/s so, 164/s
-        # on one). Nothing holds a connection while it waits for another, or for the network.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+            # One connection: SQLite has one writer, and writers on several connections of one
+            # process meet SQLITE_BUSY and sleep in its busy handler (the benchmark's holder did
+            # 104/s so, 164/s on one). Nothing holds it while waiting for another or for a peer.
+            pool = {"pool_size": 1, "max_overflow": 0}
+        engine = create_async_engine(url, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}

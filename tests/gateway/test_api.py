@@ -7,24 +7,29 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from joserfc.jwk import OKPKey
 from lxml import etree
 from pytest_aiohttp import AiohttpClient
-from sqlalchemy import text, update
+from sqlalchemy import Engine, delete, event, text, update
 
 from adapters import get_adapter
 from gateway.api import openapi_document, required_scope
 from gateway.app import create_app
+from gateway.audit import AuditDraft, Outcome, ProblemKind
+from gateway.audit_log import AuditLog
 from gateway.keys import AUDIT, ENGINE
+from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import audit_entries, episodes
 
 from ..adapters.facts import EXAMPLES
 from ..conftest import Database
-from .node import BoroughSystem, node_settings, register_system
+from .node import MEMBER, BoroughSystem, node_settings, register_system
 
 ALL_SCOPES = ["episodes:read", "episodes:write", "consents:write", "audit:read", "register:read"]
 FORMS = sorted(p for p in EXAMPLES.rglob("*") if p.is_file() and not p.name.endswith(".facts.json"))
@@ -338,6 +343,48 @@ async def test_the_chain_is_verified_while_the_nodes_connection_is_in_use(
         await in_use.execute(text("SELECT 1"))
         result = await asyncio.wait_for(http.app[AUDIT].verify(), timeout=10)
     assert result.ok and result.checked == 3
+
+
+async def test_appends_while_the_chain_is_read_raise_no_false_alarm(database: Database) -> None:
+    """The check reads the chain in several statements while other writers append (a replica, or
+    the node itself beside the scan's own connection). An entry and its checkpoint committed
+    between those reads must look neither like a missing checkpoint nor like a truncation."""
+    key = OKPKey.generate_key("Ed25519", private=True)
+    draft = AuditDraft(actor="client:a", action="episode.read", outcome=Outcome.SUCCESS)
+
+    async def append_one() -> None:
+        engine = create_engine(database.url, schema=database.schema)
+        try:
+            await AuditLog(engine, key, MEMBER, every=1).record(draft)
+        finally:
+            await engine.dispose()
+
+    def another_writer_appends(*_: Any) -> None:
+        if threading.current_thread() is threading.main_thread():  # the check's own statements
+            writer = threading.Thread(target=asyncio.run, args=(append_one(),))
+            writer.start()
+            writer.join()
+
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        log = AuditLog(engine, key, MEMBER, every=1)  # a checkpoint after every entry
+        for _ in range(3):
+            await log.record(draft)
+        event.listen(Engine, "before_cursor_execute", another_writer_appends)
+        try:
+            during = await log.verify()
+        finally:
+            event.remove(Engine, "before_cursor_execute", another_writer_appends)
+        after = await log.verify()
+        async with engine.begin() as connection:  # the tail deleted, its checkpoints left behind
+            await connection.execute(delete(audit_entries).where(audit_entries.c.sequence > 2))
+        truncated = await log.verify()
+    finally:
+        await engine.dispose()
+    assert during.ok, during
+    assert after.ok and after.checked > during.checked >= 3  # the others landed, and verify
+    assert truncated.problem is not None and truncated.problem.kind == ProblemKind.TRUNCATED
 
 
 @pytest.mark.parametrize("path", ["/api/v1/register", "/api/v1/register?episode=not-a-uuid"])
