@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import GatewayError
@@ -212,11 +212,10 @@ class Outbox:
 
     async def counts(self) -> dict[str, int]:
         async with self.engine.connect() as connection:
-            rows = await connection.execute(select(outbox.c.state, outbox.c.id))
-            counted: dict[str, int] = {}
-            for row in rows:
-                counted[row.state] = counted.get(row.state, 0) + 1
-        return counted
+            rows = await connection.execute(
+                select(outbox.c.state, func.count()).group_by(outbox.c.state)
+            )
+            return {state: int(count) for state, count in rows.all()}
 
 
 Apply = Callable[[AsyncConnection, str, Message], Awaitable[None]]

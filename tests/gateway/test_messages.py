@@ -81,7 +81,11 @@ async def test_batches_are_cut_by_size(database: Database) -> None:
             requests.append([m.kind for m in messages])
             return {m.id: "applied" for m in messages}
 
+        assert await sent.counts() == {"pending": 3}
         assert await sent.deliver_due(send) == 3
         assert requests == [["first"], ["second", "third"]]  # in order, each request under the cap
+        async with engine.begin() as connection:
+            await sent.enqueue(connection, HACKNEY, "fourth", {"text": "small"})
+        assert await sent.counts() == {"delivered": 3, "pending": 1}  # as the console shows them
     finally:
         await engine.dispose()
