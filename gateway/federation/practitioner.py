@@ -217,10 +217,15 @@ class PractitionerRequests:
         self.is_lead_contact, self.call, self.key_for = is_lead_contact, call, key_for
         self.auto_approve_roles, self.auto_approver = auto_approve_roles, auto_approver
 
-    def _sound_from(self, holder: str) -> AnswerCheck:
+    def _sound_from(self, record: RequestRecord) -> AnswerCheck:
         def sound(asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
             return answer_is_sound(
-                answer, asked=asked, holder=holder, me=self.me, key_for=self.key_for
+                answer,
+                asked=asked,
+                holder=record.target,
+                me=self.me,
+                key_for=self.key_for,
+                sent_at=record.created_at,
             )
 
         return sound
@@ -545,7 +550,7 @@ class PractitionerRequests:
                 body["sections"] = request["sections"]
         try:
             status, answer = await self.call(record.target, path, body, self._attestation(record))
-            state = _take_answer(document, status, answer, self._sound_from(record.target))
+            state = _take_answer(document, status, answer, self._sound_from(record))
         except GatewayError as error:
             state, document["error"] = "failed", error.wire_code
         except Exception as exc:  # never left `approved` with nobody to send it: failed, and why
@@ -660,7 +665,7 @@ class PractitionerRequests:
         answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
         document = dict(record.document)  # an answer that does not fit fails it: bad_answer
-        state = _take_answer(document, 200 if disclosed else 403, answer, self._sound_from(sender))
+        state = _take_answer(document, 200 if disclosed else 403, answer, self._sound_from(record))
         record = RequestRecord(
             record.id, record.kind, state, record.target, record.created_at, document
         )

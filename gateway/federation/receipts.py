@@ -1,8 +1,11 @@
 """Disclosure receipts: the holder's signed word of what it disclosed, to whom and on what basis.
 
 The holder signs one per disclosure and keeps it in its register; the requester keeps it in its own
-register only after checking that the holder's current key signed it and that it says what the
-answer says (register id, both members, episode, sections, basis, override). A register row is then
+register only after checking that it says what the answer says (register id, both members, episode,
+sections, basis, override) and that the holder's key signed it: the key valid at the receipt's
+`disclosed_at`, which must lie between the sending of our request and now (each give or take the
+clock window). A disclosure held for the holder's lead contact can arrive after a key rotation has
+retired the key it was signed with; a receipt cannot be dated before we asked. A register row is then
 evidence either side can show, not just what the other side claimed."""
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from joserfc.jwk import OKPKey
 
 from ..errors import FederationRefused
 from .attestation import KeyLookup
+from .transport import MAX_SKEW
 
 __all__ = ["answer_is_sound", "sign_receipt"]
 
@@ -51,18 +55,34 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
     )
 
 
-def _claims(receipt: str, holder: str, key_for: KeyLookup) -> dict[str, Any] | None:
+def _disclosed_at(payload: bytes, window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
+    try:
+        claimed = json.loads(payload).get("disclosed_at")
+        moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
+    except (ValueError, AttributeError):
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    earliest, latest = window
+    return moment if earliest - MAX_SKEW <= moment <= latest + MAX_SKEW else None
+
+
+def _claims(
+    receipt: str, holder: str, key_for: KeyLookup, window: tuple[dt.datetime, dt.datetime]
+) -> dict[str, Any] | None:
     try:  # unverified: only to find the key; nothing is trusted before the signature verifies
-        kid = jws.extract_compact(receipt.encode()).headers().get("kid")
+        unverified = jws.extract_compact(receipt.encode())
+        kid = unverified.headers().get("kid")
     except (JoseError, ValueError):
         return None
-    if not isinstance(kid, str):
+    at = _disclosed_at(unverified.payload, window)
+    if not isinstance(kid, str) or at is None:
         return None
     try:
-        key = key_for(holder, kid, dt.datetime.now(dt.UTC))
+        key = key_for(holder, kid, at)
     except FederationRefused:
         return None
-    try:
+    try:  # the payload verified is the one `at` was read from: a compact JWS signs its payload
         verified = jws.deserialize_compact(receipt, key, algorithms=[_ALGORITHM])
         claims = json.loads(verified.payload)
     except (JoseError, ValueError):
@@ -79,10 +99,13 @@ def answer_is_sound(
     holder: str,
     me: str,
     key_for: KeyLookup,
+    sent_at: dt.datetime,
+    now: dt.datetime | None = None,
 ) -> bool:
     """A disclosure's answer fits what was `asked` (the request's input: its episode, practitioner
     and any sections named), is well formed, and carries a receipt `holder` signed for us, for
-    that practitioner, that repeats it."""
+    that practitioner, that repeats it, dated between `sent_at` (when we made the request) and
+    `now`."""
     if answer.get("outcome") != "disclosed" or answer.get("episode_ref") != asked["episode_ref"]:
         return False
     if not _shaped(answer):
@@ -90,7 +113,8 @@ def answer_is_sound(
     wanted = asked.get("sections")
     if wanted and not set(answer["sections"]) <= set(wanted):
         return False  # more than was asked for: not ours to keep
-    claims = _claims(answer["receipt"], holder, key_for)
+    window = (sent_at, now or dt.datetime.now(dt.UTC))
+    claims = _claims(answer["receipt"], holder, key_for, window)
     return (
         claims is not None
         and claims.get("holder") == holder

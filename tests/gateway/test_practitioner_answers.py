@@ -20,19 +20,27 @@ EPISODE = "4b0d6c4e-0000-4000-8000-000000000001"
 HOLDER, ME, OTHER = "E09000012", "E09000007", "E09000019"
 HOLDER_KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "holder-1"})
 STRANGER_KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "holder-1"})
+RETIRED_KEY = OKPKey.generate_key("Ed25519", parameters={"kid": "holder-0"})
+NOW = dt.datetime.now(dt.UTC)
+SENT_AT = NOW - dt.timedelta(days=3)  # when our request went: the holder's lead contact took days
+RETIRED_AT = NOW - dt.timedelta(days=1)  # holder-0's not_after: rotated while the answer waited
 
 
 def _key_for(member: str, kid: str, at: dt.datetime) -> Any:
-    if member != HOLDER or kid != "holder-1":
-        raise FederationRefused("no such key")
-    return HOLDER_KEY
+    if member == HOLDER and kid == "holder-1":
+        return HOLDER_KEY
+    if member == HOLDER and kid == "holder-0" and at < RETIRED_AT:
+        return RETIRED_KEY
+    raise FederationRefused("no such key")
 
 
 PRACTITIONER_ID = "camden-hv-1"
 
 
 def _sound(asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
-    return answer_is_sound(answer, asked=asked, holder=HOLDER, me=ME, key_for=_key_for)
+    return answer_is_sound(
+        answer, asked=asked, holder=HOLDER, me=ME, key_for=_key_for, sent_at=SENT_AT, now=NOW
+    )
 
 
 def _document(kind: str = "disclosure", **asked: Any) -> dict[str, Any]:
@@ -54,10 +62,15 @@ def _disclosed(key: OKPKey = HOLDER_KEY, **claims: Any) -> dict[str, Any]:
         "holder": HOLDER,
         "recipient": ME,
         "practitioner": PRACTITIONER_ID,
+        "disclosed_at": (NOW - dt.timedelta(seconds=1)).isoformat(),
         **{k: answer[k] for k in ("register_id", "episode_ref", "sections", "basis", "override")},
         **claims,
     }
     return {**answer, "receipt": sign_receipt(key, signed)}
+
+
+def _at(**offset: float) -> str:
+    return (NOW + dt.timedelta(**offset)).isoformat()
 
 
 DISCLOSED = _disclosed()
@@ -86,6 +99,21 @@ DISCLOSED = _disclosed()
         (200, _disclosed(register_id="r-2"), "failed", "bad_answer"),
         (200, _disclosed(episode_ref="another-episode"), "failed", "bad_answer"),
         (200, _disclosed(practitioner="someone-else"), "failed", "bad_answer"),  # not our request
+        # Dated: the key valid then, between our request and now (give or take five minutes).
+        (200, _disclosed(RETIRED_KEY, disclosed_at=_at(days=-2)), "answered", None),
+        (200, _disclosed(RETIRED_KEY), "failed", "bad_answer"),  # dated after the key's end
+        (200, _disclosed(disclosed_at=_at(days=-3, seconds=-299)), "answered", None),
+        (200, _disclosed(disclosed_at=_at(days=-3, seconds=-301)), "failed", "bad_answer"),
+        (200, _disclosed(disclosed_at=_at(seconds=299)), "answered", None),
+        (200, _disclosed(disclosed_at=_at(seconds=301)), "failed", "bad_answer"),
+        (200, _disclosed(disclosed_at=None), "failed", "bad_answer"),
+        (200, _disclosed(disclosed_at="yesterday"), "failed", "bad_answer"),
+        (
+            200,
+            _disclosed(disclosed_at=NOW.replace(tzinfo=None).isoformat()),
+            "failed",
+            "bad_answer",
+        ),
         (403, {"error": "consent_excluded"}, "refused", "consent_excluded"),
         (403, {"error": "Jane Smith is not allowed"}, "refused", "refused"),
         (403, {"error": {"nested": True}}, "refused", "refused"),
