@@ -16,11 +16,12 @@
     │                                     attestation_invalid, not_lead_contact, self_approval
     ├── AmbiguousMatch                409 ambiguous_match
     ├── RateLimited                   429 rate_limited
-    └── PeerUnavailable               503 peer_unavailable / not_ready
+    └── PeerUnavailable               503 peer_unavailable / not_ready / busy
 
 `error_middleware` renders every `GatewayError` as `{"error", "message", "request_id"}` (plus located
-`problems` where there are several); anything else is a 500 with a generic message and the request id
-in the log. Messages never hold personal data: they say which field and which rule.
+`problems` where there are several); a wait for a database connection that ran out is a 503 `busy`
+(`node_busy()`: the node is full, not broken); anything else is a 500 with a generic message and the
+request id in the log. Messages never hold personal data: they say which field and which rule.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from schemas import Problem
 
@@ -53,6 +55,7 @@ __all__ = [
     "UnsupportedFormat",
     "error_body",
     "error_middleware",
+    "node_busy",
 ]
 
 log = logging.getLogger("cafx.errors")
@@ -162,7 +165,13 @@ class RateLimited(GatewayError):
 class PeerUnavailable(GatewayError):
     status = 503
     code = "peer_unavailable"
-    codes = frozenset({"peer_unavailable", "not_ready"})
+    codes = frozenset({"peer_unavailable", "not_ready", "busy"})
+
+
+def node_busy() -> PeerUnavailable:
+    """For `PoolTimeout`: every database connection stayed taken for the pool's whole wait (a SQLite
+    node has one; requests beyond what it serves queue for it)."""
+    return PeerUnavailable("the node is busy; try again shortly", code="busy")
 
 
 def error_body(error: GatewayError, request_id: str) -> dict[str, Any]:
@@ -192,6 +201,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(
             error_body(error, request_id), status=error.status, headers=headers
         )
+    except PoolTimeout:
+        return web.json_response(error_body(node_busy(), request_id), status=503)
     except web.HTTPException as http:
         if http.status < 400:
             raise

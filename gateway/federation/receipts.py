@@ -56,10 +56,10 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
 
 
 def _disclosed_at(payload: bytes, window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
-    try:
+    try:  # read before the signature is checked: anything at all may be here
         claimed = json.loads(payload).get("disclosed_at")
         moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     if moment is None or moment.tzinfo is None:
         return None

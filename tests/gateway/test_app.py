@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.app import create_app
+from gateway.errors import error_middleware
 from gateway.storage import head_revision
 
 from ..conftest import Database
@@ -50,3 +53,20 @@ async def test_unknown_route_gets_the_error_shape(
         "message": "Not Found",
         "request_id": "abcdef123456",
     }
+
+
+async def test_a_wait_for_a_database_connection_that_runs_out_is_a_503_busy(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """A SQLite node has one connection; requests beyond what it serves queue for it, and after the
+    pool's wait SQLAlchemy raises. The node is full, not broken: 503 `busy`, not a 500."""
+
+    async def full(_: web.Request) -> web.Response:
+        raise PoolTimeout("QueuePool limit of size 1 overflow 0 reached, timed out")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/full", full)
+    client = await aiohttp_client(app)
+    response = await client.get("/full")
+    assert response.status == 503
+    assert (await response.json())["error"] == "busy"

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey, OKPKey
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from yarl import URL
 
 from gateway.errors import (
@@ -154,6 +155,10 @@ async def boom(_: web.Request) -> web.Response:
     raise RuntimeError("a bug with a child's name in it")
 
 
+async def busy(_: web.Request) -> web.Response:
+    raise PoolTimeout("QueuePool limit of size 1 overflow 0 reached")  # what SQLAlchemy raises
+
+
 async def relay(request: web.Request) -> web.Response:
     """Node-to-node inside a node: forward the body to the member named in it."""
     body = await verified_json(request)
@@ -192,6 +197,7 @@ def node_app(
     sub.router.add_get("/hello", hello)
     sub.router.add_post("/refuse", refuse)
     sub.router.add_post("/boom", boom)
+    sub.router.add_post("/busy", busy)
     sub.router.add_post("/relay", relay)
 
     async def client(app: web.Application) -> AsyncIterator[None]:
@@ -423,6 +429,10 @@ async def test_refusals_and_errors_are_signed_answers(federation: Federation) ->
     status, body, _ = await client.post(HACKNEY, "/boom", {})
     assert (status, body["error"]) == (500, "internal_error")
     assert "name" not in body["message"]
+
+    # No database connection came free in time: the node is full, not broken (a signed 503).
+    status, body, verified = await client.post(HACKNEY, "/busy", {})
+    assert (status, body["error"], verified.status) == (503, "busy", 503)
 
     status, body, _ = await client.post(HACKNEY, "/no-such-route", {})
     assert (status, body["error"]) == (404, "not_found")

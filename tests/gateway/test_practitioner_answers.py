@@ -5,7 +5,9 @@ is kept only as a wire code (it reaches the audit log and the API)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,6 +71,14 @@ def _disclosed(key: OKPKey = HOLDER_KEY, **claims: Any) -> dict[str, Any]:
     return {**answer, "receipt": sign_receipt(key, signed)}
 
 
+def _forged(payload: bytes) -> str:
+    """A compact JWS's shape around `payload`, its signature garbage (the payload is read for its
+    date before the signature is checked)."""
+    header = {"alg": "Ed25519", "typ": "caf-disclosure-receipt+jws", "kid": "holder-1"}
+    parts = (json.dumps(header).encode(), payload, b"x" * 64)
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+
 def _at(**offset: float) -> str:
     return (NOW + dt.timedelta(**offset)).isoformat()
 
@@ -108,6 +118,12 @@ DISCLOSED = _disclosed()
         (200, _disclosed(disclosed_at=_at(seconds=301)), "failed", "bad_answer"),
         (200, _disclosed(disclosed_at=None), "failed", "bad_answer"),
         (200, _disclosed(disclosed_at="yesterday"), "failed", "bad_answer"),
+        (
+            200,
+            {**DISCLOSED, "receipt": _forged(b"[" * 10_000 + b"]" * 10_000)},
+            "failed",
+            "bad_answer",
+        ),
         (
             200,
             _disclosed(disclosed_at=NOW.replace(tzinfo=None).isoformat()),

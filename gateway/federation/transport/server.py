@@ -26,8 +26,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from gateway.errors import BadRequest, FederationRefused, GatewayError, error_body
+from gateway.errors import BadRequest, FederationRefused, GatewayError, error_body, node_busy
 from gateway.keys import REQUEST_ID
 
 from .replay import MAX_SKEW, ReplayStore
@@ -164,6 +165,8 @@ def federation_middleware(
             response = await handler(request)
         except GatewayError as error:
             response = _error(request, error)
+        except PoolTimeout:
+            response = _error(request, node_busy())
         except web.HTTPException as http:
             response = _http_error(request, http)
         except Exception as exc:  # a 500, signed like every other answer
