@@ -190,7 +190,7 @@ def _take_answer(
         document["error"] = (
             error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "refused"
         )
-        return "refused"
+        return "failed" if status >= 500 else "refused"  # a target broken or full refused nothing
     document["answer"], document["error"] = None, "bad_answer"
     return "failed"
 

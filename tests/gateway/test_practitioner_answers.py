@@ -133,6 +133,8 @@ DISCLOSED = _disclosed()
         (403, {"error": "consent_excluded"}, "refused", "consent_excluded"),
         (403, {"error": "Jane Smith is not allowed"}, "refused", "refused"),
         (403, {"error": {"nested": True}}, "refused", "refused"),
+        (503, {"error": "busy"}, "failed", "busy"),  # the target is full: it decided nothing
+        (500, {"error": "internal_error"}, "failed", "internal_error"),
         (202, {"state": "pending", "approval_id": "a" * 65}, "failed", "bad_answer"),
         (202, {"state": "pending", "approval_id": "abc-123"}, "awaiting_holder", None),
     ],
