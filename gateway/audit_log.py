@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .audit import (
@@ -106,33 +106,34 @@ class AuditLog:
         return self.engine
 
     def _verify(self, connection: Connection) -> VerifyResult:
-        # Appends go on while the chain is read, and the reads below are separate statements. The
-        # entries are read up to the head found first; every checkpoint of those committed with
-        # its entry, so it is among the checkpoints read next. A checkpoint past that head whose
-        # entry is there by the end was appended meanwhile, and is left to the next check; one past
-        # every stored entry stays, and shows the truncation.
-        head = _head_sequence(connection)
+        # Appends go on while the chain is read: both reads must see one snapshot, or an entry and
+        # its checkpoint committed between them look like a missing checkpoint (or a truncation).
+        # PostgreSQL: a REPEATABLE READ transaction. SQLite: our own BEGIN (WAL holds a read
+        # transaction's snapshot from its first read to its end); the driver never begins one for
+        # reads itself.
+        if self._sqlite:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        try:
 
-        def entries() -> Iterator[AuditEntry]:
-            rows = connection.execution_options(yield_per=1000).execute(
-                select(audit_entries)
-                .where(audit_entries.c.sequence <= head)
-                .order_by(audit_entries.c.sequence)
-            )
-            for row in rows:
-                yield AuditEntry.from_row(dict(row._mapping))
+            def entries() -> Iterator[AuditEntry]:
+                rows = connection.execution_options(yield_per=1000).execute(
+                    select(audit_entries).order_by(audit_entries.c.sequence)
+                )
+                for row in rows:
+                    yield AuditEntry.from_row(dict(row._mapping))
 
-        # Read as raw rows first: a malformed row then surfaces inside `verify`, at its sequence.
-        rows = connection.execute(
-            select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
-        ).all()
-        grown_to = _head_sequence(connection)
-        checkpoints = (
-            Checkpoint.from_row(dict(row._mapping))
-            for row in rows
-            if not (isinstance(row.sequence, int) and head < row.sequence <= grown_to)
-        )
-        return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
+            # Read as raw rows first: a malformed row then surfaces inside `verify`, at its place.
+            rows = connection.execute(
+                select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
+            ).all()
+            checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
+            return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
+        finally:
+            if self._sqlite:
+                connection.exec_driver_sql("ROLLBACK")  # read only: nothing to keep
 
     async def latest_checkpoints(self, limit: int = 10) -> list[Checkpoint]:
         async with self.engine.connect() as connection:
@@ -140,12 +141,6 @@ class AuditLog:
                 select(audit_checkpoints).order_by(audit_checkpoints.c.sequence.desc()).limit(limit)
             )
             return [Checkpoint.from_row(dict(row._mapping)) for row in rows]
-
-
-def _head_sequence(connection: Connection) -> int:
-    """The highest stored sequence, -1 for an empty chain."""
-    head = connection.execute(select(func.max(audit_entries.c.sequence))).scalar()
-    return head if isinstance(head, int) else -1
 
 
 @asynccontextmanager

@@ -56,7 +56,8 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
             # One connection: SQLite has one writer, and writers on several connections of one
             # process meet SQLITE_BUSY and sleep in its busy handler (the benchmark's holder did
             # 104/s so, 164/s on one). Nothing holds it while waiting for another or for a peer.
-            pool = {"pool_size": 1, "max_overflow": 0}
+            # A request still waiting after 20 s is answered 503 busy, inside a peer's 30 s.
+            pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 20}
         engine = create_async_engine(url, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
