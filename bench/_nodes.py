@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from aiohttp import web
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import ECKey
 
-from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, plan_federation
+from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, free_port, plan_federation
 from gateway.demo._run import demo_form, write_toml
 from gateway.federation.transport import server_context
 from gateway.oauth import SCOPES, register_client
@@ -49,12 +48,6 @@ POSTGRES_URL = os.environ.get("CAFX_TEST_POSTGRES_URL", "postgresql://postgres@1
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Process:

@@ -108,13 +108,15 @@ class AuditLog:
     def _verify(self, connection: Connection) -> VerifyResult:
         # Appends go on while the chain is read: both reads must see one snapshot, or an entry and
         # its checkpoint committed between them look like a missing checkpoint (or a truncation).
-        # PostgreSQL: a REPEATABLE READ transaction. SQLite: our own BEGIN (WAL holds a read
-        # transaction's snapshot from its first read to its end); the driver never begins one for
-        # reads itself.
-        if self._sqlite:
+        # PostgreSQL: a REPEATABLE READ transaction. A SQLite file: our own BEGIN on the scan's own
+        # connection (WAL holds a read transaction's snapshot from its first read to its end); the
+        # driver never begins one for reads itself. An in-memory database's one connection is
+        # everyone's: no transaction of ours on it.
+        own_begin = self._sqlite and connection.engine is not self.engine.sync_engine
+        if own_begin:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.exec_driver_sql("BEGIN")
-        else:
+        elif not self._sqlite:
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
         try:
 
@@ -132,7 +134,7 @@ class AuditLog:
             checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
             return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
         finally:
-            if self._sqlite:
+            if own_begin:
                 connection.exec_driver_sql("ROLLBACK")  # read only: nothing to keep
 
     async def latest_checkpoints(self, limit: int = 10) -> list[Checkpoint]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from ..federation.operator import Layout, add_lead_contact, add_member, init, lo
 from ..protection import KeyRing, write_keyfile
 from ..settings import Settings
 
-__all__ = ["DEMO_BOROUGHS", "DEMO_PASSWORD", "Borough", "NodePlan", "plan_federation"]
+__all__ = [
+    "DEMO_BOROUGHS",
+    "DEMO_PASSWORD",
+    "Borough",
+    "NodePlan",
+    "free_port",
+    "plan_federation",
+]
 
 # The built-in identity provider's one password for every demo user (the console's sign-in).
 DEMO_PASSWORD = "london-caf-demo"  # noqa: S105 - a published demo credential, not a secret
@@ -47,8 +55,39 @@ class NodePlan:
         return self.settings.public_url
 
 
-def _free_port() -> int:
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port for a listener started later, free now and not handed out before by this
+    process. Chosen below the kernel's ephemeral range: a port from bind(0) lies inside it, where
+    any outgoing connection may take it as its source port before the listener binds (tests met
+    EADDRINUSE so, starting a node planned a moment earlier)."""
+    floor = _ephemeral_floor()
+    for _ in range(100 if floor > _LOWEST + 1_000 else 0):
+        port = _LOWEST + secrets.randbelow(floor - _LOWEST)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as probe:  # no room below the range: the kernel's choice
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
@@ -59,7 +98,7 @@ def _ports(folder: Path) -> dict[str, int]:
     if record.exists():
         ports: dict[str, int] = json.loads(record.read_text(encoding="utf-8"))
         return ports
-    ports = {"api": _free_port(), "federation": _free_port()}
+    ports = {"api": free_port(), "federation": free_port()}
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(ports), encoding="utf-8")
     return ports

@@ -18,6 +18,7 @@ import requests
 import yaml
 from cryptography import x509
 
+from gateway.demo import free_port
 from gateway.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -39,12 +40,6 @@ def _bootstrap(root: Path, *members: str) -> subprocess.CompletedProcess[str]:
 def _compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
     return loaded
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_bootstrap_makes_a_federation_once_and_keeps_it(tmp_path: Path) -> None:
@@ -106,7 +101,7 @@ def test_a_node_starts_from_the_compose_environment(tmp_path: Path) -> None:
         key: value.replace(SHARED, str(tmp_path)) if isinstance(value, str) else value
         for key, value in _compose()["services"]["camden"]["environment"].items()
     }
-    api, federation = _free_port(), _free_port()
+    api, federation = free_port(), free_port()
     environment |= {
         "CAFX_HOST": "127.0.0.1",
         "CAFX_PORT": str(api),

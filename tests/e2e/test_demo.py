@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.demo import DEMO_PASSWORD
+from gateway.demo import DEMO_PASSWORD, free_port
 
 
 def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
@@ -43,3 +43,12 @@ def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
             ).fetchone()
         assert (services, generation) == (300, 1), borough
     assert "directory/services?scope=federation" in result.stdout.replace("\n", "")
+
+
+def test_ports_planned_for_later_are_distinct_and_below_the_ephemeral_range() -> None:
+    """A planned node binds its ports later; one from the kernel's ephemeral range could meanwhile
+    be taken as the source port of any outgoing connection (seen: EADDRINUSE at a node's start)."""
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(10_000 <= port < floor for port in ports)

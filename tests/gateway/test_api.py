@@ -387,6 +387,24 @@ async def test_appends_while_the_chain_is_read_raise_no_false_alarm(database: Da
     assert truncated.problem is not None and truncated.problem.kind == ProblemKind.TRUNCATED
 
 
+async def test_an_in_memory_database_keeps_its_one_connection_and_verifies() -> None:
+    """`sqlite:///:memory:` lives in one connection (SQLAlchemy's StaticPool): the one-connection
+    pool of a SQLite file must not be forced on it, nor a scan connection of its own (another
+    in-memory database, empty)."""
+    engine = create_engine("sqlite:///:memory:")
+    try:
+        await upgrade(engine)
+        log = AuditLog(engine, OKPKey.generate_key("Ed25519", private=True), MEMBER, every=2)
+        for _ in range(3):
+            await log.record(
+                AuditDraft(actor="client:a", action="episode.read", outcome=Outcome.SUCCESS)
+            )
+        result = await log.verify()
+    finally:
+        await engine.dispose()
+    assert result.ok and result.checked == 3
+
+
 @pytest.mark.parametrize("path", ["/api/v1/register", "/api/v1/register?episode=not-a-uuid"])
 async def test_register_needs_an_episode(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, path: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from click.testing import CliRunner
 from joserfc.jwk import ECKey
 
 from gateway.cli import cli
+from gateway.demo import free_port
 
 from ..adapters.facts import EXAMPLES
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cafx(*args: str) -> str:
@@ -37,7 +31,7 @@ def _cafx(*args: str) -> str:
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
+    port = free_port()
     keys = _cafx("keys", "init", "--member", "E09000012", "--out", str(tmp_path / "keys"))
     config = tmp_path / "node.toml"
     config.write_text(
