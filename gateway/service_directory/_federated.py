@@ -57,7 +57,8 @@ class MemberAnswer:
     member: str
     total: int = 0
     hits: tuple[Hit, ...] = ()
-    failure: str | None = None  # timeout | unreachable | invalid_signature | refused | bad_answer
+    # timeout | unreachable | unavailable (5xx) | invalid_signature | refused | bad_answer
+    failure: str | None = None
 
 
 def _read_answer(member: str, body: Any, query: Query) -> MemberAnswer:
@@ -86,8 +87,8 @@ async def _ask_one(
         return MemberAnswer(member.id, failure="unreachable")
     except FederationRefused:
         return MemberAnswer(member.id, failure="invalid_signature")
-    if status != 200:
-        return MemberAnswer(member.id, failure="refused")
+    if status != 200:  # a failing member (5xx: broken or busy) decided nothing about us
+        return MemberAnswer(member.id, failure="unavailable" if status >= 500 else "refused")
     return _read_answer(member.id, body, query)
 
 

@@ -375,6 +375,8 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
             ("E09000019", "Islington"),
             ("E09000030", "Tower Hamlets"),
             ("E09000022", "Lambeth"),
+            ("E09000001", "City of London"),
+            ("E09000002", "Barking and Dagenham"),
         )
     ]
     search = parse_search({"text": "club", "per_page": "10", "scope": "federation"})
@@ -387,6 +389,10 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
             await asyncio.sleep(30)
         if member == "E09000030":
             raise PeerUnavailable("down")
+        if member == "E09000001":
+            return 503, {"error": "busy"}
+        if member == "E09000002":
+            return 403, {"error": "member_suspended"}
         return 200, {"total_items": "many"}
 
     started = asyncio.get_running_loop().time()
@@ -397,6 +403,8 @@ async def test_federated_merge_waits_for_no_member_longer_than_its_limit() -> No
         {"member": "E09000019", "name": "Islington", "reason": "timeout"},
         {"member": "E09000030", "name": "Tower Hamlets", "reason": "unreachable"},
         {"member": "E09000022", "name": "Lambeth", "reason": "bad_answer"},
+        {"member": "E09000001", "name": "City of London", "reason": "unavailable"},
+        {"member": "E09000002", "name": "Barking and Dagenham", "reason": "refused"},
     ]
     assert page["total_items"] == hackney.search(search.query).total > 0
     assert {e["cafx"]["authority"] for e in page["contents"]} == {HACKNEY}
