@@ -101,10 +101,18 @@ class Run:
         rank = max(1, math.ceil(quantile * len(ordered)))
         return ordered[rank - 1] * 1000.0
 
-    def fail(self, error: BaseException) -> None:
-        self.failures += 1
-        if self.first_failure is None:
-            self.first_failure = f"{type(error).__name__}: {error}"[:200]
+    async def attempt(self, call: Call, since: float) -> None:
+        """Make one request; its latency from `since` if it succeeded, else count how it did not."""
+        try:
+            await call()
+        except Shed:
+            self.shed += 1
+        except Exception as error:  # every failure is counted, and reported
+            self.failures += 1
+            if self.first_failure is None:
+                self.first_failure = f"{type(error).__name__}: {error}"[:200]
+        else:
+            self.latencies.append(time.perf_counter() - since)
 
     def summary(self) -> str:
         done = len(self.latencies)
@@ -181,15 +189,7 @@ async def closed_loop(
 
         async def worker() -> None:
             for _ in remaining:
-                started = time.perf_counter()
-                try:
-                    await call()
-                except Shed:
-                    run.shed += 1
-                except Exception as error:  # every failure is counted, and reported
-                    run.fail(error)
-                else:
-                    run.latencies.append(time.perf_counter() - started)
+                await run.attempt(call, time.perf_counter())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -206,22 +206,12 @@ async def open_loop(
         total = int(rate * seconds)
         start = time.perf_counter()
 
-        async def one(scheduled: float) -> None:
-            try:
-                await call()
-            except Shed:
-                run.shed += 1
-            except Exception as error:  # every failure is counted, and reported
-                run.fail(error)
-            else:
-                run.latencies.append(time.perf_counter() - scheduled)
-
         tasks = []
         sent = 0
         while sent < total:
             now = time.perf_counter()
             while sent < total and start + sent / rate <= now:  # catch up after a late wake-up
-                tasks.append(asyncio.create_task(one(start + sent / rate)))
+                tasks.append(asyncio.create_task(run.attempt(call, start + sent / rate)))
                 sent += 1
             if sent < total:
                 await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))

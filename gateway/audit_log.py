@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from joserfc.jwk import OKPKey
 from sqlalchemy import Connection, insert, select, text
@@ -22,7 +22,7 @@ from .audit import (
     seal,
     verify,
 )
-from .storage import create_engine, is_sqlite
+from .storage import create_engine, is_sqlite, sqlite_file
 from .storage._tables import audit_checkpoints, audit_entries
 
 __all__ = ["AuditLog"]
@@ -86,55 +86,54 @@ class AuditLog:
             return await self.append(connection, draft)
 
     async def verify(self) -> VerifyResult:
+        # A whole chain takes seconds to read (about 30 us an entry). A SQLite file's engine has one
+        # connection, which the scan would hold from every request meanwhile: it reads through a
+        # connection of its own (WAL lets it read beside the writer). An in-memory database has
+        # only the one.
+        url = self.engine.url.render_as_string(hide_password=False)
+        engine = create_engine(url) if sqlite_file(url) else self.engine
         async with self._verifying:
-            engine = self._scan_engine()
             try:
                 async with engine.connect() as connection:
-                    return await connection.run_sync(self._verify)
+                    return await connection.run_sync(self._verify, engine is not self.engine)
             finally:
                 if engine is not self.engine:
                     await engine.dispose()
 
-    def _scan_engine(self) -> AsyncEngine:
-        """A whole chain takes seconds to read (about 30 us an entry). A SQLite file's engine has
-        one connection, which the scan would hold from every request meanwhile: it reads through a
-        connection of its own (WAL lets it read beside the writer). An in-memory database has only
-        the one."""
-        url = self.engine.url
-        if self._sqlite and url.database not in (None, "", ":memory:"):
-            return create_engine(url.render_as_string(hide_password=False))
-        return self.engine
-
-    def _verify(self, connection: Connection) -> VerifyResult:
-        # Appends go on while the chain is read: both reads must see one snapshot, or an entry and
-        # its checkpoint committed between them look like a missing checkpoint (or a truncation).
-        # PostgreSQL: a REPEATABLE READ transaction. A SQLite file: our own BEGIN on the scan's own
-        # connection (WAL holds a read transaction's snapshot from its first read to its end); the
-        # driver never begins one for reads itself. An in-memory database's one connection is
-        # everyone's: no transaction of ours on it.
-        own_begin = self._sqlite and connection.engine is not self.engine.sync_engine
-        if own_begin:
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.exec_driver_sql("BEGIN")
-        elif not self._sqlite:
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
-        try:
+    def _verify(self, connection: Connection, own_connection: bool) -> VerifyResult:
+        with self._one_snapshot(connection, own_connection) as snapshot:
 
             def entries() -> Iterator[AuditEntry]:
-                rows = connection.execution_options(yield_per=1000).execute(
+                rows = snapshot.execution_options(yield_per=1000).execute(
                     select(audit_entries).order_by(audit_entries.c.sequence)
                 )
                 for row in rows:
                     yield AuditEntry.from_row(dict(row._mapping))
 
             # Read as raw rows first: a malformed row then surfaces inside `verify`, at its place.
-            rows = connection.execute(
+            rows = snapshot.execute(
                 select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
             ).all()
             checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
             return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
-        finally:
-            if own_begin:
+
+    @contextmanager
+    def _one_snapshot(self, connection: Connection, own_connection: bool) -> Iterator[Connection]:
+        """Appends go on while the chain is read: both reads must see one snapshot, or an entry and
+        its checkpoint committed between them look like a missing checkpoint. PostgreSQL: a
+        REPEATABLE READ transaction. A SQLite file: our own BEGIN on the scan's own connection (WAL
+        holds a read transaction's snapshot from its first read to its end; the driver never begins
+        one for reads). An in-memory database's one connection is everyone's: nothing of ours."""
+        if not self._sqlite:
+            yield connection.execution_options(isolation_level="REPEATABLE READ")
+        elif not own_connection:
+            yield connection
+        else:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("BEGIN")
+            try:
+                yield connection
+            finally:
                 connection.exec_driver_sql("ROLLBACK")  # read only: nothing to keep
 
     async def latest_checkpoints(self, limit: int = 10) -> list[Checkpoint]:

@@ -82,12 +82,13 @@ def free_port() -> int:
     any outgoing connection may take it as its source port before the listener binds (tests met
     EADDRINUSE so, starting a node planned a moment earlier)."""
     floor = _ephemeral_floor()
-    for _ in range(100 if floor > _LOWEST + 1_000 else 0):
+    tries = 100 if floor - _LOWEST > 1_000 else 0  # no room below the range: the kernel's choice
+    for _ in range(tries):
         port = _LOWEST + secrets.randbelow(floor - _LOWEST)
         if port not in _handed_out and _bindable(port):
             _handed_out.add(port)
             return port
-    with socket.socket() as probe:  # no room below the range: the kernel's choice
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 

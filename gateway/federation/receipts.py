@@ -55,11 +55,13 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
     )
 
 
-def _disclosed_at(payload: bytes, window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
-    try:  # read before the signature is checked: anything at all may be here
-        claimed = json.loads(payload).get("disclosed_at")
+def _dated(claims: dict[str, Any], window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
+    """The receipt's `disclosed_at`, if it carries its offset and lies in `window` (each end give
+    or take the clock window)."""
+    claimed = claims.get("disclosed_at")
+    try:
         moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
-    except (ValueError, AttributeError, RecursionError):
+    except ValueError:
         return None
     if moment is None or moment.tzinfo is None:
         return None
@@ -70,26 +72,28 @@ def _disclosed_at(payload: bytes, window: tuple[dt.datetime, dt.datetime]) -> dt
 def _claims(
     receipt: str, holder: str, key_for: KeyLookup, window: tuple[dt.datetime, dt.datetime]
 ) -> dict[str, Any] | None:
-    try:  # unverified: only to find the key; nothing is trusted before the signature verifies
+    # Read before the signature is checked, only to find the key and the moment it must have been
+    # valid at; returned only once the signature over these same bytes verifies.
+    try:
         unverified = jws.extract_compact(receipt.encode())
         kid = unverified.headers().get("kid")
-    except (JoseError, ValueError):
+        claims = json.loads(unverified.payload)
+    except (JoseError, ValueError, RecursionError):  # RecursionError: nesting past the parser's
         return None
-    at = _disclosed_at(unverified.payload, window)
-    if not isinstance(kid, str) or at is None:
+    if not isinstance(kid, str) or not isinstance(claims, dict):
+        return None
+    at = _dated(claims, window)
+    if at is None:
         return None
     try:
         key = key_for(holder, kid, at)
     except FederationRefused:
         return None
-    try:  # the payload verified is the one `at` was read from: a compact JWS signs its payload
+    try:
         verified = jws.deserialize_compact(receipt, key, algorithms=[_ALGORITHM])
-        claims = json.loads(verified.payload)
     except (JoseError, ValueError):
         return None
-    if verified.headers().get("typ") != _TYPE or not isinstance(claims, dict):
-        return None
-    return claims
+    return claims if verified.headers().get("typ") == _TYPE else None
 
 
 def answer_is_sound(

@@ -1,6 +1,6 @@
 """Storage: SQLAlchemy 2 (async) over SQLite (embedded default, WAL) or PostgreSQL, with Alembic."""
 
-from ._engine import async_url, create_engine, insert_on_conflict, is_sqlite
+from ._engine import async_url, create_engine, insert_on_conflict, is_sqlite, sqlite_file
 from ._idempotency import first_answer
 from ._migrate import current_revision, head_revision, upgrade
 from ._rewrap import rewrap_sealed, sealed_columns
@@ -19,5 +19,6 @@ __all__ = [
     "metadata",
     "rewrap_sealed",
     "sealed_columns",
+    "sqlite_file",
     "upgrade",
 ]

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["async_url", "create_engine", "insert_on_conflict", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "insert_on_conflict", "is_sqlite", "sqlite_file"]
 
 
 def async_url(url: str) -> str:
@@ -24,6 +24,12 @@ def async_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for an in-memory database or another backend."""
+    database = make_url(url).database if is_sqlite(url) else None
+    return database if database and database != ":memory:" else None
 
 
 def insert_on_conflict(
@@ -49,9 +55,8 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     """An engine for `url`; `schema` sets PostgreSQL's search_path (tests isolate themselves so)."""
     url = async_url(url)
     if is_sqlite(url):
-        database = make_url(url).database
         pool: dict[str, Any] = {}  # an in-memory database is one connection already (StaticPool)
-        if database and database != ":memory:":
+        if (database := sqlite_file(url)) is not None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             # One connection: SQLite has one writer, and writers on several connections of one
             # process meet SQLITE_BUSY and sleep in its busy handler (the benchmark's holder did

@@ -31,6 +31,7 @@ from ..adapters.facts import EXAMPLES
 from ..conftest import Database
 from .node import MEMBER, BoroughSystem, node_settings, register_system
 
+READ = AuditDraft(actor="client:a", action="episode.read", outcome=Outcome.SUCCESS)
 ALL_SCOPES = ["episodes:read", "episodes:write", "consents:write", "audit:read", "register:read"]
 FORMS = sorted(p for p in EXAMPLES.rglob("*") if p.is_file() and not p.name.endswith(".facts.json"))
 
@@ -350,12 +351,11 @@ async def test_appends_while_the_chain_is_read_raise_no_false_alarm(database: Da
     the node itself beside the scan's own connection). An entry and its checkpoint committed
     between those reads must look neither like a missing checkpoint nor like a truncation."""
     key = OKPKey.generate_key("Ed25519", private=True)
-    draft = AuditDraft(actor="client:a", action="episode.read", outcome=Outcome.SUCCESS)
 
     async def append_one() -> None:
         engine = create_engine(database.url, schema=database.schema)
         try:
-            await AuditLog(engine, key, MEMBER, every=1).record(draft)
+            await AuditLog(engine, key, MEMBER, every=1).record(READ)
         finally:
             await engine.dispose()
 
@@ -370,7 +370,7 @@ async def test_appends_while_the_chain_is_read_raise_no_false_alarm(database: Da
         await upgrade(engine)
         log = AuditLog(engine, key, MEMBER, every=1)  # a checkpoint after every entry
         for _ in range(3):
-            await log.record(draft)
+            await log.record(READ)
         event.listen(Engine, "before_cursor_execute", another_writer_appends)
         try:
             during = await log.verify()
@@ -396,9 +396,7 @@ async def test_an_in_memory_database_keeps_its_one_connection_and_verifies() -> 
         await upgrade(engine)
         log = AuditLog(engine, OKPKey.generate_key("Ed25519", private=True), MEMBER, every=2)
         for _ in range(3):
-            await log.record(
-                AuditDraft(actor="client:a", action="episode.read", outcome=Outcome.SUCCESS)
-            )
+            await log.record(READ)
         result = await log.verify()
     finally:
         await engine.dispose()
