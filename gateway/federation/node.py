@@ -167,6 +167,8 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         outbox,
         app[KEY_RING],
         app[AUDIT],
+        signing_key=signing_key,
+        key_for=lookup,
         answer_working_days=settings.transfer_answer_working_days,
     )
     app[TRANSFERS] = transfers
@@ -185,7 +187,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         signing_key=signing_key,
         is_lead_contact=lambda member, contact: _directory(source).is_lead_contact(member, contact),
         call=call,
-        key_for=_key_lookup(source),
+        key_for=lookup,
         auto_approve_roles=frozenset(settings.auto_approve_existence_roles),
         auto_approver=settings.auto_approver,
     )

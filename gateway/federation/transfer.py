@@ -14,10 +14,12 @@ read-only, and the receiver's copy arrives with the accepted one.
 An episode has at most one open offer, and only an episode still held here is committed: it cannot
 move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
 `transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
-episode over its old read-only copy, and only from the member it was moved to: no other member can
-overwrite it. An offer for an episode the receiver cannot take (it holds it, or it moved it to
-another member) is declined at once: the reason is kept and audited here, the sender is told only
-`transfer.refused`. Of several offers of one episode, only one can be accepted.
+episode over its old read-only copy, and only from the member holding it now: the one it was moved
+to, or one the signed custody steps lead to from there (`custody.py`: A -> B -> C -> A); no other
+member can overwrite it. An offer for an episode the receiver cannot take (it holds it, or moved it
+to a member the offer's custody steps do not lead from to the sender) is declined at once: the
+reason is kept and audited here, the sender is told only `transfer.refused`. Of several offers of
+one episode, only one can be accepted.
 
 An offer that is not going to be taken is closed, so that the episode can be offered again: its
 holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
@@ -44,6 +46,7 @@ from functools import cache
 from typing import Any, Literal
 
 import holidays
+from joserfc.jwk import OKPKey
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,6 +59,8 @@ from ..errors import Conflict, NotFound
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import transfers
+from .attestation import KeyLookup
+from .custody import MAX_STEPS, custody_chain, moved_on_to, sign_step, steps_for
 from .outbox import Message, Outbox
 
 __all__ = ["CLOSING", "TransferWorkflow", "answer_due_by"]
@@ -93,6 +98,11 @@ def _reason_code(value: object) -> str:
     return value if isinstance(value, str) and _REASON.fullmatch(value) else "unspecified"
 
 
+def _steps(stored: str | None) -> list[str]:
+    """Custody steps as a `transfers.custody` column holds them."""
+    return custody_chain(json.loads(stored)) if stored else []
+
+
 def _bound(offer_id: str, direction: str) -> bytes:
     return associated_data("transfers", f"{offer_id}:{direction}", "sealed")
 
@@ -106,10 +116,13 @@ class TransferWorkflow:
         ring: KeyRing,
         audit: AuditLog,
         *,
+        signing_key: OKPKey,
+        key_for: KeyLookup,
         answer_working_days: int = 5,
     ) -> None:
         self.me, self.store, self.outbox, self.ring = me, store, outbox, ring
         self.audit = audit
+        self.signing_key, self.key_for = signing_key, key_for  # custody steps: ours, and others'
         self.answer_working_days = answer_working_days
 
     async def _audit(
@@ -160,9 +173,24 @@ class TransferWorkflow:
                 "episode_ref": episode_id,
                 "state": stored.episode.state.value,
                 "local_ref": stored.episode.local_ref,
+                "custody": steps_for(await self._custody(connection, episode_id), to),
             },
         )
         return offer_id
+
+    async def _custody(self, connection: AsyncConnection, episode_id: str) -> list[str]:
+        """The custody steps our copy came with (none for an episode that started here)."""
+        stored = await connection.scalar(
+            select(transfers.c.custody)
+            .where(
+                transfers.c.episode_id == episode_id,
+                transfers.c.direction == "in",
+                transfers.c.state == "committed",
+            )
+            .order_by(transfers.c.updated_at.desc())
+            .limit(1)
+        )
+        return _steps(stored)
 
     async def listed(
         self, connection: AsyncConnection, direction: Direction = "in"
@@ -248,7 +276,9 @@ class TransferWorkflow:
         )
         if accepted is not None:
             raise Conflict("another offer of this episode is already accepted")
-        refusal = await self._why_not_from(connection, row.counterpart, row.episode_id)
+        refusal = await self._why_not_from(
+            connection, row.counterpart, row.episode_id, _steps(row.custody)
+        )
         if refusal is not None:
             raise Conflict(f"the episode cannot be taken from this member ({refusal})")
         sealed = seal(lead.model_dump_json().encode(), self.ring, _bound(offer_id, "in"))
@@ -305,6 +335,7 @@ class TransferWorkflow:
         counterpart: str,
         state: str,
         reason: str | None = None,
+        custody: list[str] | None = None,
     ) -> None:
         now = dt.datetime.now(dt.UTC)
         await connection.execute(
@@ -317,6 +348,7 @@ class TransferWorkflow:
                 reason=reason,
                 created_at=now,
                 updated_at=now,
+                custody=json.dumps(custody) if custody else None,
             )
         )
 
@@ -381,7 +413,9 @@ class TransferWorkflow:
         elif message.kind == "transfer_accept":
             await self._commit(connection, sender, str(body["offer_id"]), body["lead_professional"])
         elif message.kind == "transfer_commit":
-            await self._receive(connection, sender, str(body["offer_id"]), body["episode"])
+            await self._receive(
+                connection, sender, str(body["offer_id"]), body["episode"], body.get("custody")
+            )
         elif message.kind in _CLOSING:
             await self._closed_by_peer(connection, sender, message.kind, body)
 
@@ -390,9 +424,10 @@ class TransferWorkflow:
     ) -> None:
         """List an offer made to us, or decline it at once if we could never take the episode."""
         offer_id, episode_id = str(body["offer_id"]), str(body["episode_ref"])
-        refusal = await self._why_not_from(connection, sender, episode_id)
+        custody = custody_chain(body.get("custody"))
+        refusal = await self._why_not_from(connection, sender, episode_id, custody)
         state = "offered" if refusal is None else "declined"
-        await self._add(connection, offer_id, "in", episode_id, sender, state, refusal)
+        await self._add(connection, offer_id, "in", episode_id, sender, state, refusal, custody)
         if refusal is not None:
             # The sender learns only that it was refused: which reason (held here, moved on)
             # would tell any member where a child is, without an attested existence check.
@@ -411,28 +446,41 @@ class TransferWorkflow:
             )
 
     async def _why_not_from(
-        self, connection: AsyncConnection, sender: str, episode_id: str
+        self, connection: AsyncConnection, sender: str, episode_id: str, custody: list[str]
     ) -> str | None:
         """Why we cannot take `episode_id` from `sender` (a reason code), or None if we can: an
-        episode we hold is ours already; one we moved away comes back only from the member we
-        moved it to, so no other member can overwrite our read-only copy."""
+        episode we hold is ours already; one we moved away comes back only from the member holding
+        it now, as far as the `custody` steps the sender showed lead from the member we moved it
+        to, so no other member can overwrite our read-only copy."""
         try:
             old = await self.store.get(connection, episode_id)
         except NotFound:
             return None
         if old.episode.state != EpisodeState.TRANSFERRED:
             return "transfer.already_held"
-        moved_to = await connection.scalar(
-            select(transfers.c.counterpart)
-            .where(
-                transfers.c.episode_id == episode_id,
-                transfers.c.direction == "out",
-                transfers.c.state == "committed",
+        moved = (
+            await connection.execute(
+                select(transfers.c.counterpart, transfers.c.updated_at)
+                .where(
+                    transfers.c.episode_id == episode_id,
+                    transfers.c.direction == "out",
+                    transfers.c.state == "committed",
+                )
+                .order_by(transfers.c.updated_at.desc())
+                .limit(1)
             )
-            .order_by(transfers.c.updated_at.desc())
-            .limit(1)
-        )
-        return None if moved_to == sender else "transfer.moved_elsewhere"
+        ).one_or_none()
+        if moved is not None:
+            holder = moved_on_to(
+                custody,
+                episode_ref=episode_id,
+                first=moved.counterpart,
+                since=aware_utc(moved.updated_at),
+                key_for=self.key_for,
+            )
+            if holder == sender:
+                return None
+        return "transfer.moved_elsewhere"
 
     async def _commit(
         self, connection: AsyncConnection, sender: str, offer_id: str, lead: dict[str, Any]
@@ -479,6 +527,15 @@ class TransferWorkflow:
             lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
         )
         moved = Episode.model_validate(document)  # refuses an invalid lead professional
+        step = sign_step(
+            self.signing_key,
+            episode_ref=row.episode_id,
+            sender=self.me,
+            receiver=sender,
+            offer_id=offer_id,
+            committed_at=dt.datetime.now(dt.UTC),
+        )
+        custody = [*await self._custody(connection, row.episode_id), step][-MAX_STEPS:]
         await self.store.replace(
             connection,
             stored,
@@ -489,14 +546,19 @@ class TransferWorkflow:
             connection,
             sender,
             "transfer_commit",
-            {"offer_id": offer_id, "episode": moved.model_dump(mode="json")},
+            {"offer_id": offer_id, "episode": moved.model_dump(mode="json"), "custody": custody},
         )
         await self._audit(
             connection, f"member:{sender}", "transfer.commit", row.episode_id, offer=offer_id
         )
 
     async def _receive(
-        self, connection: AsyncConnection, sender: str, offer_id: str, episode: dict[str, Any]
+        self,
+        connection: AsyncConnection,
+        sender: str,
+        offer_id: str,
+        episode: dict[str, Any],
+        custody: object,
     ) -> None:
         row = (
             await connection.execute(
@@ -519,8 +581,10 @@ class TransferWorkflow:
         ):
             raise Conflict("the committed episode does not carry the accepted lead professional")
         ours = received.model_copy(update={"home_authority": self.me})
-        refusal = await self._why_not_from(connection, sender, row.episode_id)  # again: it may
-        if refusal is not None:  # have changed since the offer was listed
+        refusal = await self._why_not_from(  # again: it may have changed since the offer
+            connection, sender, row.episode_id, _steps(row.custody)
+        )
+        if refusal is not None:
             raise Conflict(f"the episode cannot be taken from this member ({refusal})")
         try:  # the child moved back: our old copy, read-only since it left, takes the episode again
             old = await self.store.get(connection, row.episode_id, for_update=True)
@@ -529,6 +593,13 @@ class TransferWorkflow:
         else:
             await self.store.replace(connection, old, ours)
         await self._mark(connection, offer_id, "in", "committed")
+        # Kept as sent, verified only when walked: the steps vouch for our copy when the child
+        # moves on and an earlier holder is offered the episode back.
+        await connection.execute(
+            update(transfers)
+            .where(transfers.c.id == offer_id, transfers.c.direction == "in")
+            .values(custody=json.dumps(custody_chain(custody)))
+        )
         await self._audit(
             connection, f"member:{sender}", "transfer.receive", row.episode_id, offer=offer_id
         )

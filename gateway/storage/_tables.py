@@ -262,6 +262,8 @@ transfers = Table(
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
     Column("escalated_at", DateTime(timezone=True), nullable=True),  # left unanswered too long
     Column("reason", String(64), nullable=True),  # a code: why it was withdrawn or declined
+    # in: the signed custody steps the offer came with, then those the committed episode came with
+    Column("custody", Text, nullable=True),
 )
 
 notifications = Table(

@@ -14,10 +14,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from joserfc import jws
 from sqlalchemy import insert, select
 from yarl import URL
 
 from gateway.demo import plan_federation
+from gateway.federation.custody import sign_step
 from gateway.federation.operator import suspend
 from gateway.federation.outbox import Message
 from gateway.federation.practitioner import INTERRUPTED_AFTER, Decision
@@ -397,9 +399,11 @@ async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
     return str(offer["offer_id"])
 
 
-async def _stray_offer(member: Node, to: Node, episode_id: str) -> str:
+async def _stray_offer(
+    member: Node, to: Node, episode_id: str, custody: list[str] | None = None
+) -> str:
     """An offer `member` sends of an episode it does not hold (a faulty member), as its outbox
-    would; its id once `to` lists it."""
+    would, with the custody steps it shows; its id once `to` lists it."""
     assert member.runner is not None
     offer_id, now = str(uuid.uuid4()), dt.datetime.now(dt.UTC)
     async with member.runner.app[AUDIT].transaction() as connection:
@@ -418,7 +422,13 @@ async def _stray_offer(member: Node, to: Node, episode_id: str) -> str:
             connection,
             to.plan.borough.gss,
             "transfer_offer",
-            {"offer_id": offer_id, "episode_ref": episode_id, "state": "open", "local_ref": None},
+            {
+                "offer_id": offer_id,
+                "episode_ref": episode_id,
+                "state": "open",
+                "local_ref": None,
+                "custody": custody or [],
+            },
         )
     await offer_arrives(to, offer_id)
     return offer_id
@@ -617,6 +627,54 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     again = await _stray_offer(camden, islington, episode_id)
     offer = await _listed(islington, again)
     assert (offer["state"], offer["reason"]) == ("declined", "transfer.already_held")
+
+
+async def test_a_child_who_moves_on_comes_back_from_whoever_holds_the_episode_now(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney -> Islington -> Camden -> Hackney: Camden's offer shows Islington's signed custody
+    step, so Hackney takes its episode back from Camden (before: declined as moved elsewhere, and
+    the episode could never come home). A step Camden signs in Islington's name moves nothing."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+
+    assert camden.plan.settings.signing_key_file is not None
+    forged = sign_step(
+        load_signing_key(camden.plan.settings.signing_key_file),
+        episode_ref=episode_id,
+        sender=ISLINGTON,
+        receiver=CAMDEN,
+        offer_id=str(uuid.uuid4()),
+        committed_at=dt.datetime.now(dt.UTC),
+    )
+    stray = await _stray_offer(camden, hackney, episode_id, custody=[forged])
+    offer = await _listed(hackney, stray)
+    assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
+
+    await _accept(camden, await _offer(islington, camden, episode_id), episode_id)
+    back = await _offer(camden, hackney, episode_id)
+    assert (await _listed(hackney, back))["state"] == "offered"
+    await _accept(hackney, back, episode_id)
+    status, home = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert (home["home_authority"], home["state"]) == (HACKNEY, episode["state"])
+    assert home["lead_professional"]["name"] == "Lead in Hackney"
+    assert home["assessments"] == episode["assessments"]
+    for member in (islington, camden):
+        status, left = await member.call("GET", f"/episodes/{episode_id}")
+        assert left["state"] == "transferred"
+
+    # The steps Hackney keeps vouch for its copy in turn: Hackney -> Islington -> Camden -> Hackney.
+    [kept] = await hackney.engine_rows(
+        select(transfers.c.custody).where(transfers.c.id == back, transfers.c.direction == "in")
+    )
+    walked = [jws.extract_compact(s.encode()).payload for s in json.loads(kept.custody)]
+    assert [(json.loads(p)["from"], json.loads(p)["to"]) for p in walked] == [
+        (HACKNEY, ISLINGTON),
+        (ISLINGTON, CAMDEN),
+        (CAMDEN, HACKNEY),
+    ]
 
 
 async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:
