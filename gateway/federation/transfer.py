@@ -14,10 +14,10 @@ read-only, and the receiver's copy arrives with the accepted one.
 An episode has at most one open offer, and only an episode still held here is committed: it cannot
 move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
 `transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
-episode over its old read-only copy, and only from the member holding it now: the one it was moved
-to, or one the signed custody steps lead to from there (`custody.py`: A -> B -> C -> A); no other
-member can overwrite it. An offer for an episode the receiver cannot take (it holds it, or moved it
-to a member the offer's custody steps do not lead from to the sender) is declined at once: the
+episode over its old read-only copy, and only from the member it was moved to or one the signed
+custody steps lead to from there (`custody.py`: A -> B -> C -> A); a member that never held it
+cannot overwrite it. An offer for an episode the receiver cannot take (it holds it, or moved it to
+a member from which the offer's custody steps do not lead to the sender) is declined at once: the
 reason is kept and audited here, the sender is told only `transfer.refused`. Of several offers of
 one episode, only one can be accepted.
 
@@ -173,7 +173,7 @@ class TransferWorkflow:
                 "episode_ref": episode_id,
                 "state": stored.episode.state.value,
                 "local_ref": stored.episode.local_ref,
-                "custody": steps_for(await self._custody(connection, episode_id), to),
+                "custody": steps_for(await self._custody(connection, episode_id), to, self.key_for),
             },
         )
         return offer_id
@@ -470,17 +470,19 @@ class TransferWorkflow:
                 .limit(1)
             )
         ).one_or_none()
-        if moved is not None:
-            holder = moved_on_to(
-                custody,
-                episode_ref=episode_id,
-                first=moved.counterpart,
-                since=aware_utc(moved.updated_at),
-                key_for=self.key_for,
-            )
-            if holder == sender:
-                return None
-        return "transfer.moved_elsewhere"
+        if moved is None:
+            return "transfer.moved_elsewhere"
+        walked = moved_on_to(
+            custody,
+            episode_ref=episode_id,
+            first=moved.counterpart,
+            since=aware_utc(moved.updated_at),
+            key_for=self.key_for,
+        )
+        if walked.holder == sender:
+            return None
+        # A step that would have led on did not verify: for the operator, not a stray offer.
+        return "transfer.custody_unverified" if walked.unverified else "transfer.moved_elsewhere"
 
     async def _commit(
         self, connection: AsyncConnection, sender: str, offer_id: str, lead: dict[str, Any]

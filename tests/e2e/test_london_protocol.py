@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 from joserfc import jws
-from sqlalchemy import insert, select
+from joserfc.jwk import OKPKey
+from sqlalchemy import insert, select, update
 from yarl import URL
 
 from gateway.demo import plan_federation
@@ -629,6 +630,22 @@ async def test_no_other_member_can_overwrite_a_transferred_copy(
     assert (offer["state"], offer["reason"]) == ("declined", "transfer.already_held")
 
 
+def _key_file(node: Node) -> Path:
+    assert node.plan.settings.signing_key_file is not None
+    return node.plan.settings.signing_key_file
+
+
+async def _custody(node: Node, offer_id: str) -> list[tuple[str, str]] | None:
+    """The custody steps `node` keeps for an offer made to it, as (from, to)."""
+    [row] = await node.engine_rows(
+        select(transfers.c.custody).where(transfers.c.id == offer_id, transfers.c.direction == "in")
+    )
+    if row.custody is None:
+        return None
+    claims = [json.loads(jws.extract_compact(s.encode()).payload) for s in json.loads(row.custody)]
+    return [(c["from"], c["to"]) for c in claims]
+
+
 async def test_a_child_who_moves_on_comes_back_from_whoever_holds_the_episode_now(
     federation: dict[str, Node],
 ) -> None:
@@ -640,9 +657,12 @@ async def test_a_child_who_moves_on_comes_back_from_whoever_holds_the_episode_no
     episode_id = episode["episode_id"]
     await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
 
-    assert camden.plan.settings.signing_key_file is not None
+    # Camden's own key under Islington's key id: the step names Islington's key, which refuses it.
+    theirs = load_signing_key(_key_file(islington)).kid
+    assert theirs is not None
+    impostor = {**load_signing_key(_key_file(camden)).as_dict(private=True), "kid": theirs}
     forged = sign_step(
-        load_signing_key(camden.plan.settings.signing_key_file),
+        OKPKey.import_key(impostor),
         episode_ref=episode_id,
         sender=ISLINGTON,
         receiver=CAMDEN,
@@ -651,30 +671,58 @@ async def test_a_child_who_moves_on_comes_back_from_whoever_holds_the_episode_no
     )
     stray = await _stray_offer(camden, hackney, episode_id, custody=[forged])
     offer = await _listed(hackney, stray)
-    assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
+    assert (offer["state"], offer["reason"]) == ("declined", "transfer.custody_unverified")
+    told = await _closed(camden, stray, "out", "declined")
+    assert told["reason"] == "transfer.refused"
 
-    await _accept(camden, await _offer(islington, camden, episode_id), episode_id)
+    onward = await _offer(islington, camden, episode_id)
+    assert await _custody(camden, onward) is None  # Camden never held it: it is shown no steps
+    await _accept(camden, onward, episode_id)
     back = await _offer(camden, hackney, episode_id)
+    assert await _custody(hackney, back) == [(HACKNEY, ISLINGTON), (ISLINGTON, CAMDEN)]
     assert (await _listed(hackney, back))["state"] == "offered"
     await _accept(hackney, back, episode_id)
     status, home = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert status == 200, home
     assert (home["home_authority"], home["state"]) == (HACKNEY, episode["state"])
     assert home["lead_professional"]["name"] == "Lead in Hackney"
     assert home["assessments"] == episode["assessments"]
     for member in (islington, camden):
         status, left = await member.call("GET", f"/episodes/{episode_id}")
-        assert left["state"] == "transferred"
-
-    # The steps Hackney keeps vouch for its copy in turn: Hackney -> Islington -> Camden -> Hackney.
-    [kept] = await hackney.engine_rows(
-        select(transfers.c.custody).where(transfers.c.id == back, transfers.c.direction == "in")
-    )
-    walked = [jws.extract_compact(s.encode()).payload for s in json.loads(kept.custody)]
-    assert [(json.loads(p)["from"], json.loads(p)["to"]) for p in walked] == [
+        assert (status, left["state"]) == (200, "transferred")
+    # The steps Hackney keeps vouch for its copy in turn, when the child moves on again.
+    assert await _custody(hackney, back) == [
         (HACKNEY, ISLINGTON),
         (ISLINGTON, CAMDEN),
         (CAMDEN, HACKNEY),
     ]
+
+
+async def test_an_episode_first_moved_without_custody_steps_comes_back_only_as_before(
+    federation: dict[str, Node],
+) -> None:
+    """A copy received before migration 0011 (or from a node without it) has no steps: its holder
+    signs only its own step on, which does not start at the first holder's move, so the first
+    holder takes the episode back only from the member it moved it to, as before."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    first = await _offer(hackney, islington, episode_id)
+    await _accept(islington, first, episode_id)
+    assert islington.runner is not None
+    async with islington.runner.app[AUDIT].transaction() as connection:
+        await connection.execute(
+            update(transfers)
+            .where(transfers.c.id == first, transfers.c.direction == "in")
+            .values(custody=None)
+        )
+    onward = await _offer(islington, camden, episode_id)
+    await _accept(camden, onward, episode_id)
+    assert await _custody(camden, onward) == [(ISLINGTON, CAMDEN)]
+    back = await _offer(camden, hackney, episode_id)
+    assert await _custody(hackney, back) is None
+    offer = await _listed(hackney, back)
+    assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
 
 
 async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:

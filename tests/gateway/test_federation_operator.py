@@ -178,6 +178,30 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(federation_dir: Pa
         directory.key_for(CAMDEN, new_kid, datetime.now(UTC))
 
 
+def test_a_key_that_ended_on_its_own_stays_for_what_it_signed_unless_compromised(
+    federation_dir: Path,
+) -> None:
+    """A custody step or a receipt is checked with the key valid when it was signed: a key past its
+    window is kept by the next rotation (it verifies nothing dated later), and dropped by a
+    rotation for a compromised key (grace 0)."""
+    first = load_signing_key(federation_dir / "members" / CAMDEN / "signing-key.json").kid
+    assert first is not None
+    signed_then = datetime.now(UTC)
+    later = signed_then + timedelta(days=400)  # the first key's 365 days are over
+    second = operator.rotate_key(federation_dir, CAMDEN, grace=timedelta(days=3), now=later)
+    operator.sign(federation_dir)
+    directory = verified(federation_dir)
+    assert [key.kid for key in directory.active(CAMDEN).signing_keys] == [first, second.kid]
+    directory.key_for(CAMDEN, first, signed_then)
+    with pytest.raises(KeyNotValid):
+        directory.key_for(CAMDEN, first, later)
+
+    operator.rotate_key(federation_dir, CAMDEN, grace=timedelta(0), now=later)
+    operator.sign(federation_dir)
+    with pytest.raises(KeyNotValid):
+        verified(federation_dir).key_for(CAMDEN, first, signed_then)
+
+
 def test_a_member_may_bring_its_own_public_key(tmp_path: Path) -> None:
     directory = tmp_path / "federation"
     cafx(directory, "init", "--name", "London CAF")

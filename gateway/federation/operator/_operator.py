@@ -271,7 +271,10 @@ def rotate_key(
     now: datetime | None = None,
 ) -> MemberFiles:
     """A new signing key for `gss`. Keys still valid stay so until now + `grace` (never longer than
-    they already were); a key whose window would thereby be empty, or is over, is dropped."""
+    they already were); a key whose window would thereby be empty is dropped. A key whose window
+    ended on its own stays listed, for what it signed while valid (custody steps, receipts, checked
+    at the moment they were signed), except with a `grace` of 0, the path for a compromised key:
+    then only the new key is kept."""
     if grace < timedelta(0):
         raise OperatorError("the grace period cannot be negative")
     layout = Layout(directory)
@@ -279,6 +282,9 @@ def rotate_key(
     moment = _now(now)
     kept: list[dict[str, Any]] = []
     for key in member.signing_keys:
+        if key.not_after <= moment and grace > timedelta(0):
+            kept.append(key.model_dump())
+            continue
         not_after = min(key.not_after, moment + grace)
         if not_after > max(key.not_before, moment):
             kept.append({**key.model_dump(), "not_after": not_after})
