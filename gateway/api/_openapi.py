@@ -21,7 +21,7 @@ from ..federation.practitioner import Decision, RequestInput
 from ..oauth import SCOPES
 from ._auth import PUBLIC, needs
 from ._consents import CheckInput
-from ._transfers import AcceptInput, CloseInput, OfferInput
+from ._transfers import LISTED_STATES, MAX_LISTED, AcceptInput, CloseInput, OfferInput
 
 __all__ = ["openapi_document", "serve_openapi"]
 
@@ -628,7 +628,17 @@ def _federation_paths() -> dict[str, Any]:
                         "direction",
                         {"type": "string", "enum": ["in", "out"], "default": "in"},
                         "offers made to this borough (in) or by it (out)",
-                    )
+                    ),
+                    _query(
+                        "state",
+                        {"type": "string", "enum": list(LISTED_STATES)},
+                        "in this state only (open: offered or accepted)",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LISTED},
+                        f"the newest this many (default {MAX_LISTED}), oldest first",
+                    ),
                 ],
             )
         },

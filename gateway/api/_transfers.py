@@ -9,7 +9,7 @@ from directory.members import MemberError
 from schemas import Practitioner
 
 from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
-from ..federation.transfer import CLOSING, TransferWorkflow
+from ..federation.transfer import CLOSING, OPEN_STATES, TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
@@ -59,15 +59,37 @@ async def offer_transfer(request: web.Request) -> web.Response:
     return web.json_response({"offer_id": offer_id, "state": "offered"}, status=201)
 
 
+MAX_LISTED = 1_000
+# `?state=`: one state, or `open` for those not yet committed nor closed.
+LISTED_STATES = {
+    "open": OPEN_STATES,
+    **{state: (state,) for state in (*OPEN_STATES, "committed", "withdrawn", "declined")},
+}
+
+
 @needs("episodes:read")
 async def list_transfers(request: web.Request) -> web.Response:
-    """`?direction=in` (the default: offers to this borough) or `out` (offers it made)."""
+    """`?direction=in` (the default: offers to this borough) or `out` (offers it made), `?state=`,
+    `?limit=` (the newest that many, default and at most `MAX_LISTED`), oldest first."""
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
-    direction = request.query.get("direction", "in")
+    direction, state = request.query.get("direction", "in"), request.query.get("state")
     if direction not in ("in", "out"):
         raise BadRequest("direction is in or out")
+    if state is not None and state not in LISTED_STATES:
+        raise BadRequest(f"state is one of {', '.join(LISTED_STATES)}")
+    try:
+        limit = int(request.query.get("limit", MAX_LISTED))
+    except ValueError:
+        raise BadRequest("limit is a number") from None
+    if not 1 <= limit <= MAX_LISTED:
+        raise BadRequest(f"limit is between 1 and {MAX_LISTED}")
     async with audit.engine.connect() as connection:
-        offers = await workflow.listed(connection, "in" if direction == "in" else "out")
+        offers = await workflow.listed(
+            connection,
+            "in" if direction == "in" else "out",
+            states=None if state is None else LISTED_STATES[state],
+            limit=limit,
+        )
     return web.json_response({"transfers": offers})
 
 

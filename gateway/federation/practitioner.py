@@ -243,7 +243,12 @@ class PractitionerRequests:
         """Store `record`; with `only_from`, only if the stored request is still in that state.
         Whether it was stored."""
         sealed = seal(json.dumps(record.document).encode(), self.ring, _bound(record.id))
-        values = {"state": record.state, "key_id": sealed.key_id, "sealed": sealed.to_bytes()}
+        values = {
+            "state": record.state,
+            "key_id": sealed.key_id,
+            "sealed": sealed.to_bytes(),
+            "approval_id": record.document.get("approval_id"),
+        }
         if new:
             practitioner = record.document["input"]["practitioner"]
             await connection.execute(
@@ -649,19 +654,29 @@ class PractitionerRequests:
         approval_id = body.get("approval_id")
         if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
             raise NotFound("no request awaits this approval")
-        rows = await connection.execute(
+        waiting = practitioner_requests.c.state == "awaiting_holder"
+        found = await connection.scalar(
             select(practitioner_requests.c.id).where(
-                practitioner_requests.c.state == "awaiting_holder"
+                waiting,
+                practitioner_requests.c.approval_id == approval_id,
+                practitioner_requests.c.target == sender,
             )
         )
-        for row in rows.all():
-            record = await self.get(row.id, connection)
-            if record.document.get("approval_id") == approval_id:
-                break
-        else:
-            raise NotFound("no request awaits this approval")
-        if record.target != sender:
+        if found is None:  # one held before migration 0012 has its approval id sealed only
+            for row in await connection.execute(
+                select(practitioner_requests.c.id).where(
+                    waiting,
+                    practitioner_requests.c.approval_id.is_(None),
+                    practitioner_requests.c.target == sender,
+                )
+            ):
+                unsealed = await self.get(row.id, connection)
+                if unsealed.document.get("approval_id") == approval_id:
+                    found = row.id
+                    break
+        if found is None:
             raise NotFound("no request awaits this approval from this member")
+        record = await self.get(found, connection)
         answer = dict(body)  # with its approval_id: which of the holder's decisions this is
         disclosed = answer.get("outcome") == "disclosed"
         document = dict(record.document)  # an answer that does not fit fails it: bad_answer

@@ -41,7 +41,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -63,7 +63,7 @@ from .attestation import KeyLookup
 from .custody import MAX_STEPS, custody_chain, moved_on_to, sign_step, steps_for
 from .outbox import Message, Outbox
 
-__all__ = ["CLOSING", "TransferWorkflow", "answer_due_by"]
+__all__ = ["CLOSING", "OPEN_STATES", "TransferWorkflow", "answer_due_by"]
 
 log = logging.getLogger("cafx.federation.transfer")
 Direction = Literal["in", "out"]
@@ -81,7 +81,7 @@ def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
     return _bank_holidays().get_nth_working_day(london, working_days)
 
 
-_OPEN = ("offered", "accepted")
+OPEN_STATES = ("offered", "accepted")  # not yet committed nor closed
 # Closing an offer unmoved, by the side whose row it is (the holder's `out`, the receiver's `in`):
 # the action (audited `transfer.<action>`, sent as `transfer_<action>`) and the state it leaves.
 CLOSING: dict[str, tuple[str, str]] = {
@@ -157,7 +157,7 @@ class TransferWorkflow:
             select(transfers.c.id).where(
                 transfers.c.episode_id == episode_id,
                 transfers.c.direction == "out",
-                transfers.c.state.in_(_OPEN),
+                transfers.c.state.in_(OPEN_STATES),
             )
         )
         if pending is not None:
@@ -193,14 +193,22 @@ class TransferWorkflow:
         return _steps(stored)
 
     async def listed(
-        self, connection: AsyncConnection, direction: Direction = "in"
+        self,
+        connection: AsyncConnection,
+        direction: Direction = "in",
+        *,
+        states: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Offers made to this member (`in`, "from") or by it (`out`, "to"), oldest first."""
-        rows = await connection.execute(
-            select(transfers)
-            .where(transfers.c.direction == direction)
-            .order_by(transfers.c.created_at)
+        """Offers made to this member (`in`, "from") or by it (`out`, "to"), oldest first: those in
+        `states` only, if given, and the newest `limit` of them, if given."""
+        query = select(transfers).where(transfers.c.direction == direction)
+        if states is not None:
+            query = query.where(transfers.c.state.in_(states))
+        rows = list(
+            await connection.execute(query.order_by(transfers.c.created_at.desc()).limit(limit))
         )
+        rows.reverse()
         return [
             {
                 "offer_id": r.id,
@@ -223,7 +231,7 @@ class TransferWorkflow:
         async with self.audit.transaction() as connection:
             rows = await connection.execute(
                 select(transfers).where(
-                    transfers.c.state.in_(_OPEN), transfers.c.escalated_at.is_(None)
+                    transfers.c.state.in_(OPEN_STATES), transfers.c.escalated_at.is_(None)
                 )
             )
             for row in rows.all():

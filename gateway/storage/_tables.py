@@ -151,6 +151,7 @@ register = Table(
     Column("disclosed_at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=True),  # signed receipt (JWS)
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Index(None, "counterpart", "disclosed_at"),  # the latest with each member (console)
 )
 
 # --- the London protocol (issue 6) -------------------------------------------------------------
@@ -169,6 +170,8 @@ practitioner_requests = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),  # practitioner, child match keys, answer: sealed
+    # awaiting_holder: the holder's id for the decision it holds, which its answer names
+    Column("approval_id", String(64), nullable=True, index=True),
 )
 
 outbox = Table(
@@ -192,6 +195,7 @@ inbox = Table(
     Column("sender", String(9), primary_key=True),
     Column("message_id", String(36), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Index(None, "sender", "received_at"),  # the latest from each member (console)
 )
 
 received_copies = Table(
@@ -252,10 +256,10 @@ transfers = Table(
     metadata,
     Column("id", String(36), primary_key=True),  # the offer id, the same on both members
     Column("direction", String(4), primary_key=True),  # out (we hold it) | in (offered to us)
-    Column("episode_id", String(36), nullable=False),
+    Column("episode_id", String(36), nullable=False, index=True),
     Column("counterpart", String(9), nullable=False),
     # offered | accepted | committed, or closed unmoved: withdrawn (by the holder) | declined
-    Column("state", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=True),

@@ -20,7 +20,13 @@ from gateway.demo import DEMO_BOROUGHS, Borough, NodePlan, plan_federation
 from gateway.federation.operator import suspend
 from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, OUTBOX
 from gateway.storage import async_url
-from gateway.storage._tables import audit_entries, outbox, received_copies, register
+from gateway.storage._tables import (
+    audit_entries,
+    outbox,
+    practitioner_requests,
+    received_copies,
+    register,
+)
 
 from ..conftest import POSTGRES_URL, postgres_schemas
 from .nodes import (
@@ -212,6 +218,38 @@ async def test_a_rejection_reaches_the_requester_as_holder_rejected(
     assert await hackney.engine_rows(select(register)) == []
     assert await camden.engine_rows(select(register)) == []
     assert await camden.engine_rows(select(received_copies)) == []
+
+
+async def test_an_answer_finds_its_request_by_approval_id_also_one_held_before_0012(
+    always: dict[str, Node],
+) -> None:
+    """The holder's answer names its approval id: the requester finds the request by it (an indexed
+    column), and one held before migration 0012, whose id is only in its sealed document, still."""
+    camden, hackney = always[CAMDEN], always[HACKNEY]
+    first, first_id = await _held(camden, hackney, disclosure(await seed(hackney)))
+    older, older_id = await _held(camden, hackney, disclosure(await seed(hackney)))
+    kept = await camden.engine_rows(
+        select(practitioner_requests.c.id, practitioner_requests.c.approval_id)
+    )
+    assert sorted(kept) == sorted(
+        [(first["request_id"], first_id), (older["request_id"], older_id)]
+    )
+    assert camden.runner is not None
+    async with camden.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(practitioner_requests)
+            .where(practitioner_requests.c.id == older["request_id"])
+            .values(approval_id=None)
+        )
+    for approval_id in (older_id, first_id):
+        status, decided = await _decide(
+            hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
+        )
+        assert status == 200, decided
+    for record, approval_id in ((older, older_id), (first, first_id)):
+        answered = await _settled(camden, record["request_id"])
+        assert answered["state"] == "answered", answered
+        assert answered["answer"]["approval_id"] == approval_id
 
 
 async def test_consent_withdrawn_before_approval_discloses_nothing(

@@ -578,7 +578,25 @@ async def test_an_offer_is_withdrawn_or_declined_and_the_episode_offered_again(
     assert (status, declined["state"]) == (200, "declined"), declined
     ours = await _closed(hackney, second, "out", "declined")
     assert ours["reason"] == "not_resident"
-    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+    third = await _offer(hackney, islington, episode_id)
+    status, listed = await hackney.call("GET", "/transfers?direction=out&state=open")
+    assert [t["offer_id"] for t in listed["transfers"]] == [third]
+    await _accept(islington, third, episode_id)
+
+    # Listed by state, or the newest few, oldest first.
+    for query, expected in (
+        ("", [first, second, third]),
+        ("&state=withdrawn", [first]),
+        ("&state=open", []),
+        ("&limit=2", [second, third]),
+        ("&state=declined&limit=1", [second]),
+    ):
+        status, listed = await hackney.call("GET", f"/transfers?direction=out{query}")
+        assert status == 200, listed
+        assert [t["offer_id"] for t in listed["transfers"]] == expected, query
+    for query in ("&state=gone", "&limit=0", "&limit=1001", "&limit=x"):
+        status, refused = await hackney.call("GET", f"/transfers?direction=out{query}")
+        assert status == 400, (query, refused)
 
     steps = await hackney.engine_rows(
         select(audit_entries.c.action, audit_entries.c.outcome, audit_entries.c.reason)

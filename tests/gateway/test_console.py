@@ -24,7 +24,7 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from gateway.console import _console_app
 from gateway.console._oidc import OidcClient
@@ -37,7 +37,7 @@ from gateway.federation.outbox import Message
 from gateway.federation.practitioner import RequestInput
 from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
-from gateway.storage._tables import audit_entries, console_sessions, outbox
+from gateway.storage._tables import audit_entries, console_sessions, inbox, outbox, register
 
 from ..conftest import Database
 from .console_client import ConsoleClient
@@ -638,6 +638,45 @@ async def test_the_federation_page_flags_an_escalated_transfer_offer(
     status, page, _ = await browser.get("/console/federation")
     row = page[page.index(offer_id) :].split("</tr>")[0]
     assert HACKNEY.gss in row and "escalated" in row
+
+
+async def test_the_federation_page_shows_the_last_exchange_with_each_member(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """The latest message from, or disclosure with, each member (read by index, per member)."""
+    islington = DEMO_BOROUGHS[2].gss
+    at = dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC)
+    async with camden.app[ENGINE].begin() as connection:
+        for minutes in (0, 45, 20):  # Hackney's messages: the latest is at 10:15
+            await connection.execute(
+                insert(inbox).values(
+                    sender=HACKNEY.gss,
+                    message_id=str(uuid.uuid4()),
+                    received_at=at + dt.timedelta(minutes=minutes),
+                )
+            )
+        await connection.execute(  # Hackney's disclosure is older than its latest message
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=str(uuid.uuid4()),
+                direction="sent",
+                counterpart=HACKNEY.gss,
+                requested_by="p-1",
+                sections=["assessments"],
+                basis="C1",
+                override=False,
+                disclosed_at=at - dt.timedelta(days=1),
+            )
+        )
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get("/console/federation")
+    assert status == 200
+
+    def row(member: str) -> str:
+        return page[page.index(f"({member})") :].split("</tr>")[0]
+
+    assert "03 Nov 2026 10:15 UTC" in row(HACKNEY.gss)
+    assert "none yet" in row(islington)
 
 
 async def test_a_lead_contact_declines_an_offer_from_the_federation_page(

@@ -502,7 +502,7 @@ def test_migration_docstrings_name_their_own_revisions() -> None:
     (the chain is 0001 <- 0002 <- 0003 directory <- 0004 approvals <- 0005 console sessions
     <- 0006 notifications <- 0007 kept_metadata
     <- 0008 transfer escalation <- 0009 received withdrawals <- 0010 transfer closing
-    <- 0011 transfer custody)."""
+    <- 0011 transfer custody <- 0012 bounded reads)."""
     versions = Path(importlib.import_module("gateway.storage.migrations.versions").__file__ or "")
     chain = []
     for path in sorted(versions.parent.glob("0*.py")):
@@ -514,7 +514,7 @@ def test_migration_docstrings_name_their_own_revisions() -> None:
         assert said[1] == module.revision, path.name
         assert (follows[1] or None) == module.down_revision, path.name
         chain.append((module.revision, module.down_revision))
-    assert chain[2:11] == [
+    assert chain[2:12] == [
         ("0003", "0002"),
         ("0004", "0003"),
         ("0005", "0004"),
@@ -524,4 +524,5 @@ def test_migration_docstrings_name_their_own_revisions() -> None:
         ("0009", "0008"),
         ("0010", "0009"),
         ("0011", "0010"),
+        ("0012", "0011"),
     ]
