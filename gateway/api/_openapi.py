@@ -636,8 +636,13 @@ def _federation_paths() -> dict[str, Any]:
                     ),
                     _query(
                         "limit",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_LISTED},
-                        f"the newest this many (default {MAX_LISTED}), oldest first",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LISTED,
+                            "default": MAX_LISTED,
+                        },
+                        "the newest this many, oldest first (older ones: narrow by state)",
                     ),
                 ],
             )

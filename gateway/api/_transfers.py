@@ -63,7 +63,7 @@ MAX_LISTED = 1_000
 # `?state=`: one state, or `open` for those not yet committed nor closed.
 LISTED_STATES = {
     "open": OPEN_STATES,
-    **{state: (state,) for state in (*OPEN_STATES, "committed", "withdrawn", "declined")},
+    **{s: (s,) for s in (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()))},
 }
 
 

@@ -170,18 +170,26 @@ def reinstate_command(directory: Path, gss: str) -> None:
     help="How long the old key stays valid; 0 drops it at once (compromised key).",
 )
 @click.option(
+    "--revoke",
+    "revoke",
+    multiple=True,
+    metavar="KID",
+    help="Drop this key (also one whose window is over): nothing it signed verifies any more.",
+)
+@click.option(
     "--signing-jwk",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The node's own new PUBLIC key (JWK); without it one is generated for the node.",
 )
 def rotate_key_command(
-    directory: Path, gss: str, grace_days: int, signing_jwk: Path | None
+    directory: Path, gss: str, grace_days: int, revoke: tuple[str, ...], signing_jwk: Path | None
 ) -> None:
-    """Give a member a new signing key; the old one stays valid for the grace period."""
+    """Give a member a new signing key; the old one stays valid for the grace period. Keys whose
+    window is over stay listed (for what they signed then) unless revoked."""
     with _refusals():
         jwk = _read_jwk(signing_jwk) if signing_jwk is not None else None
         files = operator.rotate_key(
-            directory, gss, grace=timedelta(days=grace_days), signing_jwk=jwk
+            directory, gss, grace=timedelta(days=grace_days), signing_jwk=jwk, revoke=revoke
         )
     click.echo(f"new signing key id: {files.kid}")
     if files.signing_key is not None:

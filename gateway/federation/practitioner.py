@@ -247,7 +247,10 @@ class PractitionerRequests:
             "state": record.state,
             "key_id": sealed.key_id,
             "sealed": sealed.to_bytes(),
-            "approval_id": record.document.get("approval_id"),
+            # plain beside the request only while it waits for the holder's answer naming it
+            "approval_id": (
+                record.document.get("approval_id") if record.state == "awaiting_holder" else None
+            ),
         }
         if new:
             practitioner = record.document["input"]["practitioner"]

@@ -60,7 +60,7 @@ from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import transfers
 from .attestation import KeyLookup
-from .custody import MAX_STEPS, custody_chain, moved_on_to, sign_step, steps_for
+from .custody import custody_chain, moved_on_to, sign_step, steps_for
 from .outbox import Message, Outbox
 
 __all__ = ["CLOSING", "OPEN_STATES", "TransferWorkflow", "answer_due_by"]
@@ -206,7 +206,9 @@ class TransferWorkflow:
         if states is not None:
             query = query.where(transfers.c.state.in_(states))
         rows = list(
-            await connection.execute(query.order_by(transfers.c.created_at.desc()).limit(limit))
+            await connection.execute(
+                query.order_by(transfers.c.created_at.desc(), transfers.c.id.desc()).limit(limit)
+            )
         )
         rows.reverse()
         return [
@@ -545,7 +547,7 @@ class TransferWorkflow:
             offer_id=offer_id,
             committed_at=dt.datetime.now(dt.UTC),
         )
-        custody = [*await self._custody(connection, row.episode_id), step][-MAX_STEPS:]
+        custody = custody_chain([*await self._custody(connection, row.episode_id), step])
         await self.store.replace(
             connection,
             stored,

@@ -268,6 +268,7 @@ transfers = Table(
     Column("reason", String(64), nullable=True),  # a code: why it was withdrawn or declined
     # in: the signed custody steps the offer came with, then those the committed episode came with
     Column("custody", Text, nullable=True),
+    Index(None, "direction", "created_at"),  # listed newest first
 )
 
 notifications = Table(

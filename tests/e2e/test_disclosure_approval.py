@@ -250,6 +250,8 @@ async def test_an_answer_finds_its_request_by_approval_id_also_one_held_before_0
         answered = await _settled(camden, record["request_id"])
         assert answered["state"] == "answered", answered
         assert answered["answer"]["approval_id"] == approval_id
+    # Beside the request only while it waits: the answer named it, and it is sealed again.
+    assert await camden.engine_rows(select(practitioner_requests.c.approval_id)) == [(None,)] * 2
 
 
 async def test_consent_withdrawn_before_approval_discloses_nothing(

@@ -178,12 +178,12 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(federation_dir: Pa
         directory.key_for(CAMDEN, new_kid, datetime.now(UTC))
 
 
-def test_a_key_that_ended_on_its_own_stays_for_what_it_signed_unless_compromised(
+def test_a_key_that_ended_on_its_own_stays_for_what_it_signed_until_revoked(
     federation_dir: Path,
 ) -> None:
     """A custody step or a receipt is checked with the key valid when it was signed: a key past its
-    window is kept by the next rotation (it verifies nothing dated later), and dropped by a
-    rotation for a compromised key (grace 0)."""
+    window is kept by later rotations, a compromised one's too (it verifies nothing dated later),
+    and dropped only when revoked by its id."""
     first = load_signing_key(federation_dir / "members" / CAMDEN / "signing-key.json").kid
     assert first is not None
     signed_then = datetime.now(UTC)
@@ -196,8 +196,17 @@ def test_a_key_that_ended_on_its_own_stays_for_what_it_signed_unless_compromised
     with pytest.raises(KeyNotValid):
         directory.key_for(CAMDEN, first, later)
 
-    operator.rotate_key(federation_dir, CAMDEN, grace=timedelta(0), now=later)
+    third = operator.rotate_key(federation_dir, CAMDEN, grace=timedelta(0), now=later)
     operator.sign(federation_dir)
+    directory = verified(federation_dir)
+    assert [key.kid for key in directory.active(CAMDEN).signing_keys] == [first, third.kid]
+    directory.key_for(CAMDEN, first, signed_then)
+
+    with pytest.raises(operator.OperatorError):
+        operator.rotate_key(federation_dir, CAMDEN, revoke=["no-such-key"], now=later)
+    out = cafx(federation_dir, "rotate-key", CAMDEN, "--revoke", first)
+    assert "new signing key id" in out
+    cafx(federation_dir, "sign")
     with pytest.raises(KeyNotValid):
         verified(federation_dir).key_for(CAMDEN, first, signed_then)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,21 +268,27 @@ def rotate_key(
     grace: timedelta = DEFAULT_GRACE,
     signing_jwk: Mapping[str, Any] | None = None,
     key_validity: timedelta = DEFAULT_KEY_VALIDITY,
+    revoke: Collection[str] = (),
     now: datetime | None = None,
 ) -> MemberFiles:
-    """A new signing key for `gss`. Keys still valid stay so until now + `grace` (never longer than
-    they already were); a key whose window would thereby be empty is dropped. A key whose window
-    ended on its own stays listed, for what it signed while valid (custody steps, receipts, checked
-    at the moment they were signed), except with a `grace` of 0, the path for a compromised key:
-    then only the new key is kept."""
+    """A new signing key for `gss`. Keys still in use stay valid until now + `grace` (never longer
+    than they already were); one whose window would thereby be empty (grace 0: the current key is
+    compromised) is dropped. A key whose window ended on its own stays listed, for what it signed
+    while valid (custody steps, receipts: checked at the moment they were signed), until it is
+    named in `revoke`, which drops those keys whatever their window."""
     if grace < timedelta(0):
         raise OperatorError("the grace period cannot be negative")
     layout = Layout(directory)
     member = load_state(layout).member(_check_gss(gss.strip().upper()))
+    unknown = set(revoke) - {key.kid for key in member.signing_keys}
+    if unknown:
+        raise OperatorError(f"{member.id} has no key {', '.join(sorted(unknown))}")
     moment = _now(now)
     kept: list[dict[str, Any]] = []
     for key in member.signing_keys:
-        if key.not_after <= moment and grace > timedelta(0):
+        if key.kid in revoke:
+            continue
+        if key.not_after <= moment:
             kept.append(key.model_dump())
             continue
         not_after = min(key.not_after, moment + grace)

@@ -30,6 +30,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_practitioner_requests_approval_id", ["approval_id"], unique=False)
     op.create_index("ix_transfers_episode_id", "transfers", ["episode_id"], unique=False)
     op.create_index("ix_transfers_state", "transfers", ["state"], unique=False)
+    op.create_index(
+        "ix_transfers_direction_created_at", "transfers", ["direction", "created_at"], unique=False
+    )
     op.create_index("ix_inbox_sender_received_at", "inbox", ["sender", "received_at"], unique=False)
     op.create_index(
         "ix_register_counterpart_disclosed_at",
@@ -42,11 +45,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_register_counterpart_disclosed_at", table_name="register")
     op.drop_index("ix_inbox_sender_received_at", table_name="inbox")
+    op.drop_index("ix_transfers_direction_created_at", table_name="transfers")
     op.drop_index("ix_transfers_state", table_name="transfers")
     op.drop_index("ix_transfers_episode_id", table_name="transfers")
     with op.batch_alter_table("practitioner_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_practitioner_requests_approval_id")
         batch_op.drop_column("approval_id")
-    for table in _BASIS:
+    for table in _BASIS:  # PostgreSQL refuses this once a longer basis is stored
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column("basis", type_=sa.String(64), existing_nullable=False)
