@@ -687,7 +687,7 @@ def _federation_paths() -> dict[str, Any]:
         },
         "/transfers/{offer_id}/decline": {
             "post": _operation(
-                "The receiver declines an offer it has not accepted",
+                "The receiver declines an offer it has not accepted, or releases one past due",
                 "requests:decide",
                 _responses(("200", _json(TransferState)), 404, 409, 422),
                 parameters=[_OFFER_ID],

@@ -9,7 +9,7 @@ from directory.members import MemberError
 from schemas import Practitioner
 
 from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
-from ..federation.transfer import CLOSING, OPEN_STATES, TransferWorkflow
+from ..federation.transfer import CLOSING, OPEN_STATES, RELEASE, TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
@@ -63,7 +63,10 @@ MAX_LISTED = 1_000
 # `?state=`: one state, or `open` for those not yet committed nor closed.
 LISTED_STATES = {
     "open": OPEN_STATES,
-    **{s: (s,) for s in (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()))},
+    **{
+        s: (s,)
+        for s in (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()), RELEASE[1])
+    },
 }
 
 
@@ -127,7 +130,7 @@ class CloseInput(BaseModel):
 
 
 async def _close(request: web.Request, direction: str) -> web.Response:
-    action, state = CLOSING[direction]
+    action = CLOSING[direction][0]
     offer_id = request.match_info["offer_id"]
     body = await json_body(request, CloseInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
@@ -136,19 +139,19 @@ async def _close(request: web.Request, direction: str) -> web.Response:
         if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
             raise Forbidden(f"only a listed lead CAF contact of this borough can {action}")
         async with audit.transaction() as connection:
-            episode_id = await workflow.close(connection, offer_id, direction, body.reason)
+            closed = await workflow.close(connection, offer_id, direction, body.reason)
             await audit.append(
                 connection,
                 draft(
                     request,
-                    f"transfer.{action}",
-                    episode_id,
+                    f"transfer.{closed.action}",
+                    closed.episode_id,
                     reason=body.reason,
                     offer=offer_id,
                     lead=body.lead_contact_id,
                 ),
             )
-    return web.json_response({"offer_id": offer_id, "state": state, "reason": body.reason})
+    return web.json_response({"offer_id": offer_id, "state": closed.state, "reason": body.reason})
 
 
 @needs("requests:decide")
@@ -159,5 +162,6 @@ async def withdraw_transfer(request: web.Request) -> web.Response:
 
 @needs("requests:decide")
 async def decline_transfer(request: web.Request) -> web.Response:
-    """The receiver turns down an offer it has not accepted."""
+    """The receiver turns down an offer it has not accepted, or releases an accepted one whose
+    episode has not come by its due date."""
     return await _close(request, "in")

@@ -139,7 +139,8 @@ async def retry_message(request: web.Request) -> web.Response:
 
 
 async def close_offer(request: web.Request) -> web.Response:
-    """Withdraw an offer this borough made, or decline one made to it, while it is unanswered."""
+    """Withdraw an offer this borough made, or decline one made to it, while it is unanswered; or
+    release one this borough accepted whose episode is past due."""
     offer_id = uuid_of(request, "offer_id")
     form = await request.post()
     direction, reason = str(form.get("direction")), form.get("reason")
@@ -149,13 +150,13 @@ async def close_offer(request: web.Request) -> web.Response:
         if action is None or not isinstance(reason, str) or reason not in CLOSING_REASONS:
             raise SchemaViolation("choose a reason for closing the offer")
         async with log.transaction() as connection:
-            episode_id = await workflow.close(connection, offer_id, direction, reason)
+            closed = await workflow.close(connection, offer_id, direction, reason)
             await log.append(
                 connection,
                 draft(
                     request,
-                    f"transfer.{action}",
-                    episode_id,
+                    f"transfer.{closed.action}",
+                    closed.episode_id,
                     reason=reason,
                     offer=offer_id,
                     via=f"console:{request[LEAD].id}",

@@ -24,14 +24,19 @@ one episode, only one can be accepted.
 An offer that is not going to be taken is closed, so that the episode can be offered again: its
 holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
 accepting (`transfer_decline`), each with a reason code; both sides then list it `withdrawn` or
-`declined`. An acceptance that crosses a withdrawal in flight is applied as nothing, and the
-withdrawal is sent again to close the receiver's side too.
+`declined`. An accepted offer whose episode has not come by its due date (escalated) can be
+released by the receiver: it no longer stops another offer of the episode being accepted (the
+genuine one, when a faulty member's was accepted), its holder is sent `transfer_decline`, and a
+commit already on its way still lands while the receiver holds no copy of the episode, so a holder
+that gave its copy up never leaves the episode with nobody. An acceptance that crosses a withdrawal
+in flight is applied as nothing, and the withdrawal is sent again to close the receiver's side too.
 
 Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
 days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
 its own clock, audited (`transfer.escalate`) and logged as an alert (ids only) for the lead contacts,
 and listed with its `due_by` date. It stays open: escalation asks people to act, it decides nothing.
-On the receiver that includes an accepted offer whose episode never arrived.
+On the receiver that includes an accepted offer whose episode never arrived, which it can then
+release (above).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import re
 import uuid
 from collections.abc import Collection, Mapping
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import holidays
 from joserfc.jwk import OKPKey
@@ -63,7 +68,7 @@ from .attestation import KeyLookup
 from .custody import custody_chain, moved_on_to, sign_step, steps_for
 from .outbox import Message, Outbox
 
-__all__ = ["CLOSING", "OPEN_STATES", "TransferWorkflow", "answer_due_by"]
+__all__ = ["CLOSING", "OPEN_STATES", "RELEASE", "Closed", "TransferWorkflow", "answer_due_by"]
 
 log = logging.getLogger("cafx.federation.transfer")
 Direction = Literal["in", "out"]
@@ -89,6 +94,16 @@ CLOSING: dict[str, tuple[str, str]] = {
     "in": ("decline", "declined"),
 }
 _CLOSING = {f"transfer_{action}": state for action, state in CLOSING.values()}  # by message kind
+# Closing, by the receiver, an accepted offer whose episode never came (it sends `transfer_decline`).
+RELEASE = ("release", "released")
+
+
+class Closed(NamedTuple):
+    episode_id: str
+    action: str  # withdraw | decline | release: audited `transfer.<action>`
+    state: str  # what the offer is now
+
+
 _REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 REFUSED = "transfer.refused"  # what a sender is told of an offer declined at once
 
@@ -312,9 +327,10 @@ class TransferWorkflow:
 
     async def close(
         self, connection: AsyncConnection, offer_id: str, direction: str, reason: str
-    ) -> str:
-        """Close an offer not yet answered (`CLOSING`): the holder withdraws one it made (`out`),
-        the receiver declines one made to it (`in`). The episode's id."""
+    ) -> Closed:
+        """Close an offer unmoved (`CLOSING`): the holder withdraws one it made (`out`), the
+        receiver declines one made to it (`in`), while unanswered; or the receiver releases one it
+        accepted whose episode is past due (`RELEASE`)."""
         action, state = CLOSING[direction]
         row = (
             await connection.execute(
@@ -325,16 +341,20 @@ class TransferWorkflow:
         ).one_or_none()
         if row is None:
             raise NotFound("no such transfer offer")
-        if row.state != "offered":
+        if direction == "in" and row.state == "accepted":
+            if row.escalated_at is None:
+                raise Conflict("the offer is accepted: it can be released once past its due date")
+            action, state = RELEASE
+        elif row.state != "offered":
             raise Conflict(f"the offer is {row.state}")
         await self._mark(connection, offer_id, direction, state, reason)
         await self.outbox.enqueue(
             connection,
             row.counterpart,
-            f"transfer_{action}",
+            f"transfer_{CLOSING[direction][0]}",
             {"offer_id": offer_id, "reason": reason},
         )
-        return str(row.episode_id)
+        return Closed(str(row.episode_id), action, state)
 
     async def _add(
         self,
@@ -581,7 +601,9 @@ class TransferWorkflow:
                 )
             )
         ).one_or_none()
-        if row is None or row.state != "accepted" or row.sealed is None:
+        # Released: the receiver stopped waiting, but takes a commit that was on its way (unless
+        # the episode has come from elsewhere meanwhile: already held, below).
+        if row is None or row.state not in ("accepted", RELEASE[1]) or row.sealed is None:
             raise Conflict("no accepted offer from this member")
         accepted = json.loads(open_(row.sealed, self.ring, _bound(offer_id, "in")))
         received = Episode.model_validate(episode)

@@ -743,6 +743,100 @@ async def test_an_episode_first_moved_without_custody_steps_comes_back_only_as_b
     assert (offer["state"], offer["reason"]) == ("declined", "transfer.moved_elsewhere")
 
 
+async def _escalated(receiver: Node, offer_id: str) -> None:
+    """Past the offer's due date on `receiver`'s clock: the escalation has marked it."""
+    assert receiver.runner is not None
+    due = dt.date.fromisoformat((await _listed(receiver, offer_id))["due_by"])
+    assert offer_id in await receiver.runner.app[TRANSFERS].escalate(due + dt.timedelta(days=1))
+
+
+async def test_an_accepted_offer_whose_episode_never_comes_is_released_for_the_genuine_one(
+    federation: dict[str, Node],
+) -> None:
+    """Islington accepted Camden's offer of an episode Camden does not hold, so it could accept no
+    other offer of it, Hackney's genuine one included (before: for good). Past its due date,
+    Islington releases it; Camden's side closes, and Hackney's offer is accepted and committed."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    stray = await _stray_offer(camden, islington, episode_id)
+    status, accepted = await islington.call(
+        "POST", f"/transfers/{stray}/accept", json=_acceptance(islington)
+    )
+    assert status == 200, accepted
+    genuine = await _offer(hackney, islington, episode_id)
+    status, blocked = await islington.call(
+        "POST", f"/transfers/{genuine}/accept", json=_acceptance(islington)
+    )
+    assert status == 409, blocked
+
+    release = {"lead_contact_id": islington.lead, "reason": "wrong_authority"}
+    status, early = await islington.call("POST", f"/transfers/{stray}/decline", json=release)
+    assert status == 409, early  # not before its due date: the episode may be on its way
+    await _escalated(islington, stray)
+    status, released = await islington.call("POST", f"/transfers/{stray}/decline", json=release)
+    assert (status, released["state"]) == (200, "released"), released
+    assert (await _closed(camden, stray, "out", "declined"))["reason"] == "wrong_authority"
+
+    await _accept(islington, genuine, episode_id)
+    status, copy = await islington.call("GET", f"/episodes/{episode_id}")
+    assert (copy["home_authority"], copy["lead_professional"]["name"]) == (
+        ISLINGTON,
+        "Lead in Islington",
+    )
+    assert (await _listed(islington, stray))["state"] == "released"
+    steps = await islington.engine_rows(
+        select(audit_entries.c.action, audit_entries.c.outcome, audit_entries.c.reason)
+        .where(audit_entries.c.action.in_(("transfer.decline", "transfer.release")))
+        .order_by(audit_entries.c.sequence)
+    )
+    assert [tuple(s) for s in steps] == [
+        ("transfer.decline", "refused", "conflict"),
+        ("transfer.release", "success", "wrong_authority"),
+    ]
+
+
+async def test_a_commit_on_its_way_when_an_offer_is_released_still_lands(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney is down when Islington accepts; Islington releases the offer past its due date.
+    Hackney comes back, takes the acceptance and gives its copy up: the commit still lands at
+    Islington, so the episode is never left with nobody holding it."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    offer_id = await _offer(hackney, islington, episode_id)
+    await hackney.stop()
+    status, accepted = await islington.call(
+        "POST", f"/transfers/{offer_id}/accept", json=_acceptance(islington)
+    )
+    assert status == 200, accepted
+    await _escalated(islington, offer_id)
+    release = {"lead_contact_id": islington.lead, "reason": "unspecified"}
+    status, released = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
+    assert (status, released["state"]) == (200, "released"), released
+
+    await hackney.start()
+    assert islington.runner is not None
+    async with islington.runner.app[AUDIT].transaction() as connection:  # retry now, not later
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.state == "pending")
+            .values(next_attempt_at=dt.datetime.now(dt.UTC))
+        )
+
+    async def landed() -> bool:
+        status, copy = await islington.call("GET", f"/episodes/{episode_id}")
+        return status == 200 and copy["state"] != "transferred"
+
+    await eventually(landed, timeout=30)
+    assert (await _listed(islington, offer_id))["state"] == "committed"
+    status, old = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert old["state"] == "transferred"
+    # Hackney's side was committed when the release arrived: refused there, and acknowledged.
+    assert (await _listed(hackney, offer_id, "out"))["state"] == "committed"
+
+
 async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:
     """Hackney offers its episode to Islington, and Camden (wrongly) offers the same episode: once
     Islington accepts one, the other is refused, so Hackney never gives its copy up for an episode

@@ -38,6 +38,7 @@ from gateway.federation.practitioner import RequestInput
 from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
 from gateway.storage._tables import audit_entries, console_sessions, inbox, outbox, register
+from schemas import Practitioner
 
 from ..conftest import Database
 from .console_client import ConsoleClient
@@ -714,6 +715,38 @@ async def test_a_lead_contact_declines_an_offer_from_the_federation_page(
         (f"lead:{lead}", "refused", "schema_violation"),
         (f"lead:{lead}", "success", "not_resident"),
         (f"lead:{lead}", "refused", "conflict"),
+    ]
+
+
+async def test_a_lead_contact_releases_an_accepted_offer_past_due_from_the_federation_page(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    offer_id, workflow = await _hackneys_offer_lands(camden), camden.app[TRANSFERS]
+    lead = Practitioner.model_validate(
+        {"name": "Lead in Camden", "organisation": "Family Hub", "agency_type": "early_help"}
+    )
+    async with camden.app[ENGINE].begin() as connection:
+        await workflow.accept(connection, offer_id, lead)
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get("/console/federation")
+    assert (
+        offer_id in page and f'Release<span class="visually-hidden"> offer {offer_id}' not in page
+    )
+    assert await workflow.escalate(dt.date.today() + dt.timedelta(days=30)) == [offer_id]
+    status, page, _ = await browser.get("/console/federation")
+    assert f'Release<span class="visually-hidden"> offer {offer_id}' in page
+    status, page, _ = await browser.post(
+        f"/console/federation/transfers/{offer_id}/close",
+        {"csrf_token": browser.csrf(page), "direction": "in", "reason": "not_resident"},
+    )
+    assert status == 200 and "The transfer offer was closed" in page, page[:300]
+    assert offer_id not in page
+    async with camden.app[ENGINE].connect() as connection:
+        [listed] = await workflow.listed(connection, "in")
+    assert (listed["state"], listed["reason"]) == ("released", "not_resident")
+    lead_id = CAMDEN.lead_contacts()[0]
+    assert await camden.audit_rows("transfer.release") == [
+        (f"lead:{lead_id}", "success", "not_resident")
     ]
 
 
