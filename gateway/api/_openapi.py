@@ -199,7 +199,9 @@ class HeldDisclosures(_Doc):
 class TransferState(_Doc):
     offer_id: str
     state: str
-    reason: str | None = Field(None, description="why it was withdrawn or declined (a code)")
+    reason: str | None = Field(
+        None, description="why it was withdrawn, declined or released (a code)"
+    )
 
 
 class Transfer(_Doc):
@@ -211,7 +213,7 @@ class Transfer(_Doc):
     offered_at: str
     due_by: str = Field(description="last London day for an answer (working days)")
     escalated_at: str | None = Field(description="when it escalated, unanswered past due_by")
-    reason: str | None = Field(description="why it was withdrawn or declined (a code)")
+    reason: str | None = Field(description="why it was withdrawn, declined or released (a code)")
 
 
 class Transfers(_Doc):

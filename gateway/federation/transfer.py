@@ -234,11 +234,17 @@ class TransferWorkflow:
                 "state": r.state,
                 "offered_at": aware_utc(r.created_at).isoformat(),
                 "reason": r.reason,
-                "due_by": answer_due_by(r.created_at, self.answer_working_days).isoformat(),
+                "due_by": self._due(r).isoformat(),
                 "escalated_at": r.escalated_at and aware_utc(r.escalated_at).isoformat(),
             }
             for r in rows
         ]
+
+    def _due(self, row: Any) -> dt.date:
+        """When an offer's answer is due; once accepted, when its episode is (a receiver's accepted
+        row is last updated by its acceptance)."""
+        since = row.updated_at if row.state == "accepted" else row.created_at
+        return answer_due_by(since, self.answer_working_days)
 
     async def escalate(self, today: dt.date | None = None) -> list[str]:
         """Mark the offers still not committed after their due date; the ids marked now."""
@@ -252,7 +258,7 @@ class TransferWorkflow:
                 )
             )
             for row in rows.all():
-                due = answer_due_by(row.created_at, self.answer_working_days)
+                due = self._due(row)
                 if today <= due:
                     continue
                 await connection.execute(
@@ -313,6 +319,7 @@ class TransferWorkflow:
             .values(
                 state="accepted",
                 updated_at=dt.datetime.now(dt.UTC),
+                escalated_at=None,  # the episode's own due date runs from now
                 key_id=sealed.key_id,
                 sealed=sealed.to_bytes(),
             )
@@ -347,7 +354,11 @@ class TransferWorkflow:
             action, state = RELEASE
         elif row.state != "offered":
             raise Conflict(f"the offer is {row.state}")
-        await self._mark(connection, offer_id, direction, state, reason)
+        # Only from the state read: a commit applied meanwhile is not overwritten.
+        if not await self._mark(
+            connection, offer_id, direction, state, reason, only_from=row.state
+        ):
+            raise Conflict("the offer changed meanwhile")
         await self.outbox.enqueue(
             connection,
             row.counterpart,
@@ -389,12 +400,18 @@ class TransferWorkflow:
         direction: str,
         state: str,
         reason: str | None = None,
-    ) -> None:
-        await connection.execute(
-            update(transfers)
-            .where(transfers.c.id == offer_id, transfers.c.direction == direction)
-            .values(state=state, reason=reason, updated_at=dt.datetime.now(dt.UTC))
+        only_from: str | None = None,
+    ) -> bool:
+        """Set the offer's state (with `only_from`: if it is still in that one); whether it was."""
+        changed = update(transfers).where(
+            transfers.c.id == offer_id, transfers.c.direction == direction
         )
+        if only_from is not None:
+            changed = changed.where(transfers.c.state == only_from)
+        result = await connection.execute(
+            changed.values(state=state, reason=reason, updated_at=dt.datetime.now(dt.UTC))
+        )
+        return bool(result.rowcount == 1)
 
     async def _closed_by_peer(
         self, connection: AsyncConnection, sender: str, kind: str, body: Mapping[str, Any]
@@ -413,8 +430,9 @@ class TransferWorkflow:
         ).one_or_none()
         if row is None:
             raise NotFound("no such offer from this member")
-        # A withdrawal may find our side accepted (the acceptance crossed it); a decline only ever
-        # answers an offer its receiver never accepted. A committed offer is past closing.
+        # A withdrawal may find our side accepted (the acceptance crossed it); a decline finds
+        # ours offered, or committed when it releases an acceptance we took meanwhile: a
+        # committed offer is past closing.
         closable = ("offered", "accepted") if kind == "transfer_withdraw" else ("offered",)
         action = kind.replace("_", ".")  # transfer.withdraw | transfer.decline
         if row.state in _CLOSING.values():
@@ -526,22 +544,24 @@ class TransferWorkflow:
                 )
             )
         ).one_or_none()
-        if row is not None and row.state == "withdrawn":
-            # The acceptance crossed our withdrawal: nothing moves. The withdrawal is sent again
-            # (its first copy may have arrived before the offer, or been dead-lettered), so the
-            # receiver's side closes too; a side already closed ignores it.
-            await self.outbox.enqueue(
-                connection,
-                sender,
-                "transfer_withdraw",
-                {"offer_id": offer_id, "reason": row.reason or "unspecified"},
-            )
+        if row is not None and row.state in _CLOSING.values():
+            # The acceptance crossed our withdrawal, or came after the receiver's own decline (a
+            # release overtaking an acceptance that was held up): nothing moves, our copy stays
+            # ours. A withdrawal is sent again (its first copy may have arrived before the offer,
+            # or been dead-lettered), so the receiver's side closes too; a side closed ignores it.
+            if row.state == "withdrawn":
+                await self.outbox.enqueue(
+                    connection,
+                    sender,
+                    "transfer_withdraw",
+                    {"offer_id": offer_id, "reason": row.reason or "unspecified"},
+                )
             await self._audit(
                 connection,
                 f"member:{sender}",
                 "transfer.commit",
                 row.episode_id,
-                "transfer.withdrawn",
+                f"transfer.{row.state}",
                 Outcome.REFUSED,
                 offer=offer_id,
             )
@@ -626,6 +646,7 @@ class TransferWorkflow:
             await self.store.add(connection, ours)
         else:
             await self.store.replace(connection, old, ours)
+        released = {"after": RELEASE[1]} if row.state == RELEASE[1] else {}
         await self._mark(connection, offer_id, "in", "committed")
         # Kept as sent, verified only when walked: the steps vouch for our copy when the child
         # moves on and an earlier holder is offered the episode back.
@@ -635,5 +656,12 @@ class TransferWorkflow:
             .values(custody=json.dumps(custody_chain(custody)))
         )
         await self._audit(
-            connection, f"member:{sender}", "transfer.receive", row.episode_id, offer=offer_id
+            connection,
+            f"member:{sender}",
+            "transfer.receive",
+            row.episode_id,
+            None,
+            Outcome.SUCCESS,
+            offer=offer_id,
+            **released,
         )

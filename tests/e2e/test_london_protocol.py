@@ -777,6 +777,9 @@ async def test_an_accepted_offer_whose_episode_never_comes_is_released_for_the_g
     status, released = await islington.call("POST", f"/transfers/{stray}/decline", json=release)
     assert (status, released["state"]) == (200, "released"), released
     assert (await _closed(camden, stray, "out", "declined"))["reason"] == "wrong_authority"
+    assert islington.runner is not None  # released: no longer escalated, nor alerted on
+    later = dt.date.today() + dt.timedelta(days=60)
+    assert stray not in await islington.runner.app[TRANSFERS].escalate(later)
 
     await _accept(islington, genuine, episode_id)
     status, copy = await islington.call("GET", f"/episodes/{episode_id}")
@@ -796,34 +799,51 @@ async def test_an_accepted_offer_whose_episode_never_comes_is_released_for_the_g
     ]
 
 
-async def test_a_commit_on_its_way_when_an_offer_is_released_still_lands(
-    federation: dict[str, Node],
-) -> None:
-    """Hackney is down when Islington accepts; Islington releases the offer past its due date.
-    Hackney comes back, takes the acceptance and gives its copy up: the commit still lands at
-    Islington, so the episode is never left with nobody holding it."""
-    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    episode = await seed(hackney)
-    episode_id = episode["episode_id"]
+async def _released_while_the_holder_is_down(
+    hackney: Node, islington: Node, episode_id: str
+) -> str:
+    """Hackney offers the episode to Islington and goes down; Islington accepts and, once the
+    episode is past its due date (counted from the acceptance), releases the offer. The offer."""
     offer_id = await _offer(hackney, islington, episode_id)
+    await _escalated(islington, offer_id)  # left unanswered too long first
     await hackney.stop()
     status, accepted = await islington.call(
         "POST", f"/transfers/{offer_id}/accept", json=_acceptance(islington)
     )
     assert status == 200, accepted
-    await _escalated(islington, offer_id)
     release = {"lead_contact_id": islington.lead, "reason": "unspecified"}
+    status, early = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
+    assert status == 409, early  # accepting started the episode's own due date
+    await _escalated(islington, offer_id)
     status, released = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
     assert (status, released["state"]) == (200, "released"), released
+    status, again = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
+    assert status == 409, again
+    return offer_id
 
-    await hackney.start()
-    assert islington.runner is not None
-    async with islington.runner.app[AUDIT].transaction() as connection:  # retry now, not later
+
+async def _send_now(node: Node, kind: str | None = None, state: str = "pending") -> None:
+    """`node`'s messages (of `kind`) due now, in `state`: as a retry from the console would."""
+    assert node.runner is not None
+    chosen = update(outbox).where(outbox.c.state.in_(("pending", "dead")))
+    if kind is not None:
+        chosen = chosen.where(outbox.c.kind == kind)
+    async with node.runner.app[AUDIT].transaction() as connection:
         await connection.execute(
-            update(outbox)
-            .where(outbox.c.state == "pending")
-            .values(next_attempt_at=dt.datetime.now(dt.UTC))
+            chosen.values(state=state, next_attempt_at=dt.datetime.now(dt.UTC))
         )
+
+
+async def test_a_commit_on_its_way_when_an_offer_is_released_still_lands(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney comes back, takes the acceptance and gives its copy up before the release reaches
+    it: the commit still lands at Islington, so the episode is never left with nobody holding it."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode_id = (await seed(hackney))["episode_id"]
+    offer_id = await _released_while_the_holder_is_down(hackney, islington, episode_id)
+    await hackney.start()
+    await _send_now(islington)
 
     async def landed() -> bool:
         status, copy = await islington.call("GET", f"/episodes/{episode_id}")
@@ -831,10 +851,47 @@ async def test_a_commit_on_its_way_when_an_offer_is_released_still_lands(
 
     await eventually(landed, timeout=30)
     assert (await _listed(islington, offer_id))["state"] == "committed"
+    [received] = await islington.engine_rows(
+        select(audit_entries.c.details).where(audit_entries.c.action == "transfer.receive")
+    )
+    assert json.loads(received.details)["after"] == "released"
     status, old = await hackney.call("GET", f"/episodes/{episode_id}")
     assert old["state"] == "transferred"
     # Hackney's side was committed when the release arrived: refused there, and acknowledged.
     assert (await _listed(hackney, offer_id, "out"))["state"] == "committed"
+
+
+async def test_an_acceptance_held_up_behind_its_release_moves_nothing(
+    federation: dict[str, Node],
+) -> None:
+    """Islington's acceptance was dead-lettered while Hackney was down, and its release reaches
+    Hackney first: Hackney's side is declined, and the acceptance, retried later, moves nothing
+    (before: refused for ever into a dead letter). Hackney keeps the episode."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    offer_id = await _released_while_the_holder_is_down(hackney, islington, episode_id)
+    await _send_now(islington, "transfer_accept", state="dead")
+    await hackney.start()
+    await _send_now(islington, "transfer_decline")
+    assert (await _closed(hackney, offer_id, "out", "declined"))["reason"] == "unspecified"
+
+    await _send_now(islington, "transfer_accept")
+
+    async def acknowledged() -> bool:
+        rows = await islington.engine_rows(select(outbox.c.kind, outbox.c.state))
+        return all(row.state == "delivered" for row in rows)
+
+    await eventually(acknowledged, timeout=30)
+    [refused] = await hackney.engine_rows(
+        select(audit_entries.c.outcome, audit_entries.c.reason).where(
+            audit_entries.c.action == "transfer.commit"
+        )
+    )
+    assert tuple(refused) == ("refused", "transfer.declined")
+    status, copy = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert (status, copy["state"]) == (200, episode["state"])
+    assert (await _listed(islington, offer_id))["state"] == "released"
 
 
 async def test_a_receiver_accepts_one_offer_of_an_episode(federation: dict[str, Node]) -> None:
