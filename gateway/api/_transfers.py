@@ -9,7 +9,7 @@ from directory.members import MemberError
 from schemas import Practitioner
 
 from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
-from ..federation.transfer import CLOSING, OPEN_STATES, RELEASE, TransferWorkflow
+from ..federation.transfer import CLOSING, OPEN_STATES, STATES, TransferWorkflow
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body
@@ -61,13 +61,7 @@ async def offer_transfer(request: web.Request) -> web.Response:
 
 MAX_LISTED = 1_000
 # `?state=`: one state, or `open` for those not yet committed nor closed.
-LISTED_STATES = {
-    "open": OPEN_STATES,
-    **{
-        s: (s,)
-        for s in (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()), RELEASE[1])
-    },
-}
+LISTED_STATES = {"open": OPEN_STATES, **{state: (state,) for state in STATES}}
 
 
 @needs("episodes:read")

@@ -68,7 +68,15 @@ from .attestation import KeyLookup
 from .custody import custody_chain, moved_on_to, sign_step, steps_for
 from .outbox import Message, Outbox
 
-__all__ = ["CLOSING", "OPEN_STATES", "RELEASE", "Closed", "TransferWorkflow", "answer_due_by"]
+__all__ = [
+    "CLOSING",
+    "OPEN_STATES",
+    "RELEASE",
+    "STATES",
+    "Closed",
+    "TransferWorkflow",
+    "answer_due_by",
+]
 
 log = logging.getLogger("cafx.federation.transfer")
 Direction = Literal["in", "out"]
@@ -96,6 +104,7 @@ CLOSING: dict[str, tuple[str, str]] = {
 _CLOSING = {f"transfer_{action}": state for action, state in CLOSING.values()}  # by message kind
 # Closing, by the receiver, an accepted offer whose episode never came (it sends `transfer_decline`).
 RELEASE = ("release", "released")
+STATES = (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()), RELEASE[1])
 
 
 class Closed(NamedTuple):
@@ -497,9 +506,9 @@ class TransferWorkflow:
         self, connection: AsyncConnection, sender: str, episode_id: str, custody: list[str]
     ) -> str | None:
         """Why we cannot take `episode_id` from `sender` (a reason code), or None if we can: an
-        episode we hold is ours already; one we moved away comes back only from the member holding
-        it now, as far as the `custody` steps the sender showed lead from the member we moved it
-        to, so no other member can overwrite our read-only copy."""
+        episode we hold is ours already; one we moved away comes back only from the member we
+        moved it to or one the `custody` steps the sender showed lead to from there, so a member
+        that never held it cannot overwrite our read-only copy."""
         try:
             old = await self.store.get(connection, episode_id)
         except NotFound:

@@ -258,7 +258,8 @@ transfers = Table(
     Column("direction", String(4), primary_key=True),  # out (we hold it) | in (offered to us)
     Column("episode_id", String(36), nullable=False, index=True),
     Column("counterpart", String(9), nullable=False),
-    # offered | accepted | committed, or closed unmoved: withdrawn (by the holder) | declined
+    # offered | accepted | committed, or closed unmoved: withdrawn (by the holder) | declined |
+    # released (by the receiver: accepted, but the episode never came)
     Column("state", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
