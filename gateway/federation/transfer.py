@@ -202,19 +202,27 @@ class TransferWorkflow:
         )
         return offer_id
 
+    async def _last_move(
+        self, connection: AsyncConnection, episode_id: str, direction: Direction
+    ) -> Any:
+        """The latest committed transfer of the episode to us (`in`) or away (`out`), or None."""
+        return (
+            await connection.execute(
+                select(transfers)
+                .where(
+                    transfers.c.episode_id == episode_id,
+                    transfers.c.direction == direction,
+                    transfers.c.state == "committed",
+                )
+                .order_by(transfers.c.updated_at.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+
     async def _custody(self, connection: AsyncConnection, episode_id: str) -> list[str]:
         """The custody steps our copy came with (none for an episode that started here)."""
-        stored = await connection.scalar(
-            select(transfers.c.custody)
-            .where(
-                transfers.c.episode_id == episode_id,
-                transfers.c.direction == "in",
-                transfers.c.state == "committed",
-            )
-            .order_by(transfers.c.updated_at.desc())
-            .limit(1)
-        )
-        return _steps(stored)
+        came = await self._last_move(connection, episode_id, "in")
+        return _steps(came and came.custody)
 
     async def listed(
         self,
@@ -515,18 +523,7 @@ class TransferWorkflow:
             return None
         if old.episode.state != EpisodeState.TRANSFERRED:
             return "transfer.already_held"
-        moved = (
-            await connection.execute(
-                select(transfers.c.counterpart, transfers.c.updated_at)
-                .where(
-                    transfers.c.episode_id == episode_id,
-                    transfers.c.direction == "out",
-                    transfers.c.state == "committed",
-                )
-                .order_by(transfers.c.updated_at.desc())
-                .limit(1)
-            )
-        ).one_or_none()
+        moved = await self._last_move(connection, episode_id, "out")
         if moved is None:
             return "transfer.moved_elsewhere"
         walked = moved_on_to(
