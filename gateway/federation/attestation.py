@@ -29,6 +29,7 @@ __all__ = [
     "Attestation",
     "OverrideGrant",
     "issue_attestation",
+    "peek",
     "same_id",
     "subject_for_episode",
     "subject_for_match_keys",
@@ -151,6 +152,17 @@ def issue_attestation(
     return jwt.encode(header, claims, key, algorithms=[algorithm])
 
 
+def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A compact JWS's header and JSON claims, unverified: only to find the key (and the moment)
+    to check it with. Nothing read here is trusted before the signature over it verifies."""
+    try:
+        unverified = jws.extract_compact(token.encode())
+        claims = json.loads(unverified.payload)
+    except (JoseError, ValueError, RecursionError):  # RecursionError: nesting past the parser's
+        return None
+    return (unverified.headers(), claims) if isinstance(claims, dict) else None
+
+
 def _refuse(message: str, code: str = "attestation_invalid") -> FederationRefused:
     return FederationRefused(message, code=code)
 
@@ -182,14 +194,12 @@ def verify_attestation(
     """Check everything: the signer is the sender's current key, it names us, it is in date and at
     most 24 hours long, the approver is a listed lead contact of the sender, it is about this child."""
     moment = now or dt.datetime.now(dt.UTC)
-    try:  # unverified: only to find the key; nothing is trusted before the signature verifies
-        unverified = jws.extract_compact(token.encode())
-        kid = unverified.headers().get("kid")
-        algorithm = unverified.headers().get("alg")
-        issuer_claim = json.loads(unverified.payload).get("iss")
-    except (JoseError, ValueError, AttributeError):
-        raise _refuse("the attestation is not a JWT") from None
-    if issuer_claim != sender:
+    peeked = peek(token)
+    if peeked is None:
+        raise _refuse("the attestation is not a JWT")
+    headers, unverified = peeked
+    kid, algorithm = headers.get("kid"), headers.get("alg")
+    if unverified.get("iss") != sender:
         raise _refuse("the attestation was issued by another member than the sender")
     if not isinstance(kid, str) or algorithm not in _ALGORITHMS.values():
         raise _refuse("the attestation names no usable key")

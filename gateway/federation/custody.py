@@ -32,7 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from ..errors import FederationRefused
-from .attestation import KeyLookup
+from .attestation import KeyLookup, peek
 from .transport import MAX_SKEW
 
 __all__ = ["MAX_STEPS", "Custody", "custody_chain", "moved_on_to", "sign_step", "steps_for"]
@@ -78,14 +78,16 @@ def custody_chain(value: object) -> list[str]:
 
 def _read(step: str) -> tuple[str, dict[str, Any], dt.datetime] | None:
     """A step's key id, claims and moment, unverified: only to find the key to check it with."""
-    try:
-        unverified = jws.extract_compact(step.encode())
-        kid = unverified.headers().get("kid")
-        claims = json.loads(unverified.payload)
-        at = dt.datetime.fromisoformat(claims["committed_at"])
-    except (JoseError, ValueError, RecursionError, TypeError, KeyError, AttributeError):
+    peeked = peek(step)
+    if peeked is None:
         return None
-    if not isinstance(kid, str) or not isinstance(claims, dict) or at.tzinfo is None:
+    headers, claims = peeked
+    kid, moment = headers.get("kid"), claims.get("committed_at")
+    try:
+        at = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else None
+    except ValueError:
+        return None
+    if not isinstance(kid, str) or at is None or at.tzinfo is None:
         return None
     return kid, claims, at
 

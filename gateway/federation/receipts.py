@@ -20,7 +20,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from ..errors import FederationRefused
-from .attestation import KeyLookup
+from .attestation import KeyLookup, peek
 from .transport import MAX_SKEW
 
 __all__ = ["answer_is_sound", "sign_receipt"]
@@ -74,13 +74,12 @@ def _claims(
 ) -> dict[str, Any] | None:
     # Read before the signature is checked, only to find the key and the moment it must have been
     # valid at; returned only once the signature over these same bytes verifies.
-    try:
-        unverified = jws.extract_compact(receipt.encode())
-        kid = unverified.headers().get("kid")
-        claims = json.loads(unverified.payload)
-    except (JoseError, ValueError, RecursionError):  # RecursionError: nesting past the parser's
+    peeked = peek(receipt)
+    if peeked is None:
         return None
-    if not isinstance(kid, str) or not isinstance(claims, dict):
+    headers, claims = peeked
+    kid = headers.get("kid")
+    if not isinstance(kid, str):
         return None
     at = _dated(claims, window)
     if at is None:

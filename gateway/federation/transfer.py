@@ -356,6 +356,9 @@ class TransferWorkflow:
         receiver declines one made to it (`in`), while unanswered; or the receiver releases one it
         accepted whose episode is past due (`RELEASE`)."""
         action, state = CLOSING[direction]
+        kind = (
+            f"transfer_{action}"  # a release is sent as a decline: it closes the other side alike
+        )
         row = (
             await connection.execute(
                 select(transfers).where(
@@ -377,10 +380,7 @@ class TransferWorkflow:
         ):
             raise Conflict("the offer changed meanwhile")
         await self.outbox.enqueue(
-            connection,
-            row.counterpart,
-            f"transfer_{CLOSING[direction][0]}",
-            {"offer_id": offer_id, "reason": reason},
+            connection, row.counterpart, kind, {"offer_id": offer_id, "reason": reason}
         )
         return Closed(str(row.episode_id), action, state)
 

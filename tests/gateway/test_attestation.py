@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -130,6 +131,18 @@ def test_refusals(token_changes: dict[str, Any], verify_changes: dict[str, Any],
     with pytest.raises(FederationRefused) as caught:
         _verify(_issue(**token_changes), **verify_changes)
     assert caught.value.wire_code == code
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 100_000 + b"]" * 100_000, b'["a list"]', b"not json"],
+    ids=["nested-past-the-parser", "not-an-object", "not-json"],
+)
+def test_a_token_whose_payload_is_no_claims_is_not_a_jwt(payload: bytes) -> None:
+    header = base64.urlsafe_b64encode(b'{"alg":"Ed25519","kid":"camden-1"}').rstrip(b"=")
+    body = base64.urlsafe_b64encode(payload).rstrip(b"=")
+    with pytest.raises(FederationRefused, match="not a JWT"):
+        _verify(f"{header.decode()}.{body.decode()}.c2ln")
 
 
 def test_longer_than_24_hours_is_refused_even_when_signed() -> None:
