@@ -39,22 +39,28 @@ class AuditLog:
         # SQLite only (one process, one writer at a time): the committed head of the chain, so an
         # append need not read it back. None until first read; replicas on PostgreSQL always read.
         self._head: tuple[AuditEntry | None] | None = None
-        self._pending: AuditEntry | None = None
+        # Each open transaction's last appended entry (None before its first). Per transaction: on
+        # PostgreSQL several are open at once in one process, waiting for the lock, and one that
+        # rolls back must not leave its entry as the head another appends to.
+        self._appended: dict[AsyncConnection, AuditEntry | None] = {}
         self._verifying = asyncio.Lock()  # one whole-chain read at a time
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that may append audit entries (and anything else with them)."""
         async with self._local if self._sqlite else _nothing():
-            self._pending = None
             async with self.engine.begin() as connection:
                 if not self._sqlite:
                     await connection.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
                     )
-                yield connection
-            if self._sqlite and self._pending is not None:  # committed: the new head is known
-                self._head = (self._pending,)
+                self._appended[connection] = None
+                try:
+                    yield connection
+                finally:
+                    last = self._appended.pop(connection)
+            if self._sqlite and last is not None:  # committed: the new head is known
+                self._head = (last,)
 
     async def _read_head(self, connection: AsyncConnection) -> AuditEntry | None:
         row = (
@@ -65,15 +71,16 @@ class AuditLog:
         return AuditEntry.from_row(dict(row._mapping)) if row is not None else None
 
     async def append(self, connection: AsyncConnection, draft: AuditDraft) -> AuditEntry:
-        """Seal `draft` onto the chain; call inside `transaction()`."""
-        if self._pending is not None:
-            head: AuditEntry | None = self._pending
-        elif self._sqlite and self._head is not None:
+        """Seal `draft` onto the chain, in a connection of `transaction()`."""
+        if connection not in self._appended:
+            raise RuntimeError("audit entries are appended in AuditLog.transaction()")
+        head = self._appended[connection]
+        if head is None and self._sqlite and self._head is not None:
             (head,) = self._head
-        else:
+        elif head is None:
             head = await self._read_head(connection)
         entry = seal(draft, head, node_id=self.member_id)
-        self._pending = entry
+        self._appended[connection] = entry
         await connection.execute(insert(audit_entries).values(entry.to_row()))
         if checkpoint_due(entry.sequence, self.every):
             checkpoint = make_checkpoint(entry, self.key, self.member_id)

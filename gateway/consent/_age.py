@@ -4,20 +4,25 @@ Under 12 a person with parental responsibility consents; from 12 to 15 the young
 counts if a practitioner judged them competent, otherwise a person with parental responsibility's; from
 16 the young person's own. The age is the child's age when the statement was GIVEN, so a parent's
 statement given when the child was 11 stays valid at 14 (the young person can withdraw it or give their
-own) -- but not beyond 16: a statement no young person gave lapses on their 16th birthday, because from
-then on only their own consent counts (001 asks for the young person's consent "under the age of 16 and
-over the age of 12" in addition to the parent's; at 16 it is theirs alone).
+own) -- but not beyond 16: from their 16th birthday only their own consent counts (001 asks for the
+young person's consent "under the age of 16 and over the age of 12" in addition to the parent's; at 16
+it is theirs alone). So a statement lapses then unless it was their own when given: at 16 or over, or at
+12-15 judged competent. A child who signed beside a parent at 4, or at 13 not judged competent, has not
+given their own consent, and the parent's lapses as if they had not signed.
 
 When the date of birth is unknown the age is uncertain, and a statement is valid only if it would be
 valid at every age the child could have been: for an unborn child (expected date of delivery) that is
 the parent's consent; with no date at all, only a statement the young person and a person with parental
-responsibility gave together satisfies every age band. Failing closed here is deliberate: a wrong guess
-shares a child's information on the wrong person's word.
+responsibility gave together satisfies every age band, and only while the child cannot have turned 16
+since being too young for it to be their own: on the day it was given, or for four years when the young
+person was judged competent. Failing closed here is deliberate: a wrong guess shares a child's
+information on the wrong person's word.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -72,22 +77,56 @@ def possible_bands(child: Child, on: dt.date) -> frozenset[AgeBand]:
     return frozenset(bands)
 
 
+def _years_before(day: dt.date, years: int) -> dt.date:
+    """The last birth date that makes a child `years` old on `day`."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year without one
+        return day.replace(year=day.year - years, day=28)
+
+
+def _born_between(child: Child) -> tuple[dt.date | None, dt.date | None]:
+    """The earliest and latest the child can have been born (None: unbounded)."""
+    if child.date_of_birth is not None:
+        return child.date_of_birth, child.date_of_birth
+    if child.expected_date_of_delivery is not None:
+        edd = child.expected_date_of_delivery
+        return edd - _EARLIEST_BEFORE_EDD, edd + _LATEST_AFTER_EDD
+    return None, None
+
+
 def lapsed(child: Child, statement: ConsentStatement, at: dt.date) -> bool:
-    """A statement no young person gave stops counting once the child may be 16 (see module doc)."""
-    if any(giver.role is ConsentRole.YOUNG_PERSON for giver in statement.given_by):
+    """Does the statement stop counting because the child may now be 16 while it may not be the
+    young person's own consent? It is their own when they gave it at 16 or over, or at 12-15 judged
+    competent; signing beside a parent at 4 is not (see module doc)."""
+    young_person = any(g.role is ConsentRole.YOUNG_PERSON for g in statement.given_by)
+    if not young_person:
+        own_from = None  # never their own
+    else:
+        own_from = 12 if statement.young_person_competent is True else 16
+    earliest, latest = _born_between(child)
+    # Lapsed if some possible birth date makes the child 16 or over now (born on or before
+    # `sixteen_by`) and too young for it to be their own when it was given (born after
+    # `too_young_after`).
+    sixteen_by = _years_before(at, 16)
+    if earliest is not None and earliest > sixteen_by:
         return False
-    span = _age_range(child, at)
-    return span is None or span[1] >= 16
+    if own_from is None:
+        return True
+    too_young_after = _years_before(statement.given_on, own_from)
+    return (latest is None or latest > too_young_after) and too_young_after < sixteen_by
 
 
 def _key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """A name as compared: compatibility-normalised (an accent typed one way or another, a
+    full-width letter), spacing and case ignored."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
 
 
 def _has_parental_responsibility(giver: ConsentGiver, carers: list[ParentCarer]) -> bool:
     """A parent/carer giver counts unless the episode records that same person WITHOUT it.
 
-    Givers are matched to the recorded parents/carers by name (case and spacing ignored). A giver the
+    Givers are matched to the recorded parents/carers by name (see `_key`). A giver the
     episode does not list is taken at the statement's word: the local form recorded the role.
     """
     same = [

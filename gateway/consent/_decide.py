@@ -2,6 +2,8 @@
 
 1. Exclusions always win: any statement in force that excludes the recipient refuses with
    `consent_excluded`, whatever another statement permits.
+   An episode closed because consent was withdrawn (001's closure outcome; some local forms record
+   the withdrawal nowhere else) shares nothing on consent from its closure date: `consent_withdrawn`.
 2. Each requested section is permitted when some valid statement covers the recipient, the purpose and
    that section. A disclosure asks for sections and gets the permitted ones: the decision permits the
    covered subset and lists the rest as refused (permit with nothing permitted is a refusal). Each
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from schemas import Episode, Section
+from schemas import ClosureOutcome, Episode, Section
 
 from ._statement import Evaluation, Stage, evaluate, purpose_text, safe_id, sections_text
 from ._types import (
@@ -81,7 +83,14 @@ def decide(
     )
     requested = request.requested_sections
     excluders = [e for e in evaluations if e.exclusion is not None]
-    basis = {} if excluders else _basis(evaluations)
+    closure = episode.closure
+    # Some local forms record a withdrawal only as the reason the episode closed.
+    withdrawn_by_closure = (
+        closure is not None
+        and closure.outcome is ClosureOutcome.CONSENT_WITHDRAWN
+        and closure.closed_on <= request.at
+    )
+    basis = {} if excluders or withdrawn_by_closure else _basis(evaluations)
     findings = tuple(
         e.finding(frozenset(s for s, chosen in basis.items() if chosen is e)) for e in evaluations
     )
@@ -90,7 +99,7 @@ def decide(
 
     if permitted == requested:
         return _consent_permit(request, basis, findings)
-    denial = _denial(request, evaluations, excluders, findings)
+    denial = _denial(request, evaluations, excluders, findings, withdrawn_by_closure)
     if in_force is not None:
         extra = requested & (requested if in_force.sections is None else in_force.sections)
         if extra - permitted:
@@ -140,6 +149,7 @@ def _denial(
     evaluations: tuple[Evaluation, ...],
     excluders: list[Evaluation],
     findings: tuple[StatementFinding, ...],
+    withdrawn_by_closure: bool = False,
 ) -> ConsentDecision:
     code: DenialCode
     if excluders:
@@ -150,6 +160,11 @@ def _denial(
             first.statement.consent_id,
         )
         reason = f"Refused: {findings[first.position].reason}; exclusions always win."
+    elif withdrawn_by_closure:
+        code, rule, consent_id = DenialCode.CONSENT_WITHDRAWN, Rule.CLOSED_CONSENT_WITHDRAWN, None
+        reason = (
+            f"Refused by rule {rule.value}: the episode was closed because consent was withdrawn."
+        )
     elif (closest := _closest(evaluations)) is None:
         code, rule, consent_id = DenialCode.CONSENT_MISSING, Rule.NO_STATEMENT, None
         reason = "Refused: the episode records no consent statement."

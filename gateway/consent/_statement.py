@@ -261,7 +261,8 @@ def evaluate(
         failure = (
             DenialCode.CONSENT_EXPIRED,
             Rule.AGE_16_PLUS_LAPSED,
-            "no young person gave it and they may now be 16 or over, when only their own consent counts",
+            "the young person may now be 16 or over, when only their own consent counts, and it was "
+            "not theirs when given (not given by them at 16 or over, or at 12-15 judged competent)",
         )
     coverage_miss, covered, note = _coverage(statement, request)
     code: DenialCode | None

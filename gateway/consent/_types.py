@@ -76,6 +76,9 @@ class Rule(StrEnum):
     PARENTAL_RESPONSIBILITY = "3.5.giver.parental_responsibility"
     NOT_YET_GIVEN = "3.5.not_yet_given"
     WITHDRAWN = "3.5.withdrawn"
+    # The episode was closed because consent was withdrawn (001's closure outcome): every statement
+    # counts as withdrawn from the closure date, whatever the local form recorded on each.
+    CLOSED_CONSENT_WITHDRAWN = "3.5.closure.consent_withdrawn"
     EXPIRED = "3.5.expired"
     EXCLUSION = "3.5.exclusion"
     RECIPIENT = "3.5.recipient"

@@ -144,6 +144,8 @@ async def consent_now(
     stored = await store.get(connection, asked.episode_id, for_update=True)
     if stored.episode.state == EpisodeState.TRANSFERRED:
         raise NotFound("the episode moved to another authority")
+    if stored.episode.state == EpisodeState.ARCHIVED:  # DESIGN 3.6: kept, no longer accessible
+        raise NotFound("the episode is archived")
     today = london_today()
     override = None
     if asked.override is not None and asked.override.expires_at > dt.datetime.now(dt.UTC):

@@ -1108,3 +1108,48 @@ async def test_a_withdrawal_reaches_recipients_of_a_long_basis(
         return len(copies) == 1 and copies[0].withdrawn_at is not None
 
     await eventually(marked)
+
+
+async def test_an_episode_closed_on_withdrawal_or_archived_is_not_disclosed(
+    federation: dict[str, Node],
+) -> None:
+    """An episode closed because consent was withdrawn shares nothing on consent (some forms record
+    the withdrawal only there); an archived one (DESIGN 3.6: kept, no longer accessible) nothing at
+    all. Both refusals are decided and audited on the holder's side."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    assert (await ask(camden, disclosure(episode)))["state"] == "answered"
+    today = dt.date.today().isoformat()
+    closure = {"closed_on": today, "outcome": "consent_withdrawn"}
+    status, closed = await hackney.call(
+        "POST",
+        f"/episodes/{episode['episode_id']}/events",
+        json={"event": {"type": "closure", "closure": closure}},
+    )
+    assert status == 200, closed
+    refused = await ask(camden, disclosure(episode))
+    assert refused["state"] == "refused" and refused["error"] == "consent_withdrawn", refused
+
+    archived = {
+        **episode,
+        "episode_id": str(uuid.uuid4()),
+        "state": "archived",
+        "closure": {"closed_on": "2020-01-06", "outcome": "resolved_family"},
+    }
+    status, answer = await hackney.call(
+        "POST", "/forms", json=archived, headers={"Content-Type": "application/json"}
+    )
+    assert status == 201, answer
+    gone = await ask(camden, disclosure(archived))
+    assert gone["state"] != "answered" and gone["error"] == "not_found", gone
+    rows = await hackney.engine_rows(
+        select(audit_entries.c.outcome, audit_entries.c.reason, audit_entries.c.subject).where(
+            audit_entries.c.action == "federation.disclosure"
+        )
+    )
+    assert [(r.outcome, r.reason) for r in rows] == [
+        ("success", None),
+        ("refused", "consent_withdrawn"),
+        ("refused", "not_found"),
+    ]
+    assert rows[-1].subject == archived["episode_id"]

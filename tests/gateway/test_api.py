@@ -387,6 +387,50 @@ async def test_appends_while_the_chain_is_read_raise_no_false_alarm(database: Da
     assert truncated.problem is not None and truncated.problem.kind == ProblemKind.TRUNCATED
 
 
+async def test_an_append_rolled_back_is_not_the_head_a_waiting_writer_appends_to(
+    database: Database,
+) -> None:
+    """Two transactions of one node at once (on PostgreSQL the second waits for the audit lock):
+    the first appends and then fails. The second must chain onto what was committed, not onto
+    the entry that was rolled back, or the log would show a gap nobody made."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        log = AuditLog(engine, OKPKey.generate_key("Ed25519", private=True), MEMBER, every=2)
+        await log.record(READ)
+        waiting = asyncio.Event()
+
+        async def second() -> None:
+            waiting.set()
+            await log.record(READ)  # waits until the first is over
+
+        with pytest.raises(RuntimeError, match="then failed"):
+            async with log.transaction() as connection:
+                other = asyncio.create_task(second())
+                await waiting.wait()
+                await asyncio.sleep(0.2)  # the second is now waiting for the lock
+                await log.append(connection, READ)
+                raise RuntimeError("appended, then failed")
+        await other
+        result = await log.verify()
+    finally:
+        await engine.dispose()
+    assert result.ok and result.checked == 2, result
+
+
+async def test_appending_outside_a_transaction_of_the_log_is_refused(database: Database) -> None:
+    """Without the log's transaction an append would race other writers for the head."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        log = AuditLog(engine, OKPKey.generate_key("Ed25519", private=True), MEMBER, every=2)
+        async with engine.begin() as connection:
+            with pytest.raises(RuntimeError, match="AuditLog.transaction"):
+                await log.append(connection, READ)
+    finally:
+        await engine.dispose()
+
+
 async def test_an_in_memory_database_keeps_its_one_connection_and_verifies() -> None:
     """`sqlite:///:memory:` lives in one connection (SQLAlchemy's StaticPool): the one-connection
     pool of a SQLite file must not be forced on it, nor a scan connection of its own (another

@@ -80,8 +80,12 @@ def episode(
     dob: str | None = "2015-06-01",
     edd: str | None = None,
     carers: list[dict[str, Any]] | None = None,
+    closed: tuple[str, str] | None = None,  # (closed_on, outcome)
 ) -> Episode:
     document = copy.deepcopy(BASE)
+    if closed is not None:
+        document["state"] = "closed"
+        document["closure"] = {"closed_on": closed[0], "outcome": closed[1]}
     document["child"].pop("date_of_birth")
     if dob is not None:
         document["child"]["date_of_birth"] = dob
@@ -148,6 +152,22 @@ ROWS: list[Row] = [
      ask(at="2025-06-01"), DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
     ("competent-yp-at-13-valid-at-17", episode(stmt(by=YP, given_on="2021-01-01", competent=True),
      dob="2007-06-01"), ask(at="2024-07-01"), PERMIT, None, Rule.AGE_12_15_COMPETENT, "C1"),
+    # Signing beside a parent is the young person's own consent only at 16+, or 12-15 competent.
+    ("joint-at-4-lapses-at-16", episode(stmt(by=BOTH, given_on="2019-06-01")),
+     ask(at="2031-06-01"), DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
+    ("joint-at-4-valid-at-15", episode(stmt(by=BOTH, given_on="2019-06-01")),
+     ask(at="2031-05-31"), PERMIT, None, Rule.AGE_UNDER_12, "C1"),
+    ("joint-at-13-not-competent-lapses-at-16", episode(
+        stmt(by=BOTH, given_on="2021-03-01", competent=False), dob="2008-01-01"),
+     ask(at="2024-06-01"), DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
+    ("joint-at-13-competent-valid-at-17", episode(
+        stmt(by=BOTH, given_on="2021-03-01", competent=True), dob="2008-01-01"),
+     ask(at="2025-02-01"), PERMIT, None, Rule.AGE_12_15_COMPETENT, "C1"),
+    ("joint-at-11-competent-lapses-at-16", episode(
+        stmt(by=BOTH, given_on="2019-12-31", competent=True), dob="2008-01-01"),
+     ask(at="2024-01-01"), DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
+    ("joint-at-16-valid", episode(stmt(by=BOTH, given_on="2024-01-01"), dob="2008-01-01"),
+     ask(at="2030-01-01"), PERMIT, None, Rule.AGE_16_PLUS, "C1"),
     ("own-consent-at-16-after-parent-lapsed", episode(
         stmt(given_on="2021-01-01"), stmt("C2", by=YP, given_on="2025-07-01"), dob="2009-06-01"),
      ask(at="2025-08-01"), PERMIT, None, Rule.AGE_16_PLUS, "C2"),
@@ -164,8 +184,16 @@ ROWS: list[Row] = [
      "C1"),
     ("no-dates-yp-only", episode(stmt(by=YP, competent=True), dob=None), ask(), DENY, MISSING,
      Rule.AGE_UNKNOWN, "C1"),
-    ("no-dates-joint", episode(stmt(by=BOTH), dob=None), ask(), PERMIT, None, Rule.AGE_UNKNOWN,
-     "C1"),
+    # With no date at all the child may have turned 16 since, and have been under 16 (under 12 if
+    # judged competent) when signing: a joint statement holds on the day, or for 4 years if competent.
+    ("no-dates-joint-that-day", episode(stmt(by=BOTH, given_on="2024-01-01"), dob=None), ask(),
+     PERMIT, None, Rule.AGE_UNKNOWN, "C1"),
+    ("no-dates-joint-later", episode(stmt(by=BOTH, given_on="2023-12-31"), dob=None), ask(),
+     DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
+    ("no-dates-joint-competent-4-years", episode(stmt(by=BOTH, given_on="2020-01-01",
+     competent=True), dob=None), ask(), PERMIT, None, Rule.AGE_UNKNOWN, "C1"),
+    ("no-dates-joint-competent-past-4-years", episode(stmt(by=BOTH, given_on="2019-12-31",
+     competent=True), dob=None), ask(), DENY, EXPIRED, Rule.AGE_16_PLUS_LAPSED, "C1"),
     # Parental responsibility as the episode records it.
     ("giver-without-pr", episode(stmt(), carers=[
         {"name": PARENT, "relationship": "Stepfather", "parental_responsibility": False}]),
@@ -207,6 +235,16 @@ ROWS: list[Row] = [
      ask(), DENY, MISSING, Rule.RECIPIENT, "C1"),
     ("share-with-name", episode(stmt(share_with=({"name": "Whittington"},))),
      ask(name="WHITTINGTON"), PERMIT, None, Rule.AGE_UNDER_12, "C1"),
+    # An episode closed because consent was withdrawn: withdrawn from that day, whatever the
+    # statements say (a form may record the withdrawal nowhere else). Exclusions still win.
+    ("closed-consent-withdrawn", episode(stmt(), closed=("2023-06-01", "consent_withdrawn")),
+     ask(), DENY, WITHDRAWN, Rule.CLOSED_CONSENT_WITHDRAWN, None),
+    ("closed-consent-withdrawn-that-day", episode(stmt(), closed=("2024-01-01",
+     "consent_withdrawn")), ask(), DENY, WITHDRAWN, Rule.CLOSED_CONSENT_WITHDRAWN, None),
+    ("closed-consent-withdrawn-excluded", episode(stmt(excluded=(HEALTH,)),
+     closed=("2023-06-01", "consent_withdrawn")), ask(), DENY, EXCLUDED, Rule.EXCLUSION, "C1"),
+    ("closed-resolved-still-shared", episode(stmt(), closed=("2023-06-01", "resolved_family")),
+     ask(), PERMIT, None, Rule.AGE_UNDER_12, "C1"),
     # Time: withdrawn, expired, not yet given.
     ("withdrawn", episode(stmt(withdrawn_on="2023-06-01")), ask(), DENY, WITHDRAWN,
      Rule.WITHDRAWN, "C1"),
@@ -378,6 +416,32 @@ def test_override_adds_to_partial_consent_with_a_basis_per_section() -> None:
     assert decision.basis == ((S.CHILD, "C1"), (S.ASSESSMENTS, "OV-7"))
     assert decision.refused_sections == {S.REVIEWS}
     assert (decision.consent_id, decision.overridden_code) == ("C1", MISSING)
+
+
+@pytest.mark.parametrize("giver", ["Zoe\u0308 Nowak", "\uff3a\uff2f\uff25\u0308  nowak"])
+def test_a_giver_recorded_without_parental_responsibility_is_known_however_encoded(
+    giver: str,
+) -> None:
+    """An accent decomposed or composed, full-width letters: the same recorded person."""
+    statement = stmt()
+    statement["given_by"] = [{"role": "parent_carer", "name": giver}]
+    carer = {
+        "name": "Zo\u00eb Nowak",
+        "relationship": "Stepmother",
+        "parental_responsibility": False,
+    }
+    decision = decide(episode(statement, carers=[carer]), ask())
+    assert (decision.outcome, decision.rule) == (DENY, Rule.PARENTAL_RESPONSIBILITY)
+
+
+def test_override_in_force_permits_an_episode_closed_on_withdrawal() -> None:
+    ep = episode(stmt(), closed=("2023-06-01", "consent_withdrawn"))
+    decision = decide(ep, ask(), OVERRIDE)
+    assert (decision.outcome, decision.rule, decision.overridden_code) == (
+        PERMIT,
+        Rule.OVERRIDE,
+        WITHDRAWN,
+    )
 
 
 def test_override_unused_when_consent_permits_everything() -> None:
