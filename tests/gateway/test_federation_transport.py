@@ -8,6 +8,7 @@ import asyncio
 import base64
 import datetime as dt
 import functools
+import gzip
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -36,6 +37,7 @@ from gateway.errors import (
     error_middleware,
 )
 from gateway.federation.transport import (
+    MAX_RESPONSE_BYTES,
     REQUEST_COMPONENTS,
     FederationClient,
     Key,
@@ -230,6 +232,7 @@ class Federation:
         *,
         endpoints: Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> FederationClient:
         return FederationClient(
             session,
@@ -239,6 +242,7 @@ class Federation:
             endpoints=(endpoints or self.endpoints).__getitem__,
             response_keys=self.directory.lookup,
             clock=clock,
+            max_response_bytes=max_response_bytes,
         )
 
     def session(self, context: ssl.SSLContext, *, checked: bool = False) -> aiohttp.ClientSession:
@@ -685,6 +689,27 @@ async def test_server_certificate_from_another_ca_is_not_trusted(
 # --- the client's refusals --------------------------------------------------------------------------
 
 
+async def test_without_a_client_certificate_nothing_is_read(
+    federation: Federation, aiohttp_server: AiohttpServer
+) -> None:
+    """The federation app behind a plain port (a node's API port serves it too): a caller with no
+    certificate is refused at once, before its body is read or waited for."""
+    running = await aiohttp_server(node_app(federation.nodes[HACKNEY], federation))
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(
+            b"POST /federation/v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
+    assert b"\r\nsignature:" in head.lower()  # signed, as every answer
+
+
 async def test_response_replayed_onto_another_request_is_refused(
     federation: Federation, aiohttp_server: AiohttpServer
 ) -> None:
@@ -715,6 +740,41 @@ async def test_response_replayed_onto_another_request_is_refused(
     with pytest.raises(FederationRefused) as caught:
         await client.post(HACKNEY, "/echo", {"q": 1})
     assert caught.value.wire_code == "invalid_signature"
+
+
+@pytest.mark.parametrize("answer", ["gzip", "large", "large-chunked"])
+async def test_an_answer_is_neither_unpacked_nor_read_past_the_limit(
+    federation: Federation, aiohttp_server: AiohttpServer, answer: str
+) -> None:
+    """A member node (or whoever holds its TLS key) answers with a small gzip that would unpack to
+    32 MiB, or with more bytes than any answer may have: refused before anything is checked."""
+    bomb = gzip.compress(b"0" * (32 * 1024 * 1024))
+
+    async def rogue_answer(request: web.Request) -> web.StreamResponse:
+        if answer == "gzip":
+            return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+        if answer == "large":
+            return web.Response(body=b"0" * 5000)
+        streamed = web.StreamResponse()  # no Content-Length: chunked
+        await streamed.prepare(request)
+        for _ in range(5):
+            await streamed.write(b"0" * 1000)
+        await streamed.write_eof()
+        return streamed
+
+    rogue = web.Application()
+    rogue.router.add_post("/federation/v1/echo", rogue_answer)
+    hackney = federation.nodes[HACKNEY]
+    running = await aiohttp_server(rogue, ssl=server_context(*federation.files(hackney)))
+    client = federation.client(
+        CAMDEN,
+        endpoints={HACKNEY: f"https://127.0.0.1:{running.port}/federation/v1"},
+        max_response_bytes=4096,  # a small limit keeps the test quick
+    )
+    with pytest.raises(FederationRefused) as caught:
+        await client.post(HACKNEY, "/echo", {"q": 1})
+    expected = "content coding" if answer == "gzip" else "too large"
+    assert expected in caught.value.message
 
 
 async def test_answer_from_a_server_certificate_of_another_member_is_refused(
@@ -794,7 +854,9 @@ async def test_memory_replay_store_forgets_after_the_window_and_is_bounded() -> 
     assert await store.remember(HACKNEY, "n1", t0)  # nonces are per sender
     with pytest.raises(RateLimited):  # full of live nonces: refuse rather than forget one early
         await store.remember(CAMDEN, "n2", t0 + dt.timedelta(seconds=1))
-    assert await store.remember(CAMDEN, "n1", t0 + dt.timedelta(seconds=600))
+    # At exactly 600 s a replay could still pass the created check (bounds included): kept.
+    assert not await store.remember(CAMDEN, "n1", t0 + dt.timedelta(seconds=600))
+    assert await store.remember(CAMDEN, "n1", t0 + dt.timedelta(seconds=600, microseconds=1))
     assert len(store) <= 2
 
 
@@ -810,8 +872,9 @@ async def test_sql_replay_store_is_shared_atomic_and_expires(database: Database)
         )
         assert sorted(outcomes) == [False] * 7 + [True]
         assert await replicas[0].remember(HACKNEY, "nonce-a", t0)  # per sender
-        later = t0 + dt.timedelta(seconds=599)
-        assert not await replicas[1].remember(CAMDEN, "nonce-a", later)
+        for later in (599, 600):  # the window's last instant included
+            at = t0 + dt.timedelta(seconds=later)
+            assert not await replicas[1].remember(CAMDEN, "nonce-a", at)
         # Past the retention window the old sighting no longer counts, and can be purged.
         expired = t0 + dt.timedelta(seconds=601)
         assert await replicas[1].remember(CAMDEN, "nonce-a", expired)

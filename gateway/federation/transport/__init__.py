@@ -17,7 +17,7 @@ the rest of the node are the error tree (`gateway.errors`) and, for the SQL nonc
 
 from __future__ import annotations
 
-from .client import FederationClient, FederationReply, federation_session
+from .client import MAX_RESPONSE_BYTES, FederationClient, FederationReply, federation_session
 from .digest import check_content_digest, content_digest
 from .replay import MAX_SKEW, RETENTION, MemoryReplayStore, ReplayStore, SqlReplayStore
 from .server import (
@@ -45,6 +45,7 @@ from .signatures import (
 from .tls import client_context, member_urn, peer_member, server_context
 
 __all__ = [
+    "MAX_RESPONSE_BYTES",
     "MAX_SKEW",
     "REQUEST_COMPONENTS",
     "RESPONSE_COMPONENTS",

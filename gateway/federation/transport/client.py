@@ -80,8 +80,15 @@ def federation_session(
     `FederationConnector` on every connection, no proxy from the environment."""
     connector = FederationConnector(ssl=ssl_context, limit_per_host=limit_per_host)
     return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        trust_env=False,
+        auto_decompress=False,  # answers come as sent: a small gzip could unpack to gigabytes
     )
+
+
+# What a node may send in one request (Settings.max_body_bytes' default) is what it reads back.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class FederationClient:
@@ -105,6 +112,7 @@ class FederationClient:
         response_keys: KeyLookup,
         clock: Callable[[], dt.datetime] = _utc_now,
         max_skew: dt.timedelta = MAX_SKEW,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(session.connector, FederationConnector):
             raise TypeError("FederationClient needs a session from federation_session()")
@@ -116,6 +124,7 @@ class FederationClient:
         self._response_keys = response_keys
         self._clock = clock
         self._max_skew = max_skew
+        self._max_response_bytes = max_response_bytes
 
     def url(self, recipient: str, path: str, params: Mapping[str, str] | None = None) -> URL:
         base = self._endpoints(recipient).rstrip("/")
@@ -174,7 +183,7 @@ class FederationClient:
                 allow_redirects=False,  # a redirect would point the signed request elsewhere
                 compress=None,
             ) as response:
-                raw = await response.read()
+                raw = await _bounded_body(response, self._max_response_bytes)
                 fields = [
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
                 ]
@@ -207,3 +216,19 @@ def _json(raw: bytes, recipient: str) -> Any:
         raise PeerUnavailable(
             f"member {recipient} answered with something other than JSON"
         ) from exc
+
+
+async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The answer's bytes as sent, read only up to `limit`: nothing from a peer is unpacked or
+    held in memory before its signature and digest are checked."""
+    coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding != "identity":
+        raise FederationRefused("the answer has a content coding", code="invalid_signature")
+    if response.content_length is not None and response.content_length > limit:
+        raise FederationRefused("the answer is too large", code="invalid_signature")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise FederationRefused("the answer is too large", code="invalid_signature")
+    return bytes(body)

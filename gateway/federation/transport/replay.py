@@ -2,9 +2,10 @@
 is a replay.
 
 How long to remember: a request is accepted while `created` is within `max_skew` (300 s) of the
-receiver's clock, either way. A request first seen at t1 with `created` c can be replayed, clock-wise,
-until c + 300 <= t1 + 600. So a nonce is kept for twice the skew (`RETENTION`, 600 s); after that no
-request carrying it can pass the `created` check anyway.
+receiver's clock, either way, bounds included. A request first seen at t1 with `created` c can be
+replayed, clock-wise, until c + 300 <= t1 + 600. So a nonce is kept for twice the skew (`RETENTION`,
+600 s), that last instant included (forgotten only once strictly older); after that no request carrying
+it can pass the `created` check anyway.
 
 `remember()` is one atomic check-and-record, so two replicas (or two tasks) receiving the same request
 at once cannot both accept it: in SQL that is the primary key on (sender, nonce).
@@ -56,7 +57,7 @@ class MemoryReplayStore:
         cutoff = now - self._retention
         while self._seen:
             key, seen_at = next(iter(self._seen.items()))
-            if seen_at > cutoff:
+            if seen_at >= cutoff:  # at the window's very end a replay could still pass
                 break
             del self._seen[key]
 
@@ -76,7 +77,7 @@ class SqlReplayStore:
     shared by every replica of the node (SQLite or PostgreSQL).
 
     One statement decides: `INSERT ... ON CONFLICT (sender, nonce) DO UPDATE SET seen_at = :now
-    WHERE seen_at <= :cutoff RETURNING nonce` inserts a new nonce, or re-arms one whose earlier
+    WHERE seen_at < :cutoff RETURNING nonce` inserts a new nonce, or re-arms one whose earlier
     sighting has expired, and returns no row for a replay. Expired rows are deleted every
     `purge_every` calls (and by `purge()`, for a retention job).
     """
@@ -111,7 +112,7 @@ class SqlReplayStore:
             .on_conflict_do_update(
                 index_elements=[table.c.sender, table.c.nonce],
                 set_={"seen_at": now},
-                where=table.c.seen_at <= cutoff,
+                where=table.c.seen_at < cutoff,
             )
             .returning(table.c.nonce)
         )
@@ -127,5 +128,5 @@ class SqlReplayStore:
         table = self._table
         async with self._engine.begin() as connection:
             cutoff = now.astimezone(dt.UTC) - self._retention
-            result = await connection.execute(delete(table).where(table.c.seen_at <= cutoff))
+            result = await connection.execute(delete(table).where(table.c.seen_at < cutoff))
         return int(result.rowcount)

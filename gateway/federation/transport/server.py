@@ -139,6 +139,8 @@ def federation_middleware(
         verified: VerifiedRequest | None = None
         response: web.StreamResponse
         try:
+            if peer is None:  # the plain port, or a certificate naming no member: read nothing
+                raise FederationRefused("federation requests need a federation client certificate")
             try:
                 async with asyncio.timeout(BODY_SECONDS):
                     body = await request.read()
