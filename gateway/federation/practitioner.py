@@ -116,6 +116,19 @@ class RequestInput(_Input):
     sections: list[Section] | None = Field(None, min_length=1)
     override: OverrideInput | None = None
 
+    @field_validator("episode_ref")
+    @classmethod
+    def _an_episode_id(cls, value: str | None) -> str | None:
+        """Spelt as the holder records it (lower case, hyphens): otherwise the answer, which names
+        the episode the holder's way, would not match this request, and the disclosure the holder
+        made and registered would be thrown away here."""
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("an episode reference is the id an existence check answered") from None
+
     @model_validator(mode="after")
     def _fits_its_kind(self) -> RequestInput:
         if self.kind == "existence_check" and (self.child is None or self.override is not None):
@@ -446,11 +459,14 @@ class PractitionerRequests:
                 )
             if record.state == "awaiting_second_approval" and via.startswith("client:"):
                 # Two people, not one system naming two: the second approval cannot come from
-                # the client that passed on the first (it could assert any lead contact's id).
-                if any(d.get("via") == via for d in document["decisions"]):
+                # the client that passed on the first, nor from the one that raised the request
+                # (either could assert any lead contact's id).
+                involved = {d.get("via") for d in document["decisions"]}
+                involved.add(f"client:{document.get('client_id')}")
+                if via in involved:
                     raise Forbidden(
                         "an override's second approval must come from another system or the"
-                        " console, not the one that passed on the first",
+                        " console, not the one that raised the request or passed on the first",
                         code="self_approval",
                     )
             override = document["input"].get("override")

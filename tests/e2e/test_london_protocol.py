@@ -1153,3 +1153,54 @@ async def test_an_episode_closed_on_withdrawal_or_archived_is_not_disclosed(
         ("refused", "not_found"),
     ]
     assert rows[-1].subject == archived["episode_id"]
+
+
+async def test_an_episode_reference_spelt_another_way_is_answered_and_registered_alike(
+    federation: dict[str, Node],
+) -> None:
+    """The holder reads `{3F25...}` as its episode and answers with `3f25...`: the request takes the
+    holder's spelling, so the answer matches it and both registers record the disclosure."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    shouted = "{" + episode["episode_id"].upper() + "}"
+    answered = await ask(camden, disclosure(episode, episode_ref=shouted))
+    assert answered["state"] == "answered", answered
+    assert answered["answer"]["episode_ref"] == episode["episode_id"]
+    ours = await camden.engine_rows(select(register.c.direction, register.c.episode_id))
+    assert [(r.direction, r.episode_id) for r in ours] == [("received", episode["episode_id"])]
+
+    status, problem = await camden.call(
+        "POST", "/requests", json=disclosure(episode, episode_ref="CAF-2026-000123")
+    )
+    assert status == 422 and problem["error"] == "schema_violation", problem
+    assert any(p["location"] == "/episode_ref" for p in problem["problems"]), problem
+
+
+async def test_an_override_is_not_approved_twice_through_the_system_that_raised_it(
+    federation: dict[str, Node],
+) -> None:
+    """The first approval comes from another system; the case system that raised the override then
+    names a second lead contact: refused, as it could name anyone."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
+    override = {"justification": "Risk of significant harm tonight.", "expires_at": expires}
+    raised = await ask(camden, disclosure(episode, override=override), approve=False)
+    raising_system = camden.token
+    path = f"/requests/{raised['request_id']}/decision"
+    first, second = camden.plan.borough.lead_contacts()[:2]
+    await login(camden, name="first-lead-system")
+    status, record = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": first}
+    )
+    assert (status, record["state"]) == (200, "awaiting_second_approval"), record
+    camden.token = raising_system
+    status, refused = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": second}
+    )
+    assert (status, refused["error"]) == (403, "self_approval"), refused
+    await login(camden, name="second-lead-system")
+    status, done = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": second}
+    )
+    assert done["state"] == "answered", done
