@@ -1,8 +1,8 @@
 """Consent statements: record, withdraw, and ask whether a recipient would be permitted (DESIGN 3.5).
 
 The check answers with the rule and the statement that decided it, so a practitioner or the console
-can say why. Withdrawal stops future sharing at once; pushing it to recipients comes with the
-federation (issue 6).
+can say why. Withdrawal stops future sharing at once, and is pushed to the members that received data
+on the statement's strength (`federation.withdrawals`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import datetime as dt
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import AgencyType, Section, london_today
 
@@ -20,8 +18,8 @@ from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
 from ..episodes import ConsentInput, WithdrawalInput, record_consent, withdraw_consent
 from ..errors import SchemaViolation
+from ..federation.withdrawals import push_withdrawal
 from ..keys import AUDIT, EPISODES, OUTBOX
-from ..storage._tables import register
 from ._auth import needs
 from ._common import audited_refusals, draft, episode_id_of, json_body, safe_code
 
@@ -64,7 +62,8 @@ async def post_withdrawal(request: web.Request) -> web.Response:
         pushed = 0
         if did_change:
             await store.replace(connection, stored, changed)
-            pushed = await push_withdrawal(request, connection, str(episode_id), consent_id)
+            outbox = request.config_dict.get(OUTBOX)  # None: a node outside a federation
+            pushed = await push_withdrawal(connection, outbox, str(episode_id), consent_id)
         await audit.append(
             connection,
             draft(
@@ -81,39 +80,6 @@ async def post_withdrawal(request: web.Request) -> web.Response:
     return web.json_response(
         {"consent_id": consent_id, "withdrawn_on": withdrawn_on, "changed": did_change}
     )
-
-
-async def push_withdrawal(
-    request: web.Request, connection: AsyncConnection, episode_id: str, consent_id: str
-) -> int:
-    """DESIGN 3.5: a withdrawal is pushed to every member that received data on its strength (in
-    the same transaction, through the outbox), and our side of the register notes it."""
-    outbox = request.config_dict.get(OUTBOX)
-    rows = (
-        await connection.execute(
-            select(register.c.id, register.c.counterpart, register.c.basis).where(
-                register.c.episode_id == episode_id,
-                register.c.direction == "sent",
-                register.c.withdrawn_at.is_(None),
-            )
-        )
-    ).all()
-    affected = [r for r in rows if consent_id in r.basis.split(",")]
-    for counterpart in sorted({r.counterpart for r in affected}):
-        if outbox is not None:
-            await outbox.enqueue(
-                connection,
-                counterpart,
-                "consent_withdrawn",
-                {"episode_ref": episode_id, "consent_id": consent_id},
-            )
-    if affected:
-        await connection.execute(
-            update(register)
-            .where(register.c.id.in_([r.id for r in affected]))
-            .values(withdrawn_at=dt.datetime.now(dt.UTC))
-        )
-    return len({r.counterpart for r in affected})
 
 
 class RecipientInput(BaseModel):

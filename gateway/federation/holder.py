@@ -27,6 +27,7 @@ from ..keys import (
     EPISODES,
     MEMBERS,
     NOTIFICATIONS,
+    OUTBOX,
     REQUEST_ID,
     REQUESTS,
     SETTINGS,
@@ -46,7 +47,7 @@ from .disclosing import audit_code as _code
 from .notifications import KINDS as NOTIFICATION_KINDS
 from .outbox import Message, receive
 from .transport import verified_json, verified_request
-from .withdrawals import record_withdrawal
+from .withdrawals import receive_withdrawal
 
 __all__ = ["directory_of", "federation_routes"]
 
@@ -315,12 +316,6 @@ def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
     return web.json_response(body, status=error.status)
 
 
-async def _apply_withdrawal(connection: AsyncConnection, sender: str, message: Message) -> None:
-    """A holder withdrew consent: mark what we received on its strength (DESIGN 3.5)."""
-    body = message.body
-    await record_withdrawal(connection, sender, str(body["episode_ref"]), str(body["consent_id"]))
-
-
 async def messages(request: web.Request) -> web.Response:
     """Batched messages, each applied exactly once (by id), acknowledged one by one."""
     body = await _body(request, MessageBatch)
@@ -328,11 +323,12 @@ async def messages(request: web.Request) -> web.Response:
     audit = request.config_dict[AUDIT]
     batch = [Message(m.id, m.kind, m.body) for m in body.messages]
     transfers, requests = request.config_dict[TRANSFERS], request.config_dict[REQUESTS]
-    notifications = request.config_dict[NOTIFICATIONS]
+    notifications, outbox = request.config_dict[NOTIFICATIONS], request.config_dict[OUTBOX]
 
     async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
-        if message.kind == "consent_withdrawn":
-            await _apply_withdrawal(connection, sender, message)
+        if message.kind == "consent_withdrawn":  # DESIGN 3.5, see withdrawals.py
+            episode_ref, consent_id = str(message.body["episode_ref"]), message.body["consent_id"]
+            await receive_withdrawal(connection, outbox, sender, episode_ref, str(consent_id))
         elif message.kind.startswith("transfer_"):
             await transfers.apply(connection, sender, message)
         elif message.kind == "disclosure_answer":

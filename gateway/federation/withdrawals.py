@@ -5,6 +5,12 @@ Messages to one member are retried each on its own back-off, so a withdrawal can
 held disclosure answer it cancels. The withdrawal is therefore kept (`received_withdrawals`), and a copy
 stored later whose basis names a withdrawn statement is marked as it is stored: a withdrawn statement is
 never shared on again, so a copy on its strength that arrives afterwards is always a stale one.
+
+A child who moved takes the episode, not the register: the members an earlier holder shared with are
+in that holder's register only. So a withdrawal also travels back along the moves. Whoever holds the
+episode tells the members it received the episode from; a former holder, told by the member it moved
+the episode to, tells its own recipients and the members it received the episode from in turn. Each
+relays a withdrawal once (it is kept as received), so a child who moved back and forth ends the chain.
 """
 
 from __future__ import annotations
@@ -16,16 +22,65 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import insert_on_conflict
-from ..storage._tables import received_copies, received_withdrawals, register
+from ..storage._tables import received_copies, received_withdrawals, register, transfers
+from .outbox import Outbox
 
-__all__ = ["mark_known_withdrawals", "record_withdrawal"]
+__all__ = ["mark_known_withdrawals", "push_withdrawal", "receive_withdrawal"]
 
 
-async def record_withdrawal(
-    connection: AsyncConnection, holder: str, episode_ref: str, consent_id: str
+async def push_withdrawal(
+    connection: AsyncConnection, outbox: Outbox | None, episode_id: str, consent_id: str
+) -> int:
+    """DESIGN 3.5: tell every member that received data on the statement's strength (our side of
+    the register notes it) and every member we received the episode from, in the caller's
+    transaction, through the outbox. How many members are told."""
+    rows = (
+        await connection.execute(
+            select(register.c.id, register.c.counterpart, register.c.basis).where(
+                register.c.episode_id == episode_id,
+                register.c.direction == "sent",
+                register.c.withdrawn_at.is_(None),
+            )
+        )
+    ).all()
+    affected = [r for r in rows if consent_id in r.basis.split(",")]
+    earlier_holders = await connection.scalars(
+        select(transfers.c.counterpart).where(
+            transfers.c.episode_id == episode_id,
+            transfers.c.direction == "in",
+            transfers.c.state == "committed",
+        )
+    )
+    told = {r.counterpart for r in affected} | set(earlier_holders.all())
+    if outbox is not None:
+        for member in sorted(told):
+            body = {"episode_ref": episode_id, "consent_id": consent_id}
+            await outbox.enqueue(connection, member, "consent_withdrawn", body)
+    if affected:
+        await connection.execute(
+            update(register)
+            .where(register.c.id.in_([r.id for r in affected]))
+            .values(withdrawn_at=dt.datetime.now(dt.UTC))
+        )
+    return len(told)
+
+
+async def receive_withdrawal(
+    connection: AsyncConnection, outbox: Outbox, sender: str, episode_ref: str, consent_id: str
 ) -> None:
-    """Keep the withdrawal and mark what we already hold on its strength."""
-    await connection.execute(
+    """A withdrawal from `sender`: mark what it shared with us on that statement's strength, and,
+    when we once moved the episode to `sender`, pass it on as its holder before (once)."""
+    if await _record(connection, sender, episode_ref, consent_id) and await _moved_to(
+        connection, episode_ref, sender
+    ):
+        await push_withdrawal(connection, outbox, episode_ref, consent_id)
+
+
+async def _record(
+    connection: AsyncConnection, holder: str, episode_ref: str, consent_id: str
+) -> bool:
+    """Keep the withdrawal and mark what we already hold on its strength; whether it was new."""
+    kept = await connection.execute(
         insert_on_conflict(connection, received_withdrawals)
         .values(
             holder=holder,
@@ -36,6 +91,21 @@ async def record_withdrawal(
         .on_conflict_do_nothing()
     )
     await _mark(connection, holder, episode_ref, {consent_id})
+    return bool(kept.rowcount == 1)
+
+
+async def _moved_to(connection: AsyncConnection, episode_ref: str, member: str) -> bool:
+    moved = await connection.scalar(
+        select(transfers.c.id)
+        .where(
+            transfers.c.episode_id == episode_ref,
+            transfers.c.direction == "out",
+            transfers.c.counterpart == member,
+            transfers.c.state == "committed",
+        )
+        .limit(1)
+    )
+    return moved is not None
 
 
 async def mark_known_withdrawals(

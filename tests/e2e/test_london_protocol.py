@@ -5,6 +5,7 @@ delivery after a peer was down, and a transfer."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -1204,3 +1205,89 @@ async def test_an_override_is_not_approved_twice_through_the_system_that_raised_
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
     assert done["state"] == "answered", done
+
+
+async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder_shared_with(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney shares with Camden, then the episode moves to Islington, and the family withdraws
+    there. Islington's register knows nothing of Camden: the withdrawal goes back to Hackney, which
+    tells its own recipients. Camden's copy is marked, and Hackney's register notes it."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    assert (await ask(camden, disclosure(episode)))["state"] == "answered"
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+
+    status, withdrawn = await islington.call(
+        "POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={}
+    )
+    assert status == 200 and withdrawn["changed"] is True, withdrawn
+
+    async def marked() -> bool:
+        copies = await camden.engine_rows(select(received_copies))
+        return len(copies) == 1 and copies[0].withdrawn_at is not None
+
+    await eventually(marked)
+    sent = await hackney.engine_rows(
+        select(register.c.counterpart, register.c.withdrawn_at).where(
+            register.c.direction == "sent"
+        )
+    )
+    assert [(r.counterpart, r.withdrawn_at is not None) for r in sent] == [(CAMDEN, True)]
+    [told] = await islington.engine_rows(
+        select(audit_entries.c.details).where(audit_entries.c.action == "consent.withdraw")
+    )
+    assert json.loads(told.details)["pushed"] == 1  # Hackney, whom it received the episode from
+
+    # A member it was never moved to cannot make Hackney pass a withdrawal on.
+    assert camden.runner is not None
+    async with camden.runner.app[AUDIT].transaction() as connection:
+        await camden.runner.app[OUTBOX].enqueue(
+            connection,
+            HACKNEY,
+            "consent_withdrawn",
+            {"episode_ref": episode_id, "consent_id": "C9"},
+        )
+
+    async def delivered() -> bool:
+        rows = await camden.engine_rows(select(outbox.c.state).where(outbox.c.recipient == HACKNEY))
+        return bool(rows) and all(r.state == "delivered" for r in rows)
+
+    await eventually(delivered)
+    relayed = await hackney.engine_rows(
+        select(outbox.c.id).where(outbox.c.kind == "consent_withdrawn")
+    )
+    assert len(relayed) == 1  # only the genuine one, to Camden
+
+
+async def test_a_withdrawal_after_a_child_moved_back_and_forth_is_passed_on_a_bounded_number_of_times(
+    federation: dict[str, Node],
+) -> None:
+    """Hackney -> Islington -> Hackney: each is the other's earlier holder. Each passes the withdrawal
+    on once, so it ends; none is lost."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode_id = (await seed(hackney))["episode_id"]
+    await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
+    await _accept(hackney, await _offer(islington, hackney, episode_id), episode_id)
+    status, _ = await hackney.call("POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={})
+    assert status == 200
+
+    async def counts() -> list[int]:
+        kinds = outbox.c.kind == "consent_withdrawn"
+        return [
+            len(await node.engine_rows(select(outbox.c.state).where(kinds)))
+            for node in (hackney, islington)
+        ]
+
+    async def settled() -> bool:
+        rows = [
+            r
+            for node in (hackney, islington)
+            for r in await node.engine_rows(select(outbox.c.state))
+        ]
+        return all(r.state == "delivered" for r in rows) and await counts() == [2, 1]
+
+    await eventually(settled)
+    await asyncio.sleep(2)  # more than an outbox round: nothing more is sent
+    assert await counts() == [2, 1]
