@@ -173,8 +173,12 @@ class RequestView(_Doc):
     error: str | None
 
 
+class WaitingRequest(RequestView):
+    input: RequestInput  # what was asked, about whom, and why: what the lead contact verifies
+
+
 class RequestQueue(_Doc):
-    requests: list[RequestView]
+    requests: list[WaitingRequest]
 
 
 class HeldDisclosure(_Doc):

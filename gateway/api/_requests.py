@@ -66,4 +66,4 @@ async def decide_request(request: web.Request) -> web.Response:
 @needs("requests:decide")
 async def waiting_requests(request: web.Request) -> web.Response:
     records = await _requests(request).waiting()
-    return web.json_response({"requests": [r.public() for r in records]})
+    return web.json_response({"requests": [r.for_decision() for r in records]})

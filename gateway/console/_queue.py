@@ -70,6 +70,9 @@ def request_view(
         "purpose": given["purpose"].replace("_", " "),
         "reason": given["reason"],
         "sections": given.get("sections"),
+        # Whom it is about: the lead contact verifies the request for this child, not in general.
+        "child": given.get("child"),
+        "episode_ref": given.get("episode_ref"),
         "override": override,
         "waited": _waited(record.created_at, now),
         "created_at": record.created_at,

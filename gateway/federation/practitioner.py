@@ -166,6 +166,10 @@ class RequestRecord:
             "error": self.document.get("error"),
         }
 
+    def for_decision(self) -> dict[str, Any]:
+        """What a system deciding it sees: also what was asked, about whom, and why."""
+        return {**self.public(), "input": self.document["input"]}
+
 
 # (target, path, body, attestation) -> (status, JSON answer)
 Call = Callable[[str, str, Mapping[str, Any], str], Awaitable[tuple[int, dict[str, Any]]]]

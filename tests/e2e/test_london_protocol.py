@@ -174,6 +174,9 @@ async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_appr
     assert record["state"] == "awaiting_verification"
     status, waiting = await camden.call("GET", "/requests")
     assert [r["request_id"] for r in waiting["requests"]] == [record["request_id"]]
+    child = waiting["requests"][0]["input"]["child"]  # whom it is about
+    assert {k: v for k, v in child.items() if v is not None} == body["child"]
+    assert waiting["requests"][0]["input"]["reason"] == "attendance"
     status, refused = await camden.call(
         "POST",
         f"/requests/{record['request_id']}/decision",

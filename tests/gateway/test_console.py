@@ -575,6 +575,7 @@ async def test_the_requester_can_never_approve_their_own(
     await browser.sign_in(lead)
     status, page, _ = await browser.get("/console/queue")
     assert "You raised this request" in page
+    assert "Nobody Known, born 2015-01-01" in page  # whom it is about
     assert f"/console/requests/{request_id}/decision" not in page  # no form offered
     status, page, _ = await browser.post(
         f"/console/requests/{request_id}/decision",
