@@ -20,6 +20,7 @@ Exclusions count from every statement in force, whoever gave it: a refusal errs 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -99,7 +100,19 @@ def _givers_text(statement: ConsentStatement) -> str:
 
 
 def _key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+def _words(name: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", unicodedata.normalize("NFKC", name).casefold()))
+
+
+def _may_be_named(excluded: str, recipient: str) -> bool:
+    """Could an exclusion naming `excluded` mean the recipient? Yes when either name's words all
+    appear in the other ("Whittington Hospital" and "Whittington Hospital NHS Trust"): an exclusion
+    errs towards refusing, where a permission needs the name as recorded."""
+    ours, theirs = _words(excluded), _words(recipient)
+    return bool(ours and theirs) and (ours <= theirs or theirs <= ours)
 
 
 def _permits(ref: AgencyRef, recipient: Recipient) -> bool:
@@ -121,7 +134,7 @@ def _excludes(ref: AgencyRef, recipient: Recipient) -> str | None:
             return None
         parts.append(f"agency type '{ref.agency_type.value}'")
     if ref.name is not None:
-        if recipient.name is not None and _key(ref.name) != _key(recipient.name):
+        if recipient.name is not None and not _may_be_named(ref.name, recipient.name):
             return None
         parts.append("agency name" if recipient.name else "agency name (the recipient states none)")
     if ref.authority is not None:
