@@ -64,13 +64,19 @@ def _query(request: web.Request) -> NameQuery:
             ) from None
     if not (q.get("nhs_number") or q.get("upn") or (given and family and date_of_birth)):
         raise BadRequest("search by nhs_number, upn, or given_name + family_name + date_of_birth")
-    return NameQuery(
-        given_names=given or "",
-        family_name=family or "",
-        date_of_birth=date_of_birth,
-        nhs_number=q.get("nhs_number"),
-        upn=q.get("upn"),
-    )
+    try:
+        return NameQuery(
+            given_names=given or "",
+            family_name=family or "",
+            date_of_birth=date_of_birth,
+            nhs_number=q.get("nhs_number"),
+            upn=q.get("upn"),
+        )
+    except ValueError:  # a family name without letters, and no identifier
+        raise SchemaViolation(
+            "family_name has no letters to match on",
+            problems=[Problem(("family_name",), "name.letters", "a family name needs letters")],
+        ) from None
 
 
 @needs("episodes:read")

@@ -138,10 +138,13 @@ class AuditVerification(_Doc):
 
 class RegisterEntry(_Doc):
     id: str
+    episode_id: str
     direction: Literal["sent", "received"]
     counterpart: str
     requested_by: str
-    approved_by: str | None
+    approved_by: str | None  # the requesting borough's lead contact who verified the request
+    second_approved_by: str | None  # a public-interest override's second lead contact
+    holder_approved_by: str | None  # the holder's lead contact who released a held disclosure
     sections: list[str]
     basis: str
     override: bool
@@ -150,7 +153,8 @@ class RegisterEntry(_Doc):
 
 
 class Register(_Doc):
-    episode_id: str
+    episode_id: str | None
+    practitioner: str | None
     entries: list[RegisterEntry]
 
 
@@ -505,16 +509,20 @@ def openapi_document() -> dict[str, Any]:
         },
         "/register": {
             "get": _operation(
-                "The sharing register of one episode",
+                "The sharing register of one episode or one practitioner (name one of the two)",
                 "register:read",
                 _responses(("200", _json(Register)), 400),
                 parameters=[
                     {
                         "name": "episode",
                         "in": "query",
-                        "required": True,
                         "schema": {"type": "string", "format": "uuid"},
-                    }
+                    },
+                    {
+                        "name": "practitioner",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
                 ],
             )
         },

@@ -11,7 +11,7 @@ from ..errors import BadRequest
 from ..keys import AUDIT
 from ..storage._tables import register
 from ._auth import needs
-from ._common import draft
+from ._common import draft, safe_code
 
 __all__ = ["get_register", "verify_audit"]
 
@@ -24,24 +24,39 @@ async def verify_audit(request: web.Request) -> web.Response:
 
 @needs("register:read")
 async def get_register(request: web.Request) -> web.Response:
-    try:
-        episode_id = str(uuid.UUID(request.query["episode"]))
-    except (KeyError, ValueError):
-        raise BadRequest("name the episode: ?episode=<episode id>") from None
+    """DESIGN 3.8: one child's disclosures (`?episode=`, subject access) or one practitioner's
+    (`?practitioner=`, the id their borough gave them), both sides, oldest first."""
+    episode, practitioner = request.query.get("episode"), request.query.get("practitioner")
+    if (episode is None) == (practitioner is None):
+        raise BadRequest(
+            "name one episode (?episode=<id>) or one practitioner (?practitioner=<id>)"
+        )
+    if episode is not None:
+        try:
+            episode = str(uuid.UUID(episode))
+        except ValueError:
+            raise BadRequest("?episode= is an episode id") from None
+        which = register.c.episode_id == episode
+    else:
+        assert practitioner is not None  # noqa: S101 - one of the two, checked above
+        if not 1 <= len(practitioner) <= 200:
+            raise BadRequest("?practitioner= is a practitioner id (1 to 200 characters)")
+        which = register.c.requested_by == practitioner
     audit = request.config_dict[AUDIT]
     async with audit.transaction() as connection:
         rows = await connection.execute(
-            select(register)
-            .where(register.c.episode_id == episode_id)
-            .order_by(register.c.disclosed_at)
+            select(register).where(which).order_by(register.c.disclosed_at)
         )
         entries = [
             {
                 "id": row.id,
+                "episode_id": row.episode_id,
                 "direction": row.direction,
                 "counterpart": row.counterpart,
                 "requested_by": row.requested_by,
                 "approved_by": row.approved_by,
+                "second_approved_by": row.second_approved_by,
+                "holder_approved_by": row.holder_approved_by,
                 "sections": row.sections,
                 "basis": row.basis,
                 "override": row.override,
@@ -50,7 +65,11 @@ async def get_register(request: web.Request) -> web.Response:
             }
             for row in rows
         ]
+        who = None if practitioner is None else safe_code(practitioner)
         await audit.append(
-            connection, draft(request, "register.read", episode_id, results=len(entries))
+            connection,
+            draft(request, "register.read", episode, results=len(entries), practitioner=who),
         )
-    return web.json_response({"episode_id": episode_id, "entries": entries})
+    return web.json_response(
+        {"episode_id": episode, "practitioner": practitioner, "entries": entries}
+    )

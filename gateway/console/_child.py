@@ -67,6 +67,17 @@ def _statements(episode: Episode) -> list[dict[str, Any]]:
     ]
 
 
+def _approvers(row: Any) -> str:
+    """Everyone who approved a disclosure, as one cell: the requesting borough's lead contact, an
+    override's second approver, the holder's lead contact who released it."""
+    named = [
+        (row.approved_by, ""),
+        (row.second_approved_by, " (second)"),
+        (row.holder_approved_by, " (holder)"),
+    ]
+    return ", ".join(who + role for who, role in named if who)
+
+
 async def register_rows(request: web.Request, episode_id: str) -> list[dict[str, Any]]:
     directory = request.config_dict[MEMBERS]()
     async with request.config_dict[AUDIT].engine.connect() as connection:
@@ -84,7 +95,7 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
                     "counterpart": row.counterpart,
                     "counterpart_name": member.name if member else row.counterpart,
                     "requested_by": row.requested_by,
-                    "approved_by": row.approved_by or "",
+                    "approved_by": _approvers(row),
                     "sections": list(row.sections),
                     "basis": row.basis,
                     "override": bool(row.override),

@@ -232,7 +232,7 @@ class DisclosureApprovals:
             standing = self._standing(asked.requester)
             if decision == "approve":
                 answer = await self._approve(
-                    connection, view, asked, document, standing, moment, actor, request_id
+                    connection, view, asked, document, standing, moment, lead_contact_id, request_id
                 )
                 outcome = str(answer.get("outcome", answer.get("error")))
                 state = "approved" if outcome == "disclosed" else REFUSED
@@ -303,11 +303,12 @@ class DisclosureApprovals:
         document: dict[str, Any],
         standing: MemberError | None,
         now: datetime,
-        actor: str,
+        lead_contact_id: str,
         request_id: str | None,
     ) -> dict[str, Any]:
         """Check the requester and decide consent again now, over the sections the lead contact
         saw; disclose, or refuse with a stable code (audited as a refused disclosure)."""
+        actor = f"lead:{lead_contact_id}"
         if standing is not None:
             return await self._refuse(
                 connection,
@@ -358,6 +359,7 @@ class DisclosureApprovals:
             asked=approved,
             actor=actor,
             request_id=request_id,
+            holder_approved_by=lead_contact_id,
             approval=view.id,
         )
 

@@ -180,10 +180,12 @@ async def disclose(
     asked: Asked,
     actor: str,
     request_id: str | None,
+    holder_approved_by: str | None = None,
     **details: Any,
 ) -> dict[str, Any]:
     """Record a permitted disclosure (register 'sent' row, receipt, override flag, audit) in the
-    caller's transaction and return the answer the requester receives."""
+    caller's transaction and return the answer the requester receives. `holder_approved_by`: our
+    lead contact who released it, when it was held for approval."""
     sections = sorted(s.value for s in decision.permitted_sections)
     dumped = stored.episode.model_dump(mode="json", include=set(sections))
     basis = sorted({b for _, b in decision.basis})
@@ -211,6 +213,8 @@ async def disclose(
             counterpart=asked.requester,
             requested_by=asked.practitioner_id,
             approved_by=asked.approved_by,
+            second_approved_by=asked.override.approved_by if asked.override else None,
+            holder_approved_by=holder_approved_by,
             sections=sections,
             basis=",".join(basis),  # whole: a withdrawal finds its recipients by these ids
             override=decision.overridden,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
@@ -34,7 +34,7 @@ from ..keys import (
     SIGNING_KEY,
     TRANSFERS,
 )
-from ..protection import MatchOutcome, NameQuery, classify
+from ..protection import MatchOutcome, NameQuery, classify, has_letters
 from .attestation import (
     Attestation,
     subject_for_episode,
@@ -58,7 +58,7 @@ class _Body(BaseModel):
 
 class MatchKeys(_Body):
     given_names: str = Field(min_length=1, max_length=100)
-    family_name: str = Field(min_length=1, max_length=100)
+    family_name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(has_letters)]
     date_of_birth: dt.date
     postcode: str | None = Field(None, max_length=10)
     nhs_number: str | None = Field(None, max_length=12)

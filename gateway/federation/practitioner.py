@@ -22,10 +22,18 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from joserfc.jwk import OKPKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,7 +42,7 @@ from schemas import AgencyType, Section
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..errors import Conflict, Forbidden, GatewayError, NotFound
-from ..protection import KeyRing, associated_data, open_, seal
+from ..protection import KeyRing, associated_data, has_letters, open_, seal
 from ..storage import aware_utc, first_answer
 from ..storage._tables import (
     idempotency_keys,
@@ -83,7 +91,7 @@ class Practitioner(_Input):
 
 class MatchKeys(_Input):
     given_names: str = Field(min_length=1, max_length=100)
-    family_name: str = Field(min_length=1, max_length=100)
+    family_name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(has_letters)]
     date_of_birth: dt.date
     postcode: str | None = Field(None, max_length=10)
     nhs_number: str | None = Field(None, max_length=12)
@@ -731,6 +739,7 @@ class PractitionerRequests:
                 counterpart=record.target,
                 requested_by=request["practitioner"]["id"],
                 approved_by=approvals[0] if approvals else None,
+                second_approved_by=approvals[1] if len(approvals) > 1 else None,
                 sections=answer["sections"],
                 basis=basis,
                 override=answer["override"],

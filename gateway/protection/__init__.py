@@ -47,6 +47,7 @@ from ._matching import (
     NameQuery,
     PersonName,
     classify,
+    has_letters,
     match_candidates,
 )
 from ._names import fold, name_skeleton, name_tokens, phonetic_key
@@ -84,6 +85,7 @@ __all__ = [
     "associated_data",
     "blind_index",
     "classify",
+    "has_letters",
     "fold",
     "generate_keyfile",
     "match_candidates",

@@ -51,6 +51,7 @@ __all__ = [
     "NameQuery",
     "PersonName",
     "classify",
+    "has_letters",
     "match_candidates",
 ]
 
@@ -95,6 +96,13 @@ class MatchOutcome(StrEnum):
 class PersonName:
     given_names: str
     family_name: str
+
+
+def has_letters(family_name: str) -> str:
+    """A family name a query can match on (a pydantic validator: ValueError otherwise)."""
+    if not name_tokens(family_name):
+        raise ValueError("a family name needs letters")
+    return family_name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

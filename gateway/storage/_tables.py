@@ -144,14 +144,17 @@ register = Table(
     Column("direction", String(8), nullable=False),  # sent | received
     Column("counterpart", String(9), nullable=False),  # the other member's GSS code
     Column("requested_by", String(200), nullable=False),
-    Column("approved_by", String(200), nullable=True),
+    Column("approved_by", String(200), nullable=True),  # the requesting borough's lead contact
     Column("sections", JSON, nullable=False),
     Column("basis", Text, nullable=False),  # consent statement ids or the override id, comma-joined
     Column("override", Boolean, nullable=False, default=False),
     Column("disclosed_at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=True),  # signed receipt (JWS)
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("second_approved_by", String(200), nullable=True),  # an override's second approver
+    Column("holder_approved_by", String(200), nullable=True),  # released a held disclosure
     Index(None, "counterpart", "disclosed_at"),  # the latest with each member (console)
+    Index(None, "requested_by", "disclosed_at"),  # per practitioner (DESIGN 3.8)
 )
 
 # --- the London protocol (issue 6) -------------------------------------------------------------

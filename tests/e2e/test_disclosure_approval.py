@@ -185,6 +185,11 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
     status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
     assert [(e["direction"], e["counterpart"]) for e in theirs["entries"]] == [("sent", CAMDEN)]
     assert theirs["entries"][0]["id"] == answer["register_id"]
+    # Who approved, on each side: Camden's lead contact verified it, Hackney's released it.
+    assert (theirs["entries"][0]["approved_by"], theirs["entries"][0]["holder_approved_by"]) == (
+        camden.lead,
+        hackney.lead,
+    )
     ours = await camden.engine_rows(select(register))
     assert [(r.direction, r.counterpart, r.receipt) for r in ours] == [
         ("received", HACKNEY, answer["receipt"])

@@ -170,6 +170,9 @@ async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_appr
         "target_authority": HACKNEY,
         "child": {"given_names": "Nobody", "family_name": "Known", "date_of_birth": "2015-01-01"},
     }
+    letterless = {**body, "child": {**body["child"], "family_name": "--"}}
+    status, refused = await camden.call("POST", "/requests", json=letterless)
+    assert status == 422 and refused["problems"][0]["location"] == "/child/family_name", refused
     record = await ask(camden, body, approve=False)
     assert record["state"] == "awaiting_verification"
     status, waiting = await camden.call("GET", "/requests")
@@ -317,6 +320,17 @@ async def test_public_interest_override_needs_a_second_lead_contact(
     assert done["answer"]["override"] is True and set(done["answer"]["content"]) == {"child"}
     status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
     assert theirs["entries"][0]["override"] is True
+    # Both approvers on both sides; Camden's register read per practitioner (DESIGN 3.8).
+    assert (theirs["entries"][0]["approved_by"], theirs["entries"][0]["second_approved_by"]) == (
+        camden.lead,
+        second,
+    )
+    status, ours = await camden.call("GET", "/register?practitioner=camden-pc-1")
+    assert status == 200, ours
+    assert [
+        (e["direction"], e["episode_id"], e["approved_by"], e["second_approved_by"])
+        for e in ours["entries"]
+    ] == [("received", episode["episode_id"], camden.lead, second)]
     status, flagged = await hackney.call("GET", f"/episodes/{episode['episode_id']}")
     assert flagged["extensions"]["caf-exchange"]["overrides"][0]["approved_by"] == second
 

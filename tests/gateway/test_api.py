@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,14 @@ async def test_search_by_identifier_and_by_misspelt_name(
     bad = await http.get("/api/v1/episodes", params={"nhs_number": "9434765918"}, headers=auth)
     assert bad.status == 422
     assert "9434765918" not in await bad.text()
+    # A family name with nothing to match on (found by schemathesis: it was a 500).
+    letterless = await http.get(
+        "/api/v1/episodes",
+        params={"given_name": "Zoe", "family_name": "_\u00b2-", "date_of_birth": "0394-10-17"},
+        headers=auth,
+    )
+    assert letterless.status == 422
+    assert (await letterless.json())["problems"][0]["location"] == "/family_name"
     # Nothing readable at rest: no name and no identifier in the stored row.
     async with http.app[ENGINE].connect() as connection:
         blob = (await connection.execute(episodes.select())).one().document
@@ -447,8 +456,16 @@ async def test_an_in_memory_database_keeps_its_one_connection_and_verifies() -> 
     assert result.ok and result.checked == 3
 
 
-@pytest.mark.parametrize("path", ["/api/v1/register", "/api/v1/register?episode=not-a-uuid"])
-async def test_register_needs_an_episode(
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/register",
+        "/api/v1/register?episode=not-a-uuid",
+        f"/api/v1/register?episode={uuid.uuid4()}&practitioner=p-1",
+        "/api/v1/register?practitioner=" + "p" * 201,
+    ],
+)
+async def test_register_needs_one_episode_or_one_practitioner(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, path: str
 ) -> None:
     http, _, auth = await _node(aiohttp_client, database, tmp_path)

@@ -683,6 +683,33 @@ async def test_the_federation_page_shows_the_last_exchange_with_each_member(
     assert "none yet" in row(islington)
 
 
+async def test_the_register_names_everyone_who_approved_a_disclosure(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    episode_id = str(uuid.uuid4())
+    async with camden.app[ENGINE].begin() as connection:
+        await connection.execute(
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=episode_id,
+                direction="sent",
+                counterpart=HACKNEY.gss,
+                requested_by="p-1",
+                approved_by="hackney-lead-1",
+                second_approved_by="hackney-lead-2",
+                holder_approved_by="camden-lead-1",
+                sections=["child"],
+                basis="OV-1",
+                override=True,
+                disclosed_at=dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC),
+            )
+        )
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get(f"/console/episodes/{episode_id}/register.csv")
+    assert status == 200
+    assert "hackney-lead-1, hackney-lead-2 (second), camden-lead-1 (holder)" in page
+
+
 async def test_a_lead_contact_declines_an_offer_from_the_federation_page(
     camden: Node, browser: ConsoleClient
 ) -> None:
