@@ -44,8 +44,9 @@ def _request_id(request: web.Request) -> str:
 
 @needs("requests:write")
 async def get_request(request: web.Request) -> web.Response:
-    """The system that raised a request reads it (its answer is disclosed content); so may a
-    system of the lead contacts (`requests:decide`), who see every request in their queue."""
+    """The system that raised a request reads it (its answer is disclosed content); so may another
+    system holding `requests:decide` too (the lead contacts', who see every request in their
+    queue). A system with `requests:decide` alone reads the queue (`GET /requests`)."""
     caller = request[CALLER]
     record = await _requests(request).get(_request_id(request))
     if record.document["client_id"] != caller.client_id and "requests:decide" not in caller.scopes:

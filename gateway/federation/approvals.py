@@ -333,7 +333,7 @@ class DisclosureApprovals:
             )
         approved = dataclasses.replace(asked, sections=tuple(map(Section, document["sections"])))
         try:
-            stored, consent = await consent_now(connection, self.store, approved)
+            stored, consent = await consent_now(connection, self.store, approved, now)
         except NotFound as missing:
             return {"error": missing.wire_code, "message": missing.message}
         if not consent.permitted:

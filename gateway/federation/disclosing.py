@@ -17,7 +17,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import LONDON, AgencyType, EpisodeState, Section, london_today
+from schemas import LONDON, AgencyType, EpisodeState, Section
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
@@ -138,17 +138,19 @@ def audit_code(value: str) -> str:
 
 
 async def consent_now(
-    connection: AsyncConnection, store: EpisodeStore, asked: Asked
+    connection: AsyncConnection, store: EpisodeStore, asked: Asked, now: dt.datetime | None = None
 ) -> tuple[Stored, ConsentDecision]:
-    """The consent engine's answer at this moment; an override counts only while in force."""
+    """The consent engine's answer at this moment (`now`, default the clock's); an override counts
+    only while in force."""
     stored = await store.get(connection, asked.episode_id, for_update=True)
     if stored.episode.state == EpisodeState.TRANSFERRED:
         raise NotFound("the episode moved to another authority")
     if stored.episode.state == EpisodeState.ARCHIVED:  # DESIGN 3.6: kept, no longer accessible
         raise NotFound("the episode is archived")
-    today = london_today()
+    moment = now or dt.datetime.now(dt.UTC)
+    today = moment.astimezone(LONDON).date()
     override = None
-    if asked.override is not None and asked.override.expires_at > dt.datetime.now(dt.UTC):
+    if asked.override is not None and asked.override.expires_at > moment:
         override = Override(
             override_id=asked.override.override_id,
             valid_from=today,

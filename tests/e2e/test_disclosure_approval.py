@@ -429,6 +429,51 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
     assert len(flagged["extensions"]["caf-exchange"]["overrides"]) == 1
 
 
+async def test_an_override_ended_before_the_holders_decision_permits_nothing(
+    overrides: dict[str, Node],
+) -> None:
+    """The holder's lead contact decides after the override's time limit (the attestation still
+    valid): the override no longer counts, and consent alone does not let the police see it."""
+    camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
+    episode = await seed(hackney)
+    police = {**PRACTITIONER, "id": "camden-pc-2", "agency": "Met", "agency_type": "police"}
+    ends = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    body = disclosure(
+        episode,
+        practitioner=police,
+        purpose="safeguarding",
+        reason="immediate risk of significant harm",
+        sections=["child"],
+        override={
+            "justification": "Risk of significant harm tonight.",
+            "expires_at": ends.isoformat(),
+        },
+    )
+    status, record = await camden.call("POST", "/requests", json=body)
+    assert status == 201, record
+    path = f"/requests/{record['request_id']}/decision"
+    first, second = camden.plan.borough.lead_contacts()[:2]
+    status, _ = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": first}
+    )
+    await login(camden, name="second-lead-system")
+    status, record = await camden.call(
+        "POST", path, json={"decision": "approve", "lead_contact_id": second}
+    )
+    assert record["state"] == "awaiting_holder", record
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    [held] = queue["approvals"]
+    assert hackney.runner is not None
+    decided = await hackney.runner.app[DISCLOSURE_APPROVALS].decide(
+        held["approval_id"],
+        lead_contact_id=hackney.lead,
+        decision="approve",
+        now=ends + dt.timedelta(minutes=1),  # the attestation lasts an hour
+    )
+    assert decided.state == "refused" and decided.outcome != "disclosed", decided
+    assert await hackney.engine_rows(select(register)) == []
+
+
 async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]) -> None:
     camden, hackney, islington = always[CAMDEN], always[HACKNEY], always[ISLINGTON]
     episode = await seed(hackney)

@@ -170,7 +170,10 @@ async def test_a_request_waits_for_a_lead_contact_and_only_a_listed_one_may_appr
         "target_authority": HACKNEY,
         "child": {"given_names": "Nobody", "family_name": "Known", "date_of_birth": "2015-01-01"},
     }
-    letterless = {**body, "child": {**body["child"], "family_name": "--"}}
+    letterless = {
+        **body,
+        "child": {"given_names": "Nobody", "family_name": "--", "date_of_birth": "2015-01-01"},
+    }
     status, refused = await camden.call("POST", "/requests", json=letterless)
     assert status == 422 and refused["problems"][0]["location"] == "/child/family_name", refused
     record = await ask(camden, body, approve=False)

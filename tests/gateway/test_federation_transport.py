@@ -710,6 +710,25 @@ async def test_without_a_client_certificate_nothing_is_read(
     assert b"\r\nsignature:" in head.lower()  # signed, as every answer
 
 
+async def test_a_request_with_a_content_coding_is_refused(federation: Federation) -> None:
+    """A gzip body, signed and digested as sent: refused rather than unpacked before checking."""
+    packed = gzip.compress(json.dumps({"q": 1}).encode())
+    parts = sign_request(
+        "POST",
+        federation.endpoints[HACKNEY] + "/echo",
+        packed,
+        sender=CAMDEN,
+        recipient=HACKNEY,
+        key=federation.nodes[CAMDEN].key,
+        keyid=federation.nodes[CAMDEN].keyid,
+        now=utc_now(),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    answer = await send(as_member(federation, CAMDEN), parts, packed)
+    assert (answer.status, answer.error) == (403, "invalid_signature")
+    assert "content coding" in answer.body["message"]
+
+
 async def test_response_replayed_onto_another_request_is_refused(
     federation: Federation, aiohttp_server: AiohttpServer
 ) -> None:

@@ -141,6 +141,9 @@ def federation_middleware(
         try:
             if peer is None:  # the plain port, or a certificate naming no member: read nothing
                 raise FederationRefused("federation requests need a federation client certificate")
+            if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                # The digest covers the bytes as sent (RFC 9530): nothing is unpacked first.
+                raise FederationRefused("federation requests come without a content coding")
             try:
                 async with asyncio.timeout(BODY_SECONDS):
                     body = await request.read()
