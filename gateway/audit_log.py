@@ -80,8 +80,8 @@ class AuditLog:
         elif head is None:
             head = await self._read_head(connection)
         entry = seal(draft, head, node_id=self.member_id)
-        self._appended[connection] = entry
         await connection.execute(insert(audit_entries).values(entry.to_row()))
+        self._appended[connection] = entry  # written: the next append follows it
         if checkpoint_due(entry.sequence, self.every):
             checkpoint = make_checkpoint(entry, self.key, self.member_id)
             await connection.execute(insert(audit_checkpoints).values(checkpoint.to_row()))

@@ -509,7 +509,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "/register": {
             "get": _operation(
-                "The sharing register of one episode or one practitioner (name one of the two)",
+                "The sharing register of one episode (both sides), or what one of this borough's"
+                " practitioners received (name one of the two)",
                 "register:read",
                 _responses(("200", _json(Register)), 400),
                 parameters=[

@@ -24,8 +24,10 @@ async def verify_audit(request: web.Request) -> web.Response:
 
 @needs("register:read")
 async def get_register(request: web.Request) -> web.Response:
-    """DESIGN 3.8: one child's disclosures (`?episode=`, subject access) or one practitioner's
-    (`?practitioner=`, the id their borough gave them), both sides, oldest first."""
+    """DESIGN 3.8: one child's disclosures, both sides (`?episode=`, subject access), or what one
+    of this borough's practitioners received (`?practitioner=`, the id this borough gave them:
+    another borough's ids are its own, so the rows of what we sent are not read by them), oldest
+    first."""
     episode, practitioner = request.query.get("episode"), request.query.get("practitioner")
     if (episode is None) == (practitioner is None):
         raise BadRequest(
@@ -41,7 +43,7 @@ async def get_register(request: web.Request) -> web.Response:
         assert practitioner is not None  # noqa: S101 - one of the two, checked above
         if not 1 <= len(practitioner) <= 200:
             raise BadRequest("?practitioner= is a practitioner id (1 to 200 characters)")
-        which = register.c.requested_by == practitioner
+        which = (register.c.requested_by == practitioner) & (register.c.direction == "received")
     audit = request.config_dict[AUDIT]
     async with audit.transaction() as connection:
         rows = await connection.execute(

@@ -22,14 +22,13 @@ information on the wrong person's word.
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from schemas import Child, ConsentGiver, ConsentRole, ConsentStatement, ParentCarer
 
-from ._types import Rule
+from ._types import Rule, name_words
 
 __all__ = ["AgeBand", "GiverCheck", "age_on", "check_givers", "lapsed", "possible_bands"]
 
@@ -117,20 +116,16 @@ def lapsed(child: Child, statement: ConsentStatement, at: dt.date) -> bool:
     return (latest is None or latest > too_young_after) and too_young_after < sixteen_by
 
 
-def _key(name: str) -> str:
-    """A name as compared: compatibility-normalised (an accent typed one way or another, a
-    full-width letter), spacing and case ignored."""
-    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
-
-
 def _has_parental_responsibility(giver: ConsentGiver, carers: list[ParentCarer]) -> bool:
     """A parent/carer giver counts unless the episode records that same person WITHOUT it.
 
-    Givers are matched to the recorded parents/carers by name (see `_key`). A giver the
+    Givers are matched to the recorded parents/carers by name (`name_words`). A giver the
     episode does not list is taken at the statement's word: the local form recorded the role.
     """
     same = [
-        carer.parental_responsibility for carer in carers if _key(carer.name) == _key(giver.name)
+        carer.parental_responsibility
+        for carer in carers
+        if name_words(carer.name) == name_words(giver.name)
     ]
     return not same or any(same)
 

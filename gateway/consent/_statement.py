@@ -20,7 +20,6 @@ Exclusions count from every statement in force, whoever gave it: a refusal errs 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -35,6 +34,7 @@ from ._types import (
     Recipient,
     Rule,
     StatementFinding,
+    name_words,
     normalise_purpose,
     section_order,
 )
@@ -99,29 +99,24 @@ def _givers_text(statement: ConsentStatement) -> str:
     return " and ".join(words)
 
 
-def _key(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
-
-
-def _words(name: str) -> frozenset[str]:
-    return frozenset(re.findall(r"\w+", unicodedata.normalize("NFKC", name).casefold()))
+def _named(permitted: str, recipient: str) -> bool:
+    """A permission names the recipient: the same words, in order."""
+    words = name_words(permitted)
+    return bool(words) and words == name_words(recipient)
 
 
 def _may_be_named(excluded: str, recipient: str) -> bool:
     """Could an exclusion naming `excluded` mean the recipient? Yes when either name's words all
     appear in the other ("Whittington Hospital" and "Whittington Hospital NHS Trust"): an exclusion
     errs towards refusing, where a permission needs the name as recorded."""
-    ours, theirs = _words(excluded), _words(recipient)
+    ours, theirs = set(name_words(excluded)), set(name_words(recipient))
     return bool(ours and theirs) and (ours <= theirs or theirs <= ours)
 
 
 def _permits(ref: AgencyRef, recipient: Recipient) -> bool:
     return (
         (ref.agency_type is None or ref.agency_type is recipient.agency_type)
-        and (
-            ref.name is None
-            or (recipient.name is not None and _key(ref.name) == _key(recipient.name))
-        )
+        and (ref.name is None or (recipient.name is not None and _named(ref.name, recipient.name)))
         and (ref.authority is None or ref.authority == recipient.authority)
     )
 

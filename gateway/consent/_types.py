@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from schemas import AgencyType, Section, is_gss_code
 
+from ..protection import name_tokens
+
 __all__ = [
+    "name_words",
     "ALL_SECTIONS",
     "ConsentDecision",
     "ConsentRequest",
@@ -212,3 +216,10 @@ class ConsentDecision:
     def basis_for(self, section: Section) -> str | None:
         """The consent id or override id a permitted section is shared under (None: refused)."""
         return next((basis for s, basis in self.basis if s is section), None)
+
+
+def name_words(name: str) -> tuple[str, ...]:
+    """A person's or an agency's name as the consent engine compares names: the words the matcher
+    uses (case, accents, apostrophes and punctuation ignored: "St Mary's" and "st marys"), after
+    compatibility normalisation (full-width letters)."""
+    return name_tokens(unicodedata.normalize("NFKC", name))

@@ -324,11 +324,14 @@ async def messages(request: web.Request) -> web.Response:
     batch = [Message(m.id, m.kind, m.body) for m in body.messages]
     transfers, requests = request.config_dict[TRANSFERS], request.config_dict[REQUESTS]
     notifications, outbox = request.config_dict[NOTIFICATIONS], request.config_dict[OUTBOX]
+    episodes = request.config_dict[EPISODES]
 
     async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
         if message.kind == "consent_withdrawn":  # DESIGN 3.5, see withdrawals.py
             episode_ref, consent_id = str(message.body["episode_ref"]), message.body["consent_id"]
-            await receive_withdrawal(connection, outbox, sender, episode_ref, str(consent_id))
+            await receive_withdrawal(
+                connection, outbox, episodes, sender, episode_ref, str(consent_id)
+            )
         elif message.kind.startswith("transfer_"):
             await transfers.apply(connection, sender, message)
         elif message.kind == "disclosure_answer":

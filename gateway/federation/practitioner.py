@@ -120,7 +120,9 @@ class RequestInput(_Input):
     reason: str = Field(min_length=1, max_length=2000)
     target_authority: str = Field(pattern=r"^[ENSW][0-9]{8}$")
     child: MatchKeys | None = None
-    episode_ref: str | None = Field(None, min_length=1, max_length=64)
+    episode_ref: str | None = Field(
+        None, min_length=1, max_length=64, json_schema_extra={"format": "uuid"}
+    )
     sections: list[Section] | None = Field(None, min_length=1)
     override: OverrideInput | None = None
 

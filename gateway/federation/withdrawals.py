@@ -21,6 +21,10 @@ from collections.abc import Set
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas import EpisodeState
+
+from ..episodes import EpisodeStore
+from ..errors import NotFound
 from ..storage import insert_on_conflict
 from ..storage._tables import received_copies, received_withdrawals, register, transfers
 from .outbox import Outbox
@@ -66,14 +70,34 @@ async def push_withdrawal(
 
 
 async def receive_withdrawal(
-    connection: AsyncConnection, outbox: Outbox, sender: str, episode_ref: str, consent_id: str
+    connection: AsyncConnection,
+    outbox: Outbox,
+    store: EpisodeStore,
+    sender: str,
+    episode_ref: str,
+    consent_id: str,
 ) -> None:
-    """A withdrawal from `sender`: mark what it shared with us on that statement's strength, and,
-    when we once moved the episode to `sender`, pass it on as its holder before (once)."""
-    if await _record(connection, sender, episode_ref, consent_id) and await _moved_to(
-        connection, episode_ref, sender
+    """A withdrawal from `sender`: mark what it shared with us on that statement's strength, and
+    pass it on as the episode's holder before, once: when we moved the episode to `sender`, no
+    longer hold it (then our own consent engine decides) and our copy has that statement."""
+    if not await _record(connection, sender, episode_ref, consent_id):
+        return
+    if await _moved_to(connection, episode_ref, sender) and await _ours_before(
+        connection, store, episode_ref, consent_id
     ):
         await push_withdrawal(connection, outbox, episode_ref, consent_id)
+
+
+async def _ours_before(
+    connection: AsyncConnection, store: EpisodeStore, episode_ref: str, consent_id: str
+) -> bool:
+    try:
+        episode = (await store.get(connection, episode_ref)).episode
+    except NotFound:
+        return False
+    return episode.state is EpisodeState.TRANSFERRED and any(
+        c.consent_id == consent_id for c in episode.consents
+    )
 
 
 async def _record(

@@ -37,6 +37,7 @@ from gateway.storage._tables import (
     register,
     transfers,
 )
+from schemas import london_today
 
 from .nodes import (
     CAMDEN,
@@ -1140,7 +1141,7 @@ async def test_an_episode_closed_on_withdrawal_or_archived_is_not_disclosed(
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     episode = await seed(hackney)
     assert (await ask(camden, disclosure(episode)))["state"] == "answered"
-    today = dt.date.today().isoformat()
+    today = london_today().isoformat()
     closure = {"closed_on": today, "outcome": "consent_withdrawn"}
     status, closed = await hackney.call(
         "POST",
@@ -1227,6 +1228,34 @@ async def test_an_override_is_not_approved_twice_through_the_system_that_raised_
     assert done["state"] == "answered", done
 
 
+async def _forged_withdrawal(sender: Node, to: Node, episode_id: str, consent_id: str) -> None:
+    """`sender` tells `to` that a statement was withdrawn, through its outbox; returns once sent."""
+    assert sender.runner is not None
+    async with sender.runner.app[AUDIT].transaction() as connection:
+        await sender.runner.app[OUTBOX].enqueue(
+            connection,
+            to.plan.borough.gss,
+            "consent_withdrawn",
+            {"episode_ref": episode_id, "consent_id": consent_id},
+        )
+
+    async def delivered() -> bool:
+        rows = await sender.engine_rows(select(outbox.c.state))
+        return all(r.state == "delivered" for r in rows)
+
+    await eventually(delivered)
+
+
+async def _withdrawals_sent(node: Node) -> list[str]:
+    """The members `node` told of a withdrawal, in order."""
+    rows = await node.engine_rows(
+        select(outbox.c.recipient)
+        .where(outbox.c.kind == "consent_withdrawn")
+        .order_by(outbox.c.created_at)
+    )
+    return [r.recipient for r in rows]
+
+
 async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder_shared_with(
     federation: dict[str, Node],
 ) -> None:
@@ -1239,6 +1268,16 @@ async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder
     assert (await ask(camden, disclosure(episode)))["state"] == "answered"
     await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
 
+    # A member Hackney never moved the episode to cannot make it pass a withdrawal on.
+    await _forged_withdrawal(camden, hackney, episode_id, "C1")
+    sent = select(register.c.counterpart, register.c.withdrawn_at).where(
+        register.c.direction == "sent"
+    )
+    assert [(r.counterpart, r.withdrawn_at) for r in await hackney.engine_rows(sent)] == [
+        (CAMDEN, None)
+    ]
+    assert await _withdrawals_sent(hackney) == []
+
     status, withdrawn = await islington.call(
         "POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={}
     )
@@ -1249,65 +1288,49 @@ async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder
         return len(copies) == 1 and copies[0].withdrawn_at is not None
 
     await eventually(marked)
-    sent = await hackney.engine_rows(
-        select(register.c.counterpart, register.c.withdrawn_at).where(
-            register.c.direction == "sent"
-        )
-    )
-    assert [(r.counterpart, r.withdrawn_at is not None) for r in sent] == [(CAMDEN, True)]
+    rows = await hackney.engine_rows(sent)
+    assert [(r.counterpart, r.withdrawn_at is not None) for r in rows] == [(CAMDEN, True)]
+    assert await _withdrawals_sent(hackney) == [CAMDEN]
     [told] = await islington.engine_rows(
         select(audit_entries.c.details).where(audit_entries.c.action == "consent.withdraw")
     )
     assert json.loads(told.details)["pushed"] == 1  # Hackney, whom it received the episode from
 
-    # A member it was never moved to cannot make Hackney pass a withdrawal on.
-    assert camden.runner is not None
-    async with camden.runner.app[AUDIT].transaction() as connection:
-        await camden.runner.app[OUTBOX].enqueue(
-            connection,
-            HACKNEY,
-            "consent_withdrawn",
-            {"episode_ref": episode_id, "consent_id": "C9"},
-        )
 
-    async def delivered() -> bool:
-        rows = await camden.engine_rows(select(outbox.c.state).where(outbox.c.recipient == HACKNEY))
-        return bool(rows) and all(r.state == "delivered" for r in rows)
-
-    await eventually(delivered)
-    relayed = await hackney.engine_rows(
-        select(outbox.c.id).where(outbox.c.kind == "consent_withdrawn")
-    )
-    assert len(relayed) == 1  # only the genuine one, to Camden
-
-
-async def test_a_withdrawal_after_a_child_moved_back_and_forth_is_passed_on_a_bounded_number_of_times(
+async def test_a_former_holder_that_holds_the_episode_again_decides_withdrawals_itself(
     federation: dict[str, Node],
 ) -> None:
-    """Hackney -> Islington -> Hackney: each is the other's earlier holder. Each passes the withdrawal
-    on once, so it ends; none is lost."""
-    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    episode_id = (await seed(hackney))["episode_id"]
+    """Hackney -> Islington -> Hackney. Islington (faulty, or replaying) tells Hackney a statement
+    was withdrawn: Hackney holds the episode again, so its own copy decides, and it passes nothing on.
+    A genuine withdrawal at Hackney reaches Camden and Islington, and ends there."""
+    camden, hackney, islington = federation[CAMDEN], federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
     await _accept(islington, await _offer(hackney, islington, episode_id), episode_id)
     await _accept(hackney, await _offer(islington, hackney, episode_id), episode_id)
+    assert (await ask(camden, disclosure(episode)))["state"] == "answered"
+
+    await _forged_withdrawal(islington, hackney, episode_id, "C1")
+    sent = select(register.c.withdrawn_at).where(register.c.direction == "sent")
+    assert [r.withdrawn_at for r in await hackney.engine_rows(sent)] == [None]
+    assert await _withdrawals_sent(hackney) == []
+
     status, _ = await hackney.call("POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={})
     assert status == 200
 
-    async def counts() -> list[int]:
-        kinds = outbox.c.kind == "consent_withdrawn"
-        return [
-            len(await node.engine_rows(select(outbox.c.state).where(kinds)))
-            for node in (hackney, islington)
-        ]
-
     async def settled() -> bool:
         rows = [
-            r
-            for node in (hackney, islington)
-            for r in await node.engine_rows(select(outbox.c.state))
+            r for n in (hackney, islington) for r in await n.engine_rows(select(outbox.c.state))
         ]
-        return all(r.state == "delivered" for r in rows) and await counts() == [2, 1]
+        return (
+            all(r.state == "delivered" for r in rows) and len(await _withdrawals_sent(hackney)) == 2
+        )
 
     await eventually(settled)
     await asyncio.sleep(2)  # more than an outbox round: nothing more is sent
-    assert await counts() == [2, 1]
+    assert sorted(await _withdrawals_sent(hackney)) == sorted([CAMDEN, ISLINGTON])
+    # The forged one, then Islington passing the genuine one back to its earlier holder, Hackney,
+    # which holds the episode and passes nothing on: the chain ends.
+    assert await _withdrawals_sent(islington) == [HACKNEY, HACKNEY]
+    copies = await camden.engine_rows(select(received_copies.c.withdrawn_at))
+    assert [c.withdrawn_at is not None for c in copies] == [True]
