@@ -181,6 +181,8 @@ async def existence_check(request: web.Request) -> web.Response:
                 raise SchemaViolation(
                     "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
                 ) from None
+            # DESIGN 3.6: an archived episode is kept, no longer accessible, not a recent CAF.
+            found = [(m, e) for m, e in found if e.state is not EpisodeState.ARCHIVED]
             outcome = classify([m for m, _ in found])
             await audit.append(
                 connection,

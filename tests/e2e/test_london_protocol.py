@@ -1164,6 +1164,16 @@ async def test_an_episode_closed_on_withdrawal_or_archived_is_not_disclosed(
     assert status == 201, answer
     gone = await ask(camden, disclosure(archived))
     assert gone["state"] != "answered" and gone["error"] == "not_found", gone
+    # Nor is a child known only from an archived episode found by an existence check.
+    other = {**episode["child"], "family_name": "Oldcase", "date_of_birth": "2012-03-04"}
+    other["identifiers"] = {}
+    old_case = {**archived, "episode_id": str(uuid.uuid4()), "child": other}
+    status, answer = await hackney.call(
+        "POST", "/forms", json=old_case, headers={"Content-Type": "application/json"}
+    )
+    assert status == 201, answer
+    checked = await ask(camden, existence_check(old_case))
+    assert checked["state"] == "answered" and checked["answer"]["outcome"] == "not_found", checked
     rows = await hackney.engine_rows(
         select(audit_entries.c.outcome, audit_entries.c.reason, audit_entries.c.subject).where(
             audit_entries.c.action == "federation.disclosure"
