@@ -373,21 +373,12 @@ async def test_an_attestation_expired_before_the_decision_discloses_nothing(
     assert held["approvals"] == []
 
 
-async def test_the_overrides_policy_holds_only_override_disclosures(
-    overrides: dict[str, Node],
-) -> None:
-    camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
-    episode = await seed(hackney)
-    plain = await ask(camden, disclosure(episode))
-    assert plain["state"] == "answered", plain  # consent alone: answered at once
-
-    police = {
-        **PRACTITIONER,
-        "id": "camden-pc-1",
-        "role": "Police officer",
-        "agency": "Met",
-        "agency_type": "police",
-    }
+async def _override_to_holder(
+    camden: Node, episode: dict[str, Any], ends: dt.datetime
+) -> dict[str, Any]:
+    """A police officer's override request, approved by two of Camden's lead contacts (the second
+    through another system) and sent: the request, waiting for the holder's lead contact."""
+    police = {**PRACTITIONER, "id": "camden-pc-1", "agency": "Met", "agency_type": "police"}
     body = disclosure(
         episode,
         practitioner=police,
@@ -396,7 +387,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
         sections=["child"],
         override={
             "justification": "Safeguarding concern reported tonight; consent cannot be sought safely.",
-            "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat(),
+            "expires_at": ends.isoformat(),
         },
     )
     status, record = await camden.call("POST", "/requests", json=body)
@@ -411,8 +402,21 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
     status, record = await camden.call(
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
-    assert status == 200, record
-    assert record["state"] == "awaiting_holder", record
+    assert status == 200 and record["state"] == "awaiting_holder", record
+    return dict(record)
+
+
+async def test_the_overrides_policy_holds_only_override_disclosures(
+    overrides: dict[str, Node],
+) -> None:
+    camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
+    episode = await seed(hackney)
+    plain = await ask(camden, disclosure(episode))
+    assert plain["state"] == "answered", plain  # consent alone: answered at once
+
+    record = await _override_to_holder(
+        camden, episode, dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    )
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     [held] = queue["approvals"]
     assert held["override"] is True and held["sections"] == ["child"]
@@ -436,31 +440,8 @@ async def test_an_override_ended_before_the_holders_decision_permits_nothing(
     valid): the override no longer counts, and consent alone does not let the police see it."""
     camden, hackney = overrides[CAMDEN], overrides[HACKNEY]
     episode = await seed(hackney)
-    police = {**PRACTITIONER, "id": "camden-pc-2", "agency": "Met", "agency_type": "police"}
     ends = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
-    body = disclosure(
-        episode,
-        practitioner=police,
-        purpose="safeguarding",
-        reason="immediate risk of significant harm",
-        sections=["child"],
-        override={
-            "justification": "Risk of significant harm tonight.",
-            "expires_at": ends.isoformat(),
-        },
-    )
-    status, record = await camden.call("POST", "/requests", json=body)
-    assert status == 201, record
-    path = f"/requests/{record['request_id']}/decision"
-    first, second = camden.plan.borough.lead_contacts()[:2]
-    status, _ = await camden.call(
-        "POST", path, json={"decision": "approve", "lead_contact_id": first}
-    )
-    await login(camden, name="second-lead-system")
-    status, record = await camden.call(
-        "POST", path, json={"decision": "approve", "lead_contact_id": second}
-    )
-    assert record["state"] == "awaiting_holder", record
+    await _override_to_holder(camden, episode, ends)
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     [held] = queue["approvals"]
     assert hackney.runner is not None
