@@ -19,7 +19,6 @@ from schemas import AgencyType, Section, is_gss_code
 from ..protection import name_tokens
 
 __all__ = [
-    "name_words",
     "ALL_SECTIONS",
     "ConsentDecision",
     "ConsentRequest",
@@ -29,6 +28,7 @@ __all__ = [
     "Recipient",
     "Rule",
     "StatementFinding",
+    "name_words",
     "normalise_purpose",
 ]
 

@@ -9,8 +9,9 @@ never shared on again, so a copy on its strength that arrives afterwards is alwa
 A child who moved takes the episode, not the register: the members an earlier holder shared with are
 in that holder's register only. So a withdrawal also travels back along the moves. Whoever holds the
 episode tells the members it received the episode from; a former holder, told by the member it moved
-the episode to, tells its own recipients and the members it received the episode from in turn. Each
-relays a withdrawal once (it is kept as received), so a child who moved back and forth ends the chain.
+the episode to, tells its own recipients and the members it received the episode from in turn, while
+it no longer holds the episode and for a statement its copy has. It relays a withdrawal once for each
+member that tells it (each is kept as received), so a child who moved back and forth ends the chain.
 """
 
 from __future__ import annotations
