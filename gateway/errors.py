@@ -65,6 +65,9 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     codes: ClassVar[frozenset[str]] = frozenset()  # for classes that carry one of several codes
+    # The audited action refused, when the raiser knows it better than the call did (a decline
+    # that turned out to be a release).
+    refused_action: ClassVar[str | None] = None
 
     def __init__(
         self, message: str, *, code: str | None = None, problems: Sequence[Problem] = ()

@@ -100,6 +100,7 @@ async def audited_refusals(
         yield
     except GatewayError as error:
         outcome = Outcome.REFUSED if error.status in (403, 409) else Outcome.FAILED
-        entry = draft(request, action, subject, outcome, reason=error.wire_code)
+        refused = error.refused_action or action
+        entry = draft(request, refused, subject, outcome, reason=error.wire_code)
         await request.config_dict[AUDIT].record(entry)
         raise

@@ -165,7 +165,7 @@ async def close_offer(request: web.Request) -> web.Response:
     except GatewayError as error:
         await audit(
             request,
-            f"transfer.{action or 'close'}",
+            error.refused_action or f"transfer.{action or 'close'}",
             offer_id,
             Outcome.REFUSED,
             reason=error.wire_code,

@@ -74,6 +74,7 @@ __all__ = [
     "RELEASE",
     "STATES",
     "Closed",
+    "ReleasedTooEarly",
     "TransferWorkflow",
     "answer_due_by",
 ]
@@ -129,6 +130,12 @@ def _steps(stored: str | None) -> list[str]:
 
 def _bound(offer_id: str, direction: str) -> bytes:
     return associated_data("transfers", f"{offer_id}:{direction}", "sealed")
+
+
+class ReleasedTooEarly(Conflict):
+    """A release of an accepted offer before its due date, asked for as a decline."""
+
+    refused_action = "transfer.release"
 
 
 class TransferWorkflow:
@@ -370,7 +377,9 @@ class TransferWorkflow:
             raise NotFound("no such transfer offer")
         if direction == "in" and row.state == "accepted":
             if row.escalated_at is None:
-                raise Conflict("the offer is accepted: it can be released once past its due date")
+                raise ReleasedTooEarly(
+                    "the offer is accepted: it can be released once past its due date"
+                )
             action, state = RELEASE
         elif row.state != "offered":
             raise Conflict(f"the offer is {row.state}")

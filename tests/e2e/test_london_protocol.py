@@ -816,7 +816,7 @@ async def test_an_accepted_offer_whose_episode_never_comes_is_released_for_the_g
         .order_by(audit_entries.c.sequence)
     )
     assert [tuple(s) for s in steps] == [
-        ("transfer.decline", "refused", "conflict"),
+        ("transfer.release", "refused", "conflict"),  # too early: audited as what it was
         ("transfer.release", "success", "wrong_authority"),
     ]
 
@@ -836,6 +836,10 @@ async def _released_while_the_holder_is_down(
     release = {"lead_contact_id": islington.lead, "reason": "unspecified"}
     status, early = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
     assert status == 409, early  # accepting started the episode's own due date
+    [refused] = await islington.engine_rows(
+        select(audit_entries.c.outcome).where(audit_entries.c.action == "transfer.release")
+    )
+    assert refused.outcome == "refused"  # audited as what it was, not as a decline
     await _escalated(islington, offer_id)
     status, released = await islington.call("POST", f"/transfers/{offer_id}/decline", json=release)
     assert (status, released["state"]) == (200, "released"), released
