@@ -760,6 +760,15 @@ async def test_a_lead_contact_releases_an_accepted_offer_past_due_from_the_feder
     assert (
         offer_id in page and f'Release<span class="visually-hidden"> offer {offer_id}' not in page
     )
+    status, _, _ = await browser.post(  # the form is not offered yet; posted anyway, refused
+        f"/console/federation/transfers/{offer_id}/close",
+        {"csrf_token": browser.csrf(page), "direction": "in", "reason": "not_resident"},
+    )
+    assert status == 409
+    lead_id = CAMDEN.lead_contacts()[0]
+    assert await camden.audit_rows("transfer.release") == [
+        (f"lead:{lead_id}", "refused", "conflict")
+    ]
     assert await workflow.escalate(dt.date.today() + dt.timedelta(days=30)) == [offer_id]
     status, page, _ = await browser.get("/console/federation")
     assert f'Release<span class="visually-hidden"> offer {offer_id}' in page
@@ -772,9 +781,9 @@ async def test_a_lead_contact_releases_an_accepted_offer_past_due_from_the_feder
     async with camden.app[ENGINE].connect() as connection:
         [listed] = await workflow.listed(connection, "in")
     assert (listed["state"], listed["reason"]) == ("released", "not_resident")
-    lead_id = CAMDEN.lead_contacts()[0]
     assert await camden.audit_rows("transfer.release") == [
-        (f"lead:{lead_id}", "success", "not_resident")
+        (f"lead:{lead_id}", "refused", "conflict"),
+        (f"lead:{lead_id}", "success", "not_resident"),
     ]
 
 
