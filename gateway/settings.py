@@ -63,8 +63,10 @@ class Settings(BaseSettings):
         le=60,
         description="working days (England and Wales) a transfer offer may wait before it escalates",
     )
+    # Protocol 003: sharing without consent is the sharing practitioner's judgement, so by default
+    # an override another borough approved waits for one of ours.
     disclosure_approval: Literal["never", "overrides", "always"] = Field(
-        "never",
+        "overrides",
         description="incoming disclosures that wait for this borough's lead CAF contact to approve"
         " (overrides: only those relying on a public-interest override)",
     )

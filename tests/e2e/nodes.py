@@ -179,6 +179,29 @@ async def ask(home: Node, body: dict[str, Any], approve: bool = True) -> dict[st
     return dict(record)
 
 
+async def holder_approves(holder: Node, home: Node, request_id: str) -> dict[str, Any]:
+    """The holder's lead contact approves the one disclosure waiting there (an override, by
+    default); the home node's request once the answer arrived."""
+    status, queue = await holder.call("GET", "/disclosure-approvals")
+    assert status == 200, queue
+    [held] = queue["approvals"]
+    status, decided = await holder.call(
+        "POST",
+        f"/disclosure-approvals/{held['approval_id']}/decision",
+        json={"decision": "approve", "lead_contact_id": holder.lead},
+    )
+    assert status == 200, decided
+    latest: dict[str, Any] = {}
+
+    async def answered() -> bool:
+        nonlocal latest
+        status, latest = await home.call("GET", f"/requests/{request_id}")
+        return status == 200 and latest["state"] != "awaiting_holder"
+
+    await eventually(answered)
+    return latest
+
+
 async def eventually(check: Any, timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
