@@ -191,14 +191,19 @@ async def holder_approves(holder: Node, home: Node, request_id: str) -> dict[str
         json={"decision": "approve", "lead_contact_id": holder.lead},
     )
     assert status == 200, decided
+    return await settled(home, request_id)
+
+
+async def settled(home: Node, request_id: str) -> dict[str, Any]:
+    """The request once the holder's answer arrived (through the outbox)."""
     latest: dict[str, Any] = {}
 
-    async def answered() -> bool:
+    async def done() -> bool:
         nonlocal latest
         status, latest = await home.call("GET", f"/requests/{request_id}")
         return status == 200 and latest["state"] != "awaiting_holder"
 
-    await eventually(answered)
+    await eventually(done)
     return latest
 
 

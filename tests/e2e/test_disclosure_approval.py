@@ -42,6 +42,7 @@ from .nodes import (
     running,
     seed,
     sees_suspended,
+    settled,
 )
 
 DatabaseFor = Callable[[Borough, Path], tuple[str, str | None]]
@@ -107,19 +108,6 @@ async def _held(home: Node, holder: Node, body: dict[str, Any]) -> tuple[dict[st
     return record, str(mine[0]["approval_id"])
 
 
-async def _settled(home: Node, request_id: str) -> dict[str, Any]:
-    """The request once the holder's answer arrived (through the outbox)."""
-    latest: dict[str, Any] = {}
-
-    async def done() -> bool:
-        nonlocal latest
-        status, latest = await home.call("GET", f"/requests/{request_id}")
-        return status == 200 and latest["state"] != "awaiting_holder"
-
-    await eventually(done)
-    return latest
-
-
 async def _decide(holder: Node, approval_id: str, **body: Any) -> tuple[int, dict[str, Any]]:
     status, answer = await holder.call(
         "POST", f"/disclosure-approvals/{approval_id}/decision", json=body
@@ -175,7 +163,7 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     assert queue["approvals"] == []
 
-    answered = await _settled(camden, record["request_id"])
+    answered = await settled(camden, record["request_id"])
     assert answered["state"] == "answered", answered
     answer = answered["answer"]
     assert answer["approval_id"] == approval_id and answer["outcome"] == "disclosed"
@@ -217,7 +205,7 @@ async def test_a_rejection_reaches_the_requester_as_holder_rejected(
     )
     assert status == 200 and decided["state"] == "rejected", decided
     assert decided["outcome"] == "holder_rejected"
-    refused = await _settled(camden, record["request_id"])
+    refused = await settled(camden, record["request_id"])
     assert refused["state"] == "refused" and refused["error"] == "holder_rejected"
     assert refused["answer"] is None
     assert await hackney.engine_rows(select(register)) == []
@@ -252,7 +240,7 @@ async def test_an_answer_finds_its_request_by_approval_id_also_one_held_before_0
         )
         assert status == 200, decided
     for record, approval_id in ((older, older_id), (first, first_id)):
-        answered = await _settled(camden, record["request_id"])
+        answered = await settled(camden, record["request_id"])
         assert answered["state"] == "answered", answered
         assert answered["answer"]["approval_id"] == approval_id
     # Beside the request only while it waits: the answer named it, and it is sealed again.
@@ -279,7 +267,7 @@ async def test_consent_withdrawn_before_approval_discloses_nothing(
     # statement can come (DESIGN 3.5 via consent/_decide.py): the engine answers consent_withdrawn.
     # consent_missing would mean no statement came that close, which is not this episode.
     assert decided["outcome"] == "consent_withdrawn", decided
-    refused = await _settled(camden, record["request_id"])
+    refused = await settled(camden, record["request_id"])
     assert refused["state"] == "refused" and refused["error"] == decided["outcome"]
     assert await hackney.engine_rows(select(register)) == []
     assert await camden.engine_rows(select(received_copies)) == []
@@ -357,7 +345,7 @@ async def test_an_attestation_expired_before_the_decision_discloses_nothing(
     )
     assert (decided.state, decided.outcome) == ("refused", "attestation_invalid")
     assert await hackney.engine_rows(select(register)) == []
-    refused = await _settled(camden, record["request_id"])  # still a member: told why
+    refused = await settled(camden, record["request_id"])  # still a member: told why
     assert refused["state"] == "refused" and refused["error"] == "attestation_invalid", refused
     assert await camden.engine_rows(select(received_copies)) == []
     audited = await hackney.engine_rows(
@@ -424,7 +412,7 @@ async def test_the_overrides_policy_holds_only_override_disclosures(
         hackney, held["approval_id"], decision="approve", lead_contact_id=hackney.lead
     )
     assert status == 200 and decided["outcome"] == "disclosed", decided
-    answered = await _settled(camden, record["request_id"])
+    answered = await settled(camden, record["request_id"])
     assert answered["state"] == "answered" and answered["answer"]["override"] is True
     assert set(answered["answer"]["content"]) == {"child"}
     status, theirs = await hackney.call("GET", f"/register?episode={episode['episode_id']}")
@@ -506,7 +494,7 @@ async def test_a_forged_disclosure_answer_is_not_applied(always: dict[str, Node]
         hackney, approval_id, decision="approve", lead_contact_id=hackney.lead
     )
     assert status == 200, decided
-    answered = await _settled(camden, record["request_id"])
+    answered = await settled(camden, record["request_id"])
     assert answered["state"] == "answered" and answered["answer"]["approval_id"] == approval_id
 
 
@@ -545,8 +533,8 @@ async def test_a_withdrawal_that_overtakes_its_disclosure_still_marks_it(
     assert await camden.engine_rows(select(received_copies)) == []  # nothing to mark yet
 
     assert await hackney.runner.app[OUTBOX].retry_dead(answer.id)
-    settled = await _settled(camden, record["request_id"])
-    assert settled["state"] == "answered", settled
+    late = await settled(camden, record["request_id"])
+    assert late["state"] == "answered", late
     [copy] = await camden.engine_rows(select(received_copies))
     assert copy.withdrawn_at is not None  # marked on arrival: the withdrawal came first
     [row] = await camden.engine_rows(select(register).where(register.c.direction == "received"))
