@@ -205,6 +205,7 @@ async def disclose(
             "override": decision.overridden,
             "disclosed_at": disclosed_at.isoformat(),
             "practitioner": asked.practitioner_id,
+            "holder_approved_by": holder_approved_by,
         },
     )
     await connection.execute(
@@ -251,6 +252,7 @@ async def disclose(
         "refused_sections": sorted(s.value for s in decision.refused_sections),
         "basis": basis,
         "override": decision.overridden,
+        "holder_approved_by": holder_approved_by,
         "content": {s: dumped[s] for s in sections},
         "receipt": receipt,
     }

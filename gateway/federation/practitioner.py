@@ -742,6 +742,7 @@ class PractitionerRequests:
                 requested_by=request["practitioner"]["id"],
                 approved_by=approvals[0] if approvals else None,
                 second_approved_by=approvals[1] if len(approvals) > 1 else None,
+                holder_approved_by=answer.get("holder_approved_by"),  # in the receipt too
                 sections=answer["sections"],
                 basis=basis,
                 override=answer["override"],

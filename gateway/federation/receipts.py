@@ -2,11 +2,12 @@
 
 The holder signs one per disclosure and keeps it in its register; the requester keeps it in its own
 register only after checking that it says what the answer says (register id, both members, episode,
-sections, basis, override) and that the holder's key signed it: the key valid at the receipt's
-`disclosed_at`, which must lie between the sending of our request and now (each give or take the
-clock window). A disclosure held for the holder's lead contact can arrive after a key rotation has
-retired the key it was signed with; a receipt cannot be dated before we asked. A register row is then
-evidence either side can show, not just what the other side claimed."""
+sections, basis, override, and the holder's lead contact who released a held one) and that the
+holder's key signed it: the key valid at the receipt's `disclosed_at`, which must lie between the
+sending of our request and now (each give or take the clock window). A disclosure held for the
+holder's lead contact can arrive after a key rotation has retired the key it was signed with; a
+receipt cannot be dated before we asked. A register row is then evidence either side can show, not
+just what the other side claimed."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ __all__ = ["answer_is_sound", "sign_receipt"]
 
 _TYPE = "caf-disclosure-receipt+jws"
 _ALGORITHM = "Ed25519"
-# What the receipt must repeat of the answer, claim for claim.
-_REPEATED = ("register_id", "episode_ref", "sections", "basis", "override")
+# What the receipt must repeat of the answer, claim for claim (absent in both from holders before
+# `holder_approved_by`, and when no lead contact of the holder's released it).
+_REPEATED = ("register_id", "episode_ref", "sections", "basis", "override", "holder_approved_by")
 
 
 def sign_receipt(key: OKPKey, claims: dict[str, Any]) -> str:
@@ -52,6 +54,7 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
         and isinstance(content, dict)
         and set(content) == set(sections)
         and isinstance(answer.get("receipt"), str)
+        and isinstance(answer.get("holder_approved_by"), str | None)
     )
 
 
@@ -123,5 +126,5 @@ def answer_is_sound(
         and claims.get("holder") == holder
         and claims.get("recipient") == me
         and claims.get("practitioner") == asked["practitioner"]["id"]
-        and all(claims.get(name) == answer[name] for name in _REPEATED)
+        and all(claims.get(name) == answer.get(name) for name in _REPEATED)
     )

@@ -179,8 +179,8 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
         hackney.lead,
     )
     ours = await camden.engine_rows(select(register))
-    assert [(r.direction, r.counterpart, r.receipt) for r in ours] == [
-        ("received", HACKNEY, answer["receipt"])
+    assert [(r.direction, r.counterpart, r.receipt, r.holder_approved_by) for r in ours] == [
+        ("received", HACKNEY, answer["receipt"], hackney.lead)  # the receipt says so too
     ]
     copies = await camden.engine_rows(select(received_copies))
     assert [c.request_id for c in copies] == [record["request_id"]]

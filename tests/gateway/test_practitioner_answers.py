@@ -109,6 +109,10 @@ DISCLOSED = _disclosed()
         (200, _disclosed(register_id="r-2"), "failed", "bad_answer"),
         (200, _disclosed(episode_ref="another-episode"), "failed", "bad_answer"),
         (200, _disclosed(practitioner="someone-else"), "failed", "bad_answer"),  # not our request
+        # Who released a held disclosure: said alike by the answer and its receipt, or not at all.
+        (200, _disclosed(holder_approved_by="lead-9"), "failed", "bad_answer"),
+        (200, {**DISCLOSED, "holder_approved_by": "lead-9"}, "failed", "bad_answer"),
+        (200, {**DISCLOSED, "holder_approved_by": 7}, "failed", "bad_answer"),
         # Dated: the key valid then, between our request and now (give or take five minutes).
         (200, _disclosed(RETIRED_KEY, disclosed_at=_at(days=-2)), "answered", None),
         (200, _disclosed(RETIRED_KEY), "failed", "bad_answer"),  # dated after the key's end
