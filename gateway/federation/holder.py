@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
@@ -34,7 +34,7 @@ from ..keys import (
     SIGNING_KEY,
     TRANSFERS,
 )
-from ..protection import MatchOutcome, NameQuery, classify, has_letters
+from ..protection import MatchOutcome, NameQuery, classify
 from .attestation import (
     Attestation,
     subject_for_episode,
@@ -46,6 +46,7 @@ from .disclosing import Asked, consent_now, disclose, refusal_code
 from .disclosing import audit_code as _code
 from .notifications import KINDS as NOTIFICATION_KINDS
 from .outbox import Message, receive
+from .practitioner import MatchKeys
 from .transport import verified_json, verified_request
 from .withdrawals import receive_withdrawal
 
@@ -56,17 +57,8 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-class MatchKeys(_Body):
-    given_names: str = Field(min_length=1, max_length=100)
-    family_name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(has_letters)]
-    date_of_birth: dt.date
-    postcode: str | None = Field(None, max_length=10)
-    nhs_number: str | None = Field(None, max_length=12)
-    upn: str | None = Field(None, max_length=13)
-
-
 class ExistenceCheck(_Body):
-    match: MatchKeys
+    match: MatchKeys  # as the requesting node took them from its borough system
 
 
 class DisclosureRequest(_Body):
