@@ -128,6 +128,7 @@ class Walk:
         "careful",
         "elements",
         "fields",
+        "rejections",
         "state",
         "strict",
         "warnings",
@@ -144,6 +145,7 @@ class Walk:
         self.elements: list[dict[str, JsonValue]] = []  # unknown elements, kept
         self.attributes: list[dict[str, JsonValue]] = []  # unknown attributes, kept
         self.strict: str | None = None  # inside a consent: nothing may be kept or rejected alone
+        self.rejections = 0  # values and items rejected so far: what was, is kept (see `children`)
 
     # -- the report ------------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class Walk:
     def reject(self, location: str, target: str | None, rule: str, message: str) -> None:
         if self.strict is not None:
             raise Invalid(location, rule, message)
+        self.rejections += 1
         self.fields.append(FieldReport(location, Fate.REJECTED, target, rule, message))
         self.warnings.append(
             Problem(_national_path(target), rule, f"{location}: {message}", "warning")
@@ -165,9 +168,16 @@ class Walk:
     # -- kept content -----------------------------------------------------------------------------
 
     def keep(
-        self, el: etree._Element, location: str, written_parent: str, after: str | None
+        self,
+        el: etree._Element,
+        location: str,
+        written_parent: str,
+        after: str | None,
+        rejected: bool = False,
     ) -> None:
-        """An element this adapter does not know: kept whole, to be written back where it was."""
+        """An element this adapter does not know, or one it rejected: kept whole, to be written back
+        where it was. Rejected content is marked so, as the writer must tell it from unknown content
+        (it may have a known name) and the report already says what became of it."""
         if self.strict is not None:
             raise Invalid(location, "ecaf.consent_not_understood", _NOT_UNDERSTOOD)
         if next(el.iter(*_XINCLUDE_TAGS), None) is not None:
@@ -175,14 +185,17 @@ class Walk:
             raise AdapterError("unsupported_format", "XInclude is not allowed", location)
         if len(self.elements) + len(self.attributes) >= MAX_KEPT:
             raise AdapterError("payload_too_large", _TOO_MUCH_KEPT, location)
-        self.elements.append(
-            {
-                "parent": written_parent,
-                "after": after,
-                "xml": etree.tostring(el, encoding="unicode", with_tail=False),
-                "values": _values(el, location),
-            }
-        )
+        entry: dict[str, JsonValue] = {
+            "parent": written_parent,
+            "after": after,
+            "xml": etree.tostring(el, encoding="unicode", with_tail=False),
+            "values": _values(el, location),
+        }
+        if rejected:
+            entry["rejected"] = True
+            self.elements.append(entry)
+            return
+        self.elements.append(entry)
         self.fields.append(
             _report(location, Fate.EXTENDED, EXTENSION_TARGET, "ecaf.unknown_element")
         )
@@ -308,8 +321,11 @@ class Walk:
                         append(entry)
                         after = leaf.name
                         continue
+                rejections = self.rejections
                 if self._leaf(child, leaf, location, written, data, tpre):
                     after = leaf.name
+                elif self.rejections != rejections:  # kept, so that nothing is lost
+                    self.keep(child, f"{location}/{leaf.name}", written, after, rejected=True)
                 continue
             spec = nested.get(name_tag) if nested is not None else None
             if spec is None or spec.repeatable:
@@ -323,9 +339,15 @@ class Walk:
                 where = f"{location}/{spec.name}[{n}]"
             else:
                 where = f"{location}/{spec.name}"
+            rejections, kept = self.rejections, len(self.elements)
             written_step = spec.handler(self, child, where, written, data, tpre)
             if written_step is not None:
                 after = written_step
+            elif self.rejections != rejections or len(self.elements) != kept:
+                # Not imported (or not written back), yet it held something: kept whole, in place
+                # of what was kept from inside it (which would have nowhere to go).
+                del self.elements[kept:]
+                self.keep(child, where, written, after, rejected=True)
 
     def _leaf(
         self,
@@ -456,6 +478,7 @@ class Walk:
     ) -> None:
         """Every field of a rejected item, reported rejected; the one at fault says why (all of them,
         when the fault is the item's as a whole)."""
+        self.rejections += 1
         found = False
         for place in _leaf_locations(el, location):
             if whole or place == where:

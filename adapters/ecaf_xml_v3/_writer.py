@@ -399,7 +399,9 @@ def _restore_elements(root: etree._Element, entries: object) -> None:
         except AdapterError:
             continue
         parent_name = local_name(parent.tag)
-        if fragment.tag in _KNOWN_TAGS.get(parent_name, ()):
+        if fragment.tag in _KNOWN_TAGS.get(parent_name, ()) and not _restorable(
+            entry, fragment, parent
+        ):
             continue  # never let kept content say what a known element says
         after = entry.get("after")
         anchor = after if isinstance(after, str) else None
@@ -413,6 +415,18 @@ def _restore_elements(root: etree._Element, entries: object) -> None:
             children[position].addprevious(fragment)
         else:
             parent.append(fragment)
+
+
+def _restorable(entry: Mapping[str, Any], fragment: etree._Element, parent: etree._Element) -> bool:
+    """Whether content the reader rejected (a bad date, a consent it could not read) goes back: an
+    entry of a list always does, beside what is there; a single value only where the episode has
+    none now (the national value wins, as someone may have corrected it since). Never a consent:
+    the exchange never read it, so a withdrawal made since could not reach it, and it would come
+    back live; it stays in the episode's extensions for people to read."""
+    name = local_name(fragment.tag)
+    if entry.get("rejected") is not True or name == "Consent":
+        return False
+    return name in REPEATABLE.get(local_name(parent.tag), ()) or parent.find(Q + name) is None
 
 
 def _restore_attributes(root: etree._Element, entries: object) -> None:

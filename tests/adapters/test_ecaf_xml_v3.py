@@ -687,15 +687,74 @@ def test_a_domain_that_does_not_match_its_elements_is_reported() -> None:
 def test_a_consent_holding_anything_unknown_is_not_imported(inside: str) -> None:
     translation = translate(ecaf(CONSENT.format(inside)))
     episode = translation.episodes[0]
-    assert (
-        episode.consents == []
-        and FORMAT not in episode.extensions
-        or "elements" not in (episode.extensions[FORMAT])
-    )
+    assert episode.consents == []
     rejected = _rejected(translation)
     assert rejected and all(k.startswith("/CAFEpisode/Consent[1]") for k in rejected)
     assert any(rule == "ecaf.consent_not_understood" for rule, _ in rejected.values())
+    # Kept for people to read, whole, but never written back: it would come back live, beyond the
+    # reach of any withdrawal made through the exchange.
+    [kept] = kept_elements(episode)
+    assert kept["rejected"] is True and "<ecaf:Consent" in kept["xml"]
+    assert kept["values"]["Consent/@id"] == "C1"
     assert b"<ecaf:Consent" not in write(episode)
+
+
+# Rejected content is kept and written back where it was: nothing the borough wrote is lost.
+REJECTED_VALUES = {
+    "a bad date of birth": (b"<ecaf:DateOfBirth>2009-10-03", b"<ecaf:DateOfBirth>03/10/2009"),
+    "a bad NHS number": (b"<ecaf:NHSNumber>0778857255", b"<ecaf:NHSNumber>0778857256"),
+    "a review with a bad date": (
+        b'<ecaf:Review date="2025-08-25"',
+        b'<ecaf:Review date="25/08/2025"',
+    ),
+    "a plan action's bad date": (b"<ecaf:ByWhen>2025-08-17", b"<ecaf:ByWhen>17/08/2025"),
+    "an unknown element code": (b'code="DEV.BEHAVIOUR"', b'code="DEV.SLEEP"'),
+    "a parent without parental responsibility": (
+        b'<ecaf:ParentCarer parentalResponsibility="true">',
+        b"<ecaf:ParentCarer>",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", REJECTED_VALUES.values(), ids=list(REJECTED_VALUES))
+def test_rejected_content_is_kept_and_written_back(change: tuple[bytes, bytes]) -> None:
+    old, new = change
+    document = BASE.replace(old, new, 1)
+    assert document != BASE
+    translation = translate(document)
+    assert any(f.fate is Fate.REJECTED for f in translation.report.fields)
+    episode = Episode.model_validate_json(translation.episodes[0].model_dump_json())
+    assert meaning(write(episode)) == meaning(document)
+
+
+def test_a_rejected_value_goes_back_only_where_the_episode_has_none() -> None:
+    """Someone may have corrected it since: the national value wins, and is not doubled."""
+    episode = one(BASE.replace(b"<ecaf:NHSNumber>0778857255", b"<ecaf:NHSNumber>0778857256", 1))
+    assert episode.child.identifiers.nhs_number is None
+    corrected = episode.model_copy(
+        update={
+            "child": episode.child.model_copy(
+                update={
+                    "identifiers": episode.child.identifiers.model_copy(
+                        update={"nhs_number": "0778857255"}
+                    )
+                }
+            )
+        }
+    )
+    said = dict(meaning(write(corrected)))
+    assert said["/CAFEpisode/Child[1]/Identifiers[1]/NHSNumber[1]"] == "0778857255"
+    assert "/CAFEpisode/Child[1]/Identifiers[1]/NHSNumber[2]" not in said
+
+
+def test_a_domain_whose_elements_are_all_rejected_comes_back_whole_in_its_place() -> None:
+    """Not its elements one by one into the next domain written (which takes its index)."""
+    two_domains = assessment(element("DEV.SLEEP")).replace(
+        "</ecaf:Assessment>", f'<ecaf:Domain code="PAR">{element("PAR.WARMTH")}</ecaf:Domain>'
+    )
+    document = ecaf(two_domains + "</ecaf:Assessment>")
+    written = write(one(document))
+    assert meaning(written) == meaning(document)
 
 
 @pytest.mark.parametrize(
