@@ -14,8 +14,10 @@ Where each part goes, and why:
   NHS Data Dictionary "not known" is "not recorded", while "not stated" means the person was asked and
   declined, which a 0 does not say. Written back, both `unknown` and `not_stated` become 0.
   An optional value that fails its check (an NHS number's checksum, a birth date in the future) is
-  REJECTED in the report and left out; a missing or invalid required one (names, Sex, LA) refuses
-  the document.
+  REJECTED in the report and left out of the national fields, but kept as written in extensions
+  (`Child/<element>`, reported EXTENDED with rule `extension.rejected_value` at the same place) and
+  written back in its place, unless the national side has a value there by then. A missing or
+  invalid required one (names, Sex, LA) refuses the document.
 - `ContinuingProfessionals/Professional` with a Name, an Agency and a national AgencyType ->
   `tac_members` (organisation = Agency). One lacking any of those cannot be a valid practitioner and
   is kept whole in extensions; nothing is invented for it.
@@ -40,7 +42,11 @@ Where each part goes, and why:
 - Extensions follow xmltodict's convention (see `_tree.py`) and mirror the document, keyed by element
   local name: `{"Case": {"SocialWorker": {...}}, "UnmetNeeds": {"Need": [{"@element": ..., "#text":
   ...}]}, "ConsentToShare": {"@given": ..., "@date": ..., "@by": ...}, ...}`; `#tac_members` holds
-  what a mapped professional carried beyond Name, Agency and AgencyType.
+  what a mapped professional carried beyond Name, Agency and AgencyType, each entry with the Name
+  and Agency it was read with: it is written back only onto a TAC member with that name and
+  organisation (the national side may remove or reorder members; one person's details must never
+  land on another), and dropped when none has. Entries kept by position, before they named anyone,
+  are used only while the TAC has as many members as entries.
 
 Reading tolerates any prefix, a default namespace, children left in no namespace, any element order,
 BOM, CRLF, declared encodings (ISO-8859-1), CDATA, comments and whitespace around values. Writing

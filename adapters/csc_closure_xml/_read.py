@@ -69,6 +69,7 @@ ETHNICITY, POSTCODE = f"{CHILD}/Ethnicity", f"{CHILD}/Postcode"
 # Why what remains inside the national containers went to extensions.
 _INNER_RULES = {"Case": {"SocialWorker": EXTENSION_RULES["InvolvementReason"]}}
 _INCOMPLETE = EXTENSION_RULES["ContinuingProfessionals"]
+_KEPT_REJECTED = "extension.rejected_value"  # rejected, and kept as written to be written back
 _PROFESSIONAL_FIELDS = (("Name", "name"), ("Agency", "organisation"), ("AgencyType", "agency_type"))
 _PROFESSIONAL_KEYS = tuple(local for local, _ in _PROFESSIONAL_FIELDS)
 
@@ -222,6 +223,7 @@ class _Reader:
         self.fields = report.fields
         self.warnings: list[Problem] = []
         self.sources: dict[str, str] = {}  # national field (dotted) -> XPath, to locate errors
+        self.kept: dict[str, str] = {}  # Child element -> the text of its rejected value
 
     def mapped(self, where: str, target: str, rule: str | None = None) -> None:
         found = _MAPPED.get((where, target, rule))
@@ -233,8 +235,28 @@ class _Reader:
         self.fields.append(found)
         self.sources[target] = where
 
-    def rejected(self, where: str, target: str, rule: str, message: str) -> None:
+    def rejected(self, key: str, value: str, target: str, rule: str, message: str) -> None:
+        """An optional value of the Child that fails its check: rejected, and kept as written (in
+        `Child`, as the document has it) so that writing puts it back in its place."""
+        where = f"{CHILD}/{key}"
         self.fields.append(_field(where, Fate.REJECTED, target, rule, message))
+        self.fields.append(_field(where, Fate.EXTENDED, f"{TARGET}.Child.{key}", _KEPT_REJECTED))
+        self.kept[key] = value
+
+    def restore_rejected(self, tree: Record) -> None:
+        """Put the rejected values back into the extension (after it is reported: they are
+        reported where they were rejected)."""
+        if not self.kept:
+            return
+        child = tree.get("Child")
+        if not isinstance(child, dict):
+            child = tree["Child"] = {}
+        for key, value in self.kept.items():
+            attributes = child.get(key)
+            if isinstance(attributes, dict):
+                attributes["#text"] = value
+            else:
+                child[key] = value
 
     def extended(
         self, value: JsonValue, where: str, target: str, rule: str, message: str | None = None
@@ -267,6 +289,7 @@ class _Reader:
             if tree.get(key) == {}:
                 del tree[key]
         self.report_extensions(tree)
+        self.restore_rejected(tree)
         rule = "step_down.csc_closing_summary"
         self.fields.append(_field(R, Fate.TRANSFORMED, "source.step_down", rule))
         return {
@@ -290,7 +313,7 @@ class _Reader:
         authority = la.upper()
         if not is_gss_code(authority):
             raise AdapterError(
-                "schema_violation", "LA is not a GSS code (a country letter and 8 digits)", CASE
+                "schema_violation", "LA is not a GSS code (a country letter and 8 digits)", LA
             )
         self.mapped(LA, "home_authority", None if authority == la else "gss.upper")
         return number or None, authority
@@ -327,46 +350,47 @@ class _Reader:
             try:
                 identifiers[field] = normalised = normalise(value)
             except IdentifierError as exc:
-                self.rejected(where, target, exc.rule, exc.message)
+                self.rejected(key, value, target, exc.rule, exc.message)
                 continue
             self.mapped(where, target, None if normalised == value else "identifier.normalise")
         doc["identifiers"] = identifiers
         ethnicity = _text(child, "Ethnicity", CHILD)
         if ethnicity:
-            where, target = ETHNICITY, "child.ethnicity"
+            target = "child.ethnicity"
             if ethnicity.upper() in _ETHNICITIES:
                 doc["ethnicity"] = ethnicity.upper()
-                self.mapped(where, target, None if ethnicity.isupper() else "ethnicity.upper")
+                self.mapped(ETHNICITY, target, None if ethnicity.isupper() else "ethnicity.upper")
             else:
                 message = "not a CIN census ethnicity code"
-                self.rejected(where, target, "ethnicity.code", message)
+                self.rejected("Ethnicity", ethnicity, target, "ethnicity.code", message)
         postcode = _text(child, "Postcode", CHILD)
         if postcode:
-            where, target = POSTCODE, "child.address.postcode"
+            target = "child.address.postcode"
             try:
                 normalised = normalise_postcode(postcode)
             except IdentifierError as exc:
-                self.rejected(where, target, exc.rule, exc.message)
+                self.rejected("Postcode", postcode, target, exc.rule, exc.message)
             else:
                 doc["address"] = {"postcode": normalised}
                 rule = None if normalised == postcode else "postcode.normalise"
-                self.mapped(where, target, rule)
+                self.mapped(POSTCODE, target, rule)
         for key in [k for k, v in child.items() if v == {}]:  # attribute-less leftovers
             del child[key]
         return doc
 
     def birth_date(self, value: str, doc: dict[str, Any]) -> None:
-        where, target = BIRTH_DATE, "child.date_of_birth"
+        key, target = "BirthDate", "child.date_of_birth"
         try:
             born = dt.date.fromisoformat(value)
         except ValueError:
-            self.rejected(where, target, "date.iso", "not an ISO 8601 date (yyyy-mm-dd)")
+            self.rejected(key, value, target, "date.iso", "not an ISO 8601 date (yyyy-mm-dd)")
             return
         if born > london_today():
-            self.rejected(where, target, "dates.birth_in_future", "the birth date is in the future")
+            message = "the birth date is in the future"
+            self.rejected(key, value, target, "dates.birth_in_future", message)
             return
         doc["date_of_birth"] = born
-        self.mapped(where, target, None if born.isoformat() == value else "date.iso")
+        self.mapped(BIRTH_DATE, target, None if born.isoformat() == value else "date.iso")
 
     def professionals(self, tree: Record) -> list[dict[str, Any]]:
         """Complete professionals become TAC members; the others stay whole in extensions."""
@@ -397,11 +421,12 @@ class _Reader:
             if parts:
                 at = f"{PROFESSIONALS}/Professional[{index}]"
                 self.extended(parts, at, f"{TARGET}.#tac_members", UNKNOWN_RULE)
+                # Named by who carried them: the national side may remove or reorder members.
+                extras.append({"Name": name, "Agency": agency, **parts})
             tac.append({"name": name, "organisation": agency, "agency_type": kind})
-            extras.append(parts)
         if unmapped:
             container["Professional"] = unmapped
-        if any(extras):
+        if extras:
             tree["#tac_members"] = extras
         return tac
 

@@ -5,7 +5,8 @@ with `@name` for attributes, child local names as keys (a list when repeated, an
 `Service`, `Need` and `Professional`), and `#text` for text (text between child elements is
 joined to it, so it is kept, though not in its place). Our namespace and no namespace read
 alike; an element of another namespace keeps its Clark name (`{uri}Name`) and is written back in it.
-Comments are skipped.
+Comments and processing instructions are skipped: the text on either side runs on, joined with
+nothing added (`Adeyemi<!-- x -->-Jones` is `Adeyemi-Jones`).
 
 Reading walks the tree once (lxml's per-element cost dominates); the reader then takes the national
 fields out of the result, and what remains is, as it stands, the extension.
@@ -33,27 +34,26 @@ _KEYS_LIMIT = 1_000
 
 
 def to_json(element: etree._Element) -> JsonValue:
-    text = element.text
-    text = text.strip() if text else ""
     attributes = element.items()
     if not attributes and not len(element):  # the common case: text only
-        return text
+        text = element.text
+        return text.strip() if text else ""
     value: dict[str, JsonValue] = {}
     for name, attribute in attributes:
         value[f"@{name}"] = attribute.strip()
+    runs = [element.text or ""]  # the text between child elements, joined with a space below
     repeated: set[str] | None = None
     for child in element:  # plain iteration: iterchildren(etree.Element) is twice as slow
-        tail = child.tail
-        if tail and not tail.isspace():  # text between elements: kept, joined to the text
-            text = f"{text} {tail.strip()}" if text else tail.strip()
         tag = child.tag
         key = _KEYS.get(tag)
         if key is None:
-            if not isinstance(tag, str):  # a comment
+            if not isinstance(tag, str):  # a comment or processing instruction: the text runs on
+                runs[-1] += child.tail or ""
                 continue
             key = tag[_NS_LEN:] if tag.startswith(NS_PREFIX) else tag
             if len(_KEYS) < _KEYS_LIMIT:
                 _KEYS[tag] = key
+        runs.append(child.tail or "")
         item: JsonValue
         if len(child) or child.keys():
             item = to_json(child)
@@ -71,9 +71,12 @@ def to_json(element: etree._Element) -> JsonValue:
                 repeated = {key}
             else:
                 repeated.add(key)
+    text = " ".join(stripped for run in runs if (stripped := run.strip()))
+    if not value:  # text and comments only: text, as if there were no comments
+        return text
     if text:
         value["#text"] = text
-    return value or text
+    return value
 
 
 def _scalar(value: JsonValue) -> str:

@@ -357,7 +357,12 @@ def test_unknown_elements_and_attributes_are_kept_and_written_back() -> None:
     assert kept["Child"]["Sex"] == {"@codeSet": "CIN"}
     assert kept["Child"]["Name"] == {"Middle": "Rose"}
     assert kept["@version"] == "2"
-    assert kept["#tac_members"][1] == {"{urn:other}Note": "on leave"}
+    note = {
+        "Name": "Fatima Kowalski",
+        "Agency": "Housing Needs Team",
+        "{urn:other}Note": "on leave",
+    }
+    assert kept["#tac_members"] == [note]  # named by the professional who carried it
     assert episode.child.given_names == "Leah" and episode.child.gender is Gender.MALE
     unknown = [f for f in translation.report.fields if f.rule == "extension.unknown_element"]
     assert "/ClosingSummary/ReviewedBy/Name" in {f.location for f in unknown}
@@ -426,7 +431,7 @@ def _refused(data: bytes) -> AdapterError:
         (b"<Sex>1</Sex>", b"", "/ClosingSummary/Child/Sex"),
         (b"<Given>Jack</Given>", b"<Given>  </Given>", "/ClosingSummary/Child/Name/Given"),
         (b"<LA>E09000030</LA>", b"", "/ClosingSummary/Case/LA"),
-        (b"<LA>E09000030</LA>", b"<LA>Southwark</LA>", "/ClosingSummary/Case"),
+        (b"<LA>E09000030</LA>", b"<LA>Southwark</LA>", "/ClosingSummary/Case/LA"),
         (b"<Postcode>", b"<Sex>2</Sex><Postcode>", "/ClosingSummary/Child/Sex[2]"),
     ],
 )
