@@ -9,6 +9,7 @@ bounded. Errors carry a stable code and a location, never the document's content
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from typing import Any
@@ -60,6 +61,9 @@ _TOO_LONG = etree.XPath(
 )
 _XINCLUDE_TAGS = tuple(f"{{{ns}}}*" for ns in XINCLUDE_NAMESPACES)
 MAX_ATTRIBUTES = 256  # per element: lxml's items() and attrib are quadratic in their number
+# In a document: each element kept whole carries every declaration in scope, so thousands of them
+# would multiply what a small document keeps (and the time to serialise it). Real exports have two.
+MAX_NAMESPACE_DECLARATIONS = 64
 _TOO_MANY_ATTRIBUTES = etree.XPath("boolean(//*[count(@*) > $limit])")
 # A DOCTYPE in any encoding libxml2 reads: whatever it trips on first, a DTD is what we refuse.
 _DOCTYPE = tuple(
@@ -88,23 +92,39 @@ _ENCODING_ERRORS = frozenset(
         etree.ErrorTypes.ERR_MISSING_ENCODING,
     }
 )
-_LATIN1_DECLARED = re.compile(
-    rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*["'](?:iso-8859-1|latin-?1|iso_8859-1|l1)["']""",
+# One-byte encodings: any UTF-8 sequence is also valid text in them, so a mislabelled document
+# parses without an error.
+_ONE_BYTE_DECLARED = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*["']"""
+    rb"""(?:iso[-_]?8859[-_]?[0-9]{1,2}|latin-?[0-9]|l[0-9]|(?:windows|cp)-?12[0-9]{2})["']""",
     re.IGNORECASE,
 )
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 
 
-def _utf8_posing_as_latin1(data: bytes) -> bool:
-    """A document declared ISO-8859-1 whose non-ASCII bytes are all well-formed UTF-8 was written as
-    UTF-8 and mislabelled: read as Latin-1 it would silently become mojibake ("ZoÃ«")."""
-    if not _LATIN1_DECLARED.match(data) or data.isascii():
+def _utf8_posing_as_one_byte(data: bytes) -> bool:
+    """A document declared ISO-8859-1 (or windows-1252, ...) whose non-ASCII bytes are all
+    well-formed UTF-8 was written as UTF-8 and mislabelled: read as declared it would silently
+    become mojibake ("ZoÃ«")."""
+    if data.isascii() or not _ONE_BYTE_DECLARED.match(data):
         return False
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return _UTF8_MULTIBYTE.search(data) is not None
+
+
+def _namespace_declarations(root: etree._Element) -> int:
+    """Declarations made in the document (not in scope: an element's nsmap counts its parents')."""
+    total = 0
+    for el in root.iter():
+        parent = el.getparent()
+        inherited = parent.nsmap if parent is not None else {}
+        total += sum(1 for prefix, uri in el.nsmap.items() if inherited.get(prefix) != uri)
+        if total > MAX_NAMESPACE_DECLARATIONS:
+            break
+    return total
 
 
 def parse_xml(data: bytes) -> etree._Element:
@@ -114,9 +134,9 @@ def parse_xml(data: bytes) -> etree._Element:
         raise AdapterError(
             "unsupported_format", "the declared encoding is not the document's", "line 1"
         )
-    if _utf8_posing_as_latin1(data):
+    if _utf8_posing_as_one_byte(data):
         raise AdapterError(
-            "unsupported_format", "declared ISO-8859-1, but the bytes are UTF-8", "line 1"
+            "unsupported_format", "declared a one-byte encoding, but the bytes are UTF-8", "line 1"
         )
     try:
         root = etree.fromstring(data, _parser())
@@ -149,6 +169,13 @@ def parse_xml(data: bytes) -> etree._Element:
     # By tag, not by bytes: the namespace can be written with character references.
     if next(root.iter(*_XINCLUDE_TAGS), None) is not None:
         raise AdapterError("unsupported_format", "XInclude is not allowed")
+    if data.count(b"xmlns") > MAX_NAMESPACE_DECLARATIONS and _namespace_declarations(root) > (
+        MAX_NAMESPACE_DECLARATIONS
+    ):
+        raise AdapterError(
+            "payload_too_large",
+            f"more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations",
+        )
     if data.count(b"=") > MAX_ATTRIBUTES and _TOO_MANY_ATTRIBUTES(root, limit=MAX_ATTRIBUTES):
         raise AdapterError(
             "payload_too_large", f"an element has more than {MAX_ATTRIBUTES} attributes"
@@ -224,11 +251,27 @@ def parse_json(data: bytes) -> Any:
     if _SURROGATE_ESCAPE.search(text) and _LONE_SURROGATE.search(text):
         raise AdapterError("schema_violation", "a string holds a lone UTF-16 surrogate")
     try:
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except json.JSONDecodeError as exc:
         raise AdapterError(
             "schema_violation",
             f"not valid JSON ({exc.msg})",
             f"line {exc.lineno}, column {exc.colno}",
         ) from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise AdapterError("schema_violation", "a number has too many digits") from None
     return value
+
+
+def finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when it is out of range (1e999): JSON
+    cannot carry infinity, and what is written back must be JSON."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise AdapterError("schema_violation", "a number is out of range")
+    return number

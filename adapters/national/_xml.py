@@ -9,6 +9,7 @@ kinds only: libxml2's own messages quote the offending values, which may be pers
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
@@ -219,7 +220,9 @@ def _decode_json(element: etree._Element, where: str) -> Any:
             number = json.loads(text)
         except ValueError:
             number = None
-        if isinstance(number, int | float) and not isinstance(number, bool):
+        if isinstance(number, int) and not isinstance(number, bool):
+            return number
+        if isinstance(number, float) and math.isfinite(number):  # JSON has no NaN nor infinity
             return number
         raise AdapterError("schema_violation", "not a JSON number", path)
     if kind == "null":

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from adapters import Adapter, AdapterError, Translation, adapter_names, detect_adapter, get_adapter
-from adapters.caf_register_csv import CafRegisterCsv
+from adapters.caf_register_csv import MAX_REGISTER_BYTES, CafRegisterCsv
 from adapters.caf_register_csv import Progress as RowProgress
 from schemas import Episode
 
@@ -42,21 +46,49 @@ def _inputs(paths: Sequence[Path], pattern: str) -> Iterator[Path]:
             yield path
 
 
-def _write(target: Adapter, episodes: list[Episode], source: Path, out: Path | None) -> list[Path]:
-    """Write the episodes in the target format: to stdout, or as files named after the source."""
+def _read(path: Path) -> bytes:
+    """A regular file's bytes, read no further than the largest document any format takes (a
+    device or a FIFO would never end)."""
+    # Opened without blocking, else opening a FIFO would wait for a writer before the check.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise AdapterError("unsupported_format", "not a regular file")
+        data = file.read(MAX_REGISTER_BYTES + 1)
+    if len(data) > MAX_REGISTER_BYTES:
+        raise AdapterError(
+            "payload_too_large", f"the file is over {MAX_REGISTER_BYTES} bytes, the largest taken"
+        )
+    return data
+
+
+def _write(
+    target: Adapter, episodes: list[Episode], source: Path, out: Path | None, taken: set[Path]
+) -> list[Path]:
+    """Write the episodes in the target format: to stdout, or as files named after the source.
+    All of a document's results are made before any is written, and each file appears whole (a
+    temporary file renamed), so a document that fails leaves nothing behind; two inputs of one
+    run never write the same file (`taken`)."""
     suffix = _EXTENSIONS.get(target.media_type, ".out")
     groups = [episodes] if target.many_per_document else [[e] for e in episodes]
-    written = []
-    for number, group in enumerate(groups, start=1):
-        data = target.from_national(group)
-        if out is None:
+    results = [target.from_national(group) for group in groups]
+    if out is None:
+        for data in results:
             sys.stdout.buffer.write(data)
-            continue
-        name = source.stem if len(groups) == 1 else f"{source.stem}-{number}"
-        destination = out / f"{name}{suffix}"
-        destination.write_bytes(data)
-        written.append(destination)
-    return written
+        return []
+    destinations = [
+        out / f"{source.stem if len(groups) == 1 else f'{source.stem}-{n}'}{suffix}"
+        for n in range(1, len(groups) + 1)
+    ]
+    if taken.intersection(destinations):
+        raise AdapterError(
+            "unsupported_format", "another input of this run was written under the same name"
+        )
+    taken.update(destinations)
+    for data, destination in zip(results, destinations, strict=True):
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".cafx-", delete=False) as temporary:
+            temporary.write(data)
+        os.replace(temporary.name, destination)
+    return destinations
 
 
 LARGE = 1_000_000  # bytes: a register this big gets a progress bar of its own, row by row
@@ -77,19 +109,27 @@ def _to_national(adapter: Adapter, data: bytes, name: str, progress: Progress) -
 
 
 def _translate(
-    path: Path, source_format: str, target: Adapter, out: Path | None, progress: Progress
+    path: Path,
+    source_format: str,
+    target: Adapter,
+    out: Path | None,
+    progress: Progress,
+    taken: set[Path],
 ) -> _Outcome:
     outcome = _Outcome(path)
     try:
-        data = path.read_bytes()
+        data = _read(path)
     except OSError as exc:
         outcome.error = AdapterError("unsupported_format", f"cannot read: {exc.strerror}")
+        return outcome
+    except AdapterError as exc:
+        outcome.error = exc
         return outcome
     try:
         adapter = detect_adapter(data) if source_format == "auto" else get_adapter(source_format)
         outcome.adapter = adapter
         outcome.translation = _to_national(adapter, data, path.name, progress)
-        outcome.outputs = _write(target, outcome.translation.episodes, path, out)
+        outcome.outputs = _write(target, outcome.translation.episodes, path, out, taken)
     except AdapterError as exc:
         outcome.error = exc
     return outcome
@@ -102,31 +142,36 @@ def _report(console: Console, outcomes: list[_Outcome]) -> None:
     for o in outcomes:
         if o.translation is None:
             code = o.error.code if o.error else "?"
-            table.add_row(str(o.path), o.adapter.name if o.adapter else "-", "0", "", "", "", code)
+            name = o.adapter.name if o.adapter else "-"
+            table.add_row(escape(str(o.path)), name, "0", "", "", "", code)
             continue
         counts = [str(n) for n in o.translation.report.counts().values()]
         rejected_rows = len(o.translation.rejected)
         counts[-1] += f" (+{rejected_rows} records)" if rejected_rows else ""
         name = o.adapter.name if o.adapter else "-"
-        table.add_row(str(o.path), name, str(len(o.translation.episodes)), *counts)
+        table.add_row(escape(str(o.path)), name, str(len(o.translation.episodes)), *counts)
     console.print(table)
     for o in outcomes:
         if o.error is not None:
             console.print(
-                f"[red]{o.path}[/]: {o.error.code} at {o.error.location}: {o.error.message}"
+                f"[red]{escape(str(o.path))}[/]: {o.error.code} at "
+                f"{escape(o.error.location)}: {escape(o.error.message)}"
             )
             for problem in o.error.problems[1:]:
-                console.print(f"    {problem}")
+                console.print(f"    {escape(str(problem))}")
         if o.translation is None:
             continue
         for rejection in o.translation.rejected:
             for problem in rejection.problems:
-                console.print(f"[yellow]{o.path}[/]: rejected {rejection.location}: {problem}")
+                console.print(
+                    f"[yellow]{escape(str(o.path))}[/]: rejected "
+                    f"{escape(str(rejection.location))}: {escape(str(problem))}"
+                )
         for field_report in o.translation.report.fields:
             if field_report.fate == "rejected":
                 console.print(
-                    f"[yellow]{o.path}[/]: {field_report.location}: {field_report.rule}: "
-                    f"{field_report.message}"
+                    f"[yellow]{escape(str(o.path))}[/]: {escape(field_report.location)}: "
+                    f"{field_report.rule}: {escape(field_report.message or '')}"
                 )
 
 
@@ -167,13 +212,14 @@ def adapt(
         out.mkdir(parents=True, exist_ok=True)
     files = list(_inputs(paths, pattern))
     outcomes = []
+    taken: set[Path] = set()
     large = any(p.stat().st_size >= LARGE for p in files if p.suffix.lower() == ".csv")
     with Progress(
         console=console, transient=True, disable=len(files) < 2 and not large
     ) as progress:
         task = progress.add_task("translating", total=len(files))
         for path in files:
-            outcomes.append(_translate(path, source_format, target, out, progress))
+            outcomes.append(_translate(path, source_format, target, out, progress, taken))
             progress.advance(task)
     _report(console, outcomes)
     unusable = any(o.error and o.error.code != "schema_violation" for o in outcomes)

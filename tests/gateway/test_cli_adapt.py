@@ -4,6 +4,7 @@ large register read row by row."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,47 @@ def test_a_large_register_is_read_row_by_row(tmp_path: Path) -> None:
     code, out, err = _adapt("--to", "national-json", str(big))
     assert code == 0, err
     assert len(json.loads(out)) == len(many)
+
+
+def test_a_fifo_or_device_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.xml"
+    os.mkfifo(fifo)
+    code, _, err = _adapt(str(fifo), "/dev/zero")  # would block, and never end
+    assert code == 2
+    assert err.count("not a regular file") == 2
+
+
+def test_a_document_that_fails_leaves_no_output(tmp_path: Path) -> None:
+    """Three episodes to eCAF, one per file: the third has no eCAF authority, so none is written."""
+    source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
+    episode = get_adapter("ecaf-xml-v3").to_national(source.read_bytes()).episodes[0]
+    outside = episode.model_copy(update={"home_authority": "E08000025"})  # Birmingham
+    national = tmp_path / "three.json"
+    national.write_bytes(get_adapter("national-json").from_national([episode, episode, outside]))
+    out = tmp_path / "out"
+    code, _, err = _adapt(
+        "--from", "national-json", "--to", "ecaf-xml-v3", "--out", str(out), str(national)
+    )
+    assert code == 2, err
+    assert list(out.iterdir()) == []
+
+
+def test_two_inputs_never_write_the_same_file(tmp_path: Path) -> None:
+    source = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "a.xml").write_bytes(source)
+    (tmp_path / "in" / "sub" / "a.xml").write_bytes(source)
+    out = tmp_path / "out"
+    code, _, err = _adapt("--out", str(out), str(tmp_path / "in"))
+    assert code == 2
+    assert "under the same name" in " ".join(err.split())  # as the console wraps it
+    assert [p.name for p in out.iterdir()] == ["a.json"]
+
+
+def test_paths_are_shown_as_they_are_not_read_as_markup(tmp_path: Path) -> None:
+    folder = tmp_path / "x["
+    folder.mkdir()
+    (folder / "]y [bold]z.xml").write_bytes(b"<not-caf/>")
+    code, _, err = _adapt(str(folder))
+    assert code == 2
+    assert "]y [bold]z.xml" in err

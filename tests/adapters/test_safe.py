@@ -1,0 +1,83 @@
+"""The shared hardened parsing (`adapters/_safe.py`), on what reviewers found getting through."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from adapters import AdapterError, get_adapter
+from adapters._safe import MAX_NAMESPACE_DECLARATIONS, parse_json, parse_xml
+
+from .facts import EXAMPLES
+
+ECAF = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+
+
+def _refused(parse: object, data: bytes) -> AdapterError:
+    with pytest.raises(AdapterError) as caught:
+        parse(data)  # type: ignore[operator]
+    return caught.value
+
+
+def test_a_flood_of_namespace_declarations_is_refused_quickly() -> None:
+    """Each element kept whole would carry all of them: a 120 KB file once took 14 s."""
+    declarations = " ".join(f'xmlns:n{i}="urn:n{i}"' for i in range(5_000))
+    unknown = "".join(f"<ecaf:Extra{i}>x</ecaf:Extra{i}>" for i in range(100))
+    data = ECAF.replace(b"<ecaf:Child>", f"<ecaf:Child {declarations}>{unknown}".encode(), 1)
+    started = time.perf_counter()
+    error = _refused(get_adapter("ecaf-xml-v3").to_national, data)
+    assert error.code == "payload_too_large"
+    assert time.perf_counter() - started < 5  # a guard against the blow-up, not a speed target
+
+
+def test_namespace_declarations_up_to_the_limit_are_taken() -> None:
+    declarations = " ".join(
+        f'xmlns:n{i}="urn:n{i}"' for i in range(MAX_NAMESPACE_DECLARATIONS - 1)
+    )  # the document declares one already
+    root = parse_xml(b"<r " + declarations.encode() + b' xmlns="urn:d"><a xmlns="urn:d"/></r>')
+    assert len(root.nsmap) == MAX_NAMESPACE_DECLARATIONS
+    # The same declaration repeated on a child is not a new one ... but a flood on children is.
+    flood = "".join(f'<c xmlns:m{i}="urn:m{i}"/>' for i in range(MAX_NAMESPACE_DECLARATIONS + 1))
+    assert _refused(parse_xml, f"<r>{flood}</r>".encode()).code == "payload_too_large"
+
+
+@pytest.mark.parametrize("encoding", ["windows-1252", "ISO-8859-15", "cp1252", "latin-9"])
+def test_utf8_labelled_as_any_one_byte_encoding_is_refused(encoding: str) -> None:
+    data = ECAF.replace(b'encoding="UTF-8"', f'encoding="{encoding}"'.encode(), 1)
+    assert data != ECAF and "ë".encode() in data
+    error = _refused(parse_xml, data)
+    assert (error.code, error.location) == ("unsupported_format", "line 1")
+
+
+def test_a_one_byte_document_still_reads() -> None:
+    data = '<?xml version="1.0" encoding="windows-1252"?><r>Zoë €</r>'.encode("cp1252")
+    assert parse_xml(data).text == "Zoë €"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b'{"a": 1e999}', b'{"a": -1e999}', b'{"a": ' + b"9" * 5_000 + b"}"],
+    ids=["infinity", "minus infinity", "5000 digits"],
+)
+def test_numbers_json_cannot_carry_are_a_located_violation(document: bytes) -> None:
+    assert _refused(parse_json, document).code == "schema_violation"
+
+
+def test_ordinary_numbers_still_parse() -> None:
+    assert parse_json(b'{"a": 1.5, "b": -2, "c": 1e300}') == {"a": 1.5, "b": -2, "c": 1e300}
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "1e999"])
+def test_national_xml_extensions_take_only_finite_numbers(number: str) -> None:
+    """Else the episode holds a value that no JSON (national-json, the API) can be written with."""
+    episode = get_adapter("ecaf-xml-v3").to_national(ECAF).episodes[0]
+    episode = episode.model_copy(update={"extensions": {"x": {"n": 1.5}}})
+    national = get_adapter("national-xml")
+    data = national.from_national([episode])
+    assert national.to_national(data).episodes[0].extensions == {"x": {"n": 1.5}}
+    bad = data.replace(
+        b'<number key="n">1.5</number>', f'<number key="n">{number}</number>'.encode()
+    )
+    assert bad != data
+    assert _refused(national.to_national, bad).code == "schema_violation"
