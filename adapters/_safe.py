@@ -26,6 +26,7 @@ __all__ = [
     "decode_text",
     "parse_json",
     "parse_xml",
+    "xml_root_is",
 ]
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
@@ -275,3 +276,49 @@ def finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise AdapterError("schema_violation", "a number is out of range")
     return number
+
+
+# -- detection --------------------------------------------------------------------------------------
+
+_SNIFF_BYTES = 4096
+_START_TAG = re.compile(rb"<(?:([A-Za-z_][\w.\-]*):)?([A-Za-z_][\w.\-]*)([^<>]*)>")
+_NAMESPACE_DECLARATION = re.compile(rb"xmlns(?::([A-Za-z_][\w.\-]*))?\s*=\s*([\"'])(.*?)\2")
+
+
+def _root_start(head: bytes) -> re.Match[bytes] | None:
+    """The root element's start tag: the first tag after the XML declaration, comments, PIs, DOCTYPE."""
+    pos = 0
+    while True:
+        i = head.find(b"<", pos)
+        if i < 0:
+            return None
+        if head.startswith(b"<?", i):
+            end = head.find(b"?>", i)
+        elif head.startswith(b"<!--", i):
+            end = head.find(b"-->", i)
+        elif head.startswith(b"<!", i):
+            end = head.find(b">", i)
+        else:
+            return _START_TAG.match(head, i)
+        if end < 0:
+            return None
+        pos = end + 1
+
+
+def xml_root_is(data: bytes, namespace: str, local_name: str) -> bool:
+    """Detection: is the root element `local_name` in `namespace`? Reads the first 4 KB only, so
+    a namespace named in a comment or a text further on says nothing. Never raises."""
+    try:
+        head = data[:_SNIFF_BYTES]
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            head = head.decode("utf-16", "ignore").encode("utf-8")
+        start = _root_start(head)
+        if start is None or start[2] != local_name.encode():
+            return False
+        # The root's own namespace can only be declared on the root itself.
+        wanted = namespace.encode()
+        return any(
+            d[1] == start[1] and d[3] == wanted for d in _NAMESPACE_DECLARATION.finditer(start[3])
+        )
+    except Exception:  # a sniff never raises  # noqa: BLE001
+        return False

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from schemas import Episode, Problem
+from schemas._xml_schema import NAMESPACE, ROOT
 
 from .._base import AdapterError, Fate, FidelityReport, FieldReport, Rejection, Translation
+from .._safe import xml_root_is
 from ._shape import Shape, episode_shape
 from ._validate import NationalCheck, check_national, sniff_encoding
 from ._xml import encode
@@ -26,6 +29,10 @@ __all__ = [
     "check_national",
     "sniff_encoding",
 ]
+
+# A member, not a mention: a key's closing quote is followed by a colon (escaped quotes in a text
+# are preceded by a backslash, so `\"schema\": ...` in a string does not match).
+_NATIONAL_MEMBER = re.compile(rb'(?<!\\)"schema"\s*:\s*"caf-episode/1"|(?<!\\)"episode_id"\s*:')
 
 Path = tuple[str | int, ...]
 
@@ -143,10 +150,10 @@ class NationalJson(_National):
     encoding = "json"
 
     def detect(self, data: bytes) -> bool:
-        head = data[:4096]
-        return sniff_encoding(head) == "json" and (
-            b"caf-episode/1" in head or b'"episode_id"' in head
-        )
+        """JSON whose first episode says it is one: a `schema` member of `caf-episode/1`, or an
+        `episode_id` member (not a mention of either in some text)."""
+        head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+        return head[:1] in (b"{", b"[") and _NATIONAL_MEMBER.search(head) is not None
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
         values = [e.model_dump(mode="json") for e in episodes]
@@ -161,7 +168,7 @@ class NationalXml(_National):
     encoding = "xml"
 
     def detect(self, data: bytes) -> bool:
-        return b"urn:caf:national:1" in data[:4096]
+        return xml_root_is(data, NAMESPACE, ROOT)
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
         if len(episodes) != 1:

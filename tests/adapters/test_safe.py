@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from adapters import AdapterError, get_adapter
+from adapters import AdapterError, detect_adapter, get_adapter
 from adapters._safe import MAX_NAMESPACE_DECLARATIONS, parse_json, parse_xml
 
 from .facts import EXAMPLES
@@ -81,3 +81,21 @@ def test_national_xml_extensions_take_only_finite_numbers(number: str) -> None:
     )
     assert bad != data
     assert _refused(national.to_national, bad).code == "schema_violation"
+
+
+def test_detection_reads_structure_not_mentions() -> None:
+    """A local document that mentions the national schema in a text or a comment is still local."""
+    ecaf = ECAF.replace(b"<ecaf:Child>", b"<!-- urn:caf:national:1 --><ecaf:Child>", 1)
+    assert detect_adapter(ecaf).name == "ecaf-xml-v3"
+    eha = (EXAMPLES / "eha-json" / "eha-json-101-0.json").read_bytes()
+    mentioned = eha.replace(b"{", b'{"note": "see caf-episode/1, \\"schema\\": x",', 1)
+    assert detect_adapter(mentioned).name == "eha-json"
+    register = (EXAMPLES / "caf-register-csv" / "register-101.csv").read_bytes()
+    lines = register.split(b"\n")
+    lines[1] = lines[1].replace(b"Mensah", b"caf-episode/1", 1)
+    assert detect_adapter(b"\n".join(lines)).name == "caf-register-csv"
+    national = get_adapter("national-xml")
+    episode = get_adapter("ecaf-xml-v3").to_national(ECAF).episodes[0]
+    assert detect_adapter(national.from_national([episode])).name == "national-xml"
+    as_json = get_adapter("national-json").from_national([episode])
+    assert detect_adapter(as_json).name == "national-json"
