@@ -1,19 +1,27 @@
 """Messages between members (DESIGN 3.6): written to a transactional outbox in the same transaction as
 the change they announce, delivered at least once in batches per recipient, retried with jittered
-exponential back-off, dead-lettered with an alert after `MAX_ATTEMPTS`; the receiver applies each
-message id exactly once (inbox de-duplication).
+exponential back-off (capped at `MAX_DELAY`) until `DELIVERY_DEADLINE` after they were written, then
+dead-lettered with an alert; the receiver applies each message id exactly once (inbox de-duplication).
+
+One peer must not hold up the others. A pass serves up to `RECIPIENTS` recipients at once, each with
+up to `PER_RECIPIENT` of its oldest due messages, sent in order. A recipient that gives no answer
+(unreachable, timed out, the request refused) is held back as a whole: its other messages wait with
+the ones that failed and come back together, in order, instead of each paying its own timeout.
+
+A delivered message keeps its id, kind, recipient and times (for the audit), not its body.
 
 Safe with several replicas: PostgreSQL claims due rows with `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import GatewayError
 from ..protection import KeyRing, associated_data, open_, seal
-from ..storage import insert_on_conflict, is_sqlite
+from ..storage import aware_utc, insert_on_conflict, is_sqlite
 from ..storage._tables import inbox, outbox
 
 __all__ = [
     "BASE_DELAY",
-    "MAX_ATTEMPTS",
+    "DELIVERY_DEADLINE",
     "MAX_DELAY",
     "Message",
     "Outbox",
@@ -38,14 +46,18 @@ __all__ = [
 
 log = logging.getLogger("cafx.outbox")
 
-MAX_ATTEMPTS = 8
 BASE_DELAY = dt.timedelta(seconds=2)
 MAX_DELAY = dt.timedelta(minutes=10)
-BATCH = 50
+# Given up by age, not by count: a peer down for a deploy, a night or a weekend (Friday evening to
+# Monday morning is about 63 hours) still gets its messages, a transfer commit among them.
+DELIVERY_DEADLINE = dt.timedelta(hours=72)
+RECIPIENTS = 16  # recipients served in one pass, all at once
+PER_RECIPIENT = 20  # of each one's oldest due messages
 # A batch is one request: kept well under a node's body limit (4 MiB by default), since a transfer
 # commit carries a whole episode. A message bigger than this travels alone.
 BATCH_BYTES = 1024 * 1024
 LEASE = dt.timedelta(seconds=60)  # how long a replica owns the messages it is sending
+CLEARING = 500  # bodies delivered before they were cleared on delivery, cleared per pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +82,20 @@ def _bound(message_id: str) -> bytes:
 
 
 Send = Callable[[str, list[Message]], Awaitable[Mapping[str, str]]]  # recipient -> id -> status
+Batch = tuple[list[Any], list[Message], int]  # rows, their messages, the bodies' size
 
 
 class Outbox:
-    def __init__(self, engine: AsyncEngine, ring: KeyRing) -> None:
-        self.engine, self.ring = engine, ring
+    def __init__(
+        self, engine: AsyncEngine, ring: KeyRing, *, deadline: dt.timedelta = DELIVERY_DEADLINE
+    ) -> None:
+        self.engine, self.ring, self.deadline = engine, ring, deadline
         self._sqlite = is_sqlite(engine.url.render_as_string())
+        # Recipients held back as a whole, until when: this replica's view (the rows' own
+        # `next_attempt_at` tells the others). It also keeps back messages written meanwhile, so
+        # they neither overtake the held ones nor each wait out a timeout of their own.
+        self._held: dict[str, dt.datetime] = {}
+        self._cleared_before = False
 
     async def enqueue(
         self, connection: AsyncConnection, recipient: str, kind: str, body: Mapping[str, Any]
@@ -100,33 +120,66 @@ class Outbox:
         return message_id
 
     async def deliver_due(self, send: Send, *, now: dt.datetime | None = None) -> int:
-        """One pass: lease due messages, send them per recipient, record each outcome.
+        """One pass: lease due messages, send them to each recipient at once, record each outcome.
 
         The lease (a later `next_attempt_at`, committed before sending) keeps other replicas off
-        these rows while the network call runs, without holding a transaction open across it.
+        these rows while the network calls run, without holding a transaction open across them.
         """
         moment = now or dt.datetime.now(dt.UTC)
+        await self._clear_delivered_before()
+        claimed = await self._claim(moment)
+        results = await asyncio.gather(
+            *(self._serve(send, recipient, rows, moment) for recipient, rows in claimed.items()),
+            return_exceptions=True,  # every recipient's outcome is recorded before one is raised
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(result for result in results if isinstance(result, int))
+
+    async def _claim(self, moment: dt.datetime) -> dict[str, list[Any]]:
+        """Lease the oldest due messages of each of the recipients waiting longest (none held)."""
+        self._held = {r: until for r, until in self._held.items() if until > moment}
+        due = (outbox.c.state == "pending") & (outbox.c.next_attempt_at <= moment)
+        waiting = (
+            select(outbox.c.recipient)
+            .where(due)
+            .group_by(outbox.c.recipient)
+            .order_by(func.min(outbox.c.created_at))
+            .limit(RECIPIENTS)
+        )
+        if self._held:
+            waiting = waiting.where(outbox.c.recipient.not_in(list(self._held)))
+        claimed: dict[str, list[Any]] = {}
         async with self.engine.begin() as connection:
-            query = (
-                select(outbox)
-                .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= moment)
-                .order_by(outbox.c.created_at)
-                .limit(BATCH)
-            )
-            if not self._sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await connection.execute(query)).all()
-            if rows:
+            for recipient in (await connection.scalars(waiting)).all():
+                query = (
+                    select(outbox)
+                    .where(due, outbox.c.recipient == recipient)
+                    .order_by(outbox.c.created_at, outbox.c.id)
+                    .limit(PER_RECIPIENT)
+                )
+                if not self._sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                rows = list((await connection.execute(query)).all())
+                if rows:
+                    claimed[recipient] = rows
+            ids = [row.id for rows in claimed.values() for row in rows]
+            if ids:
                 await connection.execute(
                     update(outbox)
-                    .where(outbox.c.id.in_([row.id for row in rows]))
+                    .where(outbox.c.id.in_(ids))
                     .values(next_attempt_at=moment + LEASE)
                 )
-        by_recipient: dict[str, list[Any]] = {}
-        for row in rows:
-            by_recipient.setdefault(row.recipient, []).append(row)
+        return claimed
+
+    async def _serve(self, send: Send, recipient: str, rows: list[Any], moment: dt.datetime) -> int:
+        """Send one recipient its messages, batch after batch, in order; how many were delivered.
+
+        A request that gets no answer holds the recipient back with every message not yet sent."""
+        batches = self._batches(rows)
         delivered = 0
-        for recipient, batch, messages in self._batches(by_recipient):
+        for index, (batch, messages, size) in enumerate(batches):
             try:
                 statuses, failure = await send(recipient, messages), None
             except GatewayError as error:
@@ -136,42 +189,119 @@ class Outbox:
                     "sending failed", extra={"recipient": recipient, "error": type(exc).__name__}
                 )
                 statuses, failure = {}, "internal_error"
+            if failure is not None and size <= BATCH_BYTES:
+                untried = [row for later, _, _ in batches[index + 1 :] for row in later]
+                await self._hold(recipient, batch, untried, failure, moment)
+                return delivered
+            # A message too big to share a request may be refused for its size alone (413): it
+            # fails by itself, on its own back-off, and the recipient's other messages go on.
             async with self.engine.begin() as connection:
                 for row in batch:
-                    if statuses.get(row.id) in ("applied", "duplicate"):
-                        await connection.execute(
-                            update(outbox).where(outbox.c.id == row.id).values(state="delivered")
-                        )
+                    status = statuses.get(row.id)
+                    if status in ("applied", "duplicate"):
+                        await self._delivered(connection, row)
                         delivered += 1
                     else:
-                        reason = failure or statuses.get(row.id, "no_answer")
-                        await self._retry_later(connection, row, reason, moment)
+                        await self._retry_later(
+                            connection, row, failure or status or "no_answer", moment
+                        )
         return delivered
 
-    def _batches(
-        self, by_recipient: Mapping[str, list[Any]]
-    ) -> Iterator[tuple[str, list[Any], list[Message]]]:
-        """Each recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES."""
-        for recipient, rows in by_recipient.items():
-            batch: list[Any] = []
-            messages: list[Message] = []
-            size = 0
-            for row in rows:
-                plain = open_(row.sealed, self.ring, _bound(row.id))
-                if batch and size + len(plain) > BATCH_BYTES:
-                    yield recipient, batch, messages
-                    batch, messages, size = [], [], 0
-                batch.append(row)
-                messages.append(Message(row.id, row.kind, json.loads(plain)))
-                size += len(plain)
-            if batch:
-                yield recipient, batch, messages
+    def _batches(self, rows: Sequence[Any]) -> list[Batch]:
+        """A recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES."""
+        batches: list[Batch] = []
+        batch: list[Any] = []
+        messages: list[Message] = []
+        size = 0
+        for row in rows:
+            plain = open_(row.sealed, self.ring, _bound(row.id))
+            if batch and size + len(plain) > BATCH_BYTES:
+                batches.append((batch, messages, size))
+                batch, messages, size = [], [], 0
+            batch.append(row)
+            messages.append(Message(row.id, row.kind, json.loads(plain)))
+            size += len(plain)
+        if batch:
+            batches.append((batch, messages, size))
+        return batches
+
+    async def _hold(
+        self,
+        recipient: str,
+        failed: Sequence[Any],
+        untried: Sequence[Any],
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """Back the recipient off as a whole: the failed messages and those not tried in this pass
+        all wait until one moment, so they come back together and in order."""
+        until = now + backoff(1 + max(row.attempts for row in failed))
+        self._held[recipient] = until
+        log.warning(
+            "recipient held back",
+            extra={
+                "recipient": recipient,
+                "reason": reason,
+                "messages": len(failed) + len(untried),
+            },
+        )
+        async with self.engine.begin() as connection:
+            for row in failed:
+                await self._retry_later(connection, row, reason, now, until=until)
+            for row in untried:  # not sent: not an attempt of their own
+                await self._retry_later(connection, row, reason, now, until=until, tried=False)
+
+    async def _delivered(self, connection: AsyncConnection, row: Any) -> None:
+        """Mark it delivered and drop its body: the receiver has it, and nothing sends a delivered
+        message again. The column is required and key rotation re-wraps every value in it, so
+        the body is replaced by an empty one, sealed: it holds nothing and still re-wraps."""
+        empty = seal(b"", self.ring, _bound(row.id))
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(state="delivered", key_id=empty.key_id, sealed=empty.to_bytes())
+        )
+
+    async def _clear_delivered_before(self) -> None:
+        """Clear the bodies of messages delivered before bodies were dropped on delivery, a
+        chunk a pass until none is left (a body sealed empty is the envelope's bare overhead)."""
+        if self._cleared_before:
+            return
+        empty = seal(b"", self.ring, b"")
+        overhead = len(empty.to_bytes()) - len(empty.key_id)
+        async with self.engine.begin() as connection:
+            query = (
+                select(outbox.c.id)
+                .where(
+                    outbox.c.state == "delivered",
+                    func.length(outbox.c.sealed) - func.length(outbox.c.key_id) > overhead,
+                )
+                .limit(CLEARING)
+            )
+            ids = (await connection.scalars(query)).all()
+            for message_id in ids:
+                cleared = seal(b"", self.ring, _bound(message_id))
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id == message_id, outbox.c.state == "delivered")
+                    .values(key_id=cleared.key_id, sealed=cleared.to_bytes())
+                )
+        self._cleared_before = len(ids) < CLEARING
 
     async def _retry_later(
-        self, connection: AsyncConnection, row: Any, reason: str, now: dt.datetime
+        self,
+        connection: AsyncConnection,
+        row: Any,
+        reason: str,
+        now: dt.datetime,
+        *,
+        until: dt.datetime | None = None,
+        tried: bool = True,
     ) -> None:
-        attempts = row.attempts + 1
-        if attempts >= MAX_ATTEMPTS:
+        """Back off, or dead-letter a message past its deadline. `until`: when its held
+        recipient is served again; `tried`: whether it was sent (an attempt) or only held back."""
+        attempts = row.attempts + (1 if tried else 0)
+        if now - aware_utc(row.created_at) >= self.deadline:
             # The alert: an error log line (ids and codes only) that monitoring pages on.
             log.error(
                 "message dead-lettered",
@@ -180,6 +310,7 @@ class Outbox:
                     "recipient": row.recipient,
                     "kind": row.kind,
                     "reason": reason,
+                    "attempts": attempts,
                 },
             )
             values: dict[str, Any] = {
@@ -190,7 +321,7 @@ class Outbox:
         else:
             values = {
                 "attempts": attempts,
-                "next_attempt_at": now + backoff(attempts),
+                "next_attempt_at": until or now + backoff(attempts),
                 "last_error": reason[:64],
             }
         # Only while still pending: another replica whose lease took over may have delivered it.
@@ -201,7 +332,8 @@ class Outbox:
         )
 
     async def retry_dead(self, message_id: str) -> bool:
-        """Put a dead-lettered message back in the queue (the console's "retry")."""
+        """Put a dead-lettered message back in the queue (the console's "retry"). It keeps its
+        deadline: it is sent again at once, and dead-lettered again (the alert too) if that fails."""
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(outbox)
