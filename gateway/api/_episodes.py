@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters import AdapterError, get_adapter
 from schemas import Episode, IdentifierError, Problem
 
-from ..episodes import Event, EventBody, TacMemberAdded, apply_event
+from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, SchemaViolation
+from ..federation.notifications import announcement, custody_of
 from ..keys import AUDIT, EPISODES, OUTBOX, SETTINGS
 from ..protection import NameQuery
 from ._auth import needs
@@ -122,33 +123,44 @@ _ANNOUNCED = {
 
 
 async def _tell_the_team(
-    request: web.Request, connection: AsyncConnection, episode: Episode, event: Event
+    request: web.Request,
+    connection: AsyncConnection,
+    before: Episode,
+    changed: Stored,
+    event: Event,
 ) -> int:
     """DESIGN 3.6: the lead professional and the TAC are kept informed: a new TAC member or lead
     professional travels as a message (in this transaction, through the outbox) to every other
-    authority with a TAC member or the lead professional on the episode."""
+    authority with a TAC member or the lead professional on the episode, and a new lead
+    professional also to the authority of the one replaced (it may have nobody else on the team).
+    Each is dated as the change is made, so a receiver can tell the newest whatever order they
+    arrive in; a moved episode's custody steps go with it (`federation/notifications.py`)."""
     kind = _ANNOUNCED.get(event.type)
     outbox = request.config_dict.get(OUTBOX)
     if kind is None or outbox is None:
         return 0
-    me = request.config_dict[SETTINGS].member_id
+    me, episode = request.config_dict[SETTINGS].member_id, changed.episode
     team = [
         *episode.tac_members,
         *([episode.lead_professional] if episode.lead_professional else []),
     ]
+    if kind == "lead_professional_update" and before.lead_professional is not None:
+        team.append(before.lead_professional)
     authorities = sorted({p.authority for p in team if p.authority and p.authority != me})
-    member = event.member if isinstance(event, TacMemberAdded) else episode.lead_professional
+    if not authorities:
+        return 0
+    body = announcement(
+        episode,
+        holder=me,
+        practitioner=event.member
+        if isinstance(event, TacMemberAdded)
+        else episode.lead_professional,
+        changed_at=dt.datetime.now(dt.UTC),
+        revision=changed.revision,
+        custody=await custody_of(connection, str(episode.episode_id)),
+    )
     for authority in authorities:
-        await outbox.enqueue(
-            connection,
-            authority,
-            kind,
-            {
-                "episode_ref": str(episode.episode_id),
-                "holder": me,
-                "practitioner": member.model_dump(mode="json") if member else None,
-            },
-        )
+        await outbox.enqueue(connection, authority, kind, body)
     return len(authorities)
 
 
@@ -163,7 +175,7 @@ async def post_event(request: web.Request) -> web.Response:
     ):
         stored = await store.get(connection, episode_id, for_update=True)
         changed = await store.replace(connection, stored, apply_event(stored.episode, body.event))
-        told = await _tell_the_team(request, connection, changed.episode, body.event)
+        told = await _tell_the_team(request, connection, stored.episode, changed, body.event)
         await audit.append(
             connection,
             draft(request, "episode.event", str(episode_id), type=body.event.type, told=told),

@@ -35,7 +35,9 @@ def _query(request: web.Request) -> tuple[str | None, dt.datetime | None, int]:
 
 @needs("episodes:read")
 async def list_notifications(request: web.Request) -> web.Response:
-    """Oldest first; a borough system polls with `since` = the last one's `received_at`."""
+    """Oldest change first (`changed_at`, as the holder dated it); a borough system polls with
+    `since` = the latest `received_at` listed, and takes as current lead professional the update
+    not marked `superseded` (an older change can arrive after a newer one)."""
     notifications = request.config_dict.get(NOTIFICATIONS)
     if notifications is None:
         raise NotFound("this node is not a member of a federation")

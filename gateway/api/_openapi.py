@@ -234,6 +234,11 @@ class Notification(_Doc):
     from_: str = Field(alias="from")
     episode_ref: str
     received_at: str
+    changed_at: str = Field(description="when the holder made the change (received_at if unsaid)")
+    holder_verified: bool = Field(
+        description="false: the first word about an episode this node has no record of"
+    )
+    superseded: bool = Field(description="a lead-professional update older than another kept")
     practitioner: Practitioner | None
 
 

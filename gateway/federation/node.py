@@ -172,7 +172,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         answer_working_days=settings.transfer_answer_working_days,
     )
     app[TRANSFERS] = transfers
-    app[NOTIFICATIONS] = Notifications(app[KEY_RING])
+    app[NOTIFICATIONS] = Notifications(app[KEY_RING], key_for=lookup)
 
     async def call(
         target: str, path: str, body: Mapping[str, Any], attestation: str

@@ -1,63 +1,195 @@
 """What other members tell this one about an episode its practitioners take part in (DESIGN 3.6):
 a practitioner added to the Team Around the Child, a new lead professional. The holder sends them
-through its outbox (`api/_episodes.py`); here they are kept, sealed (a practitioner is named), and
-listed for the borough systems at `GET /api/v1/notifications`, oldest first."""
+through its outbox (`api/_episodes.py`, with `announcement`); here they are kept, sealed (a
+practitioner is named), and listed for the borough systems at `GET /api/v1/notifications`.
+
+**When**: the holder dates each change (`changed_at`, and the episode's `revision` on its copy)
+as it makes it. Messages to one member are retried each on its own back-off, so an older update
+can arrive after a newer one: a page is listed oldest change first, and a lead-professional
+update older than another kept for the episode is listed `superseded`, whatever order they came
+in. A body from a node that does not date its changes yet is dated when it was received.
+
+**Who may tell**: only the member this node knows holds the episode. What it knows is what it
+stores: its own copy (held here: nobody else tells about it), a transfer of it away (to that
+member), a disclosure received from it, or earlier notifications about it; the latest of these
+names the holder. A member that moved the episode on stays the holder known here until the new
+holder shows the signed custody steps (`custody.py`) that lead from it to itself. Anything else
+is refused `not_found` (the sender learns nothing of who holds it; `holder.py` audits the refused
+message with that code and its kind), and nothing is kept. With no record of the episode at all,
+the notification is kept but listed `holder_verified: false`: a TAC member's borough usually
+learns of an episode this way, and refusing it would leave it never told; from then on its sender
+is the holder known here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Practitioner
+from schemas import Episode, EpisodeState, Practitioner
 
-from ..errors import SchemaViolation
+from ..errors import NotFound, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
-from ..storage._tables import notifications
+from ..storage._tables import episodes, notifications, received_copies, transfers
+from .attestation import KeyLookup
+from .custody import MAX_STEPS, custody_chain, moved_on_to
 from .outbox import Message
+from .transport import MAX_SKEW
 
-__all__ = ["KINDS", "Notifications"]
+__all__ = ["KINDS", "Notifications", "announcement", "custody_of"]
 
 KINDS = frozenset({"tac_notification", "lead_professional_update"})
+_LEAD = "lead_professional_update"
+# Custody steps are walked from the holder known here, in the order they were signed; any step
+# that holder signed counts, however long before we learnt of it.
+_EVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_HERE = ""  # the holder known here is this node itself
 
 
 class _Told(BaseModel):
-    """A notification's body as the holder writes it."""
+    """A notification's body as the holder writes it (`changed_at`, `revision` and `custody` since
+    2026-12-08: older nodes send none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     episode_ref: str = Field(min_length=1, max_length=36)
     holder: str = Field(pattern=r"^[ENSW][0-9]{8}$")
     practitioner: Practitioner | None
+    changed_at: AwareDatetime | None = None
+    revision: int | None = Field(default=None, ge=1)
+    custody: list[str] | None = Field(default=None, max_length=MAX_STEPS)
+
+
+async def custody_of(connection: AsyncConnection, episode_id: str) -> list[str]:
+    """The custody steps our copy of the episode came with (none for one that started here)."""
+    came = await connection.scalar(
+        select(transfers.c.custody)
+        .where(
+            transfers.c.episode_id == episode_id,
+            transfers.c.direction == "in",
+            transfers.c.state == "committed",
+        )
+        .order_by(transfers.c.updated_at.desc())
+        .limit(1)
+    )
+    return custody_chain(json.loads(came)) if came else []
+
+
+def announcement(
+    episode: Episode,
+    *,
+    holder: str,
+    practitioner: Practitioner | None,
+    changed_at: dt.datetime,
+    revision: int,
+    custody: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The body the holder sends: who, about which episode, and when the change was made."""
+    body: dict[str, Any] = {
+        "episode_ref": str(episode.episode_id),
+        "holder": holder,
+        "practitioner": None if practitioner is None else practitioner.model_dump(mode="json"),
+        "changed_at": changed_at.astimezone(dt.UTC).isoformat(),
+        "revision": revision,
+    }
+    if custody:  # only a moved episode's: what lets members that knew its old holder believe us
+        body["custody"] = list(custody)
+    return body
 
 
 def _bound(notification_id: str) -> bytes:
     return associated_data("notifications", notification_id, "sealed")
 
 
+_Order = tuple[dt.datetime, int, dt.datetime]
+
+
+def _order(row: Any, what: dict[str, Any]) -> _Order:
+    """By the moment the change was made; the revision orders two changes of one copy made within
+    the clock's resolution, the arrival anything else."""
+    changed = dt.datetime.fromisoformat(str(what["changed_at"]))
+    return changed, int(what["revision"] or 0), aware_utc(row.received_at)
+
+
+async def _known_holder(connection: AsyncConnection, episode_ref: str) -> str | None:
+    """Who holds `episode_ref` as this node's records last said: `_HERE`, a member, or None."""
+    state = await connection.scalar(select(episodes.c.state).where(episodes.c.id == episode_ref))
+    if state is not None and state != EpisodeState.TRANSFERRED.value:
+        return _HERE
+    sources = (
+        select(transfers.c.updated_at, transfers.c.counterpart).where(
+            transfers.c.episode_id == episode_ref,
+            transfers.c.direction == "out",
+            transfers.c.state == "committed",
+        ),
+        select(received_copies.c.received_at, received_copies.c.holder).where(
+            received_copies.c.episode_ref == episode_ref
+        ),
+        select(notifications.c.received_at, notifications.c.sender).where(
+            notifications.c.episode_ref == episode_ref
+        ),
+    )
+    latest: list[tuple[dt.datetime, str]] = []
+    for query in sources:  # each dated by our own clock
+        newest_first = query.order_by(query.selected_columns[0].desc()).limit(1)
+        row = (await connection.execute(newest_first)).first()
+        if row is not None:
+            latest.append((aware_utc(row[0]), str(row[1])))
+    return max(latest)[1] if latest else None
+
+
 class Notifications:
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, *, key_for: KeyLookup | None = None) -> None:
         self.ring = ring
+        # Members' keys, to check the custody steps a new holder shows; without them a member
+        # other than the holder known here is refused even after a genuine move.
+        self.key_for = key_for
+
+    def _moved_to(self, told: _Told, known: str, sender: str) -> bool:
+        if self.key_for is None or not told.custody:
+            return False
+        walked = moved_on_to(
+            custody_chain(told.custody),
+            episode_ref=told.episode_ref,
+            first=known,
+            since=_EVER,
+            key_for=self.key_for,
+        )
+        return walked.holder == sender
 
     async def receive(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Keep one (in the inbox's transaction, so it is kept exactly once). A body that is not
-        what a holder sends is refused `schema_violation`, and nothing is kept."""
+        what a holder sends is refused `schema_violation`, one from a member not known here to
+        hold the episode `not_found`; nothing is kept."""
+        received_at = dt.datetime.now(dt.UTC)
         try:
             told = _Told.model_validate(message.body)
         except ValidationError:
             raise SchemaViolation("the notification's body is not valid") from None
         if told.holder != sender:
             raise SchemaViolation("a notification comes from the episode's holder")
+        if told.changed_at is not None and told.changed_at > received_at + MAX_SKEW:
+            raise SchemaViolation("a notification's changed_at lies ahead of this node's clock")
+        known = await _known_holder(connection, told.episode_ref)
+        if known is not None and known != sender:
+            if known == _HERE or not self._moved_to(told, known, sender):
+                raise NotFound("no episode of the sender's is known here by that reference")
         notification_id = str(uuid.uuid4())
-        practitioner = (
-            None if told.practitioner is None else told.practitioner.model_dump(mode="json")
-        )
-        sealed = seal(json.dumps(practitioner).encode(), self.ring, _bound(notification_id))
+        what = {
+            "practitioner": None
+            if told.practitioner is None
+            else told.practitioner.model_dump(mode="json"),
+            "changed_at": (told.changed_at or received_at).astimezone(dt.UTC).isoformat(),
+            "revision": told.revision,
+            "holder_verified": known is not None,
+        }
+        sealed = seal(json.dumps(what).encode(), self.ring, _bound(notification_id))
         await connection.execute(
             insert(notifications).values(
                 id=notification_id,
@@ -65,11 +197,43 @@ class Notifications:
                 message_id=message.id,
                 kind=message.kind,
                 episode_ref=told.episode_ref,
-                received_at=dt.datetime.now(dt.UTC),
+                received_at=received_at,
                 key_id=sealed.key_id,
                 sealed=sealed.to_bytes(),
             )
         )
+
+    def _opened(self, row: Any) -> dict[str, Any]:
+        """A kept row's sealed part; one kept before changes were dated held the practitioner
+        alone, and is dated when it was received."""
+        what = json.loads(open_(row.sealed, self.ring, _bound(row.id)))
+        if isinstance(what, dict) and "changed_at" in what and "practitioner" in what:
+            return dict(what)
+        return {
+            "practitioner": what,
+            "changed_at": aware_utc(row.received_at).isoformat(),
+            "revision": None,
+            "holder_verified": False,
+        }
+
+    async def _newest_leads(
+        self, connection: AsyncConnection, episode_refs: Iterable[str]
+    ) -> dict[str, _Order]:
+        """For each episode, the order of its newest lead-professional change kept here, whenever
+        it arrived."""
+        refs = sorted(set(episode_refs))
+        if not refs:
+            return {}
+        rows = await connection.execute(
+            select(notifications).where(
+                notifications.c.kind == _LEAD, notifications.c.episode_ref.in_(refs)
+            )
+        )
+        newest: dict[str, _Order] = {}
+        for row in rows:
+            key = _order(row, self._opened(row))
+            newest[row.episode_ref] = max(newest.get(row.episode_ref, key), key)
+        return newest
 
     async def listed(
         self,
@@ -79,13 +243,20 @@ class Notifications:
         since: dt.datetime | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Oldest first, received after `since` (for a borough system polling), at most `limit`."""
+        """Those received after `since` (for a borough system polling), at most `limit`, taken in
+        the order they arrived (so a poll from the latest `received_at` listed misses none), and
+        listed oldest change first. A lead-professional update is `superseded` when a newer change
+        of lead professional for its episode is kept here."""
         query = select(notifications).order_by(notifications.c.received_at, notifications.c.id)
         if episode_ref is not None:
             query = query.where(notifications.c.episode_ref == episode_ref)
         if since is not None:
             query = query.where(notifications.c.received_at > since)
-        rows = await connection.execute(query.limit(limit))
+        rows = [(row, self._opened(row)) for row in await connection.execute(query.limit(limit))]
+        newest = await self._newest_leads(
+            connection, (row.episode_ref for row, _ in rows if row.kind == _LEAD)
+        )
+        rows.sort(key=lambda kept: _order(*kept))
         return [
             {
                 "id": row.id,
@@ -93,7 +264,10 @@ class Notifications:
                 "from": row.sender,
                 "episode_ref": row.episode_ref,
                 "received_at": aware_utc(row.received_at).isoformat(),
-                "practitioner": json.loads(open_(row.sealed, self.ring, _bound(row.id))),
+                "changed_at": what["changed_at"],
+                "holder_verified": bool(what["holder_verified"]),
+                "superseded": row.kind == _LEAD and _order(row, what) < newest[row.episode_ref],
+                "practitioner": what["practitioner"],
             }
-            for row in rows
+            for row, what in rows
         ]
