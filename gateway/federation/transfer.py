@@ -60,7 +60,7 @@ from schemas import LONDON, Episode, EpisodeState, Practitioner, london_today
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..episodes import EpisodeStore
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, PayloadTooLarge
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import transfers
@@ -116,6 +116,11 @@ class Closed(NamedTuple):
 
 _REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 REFUSED = "transfer.refused"  # what a sender is told of an offer declined at once
+# The commit carries the whole episode in one message, which must fit a peer's request (4 MiB by
+# default, with the envelope): one bigger would be refused at every attempt, after our copy had
+# become read-only, and nobody would hold the episode.
+MAX_EPISODE_BYTES = 3 * 1024 * 1024
+TOO_LARGE = "transfer.episode_too_large"
 
 
 def _reason_code(value: object) -> str:
@@ -193,6 +198,10 @@ class TransferWorkflow:
         )
         if pending is not None:
             raise Conflict("the episode is already offered to an authority")
+        if len(stored.episode.model_dump_json()) > MAX_EPISODE_BYTES:
+            raise PayloadTooLarge(
+                f"the episode is over {MAX_EPISODE_BYTES} bytes, more than a transfer carries"
+            )
         offer_id = str(uuid.uuid4())
         await self._add(connection, offer_id, "out", episode_id, to, "offered")
         await self.outbox.enqueue(
@@ -594,6 +603,23 @@ class TransferWorkflow:
             lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
         )
         moved = Episode.model_validate(document)  # refuses an invalid lead professional
+        if len(moved.model_dump_json()) > MAX_EPISODE_BYTES:  # it grew since the offer
+            # Withdrawn, not committed: the episode stays ours, writable, and the receiver's
+            # acceptance is closed by the withdrawal (as when the two cross).
+            await self._mark(connection, offer_id, "out", "withdrawn", TOO_LARGE)
+            await self.outbox.enqueue(
+                connection, sender, "transfer_withdraw", {"offer_id": offer_id, "reason": TOO_LARGE}
+            )
+            await self._audit(
+                connection,
+                f"member:{sender}",
+                "transfer.commit",
+                row.episode_id,
+                TOO_LARGE,
+                Outcome.REFUSED,
+                offer=offer_id,
+            )
+            return
         step = sign_step(
             self.signing_key,
             episode_ref=row.episode_id,
