@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     auto_approver: str | None = Field(None, description="lead contact answerable for auto-approval")
     outbox_interval_seconds: float = Field(1.0, gt=0)
+    outbox_delivery_deadline_hours: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 30,
+        description="how long a message to a member is retried before it is dead-lettered",
+    )
     transfer_answer_working_days: int = Field(
         5,
         ge=1,

@@ -159,7 +159,11 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         response_keys=lookup,
     )
     app[PEERS] = peers
-    outbox = Outbox(app[ENGINE], app[KEY_RING])
+    outbox = Outbox(
+        app[ENGINE],
+        app[KEY_RING],
+        deadline=dt.timedelta(hours=settings.outbox_delivery_deadline_hours),
+    )
     app[OUTBOX] = outbox
     transfers = TransferWorkflow(
         settings.member_id,
