@@ -249,7 +249,9 @@ def parse_json(data: bytes) -> Any:
     text = decode_text(data)
     if _nesting(data) > MAX_DEPTH:
         raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep")
-    if _SURROGATE_ESCAPE.search(text) and _LONE_SURROGATE.search(text):
+    # An escaped backslash (`\\`) is a character, not the start of an escape: taken out first, so
+    # a text that reads `\ud800` literally is not taken for a surrogate.
+    if _SURROGATE_ESCAPE.search(text) and _LONE_SURROGATE.search(text.replace("\\\\", "")):
         raise AdapterError("schema_violation", "a string holds a lone UTF-16 surrogate")
     try:
         value = json.loads(

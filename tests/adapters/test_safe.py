@@ -99,3 +99,8 @@ def test_detection_reads_structure_not_mentions() -> None:
     assert detect_adapter(national.from_national([episode])).name == "national-xml"
     as_json = get_adapter("national-json").from_national([episode])
     assert detect_adapter(as_json).name == "national-json"
+
+
+def test_a_literal_backslash_u_in_a_text_is_not_a_surrogate() -> None:
+    assert parse_json(b'{"a": "C:\\\\ud800"}') == {"a": "C:\\ud800"}
+    assert _refused(parse_json, b'{"a": "\\\\\\ud800"}').code == "schema_violation"  # \\ then one
