@@ -5,7 +5,10 @@ hyphens do not matter), in any order; `caf_ref, la_code, child_forename, child_s
 status` must be there (else `AdapterError` schema_violation naming the column), the others may be
 left out. In a row, every one of those but `caf_ref` must have a value. Rows are numbered as a
 spreadsheet shows them: the header is row 1, and a quoted cell that holds line breaks is still one
-row. A blank row is skipped (its number still counts).
+row. A blank row is skipped (its number still counts). A header cell left empty (Excel writes them
+after the last column; a spacer column) names no column: a row may stop short of trailing ones, and
+its cells under any must be empty or spaces, else the row is rejected (`csv.unnamed_column`): a
+value with no column name has nothing to be kept, and written back, by.
 
 Each row becomes an episode *header*: there is no assessment in a register.
 - `caf_ref` -> `local_ref`; `la_code` (DfE number) -> `home_authority` (GSS; London only);
@@ -18,14 +21,19 @@ Each row becomes an episode *header*: there is no assessment in a register.
 - `initiating_agency`, `agency_type`, `assessment_completed` describe the assessment: its assessor's
   organisation and agency type and its completion date. An Assessment also needs a start date, the
   assessor's name and a reason, which the row does not give, so they stay in extensions
-  (`assessment_completed` as an ISO date). Written back for an episode from elsewhere, they come
-  from its first assessment.
+  (`agency_type` as the national code, lower case; `assessment_completed` as an ISO date: reported
+  with rules `agency_type.lower_case` and `date.dd_mm_yyyy`). Written back for an episode from
+  elsewhere, they come from its first assessment.
 - `lead_practitioner`, `lp_agency`, `lp_phone`: a national lead professional needs an agency type,
   which the row gives only for the initiating agency. So when `lp_agency` is the initiating agency
   (same name) and `agency_type` is given, they become `lead_professional` (name, organisation,
   telephone, agency type); otherwise they stay in extensions, and no agency type is guessed.
 - Columns nobody told us about are kept per row, verbatim, in `extensions[...]["extra_columns"]`, and
-  written back after the known columns, in the order first met.
+  written back after the known columns, in the order first met. Names the header rule makes one
+  (`Notes`, `NOTES`: episodes from two registers) are written as one column, named as first met.
+  `from_national` refuses (`AdapterError` schema_violation) an extra column it could not write so
+  as to read it back: named like a known column or like another of the episode's, or unnamed and
+  not empty.
 
 A bad row (a date that is not one, an NHS number or UPN failing its check, an unknown la_code,
 gender, status or closure outcome, an agency type that is not national, a half closure, the wrong
@@ -34,7 +42,9 @@ failing column; the other rows go on. Nothing of a bad row is kept. Warnings (a 
 BS 7666, a Closed row without a closure) are located the same way.
 
 The fidelity report says once per column how it maps (`column dob`), not once per cell: a large
-register would otherwise carry a report eighteen times its row count.
+register would otherwise carry a report eighteen times its row count. Cells are read without their
+surrounding spaces; a column kept as text in which some were cut is reported with rule `text.strip`
+(`transformed`, or still `extended`), and the spaces are not written back (see `_row`).
 
 Large files stream: `RegisterReader` (or `iter_rows`) yields one `RowResult` per row as the CSV is
 read, with `progress()` for a progress bar; `to_national(..., on_row=callback)` calls back with a

@@ -17,8 +17,11 @@ __all__ = [
     "REQUIRED",
     "STATUS_FROM_WORD",
     "STATUS_TO_WORD",
+    "column_key",
     "format_date",
+    "guarded",
     "parse_date",
+    "unguarded",
     "word_key",
 ]
 
@@ -47,6 +50,28 @@ COLUMNS = (
 # Without these a row cannot make an episode (or be found again in the register): a header that
 # lacks one refuses the file. The other columns may be left out (their cells read as empty).
 REQUIRED = ("caf_ref", "la_code", "child_forename", "child_surname", "gender", "status")
+
+
+# A spreadsheet takes a cell that starts with one of these for a formula (CSV injection): written
+# with a leading apostrophe, which spreadsheets show as text and the reader takes off again. Any
+# cell whose apostrophes lead to one gets one more, so that both ways are exact.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guarded(cell: str) -> str:
+    return "'" + cell if cell.lstrip("'").startswith(_FORMULA_START) else cell
+
+
+def unguarded(cell: str) -> str:
+    if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def column_key(header: str) -> str:
+    """Header cells are matched by meaning: `CAF Ref`, ` caf_ref ` and `caf-ref` are caf_ref. The
+    reader refuses a header in which two cells have the same key; the writer merges by it."""
+    return "_".join(header.replace("-", " ").split()).casefold()
 
 
 def word_key(word: str) -> str:

@@ -15,8 +15,8 @@ from schemas import Episode, Problem, Source, london_today
 
 from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
 from .._safe import check_size
-from ._codes import COLUMNS, FORMAT, REQUIRED
-from ._row import MARKS, Layout, convert
+from ._codes import COLUMNS, FORMAT, REQUIRED, column_key, unguarded
+from ._row import MARKS, Layout, Row, convert
 
 __all__ = ["MAX_REGISTER_BYTES", "Progress", "RegisterReader", "RowResult"]
 
@@ -52,9 +52,33 @@ def _problem(
     return Problem((row, column), rule, message, severity, f"row {row}, column {column}")
 
 
-def _name(header: str) -> str:
-    """Header cells are matched by meaning: `CAF Ref`, ` caf_ref ` and `caf-ref` are caf_ref."""
-    return "_".join(header.replace("-", " ").split()).casefold()
+def _cell_count(row: int, count: int, layout: Layout) -> Problem:
+    full, width = len(layout.header), layout.width
+    column = (layout.header[count] or str(count + 1)) if count < width else str(full + 1)
+    expected = f"{full}" if width == full else f"{width} to {full}"  # unnamed ones may be left off
+    message = f"the row has {count} cells; a row of this header has {expected}"
+    return _problem(row, column, "csv.cell_count", message)
+
+
+def _lines_taken_in(row: int, first: int, last: int) -> list[Problem]:
+    """A rejected row read from several lines of the file: say which, so that none goes unseen (a
+    stray quote takes in the lines after it, up to the next quote or the end of the file)."""
+    if last <= first:
+        return []
+    message = (
+        f"read as one row from line {first} to line {last} of the file (an unclosed quote, or a "
+        "quoted cell with line breaks): none of those lines was read as a row of its own"
+    )
+    return [_problem(row, "*", "csv.lines_taken_in", message)]
+
+
+def _unnamed(cells: list[str], unnamed: tuple[int, ...], row: Row) -> None:
+    """A cell under a column with no name has nothing to be kept by: the row is rejected."""
+    for index in unnamed:
+        if index < len(cells) and cells[index].strip():
+            message = "a value under a column with no name in the header"
+            row.problems.append((str(index + 1), "csv.unnamed_column", message))
+            row.episode = None
 
 
 def _decode(data: bytes) -> str:
@@ -68,23 +92,26 @@ def _decode(data: bytes) -> str:
 
 
 def _layout(header: list[str]) -> Layout:
-    known = {_name(c): i for i, c in reversed(list(enumerate(header)))}
-    if len(known) != len(header):
-        seen: set[str] = set()
-        for index, cell in enumerate(header, start=1):
-            if _name(cell) in seen:
-                message = "a column name is repeated"
-                raise AdapterError("schema_violation", message, f"row 1, column {index}")
-            seen.add(_name(cell))
+    names = [column_key(c) for c in header]
+    seen: set[str] = set()
+    for index, name in enumerate(names, start=1):
+        if name in seen:
+            message = "a column name is repeated"
+            raise AdapterError("schema_violation", message, f"row 1, column {index}")
+        if name:  # a column with no name (a spacer, Excel's trailing cells) may come again
+            seen.add(name)
     for column in REQUIRED:
-        if column not in known:
+        if column not in seen:
             message = f"the header has no {column} column"
             raise AdapterError("schema_violation", message, f"row 1, column {column}")
+    known = {name: i for i, name in enumerate(names) if name}
     columns = frozenset(COLUMNS)
-    return Layout(
+    return Layout.of(
         header=tuple(header),
         positions=tuple(known.get(c) for c in COLUMNS),
-        extras=tuple((i, c) for i, c in enumerate(header) if _name(c) not in columns),
+        extras=tuple((i, c) for i, c in enumerate(header) if names[i] not in columns and names[i]),
+        unnamed=tuple(i for i, name in enumerate(names) if not name),
+        width=max(known.values()) + 1,
     )
 
 
@@ -115,7 +142,7 @@ class RegisterReader:
             raise AdapterError("schema_violation", message, "row 1") from None
         if not header or not any(c.strip() for c in header):
             raise AdapterError("schema_violation", "the register is empty: no header row", "row 1")
-        self.layout = _layout(header)
+        self.layout = _layout([unguarded(cell) for cell in header])
         self.report = FidelityReport(FORMAT)
         self._seen = 0  # report bits (`_row.MARKS`) already in the report
         for _, name in self.layout.extras:
@@ -135,30 +162,34 @@ class RegisterReader:
         return RowResult(self.row, None, Rejection(problems[0].where, problems))
 
     def __iter__(self) -> Iterator[RowResult]:
-        records, layout, width = self._records, self.layout, len(self.layout.header)
+        records, layout = self._records, self.layout
+        full, width, unnamed = len(layout.header), layout.width, layout.unnamed
         source, today, fields = self._source, london_today(), self.report.fields
         while True:
+            first = records.line_num + 1  # the file's line this row starts on
             try:
                 cells = next(records)
             except StopIteration:
                 return
             except csv.Error:  # a NUL, a field over the csv module's size limit
                 self.row += 1
-                yield self._rejected(
-                    [_problem(self.row, "*", "csv.syntax", "the row is not well-formed CSV")]
-                )
+                syntax = _problem(self.row, "*", "csv.syntax", "the row is not well-formed CSV")
+                taken = _lines_taken_in(self.row, first, records.line_num)
+                yield self._rejected([syntax, *taken])
                 continue
             self.row += 1
             if not any(cells):  # a blank line: nothing to keep, nothing to reject
                 continue
-            if len(cells) != width:
-                column = layout.header[len(cells)] if len(cells) < width else str(width + 1)
-                message = f"the row has {len(cells)} cells; the header has {width}"
-                yield self._rejected([_problem(self.row, column, "csv.cell_count", message)])
+            if len(cells) != full and not width <= len(cells) < full:
+                taken = _lines_taken_in(self.row, first, records.line_num)
+                yield self._rejected([_cell_count(self.row, len(cells), layout), *taken])
                 continue
             row = convert(cells, layout, source, today)
+            if unnamed:
+                _unnamed(cells, unnamed, row)
             if row.episode is None:  # nothing of the row is kept, its warnings neither
-                yield self._rejected([_problem(self.row, *p) for p in row.problems])
+                taken = _lines_taken_in(self.row, first, records.line_num)
+                yield self._rejected([*(_problem(self.row, *p) for p in row.problems), *taken])
                 continue
             new = row.marks & ~self._seen
             if new:  # a way of mapping a column not reported yet

@@ -2,6 +2,11 @@
 
 A row is all or nothing: any cell that fails its check rejects the whole row (nothing of it is
 kept), with every failing column named. Messages name the column and the rule, never the value.
+
+Every cell is read without its surrounding spaces (`str.strip`): "  Mensah " is the surname Mensah.
+The padding is not kept, so it is not written back: it is spreadsheet noise, not part of a name or
+an identifier, and keeping it would put it in the national record. The report says so: a column
+kept as text that lost padding on some row is reported with rule `text.strip` (see `_TWINS`).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from pydantic import JsonValue, ValidationError
@@ -30,11 +37,13 @@ from schemas import (
 from .._base import Fate, FieldReport
 from ._codes import (
     AGENCY_TYPES,
+    COLUMNS,
     FORMAT,
     GENDER_FROM_WORD,
     OUTCOME_FROM_WORD,
     STATUS_FROM_WORD,
     parse_date,
+    unguarded,
     word_key,
 )
 
@@ -58,43 +67,85 @@ def _mark(column: str, fate: Fate, target: str, rule: str | None = None) -> int:
     return 1 << (len(MARKS) - 1)
 
 
+# A cell kept as text (mapped, or extended as it is) whose padding was stripped is reported the
+# same way with rule `text.strip` (mapped becomes transformed): each such way has a twin, made after
+# all the others so that a row without padding keeps to small ints (bits under 30). Cells read by a
+# rule (dates, register words, codes, normalised identifiers) have none: the rule reads the cell.
+_TEXT: list[tuple[str, Fate, str, int]] = []  # column, fate, target, plain bit
+
+
+def _text_mark(column: str, fate: Fate, target: str, rule: str | None = None) -> int:
+    plain = _mark(column, fate, target, rule)
+    _TEXT.append((column, fate, target, plain))
+    return plain
+
+
 _MAPPED, _TRANSFORMED, _EXTENDED = Fate.MAPPED, Fate.TRANSFORMED, Fate.EXTENDED
 _NO_ASSESSMENT = (
     "extension.no_assessment"  # an Assessment needs a start date, an assessor, a reason
 )
 _NOT_A_PRACTITIONER = "extension.lead_practitioner_without_agency_type"
-M_CAF_REF = _mark("caf_ref", _MAPPED, "local_ref")
+M_CAF_REF = _text_mark("caf_ref", _MAPPED, "local_ref")
 M_LA = _mark("la_code", _TRANSFORMED, "home_authority", "authority.dfe_to_gss")
-M_FORENAME = _mark("child_forename", _MAPPED, "child.given_names")
-M_SURNAME = _mark("child_surname", _MAPPED, "child.family_name")
+M_FORENAME = _text_mark("child_forename", _MAPPED, "child.given_names")
+M_SURNAME = _text_mark("child_surname", _MAPPED, "child.family_name")
 M_DOB = _mark("dob", _TRANSFORMED, "child.date_of_birth", "date.dd_mm_yyyy")
 M_GENDER = _mark("gender", _TRANSFORMED, "child.gender", "gender.register_word")
-M_POSTCODE = _mark("postcode", _MAPPED, "child.address.postcode")
+M_POSTCODE = _text_mark("postcode", _MAPPED, "child.address.postcode")
 M_POSTCODE_N = _mark("postcode", _TRANSFORMED, "child.address.postcode", "postcode.normalise")
-M_NHS = _mark("nhs_number", _MAPPED, "child.identifiers.nhs_number")
+M_NHS = _text_mark("nhs_number", _MAPPED, "child.identifiers.nhs_number")
 M_NHS_N = _mark("nhs_number", _TRANSFORMED, "child.identifiers.nhs_number", "identifier.normalise")
-M_UPN = _mark("upn", _MAPPED, "child.identifiers.upn")
+M_UPN = _text_mark("upn", _MAPPED, "child.identifiers.upn")
 M_UPN_N = _mark("upn", _TRANSFORMED, "child.identifiers.upn", "identifier.normalise")
-M_INITIATING = _mark("initiating_agency", _EXTENDED, f"{EXT}.initiating_agency", _NO_ASSESSMENT)
-M_AGENCY_TYPE = _mark("agency_type", _EXTENDED, f"{EXT}.agency_type", _NO_ASSESSMENT)
-M_COMPLETED = _mark(
-    "assessment_completed", _EXTENDED, f"{EXT}.assessment_completed", _NO_ASSESSMENT
+M_INITIATING = _text_mark(
+    "initiating_agency", _EXTENDED, f"{EXT}.initiating_agency", _NO_ASSESSMENT
 )
-M_LP_NAME = _mark("lead_practitioner", _MAPPED, "lead_professional.name")
-M_LP_AGENCY = _mark("lp_agency", _MAPPED, "lead_professional.organisation")
+M_AGENCY_TYPE = _text_mark("agency_type", _EXTENDED, f"{EXT}.agency_type", _NO_ASSESSMENT)
+M_AGENCY_TYPE_L = _mark(  # kept as the national code: SOCIAL_CARE is social_care
+    "agency_type", _EXTENDED, f"{EXT}.agency_type", "agency_type.lower_case"
+)
+M_COMPLETED = _mark(  # kept as an ISO date, written back dd/mm/yyyy
+    "assessment_completed", _EXTENDED, f"{EXT}.assessment_completed", "date.dd_mm_yyyy"
+)
+M_LP_NAME = _text_mark("lead_practitioner", _MAPPED, "lead_professional.name")
+M_LP_AGENCY = _text_mark("lp_agency", _MAPPED, "lead_professional.organisation")
 M_LP_TYPE = _mark(
     "agency_type",
     _TRANSFORMED,
     "lead_professional.agency_type",
     "lead_professional.same_agency_as_initiating_agency",
 )
-M_LP_PHONE = _mark("lp_phone", _MAPPED, "lead_professional.telephone")
-M_LP_NAME_X = _mark("lead_practitioner", _EXTENDED, f"{EXT}.lead_practitioner", _NOT_A_PRACTITIONER)
-M_LP_AGENCY_X = _mark("lp_agency", _EXTENDED, f"{EXT}.lp_agency", _NOT_A_PRACTITIONER)
-M_LP_PHONE_X = _mark("lp_phone", _EXTENDED, f"{EXT}.lp_phone", _NOT_A_PRACTITIONER)
+M_LP_PHONE = _text_mark("lp_phone", _MAPPED, "lead_professional.telephone")
+M_LP_NAME_X = _text_mark(
+    "lead_practitioner", _EXTENDED, f"{EXT}.lead_practitioner", _NOT_A_PRACTITIONER
+)
+M_LP_AGENCY_X = _text_mark("lp_agency", _EXTENDED, f"{EXT}.lp_agency", _NOT_A_PRACTITIONER)
+M_LP_PHONE_X = _text_mark("lp_phone", _EXTENDED, f"{EXT}.lp_phone", _NOT_A_PRACTITIONER)
 M_STATUS = _mark("status", _TRANSFORMED, "state", "status.register_word")
 M_CLOSED = _mark("closed_date", _TRANSFORMED, "closure.closed_on", "date.dd_mm_yyyy")
 M_OUTCOME = _mark("closure_outcome", _TRANSFORMED, "closure.outcome", "closure.register_word")
+
+
+def _twins() -> tuple[tuple[tuple[int, int], ...], ...]:
+    by_column: dict[str, list[tuple[int, int]]] = {}
+    for column, fate, target, plain in _TEXT:
+        twin = _mark(column, _TRANSFORMED if fate is _MAPPED else fate, target, "text.strip")
+        by_column.setdefault(column, []).append((plain, twin))
+    return tuple(tuple(by_column.get(column, ())) for column in COLUMNS)
+
+
+_TWINS = _twins()  # per `COLUMNS`: (plain bit, its stripped twin), for each way kept as text
+
+
+def _unpadded(marks: int, cells: tuple[str, ...], values: tuple[str, ...]) -> int:
+    """The row's marks, with the stripped twin for each column kept as text that lost padding."""
+    for cell, value, twins in zip(cells, values, _TWINS, strict=True):
+        if len(cell) != len(value):
+            for plain, stripped in twins:
+                if marks & plain:
+                    marks ^= plain | stripped
+    return marks
+
 
 # Where a model error's path points back to in the row.
 _COLUMN_OF: dict[tuple[str | int, ...], str] = {
@@ -124,6 +175,23 @@ class Layout:
     header: tuple[str, ...]  # as written
     positions: tuple[int | None, ...]  # per `COLUMNS`, in its order: index in a row, or None
     extras: tuple[tuple[int, str], ...]  # columns nobody told us about: index, name as written
+    unnamed: tuple[int, ...]  # columns with no name (their cells must be empty): index
+    width: int  # cells a row needs: up to the last named column (unnamed ones may be left off)
+    take: Callable[[list[str]], tuple[str, ...]]  # a row -> its cells per `COLUMNS` ("" if none)
+
+    @classmethod
+    def of(
+        cls,
+        header: tuple[str, ...],
+        positions: tuple[int | None, ...],
+        extras: tuple[tuple[int, str], ...],
+        unnamed: tuple[int, ...],
+        width: int,
+    ) -> Layout:
+        take = itemgetter(*(-1 if i is None else i for i in positions))
+        if None in positions:  # a column left out reads the "" put after the row's cells
+            return cls(header, positions, extras, unnamed, width, lambda cells: take([*cells, ""]))
+        return cls(header, positions, extras, unnamed, width, take)
 
 
 @dataclass(slots=True)
@@ -178,9 +246,14 @@ def _compact_digits(value: str, length: int) -> bool:
 def convert(
     cells: list[str], layout: Layout, source: Source | dict[str, Any], today: dt.date
 ) -> Row:
-    """A row of the width of the header, as an episode (validated) or as located problems.
+    """A row (`layout.width` cells at least), as an episode (validated) or as located problems.
     The cells are unpacked in the order of `COLUMNS`. `source` is the same for every row of a
     register: one `Source` shared by all its episodes (it is frozen), or its fields."""
+    joined = "".join(cells)
+    if "'" in joined:  # perhaps a cell the writer guarded against spreadsheet formulas
+        cells = [unguarded(cell) for cell in cells]
+    raw = layout.take(cells)  # per `COLUMNS`, as written
+    values = tuple(map(str.strip, raw))  # strip() returns an unpadded cell itself: cheap to compare
     (
         caf_ref,
         la_code,
@@ -200,13 +273,13 @@ def convert(
         status_word,
         closed_date,
         outcome_word,
-    ) = [cells[i].strip() if i is not None else "" for i in layout.positions]
+    ) = values
     row = Row()
     problems = row.problems
-    if _has_control("".join(cells)):  # a NUL or the like: corrupt, and XML cannot carry it
+    if _has_control(joined):  # a NUL or the like: corrupt, and XML cannot carry it
         for index, cell in enumerate(cells):
             if _CONTROL.search(cell):
-                column = layout.header[index]
+                column = layout.header[index] or str(index + 1)
                 problems.append((column, "text.control_character", "a control character"))
     marks = M_FORENAME | M_SURNAME | M_GENDER | M_STATUS
     ext: dict[str, JsonValue] = {}
@@ -278,8 +351,10 @@ def convert(
     if initiating:
         ext["initiating_agency"], marks = initiating, marks | M_INITIATING
     if agency_type:
-        if agency_type.lower() in AGENCY_TYPES:
-            ext["agency_type"], marks = agency_type.lower(), marks | M_AGENCY_TYPE
+        code = agency_type.lower()
+        if code in AGENCY_TYPES:
+            bit = M_AGENCY_TYPE if code == agency_type else M_AGENCY_TYPE_L
+            ext["agency_type"], marks = code, marks | bit
         else:
             problems.append(("agency_type", "agency_type.national", "not a national agency type"))
     if completed:
@@ -311,7 +386,7 @@ def convert(
         marks |= M_CLOSED | M_OUTCOME
     if layout.extras:
         ext["extra_columns"] = {name: cells[index] for index, name in layout.extras}
-    row.marks = marks
+    row.marks = marks if values == raw else _unpadded(marks, raw, values)
     if problems:  # the model will not see this row: check what was left to it, to name it too
         for column, normalise in (("nhs_number", normalise_nhs_number), ("upn", normalise_upn)):
             left = identifiers.get(column)

@@ -18,7 +18,9 @@ from ._codes import (
     GENDER_TO_WORD,
     OUTCOME_TO_WORD,
     STATUS_TO_WORD,
+    column_key,
     format_date,
+    guarded,
 )
 
 __all__ = ["write"]
@@ -86,25 +88,47 @@ def _cells(episode: Episode, index: int) -> dict[str, str]:
     if episode.closure is not None:
         cells["closed_date"] = format_date(episode.closure.closed_on)
         cells["closure_outcome"] = OUTCOME_TO_WORD[episode.closure.outcome]
-    extras = kept.get("extra_columns")
-    if isinstance(extras, dict):
-        for name, value in extras.items():
-            if name not in _KNOWN:
-                cells[name] = _text(value)
     return cells
+
+
+def _extras(episode: Episode, index: int) -> dict[str, tuple[str, str]]:
+    """The episode's extra columns by `column_key` (the reader's test of "the same column"):
+    key -> (name as written, value)."""
+    extras = episode.extensions.get(FORMAT, {}).get("extra_columns")
+    found: dict[str, tuple[str, str]] = {}
+    if not isinstance(extras, dict):
+        return found
+    where = f"/{index}/extensions/{FORMAT}/extra_columns"
+    for name, value in extras.items():
+        key, text = column_key(name), _text(value)
+        if not key:  # the reader ignores a column with no name, and refuses a value under one
+            if text.strip():
+                raise AdapterError("schema_violation", "an extra column has no name", where)
+        elif key in _KNOWN or key in found:  # read back, it would be refused, or another column
+            message = "an extra column has the name of another column"
+            raise AdapterError("schema_violation", message, where)
+        else:
+            found[key] = (name, text)
+    return found
 
 
 def write(episodes: Sequence[Episode]) -> bytes:
     rows = [_cells(episode, index) for index, episode in enumerate(episodes)]
-    header = list(COLUMNS)
-    seen = set(header)
-    for row in rows:  # extra columns, in the order they were first met
-        for name in row:
-            if name not in seen:
-                seen.add(name)
-                header.append(name)
+    extras = [_extras(episode, index) for index, episode in enumerate(episodes)]
+    # Extra columns in the order first met, each named as first written: registers that spell a
+    # column differently ("Notes", "NOTES") share one column, as the reader would.
+    names: dict[str, str] = {}
+    for row in extras:
+        for key, (name, _) in row.items():
+            names.setdefault(key, name)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([row.get(name, "") for name in header] for row in rows)
+    writer.writerow([*COLUMNS, *map(guarded, names.values())])
+    writer.writerows(
+        [
+            *(guarded(row.get(c, "")) for c in COLUMNS),
+            *(guarded(more.get(k, ("", ""))[1]) for k in names),
+        ]
+        for row, more in zip(rows, extras, strict=True)
+    )
     return out.getvalue().encode("utf-8")
