@@ -36,6 +36,7 @@ from ..conftest import Database
 from .node import node_settings
 
 schema = schemathesis.openapi.from_dict(openapi_document())
+MAX_REQUEST_LINE = 8190  # aiohttp's max_line_size: the URL and method must fit in it
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -128,9 +129,14 @@ def test_api_conforms_to_its_document(
 ) -> None:
     node, auth = live
     started = time.monotonic()
-    case.call_and_validate(
-        base_url=f"{node.url}/api/v1",
-        headers=auth,
+    response = case.call(base_url=f"{node.url}/api/v1", headers=auth)
+    if len(response.request.url or "") > MAX_REQUEST_LINE:
+        # Refused by the HTTP server before any handler (a request line over aiohttp's limit, which
+        # negative generation reaches with a query of many values): its plain-text 400, not ours.
+        assert response.status_code == 400
+        return
+    case.validate_response(
+        response,
         checks=[
             not_a_server_error,
             status_code_conformance,
