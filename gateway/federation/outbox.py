@@ -177,7 +177,12 @@ class Outbox:
         """Send one recipient its messages, batch after batch, in order; how many were delivered.
 
         A request that gets no answer holds the recipient back with every message not yet sent."""
-        batches = self._batches(rows)
+        unreadable: list[Any] = []
+        batches = self._batches(rows, unreadable)
+        if unreadable:  # dead-lettered at once (with the alert), so the others still go
+            async with self.engine.begin() as connection:
+                for row in unreadable:
+                    await self._retry_later(connection, row, "unreadable", moment, hopeless=True)
         delivered = 0
         for index, (batch, messages, size) in enumerate(batches):
             try:
@@ -207,19 +212,25 @@ class Outbox:
                         )
         return delivered
 
-    def _batches(self, rows: Sequence[Any]) -> list[Batch]:
-        """A recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES."""
+    def _batches(self, rows: Sequence[Any], unreadable: list[Any]) -> list[Batch]:
+        """A recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES. A row
+        that cannot be opened goes to `unreadable` (no retry would send it), not into a batch."""
         batches: list[Batch] = []
         batch: list[Any] = []
         messages: list[Message] = []
         size = 0
         for row in rows:
-            plain = open_(row.sealed, self.ring, _bound(row.id))
+            try:
+                plain = open_(row.sealed, self.ring, _bound(row.id))
+                body = json.loads(plain)
+            except Exception:  # noqa: BLE001 - a key gone, a body cleared or spoilt
+                unreadable.append(row)
+                continue
             if batch and size + len(plain) > BATCH_BYTES:
                 batches.append((batch, messages, size))
                 batch, messages, size = [], [], 0
             batch.append(row)
-            messages.append(Message(row.id, row.kind, json.loads(plain)))
+            messages.append(Message(row.id, row.kind, body))
             size += len(plain)
         if batch:
             batches.append((batch, messages, size))
@@ -297,11 +308,13 @@ class Outbox:
         *,
         until: dt.datetime | None = None,
         tried: bool = True,
+        hopeless: bool = False,
     ) -> None:
-        """Back off, or dead-letter a message past its deadline. `until`: when its held
-        recipient is served again; `tried`: whether it was sent (an attempt) or only held back."""
+        """Back off, or dead-letter a message past its deadline (or `hopeless`: no retry can send
+        it). `until`: when its held recipient is served again; `tried`: whether it was sent (an
+        attempt) or only held back."""
         attempts = row.attempts + (1 if tried else 0)
-        if now - aware_utc(row.created_at) >= self.deadline:
+        if hopeless or now - aware_utc(row.created_at) >= self.deadline:
             # The alert: an error log line (ids and codes only) that monitoring pages on.
             log.error(
                 "message dead-lettered",
@@ -335,11 +348,18 @@ class Outbox:
         """Put a dead-lettered message back in the queue (the console's "retry"). It keeps its
         deadline: it is sent again at once, and dead-lettered again (the alert too) if that fails."""
         async with self.engine.begin() as connection:
+            recipient = await connection.scalar(
+                select(outbox.c.recipient).where(
+                    outbox.c.id == message_id, outbox.c.state == "dead"
+                )
+            )
             result = await connection.execute(
                 update(outbox)
                 .where(outbox.c.id == message_id, outbox.c.state == "dead")
                 .values(state="pending", attempts=0, next_attempt_at=dt.datetime.now(dt.UTC))
             )
+        if result.rowcount == 1 and recipient is not None:
+            self._held.pop(recipient, None)  # an operator's retry is not kept waiting here
         return result.rowcount == 1
 
     async def counts(self) -> dict[str, int]:

@@ -385,3 +385,53 @@ async def test_a_delivered_message_keeps_no_body(database: Database) -> None:
             assert (await rewrap_sealed(connection, rotated))["outbox"] == 2
         retired = rotated.without_keys([ring.current])
         assert open_((await row(engine, message_id)).sealed, retired, bound) == b""
+
+
+async def test_a_message_that_cannot_be_opened_is_dead_lettered_and_the_rest_go(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its key gone or its body spoilt, no retry can send it: it used to fail every pass whole."""
+    async with ready(database) as (engine, sent, ring):
+        spoilt = await enqueue(sent, engine, HACKNEY, 1, "consent_withdrawn")
+        good = await enqueue(sent, engine, HACKNEY, 2, "consent_withdrawn")
+        other = await enqueue(sent, engine, CAMDEN, 3, "consent_withdrawn")
+        async with engine.begin() as connection:
+            await connection.execute(
+                outbox.update()
+                .where(outbox.c.id == spoilt)
+                .values(sealed=seal(b"not json", ring, b"another message").to_bytes())
+            )
+        arrived: list[int] = []
+
+        async def up(recipient: str, messages: list[Message]) -> dict[str, str]:
+            arrived.extend(m.body["n"] for m in messages)
+            return {m.id: "applied" for m in messages}
+
+        with caplog.at_level(logging.ERROR, logger="cafx.outbox"):
+            assert await sent.deliver_due(up, now=dt.datetime.now(dt.UTC)) == 2
+        assert sorted(arrived) == [2, 3]
+        assert [(await row(engine, m)).state for m in (spoilt, good, other)] == [
+            "dead",
+            "delivered",
+            "delivered",
+        ]
+        assert (await row(engine, spoilt)).last_error == "unreadable"
+        assert [r.getMessage() for r in caplog.records] == ["message dead-lettered"]
+
+
+async def test_an_operators_retry_is_not_kept_waiting_by_a_hold(database: Database) -> None:
+    async with ready(database) as (engine, sent, ring):
+        message_id = await enqueue(sent, engine, HACKNEY, 1, "consent_withdrawn")
+        now = dt.datetime.now(dt.UTC)
+        await sent.deliver_due(down, now=now)  # held back now, for a while
+        async with engine.begin() as connection:
+            await connection.execute(
+                outbox.update().where(outbox.c.id == message_id).values(state="dead")
+            )
+        assert await sent.retry_dead(message_id)
+
+        async def up(recipient: str, messages: list[Message]) -> dict[str, str]:
+            return {m.id: "applied" for m in messages}
+
+        # At once (the hold would last up to seconds more): sent, not kept for the hold.
+        assert await sent.deliver_due(up, now=dt.datetime.now(dt.UTC)) == 1
