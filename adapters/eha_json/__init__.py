@@ -19,7 +19,9 @@ child's episode carries:
 - `consents[0]`: the family's consent with only the givers that count for THIS child: every adult in
   givenBy (role parent_carer) and the child themself if in givenBy (role young_person). A sibling's
   own consent is not consent for this child (DESIGN 3.5), so an episode may have no consent
-  statement.
+  statement. `youngPersonCompetent` is about the young person who gave consent: it is
+  `young_person_competent` only in a statement a young person gave (None in a sibling's; with no
+  young person among the givers at all, it is kept as written, in the family's patches).
 
 Mappings: areas -> elements by an explicit table (HOME_ENVIRONMENT and FINANCE both go to
 family_environment.housing_employment_financial); worries -> needs, goingWell -> strengths; a note
@@ -61,17 +63,25 @@ order aside). Each episode's `extensions["eha-json"]`:
         notes          {"j": note}                notes with no eCAF code, kept as written
         customFields   as written
         patches        differences for the rest of the document
+        seen           {part: CRC-32} the family-level parts as read, when there are several children
+                       (`_shared`: which copy is written when the children's copies differ)
 
 `patches` make the round trip exact without a memo per field: the reader renders what the writer
 would emit and diffs the document against it (`_patch`): keys nobody told us about, keys written
 null that the writer would leave out, identifiers with spaces, un-padded dates, "Mary Ann" / "Smith"
 split differently from the writer's first-space split, a rejected value. Each patch is kept beside
 the object it belongs to (a member, an area, a note, or the family), and only applies while the
-national value is still the one read, so edits made on the national side win.
+national value is still the one read, so edits made on the national side win. Keys written from one
+national value (an adult's firstName and lastName; the address) are patched as a group, whole or not
+at all: a renamed adult does not keep half the old name, nor a family that moved its old line2.
 
-from_national(episodes): the episodes are put in member order; the first speaks for the family
-(plan, lead, status, closure; the assessment and consent of the first that has one); members, areas
-and notes are merged from all of them (an area is written once, however many children carry it).
+from_national(episodes): the episodes are put in member order; members, areas and notes are merged
+from all of them (an area is written once, however many children carry it). A family-level part
+(reference, status and closure, the assessment's header, plan, lead, consent terms, address, each
+adult, each shared area or note) is written from the children's copies: when they differ, the copy
+changed on the national side wins, else the first child's; a withdrawn consent wins, and the family
+stays open while any child's episode is open (rules and reasons in `_shared`). `EhaJson.write`
+returns a warning naming the part and the rule (`from_national`'s bytes cannot carry it).
 A subset of a family's episodes writes a document of those children only (refs to absent members
 are dropped from appliesTo and givenBy).
 Episodes from other formats (no extensions) are written from their national fields: refs P1, P2...
@@ -87,18 +97,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from schemas import Episode
+from schemas import Episode, Problem
 
 from .._base import Translation, utc_now
 from ._codes import NAME
 from ._read import read
-from ._write import render
+from ._write import write
 
-__all__ = ["ADAPTER", "EhaJson"]
+__all__ = ["ADAPTER", "EhaJson", "Written"]
 
 # Keys that only an EHA family document has; two of them in the head make it one.
 _MARKERS = (b'"familyRef"', b'"assessmentId"', b'"personRef"', b'"appliesTo"', b'"goingWell"')
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A written document, and what the writer had to decide (rules and parts, never values)."""
+
+    data: bytes
+    warnings: list[Problem]
 
 
 class EhaJson:
@@ -117,9 +136,15 @@ class EhaJson:
         return read(data, received_at or utc_now())
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
+        return self.write(episodes).data
+
+    def write(self, episodes: Sequence[Episode]) -> Written:
+        """`from_national`, with a warning for each family-level part the children's episodes
+        hold different copies of (which copy was written, and by which rule)."""
+        doc, warnings = write(episodes)
         # ASCII escapes: every value survives, even a string no UTF-8 encoder would take. One line:
         # json's C encoder only runs without indent, and the case system does not read layout.
-        return json.dumps(render(episodes)).encode("ascii")
+        return Written(json.dumps(doc).encode("ascii"), warnings)
 
 
 ADAPTER = EhaJson()

@@ -9,18 +9,27 @@ exactly.
 
 Patches are edit-safe: `verbatim` and `drop` only apply while the rendered value is still the one
 the reader saw (so a value changed on the national side wins), and `add` never overwrites.
+
+Some keys are written from one national value together (an adult's firstName and lastName from one
+name; the address's lines from one list): a patch to one of them was worked out against all of them.
+Those patches are kept as a GROUP with its `basis`, the rendered values of every key of the group
+when it was read, and a group applies whole, only while every one of them is still what the writer
+renders, or not at all (the national value wins). Checked key by key, a renamed adult would keep the
+old lastName beside the new first name, and a moved family would keep its old second line.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Patch", "apply", "diff", "escape", "same"]
+__all__ = ["Patch", "apply", "diff", "escape", "same", "to_json"]
 
 # (kind, JSON pointer, payload):
 # ("verbatim", p, [raw, rendered]) | ("add", p, raw) | ("drop", p, rendered)
 Patch = tuple[str, str, Any]
+_KINDS = ("verbatim", "add", "drop")
 
 
 def escape(key: str) -> str:
@@ -66,11 +75,31 @@ def diff(raw: Any, rendered: Any, pointer: str, out: list[Patch]) -> None:
         out.append(("verbatim", pointer, [raw, rendered]))
 
 
-def to_json(patches: list[Patch]) -> dict[str, Any]:
-    """Patches as they are kept in extensions: {"verbatim": {p: [raw, as]}, "add": {...}, ...}."""
-    kept: dict[str, dict[str, Any]] = {}
+def _within(pointer: str, prefixes: Sequence[str]) -> bool:
+    return any(pointer == p or pointer.startswith(f"{p}/") for p in prefixes)
+
+
+def to_json(
+    patches: list[Patch], rendered: Any = None, groups: Sequence[Sequence[str]] = ()
+) -> dict[str, Any]:
+    """Patches as they are kept in extensions: {"verbatim": {p: [raw, as]}, "add": {...}, ...}.
+
+    `groups` lists pointers (relative to `rendered`, the rendering the patches were made against)
+    whose patches belong together; those go to {"groups": [{"basis": {p: [value] | []}, "verbatim":
+    ..., ...}]}, the basis holding each pointer's rendered value ([] when it was not written)."""
+    kept: dict[str, Any] = {}
+    grouped: dict[int, dict[str, Any]] = {}
     for kind, pointer, payload in patches:
-        kept.setdefault(kind, {})[pointer] = payload
+        target = kept
+        for number, prefixes in enumerate(groups):
+            if _within(pointer, prefixes):
+                target = grouped.get(number) or grouped.setdefault(
+                    number, {"basis": {p: _at([rendered], p) for p in prefixes}}
+                )
+                break
+        target.setdefault(kind, {})[pointer] = payload
+    if grouped:
+        kept["groups"] = [grouped[number] for number in sorted(grouped)]
     return kept
 
 
@@ -94,12 +123,33 @@ def _parent(root: list[Any], pointer: str) -> tuple[Any, str | int] | None:
     return None
 
 
-def apply(value: Any, kept: Any) -> Any:
-    """Apply kept patches (made by `to_json`, pointers relative to `value`); returns the value."""
-    if not isinstance(kept, dict) or not kept:
-        return value
-    holder = [value]
-    verbatim, add, drop = (kept.get(kind) for kind in ("verbatim", "add", "drop"))
+def _at(holder: list[Any], pointer: str) -> list[Any]:
+    """[the value `pointer` names] in holder[0], or [] when there is none."""
+    found = _parent(holder, "/0" + pointer)
+    if found is not None:
+        node, key = found
+        if isinstance(node, dict) and key in node:
+            return [node[key]]
+        if isinstance(node, list) and isinstance(key, int):
+            return [node[key]]
+    return []
+
+
+def _unchanged(holder: list[Any], basis: Any) -> bool:
+    """Is every value a group was worked out against still the one rendered?"""
+    if not isinstance(basis, dict) or not basis:
+        return False
+    for pointer, was in basis.items():
+        now = _at(holder, pointer)
+        if not isinstance(was, list) or len(now) != len(was):
+            return False
+        if now and not same(now[0], was[0]):
+            return False
+    return True
+
+
+def _apply(holder: list[Any], kept: dict[str, Any]) -> None:
+    verbatim, add, drop = (kept.get(kind) for kind in _KINDS)
     if isinstance(verbatim, dict):
         for pointer, pair in verbatim.items():
             found = _parent(holder, "/0" + pointer)
@@ -122,4 +172,21 @@ def apply(value: Any, kept: Any) -> Any:
             found = _parent(holder, "/0" + pointer)
             if found is not None and isinstance(found[0], dict) and found[1] not in found[0]:
                 found[0][found[1]] = copy.deepcopy(raw)
+
+
+def apply(value: Any, kept: Any) -> Any:
+    """Apply kept patches (made by `to_json`, pointers relative to `value`); returns the value.
+    Each group is checked against the rendering as it comes, before any patch changes it."""
+    if not isinstance(kept, dict) or not kept:
+        return value
+    holder = [value]
+    groups = kept.get("groups")
+    ready = (
+        [g for g in groups if isinstance(g, dict) and _unchanged(holder, g.get("basis"))]
+        if isinstance(groups, list)
+        else []
+    )
+    _apply(holder, kept)
+    for group in ready:
+        _apply(holder, group)
     return holder[0]

@@ -57,6 +57,7 @@ from ._codes import (
 )
 from ._fields import EXT, fail, model_error
 from ._people import PeopleReader
+from ._shared import SEEN, digests
 from ._write import render
 
 __all__ = ["read"]
@@ -72,6 +73,9 @@ _EPISODE_LOCATIONS = {
     "local_ref": "/assessmentId",
     "family_ref": "/family/familyRef",
 }
+# Patches that belong together (`_patch`): keys written from one national value.
+_NAME_KEYS = (("/firstName", "/lastName"),)
+_ADDRESS_KEYS = (("/family/address",),)
 _CONSENT_LOCATIONS = {"given_on": "/consent/date", "withdrawn_on": "/consent/withdrawnDate"}
 
 
@@ -92,6 +96,8 @@ class _Reader(PeopleReader):
         super().__init__()
         self.family_ext: dict[str, Any] = {}
         self.problems: list[Problem] = []
+        # Areas and notes several children hold: (kind, index, element).
+        self.shared: list[tuple[str, int, ElementAssessment]] = []
 
     def translate(self, doc: dict[str, Any], received_at: dt.datetime) -> Translation:
         self.unknown(doc, ROOT_KEYS, "")
@@ -188,6 +194,20 @@ class _Reader(PeopleReader):
         if consent is not None and not any(d["consents"] for d in drafts):
             # Consent obtained from nobody who counts for any child: keep it as it is.
             self.family_ext["consent"] = doc["consent"]
+        if len(kids) > 1:  # each child's episode has a copy of the family's parts
+            self.family_ext[SEEN] = digests(
+                local_ref=local_ref,
+                authority=authority,
+                state=state,
+                closure=closure,
+                plan=plan,
+                lead=lead_professional,
+                address=address,
+                assessment=assessment,
+                statements=list(statements.values()),
+                adults=[adult for adult, _ in adults],
+                elements=self.shared,
+            )
         episodes = self.episodes(drafts)
         if self.keep_differences(doc, episodes, kids, adults):
             episodes = self.episodes(drafts)  # again, with the differences in extensions
@@ -282,6 +302,8 @@ class _Reader(PeopleReader):
         for kid in holders:
             kid.elements.append(assessed)
             kid.entries.append(entry)
+        if len(holders) > 1:
+            self.shared.append(("area", i, assessed))
 
     def note(self, value: Any, i: int, kids: list[_Kid]) -> None:
         at = f"/notes/{i}"
@@ -298,6 +320,8 @@ class _Reader(PeopleReader):
         for kid in kids:
             kid.elements.append(assessed)
             kid.entries.append(entry)
+        if len(kids) > 1:
+            self.shared.append(("note", i, assessed))
 
     def plan_action(self, value: Any, at: str) -> PlanAction:
         item = self.obj(value, at, "a plan action")
@@ -389,9 +413,7 @@ class _Reader(PeopleReader):
             "method": self.required_code(
                 c, "type", "/consent", "consents.method", METHOD_IN, "consent.method"
             ),
-            "young_person_competent": self.flag(
-                c, "youngPersonCompetent", "/consent", "consents.young_person_competent"
-            ),
+            "young_person_competent": self.competence(c, given_by, names),
             "storage_agreed": True,  # obtained EHA consent covers recording and storing it
             "share_with": self.agencies(c, "shareWith", excluded=False),
             "excluded": self.agencies(c, "doNotShareWith", excluded=True),
@@ -403,7 +425,29 @@ class _Reader(PeopleReader):
         self.family_ext["consentGivenBy"] = given_by
         return fields, given_by
 
+    def competence(self, c: dict[str, Any], given_by: list[str], names: Mapping[str, Any]) -> Any:
+        """youngPersonCompetent is about the young person who gave consent: with none among the
+        givers it says nothing national, and is kept as written (the family's patches)."""
+        if c.get("youngPersonCompetent") is not None and not any(
+            names[ref][0] is ConsentRole.YOUNG_PERSON for ref in given_by
+        ):
+            self.add_key(
+                "/consent",
+                "youngPersonCompetent",
+                Fate.EXTENDED,
+                f"{EXT}.family.patches",
+                "consent.competence_without_young_person",
+            )
+            return None
+        return self.flag(c, "youngPersonCompetent", "/consent", "consents.young_person_competent")
+
     def statement(self, fields: dict[str, Any], givers: list[ConsentGiver]) -> ConsentStatement:
+        """One child's statement. The competence is the young person's among ITS givers: a
+        sibling's statement (only the adults) says nothing about anyone's competence."""
+        if fields["young_person_competent"] is not None and not any(
+            g.role is ConsentRole.YOUNG_PERSON for g in givers
+        ):
+            fields = {**fields, "young_person_competent": None}
         try:
             return ConsentStatement(given_by=givers, **fields)
         except ValidationError as exc:
@@ -456,7 +500,8 @@ class _Reader(PeopleReader):
         it belongs to (a member, an area, a note) or, for the rest, with the family. True when
         there was a difference (the drafts' extensions have changed)."""
         found: list[_patch.Patch] = []
-        _patch.diff(doc, render(episodes, patched=False), "", found)
+        rendered = render(episodes, patched=False, alike=True)
+        _patch.diff(doc, rendered, "", found)
         if not found:
             return False
         members = self.family_ext["members"]
@@ -472,11 +517,16 @@ class _Reader(PeopleReader):
                 scope = (match[1], int(match[2]))
                 scoped.setdefault(scope, []).append((kind, pointer[match.end() :], payload))
         for (part, index), patches in scoped.items():
-            kept = _patch.to_json(patches)
             holders: list[dict[str, Any]] = []
+            kept = None
             if part == "family/members" and index < len(members):
                 ref = members[index]
-                holders = [kid_of[ref].member] if ref in kid_of else [adult_of[ref]]
+                if ref in kid_of:
+                    holders = [kid_of[ref].member]
+                else:  # an adult's firstName and lastName are both written from one name
+                    holders = [adult_of[ref]]
+                    member = rendered["family"]["members"][index]
+                    kept = _patch.to_json(patches, member, _NAME_KEYS)
             else:
                 kind_key = "area" if part == "areas" else "note"
                 holders = [
@@ -486,12 +536,14 @@ class _Reader(PeopleReader):
                     if entry.get(kind_key) == index and type(entry.get(kind_key)) is int
                 ]
             if holders:
+                kept = kept or _patch.to_json(patches)
                 for holder in holders:
                     holder["patches"] = kept
             else:  # not expected (unmapped parts render as they were): keep them absolute
                 root.extend((k, f"/{part}/{index}{p}", v) for k, p, v in patches)
         if root:
-            self.family_ext["patches"] = _patch.to_json(root)
+            # The address's keys are all written from one national address.
+            self.family_ext["patches"] = _patch.to_json(root, rendered, _ADDRESS_KEYS)
         return True
 
     def postcode_warnings(self, episode: Episode) -> list[Problem]:

@@ -1,15 +1,15 @@
 """National episodes of one family -> one eha-json document (the layout: the package docstring).
 
-`render(patched=False)` is the canonical rendering the reader diffs a document against; with patches
-it is the exact original. Extensions are read defensively: an episode from another format (or with
-edited extensions) is written from its national fields alone.
+`render(patched=False, alike=True)` is the canonical rendering the reader diffs a document against;
+with patches it is the exact original. Extensions are read defensively: an episode from another
+format (or with edited extensions) is written from its national fields alone.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas import (
     AgencyRef,
@@ -20,6 +20,7 @@ from schemas import (
     EpisodeState,
     ParentCarer,
     Practitioner,
+    Problem,
 )
 
 from .._base import AdapterError
@@ -35,8 +36,28 @@ from ._codes import (
     sex_out,
     split_name,
 )
+from ._shared import (
+    ADDRESS,
+    ADULT,
+    ASSESSMENT,
+    COMPETENCE,
+    CONSENT,
+    ELEMENT,
+    LEAD,
+    PLAN,
+    REFERENCE,
+    SEEN,
+    STATUS,
+    ConsentCopy,
+    ElementCopy,
+    Part,
+    pick,
+    young_gave,
+)
 
-__all__ = ["child_name", "render"]
+__all__ = ["child_name", "render", "write"]
+
+T = TypeVar("T")
 
 _PARENT_WORDS = frozenset(
     {"mother", "father", "parent", "mum", "dad", "stepmother", "stepfather", "step-parent"}
@@ -66,6 +87,14 @@ def _add_once(items: list[tuple[int, Any]], owner: int, item: Any) -> None:
     within one episode are the episode's own and are all written."""
     if not any(who != owner and _patch.same(item, other) for who, other in items):
         items.append((owner, item))
+
+
+def _code(element: ElementAssessment, entry: dict[str, Any]) -> str | None:
+    """The area code: as read (HOME_ENVIRONMENT or FINANCE) while it still fits the element."""
+    code = entry.get("code")
+    if isinstance(code, str) and AREA_IN.get(code) == element.element:
+        return code
+    return AREA_OUT.get(element.element)
 
 
 def _index(entry: dict[str, Any], kind: str) -> int | None:
@@ -119,7 +148,7 @@ def note_text(element: ElementAssessment) -> str:
 
 
 class _Family:
-    def __init__(self, episodes: Sequence[Episode], patched: bool) -> None:
+    def __init__(self, episodes: Sequence[Episode], patched: bool, alike: bool = False) -> None:
         if not episodes:
             raise AdapterError("schema_violation", "there is no episode to write", "/")
         if len({e.family_ref for e in episodes}) > 1:
@@ -129,6 +158,7 @@ class _Family:
                 "/family/familyRef",
             )
         self.patched = patched
+        self.alike = alike
         exts = [_dict(e.extensions.get(NAME)) for e in episodes]
         self.family = next((_dict(x["family"]) for x in exts if "family" in x), {})
         order = [r for r in _list(self.family.get("members")) if isinstance(r, str)]
@@ -153,23 +183,49 @@ class _Family:
                 return ref
             return None
 
+        self.seen = _dict(self.family.get(SEEN))
+        self.warnings: list[Problem] = []
         child_refs = [claim(x.get("personRef")) for x in self.exts]
         primary = self.episodes[0]
-        adults_ext = [_dict(a) for a in _list(self.family.get("adults"))]
-        if len(adults_ext) != len(primary.parents_carers):
+        kept_adults = _list(self.family.get("adults"))
+        adults_ext = [_dict(a) for a in kept_adults]
+        count = len(primary.parents_carers)
+        aligned = [0]
+        if len(adults_ext) != count:
             adults_ext = [{} for _ in primary.parents_carers]
+        elif alike:  # one set of adults: the first child's are everyone's
+            aligned = list(range(len(self.episodes)))
+        elif "family" in self.exts[0]:
+            # Episodes read from one document: their k-th adult is one person, copied per child.
+            # (Adults of episodes from elsewhere may be other people: they are added, below.)
+            aligned = [
+                i
+                for i, (e, x) in enumerate(zip(self.episodes, self.exts, strict=True))
+                if len(e.parents_carers) == count
+                and _dict(x.get("family")).get("adults") == kept_adults
+            ]
+        sources = aligned[:1] if alike else aligned
+        copies = [[self.episodes[i].parents_carers[k] for i in sources] for k in range(count)]
         adults: list[tuple[ParentCarer, str | None, dict[str, Any]]] = [
-            (p, claim(x.get("personRef")), x)
-            for p, x in zip(primary.parents_carers, adults_ext, strict=True)
+            (
+                self._pick(f"adult/{k}", copies[k], ADULT, ("parents_carers", k)),
+                claim(x.get("personRef")),
+                x,
+            )
+            for k, x in enumerate(adults_ext)
         ]
-        for episode in self.episodes[1:]:  # adults only other children's episodes name
+        known = [p for k in range(count) for p in copies[k]]
+        for i, episode in enumerate(self.episodes):  # adults only other children's episodes name
+            if i in aligned:
+                continue
             for p in episode.parents_carers:
                 # Episodes of one family read together share their adults: `is` finds them first,
                 # and the models' `==` (field by field, in Python) is left for the others.
-                if any(p is known for known, _, _ in adults):
+                if any(p is other for other in known):
                     continue
-                if all(p != known for known, _, _ in adults):
+                if all(p != other for other in known):
                     adults.append((p, None, {}))
+                    known.append(p)
         self.child_refs = [ref or self._new_ref() for ref in child_refs]
         self.adults = [(p, ref or self._new_ref(), x) for p, ref, x in adults]
         self.names: dict[str, tuple[ConsentRole, str]] = {
@@ -185,6 +241,19 @@ class _Family:
             if ref not in self.used:
                 self.used.add(ref)
                 return ref
+
+    def _pick(
+        self,
+        name: str,
+        copies: Sequence[T],
+        part: Part[T],
+        path: tuple[str | int, ...] | None = None,
+        location: str | None = None,
+    ) -> T:
+        """The copy of a family-level part to write (`_shared.pick`)."""
+        if self.alike:
+            return copies[0]
+        return pick(name, copies, part, self.seen, self.warnings, path=path, location=location)
 
     def _patch(self, value: Any, kept: Any) -> Any:
         return _patch.apply(value, kept) if self.patched else value
@@ -238,7 +307,7 @@ class _Family:
         return [by_ref[ref] for ref in known + rest]
 
     def address(self) -> dict[str, Any] | None:
-        address = self.episodes[0].child.address
+        address = self._pick("address", [e.child.address for e in self.episodes], ADDRESS)
         if address is None:
             return None
         lines = list(address.lines)
@@ -260,8 +329,11 @@ class _Family:
         return refs if refs or (not wanted and not foreign) else [child_ref]
 
     def areas_and_notes(self) -> tuple[list[Any], list[Any]]:
-        areas: dict[int, Any] = {}
-        notes: dict[int, Any] = {}
+        # Each area and note of the document, with the episodes' copies of it (a family-level
+        # area is in every child's episode) in member order, one per distinct object.
+        area_copies: dict[int, list[ElementCopy]] = {}
+        note_copies: dict[int, list[ElementCopy]] = {}
+        kept_areas: dict[int, Any] = {}
         new_areas: list[tuple[int, Any]] = []  # (whose episode, area) for elements with no origin
         new_notes: list[tuple[int, Any]] = []
         for owner, (episode, ref, ext) in enumerate(
@@ -272,25 +344,45 @@ class _Family:
             if len(entries) != len(elements):
                 entries = [{} for _ in elements]
             for element, entry in zip(elements, entries, strict=True):
-                area_index, note_index = _index(entry, "area"), _index(entry, "note")
-                if area_index in areas or note_index in notes:
-                    continue  # written already, from an earlier child's episode
-                code = entry.get("code")
-                if not isinstance(code, str) or AREA_IN.get(code) != element.element:
-                    code = AREA_OUT.get(element.element)
-                if area_index is not None and code is not None:
-                    area = self._area(element, code, self._applies(element, ref, False), entry)
-                    areas[area_index] = self._patch(area, entry.get("patches"))
-                elif note_index is not None:
-                    notes[note_index] = self._patch(note_text(element), entry.get("patches"))
-                elif code is not None:
+                index = _index(entry, "area")
+                table = area_copies if index is not None else note_copies
+                if index is None:
+                    index = _index(entry, "note")
+                if index is not None:
+                    found = table.get(index)
+                    if found is None:
+                        table[index] = [(element, ref, entry)]
+                    elif element is not found[0][0]:  # the same object is the same copy
+                        found.append((element, ref, entry))
+                    continue
+                code = _code(element, entry)
+                if code is not None:
                     area = self._area(element, code, self._applies(element, ref, True), {})
                     _add_once(new_areas, owner, area)
                 else:
                     _add_once(new_notes, owner, note_text(element))
             for key, raw in _dict(ext.get("areas")).items():  # areas with no national element
                 if key.isdigit():
-                    areas.setdefault(int(key), _copy(raw))
+                    kept_areas.setdefault(int(key), raw)
+        areas: dict[int, Any] = {}
+        for index, copies in area_copies.items():
+            element, ref, entry = (
+                copies[0] if len(copies) == 1 else self._element("area", index, copies)
+            )
+            code = _code(element, entry)
+            if code is None:  # now an element the case system has no area for
+                _add_once(new_notes, -1, note_text(element))  # -1: no episode's own repeat
+                continue
+            area = self._area(element, code, self._applies(element, ref, False), entry)
+            areas[index] = self._patch(area, entry.get("patches"))
+        notes: dict[int, Any] = {}
+        for index, copies in note_copies.items():
+            element, _, entry = (
+                copies[0] if len(copies) == 1 else self._element("note", index, copies)
+            )
+            notes[index] = self._patch(note_text(element), entry.get("patches"))
+        for index, raw in kept_areas.items():
+            areas.setdefault(index, _copy(raw))
         for key, raw in _dict(self.family.get("notes")).items():
             if key.isdigit():
                 notes.setdefault(int(key), _copy(raw))
@@ -298,6 +390,9 @@ class _Family:
             [areas[i] for i in sorted(areas)] + [area for _, area in new_areas],
             [notes[i] for i in sorted(notes)] + [note for _, note in new_notes],
         )
+
+    def _element(self, kind: str, index: int, copies: list[ElementCopy]) -> ElementCopy:
+        return self._pick(f"{kind}/{index}", copies, ELEMENT, location=f"/{kind}s/{index}")
 
     @staticmethod
     def _area(
@@ -332,26 +427,42 @@ class _Family:
         return refs
 
     def consent(self) -> Any:
-        for episode, ref in zip(self.episodes, self.child_refs, strict=True):
-            if episode.consents:
-                c = episode.consents[0]
-                return {
-                    "obtained": True,
-                    "date": format_date(c.given_on),
-                    "type": c.method.name,
-                    "givenBy": self._given_by(episode, ref, c),
-                    "youngPersonCompetent": c.young_person_competent,
-                    "shareWith": [agency(a, as_object=False) for a in c.share_with],
-                    "doNotShareWith": [agency(a, as_object=True) for a in c.excluded],
-                    "withdrawnDate": format_date(c.withdrawn_on),
-                }
-        return _copy(self.family.get("consent"))  # consent not obtained: kept as it was
+        copies: list[ConsentCopy] = [
+            (e, ref, e.consents[0])
+            for e, ref in zip(self.episodes, self.child_refs, strict=True)
+            if e.consents
+        ]
+        if not copies:
+            return _copy(self.family.get("consent"))  # consent not obtained: kept as it was
+        episode, ref, c = self._pick("consent", copies, CONSENT)
+        # Competence is the young person's who gave consent, so it is read from a statement one
+        # gave; a sibling's statement (adults only) says nothing about it.
+        young = [s.young_person_competent for _, _, s in copies if young_gave(s)]
+        competent = (
+            self._pick("competence", young, COMPETENCE) if young else c.young_person_competent
+        )
+        return {
+            "obtained": True,
+            "date": format_date(c.given_on),
+            "type": c.method.name,
+            "givenBy": self._given_by(episode, ref, c),
+            "youngPersonCompetent": competent,
+            "shareWith": [agency(a, as_object=False) for a in c.share_with],
+            "doNotShareWith": [agency(a, as_object=True) for a in c.excluded],
+            "withdrawnDate": format_date(c.withdrawn_on),
+        }
 
     # -- the document ---------------------------------------------------------------------------
 
     def document(self) -> dict[str, Any]:
+        copies = self.episodes[:1] if self.alike else self.episodes
         primary = self.episodes[0]
-        assessment = next((e.assessments[0] for e in self.episodes if e.assessments), None)
+        reference = self._pick("reference", copies, REFERENCE)
+        status = self._pick("status", copies, STATUS)
+        assessments = [e.assessments[0] for e in copies if e.assessments]
+        assessment = self._pick("assessment", assessments, ASSESSMENT) if assessments else None
+        plan = self._pick("plan", [e.delivery_plan for e in copies], PLAN)
+        lead = self._pick("lead", [e.lead_professional for e in copies], LEAD)
         family: dict[str, Any] = {"familyRef": primary.family_ref}
         address = self.address()
         if address is not None:
@@ -359,8 +470,8 @@ class _Family:
         family["members"] = self.members()
         areas, notes = self.areas_and_notes()
         doc: dict[str, Any] = {
-            "assessmentId": primary.local_ref,
-            "authority": primary.home_authority,
+            "assessmentId": reference.local_ref,
+            "authority": reference.home_authority,
             "dateStarted": format_date(assessment.started_on) if assessment else None,
             "dateCompleted": format_date(assessment.completed_on) if assessment else None,
             "worker": practitioner(assessment.assessor, lead=False) if assessment else None,
@@ -377,29 +488,36 @@ class _Family:
                     "when": format_date(a.due_on),
                     "outcome": a.ecm_outcome.value if a.ecm_outcome else None,
                 }
-                for a in primary.delivery_plan
+                for a in plan
             ],
             "consent": self.consent(),
-            "leadPractitioner": (
-                practitioner(primary.lead_professional, lead=True)
-                if primary.lead_professional
-                else None
-            ),
-            "status": "OPEN" if primary.state in _OPEN_STATES else "CLOSED",
+            "leadPractitioner": practitioner(lead, lead=True) if lead else None,
+            "status": "OPEN" if status.state in _OPEN_STATES else "CLOSED",
         }
-        if primary.closure is not None:
+        if status.closure is not None:
             closure: dict[str, Any] = {
-                "date": format_date(primary.closure.closed_on),
-                "reason": CLOSURE_OUT[primary.closure.outcome],
+                "date": format_date(status.closure.closed_on),
+                "reason": CLOSURE_OUT[status.closure.outcome],
             }
-            if primary.closure.notes is not None:
-                closure["notes"] = primary.closure.notes
+            if status.closure.notes is not None:
+                closure["notes"] = status.closure.notes
             doc["closure"] = closure
         if "customFields" in self.family:
             doc["customFields"] = _copy(self.family["customFields"])
         return dict(self._patch(doc, self.family.get("patches")))
 
 
-def render(episodes: Sequence[Episode], *, patched: bool = True) -> dict[str, Any]:
-    """The family's document as JSON values; `patched=False` gives the canonical rendering."""
-    return _Family(episodes, patched).document()
+def render(
+    episodes: Sequence[Episode], *, patched: bool = True, alike: bool = False
+) -> dict[str, Any]:
+    """The family's document as JSON values; `patched=False` gives the canonical rendering.
+    `alike` says the episodes were just read from one document, so that their family-level parts
+    are one set of objects: the first child's copies are taken without comparing them."""
+    return _Family(episodes, patched, alike).document()
+
+
+def write(episodes: Sequence[Episode]) -> tuple[dict[str, Any], list[Problem]]:
+    """The family's document, and a warning for each family-level part whose copies differed
+    between the children's episodes (which copy was written, by which rule: `_shared`)."""
+    family = _Family(episodes, patched=True)
+    return family.document(), family.warnings

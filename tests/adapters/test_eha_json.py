@@ -101,6 +101,8 @@ def _expected(facts: dict[str, Any], doc: dict[str, Any], index: int) -> dict[st
         want["consent"]["given_by"] = [
             r for r in want["consent"]["given_by"] if r != "young_person"
         ]
+        # ...and the competence is that sibling's: no young person gave this child's statement.
+        want["consent"]["young_person_competent"] = None
     return want
 
 
