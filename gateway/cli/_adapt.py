@@ -19,7 +19,8 @@ from rich.table import Table
 from adapters import Adapter, AdapterError, Translation, adapter_names, detect_adapter, get_adapter
 from adapters.caf_register_csv import MAX_REGISTER_BYTES, CafRegisterCsv
 from adapters.caf_register_csv import Progress as RowProgress
-from schemas import Episode
+from adapters.eha_json import EhaJson
+from schemas import Episode, Problem
 
 __all__ = ["adapt"]
 
@@ -34,6 +35,7 @@ class _Outcome:
     translation: Translation | None = None
     error: AdapterError | None = None
     outputs: list[Path] = field(default_factory=list)
+    written_with: list[Problem] = field(default_factory=list)  # choices the writer made
 
 
 def _inputs(paths: Sequence[Path], pattern: str) -> Iterator[Path]:
@@ -61,8 +63,23 @@ def _read(path: Path) -> bytes:
     return data
 
 
+def _written(target: Adapter, group: list[Episode], notes: list[Problem]) -> bytes:
+    """One document in the target format; what its writer had to choose goes to `notes` (an EHA
+    family whose children's episodes hold different copies of a family-level part)."""
+    if isinstance(target, EhaJson):
+        written = target.write(group)
+        notes.extend(written.warnings)
+        return written.data
+    return target.from_national(group)
+
+
 def _write(
-    target: Adapter, episodes: list[Episode], source: Path, out: Path | None, taken: set[Path]
+    target: Adapter,
+    episodes: list[Episode],
+    source: Path,
+    out: Path | None,
+    taken: set[Path],
+    notes: list[Problem],
 ) -> list[Path]:
     """Write the episodes in the target format: to stdout, or as files named after the source.
     All of a document's results are made before any is written, and each file appears whole (a
@@ -70,7 +87,7 @@ def _write(
     run never write the same file (`taken`)."""
     suffix = _EXTENSIONS.get(target.media_type, ".out")
     groups = [episodes] if target.many_per_document else [[e] for e in episodes]
-    results = [target.from_national(group) for group in groups]
+    results = [_written(target, group, notes) for group in groups]
     if out is None:
         for data in results:
             sys.stdout.buffer.write(data)
@@ -129,7 +146,9 @@ def _translate(
         adapter = detect_adapter(data) if source_format == "auto" else get_adapter(source_format)
         outcome.adapter = adapter
         outcome.translation = _to_national(adapter, data, path.name, progress)
-        outcome.outputs = _write(target, outcome.translation.episodes, path, out, taken)
+        outcome.outputs = _write(
+            target, outcome.translation.episodes, path, out, taken, outcome.written_with
+        )
     except AdapterError as exc:
         outcome.error = exc
     return outcome
@@ -159,6 +178,8 @@ def _report(console: Console, outcomes: list[_Outcome]) -> None:
             )
             for problem in o.error.problems[1:]:
                 console.print(f"    {escape(str(problem))}")
+        for note in o.written_with:
+            console.print(f"[yellow]{escape(str(o.path))}[/]: written: {escape(str(note))}")
         if o.translation is None:
             continue
         for rejection in o.translation.rejected:

@@ -131,3 +131,20 @@ def test_paths_are_shown_as_they_are_not_read_as_markup(tmp_path: Path) -> None:
     code, _, err = _adapt(str(folder))
     assert code == 2
     assert "]y [bold]z.xml" in err
+
+
+def test_what_the_eha_writer_chose_is_printed(tmp_path: Path) -> None:
+    """A family's children's episodes hold different copies of a family-level part."""
+    source = EXAMPLES / "eha-json" / "eha-json-101-0.json"
+    episodes = get_adapter("eha-json").to_national(source.read_bytes()).episodes
+    second = episodes[1]
+    [consent] = second.consents
+    withdrawn = consent.model_copy(update={"withdrawn_on": consent.given_on})
+    episodes[1] = second.model_copy(update={"consents": [withdrawn]})
+    national = tmp_path / "family.json"
+    national.write_bytes(get_adapter("national-json").from_national(episodes))
+    code, out, err = _adapt("--from", "national-json", "--to", "eha-json", str(national))
+    assert code == 0, err
+    assert json.loads(out)["consent"]["withdrawnDate"]
+    said = " ".join(err.split())
+    assert "written: warning: /consent: family_part.withdrawal_wins" in said
