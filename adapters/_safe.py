@@ -266,6 +266,8 @@ def parse_json(data: bytes) -> Any:
             f"not valid JSON ({exc.msg})",
             f"line {exc.lineno}, column {exc.colno}",
         ) from None
+    except AdapterError:  # a number out of range (`finite_float`): a ValueError too
+        raise
     except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
         raise AdapterError("schema_violation", "a number has too many digits") from None
     return value

@@ -417,16 +417,27 @@ def _restore_elements(root: etree._Element, entries: object) -> None:
             parent.append(fragment)
 
 
+# Entries that stand on their own (a review, a parent, a TAC member, a plan action): one rejected
+# goes back beside the others whatever was changed since. Not an address line nor an assessment's
+# element or domain: they belong with their neighbours, which may have changed since (a family
+# that moved, elements removed), and their place is only known by position.
+_ENTRIES_ON_THEIR_OWN: Final = frozenset(
+    {"Review", "Assessment", "ParentCarer", "Member", "Action"}
+)
+
+
 def _restorable(entry: Mapping[str, Any], fragment: etree._Element, parent: etree._Element) -> bool:
-    """Whether content the reader rejected (a bad date, a consent it could not read) goes back: an
-    entry of a list always does, beside what is there; a single value only where the episode has
-    none now (the national value wins, as someone may have corrected it since). Never a consent:
-    the exchange never read it, so a withdrawal made since could not reach it, and it would come
-    back live; it stays in the episode's extensions for people to read."""
+    """Whether content the reader rejected (a bad date, an unknown code) goes back: an entry that
+    stands on its own does, beside the others; a single value only where the episode has none now
+    (the national value wins, as someone may have corrected it since). Never a consent: the
+    exchange never read it, so a withdrawal made since could not reach it, and it would come back
+    live. What does not go back stays in the episode's extensions for people to read."""
     name = local_name(fragment.tag)
     if entry.get("rejected") is not True or name == "Consent":
         return False
-    return name in REPEATABLE.get(local_name(parent.tag), ()) or parent.find(Q + name) is None
+    if name in REPEATABLE.get(local_name(parent.tag), ()):
+        return name in _ENTRIES_ON_THEIR_OWN
+    return parent.find(Q + name) is None
 
 
 def _restore_attributes(root: etree._Element, entries: object) -> None:

@@ -435,6 +435,12 @@ class _Family:
         if not copies:
             return _copy(self.family.get("consent"))  # consent not obtained: kept as it was
         episode, ref, c = self._pick("consent", copies, CONSENT)
+        # Whichever copy is written, it shares no wider than any of them: an exclusion recorded in
+        # one child's episode, or an agency taken off its sharing, holds for the family's.
+        excluded = [*c.excluded]
+        for _, _, other in copies:
+            excluded += [a for a in other.excluded if a not in excluded]
+        share_with = [a for a in c.share_with if all(a in s.share_with for _, _, s in copies)]
         # Competence is the young person's who gave consent, so it is read from a statement one
         # gave; a sibling's statement (adults only) says nothing about it.
         young = [s.young_person_competent for _, _, s in copies if young_gave(s)]
@@ -447,8 +453,8 @@ class _Family:
             "type": c.method.name,
             "givenBy": self._given_by(episode, ref, c),
             "youngPersonCompetent": competent,
-            "shareWith": [agency(a, as_object=False) for a in c.share_with],
-            "doNotShareWith": [agency(a, as_object=True) for a in c.excluded],
+            "shareWith": [agency(a, as_object=False) for a in share_with],
+            "doNotShareWith": [agency(a, as_object=True) for a in excluded],
             "withdrawnDate": format_date(c.withdrawn_on),
         }
 

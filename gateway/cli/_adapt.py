@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +102,16 @@ def _write(
         )
     taken.update(destinations)
     for data, destination in zip(results, destinations, strict=True):
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".cafx-", delete=False) as temporary:
-            temporary.write(data)
-        os.replace(temporary.name, destination)
+        # A file of our own beside it, made as a plain write makes one (the umask's mode), then
+        # renamed over the destination: a reader sees the old file or the new, whole.
+        temporary = out / f".cafx-{uuid.uuid4().hex}.tmp"
+        try:
+            with temporary.open("xb") as file:
+                file.write(data)
+            os.replace(temporary, destination)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
     return destinations
 
 
@@ -151,6 +158,8 @@ def _translate(
         )
     except AdapterError as exc:
         outcome.error = exc
+    except OSError as exc:  # the results could not be written (a full disk, say)
+        outcome.error = AdapterError("unsupported_format", f"cannot write: {exc.strerror}")
     return outcome
 
 

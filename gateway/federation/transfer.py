@@ -123,6 +123,11 @@ MAX_EPISODE_BYTES = 3 * 1024 * 1024
 TOO_LARGE = "transfer.episode_too_large"
 
 
+def _size(episode: Episode) -> int:
+    """Bytes on the wire (UTF-8, as the transport sends it), not characters."""
+    return len(episode.model_dump_json().encode())
+
+
 def _reason_code(value: object) -> str:
     """A peer's reason, kept only if it looks like a code (it is listed and audited)."""
     return value if isinstance(value, str) and _REASON.fullmatch(value) else "unspecified"
@@ -198,7 +203,7 @@ class TransferWorkflow:
         )
         if pending is not None:
             raise Conflict("the episode is already offered to an authority")
-        if len(stored.episode.model_dump_json()) > MAX_EPISODE_BYTES:
+        if _size(stored.episode) > MAX_EPISODE_BYTES:
             raise PayloadTooLarge(
                 f"the episode is over {MAX_EPISODE_BYTES} bytes, more than a transfer carries"
             )
@@ -603,7 +608,7 @@ class TransferWorkflow:
             lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
         )
         moved = Episode.model_validate(document)  # refuses an invalid lead professional
-        if len(moved.model_dump_json()) > MAX_EPISODE_BYTES:  # it grew since the offer
+        if _size(moved) > MAX_EPISODE_BYTES:  # it grew since the offer
             # Withdrawn, not committed: the episode stays ours, writable, and the receiver's
             # acceptance is closed by the withdrawal (as when the two cross).
             await self._mark(connection, offer_id, "out", "withdrawn", TOO_LARGE)

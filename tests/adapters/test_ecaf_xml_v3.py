@@ -708,7 +708,6 @@ REJECTED_VALUES = {
         b'<ecaf:Review date="25/08/2025"',
     ),
     "a plan action's bad date": (b"<ecaf:ByWhen>2025-08-17", b"<ecaf:ByWhen>17/08/2025"),
-    "an unknown element code": (b'code="DEV.BEHAVIOUR"', b'code="DEV.SLEEP"'),
     "a parent without parental responsibility": (
         b'<ecaf:ParentCarer parentalResponsibility="true">',
         b"<ecaf:ParentCarer>",
@@ -747,14 +746,30 @@ def test_a_rejected_value_goes_back_only_where_the_episode_has_none() -> None:
     assert "/CAFEpisode/Child[1]/Identifiers[1]/NHSNumber[2]" not in said
 
 
-def test_a_domain_whose_elements_are_all_rejected_comes_back_whole_in_its_place() -> None:
-    """Not its elements one by one into the next domain written (which takes its index)."""
-    two_domains = assessment(element("DEV.SLEEP")).replace(
+def test_rejected_elements_and_lines_are_kept_but_not_put_back_by_position() -> None:
+    """They belong with their neighbours, which may have changed since: an element into another
+    domain, an old address line into a new address. They stay in extensions, whole."""
+    two_domains = assessment(element("DEV.SLEEP", needs="Bedtimes")).replace(
         "</ecaf:Assessment>", f'<ecaf:Domain code="PAR">{element("PAR.WARMTH")}</ecaf:Domain>'
     )
-    document = ecaf(two_domains + "</ecaf:Assessment>")
-    written = write(one(document))
-    assert meaning(written) == meaning(document)
+    episode = one(ecaf(two_domains + "</ecaf:Assessment>"))
+    [kept] = kept_elements(episode)  # the domain, whole: not its elements one by one
+    assert kept["rejected"] is True and "DEV.SLEEP" in kept["xml"]
+    said = dict(meaning(write(episode)))
+    assert "Bedtimes" not in said.values()
+    assert said["/CAFEpisode/Assessment[1]/Domain[1]/@code"] == "PAR"
+
+    moved = BASE.replace(b"<ecaf:Line>London</ecaf:Line>", b"<ecaf:Line>London<x/></ecaf:Line>", 1)
+    assert moved != BASE
+    episode = one(moved)
+    address = episode.child.address
+    assert address is not None
+    new_home = address.model_copy(update={"lines": ["99 New Street"], "postcode": "N1 9GU"})
+    episode = episode.model_copy(
+        update={"child": episode.child.model_copy(update={"address": new_home})}
+    )
+    lines = [v for k, v in meaning(write(episode)) if "/Address[1]/Line" in k]
+    assert lines == ["99 New Street"]
 
 
 @pytest.mark.parametrize(

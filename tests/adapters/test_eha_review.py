@@ -22,6 +22,8 @@ from gateway.consent._age import check_givers
 from gateway.consent._types import Rule
 from schemas import (
     Address,
+    AgencyRef,
+    AgencyType,
     Closure,
     ClosureOutcome,
     ConsentRole,
@@ -399,3 +401,19 @@ def test_a_change_in_any_childs_episode_is_written_for_the_family(
     episodes[child] = _edit(episodes[child], assessments=[assessment])
     assert _written(episodes)["reason"] == reason
     assert [(w.rule, w.location) for w in _warnings(episodes)] == [(EDITED, "/")]
+
+
+def test_differently_changed_consents_share_no_wider_than_any_copy() -> None:
+    """An exclusion added in a later child's episode, while another child's copy changed too, is
+    the family's: the copy written (the first changed) must not widen sharing."""
+    episodes = _stored(_doc())
+    first, later = episodes[0].consents[0], episodes[2].consents[0]
+    narrowed = first.model_copy(update={"share_with": first.share_with[1:]})
+    excluded = later.model_copy(
+        update={"excluded": [*later.excluded, AgencyRef(agency_type=AgencyType.HOUSING)]}
+    )
+    episodes[0] = _edit(episodes[0], consents=[narrowed])
+    episodes[2] = _edit(episodes[2], consents=[excluded])
+    consent = _written(episodes)["consent"]
+    assert {"agencyType": "HOUSING"} in consent["doNotShareWith"]
+    assert len(consent["shareWith"]) == len(first.share_with) - 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from adapters import get_adapter
 from gateway.demo import plan_federation
 from gateway.federation import transfer
 from gateway.storage._tables import audit_entries
@@ -83,3 +84,13 @@ async def test_an_episode_that_grew_too_large_is_withdrawn_at_the_acceptance(
         select(audit_entries).where(audit_entries.c.reason == transfer.TOO_LARGE)
     )
     assert (audited.action, audited.outcome) == ("transfer.commit", "refused")
+
+
+def test_the_size_is_counted_in_bytes_on_the_wire() -> None:
+    """Bengali notes: three bytes a character in UTF-8, as the transport sends them."""
+    source = Path(__file__).parents[1] / "fixtures"
+    data = next(source.rglob("ecaf-xml-v3-101-0.xml")).read_bytes()
+    episode = get_adapter("ecaf-xml-v3").to_national(data).episodes[0]
+    noted = episode.model_copy(update={"family_ref": "শিশু" * 1_000})
+    characters = len(noted.model_dump_json())
+    assert transfer._size(noted) >= characters + 2 * 4_000  # two more bytes each

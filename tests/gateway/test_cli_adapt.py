@@ -148,3 +148,14 @@ def test_what_the_eha_writer_chose_is_printed(tmp_path: Path) -> None:
     assert json.loads(out)["consent"]["withdrawnDate"]
     said = " ".join(err.split())
     assert "written: warning: /consent: family_part.withdrawal_wins" in said
+
+
+def test_results_get_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
+    source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
+    out = tmp_path / "out"
+    code, _, err = _adapt("--out", str(out), str(source))
+    assert code == 0, err
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    [written] = list(out.iterdir())
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
