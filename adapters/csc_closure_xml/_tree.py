@@ -71,7 +71,11 @@ def to_json(element: etree._Element) -> JsonValue:
                 repeated = {key}
             else:
                 repeated.add(key)
-    text = " ".join(stripped for run in runs if (stripped := run.strip()))
+    text = "".join(runs)
+    if text and not text.isspace():  # most containers hold only layout between their children
+        text = " ".join(stripped for run in runs if (stripped := run.strip()))
+    else:
+        text = ""
     if not value:  # text and comments only: text, as if there were no comments
         return text
     if text:
