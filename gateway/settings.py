@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         " their e-mail address; any other claim (`sub`, `preferred_username`...) with their id",
     )
     console_idle_minutes: int = Field(15, ge=1, le=480, description="signed out after this idle")
+    console_session_hours: float = Field(
+        10, gt=0, le=24, description="signed out this long after signing in, however active"
+    )
     console_dev_provider: bool = Field(False, description="development only: an IdP at /dev-idp")
     console_dev_password: str | None = Field(None, description="the built-in IdP's demo password")
     # The service directory (issue 7).

@@ -10,8 +10,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from ..errors import GatewayError, Unauthorised
-from ..keys import SETTINGS, SIGNING_KEY
-from ..oauth import Caller, validate_access_token
+from ..keys import ENGINE, SETTINGS, SIGNING_KEY
+from ..oauth import Caller, client_enabled, validate_access_token
 
 __all__ = ["CALLER", "PUBLIC", "auth_middleware", "needs", "required_scope"]
 
@@ -63,5 +63,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         audience=settings.api_audience,
     )
     caller.require(scope)
+    # A token lives its lifetime, but not past the client's: a disabled system is refused now.
+    if not await client_enabled(request.config_dict[ENGINE], caller.client_id):
+        raise Unauthorised("this client is disabled")
     request[CALLER] = caller
     return await handler(request)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..audit_log import AuditLog
-from ..oauth import SCOPES, register_client
+from ..oauth import SCOPES, disable_client, register_client
 from ..observability import configure_logging
 from ..protection import KeyRing, write_keyfile
 from ..runner import serve_forever
@@ -171,6 +171,26 @@ def clients_add(
         click.echo(asyncio.run(run()))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@clients.command("disable")
+@config_option
+@click.argument("client_id")
+def clients_disable(config: Path | None, client_id: str) -> None:
+    """Take a borough system's access away: no new token, its tokens refused at once."""
+    settings = _settings(config)
+
+    async def run() -> bool:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        try:
+            await upgrade(engine)
+            return await disable_client(engine, client_id)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        raise click.ClickException("no such client")
+    click.echo(f"{client_id} disabled")
 
 
 @click.group()

@@ -105,7 +105,9 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     async def context(app: web.Application) -> AsyncIterator[None]:
         """On the node's app (after its database): the session store and the OIDC client."""
         app[CONSOLE_SESSIONS] = ConsoleSessions(
-            app[ENGINE], dt.timedelta(minutes=settings.console_idle_minutes)
+            app[ENGINE],
+            dt.timedelta(minutes=settings.console_idle_minutes),
+            lifetime=dt.timedelta(hours=settings.console_session_hours),
         )
         async with aiohttp.ClientSession() as session:
             app[CONSOLE_OIDC] = OidcClient(

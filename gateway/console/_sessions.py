@@ -2,8 +2,10 @@
 
 A signed-in session is server-side: the cookie carries a random id, the table only its SHA-256. It is
 created only when a sign-in COMPLETES (replacing whatever session the browser held, so an id planted
-before sign-in is worth nothing after it: session fixation), and ends at sign-out or after `idle`
-without a request. The CSRF token is an HMAC of the session id: bound to the session, nothing to store.
+before sign-in is worth nothing after it: session fixation), and ends at sign-out, after `idle`
+without a request, or `lifetime` after the sign-in however busy (a stolen cookie kept alive by
+replaying it works no longer than a working day). The CSRF token is an HMAC of the session id:
+bound to the session, nothing to store.
 
 A sign-in under way (the OIDC state, nonce and PKCE verifier the callback must check) is NOT stored:
 it travels in a second short-lived cookie, sealed (AES-256-GCM, `gateway.protection`) under the
@@ -74,9 +76,14 @@ class ConsoleSession:
         return same_secret(self.csrf_token, token)
 
 
+LIFETIME = dt.timedelta(hours=10)
+
+
 class ConsoleSessions:
-    def __init__(self, engine: AsyncEngine, idle: dt.timedelta) -> None:
-        self.engine, self.idle = engine, idle
+    def __init__(
+        self, engine: AsyncEngine, idle: dt.timedelta, lifetime: dt.timedelta = LIFETIME
+    ) -> None:
+        self.engine, self.idle, self.lifetime = engine, idle, lifetime
 
     async def signed_in(self, previous: ConsoleSession | None, lead_contact_id: str) -> str:
         """A new session (and id) for a completed sign-in; the browser's previous one ends."""
@@ -84,7 +91,9 @@ class ConsoleSessions:
         now = dt.datetime.now(dt.UTC)
         async with self.engine.begin() as connection:
             # Old sessions go as new ones come: the table holds live sessions only.
-            stale = console_sessions.c.last_seen_at < now - self.idle
+            stale = (console_sessions.c.last_seen_at < now - self.idle) | (
+                console_sessions.c.created_at < now - self.lifetime
+            )
             if previous is not None:
                 stale = stale | (console_sessions.c.id_hash == _hash(previous.raw_id))
             await connection.execute(delete(console_sessions).where(stale))
@@ -111,7 +120,10 @@ class ConsoleSessions:
             ).one_or_none()
             if row is None:
                 return None, False
-            if now - aware_utc(row.last_seen_at) > self.idle:
+            if (
+                now - aware_utc(row.last_seen_at) > self.idle
+                or now - aware_utc(row.created_at) > self.lifetime
+            ):
                 await connection.execute(
                     delete(console_sessions).where(console_sessions.c.id_hash == row.id_hash)
                 )

@@ -60,7 +60,7 @@ from schemas import LONDON, Episode, EpisodeState, Practitioner, london_today
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..episodes import EpisodeStore
-from ..errors import Conflict, NotFound, PayloadTooLarge
+from ..errors import Conflict, NotFound, PayloadTooLarge, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import transfers
@@ -121,6 +121,13 @@ REFUSED = "transfer.refused"  # what a sender is told of an offer declined at on
 # become read-only, and nobody would hold the episode.
 MAX_EPISODE_BYTES = 3 * 1024 * 1024
 TOO_LARGE = "transfer.episode_too_large"
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _size(episode: Episode) -> int:
@@ -496,6 +503,11 @@ class TransferWorkflow:
     async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Apply a transfer message (inside the inbox transaction)."""
         body = message.body
+        for key in ("offer_id", "episode_ref"):
+            # Ids a peer chose are stored, listed and put in console addresses: a UUID as
+            # written here, or nothing (`../../sign-out?` would make a Decline button sign out).
+            if key in body and not _is_uuid(body[key]):
+                raise SchemaViolation(f"{key} is not a UUID in its usual form")
         if message.kind == "transfer_offer":
             await self._offered(connection, sender, body)
         elif message.kind == "transfer_accept":

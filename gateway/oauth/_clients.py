@@ -12,12 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.jwk import KeySet
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..storage._tables import clients
 
-__all__ = ["SCOPES", "Client", "hash_secret", "load_client", "register_client"]
+__all__ = [
+    "SCOPES",
+    "Client",
+    "client_enabled",
+    "disable_client",
+    "hash_secret",
+    "load_client",
+    "register_client",
+]
 
 # What a borough system may be allowed to do on /api/v1.
 SCOPES = frozenset(
@@ -77,7 +85,23 @@ class Client:
         return grant_type == "client_credentials"
 
     def public_keys(self) -> KeySet:
-        return KeySet.import_key_set(self.jwks or {"keys": []})  # type: ignore[arg-type]
+        # Only public keys of key pairs verify an assertion (private_key_jwt): a shared secret
+        # stored here would be a client secret kept in clear, however it got in.
+        keys = [k for k in (self.jwks or {}).get("keys", []) if _key_problem(k) is None]
+        return KeySet.import_key_set({"keys": keys})
+
+
+_KEY_PAIR_TYPES = frozenset({"RSA", "EC", "OKP"})
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def _key_problem(key: object) -> str | None:
+    """Why a JWK cannot be a client's public key, or None."""
+    if not isinstance(key, dict) or key.get("kty") not in _KEY_PAIR_TYPES:
+        return "a key must be the public key of an RSA, EC or OKP key pair"
+    if _PRIVATE_MEMBERS & key.keys():
+        return "a key holds private members: send the public key only"
+    return None
 
 
 async def register_client(
@@ -94,6 +118,13 @@ async def register_client(
     if jwks is None and secret is None:
         raise ValueError("a client needs public keys (private_key_jwt) or a secret")
     if jwks is not None:
+        keys = jwks.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise ValueError("a JWKS needs at least one key")
+        for key in keys:
+            problem = _key_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         KeySet.import_key_set(jwks)  # type: ignore[arg-type]  # refuse malformed keys now
     client_id = "cafx-" + secrets.token_hex(8)
     async with engine.begin() as connection:
@@ -111,6 +142,23 @@ async def register_client(
     loaded = await load_client(engine, client_id, allow_secret=True)
     assert loaded is not None  # noqa: S101 - we have just written it
     return loaded
+
+
+async def disable_client(engine: AsyncEngine, client_id: str) -> bool:
+    """Take a borough system's access away: no new token, and its tokens refused at once."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            update(clients).where(clients.c.id == client_id).values(disabled=True)
+        )
+    return bool(result.rowcount == 1)
+
+
+async def client_enabled(engine: AsyncEngine, client_id: str) -> bool:
+    async with engine.connect() as connection:
+        disabled = await connection.scalar(
+            select(clients.c.disabled).where(clients.c.id == client_id)
+        )
+    return disabled is False
 
 
 async def load_client(engine: AsyncEngine, client_id: str, *, allow_secret: bool) -> Client | None:

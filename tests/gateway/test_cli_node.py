@@ -116,3 +116,9 @@ def test_a_borough_system_follows_the_readme(node: tuple[str, Path], tmp_path: P
     assert json.loads(_cafx("audit", "verify", "--config", str(config)))["ok"] is True
     rotated = _cafx("keys", "rotate", "--config", str(config), "--retire")
     assert "episodes 1" in rotated and "retired k1" in rotated, rotated
+    # The supplier's contract ends: its access is taken away, its live token with it.
+    assert _cafx("clients", "disable", client_id, "--config", str(config)).strip() == (
+        f"{client_id} disabled"
+    )
+    gone = requests.get(f"{base}/api/v1/episodes/{episode_id}", headers=auth, timeout=10)
+    assert gone.status_code == 401

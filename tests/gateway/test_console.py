@@ -546,6 +546,22 @@ async def test_idle_sessions_end(camden: Node, browser: ConsoleClient) -> None:
         assert (await connection.execute(select(console_sessions))).all() == []
 
 
+async def test_a_busy_session_ends_a_working_day_after_sign_in(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """A stolen cookie kept alive by replaying it works no longer than that."""
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    lifetime = dt.timedelta(hours=camden.plan.settings.console_session_hours, seconds=5)
+    async with camden.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(console_sessions).values(created_at=dt.datetime.now(dt.UTC) - lifetime)
+        )
+    status, page, reply = await browser.get("/console/queue")  # seen a moment ago: not idle
+    assert reply.url.path == "/console/sign-in"
+    async with camden.app[ENGINE].connect() as connection:
+        assert (await connection.execute(select(console_sessions))).all() == []
+
+
 async def test_sign_out_ends_the_session(camden: Node, browser: ConsoleClient) -> None:
     await browser.sign_in(CAMDEN.lead_contacts()[0])
     held = browser.cookie

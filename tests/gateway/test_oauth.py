@@ -11,12 +11,16 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OKPKey
 from pytest_aiohttp import AiohttpClient
+from sqlalchemy import update
 
 from gateway.app import create_app
 from gateway.errors import Forbidden, Unauthorised
 from gateway.keys import ENGINE, SIGNING_KEY
-from gateway.oauth import register_client, validate_access_token
+from gateway.oauth import disable_client, register_client, validate_access_token
+from gateway.oauth._clients import load_client
 from gateway.oauth._server import issue_access_token
+from gateway.storage import create_engine, upgrade
+from gateway.storage._tables import clients
 
 from ..conftest import Database
 from .node import node_settings, register_system
@@ -165,3 +169,60 @@ def test_scopes_are_enforced() -> None:
     caller.require("episodes:read")
     with pytest.raises(Forbidden):
         caller.require("episodes:write")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"kty": "oct", "k": base64.urlsafe_b64encode(b"s" * 32).decode().rstrip("=")},
+        OKPKey.generate_key("Ed25519", private=True).as_dict(private=True),
+    ],
+    ids=["a shared secret", "a private key"],
+)
+async def test_a_client_is_registered_with_public_keys_of_key_pairs_only(
+    database: Database, tmp_path: Path, key: dict[str, object]
+) -> None:
+    """A shared secret in the JWKS made client_secret_jwt of it, its secret stored in clear."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        with pytest.raises(ValueError, match="key"):
+            await register_client(engine, "supplier", ["episodes:read"], jwks={"keys": [key]})
+        # One stored before this check is not used to verify an assertion.
+        public = OKPKey.generate_key("Ed25519", private=True).as_dict(private=False)
+        client = await register_client(
+            engine, "supplier", ["episodes:read"], jwks={"keys": [public]}
+        )
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(clients)
+                .where(clients.c.id == client.client_id)
+                .values(jwks={"keys": [key, public]})
+            )
+        loaded = await load_client(engine, client.client_id, allow_secret=False)
+        assert loaded is not None
+        assert [k.as_dict(private=False)["x"] for k in loaded.public_keys().keys] == [public["x"]]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_disabled_client_gets_no_token_and_its_tokens_are_refused(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    settings = node_settings(database, tmp_path)
+    http = await aiohttp_client(create_app(settings))
+    system = await register_system(http, settings, ["episodes:read"])
+    token = await system.token(http)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (
+        await http.get("/api/v1/episodes", params={"nhs_number": "9434765919"}, headers=auth)
+    ).status == 200
+    await disable_client(http.app[ENGINE], system.client.client_id)
+    refused = await http.get("/api/v1/episodes", params={"nhs_number": "9434765919"}, headers=auth)
+    assert refused.status == 401 and (await refused.json())["error"] == "invalid_token"
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": system.assertion(),
+    }
+    assert (await http.post("/oauth/token", data=form)).status in (400, 401)
