@@ -55,7 +55,7 @@ _HERE = ""  # the holder known here is this node itself
 
 class _Told(BaseModel):
     """A notification's body as the holder writes it (`changed_at`, `revision` and `custody` since
-    2026-12-08: older nodes send none)."""
+    2026-12-07: older nodes send none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     episode_ref: str = Field(min_length=1, max_length=36)
