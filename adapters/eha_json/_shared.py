@@ -18,7 +18,9 @@ Two parts have a rule of their own, which comes first (and is the rule reported)
 
 - `family_part.withdrawal_wins`: when only some copies of the consent are withdrawn, a withdrawn
   copy is written. The family has one consent in the document; a withdrawal recorded in one child's
-  episode must not be lost to a sibling's copy, which would widen sharing.
+  episode must not be lost to a sibling's copy, which would widen sharing. For the same reason, the
+  consent written from differing copies shares no wider than any of them (the writer joins their
+  exclusions and keeps only the agencies every copy shares with).
 - `family_part.open_while_a_child_is_open`: when only some children's episodes are open (or
   potential), an open copy is written, without a closure. Closing one child's episode must not close
   the family's assessment for the others (the document has one status); the family is written
