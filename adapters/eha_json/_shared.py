@@ -57,6 +57,7 @@ from schemas import (
 
 __all__ = [
     "ADDRESS",
+    "NARROWED",
     "ADULT",
     "ASSESSMENT",
     "COMPETENCE",
@@ -71,6 +72,7 @@ __all__ = [
     "ElementCopy",
     "Part",
     "digests",
+    "narrowed",
     "pick",
     "young_gave",
 ]
@@ -82,6 +84,7 @@ EDITED = "family_part.edited_copy"
 CONFLICT = "family_part.conflicting_copies"
 WITHDRAWN = "family_part.withdrawal_wins"
 OPEN = "family_part.open_while_a_child_is_open"
+NARROWED = "family_part.consent_narrowed"
 _MESSAGES = {
     EDITED: "the children's episodes hold different copies of this family-level part: the copy "
     "changed since the document was read is written, for the whole family",
@@ -92,7 +95,15 @@ _MESSAGES = {
     "written, for the whole family",
     OPEN: "only some children's episodes are closed: the family's assessment is written open, "
     "without a closure, until every child's episode is closed",
+    NARROWED: "the children's copies of the consent share with different agencies: the consent "
+    "is written sharing no wider than any copy (their exclusions joined, sharing only with the "
+    "agencies every copy names), so a change that widened sharing in one copy is not written",
 }
+
+
+def narrowed(location: str) -> Problem:
+    return Problem(("consents", 0), NARROWED, _MESSAGES[NARROWED], "warning", location=location)
+
 
 _OPEN_STATES = frozenset({EpisodeState.OPEN, EpisodeState.POTENTIAL})  # written "OPEN"
 

@@ -51,6 +51,7 @@ from ._shared import (
     ConsentCopy,
     ElementCopy,
     Part,
+    narrowed,
     pick,
     young_gave,
 )
@@ -441,6 +442,8 @@ class _Family:
         for _, _, other in copies:
             excluded += [a for a in other.excluded if a not in excluded]
         share_with = [a for a in c.share_with if all(a in s.share_with for _, _, s in copies)]
+        if excluded != c.excluded or share_with != c.share_with:
+            self.warnings.append(narrowed("/consent"))
         # Competence is the young person's who gave consent, so it is read from a statement one
         # gave; a sibling's statement (adults only) says nothing about it.
         young = [s.young_person_competent for _, _, s in copies if young_gave(s)]

@@ -159,7 +159,8 @@ def _translate(
     except AdapterError as exc:
         outcome.error = exc
     except OSError as exc:  # the results could not be written (a full disk, say)
-        outcome.error = AdapterError("unsupported_format", f"cannot write: {exc.strerror}")
+        reason = exc.strerror or type(exc).__name__
+        outcome.error = AdapterError("unsupported_format", f"cannot write: {reason}")
     return outcome
 
 

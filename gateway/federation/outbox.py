@@ -30,7 +30,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import GatewayError
-from ..protection import KeyRing, associated_data, open_, seal
+from ..protection import KeyRing, ProtectionError, associated_data, open_, seal
 from ..storage import aware_utc, insert_on_conflict, is_sqlite
 from ..storage._tables import inbox, outbox
 
@@ -178,11 +178,14 @@ class Outbox:
 
         A request that gets no answer holds the recipient back with every message not yet sent."""
         unreadable: list[Any] = []
-        batches = self._batches(rows, unreadable)
-        if unreadable:  # dead-lettered at once (with the alert), so the others still go
+        unopened: list[Any] = []
+        batches = self._batches(rows, unreadable, unopened)
+        if unreadable or unopened:  # set aside, so that the others still go
             async with self.engine.begin() as connection:
-                for row in unreadable:
+                for row in unreadable:  # dead-lettered at once, with the alert
                     await self._retry_later(connection, row, "unreadable", moment, hopeless=True)
+                for row in unopened:  # backs off as a failed send does, until its deadline
+                    await self._retry_later(connection, row, "key_unknown", moment, tried=False)
         delivered = 0
         for index, (batch, messages, size) in enumerate(batches):
             try:
@@ -212,9 +215,13 @@ class Outbox:
                         )
         return delivered
 
-    def _batches(self, rows: Sequence[Any], unreadable: list[Any]) -> list[Batch]:
+    def _batches(
+        self, rows: Sequence[Any], unreadable: list[Any], unopened: list[Any]
+    ) -> list[Batch]:
         """A recipient's rows, opened, in order, cut into requests of at most BATCH_BYTES. A row
-        that cannot be opened goes to `unreadable` (no retry would send it), not into a batch."""
+        sealed under a key this replica does not hold yet (another re-wrapped it after a key
+        rotation: a restart brings the key) goes to `unopened`, and waits; one that cannot be
+        opened with the key it names, or holds no message, to `unreadable`: no retry sends it."""
         batches: list[Batch] = []
         batch: list[Any] = []
         messages: list[Message] = []
@@ -223,7 +230,10 @@ class Outbox:
             try:
                 plain = open_(row.sealed, self.ring, _bound(row.id))
                 body = json.loads(plain)
-            except Exception:  # noqa: BLE001 - a key gone, a body cleared or spoilt
+            except ProtectionError as exc:
+                (unopened if exc.rule == "kek.unknown" else unreadable).append(row)
+                continue
+            except ValueError:  # a body cleared on delivery, or spoilt
                 unreadable.append(row)
                 continue
             if batch and size + len(plain) > BATCH_BYTES:

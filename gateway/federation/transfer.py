@@ -283,6 +283,9 @@ class TransferWorkflow:
                 "escalated_at": r.escalated_at and aware_utc(r.escalated_at).isoformat(),
             }
             for r in rows
+            # One a member sent before its ids were checked (`apply`) is not listed: its id would
+            # go into the console's addresses.
+            if _is_uuid(r.id)
         ]
 
     def _due(self, row: Any) -> dt.date:

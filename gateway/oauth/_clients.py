@@ -118,7 +118,7 @@ async def register_client(
     if jwks is None and secret is None:
         raise ValueError("a client needs public keys (private_key_jwt) or a secret")
     if jwks is not None:
-        keys = jwks.get("keys")
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
         if not isinstance(keys, list) or not keys:
             raise ValueError("a JWKS needs at least one key")
         for key in keys:

@@ -289,8 +289,12 @@ def test_a_withdrawal_recorded_in_one_childs_episode_is_the_familys() -> None:
     episodes[2] = _edit(episodes[2], consents=[withdrawn])
     consent = _written(episodes)["consent"]
     assert consent["withdrawnDate"] == "01/03/2026" and consent["givenBy"] == ["P4", "P1"]
-    (warning,) = _warnings(episodes)
-    assert (warning.rule, warning.location) == (WITHDRAWN, "/consent")
+    # The withdrawn copy is written, sharing with nobody: Ewa's copy took every agency off.
+    assert consent["shareWith"] == []
+    assert [(w.rule, w.location) for w in _warnings(episodes)] == [
+        (WITHDRAWN, "/consent"),
+        ("family_part.consent_narrowed", "/consent"),
+    ]
     # ...and a withdrawal as read is not undone by one child's copy that lacks it.
     doc = _doc()
     doc["consent"]["withdrawnDate"] = "01/03/2026"
@@ -417,3 +421,17 @@ def test_differently_changed_consents_share_no_wider_than_any_copy() -> None:
     consent = _written(episodes)["consent"]
     assert {"agencyType": "HOUSING"} in consent["doNotShareWith"]
     assert len(consent["shareWith"]) == len(first.share_with) - 1
+    assert "family_part.consent_narrowed" in [w.rule for w in _warnings(episodes)]
+
+
+def test_an_exclusion_lifted_in_one_copy_stays_and_the_writer_says_so() -> None:
+    doc = _doc()
+    doc["consent"]["doNotShareWith"] = [{"agencyType": "HOUSING"}]
+    episodes = _stored(doc)
+    consent = episodes[1].consents[0]
+    assert consent.excluded
+    episodes[1] = _edit(episodes[1], consents=[consent.model_copy(update={"excluded": []})])
+    written = _written(episodes)["consent"]
+    assert written["doNotShareWith"] == [{"agencyType": "HOUSING"}]
+    rules = [w.rule for w in _warnings(episodes)]
+    assert "family_part.consent_narrowed" in rules

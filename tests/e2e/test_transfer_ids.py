@@ -4,12 +4,13 @@ nodes). Before, `x/../../../sign-out?` was stored, and its Decline button signed
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gateway.demo import plan_federation
 from gateway.keys import ENGINE, OUTBOX
@@ -58,3 +59,27 @@ async def test_an_offer_with_ids_not_in_their_usual_form_is_refused(
 
     await eventually(refused)
     assert await hackney.engine_rows(select(transfers)) == []
+
+
+async def test_an_offer_stored_before_ids_were_checked_is_not_listed(
+    federation: dict[str, Node],
+) -> None:
+    hackney = federation[HACKNEY]
+    assert hackney.runner is not None
+    now = dt.datetime.now(dt.UTC)
+    async with hackney.runner.app[ENGINE].begin() as connection:
+        for offer_id in ("x/../../../sign-out?", str(uuid.uuid4())):
+            await connection.execute(
+                insert(transfers).values(
+                    id=offer_id,
+                    direction="in",
+                    episode_id=str(uuid.uuid4()),
+                    counterpart=CAMDEN,
+                    state="offered",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    status, listed = await hackney.call("GET", "/transfers?direction=in")
+    assert status == 200
+    assert [len(t["offer_id"]) for t in listed["transfers"]] == [36]

@@ -15,6 +15,7 @@ from adapters import get_adapter
 from gateway.demo import plan_federation
 from gateway.federation import transfer
 from gateway.storage._tables import audit_entries
+from schemas import Episode
 
 from .nodes import HACKNEY, ISLINGTON, Node, eventually, offer_arrives, running, seed
 
@@ -94,3 +95,21 @@ def test_the_size_is_counted_in_bytes_on_the_wire() -> None:
     noted = episode.model_copy(update={"family_ref": "শিশু" * 1_000})
     characters = len(noted.model_dump_json())
     assert transfer._size(noted) >= characters + 2 * 4_000  # two more bytes each
+
+
+async def test_the_limit_is_met_in_bytes_when_offering(
+    federation: dict[str, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a limit of as many bytes as the episode has characters, a character count would let it
+    through; its bytes (names with accents, three-byte dashes) do not."""
+    hackney = federation[HACKNEY]
+    episode_id = (await seed(hackney))["episode_id"]
+    status, copy = await hackney.call("GET", f"/episodes/{episode_id}")
+    episode = Episode.model_validate(copy)
+    characters = len(episode.model_dump_json())
+    assert len(episode.model_dump_json().encode()) > characters
+    monkeypatch.setattr(transfer, "MAX_EPISODE_BYTES", characters)
+    status, refused = await hackney.call(
+        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+    )
+    assert (status, refused["error"]) == (413, "payload_too_large")

@@ -18,7 +18,8 @@ from ..adapters.facts import EXAMPLES
 
 
 def _adapt(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["adapt", *args])
+    # A wide console: a long temporary path is not folded across lines of the summary.
+    result = CliRunner().invoke(cli, ["adapt", *args], env={"COLUMNS": "400"})
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -435,3 +435,33 @@ async def test_an_operators_retry_is_not_kept_waiting_by_a_hold(database: Databa
 
         # At once (the hold would last up to seconds more): sent, not kept for the hold.
         assert await sent.deliver_due(up, now=dt.datetime.now(dt.UTC)) == 1
+
+
+async def test_a_message_under_a_key_this_replica_has_not_got_yet_waits(database: Database) -> None:
+    """Another replica rotated the keys and re-wrapped it: sent once this one has the new key
+    (a restart), not dead-lettered as unreadable."""
+    async with ready(database) as (engine, sent, ring):
+        message_id = await enqueue(sent, engine, HACKNEY, 1, "consent_withdrawn")
+        rotated = ring.with_new_key("k2")
+        async with engine.begin() as connection:
+            (before,) = (
+                await connection.execute(select(outbox.c.sealed).where(outbox.c.id == message_id))
+            ).one()
+            plain = open_(before, ring, associated_data("outbox", message_id, "sealed"))
+            again = seal(plain, rotated, associated_data("outbox", message_id, "sealed"))
+            await connection.execute(
+                outbox.update()
+                .where(outbox.c.id == message_id)
+                .values(key_id=again.key_id, sealed=again.to_bytes())
+            )
+
+        async def up(recipient: str, messages: list[Message]) -> dict[str, str]:
+            return {m.id: "applied" for m in messages}
+
+        now = dt.datetime.now(dt.UTC)
+        assert await sent.deliver_due(up, now=now) == 0
+        waiting = await row(engine, message_id)
+        assert (waiting.state, waiting.last_error) == ("pending", "key_unknown")
+        restarted = Outbox(engine, rotated)
+        later = aware_utc(waiting.next_attempt_at)
+        assert await restarted.deliver_due(up, now=later) == 1
