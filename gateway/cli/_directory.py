@@ -18,8 +18,7 @@ from directory.services import Rejected, ServiceRecord, list_page, read_services
 from schemas import Problem, is_gss_code
 
 from ..service_directory import Saved, export_documents, save_services
-from ..storage import create_engine, upgrade
-from ._node import _settings, config_option
+from ._node import _settings, config_option, database
 
 __all__ = ["directory"]
 
@@ -137,13 +136,9 @@ def import_services(
         accepted, rejected = read_services(data, lambda n: progress.advance(task, n))
 
     async def store() -> Saved:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
-            await upgrade(engine)
+        async with database(settings) as engine:
             keep = {r.service_id for r in rejected if r.service_id is not None}
             return await save_services(engine, authority, accepted, replace=replace, keep=keep)
-        finally:
-            await engine.dispose()
 
     saved = asyncio.run(store()) if accepted or replace else Saved(0, 0)
     rejected += _moves_refused(accepted, saved.owned_elsewhere)
@@ -177,12 +172,8 @@ def export_services(config: Path | None, authority: str | None, output: Path | N
         raise click.BadParameter("a GSS code such as E09000007", param_hint="--authority")
 
     async def documents() -> list[dict[str, Any]]:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
-            await upgrade(engine)
+        async with database(settings) as engine:
             return await export_documents(engine, authority)
-        finally:
-            await engine.dispose()
 
     text = json.dumps(list_page(asyncio.run(documents())), ensure_ascii=False, indent=2) + "\n"
     if output is None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..audit_log import AuditLog
 from ..oauth import SCOPES, disable_client, register_client
@@ -25,6 +28,19 @@ config_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML settings file; CAFX_* environment variables override it.",
 )
+
+
+@asynccontextmanager
+async def database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[AsyncEngine]:
+    """The node's database for one command: brought to the newest migration first (unless
+    `migrate` is false), closed after."""
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        if migrate:
+            await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def _settings(config: Path | None) -> Settings:
@@ -56,11 +72,8 @@ def db_upgrade(config: Path | None) -> None:
     settings = _settings(config)
 
     async def run() -> None:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
-            await upgrade(engine)
-        finally:
-            await engine.dispose()
+        async with database(settings):
+            pass  # opening it migrates it
 
     asyncio.run(run())
     click.echo("database is at the newest migration")
@@ -110,12 +123,9 @@ def keys_rotate(config: Path | None, retire: bool) -> None:
     write_keyfile(settings.keyfile, ring, overwrite=True)
 
     async def run() -> dict[str, int]:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
+        async with database(settings, migrate=False) as engine:
             async with engine.begin() as connection:
                 return await rewrap_sealed(connection, ring)
-        finally:
-            await engine.dispose()
 
     counts = asyncio.run(run())
     done = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "nothing"
@@ -153,9 +163,7 @@ def clients_add(
     key_set = json.loads(jwks.read_text(encoding="utf-8")) if jwks else None
 
     async def run() -> str:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
-            await upgrade(engine)
+        async with database(settings) as engine:
             client = await register_client(
                 engine,
                 name,
@@ -164,8 +172,6 @@ def clients_add(
                 secret=secret,
             )
             return client.client_id
-        finally:
-            await engine.dispose()
 
     try:
         click.echo(asyncio.run(run()))
@@ -181,12 +187,8 @@ def clients_disable(config: Path | None, client_id: str) -> None:
     settings = _settings(config)
 
     async def run() -> bool:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
-            await upgrade(engine)
+        async with database(settings) as engine:
             return await disable_client(engine, client_id)
-        finally:
-            await engine.dispose()
 
     if not asyncio.run(run()):
         raise click.ClickException("no such client")
@@ -208,12 +210,9 @@ def audit_verify(config: Path | None) -> None:
     key = load_signing_key(settings.signing_key_file)
 
     async def run() -> dict[str, object]:
-        engine = create_engine(settings.database_url, schema=settings.database_schema)
-        try:
+        async with database(settings, migrate=False) as engine:
             log = AuditLog(engine, key, settings.member_id, settings.audit_checkpoint_every)
             return (await log.verify()).as_dict()
-        finally:
-            await engine.dispose()
 
     result = asyncio.run(run())
     click.echo(json.dumps(result, indent=2))
