@@ -120,7 +120,7 @@ class NotFound(GatewayError):
 class Conflict(GatewayError):
     status = 409
     code = "conflict"
-    codes = frozenset({"conflict", "idempotency_key_reused", "already_decided"})
+    codes = frozenset({"conflict", "idempotency_key_reused", "already_decided", "episode_exists"})
 
 
 class ConsentRefused(GatewayError):

@@ -57,12 +57,22 @@ class Validated:
     warnings: list[Problem] = field(default_factory=list)
 
 
+# Pydantic messages that quote the input (a tag, a character of a UUID, a JSON parser's excerpt):
+# said without it.
+_QUOTING = {
+    "union_tag_invalid": "the tag does not match any of the expected tags",
+    "uuid_parsing": "Input should be a valid UUID",
+    "json_invalid": "Invalid JSON",
+    "url_parsing": "Input should be a valid URL",
+}
+
+
 def problems_from(error: ValidationError, prefix: Path = ()) -> list[Problem]:
     """Translate a pydantic error into located problems without the input values."""
     problems = []
     for e in error.errors(include_input=False, include_url=False, include_context=False):
         path = prefix + tuple(e["loc"])
-        problems.append(Problem(path, e["type"], e["msg"]))
+        problems.append(Problem(path, e["type"], _QUOTING.get(e["type"], e["msg"])))
     return problems
 
 

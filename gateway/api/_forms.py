@@ -13,7 +13,8 @@ import hashlib
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import Adapter, AdapterError, Translation, detect_adapter, get_adapter
@@ -22,7 +23,7 @@ from ..audit import Outcome
 from ..errors import Conflict, SchemaViolation
 from ..keys import AUDIT, EPISODES
 from ..storage import first_answer
-from ..storage._tables import idempotency_keys
+from ..storage._tables import episodes, idempotency_keys
 from ._auth import CALLER, needs
 from ._common import adapter_error, draft
 
@@ -85,7 +86,7 @@ async def submit_form(request: web.Request) -> web.Response:
         raise SchemaViolation("Idempotency-Key must be 1 to 200 characters")
     request_hash = hashlib.sha256(name.encode() + b"\0" + data).hexdigest()
     client_id = request[CALLER].client_id
-    audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+    audit = request.config_dict[AUDIT]
     if key is not None:
         async with audit.engine.connect() as connection:
             replay = await _replayed(connection, client_id, key, request_hash)
@@ -105,6 +106,37 @@ async def submit_form(request: web.Request) -> web.Response:
         raise adapter_error(exc) from None
     answer = _answer(adapter, translation)
     status = 201 if translation.episodes else 422
+    try:
+        replay = await _keep(request, adapter, translation, answer, status, key, request_hash)
+    except Conflict as exc:  # nothing of the form is kept; the refusal is recorded
+        await audit.record(
+            draft(request, "form.submit", None, outcome=Outcome.REFUSED, reason=exc.wire_code)
+        )
+        raise
+    except IntegrityError:  # the same episode, stored by another request meanwhile
+        await audit.record(
+            draft(request, "form.submit", None, outcome=Outcome.REFUSED, reason="episode_exists")
+        )
+        raise Conflict(_EXISTS, code="episode_exists") from None
+    return replay or web.json_response(answer, status=status)
+
+
+_EXISTS = "an episode with this episode_id is already stored"
+
+
+async def _keep(
+    request: web.Request,
+    adapter: Adapter,
+    translation: Translation,
+    answer: dict[str, Any],
+    status: int,
+    key: str | None,
+    request_hash: str,
+) -> web.Response | None:
+    """Store the form's episodes and the answer (under its Idempotency-Key) in one transaction;
+    the first answer instead, for a request made again with its key."""
+    audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+    client_id = request[CALLER].client_id
     async with audit.transaction() as connection:
         if key is not None:
             replay = await _replayed(connection, client_id, key, request_hash)
@@ -120,6 +152,9 @@ async def submit_form(request: web.Request) -> web.Response:
                     created_at=dt.datetime.now(dt.UTC),
                 )
             )
+        ids = [str(e.episode_id) for e in translation.episodes]
+        if ids and await connection.scalar(select(episodes.c.id).where(episodes.c.id.in_(ids))):
+            raise Conflict(_EXISTS, code="episode_exists")  # a national document sent again
         for episode in translation.episodes:
             await store.add(connection, episode)
             await audit.append(
@@ -133,4 +168,4 @@ async def submit_form(request: web.Request) -> web.Response:
                     request, "form.submit", None, outcome=Outcome.FAILED, reason="schema_violation"
                 ),
             )
-    return web.json_response(answer, status=status)
+    return None

@@ -312,7 +312,11 @@ def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
 
 async def messages(request: web.Request) -> web.Response:
     """Batched messages, each applied exactly once (by id), acknowledged one by one."""
-    body = await _body(request, MessageBatch)
+    try:
+        body = await _body(request, MessageBatch)
+    except GatewayError as error:  # a batch refused whole is a refusal too
+        await _audited(request, "federation.message", None, error)
+        raise
     sender = verified_request(request).sender
     audit = request.config_dict[AUDIT]
     batch = [Message(m.id, m.kind, m.body) for m in body.messages]

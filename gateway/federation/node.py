@@ -21,7 +21,8 @@ from directory.members import (
     load_public_key,
 )
 
-from ..errors import FederationRefused, PeerUnavailable
+from ..audit import AuditDraft, Outcome
+from ..errors import FederationRefused, GatewayError, PeerUnavailable
 from ..keys import (
     AUDIT,
     DISCLOSURE_APPROVALS,
@@ -32,6 +33,7 @@ from ..keys import (
     NOTIFICATIONS,
     OUTBOX,
     PEERS,
+    REQUEST_ID,
     REQUESTS,
     SETTINGS,
     SIGNING_KEY,
@@ -91,6 +93,19 @@ def _directory(source: MetadataSource) -> MemberDirectory:
         raise PeerUnavailable(f"federation metadata unusable ({type(exc).__name__})") from None
 
 
+async def _audit_refusal(request: web.Request, peer: str, error: GatewayError) -> None:
+    """A member's request refused before it was verified: audited, as every refusal is."""
+    await request.config_dict[AUDIT].record(
+        AuditDraft(
+            actor=f"member:{peer}",
+            action="federation.request",
+            outcome=Outcome.REFUSED,
+            reason=error.wire_code,
+            request_id=request.get(REQUEST_ID),
+        )
+    )
+
+
 def _key_lookup(source: MetadataSource) -> Any:
     def key_for(member: str, kid: str, at: dt.datetime) -> Any:
         try:
@@ -144,6 +159,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         # (nor may replicas each keep their own).
         replay_store=SqlReplayStore(app[ENGINE]),
         origin=settings.federation_public_url,
+        on_refused=_audit_refusal,
     )
     session = federation_session(client_context(cert, key, ca))
 

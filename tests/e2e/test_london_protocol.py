@@ -1054,6 +1054,13 @@ async def test_a_request_replayed_to_a_restarted_node_is_refused(
     await hackney.start()
     status, again = await send()
     assert (status, again["error"]) == (403, "replayed_request"), again
+    # Refused before it was verified, each replay is audited all the same, with its code.
+    refused = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.request")
+    )
+    assert [(r.actor, r.outcome, r.reason) for r in refused] == [
+        (f"member:{CAMDEN}", "refused", "replayed_request")
+    ] * 2
 
 
 async def test_a_new_tac_member_is_announced_to_their_authority(

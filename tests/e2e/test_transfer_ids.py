@@ -1,6 +1,7 @@
-"""Ids a peer chooses for a transfer are stored, listed and put in console addresses: a message
-whose offer id or episode reference is not a UUID in its usual form is refused (between real
-nodes). Before, `x/../../../sign-out?` was stored, and its Decline button signed the contact out."""
+"""What a peer sends that is not what a node sends, between real nodes. Ids a peer chooses for a
+transfer are stored, listed and put in console addresses: a message whose offer id or episode
+reference is not a UUID in its usual form is refused. Before, `x/../../../sign-out?` was stored,
+and its Decline button signed the contact out. A batch refused whole is audited."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from gateway.demo import plan_federation
-from gateway.keys import ENGINE, OUTBOX
-from gateway.storage._tables import outbox, transfers
+from gateway.keys import ENGINE, OUTBOX, PEERS
+from gateway.storage._tables import audit_entries, outbox, transfers
 
 from .nodes import CAMDEN, HACKNEY, Node, eventually, running
 
@@ -83,3 +84,21 @@ async def test_an_offer_stored_before_ids_were_checked_is_not_listed(
     status, listed = await hackney.call("GET", "/transfers?direction=in")
     assert status == 200
     assert [len(t["offer_id"]) for t in listed["transfers"]] == [36]
+
+
+async def test_a_batch_refused_whole_is_recorded(federation: dict[str, Node]) -> None:
+    """A batch that is not one (here, a kind no node sends) is refused 422, and the refusal is
+    audited like every other federation refusal."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    assert camden.runner is not None
+    batch = {"messages": [{"id": str(uuid.uuid4()), "kind": "not_a_kind", "body": {}}]}
+    reply = await camden.runner.app[PEERS].post(HACKNEY, "/messages", batch)
+    assert reply.status == 422
+    (audited,) = await hackney.engine_rows(
+        select(audit_entries).where(audit_entries.c.action == "federation.message")
+    )
+    assert (audited.actor, audited.outcome, audited.reason) == (
+        f"member:{CAMDEN}",
+        "refused",
+        "schema_violation",
+    )

@@ -112,6 +112,28 @@ async def test_idempotent_retry_and_reuse_of_a_key(
     assert (await reused.json())["error"] == "idempotency_key_reused"
 
 
+async def test_a_national_document_sent_again_is_refused_and_recorded(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Its episode_id is already stored: 409 episode_exists, not a 500; nothing more is kept."""
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    form = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
+    episode = get_adapter("ecaf-xml-v3").to_national(form).episodes[0]
+    national = get_adapter("national-json").from_national([episode])
+    first = await http.post("/api/v1/forms", data=national, headers=auth)
+    assert first.status == 201, await first.json()
+    again = await http.post("/api/v1/forms", data=national, headers=auth)
+    assert (again.status, (await again.json())["error"]) == (409, "episode_exists")
+    async with http.app[ENGINE].connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM episodes"))).scalar_one() == 1
+        rows = (
+            await connection.execute(
+                text("SELECT action, outcome, reason FROM audit_entries ORDER BY sequence")
+            )
+        ).all()
+    assert [tuple(r) for r in rows][-1] == ("form.submit", "refused", "episode_exists")
+
+
 async def test_bad_documents_get_located_errors_and_nothing_is_stored(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:

@@ -6,14 +6,15 @@ import copy
 import datetime as dt
 import json
 import time
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from schemas import Episode, EpisodeInvalid, london_today, validate_episode
+from schemas import Episode, EpisodeInvalid, london_today, problems_from, validate_episode
 
 VALID = Path(__file__).resolve().parent.parent / "fixtures" / "national" / "valid-episode.json"
 
@@ -193,3 +194,32 @@ def test_today_is_londons_whatever_the_servers_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("model", "value", "quoted"),
+    [
+        ("event", {"event": {"type": "Zqxsent"}}, "Zqxsent"),
+        ("uuid", "Zqxsent-0000-0000-0000-000000000000", "`Z`"),
+    ],
+)
+def test_problems_never_quote_the_input(model: str, value: object, quoted: str) -> None:
+    """Pydantic's messages for a wrong tag or a bad UUID quote what was sent."""
+
+    class A(BaseModel):
+        type: Literal["a"]
+
+    class B(BaseModel):
+        type: Literal["b"]
+
+    class Wrapper(BaseModel):
+        event: Annotated[A | B, Field(discriminator="type")]
+
+    with pytest.raises(ValidationError) as caught:
+        if model == "event":
+            Wrapper.model_validate(value)
+        else:
+            TypeAdapter(uuid.UUID).validate_python(value)
+    assert quoted in str(caught.value.errors()[0]["msg"])  # pydantic's own would tell it
+    [problem] = problems_from(caught.value)
+    assert quoted not in problem.message

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,9 @@ class ServerTransport:
     origin: str | None = None
     clock: Callable[[], dt.datetime] = _utc_now
     max_skew: dt.timedelta = MAX_SKEW
+    # Told of a request from a member refused before it was verified (a bad signature, a replay,
+    # a wrong digest): the node audits it. Its failure never changes the answer.
+    on_refused: Callable[[web.Request, str, GatewayError], Awaitable[None]] | None = None
 
 
 def target_uri(request: web.BaseRequest, origin: str | None) -> str:
@@ -170,6 +173,14 @@ def federation_middleware(
             response = await handler(request)
         except GatewayError as error:
             response = _error(request, error)
+            if verified is None and peer is not None and config.on_refused is not None:
+                try:
+                    await config.on_refused(request, peer, error)
+                except Exception as exc:  # noqa: BLE001 - the refusal stands, recorded or not
+                    log.error(
+                        "a refused federation request could not be recorded",
+                        extra={"error": type(exc).__name__},
+                    )
         except PoolTimeout:
             response = _error(request, node_busy())
         except web.HTTPException as http:
