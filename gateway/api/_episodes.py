@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters import AdapterError, get_adapter
 from schemas import Episode, IdentifierError, Problem
 
+from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, SchemaViolation
 from ..federation.notifications import announcement, custody_of
@@ -82,27 +83,47 @@ def _query(request: web.Request) -> NameQuery:
 
 @needs("episodes:read")
 async def search_episodes(request: web.Request) -> web.Response:
-    query = _query(request)
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
-    async with audit.transaction() as connection:
-        try:
-            found = await store.search(connection, query)
-        except IdentifierError as exc:
-            raise SchemaViolation(
-                "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
-            ) from None
-        await audit.append(
-            connection,
+    searched = tuple(
+        k
+        for k in ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
+        if request.query.get(k)
+    )  # the keys only, never their values
+    try:
+        query = _query(request)
+        async with audit.transaction() as connection:
+            try:
+                found = await store.search(connection, query)
+            except IdentifierError as exc:
+                raise SchemaViolation(
+                    "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
+                ) from None
+            await audit.append(
+                connection,
+                draft(
+                    request,
+                    "episode.search",
+                    None,
+                    keys=tuple(
+                        k for k in ("date_of_birth", "nhs_number", "upn") if request.query.get(k)
+                    ),
+                    results=len(found),
+                ),
+            )
+    except BadRequest as error:  # a refused search is recorded too (422s are BadRequests)
+        rule = error.problems[0].rule if error.problems else error.wire_code
+        await audit.record(
             draft(
                 request,
                 "episode.search",
                 None,
-                keys=tuple(
-                    k for k in ("date_of_birth", "nhs_number", "upn") if request.query.get(k)
-                ),
-                results=len(found),
-            ),
+                outcome=Outcome.REFUSED,
+                reason=error.wire_code,
+                keys=searched,
+                rule=rule,
+            )
         )
+        raise
     matches = [
         {
             "episode_id": str(episode.episode_id),

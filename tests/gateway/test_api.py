@@ -205,6 +205,21 @@ async def test_search_by_identifier_and_by_misspelt_name(
     )
     assert letterless.status == 422
     assert (await letterless.json())["problems"][0]["location"] == "/family_name"
+    # Each refused search is recorded, with the keys searched by and the rule, never a value.
+    async with http.app[ENGINE].connect() as connection:
+        refused = (
+            await connection.execute(
+                text(
+                    "SELECT reason, details FROM audit_entries WHERE action = 'episode.search'"
+                    " AND outcome = 'refused' ORDER BY sequence"
+                )
+            )
+        ).all()
+    assert [(r.reason, json.loads(r.details)["rule"]) for r in refused] == [
+        ("schema_violation", "nhs_number.checksum"),
+        ("schema_violation", "name.letters"),
+    ]
+    assert "9434765918" not in str(refused) and "0394" not in str(refused)
     # Nothing readable at rest: no name and no identifier in the stored row.
     async with http.app[ENGINE].connect() as connection:
         blob = (await connection.execute(episodes.select())).one().document
