@@ -68,7 +68,9 @@ class DisclosureRequest(_Body):
 
 
 class IncomingMessage(_Body):
-    id: str = Field(min_length=1, max_length=36)
+    # As an outbox writes it (a UUID): it becomes the audit entry's subject, where free text from
+    # a peer has no place.
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
     kind: Literal[
         "consent_withdrawn",
         "tac_notification",

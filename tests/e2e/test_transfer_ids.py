@@ -86,19 +86,29 @@ async def test_an_offer_stored_before_ids_were_checked_is_not_listed(
     assert [len(t["offer_id"]) for t in listed["transfers"]] == [36]
 
 
-async def test_a_batch_refused_whole_is_recorded(federation: dict[str, Node]) -> None:
-    """A batch that is not one (here, a kind no node sends) is refused 422, and the refusal is
-    audited like every other federation refusal."""
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"id": str(uuid.uuid4()), "kind": "not_a_kind", "body": {}},
+        {"id": "m-AlexTestparent", "kind": "consent_withdrawn", "body": {}},  # free text
+    ],
+    ids=["a kind no node sends", "an id not a UUID"],
+)
+async def test_a_batch_refused_whole_is_recorded(
+    federation: dict[str, Node], message: dict[str, object]
+) -> None:
+    """A batch that is not one is refused 422, and the refusal is audited like every other
+    federation refusal (without the message's id, which is its subject only when a UUID)."""
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     assert camden.runner is not None
-    batch = {"messages": [{"id": str(uuid.uuid4()), "kind": "not_a_kind", "body": {}}]}
-    reply = await camden.runner.app[PEERS].post(HACKNEY, "/messages", batch)
+    reply = await camden.runner.app[PEERS].post(HACKNEY, "/messages", {"messages": [message]})
     assert reply.status == 422
     (audited,) = await hackney.engine_rows(
         select(audit_entries).where(audit_entries.c.action == "federation.message")
     )
-    assert (audited.actor, audited.outcome, audited.reason) == (
+    assert (audited.actor, audited.outcome, audited.reason, audited.subject) == (
         f"member:{CAMDEN}",
         "refused",
         "schema_violation",
+        None,
     )
