@@ -71,11 +71,12 @@ def to_json(element: etree._Element) -> JsonValue:
                 repeated = {key}
             else:
                 repeated.add(key)
-    text = "".join(runs)
-    if text and not text.isspace():  # most containers hold only layout between their children
-        text = " ".join(stripped for run in runs if (stripped := run.strip()))
-    else:
-        text = ""
+    joined = "".join(runs)  # most containers hold only layout between their children: no text
+    text = (
+        " ".join(stripped for run in runs if (stripped := run.strip()))
+        if joined and not joined.isspace()
+        else ""
+    )
     if not value:  # text and comments only: text, as if there were no comments
         return text
     if text:

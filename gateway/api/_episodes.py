@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import AdapterError, get_adapter
-from schemas import Episode, IdentifierError, Problem
+from schemas import Episode, Problem
 
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
@@ -81,32 +81,25 @@ def _query(request: web.Request) -> NameQuery:
         ) from None
 
 
+_SEARCH_KEYS = ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
+_IDENTIFYING = frozenset({"date_of_birth", "nhs_number", "upn"})  # what a found search records
+
+
 @needs("episodes:read")
 async def search_episodes(request: web.Request) -> web.Response:
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
-    searched = tuple(
-        k
-        for k in ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
-        if request.query.get(k)
-    )  # the keys only, never their values
+    searched = tuple(k for k in _SEARCH_KEYS if request.query.get(k))  # keys, never values
     try:
         query = _query(request)
         async with audit.transaction() as connection:
-            try:
-                found = await store.search(connection, query)
-            except IdentifierError as exc:
-                raise SchemaViolation(
-                    "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
-                ) from None
+            found = await store.search(connection, query)
             await audit.append(
                 connection,
                 draft(
                     request,
                     "episode.search",
                     None,
-                    keys=tuple(
-                        k for k in ("date_of_birth", "nhs_number", "upn") if request.query.get(k)
-                    ),
+                    keys=tuple(k for k in searched if k in _IDENTIFYING),
                     results=len(found),
                 ),
             )

@@ -107,17 +107,15 @@ async def submit_form(request: web.Request) -> web.Response:
     answer = _answer(adapter, translation)
     status = 201 if translation.episodes else 422
     try:
-        replay = await _keep(request, adapter, translation, answer, status, key, request_hash)
+        try:
+            replay = await _keep(request, adapter, translation, answer, status, key, request_hash)
+        except IntegrityError:  # the same episode, stored by another request meanwhile
+            raise Conflict(_EXISTS, code="episode_exists") from None
     except Conflict as exc:  # nothing of the form is kept; the refusal is recorded
         await audit.record(
             draft(request, "form.submit", None, outcome=Outcome.REFUSED, reason=exc.wire_code)
         )
         raise
-    except IntegrityError:  # the same episode, stored by another request meanwhile
-        await audit.record(
-            draft(request, "form.submit", None, outcome=Outcome.REFUSED, reason="episode_exists")
-        )
-        raise Conflict(_EXISTS, code="episode_exists") from None
     return replay or web.json_response(answer, status=status)
 
 

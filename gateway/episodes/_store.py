@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Episode
+from schemas import Episode, IdentifierError, Problem
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, SchemaViolation
 from ..protection import (
     Candidate,
     KeyRing,
@@ -138,8 +138,14 @@ class EpisodeStore:
     async def search(
         self, connection: AsyncConnection, query: NameQuery
     ) -> list[tuple[Match, Episode]]:
-        """Candidates sharing any blind index with the query, decrypted and scored."""
-        terms = query_terms(query, self.ring)
+        """Candidates sharing any blind index with the query, decrypted and scored. An identifier
+        that fails its check is refused `schema_violation`, with its rule (never its value)."""
+        try:
+            terms = query_terms(query, self.ring)
+        except IdentifierError as exc:
+            raise SchemaViolation(
+                "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
+            ) from None
         if not terms:
             return []
         clauses = [

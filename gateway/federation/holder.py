@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
-from schemas import EpisodeState, IdentifierError, Problem, Section, problems_from
+from schemas import EpisodeState, Section, problems_from
 
 from ..audit import AuditDraft, Outcome
 from ..errors import ConsentRefused, FederationRefused, GatewayError, NotFound, SchemaViolation
@@ -169,12 +169,7 @@ async def existence_check(request: web.Request) -> web.Response:
         )
         audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
         async with audit.transaction() as connection:
-            try:
-                found = await store.search(connection, query)
-            except IdentifierError as exc:
-                raise SchemaViolation(
-                    "an identifier is not valid", problems=[Problem((), exc.rule, exc.message)]
-                ) from None
+            found = await store.search(connection, query)
             # DESIGN 3.6: an archived episode is kept, no longer accessible, not a recent CAF.
             found = [(m, e) for m, e in found if e.state is not EpisodeState.ARCHIVED]
             outcome = classify([m for m, _ in found])
