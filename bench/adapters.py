@@ -8,6 +8,10 @@ Beside each translation, `validate_only` times `Episode.model_validate` of the e
 translation yields (as JSON values), and nothing else: every adapter ends by validating its episodes
 with that model, so this is a ceiling no translation can pass (it does not even parse), and its ratio
 to the parse-only baseline says how far the 10% target is reachable at all with the national model.
+
+`cafx adapt` on a register of about 10 MB (to national JSON, in a directory) is measured for its peak
+memory, each in a fresh process, beside a process that only holds the same file parsed by
+`csv.reader`: the command reads a register row by row and writes each episode as it comes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import csv
 import gc
 import io
 import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -30,6 +37,22 @@ from ._report import Figure, best_rates
 EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "examples"
 CORPUS_SIZE = 1_000
 CSV_ROWS_PER_FILE = 100
+LARGE_REGISTER_BYTES = 10_000_000
+
+# Run in a fresh process; prints its peak resident memory in kB. Not `ru_maxrss`, which a process
+# started by this one inherits across exec (it would report this process's peak, were it higher).
+_PEAK = (
+    "import re; status = open('/proc/self/status').read()\n"
+    "print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))"
+)
+_CSV_ONLY = (
+    "import csv, sys; rows = list(csv.reader(open(sys.argv[1], newline='', encoding='utf-8-sig')))"
+)
+_ADAPT = (
+    "import sys; from gateway.cli import cli\n"
+    "try: cli(['adapt', '--out', sys.argv[2], sys.argv[1]])\n"
+    "except SystemExit as exit: assert exit.code == 0, exit.code"
+)
 
 
 def _vary(episode: Episode, n: int) -> Episode:
@@ -116,8 +139,42 @@ def _parse_all(parse: Callable[[bytes], object], corpus: list[bytes], per_record
     return total
 
 
+def _peak_kb(program: str, *args: str) -> int:
+    done = subprocess.run(  # noqa: S603 - this Python, our own programs
+        [sys.executable, "-c", f"{program}\n{_PEAK}", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout.split()[-1])
+
+
+def _large_register_memory() -> Figure:
+    """Peak memory of `cafx adapt` over a register of LARGE_REGISTER_BYTES, in megabytes."""
+    register = get_adapter("caf-register-csv")
+    seeds = register.to_national((EXAMPLES / "caf-register-csv" / "register-101.csv").read_bytes())
+    one = len(register.from_national(seeds.episodes[:1]))  # a header and a row, as a size
+    copies = LARGE_REGISTER_BYTES // (one // 2) // len(seeds.episodes) + 1
+    many = [_vary(e, n) for n in range(copies) for e in seeds.episodes]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "register.csv"
+        path.write_bytes(register.from_national(many))
+        del many
+        size_mb = path.stat().st_size / 1e6
+        baseline = _peak_kb(_CSV_ONLY, str(path)) / 1e3
+        value = _peak_kb(_ADAPT, str(path), str(Path(folder) / "out")) / 1e3
+    return Figure(
+        name="adapt.caf-register-csv.cafx_adapt.peak_memory",
+        value=value,
+        unit="MB",
+        baseline_name="parse_only.caf-register-csv.csv.reader.peak_memory",
+        baseline_value=baseline,
+        target=f"none set; a {size_mb:.0f} MB register, lower is better",
+    )
+
+
 def run() -> list[Figure]:
-    figures = []
+    figures = [_large_register_memory()]
     for format_name, (source_format, parse, baseline_name) in FORMATS.items():
         corpus = _corpus(format_name, source_format)
         adapter = get_adapter(format_name)

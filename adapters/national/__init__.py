@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from schemas import Episode, Problem
@@ -26,6 +26,7 @@ __all__ = [
     "NATIONAL_JSON",
     "NATIONAL_XML",
     "NationalCheck",
+    "NationalJson",
     "check_national",
     "sniff_encoding",
 ]
@@ -156,9 +157,28 @@ class NationalJson(_National):
         return head[:1] in (b"{", b"[") and _NATIONAL_MEMBER.search(head) is not None
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
-        values = [e.model_dump(mode="json") for e in episodes]
-        document = values[0] if len(values) == 1 else values
-        return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+        return b"".join(self.pieces(episodes))
+
+    def pieces(self, episodes: Iterable[Episode]) -> Iterator[bytes]:
+        """The document `from_national` writes, a piece per episode as they come, so that a
+        register's many episodes need never be held at once: one episode is written as itself,
+        none or several as an array (`json.dumps(..., indent=2)` of it, byte for byte)."""
+        first: str | None = None
+        many = False
+        for episode in episodes:
+            text = json.dumps(episode.model_dump(mode="json"), ensure_ascii=False, indent=2)
+            if first is None:
+                first = text
+                continue
+            if not many:  # a second episode: the first was an array's item after all
+                many = True
+                yield ("[\n  " + first.replace("\n", "\n  ")).encode("utf-8")
+            # json.dumps escapes line breaks inside strings: every "\n" here is layout.
+            yield (",\n  " + text.replace("\n", "\n  ")).encode("utf-8")
+        if many:
+            yield b"\n]\n"
+        else:
+            yield b"[]\n" if first is None else first.encode("utf-8") + b"\n"
 
 
 class NationalXml(_National):

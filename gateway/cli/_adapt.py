@@ -16,10 +16,20 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from adapters import Adapter, AdapterError, Translation, adapter_names, detect_adapter, get_adapter
-from adapters.caf_register_csv import MAX_REGISTER_BYTES, CafRegisterCsv
-from adapters.caf_register_csv import Progress as RowProgress
+from adapters import (
+    Adapter,
+    AdapterError,
+    Fate,
+    FidelityReport,
+    FieldReport,
+    Rejection,
+    adapter_names,
+    detect_adapter,
+    get_adapter,
+)
+from adapters.caf_register_csv import MAX_REGISTER_BYTES, CafRegisterCsv, RegisterReader
 from adapters.eha_json import EhaJson
+from adapters.national import NationalJson
 from schemas import Episode, Problem
 
 __all__ = ["adapt"]
@@ -29,10 +39,26 @@ _EXTENSIONS = {"application/json": ".json", "application/xml": ".xml", "text/csv
 
 
 @dataclass(slots=True)
+class _Summary:
+    """What the fidelity summary prints of one input; the episodes themselves are not kept (a
+    directory, or a register of many thousand rows, would otherwise be held whole until the end)."""
+
+    episodes: int = 0
+    counts: dict[Fate, int] = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    rejected_fields: list[FieldReport] = field(default_factory=list)
+
+    def taken_from(self, report: FidelityReport) -> None:
+        self.counts = report.counts()
+        self.rejected_fields = [f for f in report.fields if f.fate is Fate.REJECTED]
+
+
+@dataclass(slots=True)
 class _Outcome:
     path: Path
     adapter: Adapter | None = None
-    translation: Translation | None = None
+    summary: _Summary | None = None  # None when the input as a whole was unusable
     error: AdapterError | None = None
     outputs: list[Path] = field(default_factory=list)
     written_with: list[Problem] = field(default_factory=list)  # choices the writer made
@@ -73,63 +99,103 @@ def _written(target: Adapter, group: list[Episode], notes: list[Problem]) -> byt
     return target.from_national(group)
 
 
+def _documents(
+    target: Adapter, episodes: Iterator[Episode], notes: list[Problem]
+) -> Iterator[Iterator[bytes]]:
+    """The target's documents, each as its pieces, made as the episodes come: one per episode, or
+    one for them all. National JSON is written episode by episode; the other formats that hold
+    many (a register, an EHA family) need them all at once."""
+    if not target.many_per_document:
+        for episode in episodes:
+            yield iter((_written(target, [episode], notes),))
+    elif isinstance(target, NationalJson):
+        yield target.pieces(episodes)
+    else:
+        yield iter((_written(target, list(episodes), notes),))
+
+
 def _write(
     target: Adapter,
-    episodes: list[Episode],
+    episodes: Iterator[Episode],
     source: Path,
     out: Path | None,
     taken: set[Path],
     notes: list[Problem],
 ) -> list[Path]:
     """Write the episodes in the target format: to stdout, or as files named after the source.
-    All of a document's results are made before any is written, and each file appears whole (a
-    temporary file renamed), so a document that fails leaves nothing behind; two inputs of one
-    run never write the same file (`taken`)."""
-    suffix = _EXTENSIONS.get(target.media_type, ".out")
-    groups = [episodes] if target.many_per_document else [[e] for e in episodes]
-    results = [_written(target, group, notes) for group in groups]
+    A document that fails leaves nothing behind: for stdout, all of its results are made before any
+    is written; in a directory, each file is written as a temporary file of our own (made as a
+    plain write makes one, with the umask's mode) and renamed once all are, so a reader sees the
+    old file or the new, whole. Two inputs of one run never write the same file (`taken`)."""
     if out is None:
+        results = [b"".join(pieces) for pieces in _documents(target, episodes, notes)]
         for data in results:
             sys.stdout.buffer.write(data)
         return []
-    destinations = [
-        out / f"{source.stem if len(groups) == 1 else f'{source.stem}-{n}'}{suffix}"
-        for n in range(1, len(groups) + 1)
-    ]
-    if taken.intersection(destinations):
-        raise AdapterError(
-            "unsupported_format", "another input of this run was written under the same name"
-        )
-    taken.update(destinations)
-    for data, destination in zip(results, destinations, strict=True):
-        # A file of our own beside it, made as a plain write makes one (the umask's mode), then
-        # renamed over the destination: a reader sees the old file or the new, whole.
-        temporary = out / f".cafx-{uuid.uuid4().hex}.tmp"
-        try:
-            with temporary.open("xb") as file:
-                file.write(data)
+    temporaries: list[Path] = []
+    try:
+        for pieces in _documents(target, episodes, notes):
+            temporaries.append(out / f".cafx-{uuid.uuid4().hex}.tmp")
+            with temporaries[-1].open("xb") as file:
+                for piece in pieces:
+                    file.write(piece)
+        suffix = _EXTENSIONS.get(target.media_type, ".out")
+        many = len(temporaries) > 1
+        destinations = [
+            out / f"{f'{source.stem}-{n}' if many else source.stem}{suffix}"
+            for n in range(1, len(temporaries) + 1)
+        ]
+        if taken.intersection(destinations):
+            raise AdapterError(
+                "unsupported_format", "another input of this run was written under the same name"
+            )
+        taken.update(destinations)
+        for temporary, destination in zip(temporaries, destinations, strict=True):
             os.replace(temporary, destination)
-        except OSError:
+    finally:
+        for temporary in temporaries:  # gone once renamed; what is left, the failure left
             temporary.unlink(missing_ok=True)
-            raise
     return destinations
 
 
 LARGE = 1_000_000  # bytes: a register this big gets a progress bar of its own, row by row
 
 
-def _to_national(adapter: Adapter, data: bytes, name: str, progress: Progress) -> Translation:
-    if not isinstance(adapter, CafRegisterCsv) or len(data) < LARGE:
-        return adapter.to_national(data)
-    task = progress.add_task(name, total=len(data))
-
-    def advance(read: RowProgress) -> None:
-        progress.update(task, completed=read.position, total=read.size)
-
+def _rows(
+    reader: RegisterReader, name: str, progress: Progress, summary: _Summary
+) -> Iterator[Episode]:
+    """A register's episodes, row by row as the CSV is read (never all held at once); its
+    rejected rows and warnings go to `summary`, and its report once the last row is read."""
+    task = progress.add_task(name, total=reader.size) if reader.size >= LARGE else None
     try:
-        return adapter.to_national(data, on_row=advance)
+        for result in reader:
+            if result.episode is not None:
+                summary.episodes += 1
+                yield result.episode
+            elif result.rejection is not None:
+                summary.rejected.append(result.rejection)
+            summary.warnings.extend(result.warnings)
+            if task is not None:
+                progress.update(task, completed=reader.position)
     finally:
-        progress.remove_task(task)
+        if task is not None:
+            progress.remove_task(task)
+    summary.taken_from(reader.report)
+
+
+def _episodes(
+    adapter: Adapter, data: bytes, name: str, progress: Progress, summary: _Summary
+) -> Iterator[Episode]:
+    """The input's episodes as the writer takes them, its summary filled in on the way.
+    `AdapterError` for an input unusable as a whole comes at once, before anything is written."""
+    if isinstance(adapter, CafRegisterCsv):
+        reader = adapter.iter_rows(data)  # the header is read, and refused, here
+        return _rows(reader, name, progress, summary)
+    translation = adapter.to_national(data)
+    summary.episodes = len(translation.episodes)
+    summary.rejected, summary.warnings = translation.rejected, translation.warnings
+    summary.taken_from(translation.report)
+    return iter(translation.episodes)
 
 
 def _translate(
@@ -149,14 +215,15 @@ def _translate(
     except AdapterError as exc:
         outcome.error = exc
         return outcome
+    summary = _Summary()
     try:
         adapter = detect_adapter(data) if source_format == "auto" else get_adapter(source_format)
         outcome.adapter = adapter
-        outcome.translation = _to_national(adapter, data, path.name, progress)
-        outcome.outputs = _write(
-            target, outcome.translation.episodes, path, out, taken, outcome.written_with
-        )
-    except AdapterError as exc:
+        episodes = _episodes(adapter, data, path.name, progress, summary)
+        del data  # a register is read from its decoded text: the bytes can go
+        outcome.outputs = _write(target, episodes, path, out, taken, outcome.written_with)
+        outcome.summary = summary
+    except AdapterError as exc:  # nothing was written; the summary says the code
         outcome.error = exc
     except OSError as exc:  # the results could not be written (a full disk, say)
         reason = exc.strerror or type(exc).__name__
@@ -169,16 +236,15 @@ def _report(console: Console, outcomes: list[_Outcome]) -> None:
     for column in ("file", "format", "episodes", "mapped", "transformed", "extended", "rejected"):
         table.add_column(column, overflow="fold")
     for o in outcomes:
-        if o.translation is None:
+        name = o.adapter.name if o.adapter else "-"
+        if o.summary is None:
             code = o.error.code if o.error else "?"
-            name = o.adapter.name if o.adapter else "-"
             table.add_row(escape(str(o.path)), name, "0", "", "", "", code)
             continue
-        counts = [str(n) for n in o.translation.report.counts().values()]
-        rejected_rows = len(o.translation.rejected)
+        counts = [str(o.summary.counts.get(fate, 0)) for fate in Fate]
+        rejected_rows = len(o.summary.rejected)
         counts[-1] += f" (+{rejected_rows} records)" if rejected_rows else ""
-        name = o.adapter.name if o.adapter else "-"
-        table.add_row(escape(str(o.path)), name, str(len(o.translation.episodes)), *counts)
+        table.add_row(escape(str(o.path)), name, str(o.summary.episodes), *counts)
     console.print(table)
     for o in outcomes:
         if o.error is not None:
@@ -190,20 +256,21 @@ def _report(console: Console, outcomes: list[_Outcome]) -> None:
                 console.print(f"    {escape(str(problem))}")
         for note in o.written_with:
             console.print(f"[yellow]{escape(str(o.path))}[/]: written: {escape(str(note))}")
-        if o.translation is None:
+        if o.summary is None:
             continue
-        for rejection in o.translation.rejected:
+        for rejection in o.summary.rejected:
             for problem in rejection.problems:
                 console.print(
                     f"[yellow]{escape(str(o.path))}[/]: rejected "
                     f"{escape(str(rejection.location))}: {escape(str(problem))}"
                 )
-        for field_report in o.translation.report.fields:
-            if field_report.fate == "rejected":
-                console.print(
-                    f"[yellow]{escape(str(o.path))}[/]: {escape(field_report.location)}: "
-                    f"{field_report.rule}: {escape(field_report.message or '')}"
-                )
+        for field_report in o.summary.rejected_fields:
+            console.print(
+                f"[yellow]{escape(str(o.path))}[/]: {escape(field_report.location)}: "
+                f"{field_report.rule}: {escape(field_report.message or '')}"
+            )
+        for warning in o.summary.warnings:
+            console.print(f"[yellow]{escape(str(o.path))}[/]: {escape(str(warning))}")
 
 
 @click.command()
@@ -255,8 +322,7 @@ def adapt(
     _report(console, outcomes)
     unusable = any(o.error and o.error.code != "schema_violation" for o in outcomes)
     rejected = any(
-        (o.error and o.error.code == "schema_violation")
-        or (o.translation and o.translation.rejected)
+        (o.error and o.error.code == "schema_violation") or (o.summary and o.summary.rejected)
         for o in outcomes
     )
     sys.exit(EXIT_UNUSABLE if unusable else EXIT_REJECTED if rejected else EXIT_OK)

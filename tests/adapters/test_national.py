@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters import AdapterError, Fate, adapter_names, detect_adapter, get_adapter
 from adapters.national import NATIONAL_JSON, NATIONAL_XML
@@ -82,3 +83,16 @@ def test_registry_names_and_unknown_format() -> None:
     assert caught.value.code == "unsupported_format"
     with pytest.raises(AdapterError):
         detect_adapter(b"%PDF-1.7 not a CAF form")
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(episodes(), st.integers(min_value=0, max_value=3))
+def test_national_json_written_piece_by_piece_is_one_json_dump(episode: Episode, n: int) -> None:
+    """`pieces` (what `cafx adapt` streams a register through) is `json.dumps(..., indent=2)` of
+    the episode alone, or of the array of them, byte for byte."""
+    many = [episode] * n
+    values = [e.model_dump(mode="json") for e in many]
+    document = values[0] if n == 1 else values
+    expected = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    assert b"".join(NATIONAL_JSON.pieces(iter(many))) == expected
+    assert NATIONAL_JSON.from_national(many) == expected

@@ -160,3 +160,19 @@ def test_results_get_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
     plain.write_bytes(b"")
     [written] = list(out.iterdir())
     assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_a_register_is_written_one_file_per_row_with_its_warnings(tmp_path: Path) -> None:
+    """A register is read and written row by row; what it warns of is printed, located."""
+    register = (EXAMPLES / "caf-register-csv" / "register-101.csv").read_text(encoding="utf-8")
+    source = tmp_path / "reg.csv"
+    source.write_text(register.replace("Closed,13/08/2026,Resolved Other", "Closed,,"), "utf-8")
+    out = tmp_path / "out"
+    code, _, err = _adapt("--to", "national-xml", "--out", str(out), str(source))
+    assert code == 0, err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["reg-1.xml", "reg-2.xml", "reg-3.xml"]
+    refs = [check_national((out / name).read_bytes()).episodes[0].local_ref for name in written]
+    assert refs == ["CAF-211-2024-84536", "CAF-206-2026-51354", "CAF-206-2024-74090"]
+    said = " ".join(err.split())
+    assert "warning: row 4, column closure_outcome: closure.missing" in said
