@@ -13,6 +13,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from directory.members import metadata_location
 from schemas import is_gss_code
 
 __all__ = ["Settings", "load_settings"]
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # The London protocol (issue 6); all optional: without `federation_metadata` the node runs alone.
-    federation_metadata: str | None = Field(None, description="signed metadata: a path or a URL")
+    federation_metadata: str | None = Field(
+        None, description="signed metadata: a path or an https URL (http on loopback only)"
+    )
     operator_public_key_file: Path | None = Field(None, description="the pinned operator key")
     metadata_poll_seconds: float = Field(60, gt=0)
     federation_port: int | None = Field(None, description="the mutual-TLS listener for peers")
@@ -107,6 +110,13 @@ class Settings(BaseSettings):
     def _gss(cls, value: str) -> str:
         if not is_gss_code(value):
             raise ValueError("member_id must be a GSS code such as E09000007")
+        return value
+
+    @field_validator("federation_metadata")
+    @classmethod
+    def _metadata_location(cls, value: str | None) -> str | None:
+        if value is not None:  # a file or an https URL: over http a newer copy could be held back
+            metadata_location(value)
         return value
 
     @property

@@ -5,6 +5,7 @@
     MemberDirectory                                          lookups over one verified copy
     MetadataSource                                           poll, verify, keep the last good copy,
                                                              fail closed after it expires
+    metadata_location                                        a file or an https URL (http: loopback)
     MetadataKeeper / FileKeeper                              where the last good copy outlives a restart
     load_public_key                                          the operator key a node pins
 
@@ -44,6 +45,7 @@ from ._source import (
     MetadataKeeper,
     MetadataSource,
     MetadataUnavailable,
+    metadata_location,
 )
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "SigningKey",
     "import_public_jwk",
     "load_public_key",
+    "metadata_location",
     "read_metadata",
     "sign_metadata",
     "verify_metadata",

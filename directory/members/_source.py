@@ -1,10 +1,15 @@
 """Where a node gets its metadata from, and how it keeps it (DESIGN 3.1).
 
-The node polls the operator's signed metadata (a file, or an http(s) URL: the signature, not the
-transport, is what is trusted), accepts a copy only if `verify_metadata` does, and otherwise keeps
-serving on the last good copy. Once that copy's `expires_at` has passed, `current()` raises
-`MetadataExpired`: federation traffic fails closed rather than trusting a member list that may have
-suspended someone or retired a key since.
+The node polls the operator's signed metadata (a file, or an https URL), accepts a copy only if
+`verify_metadata` does, and otherwise keeps serving on the last good copy. The signature makes a copy
+trustworthy, but only the transport makes it fresh: over plain http, or through a redirect to any
+host, someone on the path could hold back a newer copy (a suspension, a key revoked) until the
+current one expires. So a URL is https (plain http only on a loopback address, where no one is on
+the path: tests, a demo on one machine) and a redirect is not followed.
+
+Once the last good copy's `expires_at` has passed, `current()` raises `MetadataExpired`: federation
+traffic fails closed rather than trusting a member list that may have suspended someone or retired a
+key since.
 
 Reads are bounded (size and time), so a misbehaving metadata server cannot exhaust the node. A
 `keeper` keeps the last good token beyond the process (`FileKeeper` on disk; the gateway keeps it in
@@ -18,6 +23,7 @@ would accept any unexpired older copy.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import tempfile
@@ -25,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -44,6 +51,7 @@ __all__ = [
     "MetadataKeeper",
     "MetadataSource",
     "MetadataUnavailable",
+    "metadata_location",
 ]
 
 log = logging.getLogger("cafx.directory.metadata")
@@ -88,6 +96,34 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def metadata_location(location: str | Path) -> str | Path:
+    """Where the metadata is read: an https URL (plain http on a loopback address only), else a
+    file. `ValueError` for an http URL elsewhere, or a URL without a usable host."""
+    text = str(location)
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in ("http", "https"):
+        return Path(location)
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port  # port: ValueError when out of range or not a number
+    except ValueError:
+        raise ValueError("the metadata URL cannot be read") from None
+    if not host:
+        raise ValueError("the metadata URL has no host")
+    if scheme == "http" and not _loopback(host):
+        raise ValueError("the metadata URL must be https (plain http on a loopback address only)")
+    return text
+
+
 class MetadataKeeper(Protocol):
     """Somewhere the last accepted token outlives the process."""
 
@@ -128,10 +164,7 @@ class MetadataSource:
     ) -> None:
         if operator_public_key.is_private:
             raise ValueError("pin the operator's PUBLIC key")
-        text = str(location)
-        self._location: str | Path = (
-            text if text.startswith(("https://", "http://")) else Path(location)
-        )
+        self._location = metadata_location(location)
         self._key = operator_public_key
         self._keeper = keeper
         self._session = session
@@ -254,7 +287,9 @@ class MetadataSource:
     async def _get(self, session: aiohttp.ClientSession, url: str) -> bytes:
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
-            async with session.get(url, timeout=timeout) as response:
+            # A redirect is answered as the failure it is: followed, it could lead anywhere, plain
+            # http included, and the copy the operator publishes would never be seen.
+            async with session.get(url, timeout=timeout, allow_redirects=False) as response:
                 if response.status != 200:
                     raise MetadataError("unavailable", f"the server answered {response.status}")
                 declared = response.content_length

@@ -9,7 +9,8 @@ Open Referral UK JSON, who may use each service, and search over them.
     read_services, list_page, page_problems,    ORUK JSON in (rejections located by JSON pointer)
     service_problems                            and out, checked against the published schemas
     ServiceIndex, Query, Hit, SearchResult      in-memory search: text, taxonomy, ages, distance
-    judge                                       one record scored as the index would (merging)
+    judge                                       a member's records filtered and scored as the index
+                                                would its own (merging)
     district_of, locate_postcode, haversine_m   London postcode districts and distances
     generate_services                           plausible demo services for a borough (seeded)
 """

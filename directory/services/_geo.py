@@ -1,6 +1,7 @@
 """Where things are: London postcode districts' centroids (shipped as data) and great-circle distance.
 
-A postcode's district is its outward code (`N1 9GU` -> `N1`); a district alone is accepted too.
+A postcode's district is its outward code (`N1 9GU` -> `N1`); a sector (`N1 9`) or a district alone is
+accepted too.
 The table and where its figures come from: `data/london-districts.csv`, `data/SOURCE.md`.
 """
 
@@ -18,6 +19,7 @@ __all__ = ["EARTH_RADIUS_M", "district_centroids", "district_of", "haversine_m",
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 _FULL = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?$")
+_INWARD = re.compile(r"^[0-9](?:[A-Z]{2})?$")  # a full inward code, or a sector's digit alone
 
 
 @cache
@@ -30,11 +32,16 @@ def district_centroids() -> dict[str, tuple[float, float]]:
 
 
 def district_of(postcode: str) -> str | None:
-    """The outward code of a full UK postcode or of a district; None when it is neither."""
-    compact = "".join(postcode.upper().split())
-    if match := _FULL.match(compact):
-        return match.group(1)
-    return compact if _DISTRICT.match(compact) else None
+    """The outward code of a full UK postcode, of a sector (`N1 9`) or of a district; None when it
+    is none of these. With a space, what comes before it is the outward code: `E1 7` is a sector of
+    E1, never the district E17."""
+    parts = postcode.upper().split()
+    if len(parts) == 1:
+        match = _FULL.match(parts[0])
+        return match.group(1) if match else (parts[0] if _DISTRICT.match(parts[0]) else None)
+    if len(parts) == 2 and _DISTRICT.match(parts[0]) and _INWARD.match(parts[1]):
+        return parts[0]
+    return None
 
 
 def locate_postcode(postcode: str) -> tuple[float, float] | None:

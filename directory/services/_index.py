@@ -20,16 +20,16 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from ._access import Access
 from ._eligibility import Child, Verdict, eligibility
-from ._geo import EARTH_RADIUS_M, haversine_m, locate_postcode
+from ._geo import EARTH_RADIUS_M, locate_postcode
 from ._oruk import ServiceRecord
-from ._text import tokens, weighted_tokens
+from ._text import tokens, unmatchable, weighted_tokens
 
 __all__ = ["Hit", "Query", "SearchResult", "ServiceIndex", "judge"]
 
@@ -89,26 +89,15 @@ def _points(record: ServiceRecord) -> list[tuple[float, float]]:
     return found
 
 
-def _matches(word: str, indexed: str) -> bool:
-    return indexed == word if len(word) < _PREFIX_FROM else indexed.startswith(word)
-
-
-def judge(query: Query, authority: str, record: ServiceRecord) -> Hit:
-    """`record` (a service of `authority`) scored as the index scores a hit for `query`: relevance,
-    distance and verdict from the record itself. How a node ranks the services another member
-    sent, without taking that member's figures on trust."""
-    words = weighted_tokens(record.service)
-    relevance = sum(
-        max((weight for indexed, weight in words.items() if _matches(word, indexed)), default=0.0)
-        for word in dict.fromkeys(tokens(query.text or ""))
-    )
-    distance = None
-    if query.origin is not None:
-        distance = min(
-            (haversine_m(*query.origin, lat, lon) for lat, lon in _points(record)), default=None
-        )
-    verdict = None if query.child is None else eligibility(authority, record.access, query.child)
-    return Hit(record, authority, relevance, distance, verdict)
+def judge(query: Query, authority: str, records: Sequence[ServiceRecord]) -> list[Hit]:
+    """The services of `authority` among `records` that `query` finds, scored as the index scores
+    its own hits (relevance, distance, verdict from the records themselves), best first. How a node
+    reads what another member sent: it takes neither that member's figures nor its filtering on
+    trust (a member on another release may ignore a parameter it does not know)."""
+    if not records:
+        return []
+    index = ServiceIndex([(authority, record) for record in records])
+    return index.search(replace(query, page=1, per_page=len(records))).hits
 
 
 class ServiceIndex:
@@ -241,6 +230,8 @@ class ServiceIndex:
             mask &= self._max_age <= query.maximum_age
         if query.age is not None:
             mask &= (self._min_age <= query.age) & (self._max_age >= query.age)
+        if query.text is not None and unmatchable(query.text):
+            mask[:] = False
         relevance: Floats = np.zeros(len(self._records), np.float64)
         for word in dict.fromkeys(tokens(query.text or "")):
             found, score = self._word_scores(word)

@@ -130,7 +130,7 @@ def _read_one(path: tuple[str | int, ...], item: Any) -> ServiceRecord | Rejecte
         return Rejected(
             _pointer(path), None, [Problem(path, "oruk.type", "a service is an object")]
         )
-    if problems := service_problems(item, path):
+    if problems := _number_problems(item, path) or service_problems(item, path):
         return Rejected(_pointer(path), service_id, problems)
     try:
         service = Service.model_validate(item)
@@ -147,6 +147,30 @@ def _read_one(path: tuple[str | int, ...], item: Any) -> ServiceRecord | Rejecte
         problem = Problem((*path, "maximum_age"), "oruk.ages", "maximum_age is below minimum_age")
         return Rejected(_pointer(path), service_id, [problem])
     return ServiceRecord(item, service, access, _pointer(path))
+
+
+def _number_problems(item: Any, path: tuple[str | int, ...]) -> list[Problem]:
+    """NaN and Infinity (which Python's JSON reader accepts, and which 1e400 becomes) and integers
+    too large for a float: no JSON answer may carry the first, the index cannot hold the second.
+    The schema's `number` lets both through. Walked without recursion: nesting depth is the file's."""
+    problems = []
+    pending: list[tuple[tuple[str | int, ...], Any]] = [(path, item)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            pending += [((*where, key), member) for key, member in value.items()]
+        elif isinstance(value, list):
+            pending += [((*where, number), member) for number, member in enumerate(value)]
+        elif isinstance(value, float | int) and not isinstance(value, bool) and not _finite(value):
+            problems.append(Problem(where, "oruk.number", "a number must be finite and in range"))
+    return sorted(problems, key=lambda problem: problem.where)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the largest float
+        return False
 
 
 def _sane_ages(service: Service) -> bool:

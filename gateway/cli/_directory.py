@@ -118,8 +118,10 @@ def import_services(
     if not is_gss_code(authority):
         raise click.BadParameter("a GSS code such as E09000007", param_hint="--authority")
     try:
+        # NaN and Infinity, which this reader accepts, are refused record by record with where
+        # they are (oruk.number), as 1e400 (infinite once read) must be too.
         data = json.loads(file.read_bytes())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # nesting deeper than the reader goes
         console.print(
             Text(f"{file}", style="red"),
             Text(f": not readable JSON ({type(exc).__name__}: {exc})"),

@@ -6,7 +6,11 @@ A member's answer is taken for its services only, never for how they rank: each 
 is read as a record (like a stored one) and scored here, relevance, distance and verdict, exactly as
 this node's index scores its own; the member's `cafx` figures are dropped. A member that sends
 something that is not a page of readable services, or numbers JSON cannot carry (NaN, Infinity),
-is listed as `bad_answer`.
+is listed as `bad_answer`. Nor is a member trusted to have applied the query: what it sent is
+filtered here as this node's index filters its own (ages, place, text, taxonomy term, status), so a
+member on another release that ignores a parameter cannot fill the page with services that do not
+fit. A member whose call fails in any other way (the metadata suspended it mid-search, say) is
+listed too: one member never fails the whole search.
 
 To rank page `p` of the whole federation every member is asked for its first `p * per_page`
 services (at most `MAX_PER_PAGE`, so federated paging stops at that depth: `total_pages` and
@@ -17,16 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from directory.members import Member
+from directory.members import Member, MemberError
 from directory.services import (
-    AccessError,
     Hit,
     Query,
     SearchResult,
@@ -44,6 +48,8 @@ __all__ = ["Ask", "MemberAnswer", "federated_search"]
 
 Ask = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]  # member, params -> status, body
 MAX_TOTAL = 10**9  # services one member may say it holds: more is nonsense
+
+log = logging.getLogger("cafx.directory")
 
 
 class _Page(BaseModel):
@@ -69,11 +75,23 @@ def _read_answer(member: str, body: Any, query: Query) -> MemberAnswer:
             stored_record({key: value for key, value in item.items() if key != "cafx"})
             for item in page.contents
         ]
-    except (ValueError, ValidationError, AccessError):  # ValidationError is a ValueError too
+        # A member speaks for its own services only, and is scored and filtered here as this
+        # node's index scores and filters its own.
+        hits = judge(query, member, records)
+    # ValidationError and AccessError are ValueErrors; deep nesting is a RecursionError, and a
+    # number too large for a float an OverflowError
+    except (ValueError, RecursionError, OverflowError):
         return MemberAnswer(member, failure="bad_answer")
-    # A member speaks for its own services only, and is scored here as this node scores its own.
-    hits = tuple(judge(query, member, record) for record in records)
-    return MemberAnswer(member, page.total_items, hits)
+    dropped = len(records) - len(hits)  # sent, but not what was asked: not counted either
+    return MemberAnswer(member, max(len(hits), page.total_items - dropped), tuple(hits))
+
+
+def _failed(member: str, reason: str, exc: Exception) -> MemberAnswer:
+    log.warning(
+        "federated search: a member's answer failed",
+        extra={"member": member, "reason": reason, "error": type(exc).__name__},
+    )
+    return MemberAnswer(member, failure=reason)
 
 
 async def _ask_one(
@@ -87,9 +105,18 @@ async def _ask_one(
         return MemberAnswer(member.id, failure="unreachable")
     except FederationRefused:
         return MemberAnswer(member.id, failure="invalid_signature")
+    except MemberError as exc:  # the metadata changed mid-search: suspended, or no longer listed
+        return _failed(member.id, "refused", exc)
+    except (ValueError, RecursionError) as exc:  # an answer that could not be read
+        return _failed(member.id, "bad_answer", exc)
+    except Exception as exc:  # anything else: this member is missing, the search goes on
+        return _failed(member.id, "unavailable", exc)
     if status != 200:  # a failing member (5xx: broken or busy) decided nothing about us
         return MemberAnswer(member.id, failure="unavailable" if status >= 500 else "refused")
-    return _read_answer(member.id, body, query)
+    try:
+        return _read_answer(member.id, body, query)
+    except Exception as exc:  # what one member sent never fails the whole search
+        return _failed(member.id, "bad_answer", exc)
 
 
 def _rank(hit: Hit) -> tuple[float, float, str, str]:

@@ -75,10 +75,13 @@ def _integer(
     raw = params.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= high:
+    # Leading zeros off and the length checked before int(): it refuses more than 4,300 digits
+    # (leading zeros too) with an error of its own, which would be a 500.
+    digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
+    if not digits or len(digits) > len(str(high)) or int(digits) > high:
         problems.add(name, "query.integer", f"{name} must be a whole number from 1 to {high}")
         return default
-    return int(raw)
+    return int(digits)
 
 
 def _origin(params: Mapping[str, str], problems: _Problems) -> tuple[float, float] | None:

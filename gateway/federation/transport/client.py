@@ -212,7 +212,9 @@ def _json(raw: bytes, recipient: str) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError as exc:  # signed, but not the protocol: the peer is not working as it should
+    # Signed, but not the protocol: the peer is not working as it should. Nesting deeper than the
+    # decoder goes (`[[[...]]]`, well within the size limit) is a RecursionError, not a ValueError.
+    except (ValueError, RecursionError) as exc:
         raise PeerUnavailable(
             f"member {recipient} answered with something other than JSON"
         ) from exc
