@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,12 +19,14 @@ from schemas import Episode, IdentifierError, Problem
 
 from ..errors import Conflict, NotFound, SchemaViolation
 from ..protection import (
+    POSSIBLE_MATCH,
     Candidate,
     KeyRing,
     Match,
     NameQuery,
     associated_data,
     match_candidates,
+    name_tokens,
     open_,
     query_terms,
     record_terms,
@@ -41,12 +44,48 @@ class Stored:
 
 
 def child_ref(episode: Episode) -> str:
-    """Who the child is, across episodes: the NHS number, else the UPN, else this episode.
+    """Who the child is, across episodes, on this episode alone: the NHS number, else this episode.
 
     Matching treats distinct refs as distinct children, so two episodes of one child must share it.
+    Not the UPN: UPNs are re-issued in error, and a UPN shared by two children would make them one
+    (`EpisodeStore.search` links episodes on a UPN only when birth date and given name agree too).
     """
-    identifiers = episode.child.identifiers
-    return identifiers.nhs_number or identifiers.upn or f"episode:{episode.episode_id}"
+    nhs_number = episode.child.identifiers.nhs_number
+    return f"nhs:{nhs_number}" if nhs_number else f"episode:{episode.episode_id}"
+
+
+def _upn_key(episode: Episode) -> tuple[str, dt.date, str] | None:
+    """UPN, birth date and first given name: twins share a birthday, and can share a UPN in error."""
+    child = episode.child
+    upn, given = child.identifiers.upn, name_tokens(child.given_names)
+    if not upn or child.date_of_birth is None or not given:
+        return None
+    return "".join(upn.split()).upper(), child.date_of_birth, given[0]
+
+
+def _children_of(episodes: Sequence[Episode]) -> dict[str, str]:
+    """Episode id -> child ref among `episodes`: `child_ref`, except that an episode without an NHS
+    number joins the other episodes with its UPN, birth date and first given name: the child with
+    an NHS number among them when there is exactly one, else those without one (the ref of the
+    first by id). Two NHS numbers are never one child.
+    """
+    ordered = sorted(episodes, key=lambda e: str(e.episode_id))
+    by_upn: dict[tuple[str, dt.date, str], list[str]] = {}
+    for episode in ordered:
+        key = _upn_key(episode)
+        if key is not None:
+            by_upn.setdefault(key, []).append(child_ref(episode))
+    refs = {}
+    for episode in ordered:
+        ref, key = child_ref(episode), _upn_key(episode)
+        if key is not None and not episode.child.identifiers.nhs_number:
+            numbered = {r for r in by_upn[key] if r.startswith("nhs:")}
+            if len(numbered) == 1:
+                (ref,) = numbered
+            elif not numbered:
+                ref = by_upn[key][0]
+        refs[str(episode.episode_id)] = ref
+    return refs
 
 
 def _bound(episode_id: str) -> bytes:
@@ -160,12 +199,21 @@ class EpisodeStore:
             select(episodes.c.id, episodes.c.document).where(episodes.c.id.in_(ids))
         )
         found = [self._open(row.id, row.document) for row in rows]
-        by_ref: dict[str, list[Episode]] = {}
-        for episode in found:
-            by_ref.setdefault(child_ref(episode), []).append(episode)
-        candidates = [Candidate.from_child(ref, group[0].child) for ref, group in by_ref.items()]
-        results = []
-        for match in match_candidates(query, candidates):
-            for episode in by_ref[match.ref]:
-                results.append((match, episode))
-        return results
+        return _best_per_child(query, found)
+
+
+def _best_per_child(query: NameQuery, found: Sequence[Episode]) -> list[tuple[Match, Episode]]:
+    """Every episode's child scored on its own; each child keeps its best score, paired with every
+    one of its episodes (a renamed child's older episode too); best child first, then by episode id.
+    """
+    refs = _children_of(found)
+    candidates = [Candidate.from_child(str(e.episode_id), e.child) for e in found]
+    best: dict[str, Match] = {}
+    for match in match_candidates(query, candidates, min_confidence=0.0):  # best first
+        ref = refs[match.ref]
+        if ref not in best:
+            best[ref] = replace(match, ref=ref)
+    kept = [m for m in best.values() if m.confidence >= POSSIBLE_MATCH]
+    kept.sort(key=lambda m: (-m.confidence, m.ref))
+    episodes = sorted(found, key=lambda e: str(e.episode_id))
+    return [(m, e) for m in kept for e in episodes if refs[str(e.episode_id)] == m.ref]

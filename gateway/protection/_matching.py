@@ -7,11 +7,16 @@ record lists "Bob" as a name the child is known as (`Candidate.other_names`).
 
 The confidence is built so that its bands mean something to the existence check:
 
-- 1.0: an NHS number (or UPN, when the NHS numbers do not disagree) is the same.
+- 1.0: an NHS number (or UPN, when the NHS numbers and the dates of birth do not disagree) is the
+  same.
 - `NAME_DOB_CONFIDENCE` (0.95): same date of birth and the same names once folded ("name+dob
   exact"). Not 1.0: two children can share a common name and a birthday.
 - same date of birth and similar names: 0.95 x the name score ("name+dob fuzzy"); at least
   `FOUND_THRESHOLD` only for close variants of both names (Ó Briain / O'Brien, Mohammed / Mohammad).
+- at most `POSSIBLE_ONLY` (below `FOUND_THRESHOLD`) when the names could be another child's or
+  another order's: given names that differ at their ending as a boy's and a girl's form of one name
+  do (Michael / Michaela, Antonio / Antonia: twins share the family name and the birthday), or the
+  given and family names matched the other way round (Wei Zhang / Zhang Wei).
 - a near-miss date of birth (day and month swapped, one digit wrong or two adjacent digits swapped),
   an unknown one, or a conflicting NHS number / UPN multiplies the score down, so that such a match
   can at best be a possible match (a person then looks), never `found`.
@@ -31,7 +36,7 @@ from enum import StrEnum
 from schemas import Child
 
 from ._names import name_tokens
-from ._scoring import Folded, dob_agreement, identifier_agreement, name_score
+from ._scoring import Folded, NameAgreement, dob_agreement, identifier_agreement, name_score
 
 __all__ = [
     "DOB_CONFLICT_FACTOR",
@@ -43,6 +48,7 @@ __all__ = [
     "NAME_DOB_CONFIDENCE",
     "NHS_CONFLICT_FACTOR",
     "POSSIBLE_MATCH",
+    "POSSIBLE_ONLY",
     "UPN_CONFLICT_FACTOR",
     "Candidate",
     "Match",
@@ -65,8 +71,13 @@ POSSIBLE_MATCH = 0.65
 # -- confidence of each kind of evidence ---------------------------------------------------------
 # Same folded names and date of birth: strong, but not an identifier.
 NAME_DOB_CONFIDENCE = 0.95
-# Same UPN but a different NHS number: a person must look.
+# Same UPN but a different NHS number or date of birth (UPNs are re-issued in error): a person
+# must look.
 IDENTIFIER_DISAGREEMENT_CONFIDENCE = POSSIBLE_MATCH
+# The ceiling of names that could be another child's (a twin) or in another order: a possible match.
+# Within FOUND_MARGIN of an exact match (0.95), so a twin on record beside the child asked about
+# still makes the answer ambiguous, as before this ceiling.
+POSSIBLE_ONLY = 0.8
 # Factors: a likely typing error in the date of birth, or none on one side: at best a possible match.
 DOB_NEAR_FACTOR = 0.8
 DOB_UNKNOWN_FACTOR = 0.8
@@ -183,6 +194,32 @@ class Match:
 # -- scoring -------------------------------------------------------------------------------------
 
 
+def _ceiling(name: NameAgreement) -> float:
+    return POSSIBLE_ONLY if name.another_form else 1.0
+
+
+def _rank(name: NameAgreement) -> tuple[float, bool]:
+    return min(NAME_DOB_CONFIDENCE * name.score, _ceiling(name)), name.exact
+
+
+def _best_name(q: Folded, candidate: Candidate) -> tuple[NameAgreement, bool]:
+    """The best agreement with any of the record's names, each in the order given and swapped (a
+    swapped order is never exact, and at most a possible match); and whether an other name gave it."""
+    best, via_alias = NameAgreement(0.0, exact=False), False
+    swapped = q.swapped()
+    for index, other in enumerate(candidate.names):
+        c = Folded.of(other.given_names, other.family_name)
+        tries = [name_score(q, c)]
+        if swapped is not None:
+            tries.append(
+                NameAgreement(name_score(swapped, c).score, exact=False, another_form=True)
+            )
+        for name in tries:
+            if _rank(name) > _rank(best):
+                best, via_alias = name, index > 0
+    return best, via_alias
+
+
 def _score(query: NameQuery, q: Folded, candidate: Candidate) -> Match:
     nhs = identifier_agreement("nhs_number", query.nhs_number, candidate.nhs_number)
     upn = identifier_agreement("upn", query.upn, candidate.upn)
@@ -191,27 +228,27 @@ def _score(query: NameQuery, q: Folded, candidate: Candidate) -> Match:
         for kind, agreement in (("nhs_number", nhs), ("upn", upn))
         if agreement
     ]
-    name, exact, via_alias = 0.0, False, False
+    name = NameAgreement(0.0, exact=False)
     if q.family:
-        for index, other in enumerate(candidate.names):
-            score, is_exact = name_score(q, Folded.of(other.given_names, other.family_name))
-            if (score, is_exact) > (name, exact):
-                name, exact, via_alias = score, is_exact, index > 0
-        reasons.append("name.exact" if exact else "name.fuzzy")
+        name, via_alias = _best_name(q, candidate)
+        reasons.append("name.exact" if name.exact else "name.fuzzy")
         if via_alias:
             reasons.append("name.other_name")
     dob = dob_agreement(query.date_of_birth, candidate.date_of_birth)
     reasons.append(f"dob.{dob}")
+    score = round(name.score, 4)
 
     if nhs == "match":
-        return Match(candidate.ref, 1.0, MatchBasis.NHS_NUMBER, round(name, 4), tuple(reasons))
+        return Match(candidate.ref, 1.0, MatchBasis.NHS_NUMBER, score, tuple(reasons))
     if upn == "match":
-        confidence = IDENTIFIER_DISAGREEMENT_CONFIDENCE if nhs == "conflict" else 1.0
-        return Match(candidate.ref, confidence, MatchBasis.UPN, round(name, 4), tuple(reasons))
+        # A UPN re-issued in error can be another child's: the NHS number or birth date says so.
+        disagree = nhs == "conflict" or dob == "conflict"
+        confidence = IDENTIFIER_DISAGREEMENT_CONFIDENCE if disagree else 1.0
+        return Match(candidate.ref, confidence, MatchBasis.UPN, score, tuple(reasons))
 
-    confidence = NAME_DOB_CONFIDENCE * name
+    confidence = NAME_DOB_CONFIDENCE * name.score
     if dob == "exact":
-        basis = MatchBasis.NAME_DOB_EXACT if exact else MatchBasis.NAME_DOB_FUZZY
+        basis = MatchBasis.NAME_DOB_EXACT if name.exact else MatchBasis.NAME_DOB_FUZZY
     elif dob == "near":
         basis, confidence = MatchBasis.NAME_DOB_FUZZY, confidence * DOB_NEAR_FACTOR
     elif dob == "unknown":
@@ -222,7 +259,8 @@ def _score(query: NameQuery, q: Folded, candidate: Candidate) -> Match:
         confidence *= NHS_CONFLICT_FACTOR
     if upn == "conflict":
         confidence *= UPN_CONFLICT_FACTOR
-    return Match(candidate.ref, round(confidence, 4), basis, round(name, 4), tuple(reasons))
+    confidence = min(confidence, _ceiling(name))
+    return Match(candidate.ref, round(confidence, 4), basis, score, tuple(reasons))
 
 
 def match_candidates(

@@ -4,18 +4,23 @@ Names are compared on the folded forms of `_names`, with rapidfuzz: the mean of 
 (forgiving of typos and transposed letters, rewarding a shared beginning) and the optimal string
 alignment similarity (which penalises length differences, so Kate / Katherine does not score like a
 misspelling). The name score is the product of the given-name and family-name scores: both must agree.
+
+A score alone cannot tell a misspelling from a twin's name: Michael / Michaela scores like Mohammed /
+Mohammad. So `NameAgreement` also says when given names differ at their ending, the way a boy's and a
+girl's form of one name do; the matcher then caps the match below `found` (see `_matching`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
 from ._names import name_tokens, phonetic_key
 
-__all__ = ["Folded", "dob_agreement", "identifier_agreement", "name_score"]
+__all__ = ["Folded", "NameAgreement", "dob_agreement", "identifier_agreement", "name_score"]
 
 # -- name scoring constants ----------------------------------------------------------------------
 # A fuzzy name score never equals an exact one.
@@ -33,6 +38,10 @@ GIVEN_SUBSET_OTHER_FIRST = 0.85
 GIVEN_FIRST_ONLY_FACTOR = 0.95
 # The query gave a family name only.
 GIVEN_UNKNOWN_FACTOR = 0.8
+# Most boy's / girl's forms of a name differ in their last letter or add letters (Antonio / Antonia,
+# Michael / Michaela, Louis / Louise); these pairs of endings do neither (Francis / Frances,
+# Jesse / Jessie).
+GENDERED_INNER_ENDINGS = frozenset({frozenset({"is", "es"}), frozenset({"e", "ie"})})
 
 
 # -- name scores ---------------------------------------------------------------------------------
@@ -49,6 +58,24 @@ class Folded:
     def of(cls, given_names: str, family_name: str) -> Folded:
         family = name_tokens(family_name)
         return cls(name_tokens(given_names), family, "".join(family), phonetic_key(family_name))
+
+    def swapped(self) -> Folded | None:
+        """The family name taken as the given names and the other way round (Wei Zhang entered as
+        given "Zhang", family "Wei"); None without both."""
+        if not self.given or not self.family_tokens:
+            return None
+        family = " ".join(self.given)
+        return Folded(self.family_tokens, self.given, "".join(self.given), phonetic_key(family))
+
+
+@dataclass(frozen=True, slots=True)
+class NameAgreement:
+    """`score` in [0, 1]; `exact` once folded; `another_form`: the given names may be two children's
+    (a boy's and a girl's form of one name), so the names alone never make this child certain."""
+
+    score: float
+    exact: bool
+    another_form: bool = False
 
 
 def _similarity(a: str, b: str) -> float:
@@ -91,13 +118,38 @@ def _given_score(q: tuple[str, ...], c: tuple[str, ...]) -> float:
     return min(score, FUZZY_CEILING)
 
 
-def name_score(q: Folded, c: Folded) -> tuple[float, bool]:
-    """(score in [0, 1], exact): the product, so both names must agree for a high score."""
+def _differ_at_ending(a: str, b: str) -> bool:
+    """Two different given names that differ where a boy's and a girl's form of a name do: one
+    extends the other, their last letters differ, or their endings are a pair of
+    `GENDERED_INNER_ENDINGS`. A difference inside the name (Mohammed / Mohammad, a swapped pair of
+    letters) reads as a spelling variant."""
+    if a == b:
+        return False
+    if a.startswith(b) or b.startswith(a) or a[-1] != b[-1]:
+        return True
+    stem = len(os.path.commonprefix([a, b]))
+    return frozenset({a[stem:], b[stem:]}) in GENDERED_INNER_ENDINGS
+
+
+def _another_form(q: tuple[str, ...], c: tuple[str, ...]) -> bool:
+    if "".join(q) == "".join(c) or sorted(q) == sorted(c):
+        return False  # the same names, perhaps in another order
+    if len(q) != len(c) and (set(q) <= set(c) or set(c) <= set(q)):
+        return False  # a middle name recorded on one side only
+    return any(_differ_at_ending(a, b) for a, b in zip(q, c, strict=False))
+
+
+def name_score(q: Folded, c: Folded) -> NameAgreement:
+    """The product of the names' scores, so both names must agree for a high score."""
     family = _family_score(q, c)
     if not q.given:
-        return family * GIVEN_UNKNOWN_FACTOR, False
+        return NameAgreement(family * GIVEN_UNKNOWN_FACTOR, exact=False)
     given = _given_score(q.given, c.given)
-    return given * family, given == 1.0 and family == 1.0
+    return NameAgreement(
+        given * family,
+        exact=given == 1.0 and family == 1.0,
+        another_form=bool(c.given) and _another_form(q.given, c.given),
+    )
 
 
 # -- dates and identifiers -----------------------------------------------------------------------
