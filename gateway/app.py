@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from .api import api_app
-from .audit_log import AuditLog
+from .audit_log import AuditLog, remember_signing_key
 from .console import mount_console
 from .episodes import EpisodeStore
 from .errors import PeerUnavailable, error_middleware
@@ -48,8 +48,8 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
     app[SIGNING_KEY] = load_signing_key(settings.signing_key_file)
     if settings.keys_json is not None:
         app[KEY_RING] = KeyRing.from_json(settings.keys_json)
-    elif settings.keyfile is not None:
-        app[KEY_RING] = KeyRing.from_file(settings.keyfile)
+    elif settings.keyfile is not None:  # followed: `cafx keys rotate` changes it while we run
+        app[KEY_RING] = KeyRing.from_file(settings.keyfile, follow=True)
     else:
         raise RuntimeError("keyfile (or keys_json) is not set (create one with `cafx keys init`)")
     yield
@@ -58,8 +58,14 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[EPISODES] = EpisodeStore(app[KEY_RING])
+    assert settings.signing_key_file is not None  # noqa: S101 - `_keys` refused to start without
     app[AUDIT] = AuditLog(
-        app[ENGINE], app[SIGNING_KEY], settings.member_id, settings.audit_checkpoint_every
+        app[ENGINE],
+        app[SIGNING_KEY],
+        settings.member_id,
+        settings.audit_checkpoint_every,
+        # Checkpoints signed before a signing-key rotation still verify.
+        earlier_keys=remember_signing_key(settings.signing_key_file, app[SIGNING_KEY]),
     )
     yield
 

@@ -1,14 +1,26 @@
 """The audit chain as the node stores it: one writer at a time appends sealed entries (and signed
 checkpoints) inside the caller's transaction; `verify` streams the stored chain through
-`gateway.audit.verify` in constant memory."""
+`gateway.audit.verify` in constant memory.
+
+Checkpoints are verified against the node's current signing key and its earlier ones: a routine
+signing-key rotation (`cafx federation rotate-key`, a new key file) must not make every checkpoint
+signed before it look forged. The earlier public keys are kept in a history file beside the signing
+key file (`signing_key_history`), which the node and `cafx audit verify` add their current key to.
+It is trusted as the signing key file is: the database alone can add no key to it. A key taken out
+of it (one found compromised) verifies nothing any more."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import json
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
-from joserfc.jwk import OKPKey
+from joserfc.jwk import ECKey, KeySet, OKPKey
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,15 +37,28 @@ from .audit import (
 from .storage import create_engine, is_sqlite, sqlite_file
 from .storage._tables import audit_checkpoints, audit_entries
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "remember_signing_key", "signing_key_history"]
+
+log = logging.getLogger("cafx.audit")
 
 # Any fixed number: the PostgreSQL advisory lock every audit writer takes, across replicas.
 _ADVISORY_LOCK = 0x43414658  # "CAFX"
 
 
 class AuditLog:
-    def __init__(self, engine: AsyncEngine, key: OKPKey, member_id: str, every: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        key: OKPKey,
+        member_id: str,
+        every: int,
+        *,
+        earlier_keys: Iterable[OKPKey | ECKey] = (),
+    ) -> None:
+        """`key` signs new checkpoints; it and `earlier_keys` (public keys this node signed with
+        before, see `remember_signing_key`) verify them."""
         self.engine, self.key, self.member_id, self.every = engine, key, member_id, every
+        self.verifying_keys = _key_set(key, earlier_keys)
         self._sqlite = is_sqlite(engine.url.render_as_string())
         self._local = asyncio.Lock()  # SQLite is one process: a lock in it serialises writers
         # SQLite only (one process, one writer at a time): the committed head of the chain, so an
@@ -122,7 +147,9 @@ class AuditLog:
                 select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
             ).all()
             checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
-            return verify(entries(), checkpoints, self.key, self.member_id, every=self.every)
+            return verify(
+                entries(), checkpoints, self.verifying_keys, self.member_id, every=self.every
+            )
 
     @contextmanager
     def _one_snapshot(self, connection: Connection, own_connection: bool) -> Iterator[Connection]:
@@ -154,3 +181,74 @@ class AuditLog:
 @asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
+
+
+def _key_set(current: OKPKey, earlier: Iterable[OKPKey | ECKey]) -> KeySet:
+    """The public keys, current first, each once."""
+    keys: list[OKPKey | ECKey] = []
+    seen: set[str] = set()
+    for key in (current, *earlier):
+        public = key.as_dict(private=False)
+        thumbprint = key.thumbprint()
+        if thumbprint not in seen:
+            seen.add(thumbprint)
+            keys.append(type(key).import_key(public))
+    return KeySet(keys)  # type: ignore[arg-type]  # joserfc's KeySet takes any of its key types
+
+
+def signing_key_history(signing_key_file: Path) -> Path:
+    """Where the public keys this node signed with are kept: beside its signing key file."""
+    return signing_key_file.with_name(f"{signing_key_file.stem}.history.json")
+
+
+def remember_signing_key(signing_key_file: Path, key: OKPKey) -> list[OKPKey | ECKey]:
+    """Add `key`'s public part to the history (a JWK Set) and return every key in it.
+
+    Called where the signing key is loaded (the node at start, `cafx audit verify`). A history that
+    cannot be read is left as it is (never overwritten, so no key in it is lost) and logged; one that
+    cannot be written (a read-only key directory) is logged, and the keys read are still used."""
+    path = signing_key_history(signing_key_file)
+    try:
+        known = _read_history(path)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("signing key history not readable (%s)", type(exc).__name__)
+        return []
+    if any(earlier.thumbprint() == key.thumbprint() for earlier in known):
+        return known
+    remembered = [*known, OKPKey.import_key(key.as_dict(private=False))]
+    try:
+        _write_history(path, remembered)
+    except OSError as exc:
+        log.warning("signing key history not written (%s)", type(exc).__name__)
+    return remembered
+
+
+def _read_history(path: Path) -> list[OKPKey | ECKey]:
+    if not path.exists():
+        return []
+    document = json.loads(path.read_text(encoding="utf-8"))
+    keys: list[OKPKey | ECKey] = []
+    for item in document["keys"]:
+        if not isinstance(item, dict):
+            raise TypeError("a history entry is not a JWK")
+        kind = OKPKey if item.get("kty") == "OKP" else ECKey
+        key = kind.import_key(item)
+        if key.is_private:  # only public keys belong here
+            raise ValueError("the history holds a private key")
+        keys.append(key)
+    return keys
+
+
+def _write_history(path: Path, keys: list[OKPKey | ECKey]) -> None:
+    """Atomically (a temporary file, then a rename): a crash leaves the old or the new history."""
+    text = json.dumps({"keys": [key.as_dict(private=False) for key in keys]}, indent=2) + "\n"
+    fd, temporary = tempfile.mkstemp(prefix=".cafx-history-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # public keys
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)

@@ -12,14 +12,15 @@ from pathlib import Path
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..audit_log import AuditLog
+from ..audit_log import AuditLog, remember_signing_key
 from ..oauth import SCOPES, disable_client, register_client
 from ..observability import configure_logging
-from ..protection import KeyRing, write_keyfile
+from ..protection import KeyRing, ProtectionError, write_keyfile
 from ..runner import serve_forever
 from ..settings import Settings, load_settings
 from ..signing import generate_signing_key, load_signing_key, write_signing_key
 from ..storage import create_engine, rewrap_sealed, upgrade
+from ..storage._rewrap import old_keys_in_use
 
 __all__ = ["audit", "clients", "db", "keys", "serve"]
 
@@ -110,32 +111,76 @@ def keys_rotate(config: Path | None, retire: bool) -> None:
     """Add a new key-encryption key, make it current, and re-wrap every sealed value's data key
     (episodes, requests, outbox messages, received copies, overrides, transfers, held disclosures).
 
-    With several replicas: deploy the new key file everywhere before re-wrapping, and retire old
-    keys only after that (run once without --retire, deploy, then again with --retire).
+    A running node follows its key file: it opens re-wrapped values and seals new ones under the new
+    key without a restart. With several replicas (each with its own copy of the file): deploy the new
+    key file everywhere, then `cafx keys retire`. A key still named by any row is never retired.
     """
     settings = _settings(config)
-    if settings.keyfile is None:
-        raise click.ClickException(
-            "rotation needs a keyfile (keys in the environment: rotate there)"
-        )
-    old = KeyRing.from_file(settings.keyfile)
-    ring = old.with_new_key()
-    write_keyfile(settings.keyfile, ring, overwrite=True)
-
-    async def run() -> dict[str, int]:
-        async with database(settings, migrate=False) as engine:
-            async with engine.begin() as connection:
-                return await rewrap_sealed(connection, ring)
-
-    counts = asyncio.run(run())
+    keyfile = _keyfile(settings)
+    ring = KeyRing.from_file(keyfile).with_new_key()
+    write_keyfile(keyfile, ring, overwrite=True)
+    counts = _rewrap(settings, ring)
     done = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "nothing"
     click.echo(
         f"current key is now {ring.current}; re-wrapped {sum(counts.values())} value(s): {done}"
     )
     if retire:
-        retired = [k for k in ring.key_ids if k != ring.current]
-        write_keyfile(settings.keyfile, ring.without_keys(retired), overwrite=True)
-        click.echo(f"retired {', '.join(retired) or 'nothing'}")
+        _retire(settings, keyfile, ring)
+
+
+@keys.command("retire")
+@config_option
+def keys_retire(config: Path | None) -> None:
+    """Drop every key but the current one: re-wraps what is still under an old key first, and
+    refuses while any sealed value still names one (a node that had not yet seen the new key file)."""
+    settings = _settings(config)
+    keyfile = _keyfile(settings)
+    ring = KeyRing.from_file(keyfile)
+    counts = _rewrap(settings, ring)
+    if any(counts.values()):
+        click.echo(f"re-wrapped {sum(counts.values())} value(s) still under an old key")
+    _retire(settings, keyfile, ring)
+
+
+def _keyfile(settings: Settings) -> Path:
+    if settings.keyfile is None:
+        raise click.ClickException(
+            "rotation needs a keyfile (keys in the environment: rotate there)"
+        )
+    return settings.keyfile
+
+
+def _rewrap(settings: Settings, ring: KeyRing) -> dict[str, int]:
+    async def run() -> dict[str, int]:
+        async with database(settings, migrate=False) as engine:
+            async with engine.begin() as connection:
+                return await rewrap_sealed(connection, ring)
+
+    try:
+        return asyncio.run(run())
+    except ProtectionError as exc:  # e.g. a row under a key no longer in the file: rule only
+        raise click.ClickException(f"re-wrapping stopped: {exc.rule}") from None
+
+
+def _retire(settings: Settings, keyfile: Path, ring: KeyRing) -> None:
+    """Write the ring without its old keys, unless a sealed value still names one: retiring that
+    key would make the value unreadable for good."""
+
+    async def run() -> dict[str, int]:
+        async with database(settings, migrate=False) as engine:
+            async with engine.connect() as connection:
+                return await old_keys_in_use(connection, ring.current)
+
+    in_use = asyncio.run(run())
+    if in_use:
+        named = ", ".join(f"{key_id or '(none)'}: {n}" for key_id, n in sorted(in_use.items()))
+        raise click.ClickException(
+            f"not retired: sealed values still name old keys ({named}), written meanwhile by a"
+            " node without the new key file; deploy it to every node, then run `cafx keys retire`"
+        )
+    retired = [k for k in ring.key_ids if k != ring.current]
+    write_keyfile(keyfile, ring.without_keys(retired), overwrite=True)
+    click.echo(f"retired {', '.join(retired) or 'nothing'}")
 
 
 @click.group()
@@ -203,15 +248,25 @@ def audit() -> None:
 @audit.command("verify")
 @config_option
 def audit_verify(config: Path | None) -> None:
-    """Check every entry and signed checkpoint; exit 1 when the chain was tampered with."""
+    """Check every entry and signed checkpoint; exit 1 when the chain was tampered with.
+
+    Checkpoints may be signed by the current signing key or by one this node signed with before
+    (kept in the signing key's history file, `*.history.json` beside it)."""
     settings = _settings(config)
     if settings.signing_key_file is None:
         raise click.ClickException("signing_key_file is not set")
     key = load_signing_key(settings.signing_key_file)
+    earlier = remember_signing_key(settings.signing_key_file, key)
 
     async def run() -> dict[str, object]:
         async with database(settings, migrate=False) as engine:
-            log = AuditLog(engine, key, settings.member_id, settings.audit_checkpoint_every)
+            log = AuditLog(
+                engine,
+                key,
+                settings.member_id,
+                settings.audit_checkpoint_every,
+                earlier_keys=earlier,
+            )
             return (await log.verify()).as_dict()
 
     result = asyncio.run(run())

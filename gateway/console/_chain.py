@@ -52,7 +52,7 @@ async def check_chain(log: AuditLog, *, whole: bool = False) -> ChainCheck:
 async def _tail(log: AuditLog, checkpoint: Checkpoint) -> VerifyResult | None:
     """The result from `checkpoint` to the head, or None at the first thing that is not as it must be.
     At most one checkpoint interval is read: an entry past it would need a newer checkpoint."""
-    if not signature_valid(checkpoint, log.key, log.member_id):
+    if not signature_valid(checkpoint, log.verifying_keys, log.member_id):
         return None
     async with log.engine.connect() as connection:
         rows = await connection.execute(

@@ -123,7 +123,8 @@ def seal(plaintext: bytes, ring: KeyRing, associated_data: bytes) -> Sealed:
     dek = AESGCM.generate_key(bit_length=256)
     nonce = secrets.token_bytes(_NONCE_BYTES)
     ciphertext = AESGCM(dek).encrypt(nonce, bytes(plaintext), _payload_ad(associated_data))
-    return Sealed(ring.current, aes_key_wrap(ring.current_kek, dek), nonce, ciphertext)
+    key_id, kek = ring.sealing_key()
+    return Sealed(key_id, aes_key_wrap(kek, dek), nonce, ciphertext)
 
 
 def _as_sealed(sealed: Sealed | bytes) -> Sealed:
@@ -167,7 +168,8 @@ def rewrap(sealed: Sealed | bytes, ring: KeyRing) -> Sealed:
     returned unchanged, so an interrupted rotation can simply be run again.
     """
     value = _as_sealed(sealed)
-    if value.key_id == ring.current:
+    key_id, kek = ring.sealing_key()
+    if value.key_id == key_id:
         return value
     dek = _unwrap(value, ring)
-    return Sealed(ring.current, aes_key_wrap(ring.current_kek, dek), value.nonce, value.ciphertext)
+    return Sealed(key_id, aes_key_wrap(kek, dek), value.nonce, value.ciphertext)

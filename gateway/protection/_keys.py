@@ -18,6 +18,13 @@ Key file and environment variable (`CAFX_KEYS`) hold the same JSON::
 
 `format` may be omitted; any other member is refused, so a typo cannot silently drop a key.
 Messages name the key id and the rule, never key bytes.
+
+A running node follows its key file (`KeyRing.from_file(path, follow=True)`): `cafx keys rotate`
+rewrites the file while the node runs, and the node must open the values re-wrapped under the new
+key at once, seal new values under it, and stop using a retired key, without a restart. The file is
+looked at (one `stat`) whenever a key is used and read again when it changed. A changed file that
+does not load, or that names another blind-index key, is not taken: the node keeps the keys it has
+and logs the rule.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -47,6 +55,8 @@ DEFAULT_ENV_VAR = "CAFX_KEYS"
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NUMBERED_ID = re.compile(r"k(\d{1,9})")
 _FINGERPRINT_LABEL = b"cafx-blind-index-key-fingerprint/1"
+
+log = logging.getLogger("cafx.keys")
 
 
 def _check_key_id(key_id: object) -> str:
@@ -81,9 +91,10 @@ def _encode(key: bytes) -> str:
 
 
 class KeyRing:
-    """KEKs by id (one current) and the blind-index key. Immutable; its repr shows ids only."""
+    """KEKs by id (one current) and the blind-index key. Immutable (except a ring that follows its
+    key file, see `from_file`); its repr shows ids only."""
 
-    __slots__ = ("_current", "_index_key", "_keys")
+    __slots__ = ("_index_key", "_state")
 
     def __init__(self, current: str, keys: Mapping[str, bytes], index_key: bytes) -> None:
         checked = {
@@ -101,31 +112,40 @@ class KeyRing:
             raise KeyMaterialError(
                 "index_key.reused", "index_key must differ from every key-encryption key"
             )
-        self._current = current
-        self._keys: Mapping[str, bytes] = MappingProxyType(checked)
+        # One attribute for the current id and the KEKs, so a reload replaces both at once.
+        self._state: tuple[str, Mapping[str, bytes]] = (current, MappingProxyType(checked))
         self._index_key = bytes(index_key)
 
     def __repr__(self) -> str:
-        return f"KeyRing(current={self._current!r}, key_ids={self.key_ids!r})"
+        return f"KeyRing(current={self.current!r}, key_ids={self.key_ids!r})"
+
+    def _snapshot(self) -> tuple[str, Mapping[str, bytes]]:
+        return self._state
 
     # -- reading ---------------------------------------------------------------------------------
 
     @property
     def current(self) -> str:
         """The id of the KEK that wraps new data keys."""
-        return self._current
+        return self._snapshot()[0]
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(sorted(self._keys))
+        return tuple(sorted(self._snapshot()[1]))
 
     @property
     def current_kek(self) -> bytes:
-        return self._keys[self._current]
+        return self.sealing_key()[1]
+
+    def sealing_key(self) -> tuple[str, bytes]:
+        """The current key id and its KEK, from one look at the ring (use this to wrap: a ring that
+        follows its file could otherwise change between reading the id and reading the key)."""
+        current, keys = self._snapshot()
+        return current, keys[current]
 
     def kek(self, key_id: str) -> bytes | None:
         """The KEK with this id, or None (a sealed value naming a retired key)."""
-        return self._keys.get(key_id)
+        return self._snapshot()[1].get(key_id)
 
     @property
     def index_key(self) -> bytes:
@@ -177,8 +197,13 @@ class KeyRing:
         return cls(_check_key_id(document["current"]), decoded, index_key)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
-        """Load a key file (JSON as above). I/O happens here only, never at import."""
+    def from_file(cls, path: str | os.PathLike[str], *, follow: bool = False) -> KeyRing:
+        """Load a key file (JSON as above). I/O happens here only, never at import.
+
+        With `follow`, the ring keeps following the file (a running node: see the module docstring).
+        """
+        if follow:
+            return _FollowedKeyRing(Path(path))
         try:
             text = Path(path).read_bytes()
         except OSError as exc:
@@ -197,10 +222,11 @@ class KeyRing:
 
     def to_json(self) -> str:
         """The key-file JSON for this ring (secret: write it with `write_keyfile`)."""
+        current, keys = self._snapshot()
         document = {
             "format": KEYRING_FORMAT,
-            "current": self._current,
-            "keys": {key_id: _encode(self._keys[key_id]) for key_id in self.key_ids},
+            "current": current,
+            "keys": {key_id: _encode(keys[key_id]) for key_id in sorted(keys)},
             "index_key": _encode(self._index_key),
         }
         return json.dumps(document, indent=2) + "\n"
@@ -212,23 +238,70 @@ class KeyRing:
 
         Default id: `k<n+1>` after the highest numbered id, so ids never repeat after a retirement.
         """
-        new_id = _check_key_id(key_id if key_id is not None else _next_id(self._keys))
-        if new_id in self._keys:
+        keys = dict(self._snapshot()[1])
+        new_id = _check_key_id(key_id if key_id is not None else _next_id(keys))
+        if new_id in keys:
             raise KeyMaterialError("kek.id_taken", f"key id {new_id!r} is already in the key ring")
-        keys = dict(self._keys)
         keys[new_id] = secrets.token_bytes(KEY_BYTES)
         return KeyRing(new_id, keys, self._index_key)
 
     def without_keys(self, key_ids: Iterable[str]) -> KeyRing:
         """This ring minus retired KEKs (after every row was re-wrapped); the current one stays."""
         retired = set(key_ids)
-        if self._current in retired:
+        current, known = self._snapshot()
+        if current in retired:
             raise KeyMaterialError("keyring.current", "the current key cannot be removed")
-        missing = sorted(retired - set(self._keys))
+        missing = sorted(retired - set(known))
         if missing:
             raise KeyMaterialError("kek.unknown", f"not in the key ring: {', '.join(missing)}")
-        keys = {k: v for k, v in self._keys.items() if k not in retired}
-        return KeyRing(self._current, keys, self._index_key)
+        keys = {k: v for k, v in known.items() if k not in retired}
+        return KeyRing(current, keys, self._index_key)
+
+
+_FileStamp = tuple[int, int, int, int]  # device, inode, size, mtime in ns
+
+
+def _file_stamp(path: Path) -> _FileStamp | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+class _FollowedKeyRing(KeyRing):
+    """A key ring that takes its key file's keys whenever the file changes (`write_keyfile` replaces
+    the file, so a change is a new inode even within one mtime tick)."""
+
+    __slots__ = ("_path", "_stamp")
+
+    def __init__(self, path: Path) -> None:
+        stamp = _file_stamp(path)
+        ring = KeyRing.from_file(path)
+        current, keys = ring._snapshot()
+        super().__init__(current, keys, ring.index_key)
+        self._path, self._stamp = path, stamp
+
+    def _snapshot(self) -> tuple[str, Mapping[str, bytes]]:
+        stamp = _file_stamp(self._path)
+        if stamp is not None and stamp != self._stamp:
+            self._stamp = stamp  # a file that does not load is not read again until it changes
+            self._reload()
+        return self._state
+
+    def _reload(self) -> None:
+        try:
+            ring = KeyRing.from_file(self._path)
+        except KeyMaterialError as exc:
+            log.warning("key file changed but not loaded; keeping the keys in use (%s)", exc.rule)
+            return
+        if not hmac.compare_digest(ring.index_key, self._index_key):
+            # The index key never rotates (see the module docstring): every look-up would miss.
+            log.warning(
+                "key file changed its index_key; keeping the keys in use (index_key.changed)"
+            )
+            return
+        self._state = ring._snapshot()
 
 
 def _next_id(keys: Mapping[str, bytes]) -> str:

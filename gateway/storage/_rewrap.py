@@ -1,16 +1,26 @@
 """Key rotation at rest (`cafx keys rotate`): every sealed value in the database, in every table,
 re-wrapped under the ring's current key-encryption key. Only the wrapped data key changes; the
-ciphertext is kept byte for byte, so the associated data each writer bound in still opens it."""
+ciphertext is kept byte for byte, so the associated data each writer bound in still opens it.
+
+Nodes keep writing while this runs, so each re-wrapped value is written back only if the row still
+holds the value that was read (compare and swap): a row a node changed meanwhile is read again and
+re-wrapped again, never overwritten with the document it held before."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, LargeBinary, Table, select, update
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, LargeBinary, Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..protection import KeyRing, rewrap
 from ._tables import metadata
 
-__all__ = ["rewrap_sealed", "sealed_columns"]
+__all__ = ["old_keys_in_use", "rewrap_sealed", "sealed_columns"]
+
+# A row changed again each time it was read is left for the next run (`old_keys_in_use` shows it).
+_ATTEMPTS = 3
 
 
 def sealed_columns() -> list[tuple[Table, Column[bytes]]]:
@@ -27,23 +37,67 @@ def sealed_columns() -> list[tuple[Table, Column[bytes]]]:
     return found
 
 
+def _not_current(table: Table, column: Column[bytes], current: str) -> ColumnElement[bool]:
+    return column.is_not(None) & or_(table.c.key_id.is_(None), table.c.key_id != current)
+
+
 async def rewrap_sealed(connection: AsyncConnection, ring: KeyRing) -> dict[str, int]:
     """Re-wrap every value not yet under `ring.current`; how many per table. Idempotent, so an
-    interrupted rotation is simply run again; old keys may be retired only after it completed."""
+    interrupted rotation is simply run again; old keys may be retired only when `old_keys_in_use`
+    finds none."""
+    current = ring.current
     counts: dict[str, int] = {}
     for table, column in sealed_columns():
         key = list(table.primary_key.columns)
         rows = await connection.execute(
-            select(*key, column).where(table.c.key_id != ring.current, column.is_not(None))
+            select(*key, column).where(_not_current(table, column, current))
         )
         count = 0
         for row in rows.all():
-            sealed = rewrap(row[-1], ring)
-            await connection.execute(
-                update(table)
-                .where(*(c == value for c, value in zip(key, row[:-1], strict=True)))
-                .values({"key_id": sealed.key_id, column.name: sealed.to_bytes()})
-            )
-            count += 1
+            where = [c == value for c, value in zip(key, row[:-1], strict=True)]
+            count += await _rewrap_row(connection, table, column, where, row[-1], ring)
         counts[table.name] = count
     return counts
+
+
+async def _rewrap_row(
+    connection: AsyncConnection,
+    table: Table,
+    column: Column[bytes],
+    where: Sequence[ColumnElement[bool]],
+    blob: bytes,
+    ring: KeyRing,
+) -> int:
+    """1 when this row's value was re-wrapped; 0 when it is gone, already under the current key
+    (a node rewrote it under the new key), or changed under an old key on every attempt."""
+    for _ in range(_ATTEMPTS):
+        sealed = rewrap(blob, ring)
+        written = await connection.execute(
+            update(table)
+            .where(*where, column == blob)
+            .values({"key_id": sealed.key_id, column.name: sealed.to_bytes()})
+        )
+        if written.rowcount == 1:
+            return 1
+        again: Any = await connection.scalar(
+            select(column).where(*where, _not_current(table, column, sealed.key_id))
+        )
+        if again is None:
+            return 0
+        blob = again
+    return 0
+
+
+async def old_keys_in_use(connection: AsyncConnection, current: str) -> dict[str, int]:
+    """How many sealed values, over every table, each key id other than `current` still wraps (a
+    value without a key id counts under ""). Empty: the other keys can be retired."""
+    found: dict[str, int] = {}
+    for table, column in sealed_columns():
+        rows = await connection.execute(
+            select(table.c.key_id, func.count())
+            .where(_not_current(table, column, current))
+            .group_by(table.c.key_id)
+        )
+        for key_id, count in rows.all():
+            found[key_id or ""] = found.get(key_id or "", 0) + count
+    return found
