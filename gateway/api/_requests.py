@@ -7,11 +7,14 @@ import uuid
 
 from aiohttp import web
 
-from ..errors import NotFound, SchemaViolation
+from directory.members import MemberError
+from schemas import Problem
+
+from ..errors import FederationRefused, NotFound, SchemaViolation
 from ..federation.practitioner import Decision, PractitionerRequests, RequestInput
-from ..keys import REQUEST_ID, REQUESTS
+from ..keys import AUDIT, MEMBERS, REQUEST_ID, REQUESTS
 from ._auth import CALLER, needs
-from ._common import json_body
+from ._common import audited_refusals, draft, json_body
 
 __all__ = ["decide_request", "get_request", "post_request", "waiting_requests"]
 
@@ -23,13 +26,28 @@ def _requests(request: web.Request) -> PractitionerRequests:
     return service
 
 
+def _an_active_member(request: web.Request, target: str) -> None:
+    """Only to an active member of the signed metadata: another could never be answered (and
+    would fail only after a lead contact approved it)."""
+    try:
+        request.config_dict[MEMBERS]().active(target)
+    except MemberError as error:
+        raise FederationRefused(
+            str(error),  # GSS codes only
+            code=error.code,
+            problems=[Problem(("target_authority",), error.code, error.message)],
+        ) from None
+
+
 @needs("requests:write")
 async def post_request(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise SchemaViolation("Idempotency-Key must be 1 to 200 characters")
     body = await json_body(request, RequestInput)
-    record = await _requests(request).create(
+    service = _requests(request)
+    _an_active_member(request, body.target_authority)
+    record = await service.create(
         request[CALLER].client_id, body, request[REQUEST_ID], idempotency_key=key
     )
     return web.json_response(record.public(), status=201)
@@ -46,25 +64,44 @@ def _request_id(request: web.Request) -> str:
 async def get_request(request: web.Request) -> web.Response:
     """The system that raised a request reads it (its answer is disclosed content); so may another
     system holding `requests:decide` too (the lead contacts', who see every request in their
-    queue). A system with `requests:decide` alone reads the queue (`GET /requests`)."""
-    caller = request[CALLER]
-    record = await _requests(request).get(_request_id(request))
-    if record.document["client_id"] != caller.client_id and "requests:decide" not in caller.scopes:
-        raise NotFound("no such request")
+    queue). A system with `requests:decide` alone reads the queue (`GET /requests`). Each read is
+    audited (`request.read`), as a read of an episode is."""
+    caller, service = request[CALLER], _requests(request)
+    request_id, audit = _request_id(request), request.config_dict[AUDIT]
+    async with (
+        audited_refusals(request, "request.read", request_id),
+        audit.transaction() as connection,
+    ):
+        record = await service.get(request_id, connection)
+        raiser = record.document["client_id"] == caller.client_id
+        if not raiser and "requests:decide" not in caller.scopes:
+            raise NotFound("no such request")
+        await audit.append(
+            connection, draft(request, "request.read", record.id, state=record.state)
+        )
     return web.json_response(record.public())
 
 
 @needs("requests:decide")
 async def decide_request(request: web.Request) -> web.Response:
+    """The decision, and what became of the request: in full to the system that raised it; to any
+    other, the decision view (no disclosed content: that is read, audited, through GET)."""
     request_id = _request_id(request)
     body = await json_body(request, Decision)
+    client_id = request[CALLER].client_id
     record = await _requests(request).decide(  # audits its own refusals
-        request_id, body, request[REQUEST_ID], via=f"client:{request[CALLER].client_id}"
+        request_id, body, request[REQUEST_ID], via=f"client:{client_id}"
     )
-    return web.json_response(record.public())
+    raiser = record.document["client_id"] == client_id
+    return web.json_response(record.public() if raiser else record.decided())
 
 
 @needs("requests:decide")
 async def waiting_requests(request: web.Request) -> web.Response:
-    records = await _requests(request).waiting()
+    """The queue: each request with the child's match keys or episode and any override's
+    justification, so its read is audited (how many, never whom)."""
+    service, audit = _requests(request), request.config_dict[AUDIT]
+    async with audit.transaction() as connection:
+        records = await service.waiting(connection)
+        await audit.append(connection, draft(request, "request.list", None, results=len(records)))
     return web.json_response({"requests": [r.for_decision() for r in records]})

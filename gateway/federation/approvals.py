@@ -31,13 +31,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
-from schemas import Section
+from schemas import Problem, Section
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..consent import ConsentDecision
 from ..episodes import EpisodeStore
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, Forbidden, NotFound, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import disclosure_approvals
@@ -125,6 +125,10 @@ class DisclosureApprovals:
         return view, document
 
     async def _row(self, connection: AsyncConnection, approval_id: str) -> Any:
+        try:  # the id the node gave it; anything else (a NUL, say) is not looked for
+            uuid.UUID(approval_id)
+        except ValueError:
+            raise NotFound("no such disclosure approval") from None
         row = (
             await connection.execute(
                 select(disclosure_approvals).where(disclosure_approvals.c.id == approval_id)
@@ -138,15 +142,18 @@ class DisclosureApprovals:
         async with self.audit.engine.connect() as connection:
             return self._pending(await self._row(connection, approval_id))[0]
 
-    async def waiting(self) -> list[PendingDisclosure]:
-        """Held disclosures a lead contact of this borough must decide, oldest first."""
-        async with self.audit.engine.connect() as connection:
-            rows = await connection.execute(
-                select(disclosure_approvals)
-                .where(disclosure_approvals.c.state == "pending")
-                .order_by(disclosure_approvals.c.received_at, disclosure_approvals.c.id)
-            )
-            return [self._pending(row)[0] for row in rows.all()]
+    async def waiting(self, connection: AsyncConnection | None = None) -> list[PendingDisclosure]:
+        """Held disclosures a lead contact of this borough must decide, oldest first; with a
+        `connection`, read in it (the caller's audit transaction)."""
+        if connection is None:
+            async with self.audit.engine.connect() as reading:
+                return await self.waiting(reading)
+        rows = await connection.execute(
+            select(disclosure_approvals)
+            .where(disclosure_approvals.c.state == "pending")
+            .order_by(disclosure_approvals.c.received_at, disclosure_approvals.c.id)
+        )
+        return [self._pending(row)[0] for row in rows.all()]
 
     # --- the workflow ----------------------------------------------------------------------------
 
@@ -202,10 +209,20 @@ class DisclosureApprovals:
         note: str | None = None,
         request_id: str | None = None,
         now: datetime | None = None,
+        via: str | None = None,
     ) -> PendingDisclosure:
         """A lead contact of this borough approves or rejects; the requester is told either way,
         while it is still an active member. `now` is the moment of the decision (tests pass a
-        later one to see an attestation expire)."""
+        later one to see an attestation expire). `via` says who passed the decision on, for the
+        audit log: `client:<id>` (a borough system, which asserts the lead contact) or
+        `console:<id>` (the lead contact signed in). A rejection gives its reason (`note`), as
+        `practitioner.Decision`, which the API and the console read, requires."""
+        if decision == "reject" and not (note or "").strip():
+            raise SchemaViolation(
+                "a rejection says why",
+                problems=[Problem(("note",), "decision.note_required", "a rejection says why")],
+            )
+        passed_on = None if via is None else audit_code(via)
         if not self.is_lead_contact(self.me, lead_contact_id):
             await self.audit.record(
                 AuditDraft(
@@ -215,7 +232,7 @@ class DisclosureApprovals:
                     subject=audit_code(approval_id),
                     reason="not_lead_contact",
                     request_id=request_id,
-                    details={"decision": decision},
+                    details={"decision": decision, "via": passed_on},
                 )
             )
             raise Forbidden(
@@ -281,6 +298,7 @@ class DisclosureApprovals:
                         "state": state,
                         "requester": asked.requester,
                         "told": told,
+                        "via": passed_on,
                     },
                 ),
             )

@@ -31,17 +31,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import AgencyType, Section
+from directory.members import MemberError
+from schemas import AgencyType, Problem, Section
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
-from ..errors import Conflict, Forbidden, GatewayError, NotFound
+from ..errors import Conflict, Forbidden, GatewayError, NotFound, SchemaViolation
 from ..protection import KeyRing, associated_data, has_letters, open_, seal
 from ..storage import aware_utc, first_answer
 from ..storage._tables import (
@@ -81,11 +84,32 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_PROSE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tabs, line breaks kept
+
+
+def _no_controls(pattern: re.Pattern[str]) -> Callable[[str | None], str | None]:
+    """A validator refusing control characters: they are no part of a name, a role or a note, and
+    PostgreSQL refuses NUL in a text column (a 500 rather than a located 422)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and pattern.search(value):
+            raise PydanticCustomError(
+                "text.control_characters", "control characters are not allowed"
+            )
+        return value
+
+    return check
+
+
+Line = Annotated[str, AfterValidator(_no_controls(_CONTROL))]
+
+
 class Practitioner(_Input):
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(min_length=1, max_length=100)
-    agency: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
+    role: Line = Field(min_length=1, max_length=100)  # stored in plain text: auto-approval reads it
+    agency: Line = Field(min_length=1, max_length=200)
     agency_type: AgencyType
 
 
@@ -150,8 +174,17 @@ class RequestInput(_Input):
 
 class Decision(_Input):
     decision: Literal["approve", "reject"]
-    lead_contact_id: str = Field(min_length=1, max_length=100)
-    note: str | None = Field(None, max_length=2000)
+    lead_contact_id: Line = Field(min_length=1, max_length=100)
+    note: Annotated[str | None, AfterValidator(_no_controls(_CONTROL_IN_PROSE))] = Field(
+        None, max_length=2000, validate_default=True
+    )
+
+    @field_validator("note")
+    @classmethod
+    def _a_rejection_says_why(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("decision") == "reject" and not (value or "").strip():
+            raise PydanticCustomError("decision.note_required", "a rejection says why, in a note")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +195,12 @@ class RequestRecord:
     target: str
     created_at: dt.datetime
     document: dict[str, Any]  # the sealed part: input, decisions, answer
+    # When consent to what was disclosed was withdrawn (its received copy marked): DESIGN 3.5.
+    withdrawn_at: dt.datetime | None = None
 
     def public(self) -> dict[str, Any]:
-        """What the requesting borough system sees."""
+        """What the requesting borough system sees: the answer, its content gone once consent to
+        it was withdrawn (what was disclosed, and when it was withdrawn, stay)."""
         return {
             "request_id": self.id,
             "kind": self.kind,
@@ -172,13 +208,32 @@ class RequestRecord:
             "target_authority": self.target,
             "created_at": self.created_at.isoformat(),
             "decisions": self.document.get("decisions", []),
-            "answer": self.document.get("answer"),
+            "answer": self._answer(),
             "error": self.document.get("error"),
         }
 
+    def _answer(self) -> dict[str, Any] | None:
+        answer = self.document.get("answer")
+        if answer is None or self.kind != "disclosure":
+            return answer
+        if self.withdrawn_at is None:
+            return {**answer, "withdrawn_at": None}
+        kept = {name: value for name, value in answer.items() if name != "content"}
+        return {**kept, "withdrawn_at": self.withdrawn_at.isoformat()}
+
+    def decided(self) -> dict[str, Any]:
+        """What a system that passed on a decision sees, unless it raised the request: the state,
+        the decisions and the answer's outcome (for a disclosure, the sections disclosed), never
+        the content nor the contact details a holder gave; the raiser reads those
+        (`GET /requests/{id}`)."""
+        answer = self.document.get("answer")
+        if answer is not None:
+            answer = {name: answer[name] for name in ("outcome", "sections") if name in answer}
+        return {**self.public(), "answer": answer}
+
     def for_decision(self) -> dict[str, Any]:
         """What a system deciding it sees: also what was asked, about whom, and why."""
-        return {**self.public(), "input": self.document["input"]}
+        return {**self.decided(), "input": self.document["input"]}
 
 
 # (target, path, body, attestation) -> (status, JSON answer)
@@ -313,21 +368,42 @@ class PractitionerRequests:
             raise NotFound("no such request")
         document = json.loads(open_(row.sealed, self.ring, _bound(row.id)))
         created = aware_utc(row.created_at)  # SQLite returns it without its offset
-        return RequestRecord(row.id, row.kind, row.state, row.target, created, document)
-
-    async def waiting(self) -> list[RequestRecord]:
-        """Requests a lead contact of this borough must look at (the console's queue)."""
-        async with self.audit.engine.connect() as connection:
-            rows = await connection.execute(
-                select(practitioner_requests.c.id)
+        withdrawn = None
+        if row.kind == "disclosure" and row.state == "answered":
+            withdrawn = await connection.scalar(
+                select(received_copies.c.withdrawn_at)
                 .where(
-                    practitioner_requests.c.state.in_(
-                        ["awaiting_verification", "awaiting_second_approval"]
-                    )
+                    received_copies.c.request_id == row.id,
+                    received_copies.c.withdrawn_at.is_not(None),
                 )
-                .order_by(practitioner_requests.c.created_at)
+                .limit(1)
             )
-            return [await self.get(row.id, connection) for row in rows.all()]
+        return RequestRecord(
+            row.id,
+            row.kind,
+            row.state,
+            row.target,
+            created,
+            document,
+            None if withdrawn is None else aware_utc(withdrawn),
+        )
+
+    async def waiting(self, connection: AsyncConnection | None = None) -> list[RequestRecord]:
+        """Requests a lead contact of this borough must look at (the console's queue); with a
+        `connection`, read in it (the caller's audit transaction)."""
+        if connection is None:
+            async with self.audit.engine.connect() as reading:
+                return await self.waiting(reading)
+        rows = await connection.execute(
+            select(practitioner_requests.c.id)
+            .where(
+                practitioner_requests.c.state.in_(
+                    ["awaiting_verification", "awaiting_second_approval"]
+                )
+            )
+            .order_by(practitioner_requests.c.created_at)
+        )
+        return [await self.get(row.id, connection) for row in rows.all()]
 
     async def recent(self, limit: int = 10) -> list[RequestRecord]:
         """The latest requests past verification (the console shows what became of them)."""
@@ -356,7 +432,24 @@ class PractitionerRequests:
     ) -> RequestRecord:
         """Raise a request. With an `idempotency_key`, the same request again from the same client
         returns the first one as it stands (a double submit raises, and sends, nothing twice);
-        another request under the same key is a 409 `idempotency_key_reused`."""
+        another request under the same key is a 409 `idempotency_key_reused`. The caller checks
+        that the target is an active member (the API does, against the signed metadata).
+
+        Auto-approval by role is a shortcut, not a condition: if it is refused (the auto-approver
+        is the practitioner, or no longer a listed lead contact; audited as a refused decision),
+        the request is still raised and waits for a lead contact like any other. Refusing the
+        request instead would answer 403 for one already stored and queued."""
+        if request.target_authority == self.me:
+            raise SchemaViolation(
+                "a request goes to another member, not to this node's own authority",
+                problems=[
+                    Problem(
+                        ("target_authority",),
+                        "request.target_is_self",
+                        "the target is this node's own authority",
+                    )
+                ],
+            )
         record = RequestRecord(
             id=str(uuid.uuid4()),
             kind=request.kind,
@@ -394,16 +487,23 @@ class PractitionerRequests:
             and request.practitioner.role in self.auto_approve_roles
         )
         if auto and self.auto_approver is not None:
-            return await self.decide(
-                record.id,
-                Decision(
-                    decision="approve",
-                    lead_contact_id=self.auto_approver,
-                    note="auto-approved by role",
-                ),
-                request_id,
-                via="auto",
-            )
+            try:
+                return await self.decide(
+                    record.id,
+                    Decision(
+                        decision="approve",
+                        lead_contact_id=self.auto_approver,
+                        note="auto-approved by role",
+                    ),
+                    request_id,
+                    via="auto",
+                )
+            except GatewayError as refused:  # a refused decision is audited by decide()
+                log.warning(
+                    "auto-approval refused; the request waits for a lead contact",
+                    extra={"request": record.id, "reason": refused.wire_code},
+                )
+                return await self.get(record.id)
         return record
 
     async def _claim_key(
@@ -444,12 +544,14 @@ class PractitionerRequests:
         through the API, which asserts the lead contact), `console:<id>` (the lead contact signed in)
         or `auto` (auto-approval by role)."""
         if not self.is_lead_contact(self.me, decision.lead_contact_id):
-            await self._audit_refusal(record_id, decision, request_id, "not_lead_contact")
-            raise Forbidden("only a listed lead CAF contact of this borough can decide")
+            await self._audit_refusal(record_id, decision, request_id, "not_lead_contact", via)
+            raise Forbidden(
+                "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
+            )
         try:
             record, state = await self._decide(record_id, decision, request_id, via)
         except (Forbidden, Conflict) as refused:  # rolled back: recorded on its own
-            await self._audit_refusal(record_id, decision, request_id, refused.wire_code)
+            await self._audit_refusal(record_id, decision, request_id, refused.wire_code, via)
             raise
         if state == "approved":
             record = await self._send(record, request_id)
@@ -519,13 +621,17 @@ class PractitionerRequests:
                     outcome=Outcome.SUCCESS if decision.decision == "approve" else Outcome.REFUSED,
                     subject=record.id,
                     request_id=request_id,
-                    details={"decision": decision.decision, "state": state},
+                    details={
+                        "decision": decision.decision,
+                        "state": state,
+                        "via": audit_code(via),  # which system passed it on, or the console
+                    },
                 ),
             )
         return record, state
 
     async def _audit_refusal(
-        self, record_id: str, decision: Decision, request_id: str, reason: str
+        self, record_id: str, decision: Decision, request_id: str, reason: str, via: str
     ) -> None:
         listed = reason != "not_lead_contact"  # an unlisted id is not written down
         await self.audit.record(
@@ -536,7 +642,7 @@ class PractitionerRequests:
                 subject=audit_code(record_id),
                 reason=reason,
                 request_id=request_id,
-                details={"decision": decision.decision},
+                details={"decision": decision.decision, "via": audit_code(via)},
             )
         )
 
@@ -591,6 +697,8 @@ class PractitionerRequests:
             state = _take_answer(document, status, answer, self._sound_from(record))
         except GatewayError as error:
             state, document["error"] = "failed", error.wire_code
+        except MemberError as error:  # the target left the federation or was suspended since
+            state, document["error"] = "failed", error.code
         except Exception as exc:  # never left `approved` with nobody to send it: failed, and why
             log.error("request not sent", extra={"request": record.id, "error": type(exc).__name__})
             state, document["error"] = "failed", "internal_error"

@@ -157,7 +157,7 @@ async def test_approve_after_a_listed_lead_contact_only_and_only_once(
     HeldDisclosure.model_validate(decided)
     assert decided["state"] == "approved" and decided["outcome"] == "disclosed"
     status, again = await _decide(
-        hackney, approval_id, decision="reject", lead_contact_id=hackney.lead
+        hackney, approval_id, decision="reject", lead_contact_id=hackney.lead, note="late"
     )
     assert status == 409 and again["error"] == "already_decided"
     status, queue = await hackney.call("GET", "/disclosure-approvals")
@@ -301,7 +301,7 @@ async def test_a_requester_suspended_before_the_decision_is_sent_nothing(
     assert status == 200, approved
     assert (approved["state"], approved["outcome"]) == ("refused", "member_suspended")
     status, rejected = await _decide(
-        hackney, reject_id, decision="reject", lead_contact_id=hackney.lead
+        hackney, reject_id, decision="reject", lead_contact_id=hackney.lead, note="no need"
     )
     assert status == 200 and rejected["state"] == "rejected", rejected
 
