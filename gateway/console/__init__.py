@@ -30,7 +30,7 @@ from ..settings import Settings
 from . import _child, _federation, _queue, _signin
 from ._oidc import OidcClient
 from ._sessions import ConsoleSessions
-from ._web import ANONYMOUS_REFUSALS, CONSOLE_PATH, csrf, guard, sessions
+from ._web import ANONYMOUS_REFUSALS, CONSOLE_PATH, cross_site, csrf, guard, sessions
 from .dev_provider import DEV_PROVIDER, DEV_PROVIDER_PATH, DevProvider, dev_provider_app
 
 __all__ = ["CONSOLE_PATH", "DEV_PROVIDER_PATH", "mount_console"]
@@ -52,7 +52,7 @@ def _filters(env: jinja2.Environment) -> None:
 
 
 def _console_app() -> web.Application:
-    app = web.Application(middlewares=[guard, sessions, csrf])
+    app = web.Application(middlewares=[guard, sessions, cross_site, csrf])
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True
     )

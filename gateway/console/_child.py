@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from schemas import AgencyType, ConsentStatement, Episode, london_today
+from schemas import AgencyType, ConsentStatement, Episode, Section, london_today
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
@@ -48,6 +48,12 @@ def _agencies(refs: list[Any]) -> list[str]:
     ]
 
 
+def _sections(sections: list[Section] | None) -> list[str]:
+    if sections is None:
+        return ["all"]
+    return [x.value.replace("_", " ") for x in sections] or ["none"]
+
+
 def _statements(episode: Episode) -> list[dict[str, Any]]:
     today = london_today()
     return [
@@ -57,9 +63,11 @@ def _statements(episode: Episode) -> list[dict[str, Any]]:
             "given_by": ", ".join(g.role.value.replace("_", " ") for g in s.given_by),
             "given_on": s.given_on,
             "purposes": [p.replace("_", " ") for p in s.purposes] or ["any"],
-            "share_with": _agencies(s.share_with) or ["nobody named"],
+            # As the consent engine reads them: no recipient named places no limit on recipients;
+            # sections None permits every section, an empty list none.
+            "share_with": _agencies(s.share_with) or ["anyone not excluded (no limit)"],
             "excluded": _agencies(s.excluded),
-            "sections": [x.value.replace("_", " ") for x in s.sections] if s.sections else ["all"],
+            "sections": _sections(s.sections),
             "valid_until": s.valid_until,
             "withdrawn_on": s.withdrawn_on,
         }

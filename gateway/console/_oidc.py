@@ -59,7 +59,9 @@ class OidcClient:
         redirect_url: str,
         allow_http: bool = False,
     ) -> None:
-        self.session, self.issuer = session, issuer.rstrip("/")
+        # As configured: some providers' issuers end in "/" (Auth0's do), and ID tokens name the
+        # issuer exactly as the provider's discovery document spells it.
+        self.session, self.issuer = session, issuer
         self.allow_http = allow_http  # the built-in development provider only
         self.client_id, self.client_secret, self.redirect_url = (
             client_id,
@@ -94,9 +96,11 @@ class OidcClient:
         if self._discovery is None:
             if not self._trusted_url(self.issuer):
                 raise PeerUnavailable("the identity provider's issuer is not an https address")
-            document = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            document = await self._get_json(
+                f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+            )
             issuer = document.get("issuer")
-            if not isinstance(issuer, str) or issuer.rstrip("/") != self.issuer:
+            if not isinstance(issuer, str) or issuer.rstrip("/") != self.issuer.rstrip("/"):
                 raise PeerUnavailable("the provider's discovery document names another issuer")
             if not all(self._trusted_url(document.get(name)) for name in _ENDPOINTS):
                 raise PeerUnavailable(
@@ -162,6 +166,7 @@ class OidcClient:
 
     async def validate(self, id_token: str, nonce: str) -> Identity:
         keys = await self._key_set()
+        issuer = (await self.discovery())["issuer"]  # exactly as the provider spells it
         try:
             try:
                 token = _decode(id_token, keys)
@@ -170,7 +175,7 @@ class OidcClient:
             registry = jwt.JWTClaimsRegistry(
                 now=int(time.time()),
                 leeway=_LEEWAY,
-                iss={"essential": True, "value": self.issuer},
+                iss={"essential": True, "value": issuer},
                 aud={"essential": True, "value": self.client_id},
                 exp={"essential": True},
                 iat={"essential": True},

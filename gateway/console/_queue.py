@@ -91,12 +91,12 @@ async def _views(request: web.Request, records: list[RequestRecord]) -> list[dic
 
 async def _decided(request: web.Request) -> dict[str, Any] | None:
     """The request just decided (POST, redirect, GET): its outcome, federated answer included."""
-    decided = request.query.get("decided")
+    decided = request.query.get("decided", "")
     if not decided or len(decided) > 36:
         return None
     try:
-        record = await request.config_dict[REQUESTS].get(decided)
-    except NotFound:
+        record = await request.config_dict[REQUESTS].get(str(uuid.UUID(decided)))
+    except (ValueError, NotFound):  # not an id: names nothing (and never reaches the database)
         return None
     return (await _views(request, [record]))[0]
 
@@ -129,10 +129,20 @@ async def _holder_waiting(request: web.Request) -> list[dict[str, Any]] | None:
     ]
 
 
+def _shown(*groups: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """The ids of the requests a page shows, once each: its audit entry names them, so a subject
+    access request finds every view of a child's name, date of birth and other details."""
+    return tuple(dict.fromkeys(item["id"] for group in groups for item in group or []))
+
+
 async def queue_page(request: web.Request) -> web.Response:
     requests = request.config_dict[REQUESTS]
-    waiting = [r for r in await requests.waiting() if r.state == "awaiting_verification"]
+    waiting = await _views(
+        request, [r for r in await requests.waiting() if r.state == "awaiting_verification"]
+    )
     holder_waiting = await _holder_waiting(request)
+    recent = await _views(request, await requests.recent(8))
+    decided = await _decided(request)
     await audit(
         request,
         "console.view",
@@ -140,32 +150,44 @@ async def queue_page(request: web.Request) -> web.Response:
         page="queue",
         results=len(waiting),
         held=len(holder_waiting or []),
+        requests=_shown(waiting, recent, [decided] if decided else None),
+        episodes=tuple(dict.fromkeys(p["episode_id"] for p in holder_waiting or [])),
     )
     return render(
         request,
         "queue.html",
         {
             "title": "Requests to verify",
-            "waiting": await _views(request, waiting),
+            "waiting": waiting,
             "holder_waiting": holder_waiting,
             "disclosed": await _disclosure_decided(request),
-            "recent": await _views(request, await requests.recent(8)),
-            "decided": await _decided(request),
+            "recent": recent,
+            "decided": decided,
         },
     )
 
 
 async def overrides_page(request: web.Request) -> web.Response:
     requests = request.config_dict[REQUESTS]
-    waiting = [r for r in await requests.waiting() if r.state == "awaiting_second_approval"]
-    await audit(request, "console.view", None, page="overrides", results=len(waiting))
+    waiting = await _views(
+        request, [r for r in await requests.waiting() if r.state == "awaiting_second_approval"]
+    )
+    decided = await _decided(request)
+    await audit(
+        request,
+        "console.view",
+        None,
+        page="overrides",
+        results=len(waiting),
+        requests=_shown(waiting, [decided] if decided else None),
+    )
     return render(
         request,
         "overrides.html",
         {
             "title": "Overrides awaiting a second approver",
-            "waiting": await _views(request, waiting),
-            "decided": await _decided(request),
+            "waiting": waiting,
+            "decided": decided,
         },
     )
 
@@ -180,7 +202,8 @@ def _decision(form: Any, lead_id: str) -> Decision:
         )
     except ValidationError:
         raise SchemaViolation(
-            "choose Approve or Reject; a note is at most 2000 characters"
+            "choose Approve or Reject; a rejection needs a note saying why; a note is at most "
+            "2000 characters"
         ) from None
 
 

@@ -19,7 +19,9 @@ from ._web import (
     SESSION,
     audit,
     clear_session_cookie,
+    error_page,
     lead_contact_for,
+    opened_by_another_site,
     refused_anonymously,
     render,
     set_session_cookie,
@@ -91,7 +93,9 @@ async def callback(request: web.Request) -> web.Response:
             await audit(request, "console.sign_in", None, Outcome.REFUSED, reason=error.wire_code)
         else:  # a made-up code, or the provider unreachable: nobody has been identified
             refused_anonymously(request, error.wire_code)
-        raise
+        failed = error_page(request, error.status, error.wire_code, error.message)
+        _used(failed)  # its state, nonce and PKCE verifier are spent: a retry starts afresh
+        return failed
     settings = request.config_dict[SETTINGS]
     lead = lead_contact_for(
         request.config_dict[MEMBERS](),
@@ -116,10 +120,20 @@ async def callback(request: web.Request) -> web.Response:
     raw = await request.config_dict[CONSOLE_SESSIONS].signed_in(request.get(SESSION), lead.id)
     request[LEAD] = lead
     await audit(request, "console.sign_in", lead.id)
-    response = web.HTTPSeeOther(f"{CONSOLE_PATH}/queue")
+    response = _onwards(request)
     set_session_cookie(response, raw)
     _used(response)
-    raise response
+    return response
+
+
+def _onwards(request: web.Request) -> web.Response:
+    """To the queue. Straight there when the provider is on this site; from a provider on another
+    site, by a page of ours that moves on by itself: a redirect would keep the provider as the
+    navigation's initiator, and `cross_site` would hold the queue back."""
+    queue = f"{CONSOLE_PATH}/queue"
+    if not opened_by_another_site(request):
+        return web.Response(status=303, headers={"Location": queue})
+    return render(request, "signed_in.html", {"title": "Signed in", "next": queue})
 
 
 async def sign_out(request: web.Request) -> web.Response:

@@ -2,8 +2,8 @@
 every POST, rendering with the common context, and audit entries for console actions.
 
 Order of the console's middlewares: `guard` (headers, errors as pages) wraps `sessions` (the signed-in
-lead contact, or a redirect to the sign-in page) wraps `csrf` (POSTs carry the session's token and come
-from our own origin)."""
+lead contact, or a redirect to the sign-in page) wraps `cross_site` (no page opened by another website)
+wraps `csrf` (POSTs carry the session's token and come from our own origin)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 from prometheus_client import Counter
 
 from directory.members import LeadContact, MemberDirectory
@@ -31,10 +32,13 @@ __all__ = [
     "LEAD",
     "SESSION",
     "audit",
+    "cross_site",
     "csrf",
     "draft",
+    "error_page",
     "guard",
     "lead_contact_for",
+    "opened_by_another_site",
     "refused_anonymously",
     "render",
     "sessions",
@@ -80,18 +84,18 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except GatewayError as error:
-        response = _error_page(request, error.status, error.wire_code, error.message)
+        response = error_page(request, error.status, error.wire_code, error.message)
     except web.HTTPException as http:
         if http.status < 400:
             _secure(http, request.path)
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(http.status, "bad_request")
-        response = _error_page(request, http.status, code, http.reason)
+        response = error_page(request, http.status, code, http.reason)
     _secure(response, request.path)
     return response
 
 
-def _error_page(request: web.Request, status: int, code: str, message: str) -> web.Response:
+def error_page(request: web.Request, status: int, code: str, message: str) -> web.Response:
     return render(
         request,
         "error.html",
@@ -151,8 +155,41 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
     return await handler(request)
 
 
+def opened_by_another_site(request: web.Request) -> bool:
+    """The browser says another website started this request (Fetch Metadata). A browser that sends
+    no `Sec-Fetch-Site` is not refused: the CSRF token still guards every change."""
+    return request.headers.get("Sec-Fetch-Site") == "cross-site"
+
+
+@web.middleware
+async def cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Another website's link or script must not open a console page: with the session cookie
+    (SameSite=Lax goes along on a top-level navigation) the page would write audit entries (a child
+    viewed, a consent check, a register export) in the lead contact's name, for the child and the
+    recipient the other site chose. Such a request gets a page that opens nothing and writes nothing,
+    with a link to follow from here if the lead contact meant it. Public paths are exempt: the
+    identity provider, on another site, sends the browser back to the callback, and the sign-in
+    pages write nothing."""
+    if (
+        request.method not in ("GET", "HEAD")  # a form: `csrf` refuses it
+        or _public(request.path)
+        or not opened_by_another_site(request)
+    ):
+        return await handler(request)
+    refused_anonymously(request, "cross_site")  # anyone can cause it: counted, not audited
+    return render(
+        request,
+        "cross_site.html",
+        # The address without its query: what the other site chose to check is not carried over.
+        {"title": "Open this console page?", "page": request.rel_url.raw_path},
+        status=403,
+    )
+
+
 def _same_origin(request: web.Request) -> bool:
     """The Origin header, when the browser sends one, must be this node's public origin."""
+    if opened_by_another_site(request):
+        return False
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # older browsers; the token still has to match
@@ -163,7 +200,10 @@ def _same_origin(request: web.Request) -> bool:
 @web.middleware
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # a body that is no form (multipart without a boundary, ...)
+            form = MultiDictProxy(MultiDict())
         session = request.get(SESSION)
         token = form.get("csrf_token")
         if (
@@ -177,7 +217,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
                 refused_anonymously(request, "csrf_failed")
             else:
                 await audit(request, "console.csrf", None, Outcome.REFUSED, reason="csrf_failed")
-            return _error_page(
+            return error_page(
                 request,
                 403,
                 "csrf_failed",

@@ -24,6 +24,7 @@ __all__ = [
     "disable_client",
     "hash_secret",
     "load_client",
+    "no_such_client",
     "register_client",
 ]
 
@@ -56,6 +57,18 @@ def _secret_matches(secret: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
+# Matches no secret (no scrypt output is all zeros in practice): checked for a client id that names
+# no client, so that a wrong id takes as long to refuse as a wrong secret.
+_NO_CLIENT = (
+    "scrypt$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(64)).decode()
+)
+
+
+def no_such_client(secret: str) -> None:
+    """A secret presented with a client id that has none: checked like any other, and refused."""
+    _secret_matches(secret, _NO_CLIENT)
+
+
 @dataclass(frozen=True)
 class Client:
     """An OAuth2 client as authlib's `ClientMixin` expects it."""
@@ -76,7 +89,10 @@ class Client:
         return " ".join(s for s in scope.split() if s in self.scopes)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.secret_hash is not None and _secret_matches(client_secret, self.secret_hash)
+        # Only where the node allows secrets for this client: never scrypt work for nothing.
+        if CLIENT_SECRET_BASIC not in self.auth_methods or self.secret_hash is None:
+            return False
+        return _secret_matches(client_secret, self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return endpoint == "token" and method in self.auth_methods

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 import datetime as dt
 import json
 from typing import Any
 
 from aiohttp import web
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy import delete, insert, select
@@ -22,6 +22,8 @@ from ._server import Assertion, TokenServer
 __all__ = ["oauth_app"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The columns that hold them (clients.id, used_assertions.jti).
+_LONGEST_CLIENT_ID, _LONGEST_JTI = 64, 256
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
@@ -38,19 +40,27 @@ def _unverified_claims(assertion: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def _basic_client_id(header: str) -> str | None:
-    if not header.lower().startswith("basic "):
-        return None
+def _basic_client_id(request: web.Request) -> str | None:
+    """The client id of HTTP Basic credentials, read as authlib reads them."""
     try:
-        decoded = base64.b64decode(header[6:], validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+        client_id, _ = extract_basic_authorization(request.headers)
+    except UnicodeDecodeError:  # not UTF-8: names nobody (authlib is told the same)
         return None
-    return decoded.split(":", 1)[0] or None
+    return client_id if isinstance(client_id, str) else None
+
+
+def _storable(value: object, longest: int) -> bool:
+    """Fits its column and holds no control character (PostgreSQL refuses NUL in text): anything
+    else names no client and no assertion, and never reaches the database."""
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
 
 
 async def token(request: web.Request) -> web.Response:
     settings, engine = request.config_dict[SETTINGS], request.config_dict[ENGINE]
-    posted = await request.post()
+    try:
+        posted = await request.post()
+    except ValueError:  # a body that is no form (multipart without a boundary, ...)
+        return _oauth_error("invalid_request", "the body is not a form")
     if any(len(posted.getall(k)) > 1 for k in posted):
         return _oauth_error("invalid_request", "a parameter is repeated")
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
@@ -59,14 +69,16 @@ async def token(request: web.Request) -> web.Response:
         claims = _unverified_claims(form["client_assertion"])
         client_id = claims.get("sub")
     else:
-        client_id = _basic_client_id(request.headers.get("Authorization", ""))
+        client_id = _basic_client_id(request)
+    jti = claims.get("jti")
+    if isinstance(jti, str) and not _storable(jti, _LONGEST_JTI):
+        return _oauth_error("invalid_client", "the assertion's jti is too long or not printable")
     client = None
-    if isinstance(client_id, str):
+    if isinstance(client_id, str) and _storable(client_id, _LONGEST_CLIENT_ID):
         client = await load_client(
             engine, client_id, allow_secret=settings.allow_client_secret_basic
         )
     assertion = Assertion()
-    jti = claims.get("jti")
     if client is not None and isinstance(jti, str):
         async with engine.connect() as connection:
             seen = await connection.execute(
@@ -83,8 +95,10 @@ async def token(request: web.Request) -> web.Response:
         token_endpoint=settings.token_endpoint,
         ttl=settings.token_ttl_seconds,
         assertion=assertion,
+        allow_secret=settings.allow_client_secret_basic,
     )
-    status, body, headers = server.respond(form, request.headers)
+    # Off the event loop: signature checks and scrypt would hold up every other request.
+    status, body, headers = await asyncio.to_thread(server.respond, form, request.headers)
     if status == 200 and assertion.accepted is not None and client is not None:
         accepted_jti, exp = assertion.accepted
         now = dt.datetime.now(dt.UTC)
