@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     JsonValue,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
@@ -28,7 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ._authorities import GSS_PATTERN, is_gss_code
 from ._enums import (
@@ -437,6 +438,31 @@ class Episode(_Model):
     extensions: Annotated[dict[str, dict[str, JsonValue]], WrapValidator(_plain_extensions)] = (
         Field(default_factory=dict)
     )
+
+    @field_validator("consents")
+    @classmethod
+    def _consent_ids_distinct(cls, value: list[ConsentStatement]) -> list[ConsentStatement]:
+        """A withdrawal names its statement by id, so two statements with one id could not be
+        told apart: each repeat is refused where it stands."""
+        seen: set[str] = set()
+        repeats: list[InitErrorDetails] = []
+        for index, statement in enumerate(value):
+            if statement.consent_id in seen:
+                repeats.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "consents.duplicate_id",
+                            "consent_id is the same as an earlier statement's",
+                        ),
+                        loc=(index, "consent_id"),
+                        input=None,
+                    )
+                )
+            seen.add(statement.consent_id)
+        if repeats:
+            # Raised inside a field validator, pydantic places these under `consents`.
+            raise ValidationError.from_exception_data(cls.__name__, repeats, hide_input=True)
+        return value
 
     @field_validator("closure")
     @classmethod

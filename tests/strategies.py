@@ -178,7 +178,7 @@ def episode_documents(draw: st.DrawFn) -> dict[str, Any]:
             )
         ),
         "assessments": draw(st.lists(assessments(), max_size=2)),
-        "consents": draw(st.lists(consents(), max_size=2)),
+        "consents": draw(st.lists(consents(), max_size=2, unique_by=lambda c: c["consent_id"])),
         "tac_members": draw(st.lists(practitioners(), max_size=2)),
         "delivery_plan": draw(
             st.lists(

@@ -75,7 +75,7 @@ async def post_withdrawal(request: web.Request) -> web.Response:
                 pushed=pushed,
             ),
         )
-    (statement,) = [c for c in changed.consents if c.consent_id == consent_id]
+    statement = next(c for c in changed.consents if c.consent_id == consent_id)
     withdrawn_on = statement.withdrawn_on.isoformat() if statement.withdrawn_on else None
     return web.json_response(
         {"consent_id": consent_id, "withdrawn_on": withdrawn_on, "changed": did_change}
@@ -103,6 +103,7 @@ class CheckInput(BaseModel):
 async def check_consent(request: web.Request) -> web.Response:
     episode_id = episode_id_of(request)
     body = await json_body(request, CheckInput)
+    today = london_today()
     try:
         consent_request = ConsentRequest(
             recipient=Recipient(
@@ -110,7 +111,8 @@ async def check_consent(request: web.Request) -> web.Response:
             ),
             purpose=body.purpose,
             sections=frozenset(body.sections) if body.sections else None,
-            at=body.at or london_today(),
+            at=body.at or today,
+            decided_on=today,
         )
     except ValueError as exc:
         raise SchemaViolation(str(exc)) from None

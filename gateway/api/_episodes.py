@@ -8,12 +8,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import AdapterError, get_adapter
-from schemas import Episode, Problem
+from schemas import ClosureOutcome, Episode, Problem
 
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, SchemaViolation
 from ..federation.notifications import announcement, custody_of
+from ..federation.withdrawals import push_closure_withdrawal
 from ..keys import AUDIT, EPISODES, OUTBOX, SETTINGS
 from ..protection import NameQuery
 from ._auth import needs
@@ -178,6 +179,18 @@ async def _tell_the_team(
     return len(authorities)
 
 
+async def _push_closure_withdrawal(
+    request: web.Request, connection: AsyncConnection, episode: Episode, event: Event
+) -> int:
+    """DESIGN 3.5: closing because consent was withdrawn is a withdrawal of every statement (the
+    consent engine treats it so), pushed like one, in this transaction, to every member that
+    received data on their strength. How many members are told."""
+    if event.type != "closure" or event.closure.outcome is not ClosureOutcome.CONSENT_WITHDRAWN:
+        return 0
+    outbox = request.config_dict.get(OUTBOX)  # None: a node outside a federation
+    return await push_closure_withdrawal(connection, outbox, episode)
+
+
 @needs("episodes:write")
 async def post_event(request: web.Request) -> web.Response:
     episode_id = episode_id_of(request)
@@ -190,9 +203,17 @@ async def post_event(request: web.Request) -> web.Response:
         stored = await store.get(connection, episode_id, for_update=True)
         changed = await store.replace(connection, stored, apply_event(stored.episode, body.event))
         told = await _tell_the_team(request, connection, stored.episode, changed, body.event)
+        pushed = await _push_closure_withdrawal(request, connection, changed.episode, body.event)
         await audit.append(
             connection,
-            draft(request, "episode.event", str(episode_id), type=body.event.type, told=told),
+            draft(
+                request,
+                "episode.event",
+                str(episode_id),
+                type=body.event.type,
+                told=told,
+                pushed=pushed,
+            ),
         )
     return web.json_response(
         changed.episode.model_dump(mode="json"), headers={"ETag": f'"{changed.revision}"'}

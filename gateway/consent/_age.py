@@ -116,18 +116,65 @@ def lapsed(child: Child, statement: ConsentStatement, at: dt.date) -> bool:
     return (latest is None or latest > too_young_after) and too_young_after < sixteen_by
 
 
-def _has_parental_responsibility(giver: ConsentGiver, carers: list[ParentCarer]) -> bool:
-    """A parent/carer giver counts unless the episode records that same person WITHOUT it.
+# Words a form may put before a name; they say nothing about who it is.
+_TITLES: Final = frozenset(
+    {"mr", "mrs", "ms", "miss", "mx", "master", "dr", "prof", "rev", "revd", "sir", "dame", "lady"}
+)
 
-    Givers are matched to the recorded parents/carers by name (`name_words`). A giver the
-    episode does not list is taken at the statement's word: the local form recorded the role.
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    """A person's name as parental responsibility compares it: folded words in any order ("Alex
+    Testparent", "Testparent, Alex"), titles dropped, one-letter words kept apart as initials."""
+
+    words: frozenset[str]
+    initials: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> _Name:
+        kept = [w for w in name_words(text) if w not in _TITLES]
+        return cls(
+            frozenset(w for w in kept if len(w) > 1), frozenset(w for w in kept if len(w) == 1)
+        )
+
+    def same_words(self, other: _Name) -> bool:
+        return (self.words, self.initials) == (other.words, other.initials)
+
+    def fits(self, other: _Name) -> bool:
+        """Each of our words is one of theirs or stands for one of their initials, and each of our
+        initials starts one of their words."""
+        starts = {w[0] for w in other.words} | other.initials
+        return all(w in other.words or w[0] in other.initials for w in self.words) and (
+            self.initials <= starts
+        )
+
+    def may_be(self, other: _Name) -> bool:
+        """Could both name one person ("Mr A Testparent", "Alex Testparent")? A word in common,
+        and nothing in either that the other contradicts."""
+        return bool(self.words & other.words) and self.fits(other) and other.fits(self)
+
+
+def _has_parental_responsibility(giver: ConsentGiver, carers: list[ParentCarer]) -> bool:
+    """A parent/carer giver counts unless the episode may record that same person WITHOUT it.
+
+    Givers are matched to the recorded parents/carers by name (`_Name`): the same words count as
+    recorded; otherwise every carer the giver may be must have it (fail closed). A giver who may be
+    none of them but shares a word with one recorded without it, or whose initials fit that one's
+    name ("A T"), is refused too: the same person written differently cannot be ruled out. Any
+    other giver the episode does not list is taken at the statement's word: the local form
+    recorded the role.
     """
-    same = [
-        carer.parental_responsibility
-        for carer in carers
-        if name_words(carer.name) == name_words(giver.name)
-    ]
-    return not same or any(same)
+    name = _Name.of(giver.name)
+    recorded = [(_Name.of(c.name), c.parental_responsibility) for c in carers]
+    same = [has for carer, has in recorded if carer.same_words(name)]
+    if same:
+        return any(same)
+    possible = [has for carer, has in recorded if carer.may_be(name)]
+    if possible:
+        return all(possible)
+    return not any(
+        not has and (carer.words & name.words or name.fits(carer)) for carer, has in recorded
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@
    `consent_excluded`, whatever another statement permits.
    An episode closed because consent was withdrawn (001's closure outcome; some local forms record
    the withdrawal nowhere else) shares nothing on consent from its closure date: `consent_withdrawn`.
+   A withdrawal, or such a closure, dated after the day the question is asked counts from that day
+   (`ConsentRequest.decided_on`): a family's "no" cannot be scheduled.
 2. Each requested section is permitted when some valid statement covers the recipient, the purpose and
    that section. A disclosure asks for sections and gets the permitted ones: the decision permits the
    covered subset and lists the rest as refused (permit with nothing permitted is a refusal). Each
@@ -88,7 +90,7 @@ def decide(
     withdrawn_by_closure = (
         closure is not None
         and closure.outcome is ClosureOutcome.CONSENT_WITHDRAWN
-        and closure.closed_on <= request.at
+        and request.effective(closure.closed_on) <= request.at
     )
     basis = {} if excluders or withdrawn_by_closure else _basis(evaluations)
     findings = tuple(

@@ -1,7 +1,8 @@
 """One consent statement against one request (DESIGN 3.5): in force? right giver? covers? excludes?
 
 A statement is **in force** on a day when it has been given (`given_on <= at`), is not withdrawn
-(`withdrawn_on <= at` ends it: withdrawal stops sharing at once) and not expired (`valid_until < at`).
+(`withdrawn_on <= at` ends it: withdrawal stops sharing at once, and one dated after the day the
+question is asked counts from that day) and not expired (`valid_until < at`).
 It is **valid** when, in addition, the right person gave it for the child's age (see `_age`). It
 **covers** a request when its recipients, purposes and sections all include what is asked:
 
@@ -206,7 +207,7 @@ def _timing(
             Rule.NOT_YET_GIVEN,
             "it was given after the day asked about",
         )
-    if statement.withdrawn_on is not None and statement.withdrawn_on <= at:
+    if statement.withdrawn_on is not None and request.effective(statement.withdrawn_on) <= at:
         return (
             DenialCode.CONSENT_WITHDRAWN,
             Rule.WITHDRAWN,

@@ -115,12 +115,19 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class ConsentRequest:
-    """A disclosure question: this recipient, this purpose, these sections (None: all), on this day."""
+    """A disclosure question: this recipient, this purpose, these sections (None: all), on this day.
+
+    `decided_on` is the day the question is asked (the caller's clock, a London date): a withdrawal
+    or a consent_withdrawn closure dated later counts from that day, since a family's "no" cannot
+    be scheduled (an end date is what `valid_until` is for). None: every date is taken as recorded,
+    for a question about a day in the past.
+    """
 
     recipient: Recipient
     purpose: str
     sections: frozenset[Section] | None
     at: dt.date
+    decided_on: dt.date | None = None
 
     def __post_init__(self) -> None:
         if not normalise_purpose(self.purpose).strip("_"):
@@ -134,6 +141,12 @@ class ConsentRequest:
     @property
     def requested_sections(self) -> frozenset[Section]:
         return ALL_SECTIONS if self.sections is None else self.sections
+
+    def effective(self, withdrawn_on: dt.date) -> dt.date:
+        """The day a withdrawal dated `withdrawn_on` takes effect: at once when dated later."""
+        if self.decided_on is None:
+            return withdrawn_on
+        return min(withdrawn_on, self.decided_on)
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,7 @@ def _check(episode: Episode, query: Any) -> dict[str, Any] | None:
                 purpose=query.get("purpose") or "early_help",
                 sections=None,
                 at=london_today(),
+                decided_on=london_today(),  # a withdrawal dated ahead counts from today
             ),
         )
     except ValueError:

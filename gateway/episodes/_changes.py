@@ -123,6 +123,16 @@ def apply_event(episode: Episode, event: Event) -> Episode:
     else:
         if episode.state == EpisodeState.CLOSED:
             raise Conflict("the episode is already closed")
+        if event.closure.closed_on > london_today():
+            # A closure for consent withdrawn would otherwise keep sharing open until then.
+            raise SchemaViolation(
+                "closed_on is in the future: record a closure once the episode has closed",
+                problems=[
+                    Problem(
+                        ("event", "closure", "closed_on"), "dates.closure_in_future", "after today"
+                    )
+                ],
+            )
         changes = {"state": "closed", "closure": event.closure.model_dump(mode="json")}
     return _revalidate(episode, changes)
 
@@ -140,23 +150,26 @@ def record_consent(episode: Episode, statement: ConsentInput) -> tuple[Episode, 
 def withdraw_consent(
     episode: Episode, consent_id: str, withdrawal: WithdrawalInput
 ) -> tuple[Episode, bool]:
-    """Withdraw a statement; returns the episode and whether anything changed (repeats are no-ops)."""
+    """Withdraw a statement; returns the episode and whether anything changed (repeats are no-ops).
+
+    Every statement with the id is withdrawn: the schema keeps ids distinct, but the family's
+    "no" must not depend on it."""
     _writable(episode)
     consents = episode.model_dump(mode="json")["consents"]
-    for consent in consents:
-        if consent["consent_id"] == consent_id:
-            if consent["withdrawn_on"] is not None:
-                return episode, False
-            today = london_today()
-            if withdrawal.withdrawn_on is not None and withdrawal.withdrawn_on > today:
-                # It would keep sharing until then, and a second withdrawal is a no-op: the
-                # members told now would be the only ones ever told.
-                raise SchemaViolation(
-                    "withdrawn_on is in the future: a withdrawal takes effect at once",
-                    problems=[
-                        Problem(("withdrawn_on",), "dates.withdrawal_in_future", "after today")
-                    ],
-                )
-            consent["withdrawn_on"] = (withdrawal.withdrawn_on or today).isoformat()
-            return _revalidate(episode, {"consents": consents}), True
-    raise NotFound("no such consent statement on this episode")
+    named = [c for c in consents if c["consent_id"] == consent_id]
+    if not named:
+        raise NotFound("no such consent statement on this episode")
+    standing = [c for c in named if c["withdrawn_on"] is None]
+    if not standing:
+        return episode, False
+    today = london_today()
+    if withdrawal.withdrawn_on is not None and withdrawal.withdrawn_on > today:
+        # It would keep sharing until then, and a second withdrawal is a no-op: the members
+        # told now would be the only ones ever told.
+        raise SchemaViolation(
+            "withdrawn_on is in the future: a withdrawal takes effect at once",
+            problems=[Problem(("withdrawn_on",), "dates.withdrawal_in_future", "after today")],
+        )
+    for consent in standing:
+        consent["withdrawn_on"] = (withdrawal.withdrawn_on or today).isoformat()
+    return _revalidate(episode, {"consents": consents}), True

@@ -23,10 +23,11 @@ from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..consent import ConsentDecision, ConsentRequest, Override, Recipient, decide
 from ..episodes import EpisodeStore, Stored
-from ..errors import NotFound
+from ..errors import FederationRefused, NotFound
 from ..storage._tables import register
 from .attestation import Attestation, OverrideGrant
 from .receipts import sign_receipt
+from .withdrawals import basis_text
 
 __all__ = ["Asked", "audit_code", "consent_now", "disclose", "refusal_code"]
 
@@ -141,14 +142,27 @@ async def consent_now(
     connection: AsyncConnection, store: EpisodeStore, asked: Asked, now: dt.datetime | None = None
 ) -> tuple[Stored, ConsentDecision]:
     """The consent engine's answer at this moment (`now`, default the clock's); an override counts
-    only while in force."""
+    only while in force. An attested purpose or agency the engine cannot take (no letters or
+    digits in it) is refused as a bad attestation."""
+    moment = now or dt.datetime.now(dt.UTC)
+    today = moment.astimezone(LONDON).date()
+    try:
+        request = ConsentRequest(
+            recipient=Recipient(asked.agency_type, asked.agency, asked.requester),
+            purpose=asked.purpose,
+            sections=frozenset(asked.sections) if asked.sections else None,
+            at=today,
+            decided_on=today,
+        )
+    except ValueError:
+        raise FederationRefused(
+            "the attested purpose, agency or authority is not usable", code="attestation_invalid"
+        ) from None
     stored = await store.get(connection, asked.episode_id, for_update=True)
     if stored.episode.state == EpisodeState.TRANSFERRED:
         raise NotFound("the episode moved to another authority")
     if stored.episode.state == EpisodeState.ARCHIVED:  # DESIGN 3.6: kept, no longer accessible
         raise NotFound("the episode is archived")
-    moment = now or dt.datetime.now(dt.UTC)
-    today = moment.astimezone(LONDON).date()
     override = None
     if asked.override is not None and asked.override.expires_at > moment:
         override = Override(
@@ -157,17 +171,7 @@ async def consent_now(
             # A London date, as `today` is: a UTC one is a day behind after 23:00 in summer.
             valid_until=max(today, asked.override.expires_at.astimezone(LONDON).date()),
         )
-    decision = decide(
-        stored.episode,
-        ConsentRequest(
-            recipient=Recipient(asked.agency_type, asked.agency, asked.requester),
-            purpose=asked.purpose,
-            sections=frozenset(asked.sections) if asked.sections else None,
-            at=today,
-        ),
-        override,
-    )
-    return stored, decision
+    return stored, decide(stored.episode, request, override)
 
 
 async def disclose(
@@ -219,7 +223,7 @@ async def disclose(
             second_approved_by=asked.override.approved_by if asked.override else None,
             holder_approved_by=holder_approved_by,
             sections=sections,
-            basis=",".join(basis),  # whole: a withdrawal finds its recipients by these ids
+            basis=basis_text(basis),  # whole: a withdrawal finds its recipients by these ids
             override=decision.overridden,
             disclosed_at=disclosed_at,
             receipt=receipt,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
-from schemas import EpisodeState, Section, problems_from
+from schemas import Episode, EpisodeState, Section, problems_from
 
 from ..audit import AuditDraft, Outcome
 from ..errors import ConsentRefused, FederationRefused, GatewayError, NotFound, SchemaViolation
@@ -34,7 +34,7 @@ from ..keys import (
     SIGNING_KEY,
     TRANSFERS,
 )
-from ..protection import MatchOutcome, NameQuery, classify
+from ..protection import Match, MatchOutcome, NameQuery, classify
 from .attestation import (
     Attestation,
     subject_for_episode,
@@ -153,6 +153,20 @@ async def _audited(
     )
 
 
+def _revealed(found: list[tuple[Match, Episode]]) -> Episode:
+    """The episode a found answer tells of: the best match's child, an open (or potential) episode
+    first, then the most recently closed one."""
+    best_ref = found[0][0].ref
+    candidates = [e for m, e in found if m.ref == best_ref]
+    candidates.sort(
+        key=lambda e: (
+            e.state not in (EpisodeState.OPEN, EpisodeState.POTENTIAL),
+            e.closure is not None,
+        )
+    )
+    return candidates[0]
+
+
 async def existence_check(request: web.Request) -> web.Response:
     """Does an open or recent CAF exist for this child? Never assessment content (DESIGN 3.4)."""
     try:
@@ -173,12 +187,14 @@ async def existence_check(request: web.Request) -> web.Response:
             # DESIGN 3.6: an archived episode is kept, no longer accessible, not a recent CAF.
             found = [(m, e) for m, e in found if e.state is not EpisodeState.ARCHIVED]
             outcome = classify([m for m, _ in found])
+            episode = _revealed(found) if outcome == MatchOutcome.FOUND else None
             await audit.append(
                 connection,
                 _draft(
                     request,
                     "federation.existence_check",
-                    None,
+                    # Which episode's lead professional and social-care flag were given out.
+                    None if episode is None else str(episode.episode_id),
                     Outcome.SUCCESS,
                     practitioner=_code(attestation.practitioner_id),
                     answer=outcome.value,
@@ -189,7 +205,7 @@ async def existence_check(request: web.Request) -> web.Response:
         raise
     if outcome == MatchOutcome.NOT_FOUND:
         return web.json_response({"outcome": "not_found"})
-    if outcome == MatchOutcome.AMBIGUOUS:
+    if episode is None:  # ambiguous
         contacts = directory_of(request).lead_contacts(request.config_dict[SETTINGS].member_id)
         return web.json_response(
             {
@@ -198,16 +214,6 @@ async def existence_check(request: web.Request) -> web.Response:
                 "lead_contacts": [c.model_dump(mode="json") for c in contacts],
             }
         )
-    best_ref = found[0][0].ref
-    candidates = [e for m, e in found if m.ref == best_ref]
-    # An open (or potential) episode first, then the most recently closed one.
-    candidates.sort(
-        key=lambda e: (
-            e.state not in (EpisodeState.OPEN, EpisodeState.POTENTIAL),
-            e.closure is not None,
-        )
-    )
-    episode = candidates[0]
     lead = episode.lead_professional
     social_care = episode.source.step_down is not None or any(
         p.agency_type.value == "social_care"

@@ -66,7 +66,7 @@ from .attestation import (
 )
 from .disclosing import audit_code
 from .receipts import answer_is_sound
-from .withdrawals import mark_known_withdrawals
+from .withdrawals import basis_text, mark_known_withdrawals
 
 __all__ = [
     "Decision",
@@ -840,7 +840,7 @@ class PractitionerRequests:
         request = record.document["input"]
         approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
         now = dt.datetime.now(dt.UTC)
-        basis = ",".join(answer["basis"])  # checked by receipts.answer_is_sound
+        basis = basis_text(answer["basis"])  # checked by receipts.answer_is_sound
         await connection.execute(
             insert(register).values(
                 id=str(uuid.uuid4()),

@@ -17,12 +17,13 @@ member that tells it (each is kept as received), so a child who moved back and f
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Set
+import json
+from collections.abc import Iterable, Sequence, Set
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import EpisodeState
+from schemas import Episode, EpisodeState
 
 from ..episodes import EpisodeStore
 from ..errors import NotFound
@@ -30,7 +31,38 @@ from ..storage import insert_on_conflict
 from ..storage._tables import received_copies, received_withdrawals, register, transfers
 from .outbox import Outbox
 
-__all__ = ["mark_known_withdrawals", "push_withdrawal", "receive_withdrawal"]
+__all__ = [
+    "basis_text",
+    "mark_known_withdrawals",
+    "names_statement",
+    "push_closure_withdrawal",
+    "push_withdrawal",
+    "receive_withdrawal",
+]
+
+
+def basis_text(ids: Sequence[str]) -> str:
+    """A disclosure's basis (statement and override ids) as the register keeps it: comma-joined,
+    as it always was, unless an id would make that ambiguous (a comma in it, or a leading "[",
+    eCAF ids are free text): then a JSON array, which `names_statement` reads exactly."""
+    if any("," in i for i in ids) or (ids and ids[0].startswith("[")):
+        return json.dumps(list(ids))
+    return ",".join(ids)
+
+
+def names_statement(basis: str, consent_id: str) -> bool:
+    """Does a stored basis name the statement `consent_id`? A JSON array (`basis_text`) exactly.
+    A comma-joined one (older rows, and what a receiver writes) when the id stands whole between
+    commas: "CAF/2026,1" is found in "C1,CAF/2026,1". That may also find an id run together
+    from two others, which errs towards telling and marking: the safe side of a withdrawal."""
+    if basis.startswith("["):
+        try:
+            ids = json.loads(basis)
+        except ValueError:
+            ids = None
+        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+            return consent_id in ids
+    return f",{consent_id}," in f",{basis},"
 
 
 async def push_withdrawal(
@@ -39,6 +71,26 @@ async def push_withdrawal(
     """DESIGN 3.5: tell every member that received data on the statement's strength (our side of
     the register notes it) and every member we received the episode from, in the caller's
     transaction, through the outbox. How many members are told."""
+    return len(await _push(connection, outbox, episode_id, [consent_id]))
+
+
+async def push_closure_withdrawal(
+    connection: AsyncConnection, outbox: Outbox | None, episode: Episode
+) -> int:
+    """An episode closed because consent was withdrawn withdraws every statement on it (the
+    consent engine shares nothing on any of them): push each as `push_withdrawal` does, in the
+    caller's transaction. How many members are told."""
+    consent_ids = sorted({c.consent_id for c in episode.consents})
+    return len(await _push(connection, outbox, str(episode.episode_id), consent_ids))
+
+
+async def _push(
+    connection: AsyncConnection,
+    outbox: Outbox | None,
+    episode_id: str,
+    consent_ids: Iterable[str],
+) -> set[str]:
+    """Enqueue each withdrawal to the members concerned, mark our register; the members told."""
     rows = (
         await connection.execute(
             select(register.c.id, register.c.counterpart, register.c.basis).where(
@@ -48,26 +100,35 @@ async def push_withdrawal(
             )
         )
     ).all()
-    affected = [r for r in rows if consent_id in r.basis.split(",")]
-    earlier_holders = await connection.scalars(
-        select(transfers.c.counterpart).where(
-            transfers.c.episode_id == episode_id,
-            transfers.c.direction == "in",
-            transfers.c.state == "committed",
-        )
+    earlier_holders = set(
+        (
+            await connection.scalars(
+                select(transfers.c.counterpart).where(
+                    transfers.c.episode_id == episode_id,
+                    transfers.c.direction == "in",
+                    transfers.c.state == "committed",
+                )
+            )
+        ).all()
     )
-    told = {r.counterpart for r in affected} | set(earlier_holders.all())
-    if outbox is not None:
-        for member in sorted(told):
-            body = {"episode_ref": episode_id, "consent_id": consent_id}
-            await outbox.enqueue(connection, member, "consent_withdrawn", body)
-    if affected:
+    told: set[str] = set()
+    marked: set[str] = set()
+    for consent_id in consent_ids:
+        affected = [r for r in rows if names_statement(r.basis, consent_id)]
+        members = {r.counterpart for r in affected} | earlier_holders
+        if outbox is not None:
+            for member in sorted(members):
+                body = {"episode_ref": episode_id, "consent_id": consent_id}
+                await outbox.enqueue(connection, member, "consent_withdrawn", body)
+        told |= members
+        marked |= {r.id for r in affected}
+    if marked:
         await connection.execute(
             update(register)
-            .where(register.c.id.in_([r.id for r in affected]))
+            .where(register.c.id.in_(sorted(marked)))
             .values(withdrawn_at=dt.datetime.now(dt.UTC))
         )
-    return len(told)
+    return told
 
 
 async def receive_withdrawal(
@@ -163,7 +224,7 @@ async def _mark(
         if received is not None:
             query = query.where(received == "received")
         rows = (await connection.execute(query)).all()
-        marked = [r.id for r in rows if not consent_ids.isdisjoint(r.basis.split(","))]
+        marked = [r.id for r in rows if any(names_statement(r.basis, c) for c in consent_ids)]
         if marked:
             await connection.execute(
                 update(table).where(table.c.id.in_(marked)).values(withdrawn_at=now)

@@ -146,7 +146,9 @@ register = Table(
     Column("requested_by", String(200), nullable=False),
     Column("approved_by", String(200), nullable=True),  # the requesting borough's lead contact
     Column("sections", JSON, nullable=False),
-    Column("basis", Text, nullable=False),  # consent statement ids or the override id, comma-joined
+    # Consent statement ids or the override id: comma-joined, or a JSON array when an id holds a comma
+    # (`withdrawals.basis_text`).
+    Column("basis", Text, nullable=False),
     Column("override", Boolean, nullable=False, default=False),
     Column("disclosed_at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=True),  # signed receipt (JWS)
