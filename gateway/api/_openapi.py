@@ -631,8 +631,8 @@ def _federation_paths() -> dict[str, Any]:
         },
         "/episodes/{episode_id}/transfer": {
             "post": _operation(
-                "Offer the episode to another authority (the child has moved)",
-                "episodes:write",
+                "A lead CAF contact offers the episode to another authority (the child has moved)",
+                "requests:decide",
                 _responses(("201", _json(TransferState)), 404, 409, 422),
                 parameters=[_EPISODE_ID],
                 requestBody={"required": True, **_json(OfferInput)},

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from directory.members import MemberError
 from schemas import Practitioner
 
-from ..errors import BadRequest, FederationRefused, Forbidden, NotFound
-from ..federation.transfer import CLOSING, OPEN_STATES, STATES, TransferWorkflow
+from ..audit import Outcome
+from ..errors import BadRequest, FederationRefused, Forbidden, GatewayError, NotFound
+from ..federation.transfer import (
+    CLOSING,
+    OPEN_STATES,
+    STATES,
+    ConsentNotGiven,
+    Direction,
+    TransferWorkflow,
+)
 from ..keys import AUDIT, MEMBERS, SETTINGS, TRANSFERS
 from ._auth import needs
-from ._common import audited_refusals, draft, episode_id_of, json_body
+from ._common import draft, episode_id_of, json_body, safe_code
 
 __all__ = [
     "accept_transfer",
@@ -24,8 +35,12 @@ __all__ = [
 
 
 class OfferInput(BaseModel):
+    """Offering a child's episode to another authority is a lead CAF contact's decision, as taking
+    it back (withdrawing) or accepting one is."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     to: str = Field(pattern=r"^[ENSW][0-9]{8}$")
+    lead_contact_id: str = Field(min_length=1, max_length=100)
 
 
 class AcceptInput(BaseModel):
@@ -41,20 +56,66 @@ def _workflow(request: web.Request) -> TransferWorkflow:
     return workflow
 
 
-@needs("episodes:write")
+@asynccontextmanager
+async def _refusals(
+    request: web.Request,
+    action: str,
+    *,
+    episode_id: str | None = None,
+    offer_id: str | None = None,
+    direction: Direction = "in",
+    **details: str,
+) -> AsyncIterator[None]:
+    """Record a refused or failed call (its own transaction: the call's one rolled back), with the
+    offer and its episode when they are known, and the consent rule that refused it."""
+    try:
+        yield
+    except GatewayError as error:
+        if offer_id is not None:
+            details["offer"] = safe_code(offer_id)
+            if episode_id is None and TRANSFERS in request.config_dict:
+                async with request.config_dict[AUDIT].engine.connect() as connection:
+                    episode_id = await _workflow(request).episode_of(
+                        connection, offer_id, direction
+                    )
+        if isinstance(error, ConsentNotGiven):
+            details["rule"] = error.rule
+        outcome = Outcome.REFUSED if error.status in (403, 409) else Outcome.FAILED
+        refused = error.refused_action or action
+        entry = draft(request, refused, episode_id, outcome, reason=error.wire_code, **details)
+        await request.config_dict[AUDIT].record(entry)
+        raise
+
+
+def _lead_contact(request: web.Request, lead_contact_id: str, action: str) -> None:
+    me = request.config_dict[SETTINGS].member_id
+    if not request.config_dict[MEMBERS]().is_lead_contact(me, lead_contact_id):
+        raise Forbidden(f"only a listed lead CAF contact of this borough can {action}")
+
+
+@needs("requests:decide")
 async def offer_transfer(request: web.Request) -> web.Response:
     episode_id = str(episode_id_of(request))
     body = await json_body(request, OfferInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
-    async with audited_refusals(request, "transfer.offer", episode_id):
+    async with _refusals(request, "transfer.offer", episode_id=episode_id, to=body.to):
+        _lead_contact(request, body.lead_contact_id, "offer a transfer")
         try:  # only to an active member: a suspended one could never answer
             request.config_dict[MEMBERS]().active(body.to)
         except MemberError as error:
             raise FederationRefused(str(error), code=error.code) from None
         async with audit.transaction() as connection:
-            offer_id = await workflow.offer(connection, episode_id, body.to)
+            offer_id = await workflow.offer(connection, episode_id, body.to, body.lead_contact_id)
             await audit.append(
-                connection, draft(request, "transfer.offer", episode_id, offer=offer_id, to=body.to)
+                connection,
+                draft(
+                    request,
+                    "transfer.offer",
+                    episode_id,
+                    offer=offer_id,
+                    to=body.to,
+                    lead=body.lead_contact_id,
+                ),
             )
     return web.json_response({"offer_id": offer_id, "state": "offered"}, status=201)
 
@@ -95,12 +156,12 @@ async def accept_transfer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
     body = await json_body(request, AcceptInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
-    me = request.config_dict[SETTINGS].member_id
-    async with audited_refusals(request, "transfer.accept", None):
-        if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
-            raise Forbidden("only a listed lead CAF contact of this borough can accept")
+    async with _refusals(request, "transfer.accept", offer_id=offer_id):
+        _lead_contact(request, body.lead_contact_id, "accept")
         async with audit.transaction() as connection:
-            episode_id = await workflow.accept(connection, offer_id, body.lead_professional)
+            episode_id = await workflow.accept(
+                connection, offer_id, body.lead_professional, body.lead_contact_id
+            )
             await audit.append(
                 connection,
                 draft(
@@ -123,15 +184,13 @@ class CloseInput(BaseModel):
     reason: str = Field("unspecified", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
 
-async def _close(request: web.Request, direction: str) -> web.Response:
+async def _close(request: web.Request, direction: Direction) -> web.Response:
     action = CLOSING[direction][0]
     offer_id = request.match_info["offer_id"]
     body = await json_body(request, CloseInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
-    me = request.config_dict[SETTINGS].member_id
-    async with audited_refusals(request, f"transfer.{action}", None):
-        if not request.config_dict[MEMBERS]().is_lead_contact(me, body.lead_contact_id):
-            raise Forbidden(f"only a listed lead CAF contact of this borough can {action}")
+    async with _refusals(request, f"transfer.{action}", offer_id=offer_id, direction=direction):
+        _lead_contact(request, body.lead_contact_id, action)
         async with audit.transaction() as connection:
             closed = await workflow.close(connection, offer_id, direction, body.reason)
             await audit.append(

@@ -246,6 +246,7 @@ async def decide_disclosure(request: web.Request) -> web.Response:
             decision=decision.decision,
             note=decision.note,
             request_id=request[REQUEST_ID],
+            via=f"console:{request[LEAD].id}",
         )
     except GatewayError as error:
         await audit(request, "console.decide", approval_id, Outcome.REFUSED, reason=error.wire_code)

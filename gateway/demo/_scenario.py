@@ -2,7 +2,8 @@
 runs, and what the end-to-end test runs too):
 
     check -> verify -> found -> disclosure refused for an excluded agency -> permitted for a consented
-    one -> consent withdrawn and pushed -> transfer to another borough
+    one -> consent withdrawn and pushed -> transfer refused until the family consents -> transfer
+    to another borough
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from schemas import london_today
 
 __all__ = ["DemoNode", "ScenarioFailed", "run_scenario"]
 
@@ -161,8 +164,36 @@ async def run_scenario(
             f"6. The family withdraws consent in {holder.name}; {home.name}'s copy is marked withdrawn"
         )
 
+        move = {"to": receiver.gss, "lead_contact_id": holder.lead_contacts[0]}
+        status, refused = await holder.call(
+            session, "POST", f"/episodes/{episode_id}/transfer", json=move
+        )
+        _expect(
+            (status, refused.get("error")) == (403, "consent_withdrawn"),
+            f"a transfer went ahead without consent ({status})",
+        )
+        status, _ = await holder.call(
+            session,
+            "POST",
+            f"/episodes/{episode_id}/consents",
+            json={
+                "consent_id": "C2",
+                "given_by": [{"role": "parent_carer", "name": "Demo Parent"}],
+                "given_on": str(london_today()),
+                "method": "written",
+                "storage_agreed": True,
+                "purposes": ["early_help"],
+                "share_with": [{"agency_type": "early_help", "authority": receiver.gss}],
+            },
+        )
+        _expect(status == 201, f"the family's consent to the move was not recorded ({status})")
+        echo(
+            f"7. The family moves to {receiver.name}: the transfer is refused, consent_withdrawn, "
+            f"until the family consents to {receiver.name}'s early help service taking the episode"
+        )
+
         status, offer = await holder.call(
-            session, "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.gss}
+            session, "POST", f"/episodes/{episode_id}/transfer", json=move
         )
         _expect(status == 201, f"the transfer was not offered ({status})")
 
@@ -193,6 +224,6 @@ async def run_scenario(
         status, old = await holder.call(session, "GET", f"/episodes/{episode_id}")
         _expect(old["state"] == "transferred", "the old copy is not read-only")
         echo(
-            f"7. The child moves: {holder.name} offers, {receiver.name} accepts with a new lead "
+            f"8. The child moves: {holder.name} offers, {receiver.name} accepts with a new lead "
             f"professional, the episode moves with its history; {holder.name}'s copy is read-only"
         )

@@ -1,15 +1,37 @@
 """Transfer when a child moves authority (DESIGN 3.6): offer -> accept -> commit, as outbox messages.
 
-    holder   POST /api/v1/episodes/{id}/transfer        offer (transfers: out, offered)
+    holder   POST /api/v1/episodes/{id}/transfer        offer, by a lead contact (transfers: out,
+                                                         offered), if consent permits
     receiver transfer_offer message                      transfers: in, offered
-    receiver POST /api/v1/transfers/{offer}/accept       names the new lead professional
-    holder   transfer_accept message                     copies the whole episode with the new lead
-                                                         professional, marks its own copy
+    receiver POST /api/v1/transfers/{offer}/accept       a lead contact names the new lead
+                                                         professional
+    holder   transfer_accept message                     consent decided again; copies the whole
+                                                         episode with the new lead professional,
+                                                         registers it, marks its own copy
                                                          `transferred` (read-only), sends the commit
-    receiver transfer_commit message                     stores the episode as its own, open
+    receiver transfer_commit message                     stores the episode as its own, open,
+                                                         registers it, tells the team of the lead
 
 The episode is never without a lead professional: the holder's copy keeps its own until it is
 read-only, and the receiver's copy arrives with the accepted one.
+
+A transfer is a disclosure of the whole episode (DESIGN 3.5, 3.8): the consent engine decides it,
+as for the receiving borough's early help service (`TRANSFER_PURPOSE`, every section), when it is
+offered and again when the acceptance comes (a withdrawal or an exclusion since withdraws the
+offer, with the engine's code); there is no public-interest override for a transfer. A committed
+transfer is in the sharing register on both sides, its basis the statements consent gave, with the
+holder's signed receipt. The new holder tells the team of the new lead professional as a change of
+lead professional is told (`api/_episodes.py`): every other authority with a TAC member or the lead
+professional on the episode, and that of the lead professional replaced.
+
+An episode is never left with nobody holding it: what was judged at the acceptance (who may send
+the episode, its custody steps) is not judged again when the commit comes, since the holder has
+given its copy up by then (a member suspended meanwhile would otherwise make the steps fail). A
+commit that still cannot be taken (not the episode or the lead professional accepted; the episode
+came from elsewhere meanwhile; a released offer's, once another offer of the episode is accepted)
+is refused for good: audited with its reason, acknowledged, and the holder is sent
+`transfer_decline` with `COMMIT_REFUSED`, on which its copy takes the episode back in the state it
+had (`transfer.take_back`).
 
 An episode has at most one open offer, and only an episode still held here is committed: it cannot
 move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
@@ -27,9 +49,10 @@ accepting (`transfer_decline`), each with a reason code; both sides then list it
 `declined`. An accepted offer whose episode has not come by its due date (escalated) can be
 released by the receiver: it no longer stops another offer of the episode being accepted (the
 genuine one, when a faulty member's was accepted), its holder is sent `transfer_decline`, and a
-commit already on its way still lands while the receiver holds no copy of the episode, so a holder
-that gave its copy up never leaves the episode with nobody. An acceptance that crosses a withdrawal
-in flight is applied as nothing, and the withdrawal is sent again to close the receiver's side too.
+commit already on its way still lands while the receiver holds no copy of the episode and has
+accepted no other offer of it (otherwise it is refused, and its holder takes its copy back). An
+acceptance that crosses a withdrawal in flight is applied as nothing, and the withdrawal is sent
+again to close the receiver's side too.
 
 Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
 days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
@@ -55,25 +78,43 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import LONDON, Episode, EpisodeState, Practitioner, london_today
+from schemas import (
+    LONDON,
+    AgencyType,
+    Episode,
+    EpisodeState,
+    Practitioner,
+    Section,
+    is_gss_code,
+    london_today,
+)
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
+from ..consent import ConsentDecision, ConsentRequest, DenialCode, Recipient, Rule, decide
 from ..episodes import EpisodeStore
-from ..errors import Conflict, NotFound, PayloadTooLarge, SchemaViolation
+from ..errors import Conflict, ConsentRefused, NotFound, PayloadTooLarge, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
-from ..storage._tables import transfers
+from ..storage._tables import register, transfers
 from .attestation import KeyLookup
 from .custody import custody_chain, moved_on_to, sign_step, steps_for
+from .disclosing import refusal_code
+from .notifications import announcement
 from .outbox import Message, Outbox
+from .receipts import answer_is_sound, sign_receipt
+from .withdrawals import basis_text
 
 __all__ = [
     "CLOSING",
+    "COMMIT_REFUSED",
     "OPEN_STATES",
     "RELEASE",
     "STATES",
+    "TRANSFER_PURPOSE",
     "Closed",
+    "ConsentNotGiven",
+    "Direction",
     "ReleasedTooEarly",
     "TransferWorkflow",
     "answer_due_by",
@@ -121,6 +162,47 @@ REFUSED = "transfer.refused"  # what a sender is told of an offer declined at on
 # become read-only, and nobody would hold the episode.
 MAX_EPISODE_BYTES = 3 * 1024 * 1024
 TOO_LARGE = "transfer.episode_too_large"
+# What a holder is told, as a decline of its committed offer, when the receiver refuses the commit
+# (the reason stays with the receiver, as for an offer declined at once): it takes its copy back.
+COMMIT_REFUSED = "transfer.commit_refused"
+# A transfer discloses the whole episode to the receiving borough's early help (CAF) service: the
+# consent engine decides it as that recipient, for that purpose, every section (DESIGN 3.5).
+TRANSFER_PURPOSE = "early_help"
+_WHOLE = tuple(Section)
+
+
+def _transfer_consent(episode: Episode, to: str) -> ConsentDecision:
+    """The consent engine's answer, now, to moving `episode` (all of it) to the authority `to`."""
+    today = london_today()
+    return decide(
+        episode,
+        ConsentRequest(
+            recipient=Recipient(AgencyType.EARLY_HELP, None, to),
+            purpose=TRANSFER_PURPOSE,
+            sections=None,
+            at=today,
+            decided_on=today,
+        ),
+    )
+
+
+class ConsentNotGiven(ConsentRefused):
+    """Consent does not let the whole episode go to the receiving authority: the engine's code, and
+    the rule that decided (audited)."""
+
+    def __init__(self, code: str, rule: str) -> None:
+        super().__init__(f"consent does not permit the transfer (rule {rule})", code=code)
+        self.rule = rule
+
+
+def _consent_refusal(decision: ConsentDecision) -> ConsentNotGiven | None:
+    """Why consent stops the transfer, or None: the whole episode moves, so every section must be
+    permitted (a statement limited to some sections refuses the rest: `consent_missing`)."""
+    if not decision.permitted:
+        return ConsentNotGiven(refusal_code(decision), decision.rule.value)
+    if decision.refused_sections:
+        return ConsentNotGiven(DenialCode.CONSENT_MISSING.value, Rule.SECTIONS.value)
+    return None
 
 
 def _is_uuid(value: object) -> bool:
@@ -147,6 +229,19 @@ def _steps(stored: str | None) -> list[str]:
 
 def _bound(offer_id: str, direction: str) -> bytes:
     return associated_data("transfers", f"{offer_id}:{direction}", "sealed")
+
+
+def _kept(row: Any, ring: KeyRing) -> dict[str, Any]:
+    """What a row keeps sealed: on the holder's (`out`) the offering lead contact and, once
+    committed, the episode's state before and the register row; on the receiver's (`in`) the
+    accepted lead professional and the accepting lead contact. An `in` row accepted before the
+    lead contact was kept holds the lead professional alone."""
+    if row.sealed is None:
+        return {}
+    kept = json.loads(open_(row.sealed, ring, _bound(row.id, row.direction)))
+    if row.direction == "in" and "lead_professional" not in kept:
+        return {"lead_professional": kept}
+    return dict(kept)
 
 
 class ReleasedTooEarly(Conflict):
@@ -195,12 +290,19 @@ class TransferWorkflow:
             ),
         )
 
-    async def offer(self, connection: AsyncConnection, episode_id: str, to: str) -> str:
+    async def offer(
+        self, connection: AsyncConnection, episode_id: str, to: str, lead_contact: str
+    ) -> str:
+        """Offer the episode to `to`, for our lead contact `lead_contact`; the offer's id. Refused
+        (`ConsentNotGiven`) unless consent lets the whole episode go there now."""
         stored = await self.store.get(connection, episode_id, for_update=True)
         if stored.episode.state in (EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED):
             raise Conflict(f"a {stored.episode.state.value} episode cannot be transferred")
         if to == self.me:
             raise Conflict("an episode cannot be transferred to its own authority")
+        refusal = _consent_refusal(_transfer_consent(stored.episode, to))
+        if refusal is not None:
+            raise refusal
         pending = await connection.scalar(
             select(transfers.c.id).where(
                 transfers.c.episode_id == episode_id,
@@ -216,6 +318,7 @@ class TransferWorkflow:
             )
         offer_id = str(uuid.uuid4())
         await self._add(connection, offer_id, "out", episode_id, to, "offered")
+        await self._keep(connection, offer_id, "out", {"lead_contact": lead_contact})
         await self.outbox.enqueue(
             connection,
             to,
@@ -333,8 +436,15 @@ class TransferWorkflow:
                 marked.append(row.id)
         return marked
 
-    async def accept(self, connection: AsyncConnection, offer_id: str, lead: Practitioner) -> str:
-        """Accept an offer made to us, naming the new lead professional; the episode's id."""
+    async def accept(
+        self,
+        connection: AsyncConnection,
+        offer_id: str,
+        lead: Practitioner,
+        lead_contact: str | None = None,
+    ) -> str:
+        """Accept an offer made to us, for our lead contact `lead_contact` (the register's, on
+        both sides), naming the new lead professional; the episode's id."""
         row = (
             await connection.execute(
                 select(transfers).where(transfers.c.id == offer_id, transfers.c.direction == "in")
@@ -360,7 +470,7 @@ class TransferWorkflow:
         )
         if refusal is not None:
             raise Conflict(f"the episode cannot be taken from this member ({refusal})")
-        sealed = seal(lead.model_dump_json().encode(), self.ring, _bound(offer_id, "in"))
+        lead_professional = lead.model_dump(mode="json")
         await connection.execute(
             update(transfers)
             .where(transfers.c.id == offer_id, transfers.c.direction == "in")
@@ -368,17 +478,38 @@ class TransferWorkflow:
                 state="accepted",
                 updated_at=dt.datetime.now(dt.UTC),
                 escalated_at=None,  # the episode's own due date runs from now
-                key_id=sealed.key_id,
-                sealed=sealed.to_bytes(),
             )
+        )
+        await self._keep(
+            connection,
+            offer_id,
+            "in",
+            {"lead_professional": lead_professional, "lead_contact": lead_contact},
         )
         await self.outbox.enqueue(
             connection,
             row.counterpart,
             "transfer_accept",
-            {"offer_id": offer_id, "lead_professional": lead.model_dump(mode="json")},
+            {
+                "offer_id": offer_id,
+                "lead_professional": lead_professional,
+                "lead_contact_id": lead_contact,  # who took it: the register's on both sides
+            },
         )
         return str(row.episode_id)
+
+    async def episode_of(
+        self, connection: AsyncConnection, offer_id: str, direction: Direction
+    ) -> str | None:
+        """The episode an offer is for, if it is one of ours (to audit a refused call on it)."""
+        if not _is_uuid(offer_id):
+            return None
+        found = await connection.scalar(
+            select(transfers.c.episode_id).where(
+                transfers.c.id == offer_id, transfers.c.direction == direction
+            )
+        )
+        return None if found is None else str(found)
 
     async def close(
         self, connection: AsyncConnection, offer_id: str, direction: str, reason: str
@@ -443,6 +574,17 @@ class TransferWorkflow:
             )
         )
 
+    async def _keep(
+        self, connection: AsyncConnection, offer_id: str, direction: str, kept: dict[str, Any]
+    ) -> None:
+        """Seal `kept` into the row (`_kept` reads it back)."""
+        sealed = seal(json.dumps(kept).encode(), self.ring, _bound(offer_id, direction))
+        await connection.execute(
+            update(transfers)
+            .where(transfers.c.id == offer_id, transfers.c.direction == direction)
+            .values(key_id=sealed.key_id, sealed=sealed.to_bytes())
+        )
+
     async def _mark(
         self,
         connection: AsyncConnection,
@@ -480,6 +622,9 @@ class TransferWorkflow:
         ).one_or_none()
         if row is None:
             raise NotFound("no such offer from this member")
+        if kind == "transfer_decline" and reason == COMMIT_REFUSED and row.state == "committed":
+            await self._take_back(connection, sender, row)
+            return
         # A withdrawal may find our side accepted (the acceptance crossed it); a decline finds
         # ours offered, or committed when it releases an acceptance we took meanwhile: a
         # committed offer is past closing.
@@ -503,6 +648,44 @@ class TransferWorkflow:
             connection, f"member:{sender}", action, row.episode_id, reason, offer=offer_id
         )
 
+    async def _take_back(self, connection: AsyncConnection, sender: str, row: Any) -> None:
+        """The receiver refused our commit: our copy, read-only since, takes the episode again in
+        the state it had (its lead professional never changed), so it is not left with nobody.
+        Only while this commit is the latest move of our copy: one that came back and moved on
+        since is not ours to reopen."""
+        kept = _kept(row, self.ring)
+        stored = await self.store.get(connection, row.episode_id, for_update=True)
+        latest = await self._last_move(connection, row.episode_id, "out")
+        if (
+            stored.episode.state != EpisodeState.TRANSFERRED
+            or latest is None
+            or latest.id != row.id
+        ):
+            await self._audit(
+                connection,
+                f"member:{sender}",
+                "transfer.take_back",
+                row.episode_id,
+                "transfer.moved_since",
+                Outcome.REFUSED,
+                offer=row.id,
+            )
+            return
+        before = EpisodeState(kept.get("state_before", _state_before(stored.episode).value))
+        await self.store.replace(
+            connection, stored, stored.episode.model_copy(update={"state": before})
+        )
+        await self._mark(connection, row.id, "out", "declined", COMMIT_REFUSED)
+        await self._audit(
+            connection,
+            f"member:{sender}",
+            "transfer.take_back",
+            row.episode_id,
+            COMMIT_REFUSED,
+            offer=row.id,
+            state=before.value,
+        )
+
     async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Apply a transfer message (inside the inbox transaction)."""
         body = message.body
@@ -514,11 +697,9 @@ class TransferWorkflow:
         if message.kind == "transfer_offer":
             await self._offered(connection, sender, body)
         elif message.kind == "transfer_accept":
-            await self._commit(connection, sender, str(body["offer_id"]), body["lead_professional"])
+            await self._commit(connection, sender, body)
         elif message.kind == "transfer_commit":
-            await self._receive(
-                connection, sender, str(body["offer_id"]), body["episode"], body.get("custody")
-            )
+            await self._receive(connection, sender, body)
         elif message.kind in _CLOSING:
             await self._closed_by_peer(connection, sender, message.kind, body)
 
@@ -577,8 +758,12 @@ class TransferWorkflow:
         return "transfer.custody_unverified" if walked.unverified else "transfer.moved_elsewhere"
 
     async def _commit(
-        self, connection: AsyncConnection, sender: str, offer_id: str, lead: dict[str, Any]
+        self, connection: AsyncConnection, sender: str, body: Mapping[str, Any]
     ) -> None:
+        """The receiver accepted: give it the episode, unless the offer was closed meanwhile, the
+        episode cannot go, or consent no longer lets it go there (then the offer is withdrawn and
+        our copy stays ours, writable)."""
+        offer_id, lead = str(body["offer_id"]), body["lead_professional"]
         row = (
             await connection.execute(
                 select(transfers).where(
@@ -588,7 +773,9 @@ class TransferWorkflow:
                 )
             )
         ).one_or_none()
-        if row is not None and row.state in _CLOSING.values():
+        if row is None:
+            raise NotFound("no offer to this member")
+        if row.state in _CLOSING.values():
             # The acceptance crossed our withdrawal, or came after the receiver's own decline (a
             # release overtaking an acceptance that was held up): nothing moves, our copy stays
             # ours. A withdrawal is sent again (its first copy may have arrived before the offer,
@@ -600,23 +787,16 @@ class TransferWorkflow:
                     "transfer_withdraw",
                     {"offer_id": offer_id, "reason": row.reason or "unspecified"},
                 )
-            await self._audit(
-                connection,
-                f"member:{sender}",
-                "transfer.commit",
-                row.episode_id,
-                f"transfer.{row.state}",
-                Outcome.REFUSED,
-                offer=offer_id,
-            )
+            await self._refused_commit(connection, sender, row, f"transfer.{row.state}")
             return
-        if row is None or row.state != "offered":
-            raise Conflict("no open offer to this member")
+        if row.state != "offered":  # committed already: only a faulty peer accepts twice
+            await self._refused_commit(connection, sender, row, f"transfer.{row.state}")
+            return
         stored = await self.store.get(connection, row.episode_id, for_update=True)
         if stored.episode.state in (EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED):
-            raise Conflict(
-                f"the episode is {stored.episode.state.value}: it is no longer ours to move"
-            )
+            reason = f"transfer.episode_{stored.episode.state.value}"
+            await self._withdraw(connection, sender, row, reason)
+            return
         document = stored.episode.model_dump(mode="json")
         document.update(
             home_authority=sender,
@@ -626,53 +806,164 @@ class TransferWorkflow:
         if _size(moved) > MAX_EPISODE_BYTES:  # it grew since the offer
             # Withdrawn, not committed: the episode stays ours, writable, and the receiver's
             # acceptance is closed by the withdrawal (as when the two cross).
-            await self._mark(connection, offer_id, "out", "withdrawn", TOO_LARGE)
-            await self.outbox.enqueue(
-                connection, sender, "transfer_withdraw", {"offer_id": offer_id, "reason": TOO_LARGE}
-            )
-            await self._audit(
-                connection,
-                f"member:{sender}",
-                "transfer.commit",
-                row.episode_id,
-                TOO_LARGE,
-                Outcome.REFUSED,
-                offer=offer_id,
-            )
+            await self._withdraw(connection, sender, row, TOO_LARGE)
             return
+        # Consent is decided again now: a withdrawal or an exclusion since the offer stops it.
+        decision = _transfer_consent(stored.episode, sender)
+        refusal = _consent_refusal(decision)
+        if refusal is not None:
+            await self._withdraw(connection, sender, row, refusal.wire_code, rule=refusal.rule)
+            return
+        now = dt.datetime.now(dt.UTC)
         step = sign_step(
             self.signing_key,
             episode_ref=row.episode_id,
             sender=self.me,
             receiver=sender,
             offer_id=offer_id,
-            committed_at=dt.datetime.now(dt.UTC),
+            committed_at=now,
         )
         custody = custody_chain([*await self._custody(connection, row.episode_id), step])
+        kept = _kept(row, self.ring)
+        taken_by = body.get("lead_contact_id")
+        shared = await self._register_sent(
+            connection,
+            row,
+            decision,
+            taken_by=taken_by if isinstance(taken_by, str) and taken_by else "unspecified",
+            offered_by=kept.get("lead_contact"),
+            at=now,
+        )
         await self.store.replace(
             connection,
             stored,
             stored.episode.model_copy(update={"state": EpisodeState.TRANSFERRED}),
         )
         await self._mark(connection, offer_id, "out", "committed")
+        # Kept so that a commit the receiver refuses gives our copy its state back.
+        before = stored.episode.state.value
+        await self._keep(
+            connection,
+            offer_id,
+            "out",
+            {**kept, "state_before": before, "register": shared["register_id"]},
+        )
+        replaced = stored.episode.lead_professional
         await self.outbox.enqueue(
             connection,
             sender,
             "transfer_commit",
-            {"offer_id": offer_id, "episode": moved.model_dump(mode="json"), "custody": custody},
+            {
+                "offer_id": offer_id,
+                "episode": moved.model_dump(mode="json"),
+                "custody": custody,
+                "register": shared,
+                # Where the lead professional it replaces works: the new holder tells it too.
+                "replaced_authority": replaced.authority if replaced else None,
+            },
         )
         await self._audit(
-            connection, f"member:{sender}", "transfer.commit", row.episode_id, offer=offer_id
+            connection,
+            f"member:{sender}",
+            "transfer.commit",
+            row.episode_id,
+            offer=offer_id,
+            rule=decision.rule.value,
+            register=shared["register_id"],
         )
 
-    async def _receive(
+    async def _refused_commit(
+        self, connection: AsyncConnection, sender: str, row: Any, reason: str, **details: str
+    ) -> None:
+        await self._audit(
+            connection,
+            f"member:{sender}",
+            "transfer.commit",
+            row.episode_id,
+            reason,
+            Outcome.REFUSED,
+            offer=row.id,
+            **details,
+        )
+
+    async def _withdraw(
+        self, connection: AsyncConnection, sender: str, row: Any, reason: str, **details: str
+    ) -> None:
+        """Not committed after all: the offer is withdrawn (the receiver's acceptance closes, as
+        when the two cross) and the episode stays ours."""
+        await self._mark(connection, row.id, "out", "withdrawn", reason)
+        await self.outbox.enqueue(
+            connection, sender, "transfer_withdraw", {"offer_id": row.id, "reason": reason}
+        )
+        await self._refused_commit(connection, sender, row, reason, **details)
+
+    async def _register_sent(
         self,
         connection: AsyncConnection,
-        sender: str,
-        offer_id: str,
-        episode: dict[str, Any],
-        custody: object,
+        row: Any,
+        decision: ConsentDecision,
+        *,
+        taken_by: str,
+        offered_by: str | None,
+        at: dt.datetime,
+    ) -> dict[str, Any]:
+        """DESIGN 3.8: our side of the register for the whole episode going to the receiver, on
+        the basis consent gives, with a receipt we sign; what the commit tells the receiver of it
+        (its side of the register)."""
+        register_id = str(uuid.uuid4())
+        sections = [s.value for s in _WHOLE]
+        basis = sorted({b for _, b in decision.basis})
+        receipt = sign_receipt(
+            self.signing_key,
+            {
+                "register_id": register_id,
+                "holder": self.me,
+                "recipient": row.counterpart,
+                "episode_ref": row.episode_id,
+                "sections": sections,
+                "basis": basis,
+                "override": decision.overridden,
+                "disclosed_at": at.isoformat(),
+                "practitioner": taken_by,
+                "holder_approved_by": offered_by,
+                "transfer": row.id,
+            },
+        )
+        await connection.execute(
+            insert(register).values(
+                id=register_id,
+                episode_id=row.episode_id,
+                direction="sent",
+                counterpart=row.counterpart,
+                requested_by=taken_by,
+                approved_by=taken_by,
+                holder_approved_by=offered_by,
+                sections=sections,
+                basis=basis_text(basis),  # whole: a withdrawal finds its recipients by these ids
+                override=decision.overridden,
+                disclosed_at=at,
+                receipt=receipt,
+            )
+        )
+        return {
+            "register_id": register_id,
+            "sections": sections,
+            "basis": basis,
+            "override": decision.overridden,
+            "holder_approved_by": offered_by,
+            "receipt": receipt,
+        }
+
+    async def _receive(
+        self, connection: AsyncConnection, sender: str, body: Mapping[str, Any]
     ) -> None:
+        """The holder committed an offer we accepted: the episode is ours. What was judged when
+        we accepted (who may send it, its custody steps) is not judged again: the holder has
+        given its copy up, and a member suspended meanwhile must not leave the episode with
+        nobody. A commit that cannot be taken (it is not what we accepted, or the episode has come
+        from elsewhere meanwhile) is refused for good: audited with the reason, and the holder
+        told (`COMMIT_REFUSED`) so that it takes its copy back."""
+        offer_id = str(body["offer_id"])
         row = (
             await connection.execute(
                 select(transfers).where(
@@ -683,24 +974,16 @@ class TransferWorkflow:
             )
         ).one_or_none()
         # Released: the receiver stopped waiting, but takes a commit that was on its way (unless
-        # the episode has come from elsewhere meanwhile: already held, below).
+        # the episode has come from elsewhere meanwhile, or another offer of it is accepted).
         if row is None or row.state not in ("accepted", RELEASE[1]) or row.sealed is None:
             raise Conflict("no accepted offer from this member")
-        accepted = json.loads(open_(row.sealed, self.ring, _bound(offer_id, "in")))
-        received = Episode.model_validate(episode)
-        if str(received.episode_id) != row.episode_id:
-            raise Conflict("the committed episode is not the one offered")
-        if (
-            received.lead_professional is None
-            or received.lead_professional.model_dump(mode="json") != accepted
-        ):
-            raise Conflict("the committed episode does not carry the accepted lead professional")
-        ours = received.model_copy(update={"home_authority": self.me})
-        refusal = await self._why_not_from(  # again: it may have changed since the offer
-            connection, sender, row.episode_id, _steps(row.custody)
-        )
+        kept = _kept(row, self.ring)
+        received = Episode.model_validate(body["episode"])
+        refusal = await self._why_not_commit(connection, row, received, kept["lead_professional"])
         if refusal is not None:
-            raise Conflict(f"the episode cannot be taken from this member ({refusal})")
+            await self._refuse_commit(connection, sender, row, refusal)
+            return
+        ours = received.model_copy(update={"home_authority": self.me})
         try:  # the child moved back: our old copy, read-only since it left, takes the episode again
             old = await self.store.get(connection, row.episode_id, for_update=True)
         except NotFound:
@@ -711,11 +994,16 @@ class TransferWorkflow:
         await self._mark(connection, offer_id, "in", "committed")
         # Kept as sent, verified only when walked: the steps vouch for our copy when the child
         # moves on and an earlier holder is offered the episode back.
+        custody = custody_chain(body.get("custody"))
         await connection.execute(
             update(transfers)
             .where(transfers.c.id == offer_id, transfers.c.direction == "in")
-            .values(custody=json.dumps(custody_chain(custody)))
+            .values(custody=json.dumps(custody))
         )
+        register_id, receipt = await self._register_received(
+            connection, sender, row, ours, kept.get("lead_contact"), body.get("register")
+        )
+        told = await self._tell_the_team(connection, ours, custody, body.get("replaced_authority"))
         await self._audit(
             connection,
             f"member:{sender}",
@@ -724,5 +1012,151 @@ class TransferWorkflow:
             None,
             Outcome.SUCCESS,
             offer=offer_id,
+            register=register_id,
+            receipt=receipt,
+            told=str(told),
             **released,
         )
+
+    async def _why_not_commit(
+        self, connection: AsyncConnection, row: Any, received: Episode, accepted: object
+    ) -> str | None:
+        """Why a commit of an offer we accepted (or released) cannot be taken, or None."""
+        if str(received.episode_id) != row.episode_id:
+            return "transfer.not_the_episode_offered"
+        if (
+            received.lead_professional is None
+            or received.lead_professional.model_dump(mode="json") != accepted
+        ):
+            return "transfer.lead_mismatch"
+        try:
+            held = await self.store.get(connection, row.episode_id)
+        except NotFound:
+            held = None
+        if held is not None and held.episode.state != EpisodeState.TRANSFERRED:
+            return "transfer.already_held"
+        if row.state == RELEASE[1]:
+            # Released for another offer of the episode, now accepted: that one is to come.
+            other = await connection.scalar(
+                select(transfers.c.id).where(
+                    transfers.c.episode_id == row.episode_id,
+                    transfers.c.direction == "in",
+                    transfers.c.state == "accepted",
+                    transfers.c.id != row.id,
+                )
+            )
+            if other is not None:
+                return "transfer.another_accepted"
+        return None
+
+    async def _refuse_commit(
+        self, connection: AsyncConnection, sender: str, row: Any, reason: str
+    ) -> None:
+        """Refuse a commit for good (it is acknowledged, not retried): an accepted offer is
+        declined with the reason, so another can be accepted; the holder is told only
+        `COMMIT_REFUSED` and takes its copy back."""
+        if row.state == "accepted":
+            await self._mark(connection, row.id, "in", "declined", reason)
+        await self.outbox.enqueue(
+            connection, sender, "transfer_decline", {"offer_id": row.id, "reason": COMMIT_REFUSED}
+        )
+        await self._audit(
+            connection,
+            f"member:{sender}",
+            "transfer.receive",
+            row.episode_id,
+            reason,
+            Outcome.REFUSED,
+            offer=row.id,
+        )
+
+    async def _register_received(
+        self,
+        connection: AsyncConnection,
+        sender: str,
+        row: Any,
+        ours: Episode,
+        taken_by: object,
+        shared: object,
+    ) -> tuple[str, str]:
+        """DESIGN 3.8: our side of the register for the episode we received, with the holder's
+        receipt when it verifies (signed by the holder, for us, for this episode and our lead
+        contact, repeating what the commit says); the row's id, and whether the receipt was
+        `verified`, `unverified` or `none` (a holder from before transfers were registered)."""
+        lead_contact = taken_by if isinstance(taken_by, str) and taken_by else "unspecified"
+        told = dict(shared) if isinstance(shared, Mapping) else {}
+        sections = told.get("sections")
+        whole = ours.model_dump(mode="json")
+        answer = {
+            **told,
+            "outcome": "disclosed",
+            "episode_ref": row.episode_id,
+            "content": {s: whole.get(s) for s in sections} if isinstance(sections, list) else None,
+        }
+        sound = bool(told) and answer_is_sound(
+            answer,
+            asked={
+                "episode_ref": row.episode_id,
+                "practitioner": {"id": lead_contact},
+                "sections": None,
+            },
+            holder=sender,
+            me=self.me,
+            key_for=self.key_for,
+            sent_at=aware_utc(row.created_at),
+        )
+        register_id = str(uuid.uuid4())
+        basis = told.get("basis") if sound else None
+        await connection.execute(
+            insert(register).values(
+                id=register_id,
+                episode_id=row.episode_id,
+                direction="received",
+                counterpart=sender,
+                requested_by=lead_contact,
+                approved_by=lead_contact,
+                holder_approved_by=told.get("holder_approved_by") if sound else None,
+                sections=told["sections"] if sound else [s.value for s in _WHOLE],
+                basis=",".join(basis) if isinstance(basis, list) else "",
+                override=bool(told.get("override")) if sound else False,
+                disclosed_at=dt.datetime.now(dt.UTC),
+                receipt=told.get("receipt") if sound else None,
+            )
+        )
+        return register_id, "verified" if sound else ("unverified" if told else "none")
+
+    async def _tell_the_team(
+        self,
+        connection: AsyncConnection,
+        ours: Episode,
+        custody: list[str],
+        replaced_authority: object,
+    ) -> int:
+        """DESIGN 3.6: the new lead professional is announced, as a change of lead professional
+        made here is (`api/_episodes.py`), to every other authority with a TAC member or the lead
+        professional on the episode and to that of the lead professional replaced, with the
+        custody steps that show we hold the episode now. How many authorities are told."""
+        team = [*ours.tac_members, *([ours.lead_professional] if ours.lead_professional else [])]
+        authorities = {p.authority for p in team if p.authority}
+        if isinstance(replaced_authority, str) and is_gss_code(replaced_authority):
+            authorities.add(replaced_authority)
+        authorities.discard(self.me)
+        if not authorities:
+            return 0
+        stored = await self.store.get(connection, ours.episode_id)
+        body = announcement(
+            stored.episode,
+            holder=self.me,
+            practitioner=stored.episode.lead_professional,
+            changed_at=dt.datetime.now(dt.UTC),
+            revision=stored.revision,
+            custody=custody,
+        )
+        for authority in sorted(authorities):
+            await self.outbox.enqueue(connection, authority, "lead_professional_update", body)
+        return len(authorities)
+
+
+def _state_before(episode: Episode) -> EpisodeState:
+    """For a copy committed before its state was kept: closed if it records a closure."""
+    return EpisodeState.CLOSED if episode.closure is not None else EpisodeState.OPEN

@@ -117,7 +117,7 @@ async def test_lead_contacts_verify_reject_and_share_under_an_override(
 
     # Approve: two clicks (a note, then Approve); the federated answer is on the next page.
     teacher = _card(page, "A Teacher")
-    await teacher.get_by_label("Note for the record (optional)").fill("school confirmed by phone")
+    await teacher.get_by_label("Note for the record (needed to reject)").fill("school confirmed")
     await teacher.get_by_role("button", name="Approve").click()
     banner = page.get_by_role("status")
     await expect(banner).to_contain_text("answered")
@@ -125,8 +125,10 @@ async def test_lead_contacts_verify_reject_and_share_under_an_override(
     await expect(banner).to_contain_text(episode["episode_id"])
     await accessible(page, "04-queue-approved-answer-arrived")
 
-    # Reject the one nobody could vouch for.
-    await _card(page, "Someone Unknown").get_by_role("button", name="Reject").click()
+    # Reject the one nobody could vouch for, saying why (a rejection needs a note).
+    unknown = _card(page, "Someone Unknown")
+    await unknown.get_by_label("Note for the record (needed to reject)").fill("nobody knows them")
+    await unknown.get_by_role("button", name="Reject").click()
     await expect(page.get_by_role("status")).to_contain_text("rejected")
     await expect(page.locator("section.card", has_text="Someone Unknown")).to_have_count(0)
 
@@ -297,7 +299,9 @@ async def test_a_lead_contact_declines_a_transfer_offer(
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     episode = await seed(hackney)
     status, offer = await hackney.call(
-        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": CAMDEN}
+        "POST",
+        f"/episodes/{episode['episode_id']}/transfer",
+        json={"to": CAMDEN, "lead_contact_id": hackney.lead},
     )
     assert status == 201, offer
     offer_id = offer["offer_id"]

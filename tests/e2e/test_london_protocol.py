@@ -420,7 +420,9 @@ async def test_messages_wait_for_a_peer_that_is_down_and_arrive_once(
 async def _offer(holder: Node, receiver: Node, episode_id: str) -> str:
     """Offer the episode; the offer's id once the receiver lists it."""
     status, offer = await holder.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": receiver.plan.borough.gss}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": receiver.plan.borough.gss, "lead_contact_id": holder.lead},
     )
     assert status == 201, offer
     await offer_arrives(receiver, offer["offer_id"])
@@ -514,7 +516,9 @@ async def test_one_open_offer_per_episode_and_a_child_who_moves_back(
     first = await _offer(hackney, islington, episode_id)
     # A second offer while the first is open: refused, the episode cannot go to two authorities.
     status, second = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": CAMDEN}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": CAMDEN, "lead_contact_id": hackney.lead},
     )
     assert status == 409, second
     status, ours = await hackney.call("GET", "/transfers?direction=out")
@@ -1004,7 +1008,9 @@ async def test_a_suspended_member_is_refused(federation: dict[str, Node], tmp_pa
     # Nor is an episode offered to it: it could never answer (before: a 500, unaudited).
     await sees_suspended(hackney, CAMDEN)
     status, offer = await hackney.call(
-        "POST", f"/episodes/{episode['episode_id']}/transfer", json={"to": CAMDEN}
+        "POST",
+        f"/episodes/{episode['episode_id']}/transfer",
+        json={"to": CAMDEN, "lead_contact_id": hackney.lead},
     )
     assert (status, offer["error"]) == (403, "member_suspended"), offer
     [audited] = await hackney.engine_rows(
@@ -1300,7 +1306,8 @@ async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder
         register.c.direction == "sent"
     )
     assert [(r.counterpart, r.withdrawn_at) for r in await hackney.engine_rows(sent)] == [
-        (CAMDEN, None)
+        (CAMDEN, None),
+        (ISLINGTON, None),  # the transfer: the whole episode, on C1 (the register's both sides)
     ]
     assert await _withdrawals_sent(hackney) == []
 
@@ -1315,8 +1322,12 @@ async def test_a_withdrawal_after_the_child_moved_reaches_who_the_earlier_holder
 
     await eventually(marked)
     rows = await hackney.engine_rows(sent)
-    assert [(r.counterpart, r.withdrawn_at is not None) for r in rows] == [(CAMDEN, True)]
-    assert await _withdrawals_sent(hackney) == [CAMDEN]
+    assert [(r.counterpart, r.withdrawn_at is not None) for r in rows] == [
+        (CAMDEN, True),
+        (ISLINGTON, True),
+    ]
+    # Islington too, for the transfer: it marks its side of the register, and passes nothing on.
+    assert sorted(await _withdrawals_sent(hackney)) == [CAMDEN, ISLINGTON]
     [told] = await islington.engine_rows(
         select(audit_entries.c.details).where(audit_entries.c.action == "consent.withdraw")
     )
@@ -1338,7 +1349,8 @@ async def test_a_former_holder_that_holds_the_episode_again_decides_withdrawals_
 
     await _forged_withdrawal(islington, hackney, episode_id, "C1")
     sent = select(register.c.withdrawn_at).where(register.c.direction == "sent")
-    assert [r.withdrawn_at for r in await hackney.engine_rows(sent)] == [None]
+    # The transfer to Islington and the disclosure to Camden: neither marked.
+    assert [r.withdrawn_at for r in await hackney.engine_rows(sent)] == [None, None]
     assert await _withdrawals_sent(hackney) == []
 
     status, _ = await hackney.call("POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={})

@@ -200,7 +200,9 @@ async def test_after_a_move_the_new_holder_is_heard_by_the_team(
     assert first["from"] == HACKNEY
 
     status, offer = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": ISLINGTON, "lead_contact_id": hackney.lead},
     )
     assert status == 201, offer
     await offer_arrives(islington, offer["offer_id"])
@@ -216,6 +218,10 @@ async def test_after_a_move_the_new_holder_is_heard_by_the_team(
 
     await eventually(held)
     await _change_lead(islington, episode_id, "Lead C", CAMDEN)
-    listed = await _told(camden, episode_id, 2)
-    assert (listed[-1]["from"], listed[-1]["practitioner"]["name"]) == (ISLINGTON, "Lead C")
+    # The transfer's own lead professional (Lead B) is announced by Islington too.
+    listed = await _told(camden, episode_id, 3)
+    assert [(n["from"], n["practitioner"]["name"]) for n in listed[1:]] == [
+        (ISLINGTON, "Lead B"),
+        (ISLINGTON, "Lead C"),
+    ]
     assert listed[-1]["holder_verified"] is True and listed[-1]["superseded"] is False

@@ -33,7 +33,9 @@ async def test_an_episode_too_large_to_carry_is_not_offered(
     episode_id = (await seed(hackney))["episode_id"]
     monkeypatch.setattr(transfer, "MAX_EPISODE_BYTES", 1_000)  # the seeded episode is bigger
     status, refused = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": ISLINGTON, "lead_contact_id": hackney.lead},
     )
     assert (status, refused["error"]) == (413, "payload_too_large")
     status, listed = await hackney.call("GET", "/transfers?direction=out")
@@ -46,7 +48,9 @@ async def test_an_episode_that_grew_too_large_is_withdrawn_at_the_acceptance(
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
     episode_id = (await seed(hackney))["episode_id"]
     status, offer = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": ISLINGTON, "lead_contact_id": hackney.lead},
     )
     assert status == 201, offer
     offer_id = offer["offer_id"]
@@ -110,6 +114,8 @@ async def test_the_limit_is_met_in_bytes_when_offering(
     assert len(episode.model_dump_json().encode()) > characters
     monkeypatch.setattr(transfer, "MAX_EPISODE_BYTES", characters)
     status, refused = await hackney.call(
-        "POST", f"/episodes/{episode_id}/transfer", json={"to": ISLINGTON}
+        "POST",
+        f"/episodes/{episode_id}/transfer",
+        json={"to": ISLINGTON, "lead_contact_id": hackney.lead},
     )
     assert (status, refused["error"]) == (413, "payload_too_large")
