@@ -106,8 +106,14 @@ async def test_client_secret_basic_only_when_allowed(
         await http.close()
 
 
+class _FromNow(int):
+    """A claim's time as seconds from when the token is made (not from when the tests were
+    collected, which may be minutes before this test runs in a long suite)."""
+
+
 def _token(key: OKPKey, **changes: object) -> str:
     now = int(time.time())
+    changes = {k: now + v if isinstance(v, _FromNow) else v for k, v in changes.items()}
     claims: dict[str, object] = {
         "iss": "http://node",
         "aud": "http://node/api/v1",
@@ -126,8 +132,8 @@ def _token(key: OKPKey, **changes: object) -> str:
     [
         {"iss": "http://other"},
         {"aud": "http://node/federation/v1"},
-        {"exp": int(time.time()) - 120},
-        {"nbf": int(time.time()) + 600},
+        {"exp": _FromNow(-120)},
+        {"nbf": _FromNow(600)},
         {"iat": None},
         {"scope": None},
     ],
