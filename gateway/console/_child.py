@@ -26,8 +26,11 @@ __all__ = ["child_page", "episode_lookup", "export_register"]
 
 
 def _status(statement: ConsentStatement, today: dt.date) -> str:
-    if statement.withdrawn_on is not None and statement.withdrawn_on <= today:
+    """As the consent engine decides today: a withdrawal counts at once, even one dated ahead."""
+    if statement.withdrawn_on is not None:
         return "withdrawn"
+    if statement.given_on > today:
+        return "not yet given"
     if statement.valid_until is not None and statement.valid_until < today:
         return "expired"
     return "in force"

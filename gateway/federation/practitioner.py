@@ -716,8 +716,8 @@ class PractitionerRequests:
             )
         if not settled:  # failed as interrupted meanwhile (a send that outlived the sweep's wait)
             log.error("answer after the request was failed", extra={"request": record.id})
-            return await self.get(record.id)
-        return record
+        # As stored: a withdrawal that reached us before the answer has marked its copy already.
+        return await self.get(record.id)
 
     async def fail_interrupted(self, now: dt.datetime | None = None) -> list[str]:
         """Fail the requests left `approved` by a stop mid-send (INTERRUPTED_AFTER); their ids."""

@@ -75,7 +75,8 @@ from typing import Any, Literal, NamedTuple
 
 import holidays
 from joserfc.jwk import OKPKey
-from sqlalchemy import insert, select, update
+from pydantic import ValidationError
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import (
@@ -675,6 +676,10 @@ class TransferWorkflow:
         await self.store.replace(
             connection, stored, stored.episode.model_copy(update={"state": before})
         )
+        # The episode never reached the receiver: our register row of it (and its receipt) goes,
+        # or a later withdrawal would be sent to a member that holds nothing.
+        if isinstance(kept.get("register"), str):
+            await connection.execute(delete(register).where(register.c.id == kept["register"]))
         await self._mark(connection, row.id, "out", "declined", COMMIT_REFUSED)
         await self._audit(
             connection,
@@ -978,7 +983,11 @@ class TransferWorkflow:
         if row is None or row.state not in ("accepted", RELEASE[1]) or row.sealed is None:
             raise Conflict("no accepted offer from this member")
         kept = _kept(row, self.ring)
-        received = Episode.model_validate(body["episode"])
+        try:
+            received = Episode.model_validate(body["episode"])
+        except ValidationError:  # a holder on another release: it must take its copy back
+            await self._refuse_commit(connection, sender, row, "transfer.episode_invalid")
+            return
         refusal = await self._why_not_commit(connection, row, received, kept["lead_professional"])
         if refusal is not None:
             await self._refuse_commit(connection, sender, row, refusal)
@@ -1117,7 +1126,7 @@ class TransferWorkflow:
                 approved_by=lead_contact,
                 holder_approved_by=told.get("holder_approved_by") if sound else None,
                 sections=told["sections"] if sound else [s.value for s in _WHOLE],
-                basis=",".join(basis) if isinstance(basis, list) else "",
+                basis=basis_text([str(b) for b in basis]) if isinstance(basis, list) else "",
                 override=bool(told.get("override")) if sound else False,
                 disclosed_at=dt.datetime.now(dt.UTC),
                 receipt=told.get("receipt") if sound else None,

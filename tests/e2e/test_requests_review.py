@@ -132,6 +132,32 @@ async def test_a_held_answer_arriving_after_the_withdrawal_is_not_served(
         assert "content" not in record["answer"] and record["answer"]["withdrawn_at"] is not None
 
 
+async def test_the_decision_that_sends_a_request_shows_a_withdrawal_already_known(
+    federation: dict[str, Node],
+) -> None:
+    """The withdrawal reached Camden before the answer: the response of the decision that sent
+    the request (to the system that raised it) already leaves the content out."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    assert camden.runner is not None
+    async with camden.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            insert(received_withdrawals).values(
+                holder=HACKNEY,
+                episode_ref=episode["episode_id"],
+                consent_id="C1",
+                received_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    status, record = await camden.call("POST", "/requests", json=disclosure(episode))
+    assert status == 201, record
+    status, sent = await _decide(
+        camden, record["request_id"], decision="approve", lead_contact_id=camden.lead
+    )
+    assert status == 200 and sent["state"] == "answered", sent
+    assert "content" not in sent["answer"] and sent["answer"]["withdrawn_at"] is not None
+
+
 # --- 2. the decision response ----------------------------------------------------------------------
 
 

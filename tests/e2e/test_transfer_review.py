@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
 from gateway.keys import AUDIT, OUTBOX
-from gateway.storage._tables import audit_entries
+from gateway.storage._tables import audit_entries, register
 from schemas import london_today
 
 from .nodes import (
@@ -206,6 +206,11 @@ async def test_a_commit_refused_for_good_gives_the_holder_its_copy_back(
     assert (refused.outcome, refused.reason) == ("refused", "transfer.another_accepted")
     [back] = await _audited(hackney, "transfer.take_back")
     assert (back.outcome, back.subject) == ("success", episode_id)
+    # The episode never reached Islington: no register row says it did.
+    rows = await hackney.engine_rows(
+        select(register.c.id).where(register.c.episode_id == episode_id)
+    )
+    assert rows == []
     # Writable again, and offered again.
     status, offer = await hackney.call(
         "POST",

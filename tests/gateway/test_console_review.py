@@ -148,6 +148,7 @@ async def test_the_consent_table_reads_recipients_and_sections_as_the_engine_doe
         _consent("C-ANYONE", share_with=[]),  # no recipient named: no limit on recipients
         _consent("C-NONE", share_with=[{"agency_type": "health"}], sections=[]),  # no section
         _consent("C-CHILD", share_with=[{"agency_type": "health"}], sections=["child"]),
+        _consent("C-AHEAD", withdrawn_on="2099-01-01"),  # the engine counts it from today
     )
     await browser.sign_in(CAMDEN.lead_contacts()[0])
     status, page, _ = await browser.get(f"/console/episodes/{episode_id}")
@@ -159,6 +160,7 @@ async def test_the_consent_table_reads_recipients_and_sections_as_the_engine_doe
     assert rows["C-NONE"][share_with] == "health"
     assert rows["C-NONE"][sections] == "none"
     assert rows["C-CHILD"][sections] == "child"
+    assert rows["C-AHEAD"][1].startswith("withdrawn") and rows["C-ANYONE"][1] == "in force"
 
 
 # --- 2. another website cannot open console pages (and write audit entries) in a lead's name ------
