@@ -65,6 +65,21 @@ async def _decide(node: Node, request_id: str, **body: Any) -> tuple[int, dict[s
     return status, dict(answer)
 
 
+async def _withdrawal_arrived_first(camden: Node, episode: dict[str, Any]) -> None:
+    """Hackney's withdrawal of C1 reached Camden before the answer (each message has its own
+    back-off): Camden keeps it, and marks the copy as the answer arrives."""
+    assert camden.runner is not None
+    async with camden.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            insert(received_withdrawals).values(
+                holder=HACKNEY,
+                episode_ref=episode["episode_id"],
+                consent_id="C1",
+                received_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+
 # --- 1. withdrawn content ------------------------------------------------------------------------
 
 
@@ -107,18 +122,7 @@ async def test_a_held_answer_arriving_after_the_withdrawal_is_not_served(
         episode = await seed(hackney)
         waiting = await ask(camden, disclosure(episode))
         assert waiting["state"] == "awaiting_holder", waiting
-        # Hackney's withdrawal reached Camden before its held answer (each message has its own
-        # back-off): Camden keeps the withdrawal and marks the copy as it arrives.
-        assert camden.runner is not None
-        async with camden.runner.app[ENGINE].begin() as connection:
-            await connection.execute(
-                insert(received_withdrawals).values(
-                    holder=HACKNEY,
-                    episode_ref=episode["episode_id"],
-                    consent_id="C1",
-                    received_at=dt.datetime.now(dt.UTC),
-                )
-            )
+        await _withdrawal_arrived_first(camden, episode)
         status, queue = await hackney.call("GET", "/disclosure-approvals")
         [held] = queue["approvals"]
         status, decided = await hackney.call(
@@ -139,16 +143,7 @@ async def test_the_decision_that_sends_a_request_shows_a_withdrawal_already_know
     the request (to the system that raised it) already leaves the content out."""
     camden, hackney = federation[CAMDEN], federation[HACKNEY]
     episode = await seed(hackney)
-    assert camden.runner is not None
-    async with camden.runner.app[ENGINE].begin() as connection:
-        await connection.execute(
-            insert(received_withdrawals).values(
-                holder=HACKNEY,
-                episode_ref=episode["episode_id"],
-                consent_id="C1",
-                received_at=dt.datetime.now(dt.UTC),
-            )
-        )
+    await _withdrawal_arrived_first(camden, episode)
     status, record = await camden.call("POST", "/requests", json=disclosure(episode))
     assert status == 201, record
     status, sent = await _decide(
