@@ -8,6 +8,7 @@ code)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -52,17 +53,21 @@ class _Problems:
         self.found.append(Problem((name,), rule, message, location=name))
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,20})?")
+
+
 def _number(
     params: Mapping[str, str], name: str, problems: _Problems, low: float, high: float
 ) -> float | None:
     raw = params.get(name)
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
+    # Plain decimal notation only: `float` also takes "1_0", "١٢" and " 12 ", which members
+    # (sent the query as written) might read otherwise.
+    if _DECIMAL.fullmatch(raw) is None:
         problems.add(name, "query.number", f"{name} must be a number")
         return None
+    value = float(raw)
     if not math.isfinite(value) or not low <= value <= high:
         problems.add(name, "query.range", f"{name} must lie between {low:g} and {high:g}")
         return None

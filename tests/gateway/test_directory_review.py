@@ -17,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from directory.members import Member, MemberSuspended
 from directory.services import ServiceIndex, generate_services, read_services
-from gateway.errors import PeerUnavailable
+from gateway.errors import BadRequest, PeerUnavailable
 from gateway.federation.transport.client import _json
 from gateway.service_directory import federated_search, parse_search, search_page
 
@@ -80,6 +80,15 @@ async def test_a_page_number_of_thousands_of_digits_is_a_bad_request(
         assert [(p["location"], p["rule"]) for p in problems] == [(name, "query.integer")]
     leading = parse_search({"page": "0" * 5000 + "2", "per_page": "007"}).query
     assert (leading.page, leading.per_page) == (2, 7)
+
+
+def test_a_number_is_plain_decimal_notation() -> None:
+    """`float` takes "1_0", "١٢" and " 12 "; members are sent the query as written."""
+    for value in ("1_0", "١٢", " 12", "1e1", "nan"):
+        with pytest.raises(BadRequest) as refused:
+            parse_search({"age": value})
+        assert [(p.location, p.rule) for p in refused.value.problems] == [("age", "query.number")]
+    assert parse_search({"age": "12", "minimum_age": "0.5"}).query.age == 12
 
 
 def test_a_reply_nested_deeper_than_the_reader_goes_is_not_json() -> None:
