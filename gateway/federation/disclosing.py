@@ -29,7 +29,7 @@ from .attestation import Attestation, OverrideGrant
 from .receipts import sign_receipt
 from .withdrawals import basis_text
 
-__all__ = ["Asked", "audit_code", "consent_now", "disclose", "refusal_code"]
+__all__ = ["Asked", "audit_code", "consent_now", "disclose", "refusal_code", "register_sent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,59 @@ async def consent_now(
     return stored, decide(stored.episode, request, override)
 
 
+async def register_sent(
+    connection: AsyncConnection,
+    key: OKPKey,
+    *,
+    me: str,
+    recipient: str,
+    episode_id: str,
+    requested_by: str,
+    approved_by: str | None,
+    second_approved_by: str | None = None,
+    holder_approved_by: str | None,
+    sections: list[str],
+    basis: list[str],
+    override: bool,
+    at: dt.datetime,
+    transfer: str | None = None,
+) -> tuple[str, str]:
+    """DESIGN 3.8: our side of the register for what we disclosed (or, `transfer`, handed over
+    whole), with the receipt we sign for the recipient's side; the row's id and the receipt."""
+    register_id = str(uuid.uuid4())
+    claims = {
+        "register_id": register_id,
+        "holder": me,
+        "recipient": recipient,
+        "episode_ref": episode_id,
+        "sections": sections,
+        "basis": basis,
+        "override": override,
+        "disclosed_at": at.isoformat(),
+        "practitioner": requested_by,
+        "holder_approved_by": holder_approved_by,
+    }
+    receipt = sign_receipt(key, claims if transfer is None else {**claims, "transfer": transfer})
+    await connection.execute(
+        insert(register).values(
+            id=register_id,
+            episode_id=episode_id,
+            direction="sent",
+            counterpart=recipient,
+            requested_by=requested_by,
+            approved_by=approved_by,
+            second_approved_by=second_approved_by,
+            holder_approved_by=holder_approved_by,
+            sections=sections,
+            basis=basis_text(basis),  # whole: a withdrawal finds its recipients by these ids
+            override=override,
+            disclosed_at=at,
+            receipt=receipt,
+        )
+    )
+    return register_id, receipt
+
+
 async def disclose(
     connection: AsyncConnection,
     *,
@@ -195,39 +248,20 @@ async def disclose(
     sections = sorted(s.value for s in decision.permitted_sections)
     dumped = stored.episode.model_dump(mode="json", include=set(sections))
     basis = sorted({b for _, b in decision.basis})
-    register_id = str(uuid.uuid4())
-    disclosed_at = dt.datetime.now(dt.UTC)
-    receipt = sign_receipt(
+    register_id, receipt = await register_sent(
+        connection,
         key,
-        {
-            "register_id": register_id,
-            "holder": me,
-            "recipient": asked.requester,
-            "episode_ref": asked.episode_id,
-            "sections": sections,
-            "basis": basis,
-            "override": decision.overridden,
-            "disclosed_at": disclosed_at.isoformat(),
-            "practitioner": asked.practitioner_id,
-            "holder_approved_by": holder_approved_by,
-        },
-    )
-    await connection.execute(
-        insert(register).values(
-            id=register_id,
-            episode_id=asked.episode_id,
-            direction="sent",
-            counterpart=asked.requester,
-            requested_by=asked.practitioner_id,
-            approved_by=asked.approved_by,
-            second_approved_by=asked.override.approved_by if asked.override else None,
-            holder_approved_by=holder_approved_by,
-            sections=sections,
-            basis=basis_text(basis),  # whole: a withdrawal finds its recipients by these ids
-            override=decision.overridden,
-            disclosed_at=disclosed_at,
-            receipt=receipt,
-        )
+        me=me,
+        recipient=asked.requester,
+        episode_id=asked.episode_id,
+        requested_by=asked.practitioner_id,
+        approved_by=asked.approved_by,
+        second_approved_by=asked.override.approved_by if asked.override else None,
+        holder_approved_by=holder_approved_by,
+        sections=sections,
+        basis=basis,
+        override=decision.overridden,
+        at=dt.datetime.now(dt.UTC),
     )
     if decision.overridden:
         await _flag_override(connection, store, stored, asked)

@@ -100,10 +100,10 @@ from ..storage import aware_utc
 from ..storage._tables import register, transfers
 from .attestation import KeyLookup
 from .custody import custody_chain, moved_on_to, sign_step, steps_for
-from .disclosing import refusal_code
+from .disclosing import refusal_code, register_sent
 from .notifications import announcement
 from .outbox import Message, Outbox
-from .receipts import answer_is_sound, sign_receipt
+from .receipts import answer_is_sound
 from .withdrawals import basis_text
 
 __all__ = [
@@ -915,40 +915,22 @@ class TransferWorkflow:
         """DESIGN 3.8: our side of the register for the whole episode going to the receiver, on
         the basis consent gives, with a receipt we sign; what the commit tells the receiver of it
         (its side of the register)."""
-        register_id = str(uuid.uuid4())
         sections = [s.value for s in _WHOLE]
         basis = sorted({b for _, b in decision.basis})
-        receipt = sign_receipt(
+        register_id, receipt = await register_sent(
+            connection,
             self.signing_key,
-            {
-                "register_id": register_id,
-                "holder": self.me,
-                "recipient": row.counterpart,
-                "episode_ref": row.episode_id,
-                "sections": sections,
-                "basis": basis,
-                "override": decision.overridden,
-                "disclosed_at": at.isoformat(),
-                "practitioner": taken_by,
-                "holder_approved_by": offered_by,
-                "transfer": row.id,
-            },
-        )
-        await connection.execute(
-            insert(register).values(
-                id=register_id,
-                episode_id=row.episode_id,
-                direction="sent",
-                counterpart=row.counterpart,
-                requested_by=taken_by,
-                approved_by=taken_by,
-                holder_approved_by=offered_by,
-                sections=sections,
-                basis=basis_text(basis),  # whole: a withdrawal finds its recipients by these ids
-                override=decision.overridden,
-                disclosed_at=at,
-                receipt=receipt,
-            )
+            me=self.me,
+            recipient=row.counterpart,
+            episode_id=row.episode_id,
+            requested_by=taken_by,
+            approved_by=taken_by,
+            holder_approved_by=offered_by,
+            sections=sections,
+            basis=basis,
+            override=decision.overridden,
+            at=at,
+            transfer=row.id,
         )
         return {
             "register_id": register_id,
