@@ -1,22 +1,27 @@
 """One error tree for the node; each class is one stable wire code (DESIGN 3.4).
 
     GatewayError(status, code, message)
-    ├── BadRequest                    400
+    ├── BadRequest                    400 bad_request
     │   ├── SchemaViolation           422 schema_violation
     │   ├── UnsupportedFormat         415 unsupported_format
     │   └── PayloadTooLarge           413 payload_too_large
-    ├── Unauthorised                  401 invalid_token / invalid_client
+    ├── Unauthorised                  401 invalid_token / invalid_client / invalid_grant
     ├── Forbidden                     403 insufficient_scope / not_lead_contact / self_approval
     ├── NotFound                      404 not_found
-    ├── Conflict                      409 conflict / idempotency_key_reused / already_decided
+    ├── Conflict                      409 conflict / idempotency_key_reused / already_decided /
+    │                                     episode_exists
     ├── ConsentRefused                403 consent_missing / consent_excluded / consent_withdrawn /
     │                                     consent_expired / purpose_not_permitted
-    ├── FederationRefused             401/403 invalid_signature, unknown_member, member_suspended,
+    ├── FederationRefused             403 invalid_signature, unknown_member, member_suspended,
     │                                     wrong_recipient, stale_request, replayed_request,
     │                                     attestation_invalid, not_lead_contact, self_approval
-    ├── AmbiguousMatch                409 ambiguous_match
     ├── RateLimited                   429 rate_limited
     └── PeerUnavailable               503 peer_unavailable / not_ready / busy
+
+Besides these, the middleware gives aiohttp's own refusals a code (`method_not_allowed` 405, and
+404, 413, 400 as above) and anything unexpected `internal_error` 500. `ambiguous_match` is not an
+error status: an ambiguous existence check is a 200 answer that says so (DESIGN 3.4). Every code is
+listed, with what a client should do, in docs/errors.md (a test keeps the two in step).
 
 `error_middleware` renders every `GatewayError` as `{"error", "message", "request_id"}` (plus located
 `problems` where there are several); a wait for a database connection that ran out is a 503 `busy`
@@ -39,7 +44,6 @@ from schemas import Problem
 from .keys import REQUEST_ID
 
 __all__ = [
-    "AmbiguousMatch",
     "BadRequest",
     "Conflict",
     "ConsentRefused",
@@ -153,11 +157,6 @@ class FederationRefused(GatewayError):
             "self_approval",
         }
     )
-
-
-class AmbiguousMatch(GatewayError):
-    status = 409
-    code = "ambiguous_match"
 
 
 class RateLimited(GatewayError):

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of /api/v1, built from the same pydantic models the handlers use.
 
-Response bodies are described by small models here; schemathesis checks every response against them
-(tests/gateway/test_openapi.py), so the document cannot drift from what the node answers.
+Response bodies are described by small models here. Two tests hold the document to what the node
+answers: schemathesis sends generated requests to one node (tests/gateway/test_openapi.py), and
+tests/e2e/test_api_document.py walks every operation to a success between real federated nodes,
+checking each answer, successes and errors alike, against the document.
 """
 
 from __future__ import annotations
@@ -359,9 +361,12 @@ def _json(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _responses(ok: tuple[str, dict[str, Any]], *errors: int) -> dict[str, Any]:
+    """Success, the operation's own errors, and those any operation can answer: 401 and 403
+    (token, scope), 503 (`busy`: no database connection came within the wait; `peer_unavailable`:
+    federation metadata expired, for any call that needs the members)."""
     status, body = ok
     described = {status: {"description": "success", **body}}
-    for code in (401, 403, *errors):
+    for code in sorted({401, 403, 503, *errors}):
         described[str(code)] = {"description": "error", **_json(Error)}
     return described
 
@@ -375,6 +380,8 @@ _EPISODE_ID = {
 
 
 def _operation(summary: str, scope: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    if "requestBody" in extra and "413" not in responses:  # a body over `max_body_bytes`
+        responses = {**responses, "413": {"description": "error", **_json(Error)}}
     return {"summary": summary, "security": [{"client": [scope]}], "responses": responses, **extra}
 
 
@@ -393,7 +400,15 @@ def openapi_document() -> dict[str, Any]:
     }
     episode_out = {
         "content": {
-            "application/json": {"schema": _ref(Episode)},
+            # National JSON, or with `?format=eha-json` the local EHA family document (JSON too).
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        _ref(Episode),
+                        {"type": "object", "description": "?format=eha-json: the EHA document"},
+                    ]
+                }
+            },
             "application/xml": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
         }
