@@ -12,6 +12,7 @@ from ._episodes import get_episode, post_event, search_episodes
 from ._forms import submit_form
 from ._notifications import list_notifications
 from ._openapi import openapi_document, serve_openapi
+from ._overdue import list_overdue
 from ._records import get_register, verify_audit
 from ._requests import decide_request, get_request, post_request, waiting_requests
 from ._transfers import (
@@ -32,6 +33,7 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_post("/forms", submit_form)
     r.add_get("/episodes", search_episodes)
     r.add_get("/episodes/{episode_id}", get_episode)
+    r.add_get("/overdue", list_overdue)
     r.add_post("/episodes/{episode_id}/events", post_event)
     r.add_post("/episodes/{episode_id}/consents", post_consent)
     r.add_post("/episodes/{episode_id}/consents/{consent_id}/withdraw", post_withdrawal)

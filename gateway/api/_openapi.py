@@ -21,8 +21,11 @@ from schemas import Episode, Practitioner
 from ..episodes import ConsentInput, EventBody, WithdrawalInput
 from ..federation.practitioner import Decision, RequestInput
 from ..oauth import SCOPES
+from ..timeliness import TimeRule
 from ._auth import PUBLIC, needs
 from ._consents import CheckInput
+from ._overdue import MAX_AHEAD_DAYS
+from ._overdue import MAX_LISTED as MAX_LISTED_DUE
 from ._transfers import LISTED_STATES, MAX_LISTED, AcceptInput, CloseInput, OfferInput
 
 __all__ = ["openapi_document", "serve_openapi"]
@@ -88,6 +91,19 @@ class SearchMatch(_Doc):
 
 class SearchResult(_Doc):
     matches: list[SearchMatch]
+
+
+class DueItem(_Doc):
+    episode_id: str
+    rule: TimeRule
+    due_on: str = Field(json_schema_extra={"format": "date"})
+    days_overdue: int = Field(description="days past due_on; negative while still to come")
+
+
+class Overdue(_Doc):
+    as_of: str = Field(json_schema_extra={"format": "date"})
+    items: list[DueItem]
+    more: bool = Field(description="more items were due than `limit` lets through")
 
 
 class ConsentRecorded(_Doc):
@@ -336,6 +352,7 @@ _MODELS: list[type[BaseModel]] = [
     ConsentDecision,
     AuditVerification,
     Register,
+    Overdue,
     RequestInput,
     Decision,
     RequestView,
@@ -518,6 +535,38 @@ def openapi_document() -> dict[str, Any]:
                 _responses(("200", _json(ConsentDecision)), 404, 422),
                 parameters=[_EPISODE_ID],
                 requestBody={"required": True, **_json(CheckInput)},
+            )
+        },
+        "/overdue": {
+            "get": _operation(
+                "What the time rules say is due (first TAC meeting, reviews, re-assessment,"
+                " archiving, purging), on or before as_of plus ahead_days, earliest first",
+                "episodes:read",
+                _responses(("200", _json(Overdue)), 400),
+                parameters=[
+                    _query("as_of", {"type": "string", "format": "date"}, "default: today, London"),
+                    _query(
+                        "ahead_days",
+                        {"type": "integer", "minimum": 0, "maximum": MAX_AHEAD_DAYS},
+                        "also list what falls due this many days after as_of (default 0)",
+                    ),
+                    {
+                        "name": "rule",
+                        "in": "query",
+                        "description": "only these rules (repeat the parameter); default: all",
+                        "schema": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": [r.value for r in TimeRule]},
+                        },
+                        "style": "form",
+                        "explode": True,
+                    },
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LISTED_DUE},
+                        "items at most (default 1000)",
+                    ),
+                ],
             )
         },
         "/audit/verify": {

@@ -239,6 +239,10 @@ async def test_every_documented_operation_answers_as_documented(nodes: dict[str,
     await eventually(answered)
     status, _ = await walk.call(hackney, "GET", "/register", params={"episode": episode_id})
     assert status == 200
+    status, due = await walk.call(hackney, "GET", "/overdue", params={"as_of": "2099-01-01"})
+    assert status == 200 and due["items"]
+    status, _ = await walk.call(hackney, "GET", "/overdue", params={"rule": "lunch"})
+    assert status == 400
     status, _ = await walk.call(hackney, "GET", "/audit/verify")
     assert status == 200
 
