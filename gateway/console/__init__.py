@@ -27,7 +27,7 @@ from prometheus_client import Counter
 
 from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE, METRICS
 from ..settings import Settings
-from . import _child, _federation, _queue, _signin
+from . import _child, _due, _federation, _queue, _signin
 from ._oidc import OidcClient
 from ._sessions import ConsoleSessions
 from ._web import ANONYMOUS_REFUSALS, CONSOLE_PATH, cross_site, csrf, guard, sessions
@@ -73,6 +73,7 @@ def _console_app() -> web.Application:
     r.add_get("/federation", _federation.federation_page)
     r.add_post("/federation/messages/{message_id}/retry", _federation.retry_message)
     r.add_post("/federation/transfers/{offer_id}/close", _federation.close_offer)
+    r.add_get("/due", _due.due_page)
     r.add_get("/audit", _federation.audit_page)
     r.add_post("/audit", _federation.audit_page)  # verify the whole chain
     r.add_static("/static", _HERE / "static", append_version=False)

@@ -256,6 +256,18 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
     await accessible(page, "11-audit")
     await page.get_by_role("button", name="Verify the whole chain").click()
     await expect(page.get_by_role("status")).to_contain_text(re.compile(r"all \d+ entries checked"))
+
+    # The seeded episode's first TAC meeting is long overdue: the list says so and leads to it.
+    await page.get_by_role("link", name="Due").click()
+    late = page.get_by_role("row", name=re.compile(episode_id))
+    await expect(late).to_contain_text("First TAC meeting")
+    await expect(late).to_contain_text(re.compile(r"\d+ days late"))
+    await accessible(page, "11b-due")
+    await page.get_by_label("Show").select_option("28")
+    await page.get_by_role("button", name="Show", exact=True).click()
+    await expect(page.get_by_label("Show")).to_have_value("28")
+    await late.get_by_role("link").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Child view")
     await context.close()
 
 
