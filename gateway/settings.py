@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,11 +14,44 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from yarl import URL
 
 from directory.members import metadata_location
 from schemas import is_gss_code
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "canonical_origin", "load_settings"]
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def canonical_origin(value: str) -> str:
+    """`https://host[:port]` in the one form a federation client signs (`str(yarl.URL(...))`): host
+    lower-cased and IDNA-encoded (A-labels), the default port 443 dropped. A path, query, fragment or
+    credentials are refused, and so is a host that is neither an IP address nor a DNS name: the
+    server rebuilds `@target-uri` as this origin plus the request's path, so any other spelling
+    would make every signature fail. The operator canonicalises member endpoints the same way.
+    Raises ValueError saying what is wrong (never echoing the value)."""
+    try:
+        url = URL(value)
+        port = url.explicit_port
+        host = url.raw_host
+    except (ValueError, TypeError, UnicodeError):
+        raise ValueError("not a URL") from None
+    if url.scheme != "https" or not host:
+        raise ValueError("an https origin with a host is required")
+    if url.raw_user is not None or url.raw_password is not None:
+        raise ValueError("an origin carries no credentials")
+    if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
+        raise ValueError("an origin has no path, query or fragment")
+    if port == 0:
+        raise ValueError("port 0 is not a port")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.split(".")
+        if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+            raise ValueError("the host is not a DNS name or an IP address") from None
+    return str(URL.build(scheme="https", host=host, port=None if port == 443 else port))
 
 
 class Settings(BaseSettings):
@@ -111,6 +146,11 @@ class Settings(BaseSettings):
         if not is_gss_code(value):
             raise ValueError("member_id must be a GSS code such as E09000007")
         return value
+
+    @field_validator("federation_public_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_origin(value)
 
     @field_validator("federation_metadata")
     @classmethod

@@ -59,10 +59,21 @@ def federation() -> None:
     show_default=True,
     help="The operator signing key's algorithm.",
 )
-def init_command(directory: Path, name: str, algorithm: Literal["Ed25519", "ES256"]) -> None:
-    """Create the operator signing key and the federation CA (refuses to overwrite)."""
+@click.option(
+    "--first-version",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The first metadata version signed: above the last one nodes hold, when a federation is"
+    " set up again.",
+)
+def init_command(
+    directory: Path, name: str, algorithm: Literal["Ed25519", "ES256"], first_version: int
+) -> None:
+    """Create the operator signing key and the federation CA (refuses when any of its files, or
+    metadata.jws, already exists)."""
     with _refusals():
-        layout = operator.init(directory, name, algorithm=algorithm)
+        layout = operator.init(directory, name, algorithm=algorithm, first_version=first_version)
     click.echo(f"operator public key (nodes pin it): {layout.operator_public}")
     click.echo(f"federation CA certificate: {layout.ca_cert}")
 
@@ -76,7 +87,7 @@ def init_command(directory: Path, name: str, algorithm: Literal["Ed25519", "ES25
 @click.option(
     "--signing-jwk",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The node's own PUBLIC signing key (JWK); without it one is generated for the node.",
+    help="The node's own PUBLIC Ed25519 signing key (JWK); without it one is generated for the node.",
 )
 def add_member_command(
     directory: Path,
@@ -99,6 +110,28 @@ def add_member_command(
         )
     click.echo(f"member files: {files.folder}")
     click.echo(f"signing key id: {files.kid}")
+
+
+@federation.command("reissue-cert")
+@dir_option
+@click.argument("gss")
+@click.option("--endpoint", help="The node's new https base URL (default: the one recorded).")
+def reissue_cert_command(directory: Path, gss: str, endpoint: str | None) -> None:
+    """Give a member a new TLS key and certificate (renewal, a leaked tls.key, a new host)."""
+    with _refusals():
+        issued = operator.reissue_cert(directory, gss, endpoint=endpoint)
+    click.echo(f"new tls.crt and tls.key in {issued.folder}: install both on the node")
+    click.echo(f"certificate valid until {issued.not_after.isoformat()}")
+    if issued.endpoint_changed:
+        click.echo(f"endpoint is now {issued.endpoint}")
+    click.echo(
+        "the member needs fresh signed metadata: run `cafx federation sign` and publish it"
+        + (" (members call the new endpoint once they have it)" if issued.endpoint_changed else "")
+    )
+    click.echo(
+        "the old certificate stays valid for TLS until it expires (there is no revocation list);"
+        " suspend the member or rotate its signing key if more than tls.key leaked"
+    )
 
 
 def _read_jwk(path: Path) -> dict[str, Any]:
@@ -164,7 +197,7 @@ def reinstate_command(directory: Path, gss: str) -> None:
 @click.argument("gss")
 @click.option(
     "--grace-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=operator.MAX_GRACE.days),
     default=operator.DEFAULT_GRACE.days,
     show_default=True,
     help="How long the old key stays valid; 0 drops it at once (compromised key).",
@@ -179,7 +212,7 @@ def reinstate_command(directory: Path, gss: str) -> None:
 @click.option(
     "--signing-jwk",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The node's own new PUBLIC key (JWK); without it one is generated for the node.",
+    help="The node's own new PUBLIC Ed25519 key (JWK); without it one is generated for the node.",
 )
 def rotate_key_command(
     directory: Path, gss: str, grace_days: int, revoke: tuple[str, ...], signing_jwk: Path | None
@@ -200,7 +233,7 @@ def rotate_key_command(
 @dir_option
 @click.option(
     "--validity-days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=operator.MAX_METADATA_VALIDITY.days),
     default=operator.DEFAULT_METADATA_VALIDITY.days,
     show_default=True,
 )

@@ -171,7 +171,10 @@ def _instant(claims: Mapping[str, Any], name: str) -> dt.datetime:
     value = claims.get(name)
     if not isinstance(value, int):
         raise _refuse(f"attestation claim {name} is missing")
-    return dt.datetime.fromtimestamp(value, dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999, or past what the C library takes
+        raise _refuse(f"attestation claim {name} is out of range") from None
 
 
 def _text(claims: Mapping[str, Any], name: str) -> str:
@@ -208,7 +211,7 @@ def verify_attestation(
         raise _refuse("the attestation's algorithm does not fit the key")
     try:
         decoded = jwt.decode(token, key, algorithms=[algorithm])
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, RecursionError):  # RecursionError: as in `peek`, a deeper stack
         raise _refuse("the attestation signature does not verify") from None
     if decoded.header.get("typ") != _TYPE:
         raise _refuse("not a CAF-Attestation")

@@ -5,10 +5,12 @@ described in `_files.py`. Nodes receive `members/<GSS>/` and pin `operator-publi
 
     init(dir, name)                          operator key + CA
     add_member(dir, gss, endpoint, name)     TLS certificate (URI SAN urn:caf:member:<GSS>) + signing key
+    reissue_cert(dir, gss, endpoint=None)    a new TLS key and certificate (renewal, leak, new host)
     add_lead_contact / remove_lead_contact   the LARA list (protocol 003 §2)
     suspend / reinstate                      member status
     rotate_key(dir, gss, grace=7 days)       new signing key; the old one lives out the grace period
-    sign(dir, out, validity=7 days)          metadata version + 1, signed compact JWS
+    sign(dir, out, validity=7 days)          metadata version + 1 (above any copy already published),
+                                             signed compact JWS; warns of certificates ending soon
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from ._operator import (
     DEFAULT_GRACE,
     DEFAULT_KEY_VALIDITY,
     DEFAULT_METADATA_VALIDITY,
+    EXPIRY_WARNING,
+    MAX_GRACE,
+    MAX_METADATA_VALIDITY,
+    Certificate,
     MemberFiles,
     Signed,
     add_lead_contact,
@@ -25,6 +31,7 @@ from ._operator import (
     init,
     load_operator_key,
     reinstate,
+    reissue_cert,
     remove_lead_contact,
     rotate_key,
     sign,
@@ -37,6 +44,10 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_KEY_VALIDITY",
     "DEFAULT_METADATA_VALIDITY",
+    "EXPIRY_WARNING",
+    "MAX_GRACE",
+    "MAX_METADATA_VALIDITY",
+    "Certificate",
     "FederationState",
     "Layout",
     "MemberFiles",
@@ -51,6 +62,7 @@ __all__ = [
     "load_state",
     "member_uri",
     "reinstate",
+    "reissue_cert",
     "remove_lead_contact",
     "rotate_key",
     "sign",

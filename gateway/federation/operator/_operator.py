@@ -6,7 +6,15 @@ signing key, records members, keys and lead contacts, and signs metadata whose v
 
 Key rotation keeps the old key valid for a grace period (default 7 days): nodes pick up new metadata
 on their next poll, and requests signed just before the member switched keys still verify. A grace of
-zero drops the old key at once (for a compromised key).
+zero drops the old key at once (for a compromised key). Nodes sign with Ed25519 only for now, so a
+member that brings its own key must bring an Ed25519 one.
+
+A member's TLS certificate lasts a year (never beyond the CA); `reissue_cert` gives it a new key and
+certificate, for renewal, a leaked `tls.key` or a new endpoint. There is no revocation list: a
+replaced certificate stays valid for TLS until it expires, but without the member's signing key it
+can neither sign a request nor a response. `sign` warns 30 days ahead of a certificate's end.
+
+Every input is checked before the first file is written, so a refused command leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,24 +26,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey, OKPKey
 from pydantic import ValidationError
+from yarl import URL
 
 from directory.members import (
     FederationMetadata,
     LeadContact,
     Member,
     MemberStatus,
+    MetadataError,
     PublicKey,
     SigningKey,
     import_public_jwk,
+    read_metadata,
     sign_metadata,
 )
 from schemas import authority_by_gss, is_gss_code
 
+from ...settings import canonical_origin
 from ._files import Layout, write_file
 from ._pki import create_ca, issue_member_certificate, key_pem, load_ca
 from ._state import FederationState, OperatorError, describe_errors, load_state, save_state
@@ -44,6 +57,10 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_KEY_VALIDITY",
     "DEFAULT_METADATA_VALIDITY",
+    "EXPIRY_WARNING",
+    "MAX_GRACE",
+    "MAX_METADATA_VALIDITY",
+    "Certificate",
     "MemberFiles",
     "Signed",
     "add_lead_contact",
@@ -51,6 +68,7 @@ __all__ = [
     "init",
     "load_operator_key",
     "reinstate",
+    "reissue_cert",
     "remove_lead_contact",
     "rotate_key",
     "sign",
@@ -60,6 +78,11 @@ __all__ = [
 DEFAULT_GRACE = timedelta(days=7)
 DEFAULT_KEY_VALIDITY = timedelta(days=365)
 DEFAULT_METADATA_VALIDITY = timedelta(days=7)
+MAX_METADATA_VALIDITY = timedelta(days=366)  # nodes fail closed when it ends: a year at the most
+MAX_GRACE = timedelta(days=366)  # longer than any key lives: "keep the old key's own end"
+EXPIRY_WARNING = timedelta(days=30)  # `sign` warns when a certificate ends within this
+_CN_MAX = 64  # RFC 5280 ub-common-name
+_CA_SUFFIX = " federation CA"
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,16 @@ class MemberFiles:
     folder: Path
     kid: str
     signing_key: Path | None  # None when the member brought its own public key
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What `reissue_cert` produced: the member's folder, its endpoint, when the certificate ends."""
+
+    folder: Path
+    endpoint: str
+    endpoint_changed: bool
+    not_after: datetime
 
 
 @dataclass(frozen=True)
@@ -95,16 +128,68 @@ def _check_gss(gss: str) -> str:
     return gss
 
 
+def _endpoint(endpoint: str) -> tuple[str, str]:
+    """The endpoint as nodes will call and sign it (`canonical_origin`), and its host."""
+    try:
+        canonical = canonical_origin(endpoint)
+    except ValueError as exc:
+        raise OperatorError(f"the endpoint is refused: {exc}") from None
+    return canonical, URL(canonical).raw_host or ""  # canonical_origin refuses a URL without one
+
+
+def _check_common_name(name: str, what: str, limit: int = _CN_MAX) -> None:
+    if len(name) > limit:
+        raise OperatorError(
+            f"{what} is at most {limit} characters: it is the name in a TLS certificate"
+        )
+
+
+def _load_ca(layout: Layout) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    try:
+        return load_ca(layout.ca_cert.read_bytes(), layout.ca_key.read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise OperatorError(
+            f"cannot load the federation CA (ca.crt, ca.key in {layout.root}: {type(exc).__name__})"
+        ) from None
+
+
 def init(
-    directory: Path, name: str, *, algorithm: Literal["Ed25519", "ES256"] = "Ed25519"
+    directory: Path,
+    name: str,
+    *,
+    algorithm: Literal["Ed25519", "ES256"] = "Ed25519",
+    first_version: int = 1,
 ) -> Layout:
-    """Create the operator signing key, its public half for nodes to pin, the CA and the state."""
+    """Create the operator signing key, its public half for nodes to pin, the CA and the state.
+
+    Refuses when any file of the layout exists. `first_version` is the version the first `sign`
+    gives: a federation set up again carries on above the last version its nodes hold."""
     layout = Layout(directory)
-    if layout.operator_key.exists() or layout.state.exists():
-        raise OperatorError(f"{directory} already holds a federation")
+    existing = [
+        path.name
+        for path in (
+            layout.operator_key,
+            layout.operator_public,
+            layout.ca_key,
+            layout.ca_cert,
+            layout.state,
+            layout.metadata,
+        )
+        if path.exists()
+    ]
+    members = layout.root / "members"
+    if members.is_dir() and any(members.iterdir()):
+        existing.append("members/")
+    if existing:  # never overwrite a CA or an operator key: they may be the only copies
+        raise OperatorError(
+            f"{directory} already holds a federation ({', '.join(existing)}): refusing to overwrite"
+        )
     name = name.strip()
     if not name:
         raise OperatorError("the federation needs a name")
+    _check_common_name(name, "the federation's name", _CN_MAX - len(_CA_SUFFIX))
+    if first_version < 1:
+        raise OperatorError("the first metadata version is at least 1")
     now = _now(None)
     kid = f"operator-{now:%Y%m%d%H%M%S}"
     key: PublicKey = (
@@ -121,7 +206,7 @@ def init(
     write_file(layout.operator_public, _json(key.as_dict(private=False)))
     write_file(layout.ca_key, key_pem(ca_key), secret=True)
     write_file(layout.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    save_state(layout, FederationState(federation=name))
+    save_state(layout, FederationState(federation=name, version=first_version - 1))
     return layout
 
 
@@ -147,25 +232,45 @@ def _new_signing_key(gss: str, now: datetime) -> OKPKey:
 
 
 def _signing_key(
-    folder: Path, gss: str, public_jwk: Mapping[str, Any] | None, now: datetime, validity: timedelta
-) -> tuple[SigningKey, Path | None]:
-    """The member's new key as published; a generated private key is written to its folder."""
+    gss: str, public_jwk: Mapping[str, Any] | None, now: datetime, validity: timedelta
+) -> tuple[SigningKey, OKPKey | None]:
+    """The member's new key as published, and the private key generated for it (None when the
+    member brought its own public key): the caller writes it once every check has passed."""
     window = {"not_before": now, "not_after": now + validity}
     if public_jwk is None:
         key = _new_signing_key(gss, now)
-        path = folder / "signing-key.json"
-        write_file(path, _json(key.as_dict(private=True)), secret=True)
-        return SigningKey.from_jwk(key.as_dict(private=False), **window), path
+        return SigningKey.from_jwk(key.as_dict(private=False), **window), key
     jwk = dict(public_jwk)
     try:
+        imported = import_public_jwk(jwk)  # refuses a private key first: it must not travel
+        if (jwk.get("kty"), jwk.get("crv")) != ("OKP", "Ed25519"):
+            # A node loads and signs with an Ed25519 key only (gateway.signing): a P-256 member
+            # would be published, then could not start.
+            raise ValueError("nodes sign with Ed25519 only for now: bring an Ed25519 (OKP) key")
         if "kid" not in jwk:
-            jwk["kid"] = f"{gss}-{import_public_jwk(jwk).thumbprint()[:16]}"
-        jwk.setdefault("alg", "Ed25519" if jwk.get("kty") == "OKP" else "ES256")
+            jwk["kid"] = f"{gss}-{imported.thumbprint()[:16]}"
+        jwk.setdefault("alg", "Ed25519")
         return SigningKey.from_jwk(jwk, **window), None
     except ValidationError as exc:
         raise OperatorError(f"the member's public key is refused: {describe_errors(exc)}") from None
     except ValueError as exc:
         raise OperatorError(f"the member's public key is refused: {exc}") from None
+
+
+def _write_signing_key(folder: Path, key: OKPKey | None) -> Path | None:
+    if key is None:
+        return None
+    path = folder / "signing-key.json"
+    write_file(path, _json(key.as_dict(private=True)), secret=True)
+    return path
+
+
+def _write_certificate(
+    layout: Layout, folder: Path, certificate: x509.Certificate, tls_key: ec.EllipticCurvePrivateKey
+) -> None:
+    write_file(folder / "tls.key", key_pem(tls_key), secret=True)
+    write_file(folder / "tls.crt", certificate.public_bytes(serialization.Encoding.PEM))
+    write_file(folder / "ca.crt", layout.ca_cert.read_bytes())
 
 
 def add_member(
@@ -191,6 +296,7 @@ def add_member(
     authority = authority_by_gss(gss)
     name = name or (authority.name if authority is not None else gss)
     moment = _now(now)
+    endpoint, host = _endpoint(endpoint)
     try:
         draft = Member(id=gss, name=name, endpoint=endpoint, status="active")
         if services_endpoint is not None:
@@ -199,18 +305,54 @@ def add_member(
             )
     except ValidationError as exc:
         raise OperatorError(f"the member is refused: {describe_errors(exc)}") from None
+    _check_common_name(draft.name, "the member's name")
     folder = layout.member(gss)
-    key, key_path = _signing_key(folder, gss, signing_jwk, moment, key_validity)
-    ca_cert, ca_key = load_ca(layout.ca_cert.read_bytes(), layout.ca_key.read_bytes())
+    key, private = _signing_key(gss, signing_jwk, moment, key_validity)
+    ca_cert, ca_key = _load_ca(layout)
     certificate, tls_key = issue_member_certificate(
-        ca_cert, ca_key, gss=gss, name=draft.name, host=urlsplit(endpoint).hostname, now=moment
+        ca_cert, ca_key, gss=gss, name=draft.name, host=host, now=moment
     )
-    write_file(folder / "tls.key", key_pem(tls_key), secret=True)
-    write_file(folder / "tls.crt", certificate.public_bytes(serialization.Encoding.PEM))
-    write_file(folder / "ca.crt", layout.ca_cert.read_bytes())
     member = Member.model_validate({**draft.model_dump(), "signing_keys": [key.model_dump()]})
+    # Everything is checked: only now is anything written.
+    key_path = _write_signing_key(folder, private)
+    _write_certificate(layout, folder, certificate, tls_key)
     save_state(layout, state.with_member(member))
     return MemberFiles(folder, key.kid, key_path)
+
+
+def reissue_cert(
+    directory: Path, gss: str, *, endpoint: str | None = None, now: datetime | None = None
+) -> Certificate:
+    """A new TLS key and certificate for `gss` (renewal, a leaked key, a new host), into its folder;
+    `endpoint` also moves the member there (recorded in the state: sign to publish it)."""
+    layout = Layout(directory)
+    state = load_state(layout)
+    member = state.member(_check_gss(gss.strip().upper()))
+    moment = _now(now)
+    updated = member
+    if endpoint is not None:
+        canonical, _ = _endpoint(endpoint)
+        try:
+            updated = Member.model_validate({**member.model_dump(), "endpoint": canonical})
+        except ValidationError as exc:
+            raise OperatorError(f"the endpoint is refused: {describe_errors(exc)}") from None
+    try:
+        _, host = _endpoint(updated.endpoint)
+    except OperatorError:
+        raise OperatorError(
+            f"{member.id}'s recorded endpoint cannot name a certificate: give --endpoint"
+        ) from None
+    _check_common_name(updated.name, "the member's name")
+    ca_cert, ca_key = _load_ca(layout)
+    certificate, tls_key = issue_member_certificate(
+        ca_cert, ca_key, gss=member.id, name=updated.name, host=host, now=moment
+    )
+    folder = layout.member(member.id)
+    _write_certificate(layout, folder, certificate, tls_key)
+    changed = updated.endpoint != member.endpoint
+    if changed:
+        save_state(layout, state.with_member(updated))
+    return Certificate(folder, updated.endpoint, changed, certificate.not_valid_after_utc)
 
 
 def _update(directory: Path, gss: str, **changes: Any) -> Member:
@@ -276,8 +418,8 @@ def rotate_key(
     compromised) is dropped. A key whose window ended on its own stays listed, for what it signed
     while valid (custody steps, receipts: checked at the moment they were signed), until it is
     named in `revoke`, which drops those keys whatever their window."""
-    if grace < timedelta(0):
-        raise OperatorError("the grace period cannot be negative")
+    if not timedelta(0) <= grace <= MAX_GRACE:
+        raise OperatorError(f"the grace period is 0 to {MAX_GRACE.days} days")
     layout = Layout(directory)
     member = load_state(layout).member(_check_gss(gss.strip().upper()))
     unknown = set(revoke) - {key.kid for key in member.signing_keys}
@@ -294,9 +436,38 @@ def rotate_key(
         not_after = min(key.not_after, moment + grace)
         if not_after > max(key.not_before, moment):
             kept.append({**key.model_dump(), "not_after": not_after})
-    new, path = _signing_key(layout.member(member.id), member.id, signing_jwk, moment, key_validity)
+    new, private = _signing_key(member.id, signing_jwk, moment, key_validity)
+    path = _write_signing_key(layout.member(member.id), private)
     _update(directory, member.id, signing_keys=[*kept, new.model_dump()])
     return MemberFiles(layout.member(member.id), new.kid, path)
+
+
+def _not_after(path: Path) -> datetime | None:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+    except (OSError, ValueError):  # not kept here (handed over and removed), or not a certificate
+        return None
+
+
+def _certificate_warnings(layout: Layout, metadata: FederationMetadata) -> list[str]:
+    """Certificates that end within EXPIRY_WARNING: the CA's, and each active member's as kept in
+    its folder. Past their end every TLS handshake with that member (or with all) fails."""
+    horizon = metadata.issued_at + EXPIRY_WARNING
+    found = []
+    ca_ends = _not_after(layout.ca_cert)
+    if ca_ends is not None and ca_ends <= horizon:
+        found.append(
+            f"the federation CA certificate expires {ca_ends:%Y-%m-%d %H:%M}Z: every member "
+            "certificate ends with it"
+        )
+    for member in metadata.members:
+        ends = _not_after(layout.member(member.id) / "tls.crt")
+        if member.status == "active" and ends is not None and ends <= horizon:
+            found.append(
+                f"{member.id}: TLS certificate expires {ends:%Y-%m-%d %H:%M}Z "
+                f"(renew it with reissue-cert {member.id})"
+            )
+    return found
 
 
 def _warnings(metadata: FederationMetadata) -> list[str]:
@@ -323,21 +494,49 @@ def sign(
 
     The new version is saved before the file is written: a failure in between wastes a number but
     never signs two different documents with the same one."""
-    if validity <= timedelta(0):
-        raise OperatorError("the metadata validity must be positive")
+    if not timedelta(0) < validity <= MAX_METADATA_VALIDITY:
+        raise OperatorError(
+            f"the metadata validity is more than 0 and at most {MAX_METADATA_VALIDITY.days} days"
+        )
     layout = Layout(directory)
     state = load_state(layout)
     key = load_operator_key(directory)
     moment = _now(now)
+    target = out if out is not None else layout.metadata
+    last, notes = _last_version(state, key, {layout.metadata, target})
     metadata = FederationMetadata(
         federation=state.federation,
-        version=state.version + 1,
+        version=last + 1,
         issued_at=moment,
         expires_at=moment + validity,
         members=state.members,
     )
     token = sign_metadata(metadata, key)
     save_state(layout, state.model_copy(update={"version": metadata.version}))
-    target = out if out is not None else layout.metadata
     write_file(target, token + "\n")
-    return Signed(target, metadata, _warnings(metadata))
+    warnings = [*notes, *_warnings(metadata), *_certificate_warnings(layout, metadata)]
+    return Signed(target, metadata, warnings)
+
+
+def _last_version(
+    state: FederationState, key: PublicKey, published: Collection[Path]
+) -> tuple[int, list[str]]:
+    """The highest version signed so far: the state's, or a published copy's (verified with our
+    own key, expired or not) when that is higher, as after restoring `federation.json` from a
+    backup. Signing below what nodes hold would be refused by all of them as a rollback."""
+    public = type(key).import_key(key.as_dict(private=False))
+    last, notes = state.version, []
+    for path in sorted(published):
+        try:
+            version = read_metadata(
+                path.read_text(encoding="utf-8"), public, last_version=None
+            ).version
+        except (OSError, UnicodeError, MetadataError):
+            continue  # none yet, or not ours: the state's version stands
+        if version > last:
+            notes.append(
+                f"{path.name} holds version {version}, above the state's {state.version}: "
+                "carrying on from there"
+            )
+            last = version
+    return last, notes

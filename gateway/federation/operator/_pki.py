@@ -2,8 +2,10 @@
 
 The member certificate names the member by a URI SAN `urn:caf:member:<GSS>` (what a receiving node
 compares with `caf-sender`), and is good for both ends of a connection (EKU serverAuth + clientAuth,
-RFC 5280 4.2.1.12). Its DNS/IP SANs are the endpoint's host plus `localhost` and 127.0.0.1, so
-loopback demos and tests verify host names like production does. The profile is the RFC 5280 one that
+RFC 5280 4.2.1.12). Its DNS/IP SAN is the endpoint's host; only a member whose endpoint is on
+loopback (`localhost`, 127.0.0.0/8, ::1) also gets `localhost` and 127.0.0.1, so loopback demos and
+tests verify host names like production does, while a production certificate is never a valid server
+certificate for localhost. The profile is the RFC 5280 one that
 strict verifiers (cryptography's, rustls, WebPKI) require: critical BasicConstraints and KeyUsage,
 SubjectKeyIdentifier everywhere, AuthorityKeyIdentifier on the leaf. All keys are ECDSA P-256 with
 SHA-256 signatures, as every TLS 1.3 stack accepts them.
@@ -23,6 +25,7 @@ __all__ = [
     "CA_VALIDITY",
     "MEMBER_CERT_VALIDITY",
     "create_ca",
+    "is_loopback",
     "issue_member_certificate",
     "key_pem",
     "load_ca",
@@ -100,6 +103,15 @@ def _host_name(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def issue_member_certificate(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
@@ -112,11 +124,9 @@ def issue_member_certificate(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """The member's mTLS certificate and its new P-256 key (see the module doc for the profile)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [
-        x509.UniformResourceIdentifier(member_uri(gss)),
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(member_uri(gss))]
+    if host is not None and is_loopback(host):
+        names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     if host is not None and (extra := _host_name(host)) not in names:
         names.append(extra)
     not_after = min(now + validity, ca_cert.not_valid_after_utc)  # never outlive the CA

@@ -226,5 +226,7 @@ async def verified_json(request: web.Request) -> Any:
     verified_request(request)
     try:
         return json.loads(await request.read())
-    except ValueError as exc:
+    # Nesting deeper than the decoder goes (`[[[...]]]`, well within the size limit) is a
+    # RecursionError: refused like any other body that is not JSON, so the handler audits it.
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("the request body is not JSON") from exc
