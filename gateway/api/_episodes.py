@@ -13,9 +13,9 @@ from schemas import ClosureOutcome, Episode, Problem
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, SchemaViolation
-from ..federation.notifications import announcement, custody_of
+from ..federation.notifications import announcement, audience, custody_of
 from ..federation.withdrawals import push_closure_withdrawal
-from ..keys import AUDIT, EPISODES, OUTBOX, SETTINGS
+from ..keys import AUDIT, EPISODES, MEMBERS, OUTBOX, SETTINGS
 from ..protection import NameQuery
 from ._auth import needs
 from ._common import adapter_error, audited_refusals, draft, episode_id_of, json_body
@@ -143,17 +143,19 @@ async def _tell_the_team(
     before: Episode,
     changed: Stored,
     event: Event,
-) -> int:
+) -> tuple[int, int]:
     """DESIGN 3.6: the lead professional and the TAC are kept informed: a new TAC member or lead
     professional travels as a message (in this transaction, through the outbox) to every other
     authority with a TAC member or the lead professional on the episode, and a new lead
     professional also to the authority of the one replaced (it may have nobody else on the team).
     Each is dated as the change is made, so a receiver can tell the newest whatever order they
-    arrive in; a moved episode's custody steps go with it (`federation/notifications.py`)."""
+    arrive in; a moved episode's custody steps go with it (`federation/notifications.py`).
+    An authority outside the federation is left out (`audience`). How many authorities are told,
+    and how many left out."""
     kind = _ANNOUNCED.get(event.type)
     outbox = request.config_dict.get(OUTBOX)
     if kind is None or outbox is None:
-        return 0
+        return 0, 0
     me, episode = request.config_dict[SETTINGS].member_id, changed.episode
     team = [
         *episode.tac_members,
@@ -161,9 +163,12 @@ async def _tell_the_team(
     ]
     if kind == "lead_professional_update" and before.lead_professional is not None:
         team.append(before.lead_professional)
-    authorities = sorted({p.authority for p in team if p.authority and p.authority != me})
+    authorities, left_out = audience(
+        (p.authority for p in team if p.authority and p.authority != me),
+        request.config_dict.get(MEMBERS),
+    )
     if not authorities:
-        return 0
+        return 0, left_out
     body = announcement(
         episode,
         holder=me,
@@ -176,7 +181,7 @@ async def _tell_the_team(
     )
     for authority in authorities:
         await outbox.enqueue(connection, authority, kind, body)
-    return len(authorities)
+    return len(authorities), left_out
 
 
 async def _push_closure_withdrawal(
@@ -202,7 +207,9 @@ async def post_event(request: web.Request) -> web.Response:
     ):
         stored = await store.get(connection, episode_id, for_update=True)
         changed = await store.replace(connection, stored, apply_event(stored.episode, body.event))
-        told = await _tell_the_team(request, connection, stored.episode, changed, body.event)
+        told, left_out = await _tell_the_team(
+            request, connection, stored.episode, changed, body.event
+        )
         pushed = await _push_closure_withdrawal(request, connection, changed.episode, body.event)
         await audit.append(
             connection,
@@ -212,6 +219,7 @@ async def post_event(request: web.Request) -> web.Response:
                 str(episode_id),
                 type=body.event.type,
                 told=told,
+                left_out=left_out,  # authorities outside the federation, not told
                 pushed=pushed,
             ),
         )

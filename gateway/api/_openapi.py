@@ -741,7 +741,14 @@ def _federation_paths() -> dict[str, Any]:
                     _query(
                         "since",
                         {"type": "string", "format": "date-time"},
-                        "received after this moment (with a time zone)",
+                        "received after this moment (with a time zone); give since_id too, or"
+                        " one received at the same moment as the last listed can be missed",
+                    ),
+                    _query(
+                        "since_id",
+                        {"type": "string", "format": "uuid"},
+                        "with since: the id of the last one received (the greatest received_at,"
+                        " id listed); those received at that same moment after it are listed too",
                     ),
                     _query(
                         "limit",

@@ -9,8 +9,9 @@ assessment content unless consent (or an override in force) permits the sections
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +21,14 @@ from directory.members import MemberDirectory, MemberError
 from schemas import Episode, EpisodeState, Section, problems_from
 
 from ..audit import AuditDraft, Outcome
-from ..errors import ConsentRefused, FederationRefused, GatewayError, NotFound, SchemaViolation
+from ..errors import (
+    ConsentRefused,
+    FederationRefused,
+    GatewayError,
+    NotFound,
+    SchemaViolation,
+    UnsupportedFormat,
+)
 from ..keys import (
     AUDIT,
     DISCLOSURE_APPROVALS,
@@ -48,7 +56,7 @@ from .notifications import KINDS as NOTIFICATION_KINDS
 from .outbox import Message, receive
 from .practitioner import MatchKeys
 from .transport import verified_json, verified_request
-from .withdrawals import receive_withdrawal
+from .withdrawals import receive_withdrawal, withdrawal_of
 
 __all__ = ["directory_of", "federation_routes"]
 
@@ -67,26 +75,55 @@ class DisclosureRequest(_Body):
     sections: list[Section] | None = Field(None, min_length=1)
 
 
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Kind = Literal[
+    "consent_withdrawn",
+    "tac_notification",
+    "lead_professional_update",
+    "transfer_offer",
+    "transfer_accept",
+    "transfer_commit",
+    "transfer_withdraw",
+    "transfer_decline",
+    "disclosure_answer",
+]
+KINDS: frozenset[str] = frozenset(get_args(Kind))
+
+
 class IncomingMessage(_Body):
     # As an outbox writes it (a UUID): it becomes the audit entry's subject, where free text from
     # a peer has no place.
-    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-    kind: Literal[
-        "consent_withdrawn",
-        "tac_notification",
-        "lead_professional_update",
-        "transfer_offer",
-        "transfer_accept",
-        "transfer_commit",
-        "transfer_withdraw",
-        "transfer_decline",
-        "disclosure_answer",
-    ]
+    id: str = Field(pattern=_UUID)
+    kind: Kind
     body: dict[str, Any]
 
 
+class Envelope(BaseModel):
+    """A message as the batch takes it: only the id it is acknowledged by. Whatever else is wrong
+    with it (a kind this release does not know, an id that is not a lower-case UUID, another
+    field) is refused for that message alone (`_readable`): a member on another release must not
+    have every message to us refused, and dead-lettered, behind one we cannot read."""
+
+    # "allow": the other fields are checked message by message, with the strict model.
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
+    id: str
+
+
 class MessageBatch(_Body):
-    messages: list[IncomingMessage] = Field(min_length=1, max_length=100)
+    messages: list[Envelope] = Field(min_length=1, max_length=100)
+
+
+def _readable(envelope: Envelope) -> IncomingMessage | str:
+    """The message, or the code it is refused with: `unsupported_format` for a kind this release
+    does not know, `schema_violation` for anything else not as an outbox writes it."""
+    raw = envelope.model_dump()
+    try:
+        return IncomingMessage.model_validate(raw)
+    except ValidationError:
+        kind = raw.get("kind")
+        if isinstance(kind, str) and kind not in KINDS:
+            return UnsupportedFormat.code
+        return SchemaViolation.code
 
 
 def directory_of(request: web.Request) -> MemberDirectory:
@@ -314,7 +351,8 @@ def _refusal(request: web.Request, reason: str, code: str) -> web.Response:
 
 
 async def messages(request: web.Request) -> web.Response:
-    """Batched messages, each applied exactly once (by id), acknowledged one by one."""
+    """Batched messages, each applied exactly once (by id), acknowledged one by one; one this
+    release cannot read is refused alone (`Envelope`), and the rest applied as usual."""
     try:
         body = await _body(request, MessageBatch)
     except GatewayError as error:  # a batch refused whole is a refusal too
@@ -322,43 +360,48 @@ async def messages(request: web.Request) -> web.Response:
         raise
     sender = verified_request(request).sender
     audit = request.config_dict[AUDIT]
-    batch = [Message(m.id, m.kind, m.body) for m in body.messages]
+    read = [(e.id, (e.model_extra or {}).get("kind"), _readable(e)) for e in body.messages]
+    batch = [Message(m.id, m.kind, m.body) for *_, m in read if isinstance(m, IncomingMessage)]
     transfers, requests = request.config_dict[TRANSFERS], request.config_dict[REQUESTS]
     notifications, outbox = request.config_dict[NOTIFICATIONS], request.config_dict[OUTBOX]
     episodes = request.config_dict[EPISODES]
 
+    def audited(message_id: str, kind: object, status: str) -> AuditDraft:
+        done = status in ("applied", "duplicate")
+        return _draft(
+            request,
+            "federation.message",
+            message_id if re.fullmatch(_UUID, message_id) else None,
+            Outcome.SUCCESS if done else Outcome.FAILED,
+            None if done else status,
+            # A kind this release knows, or none: never a peer's free text.
+            **({"kind": kind} if isinstance(kind, str) and kind in KINDS else {}),
+            status=status,
+        )
+
     async def apply(connection: AsyncConnection, sender: str, message: Message) -> None:
         if message.kind == "consent_withdrawn":  # DESIGN 3.5, see withdrawals.py
-            episode_ref, consent_id = str(message.body["episode_ref"]), message.body["consent_id"]
-            await receive_withdrawal(
-                connection, outbox, episodes, sender, episode_ref, str(consent_id)
-            )
+            episode_ref, consent_id = withdrawal_of(message.body)
+            await receive_withdrawal(connection, outbox, episodes, sender, episode_ref, consent_id)
         elif message.kind.startswith("transfer_"):
             await transfers.apply(connection, sender, message)
         elif message.kind == "disclosure_answer":
             await requests.holder_answered(connection, sender, message.body, request[REQUEST_ID])
         elif message.kind in NOTIFICATION_KINDS:
             await notifications.receive(connection, sender, message)
+        # Audited with what it changed, in its transaction: a message applied is never left
+        # unrecorded by a failure after its commit (its redelivery is only a `duplicate`).
+        await audit.append(connection, audited(message.id, message.kind, "applied"))
 
     # In audit transactions: completing a request appends to the audit chain with its changes.
     statuses = await receive(audit.engine, sender, batch, apply, begin=audit.transaction)
-    for message in batch:
-        await audit.record(
-            _draft(
-                request,
-                "federation.message",
-                message.id,
-                Outcome.SUCCESS
-                if statuses[message.id] in ("applied", "duplicate")
-                else Outcome.FAILED,
-                None if statuses[message.id] in ("applied", "duplicate") else statuses[message.id],
-                kind=message.kind,
-                status=statuses[message.id],
-            )
-        )
-    return web.json_response(
-        {"acknowledgements": [{"id": k, "status": v} for k, v in statuses.items()]}
-    )
+    acknowledged: list[dict[str, str]] = []
+    for message_id, kind, message in read:
+        status = statuses[message_id] if isinstance(message, IncomingMessage) else message
+        if status != "applied":  # refused, failed (rolled back) or a duplicate: recorded now
+            await audit.record(audited(message_id, kind, status))
+        acknowledged.append({"id": message_id, "status": status})
+    return web.json_response({"acknowledgements": acknowledged})
 
 
 async def well_known(request: web.Request) -> web.Response:

@@ -13,28 +13,35 @@ in. A body from a node that does not date its changes yet is dated when it was r
 stores: its own copy (held here: nobody else tells about it), a transfer of it away (to that
 member), a disclosure received from it, or earlier notifications about it; the latest of these
 names the holder. A member that moved the episode on stays the holder known here until the new
-holder shows the signed custody steps (`custody.py`) that lead from it to itself. Anything else
-is refused `not_found` (the sender learns nothing of who holds it; `holder.py` audits the refused
-message with that code and its kind), and nothing is kept. With no record of the episode at all,
-the notification is kept but listed `holder_verified: false`: a TAC member's borough usually
-learns of an episode this way, and refusing it would leave it never told; from then on its sender
-is the holder known here."""
+holder shows the signed custody steps (`custody.py`) that lead from it to itself. A former holder
+is still heard about a change it made while it held the episode: its word can arrive after the new
+holder's (each message backs off on its own), and it is kept when a custody step kept here (one a
+holder showed, or our copy came with) signed by it moved the episode on at or after the change's
+`changed_at`; such a word names nobody as holder now. Anything else is refused `not_found` (the
+sender learns nothing of who holds it; `holder.py` audits the refused message with that code and
+its kind), and nothing is kept. With no record of the episode at all, the notification is kept but
+listed `holder_verified: false`: a TAC member's borough usually learns of an episode this way, and
+refusing it would leave it never told; from then on its sender is the holder known here.
+
+**Whom the holder tells** (`audience`): the authorities of the team that are members of the
+federation; one outside it has no node to tell."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from directory.members import MemberDirectory
 from schemas import Episode, EpisodeState, Practitioner
 
-from ..errors import NotFound, SchemaViolation
+from ..errors import NotFound, PeerUnavailable, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import episodes, notifications, received_copies, transfers
@@ -43,7 +50,7 @@ from .custody import MAX_STEPS, custody_chain, moved_on_to
 from .outbox import Message
 from .transport import MAX_SKEW
 
-__all__ = ["KINDS", "Notifications", "announcement", "custody_of"]
+__all__ = ["KINDS", "Notifications", "announcement", "audience", "custody_of"]
 
 KINDS = frozenset({"tac_notification", "lead_professional_update"})
 _LEAD = "lead_professional_update"
@@ -103,6 +110,25 @@ def announcement(
     return body
 
 
+def audience(
+    authorities: Iterable[str], members: Callable[[], MemberDirectory] | None
+) -> tuple[list[str], int]:
+    """Of the authorities a change concerns, those to tell, and how many are left out: an
+    authority that is not a member of the federation (a TAC member's school in a borough outside
+    it) has no node, and a message to it could only dead-letter. A suspended member is told (its
+    messages wait until it is reinstated). Without a usable member directory (none given, or the
+    signed metadata expired) every one is told, as before: their messages wait."""
+    wanted = sorted(set(authorities))
+    if members is None:
+        return wanted, 0
+    try:
+        directory = members()
+    except PeerUnavailable:
+        return wanted, 0
+    told = [a for a in wanted if directory.member(a) is not None]
+    return told, len(wanted) - len(told)
+
+
 def _bound(notification_id: str) -> bytes:
     return associated_data("notifications", notification_id, "sealed")
 
@@ -117,39 +143,47 @@ def _order(row: Any, what: dict[str, Any]) -> _Order:
     return changed, int(what["revision"] or 0), aware_utc(row.received_at)
 
 
-async def _known_holder(connection: AsyncConnection, episode_ref: str) -> str | None:
-    """Who holds `episode_ref` as this node's records last said: `_HERE`, a member, or None."""
-    state = await connection.scalar(select(episodes.c.state).where(episodes.c.id == episode_ref))
-    if state is not None and state != EpisodeState.TRANSFERRED.value:
-        return _HERE
-    sources = (
-        select(transfers.c.updated_at, transfers.c.counterpart).where(
-            transfers.c.episode_id == episode_ref,
-            transfers.c.direction == "out",
-            transfers.c.state == "committed",
-        ),
-        select(received_copies.c.received_at, received_copies.c.holder).where(
-            received_copies.c.episode_ref == episode_ref
-        ),
-        select(notifications.c.received_at, notifications.c.sender).where(
-            notifications.c.episode_ref == episode_ref
-        ),
-    )
-    latest: list[tuple[dt.datetime, str]] = []
-    for query in sources:  # each dated by our own clock
-        newest_first = query.order_by(query.selected_columns[0].desc()).limit(1)
-        row = (await connection.execute(newest_first)).first()
-        if row is not None:
-            latest.append((aware_utc(row[0]), str(row[1])))
-    return max(latest)[1] if latest else None
-
-
 class Notifications:
     def __init__(self, ring: KeyRing, *, key_for: KeyLookup | None = None) -> None:
         self.ring = ring
         # Members' keys, to check the custody steps a new holder shows; without them a member
         # other than the holder known here is refused even after a genuine move.
         self.key_for = key_for
+
+    async def _known_holder(self, connection: AsyncConnection, episode_ref: str) -> str | None:
+        """Who holds `episode_ref` as this node's records last said: `_HERE`, a member, or None.
+        A former holder's notification kept late names nobody: it was the holder then, not now."""
+        state = await connection.scalar(
+            select(episodes.c.state).where(episodes.c.id == episode_ref)
+        )
+        if state is not None and state != EpisodeState.TRANSFERRED.value:
+            return _HERE
+        sources = (
+            select(transfers.c.updated_at, transfers.c.counterpart).where(
+                transfers.c.episode_id == episode_ref,
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+            ),
+            select(received_copies.c.received_at, received_copies.c.holder).where(
+                received_copies.c.episode_ref == episode_ref
+            ),
+        )
+        latest: list[tuple[dt.datetime, str]] = []
+        for query in sources:  # each dated by our own clock
+            newest_first = query.order_by(query.selected_columns[0].desc()).limit(1)
+            row = (await connection.execute(newest_first)).first()
+            if row is not None:
+                latest.append((aware_utc(row[0]), str(row[1])))
+        told = await connection.execute(
+            select(notifications)
+            .where(notifications.c.episode_ref == episode_ref)
+            .order_by(notifications.c.received_at.desc())
+        )
+        for row in told:
+            if not self._opened(row).get("former_holder"):
+                latest.append((aware_utc(row.received_at), row.sender))
+                break
+        return max(latest)[1] if latest else None
 
     def _moved_to(self, told: _Told, known: str, sender: str) -> bool:
         if self.key_for is None or not told.custody:
@@ -163,10 +197,35 @@ class Notifications:
         )
         return walked.holder == sender
 
+    async def _held_then(self, connection: AsyncConnection, told: _Told, sender: str) -> bool:
+        """Did `sender` hold the episode when it made the change? So the custody steps kept here
+        say (those the episode came to us with, and those each holder's notifications showed):
+        a step signed by `sender` moved the episode on from it at or after `changed_at`. A
+        notification that says not when it was made cannot be placed, nor without the keys."""
+        if self.key_for is None or told.changed_at is None:
+            return False
+        chains = [await custody_of(connection, told.episode_ref)]
+        rows = await connection.execute(
+            select(notifications).where(notifications.c.episode_ref == told.episode_ref)
+        )
+        chains += [custody_chain(self._opened(row).get("custody")) for row in rows]
+        for chain in chains:
+            walked = moved_on_to(
+                chain,
+                episode_ref=told.episode_ref,
+                first=sender,
+                since=told.changed_at,
+                key_for=self.key_for,
+            )
+            if walked.holder != sender:
+                return True
+        return False
+
     async def receive(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Keep one (in the inbox's transaction, so it is kept exactly once). A body that is not
         what a holder sends is refused `schema_violation`, one from a member not known here to
-        hold the episode `not_found`; nothing is kept."""
+        hold the episode `not_found` (unless it held it when it made the change); nothing is
+        kept."""
         received_at = dt.datetime.now(dt.UTC)
         try:
             told = _Told.model_validate(message.body)
@@ -176,10 +235,17 @@ class Notifications:
             raise SchemaViolation("a notification comes from the episode's holder")
         if told.changed_at is not None and told.changed_at > received_at + MAX_SKEW:
             raise SchemaViolation("a notification's changed_at lies ahead of this node's clock")
-        known = await _known_holder(connection, told.episode_ref)
+        known = await self._known_holder(connection, told.episode_ref)
+        former = False
         if known is not None and known != sender:
-            if known == _HERE or not self._moved_to(told, known, sender):
+            if known == _HERE:
                 raise NotFound("no episode of the sender's is known here by that reference")
+            if not self._moved_to(told, known, sender):
+                # Messages back off each on its own: a former holder's word can come after the
+                # new holder's. It is kept if that member held the episode when it spoke.
+                former = await self._held_then(connection, told, sender)
+                if not former:
+                    raise NotFound("no episode of the sender's is known here by that reference")
         notification_id = str(uuid.uuid4())
         what = {
             "practitioner": None
@@ -188,6 +254,10 @@ class Notifications:
             "changed_at": (told.changed_at or received_at).astimezone(dt.UTC).isoformat(),
             "revision": told.revision,
             "holder_verified": known is not None,
+            # Kept (sealed with the rest, no new column): the steps vouch for a former holder
+            # whose word arrives after this one, and such a word names no holder now.
+            "custody": told.custody or [],
+            "former_holder": former,
         }
         sealed = seal(json.dumps(what).encode(), self.ring, _bound(notification_id))
         await connection.execute(
@@ -241,17 +311,28 @@ class Notifications:
         *,
         episode_ref: str | None = None,
         since: dt.datetime | None = None,
+        since_id: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Those received after `since` (for a borough system polling), at most `limit`, taken in
-        the order they arrived (so a poll from the latest `received_at` listed misses none), and
-        listed oldest change first. A lead-professional update is `superseded` when a newer change
-        of lead professional for its episode is kept here."""
+        the order they arrived, (`received_at`, `id`), and listed oldest change first. The next
+        poll gives the `received_at` and `id` of the last one taken (the greatest pair listed) as
+        `since` and `since_id`, so one received at the same moment that did not fit the page is
+        not skipped (with `since` alone, those received at that moment are passed by). A
+        lead-professional update is `superseded` when a newer change of lead professional for
+        its episode is kept here."""
         query = select(notifications).order_by(notifications.c.received_at, notifications.c.id)
         if episode_ref is not None:
             query = query.where(notifications.c.episode_ref == episode_ref)
-        if since is not None:
+        if since is not None and since_id is None:
             query = query.where(notifications.c.received_at > since)
+        elif since is not None:
+            query = query.where(
+                or_(
+                    notifications.c.received_at > since,
+                    and_(notifications.c.received_at == since, notifications.c.id > since_id),
+                )
+            )
         rows = [(row, self._opened(row)) for row in await connection.execute(query.limit(limit))]
         newest = await self._newest_leads(
             connection, (row.episode_ref for row, _ in rows if row.kind == _LEAD)

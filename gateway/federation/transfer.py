@@ -69,7 +69,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from typing import Any, Literal, NamedTuple
 
@@ -79,6 +79,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from directory.members import MemberDirectory
 from schemas import (
     LONDON,
     AgencyType,
@@ -101,7 +102,7 @@ from ..storage._tables import register, transfers
 from .attestation import KeyLookup
 from .custody import custody_chain, moved_on_to, sign_step, steps_for
 from .disclosing import refusal_code, register_sent
-from .notifications import announcement
+from .notifications import announcement, audience
 from .outbox import Message, Outbox
 from .receipts import answer_is_sound
 from .withdrawals import basis_text
@@ -263,11 +264,14 @@ class TransferWorkflow:
         signing_key: OKPKey,
         key_for: KeyLookup,
         answer_working_days: int = 5,
+        members: Callable[[], MemberDirectory] | None = None,
     ) -> None:
         self.me, self.store, self.outbox, self.ring = me, store, outbox, ring
         self.audit = audit
         self.signing_key, self.key_for = signing_key, key_for  # custody steps: ours, and others'
         self.answer_working_days = answer_working_days
+        # The signed metadata: who is a member, so the team is told only at members' nodes.
+        self.members = members
 
     async def _audit(
         self,
@@ -994,7 +998,9 @@ class TransferWorkflow:
         register_id, receipt = await self._register_received(
             connection, sender, row, ours, kept.get("lead_contact"), body.get("register")
         )
-        told = await self._tell_the_team(connection, ours, custody, body.get("replaced_authority"))
+        told, left_out = await self._tell_the_team(
+            connection, ours, custody, body.get("replaced_authority")
+        )
         await self._audit(
             connection,
             f"member:{sender}",
@@ -1006,6 +1012,7 @@ class TransferWorkflow:
             register=register_id,
             receipt=receipt,
             told=str(told),
+            left_out=str(left_out),  # authorities outside the federation, not told
             **released,
         )
 
@@ -1122,18 +1129,20 @@ class TransferWorkflow:
         ours: Episode,
         custody: list[str],
         replaced_authority: object,
-    ) -> int:
+    ) -> tuple[int, int]:
         """DESIGN 3.6: the new lead professional is announced, as a change of lead professional
         made here is (`api/_episodes.py`), to every other authority with a TAC member or the lead
         professional on the episode and to that of the lead professional replaced, with the
-        custody steps that show we hold the episode now. How many authorities are told."""
+        custody steps that show we hold the episode now; an authority outside the federation is
+        left out (`audience`). How many authorities are told, and how many left out."""
         team = [*ours.tac_members, *([ours.lead_professional] if ours.lead_professional else [])]
-        authorities = {p.authority for p in team if p.authority}
+        concerned = {p.authority for p in team if p.authority}
         if isinstance(replaced_authority, str) and is_gss_code(replaced_authority):
-            authorities.add(replaced_authority)
-        authorities.discard(self.me)
+            concerned.add(replaced_authority)
+        concerned.discard(self.me)
+        authorities, left_out = audience(concerned, self.members)
         if not authorities:
-            return 0
+            return 0, left_out
         stored = await self.store.get(connection, ours.episode_id)
         body = announcement(
             stored.episode,
@@ -1143,9 +1152,9 @@ class TransferWorkflow:
             revision=stored.revision,
             custody=custody,
         )
-        for authority in sorted(authorities):
+        for authority in authorities:
             await self.outbox.enqueue(connection, authority, "lead_professional_update", body)
-        return len(authorities)
+        return len(authorities), left_out
 
 
 def _state_before(episode: Episode) -> EpisodeState:

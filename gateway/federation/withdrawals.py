@@ -19,14 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence, Set
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Episode, EpisodeState
 
 from ..episodes import EpisodeStore
-from ..errors import NotFound
+from ..errors import NotFound, SchemaViolation
 from ..storage import insert_on_conflict
 from ..storage._tables import received_copies, received_withdrawals, register, transfers
 from .outbox import Outbox
@@ -38,7 +40,40 @@ __all__ = [
     "push_closure_withdrawal",
     "push_withdrawal",
     "receive_withdrawal",
+    "withdrawal_of",
 ]
+
+# A statement id is the borough system's (eCAF's free text), kept whole: bounded only so that it
+# fits an index entry (`received_withdrawals`' key) on PostgreSQL at four bytes a character.
+MAX_CONSENT_ID = 512
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("not printable")
+    return value
+
+
+class _Withdrawn(BaseModel):
+    """A `consent_withdrawn` body as `_push` writes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    episode_ref: str = Field(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )
+    consent_id: Annotated[
+        str, Field(min_length=1, max_length=MAX_CONSENT_ID), AfterValidator(_printable)
+    ]
+
+
+def withdrawal_of(body: Any) -> tuple[str, str]:
+    """A received withdrawal's episode and statement, or `schema_violation` (the same on either
+    database: PostgreSQL would refuse a long episode_ref only when it is stored)."""
+    try:
+        withdrawn = _Withdrawn.model_validate(body)
+    except ValidationError:
+        raise SchemaViolation("the withdrawal's body is not valid") from None
+    return withdrawn.episode_ref, withdrawn.consent_id
 
 
 def basis_text(ids: Sequence[str]) -> str:
@@ -90,7 +125,11 @@ async def _push(
     episode_id: str,
     consent_ids: Iterable[str],
 ) -> set[str]:
-    """Enqueue each withdrawal to the members concerned, mark our register; the members told."""
+    """Enqueue each withdrawal to the members concerned, mark our register; the members told.
+    With federation switched off (no outbox) nobody is told, so nothing is marked either: a row
+    marked `withdrawn_at` is one whose member was told, and is never looked at again."""
+    if outbox is None:
+        return set()
     rows = (
         await connection.execute(
             select(register.c.id, register.c.counterpart, register.c.basis).where(
@@ -116,10 +155,9 @@ async def _push(
     for consent_id in consent_ids:
         affected = [r for r in rows if names_statement(r.basis, consent_id)]
         members = {r.counterpart for r in affected} | earlier_holders
-        if outbox is not None:
-            for member in sorted(members):
-                body = {"episode_ref": episode_id, "consent_id": consent_id}
-                await outbox.enqueue(connection, member, "consent_withdrawn", body)
+        for member in sorted(members):
+            body = {"episode_ref": episode_id, "consent_id": consent_id}
+            await outbox.enqueue(connection, member, "consent_withdrawn", body)
         told |= members
         marked |= {r.id for r in affected}
     if marked:
