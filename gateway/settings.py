@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         72.0,
         gt=0,
         le=24 * 30,
-        description="how long a message to a member is retried before it is dead-lettered",
+        description="how long a message to a member is retried before it is dead-lettered (a"
+        " transfer commit or a consent withdrawal: before the alert; they are retried until"
+        " delivered)",
     )
     transfer_answer_working_days: int = Field(
         5,

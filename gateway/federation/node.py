@@ -46,7 +46,7 @@ from .attestation import ATTESTATION_HEADER
 from .holder import federation_routes
 from .kept_metadata import DatabaseKeeper
 from .notifications import Notifications
-from .outbox import Message, Outbox
+from .outbox import Message, Outbox, acknowledged
 from .practitioner import PractitionerRequests
 from .transfer import TransferWorkflow
 from .transport import (
@@ -190,6 +190,7 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         signing_key=signing_key,
         key_for=lookup,
         answer_working_days=settings.transfer_answer_working_days,
+        members=app[MEMBERS],
     )
     app[TRANSFERS] = transfers
     app[NOTIFICATIONS] = Notifications(app[KEY_RING], key_for=lookup)
@@ -225,12 +226,13 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
     )
 
     async def send(recipient: str, messages: list[Message]) -> dict[str, str]:
-        reply = await peers.post(
-            recipient, "/messages", {"messages": [m.as_json() for m in messages]}
-        )
-        if reply.status != 200 or not isinstance(reply.body, dict):
-            raise PeerUnavailable(f"messages refused ({reply.status})")
-        return {a["id"]: a["status"] for a in reply.body.get("acknowledgements", [])}
+        try:
+            reply = await peers.post(
+                recipient, "/messages", {"messages": [m.as_json() for m in messages]}
+            )
+        except MemberError as error:  # not a member (dead-lettered), or suspended (held back)
+            raise FederationRefused(str(error), code=error.code) from None  # GSS codes only
+        return acknowledged(reply.status, reply.body)
 
     tasks = [
         asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds)),

@@ -2,11 +2,17 @@
 the change they announce, delivered at least once in batches per recipient, retried with jittered
 exponential back-off (capped at `MAX_DELAY`) until `DELIVERY_DEADLINE` after they were written, then
 dead-lettered with an alert; the receiver applies each message id exactly once (inbox de-duplication).
+A transfer commit or a consent withdrawal (`KEPT_UNTIL_DELIVERED`) is never given up by age: past the
+deadline it raises the alert once and goes on being retried. A message to an authority that is not a
+member (`unknown_member`) is dead-lettered at once, with a warning: no retry can reach it.
 
 One peer must not hold up the others. A pass serves up to `RECIPIENTS` recipients at once, each with
 up to `PER_RECIPIENT` of its oldest due messages, sent in order. A recipient that gives no answer
-(unreachable, timed out, the request refused) is held back as a whole: its other messages wait with
-the ones that failed and come back together, in order, instead of each paying its own timeout.
+(unreachable, timed out, suspended, the request refused) is held back as a whole: all its pending
+messages wait with the ones that failed (in the database: every replica, and a restart, keeps the
+hold) and come back together, in order, instead of each paying its own timeout. A request refused for
+what it holds (`acknowledged`: 400, 413, 415, 422) is sent again one message at a time, so that only a
+message refused on its own fails, alone, and the others go.
 
 A delivered message keeps its id, kind, recipient and times (for the audit), not its body.
 
@@ -20,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -29,7 +36,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..errors import GatewayError
+from ..errors import (
+    BadRequest,
+    GatewayError,
+    PayloadTooLarge,
+    PeerUnavailable,
+    SchemaViolation,
+    UnsupportedFormat,
+)
 from ..protection import KeyRing, ProtectionError, associated_data, open_, seal
 from ..storage import aware_utc, insert_on_conflict, is_sqlite
 from ..storage._tables import inbox, outbox
@@ -37,9 +51,11 @@ from ..storage._tables import inbox, outbox
 __all__ = [
     "BASE_DELAY",
     "DELIVERY_DEADLINE",
+    "KEPT_UNTIL_DELIVERED",
     "MAX_DELAY",
     "Message",
     "Outbox",
+    "acknowledged",
     "backoff",
     "receive",
 ]
@@ -51,6 +67,11 @@ MAX_DELAY = dt.timedelta(minutes=10)
 # Given up by age, not by count: a peer down for a deploy, a night or a weekend (Friday evening to
 # Monday morning is about 63 hours) still gets its messages, a transfer commit among them.
 DELIVERY_DEADLINE = dt.timedelta(hours=72)
+# Never given up by age: a lost transfer commit leaves the episode with nobody holding it (DESIGN
+# 3.6), and telling a recipient of a withdrawal is a legal duty (DESIGN 3.5). A bank-holiday weekend,
+# or a member suspended for an investigation, outlasts any deadline. Past it they raise the alert
+# once and keep their capped back-off.
+KEPT_UNTIL_DELIVERED = frozenset({"transfer_commit", "consent_withdrawn"})
 RECIPIENTS = 16  # recipients served in one pass, all at once
 PER_RECIPIENT = 20  # of each one's oldest due messages
 # A batch is one request: kept well under a node's body limit (4 MiB by default), since a transfer
@@ -58,6 +79,16 @@ PER_RECIPIENT = 20  # of each one's oldest due messages
 BATCH_BYTES = 1024 * 1024
 LEASE = dt.timedelta(seconds=60)  # how long a replica owns the messages it is sending
 CLEARING = 500  # bodies delivered before they were cleared on delivery, cleared per pass
+# What a stored or logged reason may be: an error code (as in `practitioner.py`), never a peer's text.
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# A request refused for what it holds, not for who sent it or when: one of its messages may be the
+# cause (a kind or an id an older release does not take, a body limit below `BATCH_BYTES`).
+_REFUSED_FOR_CONTENT: dict[int, type[BadRequest]] = {
+    400: BadRequest,
+    413: PayloadTooLarge,
+    415: UnsupportedFormat,
+    422: SchemaViolation,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +110,31 @@ def backoff(attempts: int, rng: random.Random | None = None) -> dt.timedelta:
 
 def _bound(message_id: str) -> bytes:
     return associated_data("outbox", message_id, "sealed")
+
+
+def acknowledged(status: int, body: Any) -> dict[str, str]:
+    """What a recipient's answer to `POST /messages` says: each message id it acknowledged, with
+    its status (`applied`, `duplicate` or an error code).
+
+    A refusal of the request for what it holds (400, 413, 415, 422) raises that `BadRequest`: the
+    outbox then sends the messages one at a time. Any other answer than a 200 with a JSON object is
+    `PeerUnavailable`. An acknowledgement whose id or status is not a string is left out (its
+    message counts as unanswered), and a status that is not an error code is `bad_answer`: a
+    faulty peer's answer neither fails the rest of its batch nor puts its own text in our logs."""
+    refused = _REFUSED_FOR_CONTENT.get(status)
+    if refused is not None:
+        raise refused(f"messages refused ({status})")
+    if status != 200 or not isinstance(body, dict):
+        raise PeerUnavailable(f"messages refused ({status})")
+    entries = body.get("acknowledgements")
+    statuses: dict[str, str] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        message_id, answer = entry.get("id"), entry.get("status")
+        if isinstance(message_id, str) and isinstance(answer, str):
+            statuses[message_id] = answer if _ERROR_CODE.fullmatch(answer) else "bad_answer"
+    return statuses
 
 
 Send = Callable[[str, list[Message]], Awaitable[Mapping[str, str]]]  # recipient -> id -> status
@@ -176,7 +232,10 @@ class Outbox:
     async def _serve(self, send: Send, recipient: str, rows: list[Any], moment: dt.datetime) -> int:
         """Send one recipient its messages, batch after batch, in order; how many were delivered.
 
-        A request that gets no answer holds the recipient back with every message not yet sent."""
+        A request that gets no answer holds the recipient back with every message not yet sent. A
+        request refused for what it holds is made again one message at a time: a message refused
+        on its own then backs off alone, and the others go. A recipient that is not a member has
+        its messages dead-lettered: no retry reaches it."""
         unreadable: list[Any] = []
         unopened: list[Any] = []
         batches = self._batches(rows, unreadable, unopened)
@@ -187,22 +246,27 @@ class Outbox:
                 for row in unopened:  # backs off as a failed send does, until its deadline
                     await self._retry_later(connection, row, "key_unknown", moment, tried=False)
         delivered = 0
-        for index, (batch, messages, size) in enumerate(batches):
-            try:
-                statuses, failure = await send(recipient, messages), None
-            except GatewayError as error:
-                statuses, failure = {}, error.wire_code
-            except Exception as exc:  # one recipient's fault must not hold up the others' messages
-                log.error(
-                    "sending failed", extra={"recipient": recipient, "error": type(exc).__name__}
-                )
-                statuses, failure = {}, "internal_error"
-            if failure is not None and size <= BATCH_BYTES:
-                untried = [row for later, _, _ in batches[index + 1 :] for row in later]
+        while batches:
+            batch, messages, size = batches.pop(0)
+            statuses, failure, refused = await self._send(send, recipient, messages)
+            untried = [row for later, _, _ in batches for row in later]
+            if failure == "unknown_member":  # not (or no longer) a member of the federation
+                async with self.engine.begin() as connection:
+                    for row in [*batch, *untried]:
+                        await self._retry_later(
+                            connection, row, failure, moment, hopeless=True, alert=False
+                        )
+                return delivered
+            if refused and len(batch) > 1:
+                alone = zip(batch, messages, strict=True)
+                batches[:0] = [([row], [message], size) for row, message in alone]
+                continue
+            if failure is not None and not refused and size <= BATCH_BYTES:
                 await self._hold(recipient, batch, untried, failure, moment)
                 return delivered
-            # A message too big to share a request may be refused for its size alone (413): it
-            # fails by itself, on its own back-off, and the recipient's other messages go on.
+            # A message refused on its own, or too big to share a request and refused or lost
+            # (a peer may refuse it for its size alone): it fails by itself, on its own back-off,
+            # and the recipient's other messages go on.
             async with self.engine.begin() as connection:
                 for row in batch:
                     status = statuses.get(row.id)
@@ -214,6 +278,22 @@ class Outbox:
                             connection, row, failure or status or "no_answer", moment
                         )
         return delivered
+
+    @staticmethod
+    async def _send(
+        send: Send, recipient: str, messages: list[Message]
+    ) -> tuple[Mapping[str, str], str | None, bool]:
+        """The statuses acknowledged, or the failure's code; and whether the recipient refused the
+        request for what it holds (a `BadRequest`), not for want of an answer."""
+        try:
+            return await send(recipient, messages), None, False
+        except BadRequest as error:
+            return {}, error.wire_code, True
+        except GatewayError as error:
+            return {}, error.wire_code, False
+        except Exception as exc:  # one recipient's fault must not hold up the others' messages
+            log.error("sending failed", extra={"recipient": recipient, "error": type(exc).__name__})
+            return {}, "internal_error", False
 
     def _batches(
         self, rows: Sequence[Any], unreadable: list[Any], unopened: list[Any]
@@ -254,23 +334,47 @@ class Outbox:
         reason: str,
         now: dt.datetime,
     ) -> None:
-        """Back the recipient off as a whole: the failed messages and those not tried in this pass
-        all wait until one moment, so they come back together and in order."""
+        """Back the recipient off as a whole: the failed messages, those not tried in this pass and
+        its other pending messages due before then all wait until one moment, so they come back
+        together and in order. Stored in the rows: other replicas, and this one after a restart,
+        keep the hold (and the order) too."""
         until = now + backoff(1 + max(row.attempts for row in failed))
         self._held[recipient] = until
         log.warning(
             "recipient held back",
             extra={
                 "recipient": recipient,
-                "reason": reason,
+                "reason": _code(reason),
                 "messages": len(failed) + len(untried),
             },
+        )
+        waiting = (
+            (outbox.c.recipient == recipient)
+            & (outbox.c.state == "pending")
+            & (outbox.c.next_attempt_at < until)
         )
         async with self.engine.begin() as connection:
             for row in failed:
                 await self._retry_later(connection, row, reason, now, until=until)
             for row in untried:  # not sent: not an attempt of their own
                 await self._retry_later(connection, row, reason, now, until=until, tried=False)
+            # The others (those two now wait until then): in one statement. Any kept until
+            # delivered that this moves past its deadline raises the alert, as a retry would.
+            reaching = select(
+                outbox.c.id,
+                outbox.c.recipient,
+                outbox.c.kind,
+                outbox.c.attempts,
+                outbox.c.created_at,
+                outbox.c.next_attempt_at,
+            ).where(
+                waiting,
+                outbox.c.kind.in_(sorted(KEPT_UNTIL_DELIVERED)),
+                outbox.c.created_at <= until - self.deadline,
+            )
+            for row in (await connection.execute(reaching)).all():
+                self._overdue(row, reason, row.attempts, until)
+            await connection.execute(update(outbox).where(waiting).values(next_attempt_at=until))
 
     async def _delivered(self, connection: AsyncConnection, row: Any) -> None:
         """Mark it delivered and drop its body: the receiver has it, and nothing sends a delivered
@@ -319,14 +423,19 @@ class Outbox:
         until: dt.datetime | None = None,
         tried: bool = True,
         hopeless: bool = False,
+        alert: bool = True,
     ) -> None:
         """Back off, or dead-letter a message past its deadline (or `hopeless`: no retry can send
-        it). `until`: when its held recipient is served again; `tried`: whether it was sent (an
-        attempt) or only held back."""
+        it; with the alert unless `alert` is false: a warning then). `until`: when its held
+        recipient is served again; `tried`: whether it was sent (an attempt) or only held back.
+        A message `KEPT_UNTIL_DELIVERED` is not dead-lettered by age: the alert is raised when its
+        next attempt is first set past its deadline, and it keeps its back-off."""
         attempts = row.attempts + (1 if tried else 0)
-        if hopeless or now - aware_utc(row.created_at) >= self.deadline:
+        reason = _code(reason)
+        overdue = now - aware_utc(row.created_at) >= self.deadline
+        if hopeless or (overdue and row.kind not in KEPT_UNTIL_DELIVERED):
             # The alert: an error log line (ids and codes only) that monitoring pages on.
-            log.error(
+            (log.error if alert else log.warning)(
                 "message dead-lettered",
                 extra={
                     "message_id": row.id,
@@ -336,17 +445,12 @@ class Outbox:
                     "attempts": attempts,
                 },
             )
-            values: dict[str, Any] = {
-                "state": "dead",
-                "attempts": attempts,
-                "last_error": reason[:64],
-            }
+            values: dict[str, Any] = {"state": "dead", "attempts": attempts, "last_error": reason}
         else:
-            values = {
-                "attempts": attempts,
-                "next_attempt_at": until or now + backoff(attempts),
-                "last_error": reason[:64],
-            }
+            later = until or now + backoff(attempts)
+            if row.kind in KEPT_UNTIL_DELIVERED:
+                self._overdue(row, reason, attempts, later)
+            values = {"attempts": attempts, "next_attempt_at": later, "last_error": reason}
         # Only while still pending: another replica whose lease took over may have delivered it.
         await connection.execute(
             update(outbox)
@@ -354,9 +458,27 @@ class Outbox:
             .values(**values)
         )
 
+    def _overdue(self, row: Any, reason: str, attempts: int, later: dt.datetime) -> None:
+        """The alert for a message kept until delivered, once: when its next attempt (`later`) is
+        set past its deadline, from before it (as `row` was read). A pass cut off mid-send leaves
+        its lease as the next attempt, and can let that moment pass unannounced."""
+        deadline = aware_utc(row.created_at) + self.deadline
+        if aware_utc(row.next_attempt_at) < deadline <= later:
+            log.error(
+                "message overdue",
+                extra={
+                    "message_id": row.id,
+                    "recipient": row.recipient,
+                    "kind": row.kind,
+                    "reason": _code(reason),
+                    "attempts": attempts,
+                },
+            )
+
     async def retry_dead(self, message_id: str) -> bool:
         """Put a dead-lettered message back in the queue (the console's "retry"). It keeps its
-        deadline: it is sent again at once, and dead-lettered again (the alert too) if that fails."""
+        deadline: it is sent again at once, and dead-lettered again (the alert too) if that fails;
+        a message kept until delivered (dead-lettered only as hopeless) is retried until then."""
         async with self.engine.begin() as connection:
             recipient = await connection.scalar(
                 select(outbox.c.recipient).where(
@@ -378,6 +500,11 @@ class Outbox:
                 select(outbox.c.state, func.count()).group_by(outbox.c.state)
             )
             return {state: int(count) for state, count in rows.all()}
+
+
+def _code(reason: Any) -> str:
+    """A reason as stored and logged: an error code, or `bad_answer` (never a peer's own text)."""
+    return reason if isinstance(reason, str) and _ERROR_CODE.fullmatch(reason) else "bad_answer"
 
 
 Apply = Callable[[AsyncConnection, str, Message], Awaitable[None]]

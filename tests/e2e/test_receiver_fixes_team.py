@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
-from gateway.keys import MEMBERS, TRANSFERS
 from gateway.storage._tables import audit_entries, outbox
 
 from .nodes import (
@@ -103,9 +102,6 @@ async def test_a_new_holder_tells_only_members_of_its_lead_professional(
     """Islington takes the episode; its lead professional is announced to the team's members'
     nodes (Camden), not to Westminster, where the TAC's teacher works."""
     hackney, islington = federation[HACKNEY], federation[ISLINGTON]
-    assert islington.runner is not None
-    # As node.py passes it to the workflow (see the notes: `members=app[MEMBERS]`).
-    islington.runner.app[TRANSFERS].members = islington.runner.app[MEMBERS]
     episode_id = (await seed(hackney))["episode_id"]
     await _add(hackney, episode_id, _worker("A Teacher", WESTMINSTER))
     await _add(hackney, episode_id, _worker("A Health Visitor", CAMDEN))

@@ -3,6 +3,8 @@
 - Given up by age, not by count: a message is retried (back-off capped at 10 minutes) until it is
   older than the delivery deadline (72 h), then dead-lettered with the alert. It used to die at its
   8th failure, about 4 minutes in, so a peer down for a 10-minute deploy lost a transfer commit.
+  (A transfer commit or a consent withdrawal is never given up by age: see
+  test_outbox_fixes_delivery.py.)
 - One peer does not hold up the others: each pass serves several recipients at once, each with its
   own oldest messages, and a recipient that does not answer is held back as a whole (one request a
   pass, not one timeout per message). A healthy peer's message used to wait 7 minutes behind 120
@@ -158,7 +160,7 @@ async def test_retried_until_the_deadline_then_dead_lettered_with_the_alert(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with ready(database) as (engine, sent, ring):
-        message_id = await enqueue(sent, engine, HACKNEY, 1, "transfer_commit")
+        message_id = await enqueue(sent, engine, HACKNEY, 1, "disclosure_answer")
         created = aware_utc((await row(engine, message_id)).created_at)
         moment = created
         for _ in range(20):  # each pass when it is due again: 20 failures, well past 8
@@ -186,7 +188,7 @@ async def test_retried_until_the_deadline_then_dead_lettered_with_the_alert(
         assert [alert.__dict__[k] for k in ("message_id", "recipient", "kind", "reason")] == [
             message_id,
             HACKNEY,
-            "transfer_commit",
+            "disclosure_answer",
             "peer_unavailable",
         ]
         assert all(SECRET not in json.dumps(r.__dict__, default=str) for r in caplog.records)
@@ -207,7 +209,7 @@ async def test_retried_until_the_deadline_then_dead_lettered_with_the_alert(
 async def test_the_deadline_is_the_outbox_s_to_set(database: Database) -> None:
     async with ready(database) as (engine, _, ring):
         sent = Outbox(engine, ring, deadline=dt.timedelta(hours=1))
-        message_id = await enqueue(sent, engine, HACKNEY, 1, "consent_withdrawn")
+        message_id = await enqueue(sent, engine, HACKNEY, 1, "tac_notification")
         created = aware_utc((await row(engine, message_id)).created_at)
         await sent.deliver_due(down, now=created + dt.timedelta(minutes=59))
         assert (await row(engine, message_id)).state == "pending"
