@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from adapters import get_adapter
 from gateway.demo import plan_federation
-from gateway.federation import transfer
+from gateway.federation.transfer import _terms as transfer
 from gateway.storage._tables import audit_entries
 from schemas import Episode
 

@@ -1,255 +1,61 @@
-"""Transfer when a child moves authority (DESIGN 3.6): offer -> accept -> commit, as outbox messages.
-
-    holder   POST /api/v1/episodes/{id}/transfer        offer, by a lead contact (transfers: out,
-                                                         offered), if consent permits
-    receiver transfer_offer message                      transfers: in, offered
-    receiver POST /api/v1/transfers/{offer}/accept       a lead contact names the new lead
-                                                         professional
-    holder   transfer_accept message                     consent decided again; copies the whole
-                                                         episode with the new lead professional,
-                                                         registers it, marks its own copy
-                                                         `transferred` (read-only), sends the commit
-    receiver transfer_commit message                     stores the episode as its own, open,
-                                                         registers it, tells the team of the lead
-
-The episode is never without a lead professional: the holder's copy keeps its own until it is
-read-only, and the receiver's copy arrives with the accepted one.
-
-A transfer is a disclosure of the whole episode (DESIGN 3.5, 3.8): the consent engine decides it,
-as for the receiving borough's early help service (`TRANSFER_PURPOSE`, every section), when it is
-offered and again when the acceptance comes (a withdrawal or an exclusion since withdraws the
-offer, with the engine's code); there is no public-interest override for a transfer. A committed
-transfer is in the sharing register on both sides, its basis the statements consent gave, with the
-holder's signed receipt. The new holder tells the team of the new lead professional as a change of
-lead professional is told (`api/_episodes.py`): every other authority with a TAC member or the lead
-professional on the episode, and that of the lead professional replaced.
-
-An episode is never left with nobody holding it: what was judged at the acceptance (who may send
-the episode, its custody steps) is not judged again when the commit comes, since the holder has
-given its copy up by then (a member suspended meanwhile would otherwise make the steps fail). A
-commit that still cannot be taken (not the episode or the lead professional accepted; the episode
-came from elsewhere meanwhile; a released offer's, once another offer of the episode is accepted)
-is refused for good: audited with its reason, acknowledged, and the holder is sent
-`transfer_decline` with `COMMIT_REFUSED`, on which its copy takes the episode back in the state it
-had (`transfer.take_back`).
-
-An episode has at most one open offer, and only an episode still held here is committed: it cannot
-move to two authorities. Each step is audited in the transaction that makes it (`transfer.offer`,
-`transfer.accept`, `transfer.commit`, `transfer.receive`). A child who moves back receives the
-episode over its old read-only copy, and only from the member it was moved to or one the signed
-custody steps lead to from there (`custody.py`: A -> B -> C -> A); a member that never held it
-cannot overwrite it. An offer for an episode the receiver cannot take (it holds it, or moved it to
-a member from which the offer's custody steps do not lead to the sender) is declined at once: the
-reason is kept and audited here, the sender is told only `transfer.refused`. Of several offers of
-one episode, only one can be accepted.
-
-An offer that is not going to be taken is closed, so that the episode can be offered again: its
-holder withdraws it while it is unanswered (`transfer_withdraw`), or the receiver declines it before
-accepting (`transfer_decline`), each with a reason code; both sides then list it `withdrawn` or
-`declined`. An accepted offer whose episode has not come by its due date (escalated) can be
-released by the receiver: it no longer stops another offer of the episode being accepted (the
-genuine one, when a faulty member's was accepted), its holder is sent `transfer_decline`, and a
-commit already on its way still lands while the receiver holds no copy of the episode and has
-accepted no other offer of it (otherwise it is refused, and its holder takes its copy back). An
-acceptance that crosses a withdrawal in flight is applied as nothing, and the withdrawal is sent
-again to close the receiver's side too.
-
-Unanswered offers escalate (DESIGN 3.6): an offer not committed after `answer_working_days` working
-days (England and Wales bank holidays, London dates) is marked `escalated_at` on both members, each on
-its own clock, audited (`transfer.escalate`) and logged as an alert (ids only) for the lead contacts,
-and listed with its `due_by` date. It stays open: escalation asks people to act, it decides nothing.
-On the receiver that includes an accepted offer whose episode never arrived, which it can then
-release (above).
-"""
+"""The transfer workflow: offer, accept, commit, and the closing and escalation of offers
+(`__init__` tells the whole protocol)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from functools import cache
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
-import holidays
 from joserfc.jwk import OKPKey
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory
-from schemas import (
-    LONDON,
-    AgencyType,
-    Episode,
-    EpisodeState,
-    Practitioner,
-    Section,
-    is_gss_code,
-    london_today,
+from schemas import Episode, EpisodeState, Practitioner, london_today
+
+from ...audit import AuditDraft, Outcome
+from ...audit_log import AuditLog
+from ...episodes import EpisodeStore
+from ...errors import Conflict, NotFound, PayloadTooLarge, SchemaViolation
+from ...protection import KeyRing, seal
+from ...storage import aware_utc
+from ...storage._tables import register, transfers
+from ..attestation import KeyLookup
+from ..custody import custody_chain, moved_on_to, sign_step, steps_for
+from ..outbox import Message, Outbox
+from . import _terms
+from ._records import TransferRecords
+from ._terms import (
+    _CLOSING,
+    CLOSING,
+    COMMIT_REFUSED,
+    OPEN_STATES,
+    REFUSED,
+    RELEASE,
+    TOO_LARGE,
+    Closed,
+    Direction,
+    ReleasedTooEarly,
+    _bound,
+    _consent_refusal,
+    _is_uuid,
+    _kept,
+    _reason_code,
+    _size,
+    _state_before,
+    _steps,
+    _transfer_consent,
+    answer_due_by,
 )
 
-from ..audit import AuditDraft, Outcome
-from ..audit_log import AuditLog
-from ..consent import ConsentDecision, ConsentRequest, DenialCode, Recipient, Rule, decide
-from ..episodes import EpisodeStore
-from ..errors import Conflict, ConsentRefused, NotFound, PayloadTooLarge, SchemaViolation
-from ..protection import KeyRing, associated_data, open_, seal
-from ..storage import aware_utc
-from ..storage._tables import register, transfers
-from .attestation import KeyLookup
-from .custody import custody_chain, moved_on_to, sign_step, steps_for
-from .disclosing import refusal_code, register_sent
-from .notifications import announcement, audience
-from .outbox import Message, Outbox
-from .receipts import answer_is_sound
-from .withdrawals import basis_text
-
-__all__ = [
-    "CLOSING",
-    "COMMIT_REFUSED",
-    "OPEN_STATES",
-    "RELEASE",
-    "STATES",
-    "TRANSFER_PURPOSE",
-    "Closed",
-    "ConsentNotGiven",
-    "Direction",
-    "ReleasedTooEarly",
-    "TransferWorkflow",
-    "answer_due_by",
-]
-
 log = logging.getLogger("cafx.federation.transfer")
-Direction = Literal["in", "out"]
 
-
-@cache
-def _bank_holidays() -> holidays.HolidayBase:
-    return holidays.country_holidays("GB", subdiv="ENG")  # England and Wales share bank holidays
-
-
-def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
-    """The last London day an offer made at `offered_at` (UTC when naive, as SQLite returns it) may
-    wait for its answer."""
-    london = aware_utc(offered_at).astimezone(LONDON).date()
-    return _bank_holidays().get_nth_working_day(london, working_days)
-
-
-OPEN_STATES = ("offered", "accepted")  # not yet committed nor closed
-# Closing an offer unmoved, by the side whose row it is (the holder's `out`, the receiver's `in`):
-# the action (audited `transfer.<action>`, sent as `transfer_<action>`) and the state it leaves.
-CLOSING: dict[str, tuple[str, str]] = {
-    "out": ("withdraw", "withdrawn"),
-    "in": ("decline", "declined"),
-}
-_CLOSING = {f"transfer_{action}": state for action, state in CLOSING.values()}  # by message kind
-# Closing, by the receiver, an accepted offer whose episode never came (it sends `transfer_decline`).
-RELEASE = ("release", "released")
-STATES = (*OPEN_STATES, "committed", *(state for _, state in CLOSING.values()), RELEASE[1])
-
-
-class Closed(NamedTuple):
-    episode_id: str
-    action: str  # withdraw | decline | release: audited `transfer.<action>`
-    state: str  # what the offer is now
-
-
-_REASON = re.compile(r"[a-z][a-z0-9_.]{0,63}")
-REFUSED = "transfer.refused"  # what a sender is told of an offer declined at once
-# The commit carries the whole episode in one message, which must fit a peer's request (4 MiB by
-# default, with the envelope): one bigger would be refused at every attempt, after our copy had
-# become read-only, and nobody would hold the episode.
-MAX_EPISODE_BYTES = 3 * 1024 * 1024
-TOO_LARGE = "transfer.episode_too_large"
-# What a holder is told, as a decline of its committed offer, when the receiver refuses the commit
-# (the reason stays with the receiver, as for an offer declined at once): it takes its copy back.
-COMMIT_REFUSED = "transfer.commit_refused"
-# A transfer discloses the whole episode to the receiving borough's early help (CAF) service: the
-# consent engine decides it as that recipient, for that purpose, every section (DESIGN 3.5).
-TRANSFER_PURPOSE = "early_help"
-_WHOLE = tuple(Section)
-
-
-def _transfer_consent(episode: Episode, to: str) -> ConsentDecision:
-    """The consent engine's answer, now, to moving `episode` (all of it) to the authority `to`."""
-    today = london_today()
-    return decide(
-        episode,
-        ConsentRequest(
-            recipient=Recipient(AgencyType.EARLY_HELP, None, to),
-            purpose=TRANSFER_PURPOSE,
-            sections=None,
-            at=today,
-            decided_on=today,
-        ),
-    )
-
-
-class ConsentNotGiven(ConsentRefused):
-    """Consent does not let the whole episode go to the receiving authority: the engine's code, and
-    the rule that decided (audited)."""
-
-    def __init__(self, code: str, rule: str) -> None:
-        super().__init__(f"consent does not permit the transfer (rule {rule})", code=code)
-        self.rule = rule
-
-
-def _consent_refusal(decision: ConsentDecision) -> ConsentNotGiven | None:
-    """Why consent stops the transfer, or None: the whole episode moves, so every section must be
-    permitted (a statement limited to some sections refuses the rest: `consent_missing`)."""
-    if not decision.permitted:
-        return ConsentNotGiven(refusal_code(decision), decision.rule.value)
-    if decision.refused_sections:
-        return ConsentNotGiven(DenialCode.CONSENT_MISSING.value, Rule.SECTIONS.value)
-    return None
-
-
-def _is_uuid(value: object) -> bool:
-    try:
-        return isinstance(value, str) and str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-def _size(episode: Episode) -> int:
-    """Bytes on the wire (UTF-8, as the transport sends it), not characters."""
-    return len(episode.model_dump_json().encode())
-
-
-def _reason_code(value: object) -> str:
-    """A peer's reason, kept only if it looks like a code (it is listed and audited)."""
-    return value if isinstance(value, str) and _REASON.fullmatch(value) else "unspecified"
-
-
-def _steps(stored: str | None) -> list[str]:
-    """Custody steps as a `transfers.custody` column holds them."""
-    return custody_chain(json.loads(stored)) if stored else []
-
-
-def _bound(offer_id: str, direction: str) -> bytes:
-    return associated_data("transfers", f"{offer_id}:{direction}", "sealed")
-
-
-def _kept(row: Any, ring: KeyRing) -> dict[str, Any]:
-    """What a row keeps sealed: on the holder's (`out`) the offering lead contact and, once
-    committed, the episode's state before and the register row; on the receiver's (`in`) the
-    accepted lead professional and the accepting lead contact. An `in` row accepted before the
-    lead contact was kept holds the lead professional alone."""
-    if row.sealed is None:
-        return {}
-    kept = json.loads(open_(row.sealed, ring, _bound(row.id, row.direction)))
-    if row.direction == "in" and "lead_professional" not in kept:
-        return {"lead_professional": kept}
-    return dict(kept)
-
-
-class ReleasedTooEarly(Conflict):
-    """A release of an accepted offer before its due date, asked for as a decline."""
-
-    refused_action = "transfer.release"
+__all__ = ["TransferWorkflow"]
 
 
 class TransferWorkflow:
@@ -270,8 +76,11 @@ class TransferWorkflow:
         self.audit = audit
         self.signing_key, self.key_for = signing_key, key_for  # custody steps: ours, and others'
         self.answer_working_days = answer_working_days
-        # The signed metadata: who is a member, so the team is told only at members' nodes.
-        self.members = members
+        # Both registers, and the team told; `members` (the signed metadata) so that the team is
+        # told only at members' nodes.
+        self.records = TransferRecords(
+            me, store, outbox, signing_key=signing_key, key_for=key_for, members=members
+        )
 
     async def _audit(
         self,
@@ -317,9 +126,9 @@ class TransferWorkflow:
         )
         if pending is not None:
             raise Conflict("the episode is already offered to an authority")
-        if _size(stored.episode) > MAX_EPISODE_BYTES:
+        if _size(stored.episode) > _terms.MAX_EPISODE_BYTES:
             raise PayloadTooLarge(
-                f"the episode is over {MAX_EPISODE_BYTES} bytes, more than a transfer carries"
+                f"the episode is over {_terms.MAX_EPISODE_BYTES} bytes, more than a transfer carries"
             )
         offer_id = str(uuid.uuid4())
         await self._add(connection, offer_id, "out", episode_id, to, "offered")
@@ -812,7 +621,7 @@ class TransferWorkflow:
             lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
         )
         moved = Episode.model_validate(document)  # refuses an invalid lead professional
-        if _size(moved) > MAX_EPISODE_BYTES:  # it grew since the offer
+        if _size(moved) > _terms.MAX_EPISODE_BYTES:  # it grew since the offer
             # Withdrawn, not committed: the episode stays ours, writable, and the receiver's
             # acceptance is closed by the withdrawal (as when the two cross).
             await self._withdraw(connection, sender, row, TOO_LARGE)
@@ -835,7 +644,7 @@ class TransferWorkflow:
         custody = custody_chain([*await self._custody(connection, row.episode_id), step])
         kept = _kept(row, self.ring)
         taken_by = body.get("lead_contact_id")
-        shared = await self._register_sent(
+        shared = await self.records.sent(
             connection,
             row,
             decision,
@@ -906,45 +715,6 @@ class TransferWorkflow:
         )
         await self._refused_commit(connection, sender, row, reason, **details)
 
-    async def _register_sent(
-        self,
-        connection: AsyncConnection,
-        row: Any,
-        decision: ConsentDecision,
-        *,
-        taken_by: str,
-        offered_by: str | None,
-        at: dt.datetime,
-    ) -> dict[str, Any]:
-        """DESIGN 3.8: our side of the register for the whole episode going to the receiver, on
-        the basis consent gives, with a receipt we sign; what the commit tells the receiver of it
-        (its side of the register)."""
-        sections = [s.value for s in _WHOLE]
-        basis = sorted({b for _, b in decision.basis})
-        register_id, receipt = await register_sent(
-            connection,
-            self.signing_key,
-            me=self.me,
-            recipient=row.counterpart,
-            episode_id=row.episode_id,
-            requested_by=taken_by,
-            approved_by=taken_by,
-            holder_approved_by=offered_by,
-            sections=sections,
-            basis=basis,
-            override=decision.overridden,
-            at=at,
-            transfer=row.id,
-        )
-        return {
-            "register_id": register_id,
-            "sections": sections,
-            "basis": basis,
-            "override": decision.overridden,
-            "holder_approved_by": offered_by,
-            "receipt": receipt,
-        }
-
     async def _receive(
         self, connection: AsyncConnection, sender: str, body: Mapping[str, Any]
     ) -> None:
@@ -995,10 +765,10 @@ class TransferWorkflow:
             .where(transfers.c.id == offer_id, transfers.c.direction == "in")
             .values(custody=json.dumps(custody))
         )
-        register_id, receipt = await self._register_received(
+        register_id, receipt = await self.records.received(
             connection, sender, row, ours, kept.get("lead_contact"), body.get("register")
         )
-        told, left_out = await self._tell_the_team(
+        told, left_out = await self.records.tell_the_team(
             connection, ours, custody, body.get("replaced_authority")
         )
         await self._audit(
@@ -1067,96 +837,3 @@ class TransferWorkflow:
             Outcome.REFUSED,
             offer=row.id,
         )
-
-    async def _register_received(
-        self,
-        connection: AsyncConnection,
-        sender: str,
-        row: Any,
-        ours: Episode,
-        taken_by: object,
-        shared: object,
-    ) -> tuple[str, str]:
-        """DESIGN 3.8: our side of the register for the episode we received, with the holder's
-        receipt when it verifies (signed by the holder, for us, for this episode and our lead
-        contact, repeating what the commit says); the row's id, and whether the receipt was
-        `verified`, `unverified` or `none` (a holder from before transfers were registered)."""
-        lead_contact = taken_by if isinstance(taken_by, str) and taken_by else "unspecified"
-        told = dict(shared) if isinstance(shared, Mapping) else {}
-        sections = told.get("sections")
-        whole = ours.model_dump(mode="json")
-        answer = {
-            **told,
-            "outcome": "disclosed",
-            "episode_ref": row.episode_id,
-            "content": {s: whole.get(s) for s in sections} if isinstance(sections, list) else None,
-        }
-        sound = bool(told) and answer_is_sound(
-            answer,
-            asked={
-                "episode_ref": row.episode_id,
-                "practitioner": {"id": lead_contact},
-                "sections": None,
-            },
-            holder=sender,
-            me=self.me,
-            key_for=self.key_for,
-            sent_at=aware_utc(row.created_at),
-        )
-        register_id = str(uuid.uuid4())
-        basis = told.get("basis") if sound else None
-        await connection.execute(
-            insert(register).values(
-                id=register_id,
-                episode_id=row.episode_id,
-                direction="received",
-                counterpart=sender,
-                requested_by=lead_contact,
-                approved_by=lead_contact,
-                holder_approved_by=told.get("holder_approved_by") if sound else None,
-                sections=told["sections"] if sound else [s.value for s in _WHOLE],
-                basis=basis_text([str(b) for b in basis]) if isinstance(basis, list) else "",
-                override=bool(told.get("override")) if sound else False,
-                disclosed_at=dt.datetime.now(dt.UTC),
-                receipt=told.get("receipt") if sound else None,
-            )
-        )
-        return register_id, "verified" if sound else ("unverified" if told else "none")
-
-    async def _tell_the_team(
-        self,
-        connection: AsyncConnection,
-        ours: Episode,
-        custody: list[str],
-        replaced_authority: object,
-    ) -> tuple[int, int]:
-        """DESIGN 3.6: the new lead professional is announced, as a change of lead professional
-        made here is (`api/_episodes.py`), to every other authority with a TAC member or the lead
-        professional on the episode and to that of the lead professional replaced, with the
-        custody steps that show we hold the episode now; an authority outside the federation is
-        left out (`audience`). How many authorities are told, and how many left out."""
-        team = [*ours.tac_members, *([ours.lead_professional] if ours.lead_professional else [])]
-        concerned = {p.authority for p in team if p.authority}
-        if isinstance(replaced_authority, str) and is_gss_code(replaced_authority):
-            concerned.add(replaced_authority)
-        concerned.discard(self.me)
-        authorities, left_out = audience(concerned, self.members)
-        if not authorities:
-            return 0, left_out
-        stored = await self.store.get(connection, ours.episode_id)
-        body = announcement(
-            stored.episode,
-            holder=self.me,
-            practitioner=stored.episode.lead_professional,
-            changed_at=dt.datetime.now(dt.UTC),
-            revision=stored.revision,
-            custody=custody,
-        )
-        for authority in authorities:
-            await self.outbox.enqueue(connection, authority, "lead_professional_update", body)
-        return len(authorities), left_out
-
-
-def _state_before(episode: Episode) -> EpisodeState:
-    """For a copy committed before its state was kept: closed if it records a closure."""
-    return EpisodeState.CLOSED if episode.closure is not None else EpisodeState.OPEN
