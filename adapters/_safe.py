@@ -22,8 +22,10 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_TEXT_CHARS",
+    "XML_SNIFF_BYTES",
     "check_size",
     "decode_text",
+    "json_member",
     "parse_json",
     "parse_xml",
     "xml_root_is",
@@ -284,7 +286,9 @@ def finite_float(text: str) -> float:
 
 # -- detection --------------------------------------------------------------------------------------
 
-_SNIFF_BYTES = 4096
+# How far detection looks for the root element: past an XML declaration, a licence or export
+# comment, processing instructions and whitespace. Bounded, so a sniff stays cheap on any input.
+XML_SNIFF_BYTES = 64 * 1024
 _START_TAG = re.compile(rb"<(?:([A-Za-z_][\w.\-]*):)?([A-Za-z_][\w.\-]*)([^<>]*)>")
 _NAMESPACE_DECLARATION = re.compile(rb"xmlns(?::([A-Za-z_][\w.\-]*))?\s*=\s*([\"'])(.*?)\2")
 
@@ -310,10 +314,12 @@ def _root_start(head: bytes) -> re.Match[bytes] | None:
 
 
 def xml_root_is(data: bytes, namespace: str, local_name: str) -> bool:
-    """Detection: is the root element `local_name` in `namespace`? Reads the first 4 KB only, so
-    a namespace named in a comment or a text further on says nothing. Never raises."""
+    """Detection: is the root element `local_name` in `namespace`? Reads the first 64 KB only
+    (`XML_SNIFF_BYTES`: the root must start within them, after whatever comments and PIs come
+    first), and only the root's start tag, so a namespace named in a comment or a text says
+    nothing. Never raises."""
     try:
-        head = data[:_SNIFF_BYTES]
+        head = data[:XML_SNIFF_BYTES]
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             head = head.decode("utf-16", "ignore").encode("utf-8")
         start = _root_start(head)
@@ -326,3 +332,17 @@ def xml_root_is(data: bytes, namespace: str, local_name: str) -> bool:
         )
     except Exception:  # a sniff never raises  # noqa: BLE001
         return False
+
+
+def json_member(data: bytes, key: str) -> Any:
+    """Detection: the value of `key` in the document's top-level object (in its first item, for
+    an array), or None: not JSON, over `MAX_DOCUMENT_BYTES`, no such member. By parsing (bounded,
+    as `parse_json`), so neither a member at another depth nor a mention in a text counts, and
+    key order does not matter. Never raises."""
+    try:
+        value = parse_json(data)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        return value.get(key) if isinstance(value, dict) else None
+    except Exception:  # a sniff never raises  # noqa: BLE001
+        return None

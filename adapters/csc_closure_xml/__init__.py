@@ -63,13 +63,12 @@ from collections.abc import Sequence
 from schemas import Episode
 
 from .._base import AdapterError, FidelityReport, Translation, utc_now
+from .._safe import xml_root_is
 from ._codes import ECAF_ELEMENTS, FORMAT, GENDER_FROM_CIN, GENDER_TO_CIN, NS
 from ._read import read
 from ._write import write
 
 __all__ = ["ADAPTER", "ECAF_ELEMENTS", "GENDER_FROM_CIN", "GENDER_TO_CIN", "NS", "CscClosureXml"]
-
-_SNIFF_BYTES = 4096
 
 
 class CscClosureXml:
@@ -78,8 +77,9 @@ class CscClosureXml:
     many_per_document = False
 
     def detect(self, data: bytes) -> bool:
-        head = data[:_SNIFF_BYTES]
-        return NS.encode("ascii") in head and b"ClosingSummary" in head
+        """Is the root element `ClosingSummary` in the closure namespace? (Not a mention of
+        either in a comment, a text or another format's value.)"""
+        return xml_root_is(data, NS, "ClosingSummary")
 
     def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:
         return read(data, received_at or utc_now(), FidelityReport(FORMAT))

@@ -25,7 +25,7 @@ class EcafXmlV3:
     many_per_document: bool = False
 
     def detect(self, data: bytes) -> bool:
-        """Is the root element `CAFEpisode` in eCAF v3's namespace? Reads the first 4 KB only."""
+        """Is the root element `CAFEpisode` in eCAF v3's namespace? Reads the first 64 KB only."""
         return xml_root_is(data, NS, "CAFEpisode")
 
     def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:

@@ -99,9 +99,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas import Episode, Problem
+from schemas import SCHEMA_ID, Episode, Problem
 
 from .._base import Translation, utc_now
+from .._safe import json_member
 from ._codes import NAME
 from ._read import read
 from ._write import write
@@ -126,11 +127,14 @@ class EhaJson:
     many_per_document = True
 
     def detect(self, data: bytes) -> bool:
+        """A JSON object naming two of the keys only an EHA family document has, and not a
+        national episode (whose eha-json extensions hold some of them): that is decided by its
+        top-level `schema` member, not by a mention of the national schema in a value."""
         head = data[:65536]
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not start.startswith(b"{") or b'"caf-episode/1"' in head:
+        if not start.startswith(b"{") or sum(marker in head for marker in _MARKERS) < 2:
             return False
-        return sum(marker in head for marker in _MARKERS) >= 2
+        return b"caf-episode" not in data or json_member(data, "schema") != SCHEMA_ID
 
     def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:
         return read(data, received_at or utc_now())

@@ -525,8 +525,48 @@ def render(
     return _Family(episodes, patched, alike).document()
 
 
+def _one_family(episodes: Sequence[Episode]) -> None:
+    """Refuse episodes that are not known to be one family's. One document holds one family: it
+    has one reference, authority, status and address, and lists every child as a sibling of the
+    others, so children of different families in it would be linked falsely and see each other's
+    details. Episodes are one family when they share a `family_ref`; without one (a register row,
+    an eCAF or step-down episode, an EHA document with no familyRef), only when they were read
+    from one EHA document: each carries that document's family part (with the digests the reader
+    keeps for several children) and a person ref of its own among its members. Children of one
+    family whose copies of a family-level part differ are not refused: `_shared` picks the copy."""
+    if len(episodes) < 2:
+        return
+    if len({e.family_ref for e in episodes}) > 1:
+        raise AdapterError(
+            "schema_violation",
+            "episodes of different families cannot share one EHA document",
+            "/family/familyRef",
+        )
+    if episodes[0].family_ref is not None:
+        return
+    exts = [_dict(e.extensions.get(NAME)) for e in episodes]
+    family = exts[0].get("family")
+    refs = [x.get("personRef") for x in exts]
+    members = _list(family.get("members")) if isinstance(family, dict) else []
+    if not (
+        isinstance(family, dict)
+        and SEEN in family
+        and all(x.get("family") == family for x in exts[1:])
+        and len(set(refs)) == len(refs)
+        and all(isinstance(ref, str) and ref in members for ref in refs)
+    ):
+        raise AdapterError(
+            "schema_violation",
+            "episodes without a family_ref are not known to be one family; an EHA document "
+            "holds one family (write each such episode as a document of its own)",
+            "/family/familyRef",
+        )
+
+
 def write(episodes: Sequence[Episode]) -> tuple[dict[str, Any], list[Problem]]:
     """The family's document, and a warning for each family-level part whose copies differed
-    between the children's episodes (which copy was written, by which rule: `_shared`)."""
+    between the children's episodes (which copy was written, by which rule: `_shared`).
+    Episodes that are not one family's are refused (`_one_family`)."""
+    _one_family(episodes)
     family = _Family(episodes, patched=True)
     return family.document(), family.warnings

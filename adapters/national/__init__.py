@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
-from schemas import Episode, Problem
+from schemas import SCHEMA_ID, Episode, Problem
 from schemas._xml_schema import NAMESPACE, ROOT
 
 from .._base import AdapterError, Fate, FidelityReport, FieldReport, Rejection, Translation
-from .._safe import xml_root_is
+from .._safe import json_member, xml_root_is
 from ._shape import Shape, episode_shape
 from ._validate import NationalCheck, check_national, sniff_encoding
 from ._xml import encode
@@ -31,9 +30,6 @@ __all__ = [
     "sniff_encoding",
 ]
 
-# A member, not a mention: a key's closing quote is followed by a colon (escaped quotes in a text
-# are preceded by a backslash, so `\"schema\": ...` in a string does not match).
-_NATIONAL_MEMBER = re.compile(rb'(?<!\\)"schema"\s*:\s*"caf-episode/1"|(?<!\\)"episode_id"\s*:')
 
 Path = tuple[str | int, ...]
 
@@ -151,10 +147,11 @@ class NationalJson(_National):
     encoding = "json"
 
     def detect(self, data: bytes) -> bool:
-        """JSON whose first episode says it is one: a `schema` member of `caf-episode/1`, or an
-        `episode_id` member (not a mention of either in some text)."""
-        head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-        return head[:1] in (b"{", b"[") and _NATIONAL_MEMBER.search(head) is not None
+        """JSON whose first episode says it is one: the top-level object (or an array's first
+        item) has `"schema": "caf-episode/1"`, wherever the member is among the others. A member
+        of that name deeper in, or a mention in a text, does not count. Found by parsing (bounded:
+        `json_member`); the bytes test first only spares other JSON the parse."""
+        return b"caf-episode" in data and json_member(data, "schema") == SCHEMA_ID
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
         return b"".join(self.pieces(episodes))

@@ -33,7 +33,7 @@ def test_every_example_becomes_valid_national_documents(tmp_path: Path, target: 
     out = tmp_path / "out"
     code, _, err = _adapt("--to", target, "--out", str(out), str(forms))
     assert code == 0, err
-    written = sorted(p for p in out.iterdir())
+    written = sorted(p for p in out.rglob("*") if p.is_file())  # the inputs' folders kept
     # 4 eCAF + 3 step-down + 9 EHA children + 3 register rows
     episodes = 0
     for path in written:
@@ -113,16 +113,18 @@ def test_a_document_that_fails_leaves_no_output(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
-def test_two_inputs_never_write_the_same_file(tmp_path: Path) -> None:
+def test_two_inputs_of_one_name_keep_their_folders(tmp_path: Path) -> None:
     source = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_bytes()
     (tmp_path / "in" / "sub").mkdir(parents=True)
     (tmp_path / "in" / "a.xml").write_bytes(source)
     (tmp_path / "in" / "sub" / "a.xml").write_bytes(source)
     out = tmp_path / "out"
     code, _, err = _adapt("--out", str(out), str(tmp_path / "in"))
-    assert code == 2
-    assert "under the same name" in " ".join(err.split())  # as the console wraps it
-    assert [p.name for p in out.iterdir()] == ["a.json"]
+    assert code == 0, err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "a.json",
+        "sub/a.json",
+    ]
 
 
 def test_paths_are_shown_as_they_are_not_read_as_markup(tmp_path: Path) -> None:
