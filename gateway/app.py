@@ -15,7 +15,7 @@ from sqlalchemy import text
 from .api import api_app
 from .audit_log import AuditLog, remember_signing_key
 from .console import mount_console
-from .episodes import EpisodeStore
+from .episodes import EpisodeStore, check_index_key
 from .errors import PeerUnavailable, error_middleware
 from .federation.node import FEDERATION_PATH, federation_app, federation_context, federation_enabled
 from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_KEY
@@ -58,6 +58,8 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[EPISODES] = EpisodeStore(app[KEY_RING])
+    # Refuses to start on an index key other than the one the database was indexed with.
+    await check_index_key(app[ENGINE], app[EPISODES])
     assert settings.signing_key_file is not None  # noqa: S101 - `_keys` refused to start without
     app[AUDIT] = AuditLog(
         app[ENGINE],

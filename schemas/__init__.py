@@ -30,6 +30,8 @@ from ._identifiers import (
     postcode_is_strict,
 )
 from ._models import (
+    CONSENT_ID_MAX,
+    CONTROL_CHARACTERS,
     LONDON,
     SCHEMA_ID,
     Address,
@@ -55,6 +57,8 @@ from ._problems import EpisodeInvalid, Problem, Validated, problems_from, valida
 
 __all__ = [
     "GSS_PATTERN",
+    "CONSENT_ID_MAX",
+    "CONTROL_CHARACTERS",
     "LONDON",
     "SCHEMA_ID",
     "Address",

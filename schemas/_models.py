@@ -8,6 +8,7 @@ rule name (`nhs_number.checksum`, `dates.completed_before_started`) at the field
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
@@ -54,8 +55,11 @@ from ._identifiers import (
 )
 
 __all__ = [
+    "CONSENT_ID_MAX",
+    "CONTROL_CHARACTERS",
     "LONDON",
     "SCHEMA_ID",
+    "SOURCE_FORMAT_MAX",
     "Address",
     "AgencyRef",
     "Assessment",
@@ -73,6 +77,7 @@ __all__ = [
     "Review",
     "ServiceRequest",
     "Source",
+    "check_consent_id",
     "london_today",
 ]
 
@@ -161,6 +166,43 @@ def _plain_extensions(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+
+# C0 controls, DEL and C1 controls: Unicode's `Cc`. PostgreSQL refuses NUL in a text column, and the
+# others rewrite a terminal or a log line: never in a value kept in a plain (unsealed) column.
+CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_consent_id(value: str) -> str:
+    """A consent statement id names its statement in the sharing register and in withdrawals, kept
+    in plain database columns and sent to other members: no control characters."""
+    if CONTROL_CHARACTERS.search(value):
+        raise PydanticCustomError("text.control_characters", "control characters are not allowed")
+    return value
+
+
+def _printable_format(value: str) -> str:
+    if not value.isprintable():
+        raise PydanticCustomError(
+            "text.not_printable", "a format name is printable characters only"
+        )
+    return value
+
+
+CONSENT_ID_MAX: Final = 200
+# A consent statement id: 1-200 characters, no control characters (rule `text.control_characters`).
+ConsentId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=CONSENT_ID_MAX),
+    AfterValidator(check_consent_id),
+]
+SOURCE_FORMAT_MAX: Final = 32  # the `episodes.source_format` column
+# The format an episode arrived in (`national-json`, `ecaf-xml-v3`): 1-32 printable characters
+# (rule `text.not_printable`), stored in the clear beside the sealed document.
+SourceFormat = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SOURCE_FORMAT_MAX),
+    AfterValidator(_printable_format),
+]
 NhsNumber = Annotated[
     str,
     AfterValidator(_normalised("nhs_number", normalise_nhs_number)),
@@ -328,7 +370,7 @@ class AgencyRef(_Model):
 
 
 class ConsentStatement(_Model):
-    consent_id: Text
+    consent_id: ConsentId
     given_by: list[ConsentGiver] = Field(min_length=1)
     given_on: dt.date
     method: ConsentMethod
@@ -402,7 +444,7 @@ class Closure(_Model):
 
 
 class Source(_Model):
-    format: Text
+    format: SourceFormat
     received_at: Annotated[
         AwareDatetime,
         WithJsonSchema(

@@ -31,6 +31,11 @@ TODAY = dt.date.today()
 xml_characters = st.characters(blacklist_categories=("Cs", "Cc", "Cn")) | st.sampled_from("\t\n\r ")
 text = st.text(alphabet=xml_characters, min_size=1, max_size=30)
 any_text = st.text(alphabet=xml_characters, max_size=40)
+# An identifier kept in plain columns and sent to other members (a consent statement id): no
+# control characters, not even the whitespace ones.
+id_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Cn")), min_size=1, max_size=30
+)
 optional_text = st.none() | text
 past_dates = st.dates(min_value=dt.date(1990, 1, 1), max_value=TODAY)
 gss = st.sampled_from([a.gss for a in london_authorities()])
@@ -79,7 +84,7 @@ def consents(draw: st.DrawFn) -> dict[str, Any]:
         {"agency_type": _enum(AgencyType)}, optional={"name": text, "authority": gss}
     )
     value: dict[str, Any] = {
-        "consent_id": draw(text),
+        "consent_id": draw(id_text),
         "given_by": draw(
             st.lists(
                 st.fixed_dictionaries({"role": _enum(ConsentRole), "name": text}),

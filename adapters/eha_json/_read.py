@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import (
+    CONSENT_ID_MAX,
     AgencyRef,
     Assessment,
     Child,
@@ -77,6 +79,18 @@ _EPISODE_LOCATIONS = {
 _NAME_KEYS = (("/firstName", "/lastName"),)
 _ADDRESS_KEYS = (("/family/address",),)
 _CONSENT_LOCATIONS = {"given_on": "/consent/date", "withdrawn_on": "/consent/withdrawnDate"}
+
+
+_STATEMENT = ":consent"
+
+
+def _statement_id(reference: str | None) -> str:
+    """The consent statement's id, "<assessmentId>:consent" (or the family's reference): control
+    characters left out and the reference cut to fit, since the id is kept in plain columns and sent
+    to other members (1 to `CONSENT_ID_MAX` characters, none a control character). It is not written
+    back: the document has no consent id of its own."""
+    kept = "".join(c for c in reference or "" if unicodedata.category(c) != "Cc").strip()
+    return f"{(kept or NAME)[: CONSENT_ID_MAX - len(_STATEMENT)]}{_STATEMENT}"
 
 
 @dataclass(slots=True)
@@ -408,7 +422,7 @@ class _Reader(PeopleReader):
         reference = local_ref if isinstance(local_ref, str) and local_ref.strip() else family_ref
         fields = {
             # The document has no consent id; the statement is named after the assessment.
-            "consent_id": f"{(reference or NAME).strip()}:consent",
+            "consent_id": _statement_id(reference),
             "given_on": self.required_date(c, "date", "/consent", "consents.given_on"),
             "method": self.required_code(
                 c, "type", "/consent", "consents.method", METHOD_IN, "consent.method"

@@ -3,6 +3,10 @@
 An `Idempotency-Key` makes retries safe: the same key with the same document returns the first answer;
 with another document it is a 409. The episodes, their index rows, the stored answer and the audit
 entries commit in one transaction, so a failure leaves nothing half-written.
+
+A form holds at most `MAX_EPISODES_PER_FORM` episodes (more is a 413 `payload_too_large`): its
+transaction holds the database's one writer (SQLite's, or the audit lock) while it stores them, and
+every other write waits meanwhile. A larger register is sent as several forms.
 """
 
 from __future__ import annotations
@@ -18,16 +22,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import Adapter, AdapterError, Translation, detect_adapter, get_adapter
+from schemas import Problem
 
 from ..audit import Outcome
-from ..errors import Conflict, SchemaViolation
+from ..errors import Conflict, PayloadTooLarge, SchemaViolation
 from ..keys import AUDIT, EPISODES
 from ..storage import first_answer
 from ..storage._tables import episodes, idempotency_keys
 from ._auth import CALLER, needs
 from ._common import adapter_error, draft
 
-__all__ = ["submit_form"]
+__all__ = ["MAX_EPISODES_PER_FORM", "submit_form"]
+
+# About 5 s of writing on SQLite (1 ms an episode: sealed, indexed, audited), well inside the 20 s
+# another request waits for the writer before it is answered 503 `busy`.
+MAX_EPISODES_PER_FORM = 5_000
+# Ids looked up per query: PostgreSQL takes at most 32,767 bound parameters in one statement.
+_ID_CHUNK = 1_000
 
 
 def _answer(adapter: Adapter, translation: Translation) -> dict[str, Any]:
@@ -77,6 +88,11 @@ async def _replayed(
     return web.json_response(row.body, status=row.status, headers={"Idempotent-Replayed": "true"})
 
 
+def _translate(name: str, data: bytes, received: dt.datetime) -> tuple[Adapter, Translation]:
+    adapter = detect_adapter(data) if name == "auto" else get_adapter(name)
+    return adapter, adapter.to_national(data, received_at=received)
+
+
 @needs("episodes:write")
 async def submit_form(request: web.Request) -> web.Response:
     data = await request.read()
@@ -93,17 +109,23 @@ async def submit_form(request: web.Request) -> web.Response:
         if replay is not None:
             return replay
     try:
-        adapter = detect_adapter(data) if name == "auto" else get_adapter(name)
         received = dt.datetime.now(dt.UTC)
-        # Translation is CPU work: keep the event loop free for other requests meanwhile.
-        translation = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: adapter.to_national(data, received_at=received)
+        # Detection (which parses a JSON document) and translation are CPU work: keep the event
+        # loop free for other requests meanwhile.
+        adapter, translation = await asyncio.get_running_loop().run_in_executor(
+            None, _translate, name, data, received
         )
     except AdapterError as exc:
         await audit.record(
             draft(request, "form.submit", None, outcome=Outcome.FAILED, reason=exc.code)
         )
         raise adapter_error(exc) from None
+    if len(translation.episodes) > MAX_EPISODES_PER_FORM:
+        too_many = _too_many(len(translation.episodes))
+        await audit.record(
+            draft(request, "form.submit", None, outcome=Outcome.FAILED, reason=too_many.wire_code)
+        )
+        raise too_many
     answer = _answer(adapter, translation)
     status = 201 if translation.episodes else 422
     try:
@@ -120,6 +142,24 @@ async def submit_form(request: web.Request) -> web.Response:
 
 
 _EXISTS = "an episode with this episode_id is already stored"
+
+
+def _too_many(count: int) -> PayloadTooLarge:
+    message = (
+        f"the form holds {count} episodes; the limit is {MAX_EPISODES_PER_FORM} per form:"
+        " send it as several forms"
+    )
+    problem = Problem((), "form.too_many_episodes", message, location="/")
+    return PayloadTooLarge(message, problems=[problem])
+
+
+async def _any_stored(connection: AsyncConnection, ids: list[str]) -> bool:
+    """Is any of `ids` stored already? Asked a chunk at a time (PostgreSQL's parameter limit)."""
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        if await connection.scalar(select(episodes.c.id).where(episodes.c.id.in_(chunk)).limit(1)):
+            return True
+    return False
 
 
 async def _keep(
@@ -151,7 +191,7 @@ async def _keep(
                 )
             )
         ids = [str(e.episode_id) for e in translation.episodes]
-        if ids and await connection.scalar(select(episodes.c.id).where(episodes.c.id.in_(ids))):
+        if await _any_stored(connection, ids):
             raise Conflict(_EXISTS, code="episode_exists")  # a national document sent again
         for episode in translation.episodes:
             await store.add(connection, episode)

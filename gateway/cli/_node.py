@@ -153,8 +153,12 @@ def _keyfile(settings: Settings) -> Path:
 def _rewrap(settings: Settings, ring: KeyRing) -> dict[str, int]:
     async def run() -> dict[str, int]:
         async with database(settings, migrate=False) as engine:
-            async with engine.begin() as connection:
-                return await rewrap_sealed(connection, ring)
+            # Not `begin()`: outside a transaction the re-wrap commits a batch at a time, so a
+            # running SQLite node's writers are not locked out for the whole rotation.
+            async with engine.connect() as connection:
+                counts = await rewrap_sealed(connection, ring)
+                await connection.commit()
+                return counts
 
     try:
         return asyncio.run(run())

@@ -10,6 +10,7 @@ from ._changes import (
     record_consent,
     withdraw_consent,
 )
+from ._index_key import check_index_key
 from ._store import EpisodeStore, Stored, child_ref
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "TacMemberAdded",
     "WithdrawalInput",
     "apply_event",
+    "check_index_key",
     "child_ref",
     "record_consent",
     "withdraw_consent",

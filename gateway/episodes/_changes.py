@@ -8,7 +8,14 @@ import datetime as dt
 import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from schemas import (
     AgencyRef,
@@ -24,6 +31,7 @@ from schemas import (
     london_today,
     problems_from,
 )
+from schemas._models import check_consent_id
 
 from ..errors import Conflict, NotFound, SchemaViolation
 
@@ -74,10 +82,20 @@ class EventBody(_Input):
     event: Event
 
 
+# A statement id a borough system chooses: 1-64 characters, no control characters (rule
+# `text.control_characters`): it is kept in plain columns (the sharing register, withdrawals).
+CONSENT_ID_INPUT_MAX = 64
+ConsentIdInput = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=CONSENT_ID_INPUT_MAX),
+    AfterValidator(check_consent_id),
+]
+
+
 class ConsentInput(_Input):
     """A consent statement as a borough system records it; the node assigns `consent_id` if absent."""
 
-    consent_id: str | None = Field(None, min_length=1, max_length=64)
+    consent_id: ConsentIdInput | None = None
     given_by: list[ConsentGiver] = Field(min_length=1)
     given_on: dt.date
     method: ConsentMethod

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
+from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Episode, IdentifierError, Problem
+from schemas import Episode, IdentifierError, Problem, problems_from
 
 from ..errors import Conflict, NotFound, SchemaViolation
 from ..protection import (
@@ -24,6 +25,7 @@ from ..protection import (
     KeyRing,
     Match,
     NameQuery,
+    ProtectionError,
     associated_data,
     match_candidates,
     name_tokens,
@@ -173,6 +175,48 @@ class EpisodeStore:
         if rows:
             await connection.execute(insert(episode_index), rows)
         return Stored(episode, stored.revision + 1)
+
+    async def unreadable(
+        self, connection: AsyncConnection
+    ) -> AsyncIterator[tuple[str, list[Problem]]]:
+        """Each stored episode that no longer opens, with why: a value sealed under a key not in
+        the ring (`kek.unknown` and the like), or a document the national models now refuse (a
+        rule added since it was stored, such as `consents.duplicate_id`). Ids and rules only."""
+        rows = await connection.stream(select(episodes.c.id, episodes.c.document))
+        async for row in rows:
+            try:
+                self._open(row.id, row.document)
+            except ProtectionError as exc:
+                yield row.id, [Problem((), exc.rule, exc.message)]
+            except ValidationError as exc:
+                yield row.id, problems_from(exc)
+
+    async def indexed_with_this_key(self, connection: AsyncConnection) -> bool | None:
+        """Were the stored blind indexes made with this ring's index key? One indexed episode is
+        opened and indexed again: under another key no digest agrees (any one agreeing is enough,
+        so an index kind added or renormalised since does not count against it). None when
+        nothing is indexed yet, or that episode does not open (a KEK problem, not this one)."""
+        indexed = await connection.scalar(select(episode_index.c.episode_id).limit(1))
+        row = (
+            await connection.execute(
+                select(episodes.c.id, episodes.c.document).where(episodes.c.id == indexed)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        try:
+            episode = self._open(row.id, row.document)
+        except (ProtectionError, ValidationError):
+            return None
+        expected = {(r["kind"], r["value"]) for r in self._index_rows(episode)}
+        if not expected:
+            return None
+        stored = await connection.execute(
+            select(episode_index.c.kind, episode_index.c.value).where(
+                episode_index.c.episode_id == row.id
+            )
+        )
+        return not expected.isdisjoint((r.kind, r.value) for r in stored)
 
     async def search(
         self, connection: AsyncConnection, query: NameQuery

@@ -40,7 +40,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberError
-from schemas import AgencyType, Problem, Section
+from schemas import CONTROL_CHARACTERS, AgencyType, Problem, Section
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
@@ -84,7 +84,6 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_IN_PROSE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tabs, line breaks kept
 
 
@@ -102,7 +101,7 @@ def _no_controls(pattern: re.Pattern[str]) -> Callable[[str | None], str | None]
     return check
 
 
-Line = Annotated[str, AfterValidator(_no_controls(_CONTROL))]
+Line = Annotated[str, AfterValidator(_no_controls(CONTROL_CHARACTERS))]
 
 
 class Practitioner(_Input):
@@ -894,9 +893,10 @@ class PractitionerRequests:
                     request_id=record.id,
                     requested_by=request["practitioner"]["id"],
                     approved_by=approvals[-1],
+                    # The client's offset kept would be dropped by SQLite: the instant, in UTC.
                     expires_at=aware_utc(
                         dt.datetime.fromisoformat(request["override"]["expires_at"])
-                    ),
+                    ).astimezone(dt.UTC),
                     created_at=dt.datetime.now(dt.UTC),
                     key_id=sealed.key_id,
                     sealed=sealed.to_bytes(),

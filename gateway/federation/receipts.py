@@ -23,6 +23,7 @@ from joserfc.jwk import OKPKey
 from ..errors import FederationRefused
 from .attestation import KeyLookup, peek
 from .transport import MAX_SKEW
+from .withdrawals import consent_id_usable
 
 __all__ = ["answer_is_sound", "sign_receipt"]
 
@@ -43,13 +44,18 @@ def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
+def _statement_ids(value: object) -> TypeGuard[list[str]]:
+    """A basis this node can keep: statement (or override) ids it can store and match."""
+    return isinstance(value, list) and all(consent_id_usable(v) for v in value)
+
+
 def _shaped(answer: Mapping[str, Any]) -> bool:
     """The fields the register and the received copy are made of have the types they need."""
     content, sections = answer.get("content"), answer.get("sections")
     return (
         isinstance(answer.get("register_id"), str)
         and _strings(sections)
-        and _strings(answer.get("basis"))
+        and _statement_ids(answer.get("basis"))
         and isinstance(answer.get("override"), bool)
         and isinstance(content, dict)
         and set(content) == set(sections)

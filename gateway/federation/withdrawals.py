@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Episode, EpisodeState
+from schemas import CONTROL_CHARACTERS, Episode, EpisodeState
 
 from ..episodes import EpisodeStore
 from ..errors import NotFound, SchemaViolation
@@ -48,9 +48,18 @@ __all__ = [
 MAX_CONSENT_ID = 512
 
 
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("not printable")
+def consent_id_usable(value: object) -> bool:
+    """Can a statement id another member sent be stored and matched here: a string of 1 to
+    `MAX_CONSENT_ID` characters without control characters (the national model's own rule, with
+    room for ids an older holder kept before the model bounded them at 200)?"""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CONSENT_ID:
+        return False
+    return CONTROL_CHARACTERS.search(value) is None
+
+
+def _usable(value: str) -> str:
+    if not consent_id_usable(value):
+        raise ValueError("not a statement id")
     return value
 
 
@@ -61,9 +70,7 @@ class _Withdrawn(BaseModel):
     episode_ref: str = Field(
         pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
     )
-    consent_id: Annotated[
-        str, Field(min_length=1, max_length=MAX_CONSENT_ID), AfterValidator(_printable)
-    ]
+    consent_id: Annotated[str, AfterValidator(_usable)]
 
 
 def withdrawal_of(body: Any) -> tuple[str, str]:

@@ -154,8 +154,9 @@ class KeyRing:
     def index_fingerprint(self) -> str:
         """A short, non-secret tag of the blind-index key, to store beside the indexes.
 
-        If a node starts with a fingerprint different from the one its database recorded, every
-        look-up would miss: the lead refuses to start instead (re-indexing is a migration).
+        If a node starts with a fingerprint different from the one its database recorded (table
+        `blind_index_key`), every look-up would miss: it refuses to start instead
+        (`gateway.episodes.check_index_key`, rule `index_key.mismatch`; re-indexing is a migration).
         """
         return hmac.new(self._index_key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
 __all__ = [
     "audit_checkpoints",
     "audit_entries",
+    "blind_index_key",
     "clients",
     "episode_index",
     "episodes",
@@ -78,6 +79,14 @@ episode_index = Table(
     Column("value", String(128), nullable=False),
     UniqueConstraint("episode_id", "kind", "value"),
     Index(None, "kind", "value"),
+)
+
+blind_index_key = Table(
+    "blind_index_key",  # one row: `KeyRing.index_fingerprint()` of the key the indexes were made
+    metadata,  # with, recorded at the first start; a node with another index key refuses to start
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # a short HMAC tag: not the key
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
 clients = Table(

@@ -134,6 +134,8 @@ async def test_a_withdrawal_that_is_not_as_a_holder_writes_it_is_refused(
         "missing": {"episode_ref": episode_ref},
         "more": {"episode_ref": episode_ref, "consent_id": "C1", "other": 1},
         "good": {"episode_ref": episode_ref, "consent_id": "CAF/2026, 7"},
+        # The national model's rule: no control characters. A no-break space is no control.
+        "spaced": {"episode_ref": episode_ref, "consent_id": "CAF\u00a02026"},
     }
     ids = {name: str(uuid.uuid4()) for name in bodies}
     status, answer = await _send(
@@ -144,11 +146,15 @@ async def test_a_withdrawal_that_is_not_as_a_holder_writes_it_is_refused(
     assert status == 200, answer
     statuses = {a["id"]: a["status"] for a in answer["acknowledgements"]}
     assert {n: statuses[i] for n, i in ids.items()} == {
-        **{n: "schema_violation" for n in bodies if n != "good"},
+        **{n: "schema_violation" for n in bodies if n not in ("good", "spaced")},
         "good": "applied",
+        "spaced": "applied",
     }
     kept = await islington.engine_rows(select(received_withdrawals))
-    assert [(k.episode_ref, k.consent_id) for k in kept] == [(episode_ref, "CAF/2026, 7")]
+    assert sorted((k.episode_ref, k.consent_id) for k in kept) == [
+        (episode_ref, "CAF/2026, 7"),
+        (episode_ref, "CAF\u00a02026"),
+    ]
 
 
 async def test_an_applied_message_is_audited_with_what_it_changed(

@@ -23,12 +23,14 @@ from gateway.app import create_app
 from gateway.consent import ConsentRequest, DenialCode, Outcome, Recipient, Rule, decide
 from gateway.episodes import EventBody, apply_event
 from gateway.errors import SchemaViolation
+from gateway.federation.outbox import Outbox
 from gateway.federation.withdrawals import (
     basis_text,
     mark_known_withdrawals,
     names_statement,
     push_withdrawal,
 )
+from gateway.protection import KeyRing
 from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import received_copies, received_withdrawals, register
 from schemas import AgencyType, Episode, london_today, problems_from
@@ -259,7 +261,8 @@ async def test_withdrawing_a_statement_whose_id_holds_a_comma_reaches_its_recipi
     async with engine.begin() as connection:
         await connection.execute(insert(register).values(_row(episode_id, HACKNEY, written)))
         await connection.execute(insert(register).values(_row(episode_id, CAMDEN, "C2")))
-        told = await push_withdrawal(connection, None, episode_id, "CAF/2026,1")
+        outbox = Outbox(engine, KeyRing.generate("k1"))  # federation on: with none, nothing is marked
+        told = await push_withdrawal(connection, outbox, episode_id, "CAF/2026,1")
     assert told == 1
     async with engine.connect() as connection:
         rows = (

@@ -95,6 +95,14 @@ DISCLOSED = _disclosed()
         (200, {"outcome": "found"}, "failed", "bad_answer"),  # not a disclosure's answer
         (200, {**DISCLOSED, "sections": ["child", "plan"]}, "failed", "bad_answer"),
         (200, {**DISCLOSED, "basis": "consent-1"}, "failed", "bad_answer"),
+        # A basis this node could not store (NUL: PostgreSQL refuses it) or match, however signed.
+        (
+            200,
+            _disclosed(basis=["consent\x00"]) | {"basis": ["consent\x00"]},
+            "failed",
+            "bad_answer",
+        ),
+        (200, _disclosed(basis=["c" * 513]) | {"basis": ["c" * 513]}, "failed", "bad_answer"),
         (200, {**DISCLOSED, "override": "no"}, "failed", "bad_answer"),
         (200, {**DISCLOSED, "content": {"plan": {}}}, "failed", "bad_answer"),
         (200, {**DISCLOSED, "receipt": None}, "failed", "bad_answer"),
