@@ -35,6 +35,7 @@ from functools import cache
 
 import holidays
 from dateutil.relativedelta import relativedelta
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,9 +43,10 @@ from schemas import Episode, EpisodeState
 
 from .episodes import EpisodeStore
 from .errors import NotFound
+from .protection import ProtectionError
 from .storage._tables import episodes
 
-__all__ = ["Due", "Listed", "TimeRule", "due_items", "due_by", "working_days_after"]
+__all__ = ["Due", "DueList", "Listed", "TimeRule", "due_items", "due_by", "working_days_after"]
 
 FIRST_TAC_WORKING_DAYS = 20
 REVIEW_EVERY = relativedelta(months=3)
@@ -146,10 +148,17 @@ _worked_out: weakref.WeakKeyDictionary[EpisodeStore, dict[str, tuple[int, list[D
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DueList:
+    items: list[Listed]  # earliest first
+    unreadable: list[str]  # episodes that no longer open (`cafx episodes check` says why)
+
+
 async def due_by(
     connection: AsyncConnection, store: EpisodeStore, day: dt.date, rules: frozenset[TimeRule]
-) -> list[Listed]:
-    """Every item of `rules` due on or before `day` on the episodes held here, earliest first."""
+) -> DueList:
+    """Every item of `rules` due on or before `day` on the episodes held here, earliest first. An
+    episode that no longer opens is left out and named, so one cannot hide the rest."""
     known = _worked_out.setdefault(store, {})
     current = {
         row.id: row.revision
@@ -157,12 +166,17 @@ async def due_by(
     }
     for gone in known.keys() - current.keys():
         del known[gone]
+    unreadable: list[str] = []
     for episode_id, revision in current.items():
         if episode_id in known and known[episode_id][0] == revision:
             continue
         try:
             stored = await store.get(connection, episode_id)
         except NotFound:  # deleted meanwhile
+            continue
+        except (ProtectionError, ValidationError):
+            known.pop(episode_id, None)
+            unreadable.append(episode_id)
             continue
         known[episode_id] = (stored.revision, due_items(stored.episode))
     listed = [
@@ -172,4 +186,5 @@ async def due_by(
         for due in items
         if due.rule in rules and due.due_on <= day
     ]
-    return sorted(listed, key=lambda item: (item.due.due_on, item.due.rule.value, item.episode_id))
+    listed.sort(key=lambda item: (item.due.due_on, item.due.rule.value, item.episode_id))
+    return DueList(listed, sorted(unreadable))

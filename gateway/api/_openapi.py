@@ -104,6 +104,9 @@ class Overdue(_Doc):
     as_of: str = Field(json_schema_extra={"format": "date"})
     items: list[DueItem]
     more: bool = Field(description="more items were due than `limit` lets through")
+    unreadable: list[str] = Field(
+        description="ids of episodes that no longer open, left out (`cafx episodes check` says why)"
+    )
 
 
 class ConsentRecorded(_Doc):

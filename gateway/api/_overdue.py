@@ -44,7 +44,8 @@ async def list_overdue(request: web.Request) -> web.Response:
     as_of, ahead, rules, limit = _query(request)
     engine, store = request.config_dict[ENGINE], request.config_dict[EPISODES]
     async with engine.connect() as connection:
-        listed = await due_by(connection, store, as_of + dt.timedelta(days=ahead), rules)
+        found = await due_by(connection, store, as_of + dt.timedelta(days=ahead), rules)
+    listed = found.items
     items = [
         {
             "episode_id": item.episode_id,
@@ -58,8 +59,20 @@ async def list_overdue(request: web.Request) -> web.Response:
     async with audit.transaction() as connection:
         await audit.append(
             connection,
-            draft(request, "overdue.list", None, results=len(items), more=len(listed) > limit),
+            draft(
+                request,
+                "overdue.list",
+                None,
+                results=len(items),
+                more=len(listed) > limit,
+                unreadable=len(found.unreadable),
+            ),
         )
     return web.json_response(
-        {"as_of": as_of.isoformat(), "items": items, "more": len(listed) > limit}
+        {
+            "as_of": as_of.isoformat(),
+            "items": items,
+            "more": len(listed) > limit,
+            "unreadable": found.unreadable,
+        }
     )

@@ -32,12 +32,13 @@ async def due_page(request: web.Request) -> web.Response:
     days = int(ahead) if ahead in {str(a) for a in AHEAD_DAYS} else 0
     today = london_today()
     async with request.config_dict[ENGINE].connect() as connection:
-        listed = await due_by(
+        found = await due_by(
             connection,
             request.config_dict[EPISODES],
             today + dt.timedelta(days=days),
             frozenset(TimeRule),
         )
+    listed = found.items
     items = [
         {
             "episode_id": item.episode_id,
@@ -59,5 +60,6 @@ async def due_page(request: web.Request) -> web.Response:
             "more": len(listed) - len(items),
             "ahead": days,
             "choices": AHEAD_DAYS,
+            "unreadable": found.unreadable,
         },
     )
