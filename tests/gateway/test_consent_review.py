@@ -261,7 +261,7 @@ async def test_withdrawing_a_statement_whose_id_holds_a_comma_reaches_its_recipi
     async with engine.begin() as connection:
         await connection.execute(insert(register).values(_row(episode_id, HACKNEY, written)))
         await connection.execute(insert(register).values(_row(episode_id, CAMDEN, "C2")))
-        outbox = Outbox(engine, KeyRing.generate("k1"))  # federation on: with none, nothing is marked
+        outbox = Outbox(engine, KeyRing.generate("k1"))  # with none, nothing is marked
         told = await push_withdrawal(connection, outbox, episode_id, "CAF/2026,1")
     assert told == 1
     async with engine.connect() as connection:
