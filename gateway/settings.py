@@ -27,7 +27,8 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 def canonical_origin(value: str) -> str:
     """`https://host[:port]` in the one form a federation client signs (`str(yarl.URL(...))`): host
     lower-cased and IDNA-encoded (A-labels), the default port 443 dropped. A path, query, fragment or
-    credentials are refused, and so is a host that is neither an IP address nor a DNS name: the
+    credentials are refused, and so is a host that is neither an IP address nor a DNS name (letters,
+    digits and hyphens, no trailing dot, a last label that is not all digits (RFC 3696 2)): the
     server rebuilds `@target-uri` as this origin plus the request's path, so any other spelling
     would make every signature fail. The operator canonicalises member endpoints the same way.
     Raises ValueError saying what is wrong (never echoing the value)."""
@@ -50,6 +51,9 @@ def canonical_origin(value: str) -> str:
     except ValueError:
         labels = host.split(".")
         if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+            raise ValueError("the host is not a DNS name or an IP address") from None
+        # 2130706433, 999.1.1.1: no top-level domain is all digits. [v1.x]: only IPv6 in brackets.
+        if labels[-1].isdigit() or "[" in value:
             raise ValueError("the host is not a DNS name or an IP address") from None
     return str(URL.build(scheme="https", host=host, port=None if port == 443 else port))
 

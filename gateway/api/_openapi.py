@@ -399,6 +399,39 @@ _EPISODE_ID = {
 }
 
 
+# `?format=eha-json`: the local EHA family document (adapters/eha_json), described by what every
+# document it writes holds. The writer reproduces a document it read, so only what its reader
+# requires is always there: an authority, a status, and a family whose members each have a person
+# ref and a role. A national Episode has none of these (home_authority, state, child instead).
+_EHA_DOCUMENT: dict[str, Any] = {
+    "type": "object",
+    "description": "?format=eha-json: the EHA family document",
+    "required": ["authority", "status", "family"],
+    "properties": {
+        "authority": {"type": "string"},
+        "status": {"type": "string"},
+        "family": {
+            "type": "object",
+            "required": ["members"],
+            "properties": {
+                "members": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["personRef", "role"],
+                        "properties": {
+                            "personRef": {"type": "string"},
+                            "role": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+
+
 def _operation(summary: str, scope: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     if "requestBody" in extra and "413" not in responses:  # a body over `max_body_bytes`
         responses = {**responses, "413": {"description": "error", **_json(Error)}}
@@ -425,7 +458,7 @@ def openapi_document() -> dict[str, Any]:
                 "schema": {
                     "anyOf": [
                         _ref(Episode),
-                        {"type": "object", "description": "?format=eha-json: the EHA document"},
+                        _EHA_DOCUMENT,
                     ]
                 }
             },

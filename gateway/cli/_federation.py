@@ -116,17 +116,38 @@ def add_member_command(
 @dir_option
 @click.argument("gss")
 @click.option("--endpoint", help="The node's new https base URL (default: the one recorded).")
-def reissue_cert_command(directory: Path, gss: str, endpoint: str | None) -> None:
+@click.option(
+    "--services-endpoint", help="Where the node's service directory is searched, when it moves too."
+)
+def reissue_cert_command(
+    directory: Path, gss: str, endpoint: str | None, services_endpoint: str | None
+) -> None:
     """Give a member a new TLS key and certificate (renewal, a leaked tls.key, a new host)."""
     with _refusals():
-        issued = operator.reissue_cert(directory, gss, endpoint=endpoint)
-    click.echo(f"new tls.crt and tls.key in {issued.folder}: install both on the node")
+        issued = operator.reissue_cert(
+            directory, gss, endpoint=endpoint, services_endpoint=services_endpoint
+        )
+    click.echo(f"new tls.crt and tls.key in {issued.folder}")
     click.echo(f"certificate valid until {issued.not_after.isoformat()}")
     if issued.endpoint_changed:
         click.echo(f"endpoint is now {issued.endpoint}")
+    if issued.services_endpoint_changed:
+        click.echo("services endpoint changed")
+    changed = issued.endpoint_changed or issued.services_endpoint_changed
     click.echo(
         "the member needs fresh signed metadata: run `cafx federation sign` and publish it"
-        + (" (members call the new endpoint once they have it)" if issued.endpoint_changed else "")
+        + (", and let the nodes poll it" if changed else "")
+    )
+    if endpoint is not None:
+        click.echo(
+            f"on the node: set federation_public_url (CAFX_FEDERATION_PUBLIC_URL) to "
+            f"{issued.endpoint}, or every signed request to it fails; install the new files and "
+            "move it there only once the nodes hold the new metadata (the new certificate names "
+            "the new host only)"
+        )
+    click.echo(
+        "install tls.crt and tls.key on the node together, then restart it: a running node keeps "
+        "the certificate it started with"
     )
     click.echo(
         "the old certificate stays valid for TLS until it expires (there is no revocation list);"

@@ -5,7 +5,8 @@ described in `_files.py`. Nodes receive `members/<GSS>/` and pin `operator-publi
 
     init(dir, name)                          operator key + CA
     add_member(dir, gss, endpoint, name)     TLS certificate (URI SAN urn:caf:member:<GSS>) + signing key
-    reissue_cert(dir, gss, endpoint=None)    a new TLS key and certificate (renewal, leak, new host)
+    reissue_cert(dir, gss, endpoint=None)    a new TLS key and certificate (renewal, leak, new host),
+                                             swapped in as a pair: the old one or the new, never half
     add_lead_contact / remove_lead_contact   the LARA list (protocol 003 §2)
     suspend / reinstate                      member status
     rotate_key(dir, gss, grace=7 days)       new signing key; the old one lives out the grace period

@@ -10,7 +10,8 @@ zero drops the old key at once (for a compromised key). Nodes sign with Ed25519 
 member that brings its own key must bring an Ed25519 one.
 
 A member's TLS certificate lasts a year (never beyond the CA); `reissue_cert` gives it a new key and
-certificate, for renewal, a leaked `tls.key` or a new endpoint. There is no revocation list: a
+certificate, for renewal, a leaked `tls.key` or a new endpoint; the two files are swapped in as a
+pair (`_write_certificate`), and a node loads them only when it restarts. There is no revocation list: a
 replaced certificate stays valid for TLS until it expires, but without the member's signing key it
 can neither sign a request nor a response. `sign` warns 30 days ahead of a certificate's end.
 
@@ -19,7 +20,9 @@ Every input is checked before the first file is written, so a refused command le
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -100,7 +103,8 @@ class Certificate:
 
     folder: Path
     endpoint: str
-    endpoint_changed: bool
+    endpoint_changed: bool  # moved, or only put in canonical form: either way, sign to publish it
+    services_endpoint_changed: bool
     not_after: datetime
 
 
@@ -268,9 +272,57 @@ def _write_signing_key(folder: Path, key: OKPKey | None) -> Path | None:
 def _write_certificate(
     layout: Layout, folder: Path, certificate: x509.Certificate, tls_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    write_file(folder / "tls.key", key_pem(tls_key), secret=True)
-    write_file(folder / "tls.crt", certificate.public_bytes(serialization.Encoding.PEM))
-    write_file(folder / "ca.crt", layout.ca_cert.read_bytes())
+    """Put a new `tls.key` and `tls.crt` in place so that the folder holds the old pair or the new
+    one, never a key beside another key's certificate (no node could load that, and the old key
+    would be lost). Both new files are written beside the old ones first and the old key is kept
+    as `tls.key.previous`; then the two are renamed in back to back, and when the certificate
+    cannot be, the old key is put back. A failure is an OperatorError: run the command again."""
+    key, crt = folder / "tls.key", folder / "tls.crt"
+    new_key, new_crt = folder / "tls.key.new", folder / "tls.crt.new"
+    previous = folder / "tls.key.previous"
+    had_key = key.exists()
+    swapped = False
+    try:
+        write_file(folder / "ca.crt", layout.ca_cert.read_bytes())  # the same CA for either pair
+        write_file(new_key, key_pem(tls_key), secret=True)
+        write_file(new_crt, certificate.public_bytes(serialization.Encoding.PEM))
+        if had_key:
+            write_file(previous, key.read_bytes(), secret=True)
+        swapped = True  # from here on, until tls.crt.new is gone, the old key must go back
+        os.replace(new_key, key)
+        os.replace(new_crt, crt)
+    except BaseException as exc:  # Ctrl-C too: never leave the new key beside the old certificate
+        half = swapped and new_crt.exists()
+        restored = _restore_key(key, previous if had_key else None) if half else True
+        for leftover in (new_key, new_crt, *(() if not restored else (previous,))):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        raise OperatorError(
+            f"cannot write the TLS files in {folder} ({type(exc).__name__}): "
+            + (
+                "nothing was replaced; run the command again"
+                if restored
+                else "tls.key and tls.crt may not match (the old key is kept as "
+                "tls.key.previous); run the command again"
+            )
+        ) from None
+    with contextlib.suppress(OSError):  # the new pair is in place: the old key is no longer needed
+        previous.unlink(missing_ok=True)
+
+
+def _restore_key(key: Path, previous: Path | None) -> bool:
+    """Undo the new key's rename (when it happened: the key is not the old one): the old key back
+    from `previous`, or (a new member: there was none) no key at all. False when that fails."""
+    try:
+        if previous is None:
+            key.unlink(missing_ok=True)
+        elif key.read_bytes() != previous.read_bytes():
+            os.replace(previous, key)
+    except OSError:
+        return False
+    return True
 
 
 def add_member(
@@ -321,27 +373,36 @@ def add_member(
 
 
 def reissue_cert(
-    directory: Path, gss: str, *, endpoint: str | None = None, now: datetime | None = None
+    directory: Path,
+    gss: str,
+    *,
+    endpoint: str | None = None,
+    services_endpoint: str | None = None,
+    now: datetime | None = None,
 ) -> Certificate:
     """A new TLS key and certificate for `gss` (renewal, a leaked key, a new host), into its folder;
-    `endpoint` also moves the member there (recorded in the state: sign to publish it)."""
+    `endpoint` also moves the member there, `services_endpoint` its directory's services (both
+    recorded in the state: sign to publish them). A recorded endpoint not yet in canonical form
+    (from before endpoints were canonicalised) is recorded canonical, as nodes call it."""
     layout = Layout(directory)
     state = load_state(layout)
     member = state.member(_check_gss(gss.strip().upper()))
     moment = _now(now)
-    updated = member
-    if endpoint is not None:
-        canonical, _ = _endpoint(endpoint)
-        try:
-            updated = Member.model_validate({**member.model_dump(), "endpoint": canonical})
-        except ValidationError as exc:
-            raise OperatorError(f"the endpoint is refused: {describe_errors(exc)}") from None
     try:
-        _, host = _endpoint(updated.endpoint)
+        canonical, host = _endpoint(endpoint if endpoint is not None else member.endpoint)
     except OperatorError:
+        if endpoint is not None:
+            raise
         raise OperatorError(
             f"{member.id}'s recorded endpoint cannot name a certificate: give --endpoint"
         ) from None
+    changes: dict[str, Any] = {"endpoint": canonical}
+    if services_endpoint is not None:
+        changes["services_endpoint"] = services_endpoint
+    try:
+        updated = Member.model_validate({**member.model_dump(), **changes})
+    except ValidationError as exc:
+        raise OperatorError(f"the change is refused: {describe_errors(exc)}") from None
     _check_common_name(updated.name, "the member's name")
     ca_cert, ca_key = _load_ca(layout)
     certificate, tls_key = issue_member_certificate(
@@ -349,10 +410,15 @@ def reissue_cert(
     )
     folder = layout.member(member.id)
     _write_certificate(layout, folder, certificate, tls_key)
-    changed = updated.endpoint != member.endpoint
-    if changed:
+    if updated != member:
         save_state(layout, state.with_member(updated))
-    return Certificate(folder, updated.endpoint, changed, certificate.not_valid_after_utc)
+    return Certificate(
+        folder,
+        updated.endpoint,
+        updated.endpoint != member.endpoint,
+        updated.services_endpoint != member.services_endpoint,
+        certificate.not_valid_after_utc,
+    )
 
 
 def _update(directory: Path, gss: str, **changes: Any) -> Member:
