@@ -26,6 +26,7 @@ __all__ = [
     "check_size",
     "decode_text",
     "json_member",
+    "json_top",
     "parse_json",
     "parse_xml",
     "xml_root_is",
@@ -334,15 +335,22 @@ def xml_root_is(data: bytes, namespace: str, local_name: str) -> bool:
         return False
 
 
-def json_member(data: bytes, key: str) -> Any:
-    """Detection: the value of `key` in the document's top-level object (in its first item, for
-    an array), or None: not JSON, over `MAX_DOCUMENT_BYTES`, no such member. By parsing (bounded,
-    as `parse_json`), so neither a member at another depth nor a mention in a text counts, and
-    key order does not matter. Never raises."""
+def json_top(data: bytes) -> dict[str, Any] | None:
+    """Detection: the document's top-level object (its first item, for an array), or None: not
+    JSON, over `MAX_DOCUMENT_BYTES`, not an object. By parsing (bounded, as `parse_json`), so
+    neither a member at another depth nor a mention in a text counts, and key order does not
+    matter. Never raises."""
     try:
         value = parse_json(data)
         if isinstance(value, list):
             value = value[0] if value else None
-        return value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, dict) else None
     except Exception:  # a sniff never raises  # noqa: BLE001
         return None
+
+
+def json_member(data: bytes, key: str) -> Any:
+    """Detection: the value of `key` in the document's top-level object (`json_top`), or None:
+    not JSON, over `MAX_DOCUMENT_BYTES`, no such member. Never raises."""
+    top = json_top(data)
+    return None if top is None else top.get(key)

@@ -99,10 +99,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas import SCHEMA_ID, Episode, Problem
+from schemas import Episode, Problem
 
 from .._base import Translation, utc_now
-from .._safe import json_member
+from ..national import NATIONAL_JSON
 from ._codes import NAME
 from ._read import read
 from ._write import write
@@ -128,13 +128,14 @@ class EhaJson:
 
     def detect(self, data: bytes) -> bool:
         """A JSON object naming two of the keys only an EHA family document has, and not a
-        national episode (whose eha-json extensions hold some of them): that is decided by its
-        top-level `schema` member, not by a mention of the national schema in a value."""
+        national episode (whose eha-json extensions hold some of them): that is decided as the
+        national adapter decides it (`NationalJson.detect`: its top-level members, not a
+        mention of the national schema in a value)."""
         head = data[:65536]
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         if not start.startswith(b"{") or sum(marker in head for marker in _MARKERS) < 2:
             return False
-        return b"caf-episode" not in data or json_member(data, "schema") != SCHEMA_ID
+        return not NATIONAL_JSON.detect(data)
 
     def to_national(self, data: bytes, *, received_at: dt.datetime | None = None) -> Translation:
         return read(data, received_at or utc_now())

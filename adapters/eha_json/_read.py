@@ -89,8 +89,13 @@ def _statement_id(reference: str | None) -> str:
     characters left out and the reference cut to fit, since the id is kept in plain columns and sent
     to other members (1 to `CONSENT_ID_MAX` characters, none a control character). It is not written
     back: the document has no consent id of its own."""
-    kept = "".join(c for c in reference or "" if unicodedata.category(c) != "Cc").strip()
-    return f"{(kept or NAME)[: CONSENT_ID_MAX - len(_STATEMENT)]}{_STATEMENT}"
+    return f"{(_cleaned(reference or '') or NAME)[: CONSENT_ID_MAX - len(_STATEMENT)]}{_STATEMENT}"
+
+
+def _cleaned(reference: str) -> str:
+    """A reference without its control characters (NUL and C1 among them, which `str.strip`
+    keeps) and without the white space around it: empty when nothing else was there."""
+    return "".join(c for c in reference if unicodedata.category(c) != "Cc").strip()
 
 
 @dataclass(slots=True)
@@ -419,7 +424,9 @@ class _Reader(PeopleReader):
         self.add("/consent/obtained", Fate.TRANSFORMED, "consents", "consent.obtained_is_statement")
         given_by = self.refs(c.get("givenBy"), "/consent/givenBy", names)
         self.add("/consent/givenBy", Fate.TRANSFORMED, "consents.given_by", "consent.person_ref")
-        reference = local_ref if isinstance(local_ref, str) and local_ref.strip() else family_ref
+        # Cleaned before the choice: an assessmentId of control characters only is no name.
+        usable = isinstance(local_ref, str) and _cleaned(local_ref)
+        reference = local_ref if usable else family_ref
         fields = {
             # The document has no consent id; the statement is named after the assessment.
             "consent_id": _statement_id(reference),

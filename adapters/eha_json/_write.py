@@ -536,6 +536,12 @@ def _one_family(episodes: Sequence[Episode]) -> None:
     family whose copies of a family-level part differ are not refused: `_shared` picks the copy."""
     if len(episodes) < 2:
         return
+    if len({e.episode_id for e in episodes}) < len(episodes):  # the child would be its own sibling
+        raise AdapterError(
+            "schema_violation",
+            "an episode is given twice; an EHA document lists each child once",
+            "/family/members",
+        )
     if len({e.family_ref for e in episodes}) > 1:
         raise AdapterError(
             "schema_violation",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from schemas import SCHEMA_ID, Episode, Problem
 from schemas._xml_schema import NAMESPACE, ROOT
 
 from .._base import AdapterError, Fate, FidelityReport, FieldReport, Rejection, Translation
-from .._safe import json_member, xml_root_is
+from .._safe import MAX_DOCUMENT_BYTES, XML_SNIFF_BYTES, json_top, xml_root_is
 from ._shape import Shape, episode_shape
 from ._validate import NationalCheck, check_national, sniff_encoding
 from ._xml import encode
@@ -30,6 +31,15 @@ __all__ = [
     "sniff_encoding",
 ]
 
+# Without `schema` (the published JSON Schema gives it a default), an episode is taken by the
+# top-level members that schema requires (`Episode`'s required fields): an EHA document, camelCase
+# throughout, has none of them.
+_OWN_MEMBERS = ("episode_id", "home_authority", "state", "source", "child")
+# A document too large to parse for a look is taken by its first member, as this module writes
+# it (`schema` first, an array's first item alike), so that reading it says payload_too_large.
+_LEADING = re.compile(
+    rb'\A(?:\xef\xbb\xbf)?\s*(?:\[\s*)?\{\s*"(?:schema"\s*:\s*"caf-episode\\?/1"|episode_id"\s*:)'
+)
 
 Path = tuple[str | int, ...]
 
@@ -148,10 +158,22 @@ class NationalJson(_National):
 
     def detect(self, data: bytes) -> bool:
         """JSON whose first episode says it is one: the top-level object (or an array's first
-        item) has `"schema": "caf-episode/1"`, wherever the member is among the others. A member
-        of that name deeper in, or a mention in a text, does not count. Found by parsing (bounded:
-        `json_member`); the bytes test first only spares other JSON the parse."""
-        return b"caf-episode" in data and json_member(data, "schema") == SCHEMA_ID
+        item) has `"schema": "caf-episode/1"`, wherever the member is among the others; or, with
+        no `schema` member at all, has every member the schema requires (`_OWN_MEMBERS`). A
+        member deeper in, or a mention in a text, does not count. Found by parsing (bounded:
+        `json_top`); the bytes test first only spares other JSON the parse. A document over
+        `MAX_DOCUMENT_BYTES` is not parsed: it is taken when it begins with such a member
+        (`_LEADING`), and reading it then refuses it as too large, not as a format nobody knows."""
+        if len(data) > MAX_DOCUMENT_BYTES:
+            return _LEADING.match(data[:XML_SNIFF_BYTES]) is not None
+        if b"caf-episode" not in data and b"episode_id" not in data:
+            return False
+        top = json_top(data)
+        if top is None:
+            return False
+        if "schema" in top:
+            return bool(top["schema"] == SCHEMA_ID)
+        return all(member in top for member in _OWN_MEMBERS)
 
     def from_national(self, episodes: Sequence[Episode]) -> bytes:
         return b"".join(self.pieces(episodes))

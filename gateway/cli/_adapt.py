@@ -5,10 +5,12 @@ directory walked once), hidden files are left out, and a directory that cannot b
 entry that is not a regular file is reported as an input that could not be read, never skipped
 without a word. `--out` may not be an input directory or inside one, nor hold an input.
 
-With `--out DIR`, an input's documents are written at its path below the directory it was found
-in (a file named on the command line: its name), with the target format's suffix, numbered `-1`,
-`-2`... when it makes several (an EHA document makes one document per family when it is the
-target; one per episode for the formats that hold one). Nothing is renamed into place until the
+With `--out DIR`, an input's documents are written at its path below the DIR named (a file
+named: its name); when several files or DIRs are named, at its path below the folder they have in
+common (`forms/camden` and `forms/hackney` named: `camden/case.json`, `hackney/case.json`). Each
+has the target format's suffix, numbered `-1`, `-2`... when an input makes several (an EHA
+document makes one document per family when it is the target, a family without a familyRef
+included; one per episode for the formats that hold one). Nothing is renamed into place until the
 whole run is translated, and then an input's documents land together or not at all. Without
 `--out`, standard output takes ONE document: national JSON holds every input's episodes (one
 object, or an array of several), a register every input's rows; for the other formats a run that
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import stat
@@ -115,7 +118,7 @@ class _Failure:
 @dataclass(frozen=True, slots=True)
 class _Input:
     path: Path
-    relative: Path  # where its results go below --out: its path below the DIR named, or its name
+    relative: Path  # where its results go below --out: its path below the DIR named (`_inputs`)
     problem: str | None = None  # why it cannot be read at all (a directory not listed, a FIFO)
 
 
@@ -182,15 +185,25 @@ def _walk(root: Path, pattern: str, out: Path | None) -> list[_Input]:
 
 
 def _inputs(paths: Sequence[Path], pattern: str, out: Path | None) -> list[_Input]:
+    """The inputs, each with its place below `--out`: one DIR named, its files' paths below it;
+    several paths named, their paths below the folder they have in common (`forms/camden` and
+    `forms/hackney` give `camden/...` and `hackney/...`; files of one folder, their names)."""
     # The walk is recursive: a leading "**/" (as rglob takes it) would only stop top-level files.
     while pattern.startswith("**/"):
         pattern = pattern[3:]
+    # As named, not resolved: a link keeps its own name. A lone file or DIR: nothing in front.
+    folders = [Path(os.path.abspath(p if p.is_dir() else p.parent)) for p in paths]
+    common = Path(os.path.commonpath(folders)) if len(paths) > 1 else None
     found: list[_Input] = []
-    for path in paths:
+    for path, folder in zip(paths, folders, strict=True):
+        front = folder.relative_to(common) if common is not None else Path()
         if path.is_dir():
-            found += _walk(path, pattern or "*", out)
+            found += [
+                _Input(i.path, front / i.relative, i.problem)
+                for i in _walk(path, pattern or "*", out)
+            ]
         else:
-            found.append(_Input(path, Path(path.name)))
+            found.append(_Input(path, front / path.name))
     return found
 
 
@@ -284,15 +297,34 @@ def _unusable(error: AdapterError, adapter: Adapter, data: bytes, chosen: bool) 
 
 
 def _families(episodes: Iterable[Episode]) -> list[list[Episode]]:
-    """Episodes by `family_ref`, in the order first met; an episode without one is a family of
-    its own. An EHA document holds one family: children of different families in one would be
-    written as siblings, each family's record showing the others (`adapters.eha_json`)."""
-    families: dict[str | int, list[Episode]] = {}
+    """Episodes by `family_ref`, in the order first met. Without one, by the EHA document they
+    were read from (the family part its reader put in each one's `eha-json` extension, whole:
+    an EHA document with no familyRef is still one family); an episode with neither is a family
+    of its own. An EHA document holds one family: children of different families in one would
+    be written as siblings, each family's record showing the others (`adapters.eha_json`)."""
+    families: dict[tuple[str, str | int], list[Episode]] = {}
     for n, episode in enumerate(episodes):
-        families.setdefault(episode.family_ref if episode.family_ref is not None else n, []).append(
-            episode
-        )
+        key: tuple[str, str | int] = ("", n)
+        if episode.family_ref is not None:
+            key = ("ref", episode.family_ref)
+        else:
+            extension = episode.extensions.get(EhaJson.name)
+            part = extension.get("family") if isinstance(extension, dict) else None
+            if isinstance(part, dict):
+                key = ("document", json.dumps(part, sort_keys=True, default=str))
+        families.setdefault(key, []).append(episode)
     return list(families.values())
+
+
+def _family_documents(target: EhaJson, family: list[Episode], notes: list[Problem]) -> list[bytes]:
+    """A family's document; episodes without a family_ref that the writer does not take as one
+    family (the same document's children given twice, say) are written one per episode."""
+    try:
+        return [_written(target, family, notes)]
+    except AdapterError:
+        if len(family) < 2 or family[0].family_ref is not None:
+            raise
+    return [_written(target, [episode], notes) for episode in family]
 
 
 def _written(target: Adapter, group: list[Episode], notes: list[Problem]) -> bytes:
@@ -318,7 +350,8 @@ def _documents(
         yield target.pieces(episodes)
     elif isinstance(target, EhaJson):
         for family in _families(episodes):
-            yield iter((_written(target, family, notes),))
+            for document in _family_documents(target, family, notes):
+                yield iter((document,))
     else:
         yield iter((_written(target, list(episodes), notes),))
 
@@ -439,7 +472,8 @@ class _Run:
                         f"too_many_documents: {len(documents)} documents, and standard output "
                         "takes one: give --out DIR"
                     )
-                elif documents:
+                elif documents and any(o.summary is not None for o in outcomes):
+                    # No input could be read at all: no document (a header alone says "read").
                     sys.stdout.buffer.write(documents[0])
             sys.stdout.buffer.flush()
         except AdapterError as exc:
@@ -456,36 +490,89 @@ class _Run:
 # -- writing the results -----------------------------------------------------------------------------
 
 
+class _NotPutBack(OSError):
+    """A commit failed and what it had done could not all be undone: a replaced file's old
+    contents are kept under the hidden names given (never deleted), a new file that could not be
+    removed is named, and the input's results are half in place."""
+
+    def __init__(self, cause: BaseException, kept: list[Path], left: list[Path]) -> None:
+        reason = _reason(cause) if isinstance(cause, OSError) else type(cause).__name__
+        said = [f"the old contents kept in {', '.join(map(str, kept))}"] if kept else []
+        said += [f"written and not removed: {', '.join(map(str, left))}"] if left else []
+        code = cause.errno if isinstance(cause, OSError) and cause.errno else errno.EIO
+        super().__init__(code, f"{reason}; not all undone: {'; '.join(said)}")
+
+
+def _make(folder: Path, made: list[Path]) -> None:
+    """`folder` and its missing parents created, as `mkdir(parents=True)`; each one made is added
+    to `made` as it is made, the outermost first (for a rollback to take away again)."""
+    missing = [folder, *folder.parents]
+    missing = missing[: next(i for i, d in enumerate(missing) if d.is_dir())]
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue  # made meanwhile by someone else: not ours to remove
+        made.append(directory)
+
+
+def _backup(destination: Path) -> Path:
+    """The file at `destination` kept under a hidden name beside it (a hard link, or a copy on a
+    file system without them); a copy that fails part-way is removed."""
+    before = destination.with_name(f".cafx-{uuid.uuid4().hex}.old")
+    try:
+        os.link(destination, before, follow_symlinks=False)
+    except OSError:  # a file system without hard links
+        try:
+            shutil.copyfile(destination, before, follow_symlinks=False)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                before.unlink(missing_ok=True)
+            raise
+    return before
+
+
 def _commit(pairs: list[tuple[Path, Path]]) -> None:
     """Rename every temporary onto its destination, or none of them: a file replaced is kept (as
-    a hard link, or a copy) until all are in place, and put back if a later rename fails."""
+    a hard link, or a copy) until all are in place, and put back if a later rename fails or the
+    run is interrupted (any exception). A backup is removed only once all are in place, or once
+    it is put back: one that cannot be put back is kept and named (`_NotPutBack`). Directories
+    made for the results are removed again on a rollback, when they are empty."""
     done: list[tuple[Path, Path | None]] = []  # destination, what it was before
+    made: list[Path] = []
     try:
         for _, destination in pairs:  # before any rename: a directory in the way
             if destination.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         for temporary, destination in pairs:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            before = None
-            if os.path.lexists(destination):
-                before = destination.with_name(f".cafx-{uuid.uuid4().hex}.old")
-                try:
-                    os.link(destination, before, follow_symlinks=False)
-                except OSError:  # a file system without hard links
-                    shutil.copyfile(destination, before, follow_symlinks=False)
+            _make(destination.parent, made)
+            before = _backup(destination) if os.path.lexists(destination) else None
             done.append((destination, before))
             os.replace(temporary, destination)
-    except OSError:
+    except BaseException as exc:
+        kept: list[Path] = []  # backups not put back
+        left: list[Path] = []  # new files not removed
         for destination, before in reversed(done):
-            with contextlib.suppress(OSError):  # put back what can be; the first error is said
+            try:  # put back what can be; the first error is said
                 if before is None:
                     destination.unlink(missing_ok=True)
                 else:
                     os.replace(before, destination)
+            except OSError:
+                (left if before is None else kept).append(before or destination)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):  # not empty: something else is in it now
+                directory.rmdir()
+        if not (kept or left):
+            raise
+        failed = _NotPutBack(exc, kept, left)
+        if isinstance(exc, Exception):
+            raise failed from exc
+        exc.add_note(f"cafx adapt: {failed.strerror}")  # an interruption: said with it
         raise
-    finally:
-        for _, before in done:
-            if before is not None:
+    for _, before in done:
+        if before is not None:
+            with contextlib.suppress(OSError):
                 before.unlink(missing_ok=True)
 
 
@@ -507,6 +594,9 @@ def _commit_all(outcomes: list[_Outcome]) -> None:
             _commit(pairs)
         except OSError as exc:
             outcome.failure = _Failure("unsupported_format", f"cannot write: {_reason(exc)}")
+            continue
+        except Exception as exc:  # a fault of ours, rolled back: the other inputs go on
+            outcome.failure = _internal(exc)
             continue
         finally:
             for temporary, _ in pairs:  # gone once renamed; what is left, the failure left

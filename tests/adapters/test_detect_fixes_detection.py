@@ -62,14 +62,16 @@ def test_an_episode_id_member_deeper_in_is_not_national() -> None:
     assert get_adapter("eha-json").to_national(data).episodes
 
 
-def test_a_top_level_episode_id_alone_is_not_enough() -> None:
-    """Only `schema` says what a document is; `--from national-json` still reads one without."""
+def test_national_json_without_schema_is_detected_by_its_required_members() -> None:
+    """The published JSON Schema does not require `schema`; the members it requires say it. A
+    top-level `episode_id` alone does not."""
     episode = get_adapter("ecaf-xml-v3").to_national(ECAF).episodes[0]
     doc = _national(episode)
     del doc["schema"]
     data = json.dumps(doc).encode()
-    assert not get_adapter("national-json").detect(data)
+    assert get_adapter("national-json").detect(data)
     assert get_adapter("national-json").to_national(data).episodes
+    assert not get_adapter("national-json").detect(json.dumps({"episode_id": "x"}).encode())
 
 
 @pytest.mark.parametrize(

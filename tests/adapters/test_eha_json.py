@@ -670,7 +670,7 @@ def test_any_family_comes_back_exactly(doc: dict[str, Any]) -> None:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(national_episodes(), min_size=1, max_size=2))
+@given(st.lists(national_episodes(), min_size=1, max_size=2, unique_by=lambda e: e.episode_id))
 def test_episodes_from_anywhere_can_be_written_and_then_round_trip(
     episodes: list[Episode],
 ) -> None:
@@ -698,3 +698,11 @@ def test_garbage_never_raises_anything_but_an_adapter_error(data: bytes) -> None
         ADAPTER.to_national(data)
     except AdapterError as error:
         assert error.code in ("schema_violation", "unsupported_format", "payload_too_large")
+
+
+def test_an_episode_given_twice_is_refused_not_written_as_its_own_sibling() -> None:
+    read = ADAPTER.to_national(DOCUMENTS[0].read_bytes())
+    twice = [read.episodes[0], read.episodes[0]]
+    with pytest.raises(AdapterError) as refused:
+        ADAPTER.from_national(twice)
+    assert (refused.value.code, refused.value.location) == ("schema_violation", "/family/members")

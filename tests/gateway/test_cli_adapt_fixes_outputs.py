@@ -144,20 +144,6 @@ def test_out_among_the_inputs_is_refused(tmp_path: Path) -> None:
 # -- finding 10: an input's results land together, or not at all ----------------------------------
 
 
-def test_a_result_that_cannot_be_written_leaves_the_others_as_they_were(tmp_path: Path) -> None:
-    out = tmp_path / "po"
-    out.mkdir()
-    (out / "eha-json-101-0-1.xml").write_bytes(b"old")
-    (out / "eha-json-101-0-2.xml").mkdir()  # in the way
-    code, _, err = _adapt("--to", "ecaf-xml-v3", "--out", str(out), str(FAMILY), str(ECAF))
-    assert code == 2
-    assert "cannot write: Is a directory" in err
-    assert (out / "eha-json-101-0-1.xml").read_bytes() == b"old"
-    assert not (out / "eha-json-101-0-3.xml").exists()
-    assert (out / "ecaf-xml-v3-101-0.xml").is_file()  # another input's results are written
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
-
-
 def test_a_rename_that_fails_puts_back_what_was_replaced(tmp_path: Path) -> None:
     kept, new = tmp_path / "kept.xml", tmp_path / "new.xml"
     kept.write_bytes(b"old")
