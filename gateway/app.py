@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .api import api_app
 from .audit_log import AuditLog, remember_signing_key
@@ -21,7 +23,7 @@ from .federation.node import FEDERATION_PATH, federation_app, federation_context
 from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_KEY
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
-from .protection import KeyRing
+from .protection import KeyMaterialError, KeyRing
 from .service_directory import directory_context
 from .settings import Settings
 from .signing import load_signing_key
@@ -58,7 +60,8 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[EPISODES] = EpisodeStore(app[KEY_RING])
-    # Refuses to start on an index key other than the one the database was indexed with.
+    # Refuses to start on an index key other than the one the database was indexed with (a
+    # database not yet migrated is checked once it is: `_index_key_checked`).
     await check_index_key(app[ENGINE], app[EPISODES])
     assert settings.signing_key_file is not None  # noqa: S101 - `_keys` refused to start without
     app[AUDIT] = AuditLog(
@@ -90,12 +93,37 @@ async def readyz(request: web.Request) -> web.Response:
         ) from exc
     if revision != head_revision():
         raise PeerUnavailable("database migrations are not current", code="not_ready")
+    await _index_key_checked(request.config_dict[ENGINE], request.config_dict[EPISODES])
     return web.json_response({"status": "ready", "migration": revision})
+
+
+async def _index_key_checked(engine: AsyncEngine, store: EpisodeStore) -> None:
+    """The index-key check (`check_index_key`), made once: at start, or, when the node started
+    before its migrations, here. Not ready until it has passed."""
+    try:
+        checked = await check_index_key(engine, store)
+    except KeyMaterialError as exc:
+        raise PeerUnavailable(f"index key refused ({exc.rule})", code="not_ready") from None
+    if not checked:
+        raise PeerUnavailable("database migrations are not current", code="not_ready")
+
+
+_UNGATED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@web.middleware
+async def index_key_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Nothing is served before the index key was checked (a node started before its migrations):
+    the first request after them makes the check, a mismatch keeps every answer 503 `not_ready`."""
+    store = request.config_dict[EPISODES]
+    if not store.index_key_checked and request.path not in _UNGATED:
+        await _index_key_checked(request.config_dict[ENGINE], store)
+    return await handler(request)
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_middleware, error_middleware],
+        middlewares=[request_middleware, error_middleware, index_key_gate],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -7,44 +7,58 @@ on an episode, and when. They make lists for people to act on, never blocks: not
     first_review       3 months after the first TAC meeting           a later review
     review             3 months after the latest review               the next review
                        (either: the `next_review_on` that meeting or review set, if earlier)
-    reassessment       when the 4th review since the latest completed a newer completed assessment
-                       assessment was held
+    reassessment       when the 4th review of the plan was held: the  a newer completed assessment
+                       reviews after the first TAC meeting on or
+                       after the latest completed assessment
     archive            1 year after the closure                       the episode archived
     purge              6 years after archiving; the archiving date is the episode purged
                        not recorded, so 7 years after the closure
+                       (a transferred-out copy: 7 years after the
+                       transfer was committed)
 
 The first review counts from the first TAC meeting, as standard 000 says ("first reviewed within
 three months of the first TAC/TAF meeting and thereafter every three months"), and a TAC meeting is
 the review recorded as held at one.
 
-Guidance 001 asks for a re-assessment after four reviews with insufficient progress. Progress is
-written as free text, which no rule can judge, so the fourth review since the latest assessment
-puts the question on the list and a person answers it (a new assessment takes it off).
+Guidance 001 asks for a re-assessment after "4 reviews of an action plan" with insufficient
+progress. The TAC meeting that agrees the plan is not a review of it (standard 000 C1 reviews the
+plan "within three months of the first TAC/TAF meeting"), so the reviews counted are those held
+after the first TAC meeting on or after the latest completed assessment (with no such meeting, every
+review since that assessment). Progress is written as free text, which no rule can judge, so the
+fourth review puts the question on the list and a person answers it (a new assessment takes it off).
 
-The rules for open work (the first four) apply to open episodes only; a closed or transferred
-episode has nothing due but its archiving, and an archived one its purge.
+The rules for open work (the first four) apply to open episodes only; a closed episode has nothing
+due but its archiving, and an archived one its purge. A transferred-out episode is a read-only copy
+(no event archives it; the new holder's closure governs the child's record): the only item on it is
+its purge, 1 + 6 years after the transfer was committed, the date the `transfers` table records
+(`due_by` reads it; without one, nothing is listed).
+
+A date the calendar cannot hold (past 9999-12-31, from a far-future review or closure such as a
+legacy "no date" sentinel) falls due on no day: that item is left out, never an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import Any
 
 import holidays
 from dateutil.relativedelta import relativedelta
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas import Episode, EpisodeState
+from schemas import LONDON, Episode, EpisodeState
 
 from .episodes import EpisodeStore
-from .errors import NotFound
 from .protection import ProtectionError
-from .storage._tables import episodes
+from .storage._tables import episodes, transfers
 
 __all__ = ["Due", "DueList", "Listed", "TimeRule", "due_items", "due_by", "working_days_after"]
 
@@ -84,18 +98,34 @@ def working_days_after(day: dt.date, working_days: int) -> dt.date:
     return _bank_holidays().get_nth_working_day(day, working_days)
 
 
-def due_items(episode: Episode) -> list[Due]:
+def due_items(episode: Episode, *, transferred_on: dt.date | None = None) -> list[Due]:
     """What is still to be done on `episode`, each with the day it is due, earliest first. Items
-    already met are left out; whether one is overdue depends on the day asked (`Due.days_overdue`)."""
+    already met are left out; whether one is overdue depends on the day asked (`Due.days_overdue`).
+    `transferred_on`: the day a transferred-out episode's transfer was committed (its purge clock).
+    """
     if episode.state == EpisodeState.OPEN:
         found = _open_work(episode)
-    elif episode.state in (EpisodeState.CLOSED, EpisodeState.TRANSFERRED):
-        found = _retention(episode, archived=False)
+    elif episode.state == EpisodeState.CLOSED:
+        found = _retention(_closed_on(episode), archived=False)
+    elif episode.state == EpisodeState.TRANSFERRED:
+        found = _retention(transferred_on, archived=True)
     elif episode.state == EpisodeState.ARCHIVED:
-        found = _retention(episode, archived=True)
+        found = _retention(_closed_on(episode), archived=True)
     else:  # potential (a step-down not yet taken up): no assessment clock runs
         found = []
     return sorted(found, key=lambda due: (due.due_on, due.rule.value))
+
+
+def _closed_on(episode: Episode) -> dt.date | None:
+    return episode.closure.closed_on if episode.closure is not None else None
+
+
+def _on(day: Callable[[], dt.date]) -> dt.date | None:
+    """`day()`, or None when it falls past the calendar's end (9999-12-31): due on no day."""
+    try:
+        return day()
+    except (ValueError, OverflowError):  # "year 10000 is out of range", "date value out of range"
+        return None
 
 
 def _open_work(episode: Episode) -> list[Due]:
@@ -104,34 +134,44 @@ def _open_work(episode: Episode) -> list[Due]:
         return []
     first, latest = completed[0], completed[-1]
     reviews = sorted(episode.reviews, key=lambda review: review.held_on)
-    found: list[Due] = []
+    found: list[tuple[TimeRule, dt.date | None]] = []
     meetings = [r for r in reviews if r.tac_meeting_held and r.held_on >= first]
     if not meetings:
         found.append(
-            Due(TimeRule.FIRST_TAC_MEETING, working_days_after(first, FIRST_TAC_WORKING_DAYS))
+            (
+                TimeRule.FIRST_TAC_MEETING,
+                _on(lambda: working_days_after(first, FIRST_TAC_WORKING_DAYS)),
+            )
         )
     else:
         later = [r for r in reviews if r.held_on > meetings[0].held_on]
         last = later[-1] if later else meetings[0]  # the clock runs from the latest of them
-        next_on = last.held_on + REVIEW_EVERY
+        next_on = _on(lambda: last.held_on + REVIEW_EVERY)
         if last.next_review_on is not None:
-            next_on = min(next_on, last.next_review_on)
-        found.append(Due(TimeRule.REVIEW if later else TimeRule.FIRST_REVIEW, next_on))
-    since_assessed = [r for r in reviews if r.held_on >= latest]
-    if len(since_assessed) >= REVIEWS_BEFORE_REASSESSMENT:
-        found.append(
-            Due(TimeRule.REASSESSMENT, since_assessed[REVIEWS_BEFORE_REASSESSMENT - 1].held_on)
-        )
-    return found
+            next_on = min(next_on or dt.date.max, last.next_review_on)
+        found.append((TimeRule.REVIEW if later else TimeRule.FIRST_REVIEW, next_on))
+    # Reviews of the plan: those after the meeting that agreed it, the first TAC meeting since the
+    # latest assessment (without one, every review since that assessment).
+    agreed = next((r for r in reviews if r.tac_meeting_held and r.held_on >= latest), None)
+    of_plan = [
+        r for r in reviews if (r.held_on > agreed.held_on if agreed else r.held_on >= latest)
+    ]
+    if len(of_plan) >= REVIEWS_BEFORE_REASSESSMENT:
+        found.append((TimeRule.REASSESSMENT, of_plan[REVIEWS_BEFORE_REASSESSMENT - 1].held_on))
+    return [Due(rule, on) for rule, on in found if on is not None]
 
 
-def _retention(episode: Episode, *, archived: bool) -> list[Due]:
-    if episode.closure is None:  # closed before closures were recorded: no date to count from
+def _retention(since: dt.date | None, *, archived: bool) -> list[Due]:
+    """Archive a year after `since` (a closure), purge 6 years after that; `archived`: only the
+    purge is left. None: closed before closures were recorded, so no date to count from."""
+    if since is None:
         return []
-    archive_on = episode.closure.closed_on + ACCESSIBLE_AFTER_CLOSURE
-    if archived:
-        return [Due(TimeRule.PURGE, archive_on + ARCHIVED_FOR)]
-    return [Due(TimeRule.ARCHIVE, archive_on)]
+    rule, due_on = (
+        (TimeRule.PURGE, _on(lambda: since + ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR))
+        if archived
+        else (TimeRule.ARCHIVE, _on(lambda: since + ACCESSIBLE_AFTER_CLOSURE))
+    )
+    return [] if due_on is None else [Due(rule, due_on)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +187,11 @@ _worked_out: weakref.WeakKeyDictionary[EpisodeStore, dict[str, tuple[int, list[D
     weakref.WeakKeyDictionary()
 )
 
+# Changed episodes are read this many at a time, each batch on a connection held only for its
+# query, and opened off the event loop: a first list after a start (every episode changed) neither
+# holds SQLite's one connection nor stalls the loop while it decrypts them all.
+CHUNK = 200
+
 
 @dataclass(frozen=True, slots=True)
 class DueList:
@@ -154,31 +199,75 @@ class DueList:
     unreadable: list[str]  # episodes that no longer open (`cafx episodes check` says why)
 
 
+def _london_day(at: dt.datetime) -> dt.date:
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(LONDON).date()
+
+
+def _work_out(
+    store: EpisodeStore, rows: Sequence[Row[Any, Any, Any]], transferred: dict[str, dt.date]
+) -> list[tuple[str, int, list[Due] | None]]:
+    """Each row's items (None: it no longer opens). Run off the event loop."""
+    found: list[tuple[str, int, list[Due] | None]] = []
+    for row in rows:
+        try:
+            episode = store.open_stored(row.id, row.document)
+        except (ProtectionError, ValidationError):
+            found.append((row.id, row.revision, None))
+            continue
+        found.append(
+            (row.id, row.revision, due_items(episode, transferred_on=transferred.get(row.id)))
+        )
+    return found
+
+
+async def _read_chunk(
+    engine: AsyncEngine, chunk: list[str]
+) -> tuple[Sequence[Row[Any, Any, Any]], dict[str, dt.date]]:
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(episodes.c.id, episodes.c.revision, episodes.c.document).where(
+                    episodes.c.id.in_(chunk)
+                )
+            )
+        ).all()
+        committed = await connection.execute(  # the latest move away of a transferred copy
+            select(transfers.c.episode_id, func.max(transfers.c.updated_at).label("at"))
+            .where(
+                transfers.c.episode_id.in_(chunk),
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+            )
+            .group_by(transfers.c.episode_id)
+        )
+        return rows, {row.episode_id: _london_day(row.at) for row in committed}
+
+
 async def due_by(
-    connection: AsyncConnection, store: EpisodeStore, day: dt.date, rules: frozenset[TimeRule]
+    engine: AsyncEngine, store: EpisodeStore, day: dt.date, rules: frozenset[TimeRule]
 ) -> DueList:
     """Every item of `rules` due on or before `day` on the episodes held here, earliest first. An
     episode that no longer opens is left out and named, so one cannot hide the rest."""
     known = _worked_out.setdefault(store, {})
-    current = {
-        row.id: row.revision
-        for row in await connection.execute(select(episodes.c.id, episodes.c.revision))
-    }
+    async with engine.connect() as connection:
+        current = {
+            row.id: row.revision
+            for row in await connection.execute(select(episodes.c.id, episodes.c.revision))
+        }
     for gone in known.keys() - current.keys():
         del known[gone]
+    changed = [i for i, revision in current.items() if known.get(i, (None,))[0] != revision]
     unreadable: list[str] = []
-    for episode_id, revision in current.items():
-        if episode_id in known and known[episode_id][0] == revision:
-            continue
-        try:
-            stored = await store.get(connection, episode_id)
-        except NotFound:  # deleted meanwhile
-            continue
-        except (ProtectionError, ValidationError):
-            known.pop(episode_id, None)
-            unreadable.append(episode_id)
-            continue
-        known[episode_id] = (stored.revision, due_items(stored.episode))
+    loop = asyncio.get_running_loop()
+    for start in range(0, len(changed), CHUNK):
+        rows, transferred = await _read_chunk(engine, changed[start : start + CHUNK])
+        worked = await loop.run_in_executor(None, _work_out, store, rows, transferred)
+        for episode_id, revision, items in worked:  # a row gone meanwhile is simply not here
+            if items is None:
+                known.pop(episode_id, None)
+                unreadable.append(episode_id)
+            else:
+                known[episode_id] = (revision, items)
     listed = [
         Listed(episode_id, due)
         for episode_id, (_, items) in known.items()

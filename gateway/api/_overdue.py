@@ -34,6 +34,8 @@ def _query(request: web.Request) -> tuple[dt.date, int, frozenset[TimeRule], int
         ) from None
     if not 0 <= ahead <= MAX_AHEAD_DAYS or not 1 <= limit <= MAX_LISTED:
         raise BadRequest(f"ahead_days is 0 to {MAX_AHEAD_DAYS}, limit 1 to {MAX_LISTED}")
+    if dt.date.max - as_of < dt.timedelta(days=ahead):
+        raise BadRequest("as_of plus ahead_days is past the calendar's last day (9999-12-31)")
     return as_of, ahead, rules, limit
 
 
@@ -43,8 +45,7 @@ async def list_overdue(request: web.Request) -> web.Response:
     first: overdue ones first, then those coming up. Episode ids, rules and dates only."""
     as_of, ahead, rules, limit = _query(request)
     engine, store = request.config_dict[ENGINE], request.config_dict[EPISODES]
-    async with engine.connect() as connection:
-        found = await due_by(connection, store, as_of + dt.timedelta(days=ahead), rules)
+    found = await due_by(engine, store, as_of + dt.timedelta(days=ahead), rules)
     listed = found.items
     items = [
         {

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..audit_log import AuditLog, remember_signing_key
@@ -164,6 +165,18 @@ def _rewrap(settings: Settings, ring: KeyRing) -> dict[str, int]:
         return asyncio.run(run())
     except ProtectionError as exc:  # e.g. a row under a key no longer in the file: rule only
         raise click.ClickException(f"re-wrapping stopped: {exc.rule}") from None
+    except OperationalError as exc:  # SQLite's "database is locked": a node's long write
+        raise _stopped("re-wrapping", exc) from None
+
+
+def _stopped(what: str, exc: OperationalError) -> click.ClickException:
+    """A database that stayed busy (or went away) mid-run: the batches already committed stay, so
+    the same command carries on where it stopped. The driver's class only: its text holds SQL."""
+    return click.ClickException(
+        f"{what} stopped: the database was busy or unavailable"
+        f" ({type(exc.orig).__name__ if exc.orig is not None else 'OperationalError'});"
+        " what was re-wrapped is kept: run the same command again and it carries on"
+    )
 
 
 def _retire(settings: Settings, keyfile: Path, ring: KeyRing) -> None:
@@ -175,7 +188,10 @@ def _retire(settings: Settings, keyfile: Path, ring: KeyRing) -> None:
             async with engine.connect() as connection:
                 return await old_keys_in_use(connection, ring.current)
 
-    in_use = asyncio.run(run())
+    try:
+        in_use = asyncio.run(run())
+    except OperationalError as exc:
+        raise _stopped("retiring", exc) from None
     if in_use:
         named = ", ".join(f"{key_id or '(none)'}: {n}" for key_id, n in sorted(in_use.items()))
         raise click.ClickException(

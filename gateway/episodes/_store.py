@@ -8,6 +8,7 @@ together or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +38,10 @@ from ..protection import (
 from ..storage._tables import episode_index, episodes
 
 __all__ = ["EpisodeStore", "Stored", "child_ref"]
+
+log = logging.getLogger("cafx.episodes")
+
+_SAMPLED = 5  # indexed episodes tried, in turn, when the index key is first checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,8 @@ def _bound(episode_id: str) -> bytes:
 class EpisodeStore:
     def __init__(self, ring: KeyRing) -> None:
         self.ring = ring
+        # Set by `check_index_key` once the database's index key was recorded or compared.
+        self.index_key_checked = False
 
     def _seal(self, episode: Episode) -> tuple[str, bytes]:
         document = episode.model_dump_json().encode("utf-8")
@@ -105,6 +112,11 @@ class EpisodeStore:
 
     def _open(self, episode_id: str, blob: bytes) -> Episode:
         return Episode.model_validate_json(open_(blob, self.ring, _bound(episode_id)))
+
+    def open_stored(self, episode_id: str, blob: bytes) -> Episode:
+        """A stored row's document, opened and validated (no I/O: callable off the event loop).
+        Raises `ProtectionError` or `ValidationError` for one that no longer opens."""
+        return self._open(episode_id, blob)
 
     def _index_rows(self, episode: Episode) -> list[dict[str, str]]:
         candidate = Candidate.from_child(child_ref(episode), episode.child)
@@ -194,19 +206,20 @@ class EpisodeStore:
     async def indexed_with_this_key(self, connection: AsyncConnection) -> bool | None:
         """Were the stored blind indexes made with this ring's index key? One indexed episode is
         opened and indexed again: under another key no digest agrees (any one agreeing is enough,
-        so an index kind added or renormalised since does not count against it). None when
-        nothing is indexed yet, or that episode does not open (a KEK problem, not this one)."""
-        indexed = await connection.scalar(select(episode_index.c.episode_id).limit(1))
-        row = (
-            await connection.execute(
-                select(episodes.c.id, episodes.c.document).where(episodes.c.id == indexed)
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        try:
-            episode = self._open(row.id, row.document)
-        except (ProtectionError, ValidationError):
+        so an index kind added or renormalised since does not count against it). The first of a
+        few indexed episodes that opens is taken. None when nothing is indexed yet, or none of
+        them opens (a KEK problem or a newer rule, not this one)."""
+        indexed = select(episode_index.c.episode_id).distinct().limit(_SAMPLED)
+        rows = await connection.execute(
+            select(episodes.c.id, episodes.c.document).where(episodes.c.id.in_(indexed))
+        )
+        for row in rows.all():  # the first of a few that opens
+            try:
+                episode = self._open(row.id, row.document)
+            except (ProtectionError, ValidationError):
+                continue
+            break
+        else:
             return None
         expected = {(r["kind"], r["value"]) for r in self._index_rows(episode)}
         if not expected:
@@ -222,7 +235,9 @@ class EpisodeStore:
         self, connection: AsyncConnection, query: NameQuery
     ) -> list[tuple[Match, Episode]]:
         """Candidates sharing any blind index with the query, decrypted and scored. An identifier
-        that fails its check is refused `schema_violation`, with its rule (never its value)."""
+        that fails its check is refused `schema_violation`, with its rule (never its value). A
+        candidate that no longer opens (`cafx episodes check` lists it) is left out with a
+        warning naming its id and rule, so it does not fail every search that meets it."""
         try:
             terms = query_terms(query, self.ring)
         except IdentifierError as exc:
@@ -242,7 +257,17 @@ class EpisodeStore:
         rows = await connection.execute(
             select(episodes.c.id, episodes.c.document).where(episodes.c.id.in_(ids))
         )
-        found = [self._open(row.id, row.document) for row in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(self._open(row.id, row.document))
+            except ProtectionError as exc:
+                log.warning(
+                    "episode %s left out of a search: it does not open (%s)", row.id, exc.rule
+                )
+            except ValidationError as exc:
+                rules = ", ".join(sorted({p.rule for p in problems_from(exc)}))
+                log.warning("episode %s left out of a search: it does not open (%s)", row.id, rules)
         return _best_per_child(query, found)
 
 

@@ -96,13 +96,40 @@ def test_a_month_end_meeting_is_reviewed_by_the_end_of_a_shorter_month() -> None
     assert found == {TimeRule.FIRST_REVIEW: dt.date(2027, 2, 28)}
 
 
-def test_the_fourth_review_since_the_latest_assessment_asks_for_a_reassessment() -> None:
-    held = [("2026-03-10", True, None), ("2026-06-01", False, None), ("2026-09-01", False, None)]
+def test_the_fourth_review_of_the_plan_asks_for_a_reassessment() -> None:
+    # The TAC meeting of 10 March agrees the plan; the reviews of it follow.
+    held = [
+        ("2026-03-10", True, None),
+        ("2026-06-01", False, None),
+        ("2026-09-01", False, None),
+        ("2026-12-01", False, None),
+    ]
     assert TimeRule.REASSESSMENT not in rules(due_items(episode(reviews=held)))
-    fourth = [*held, ("2026-12-01", False, None)]
-    assert rules(due_items(episode(reviews=fourth)))[TimeRule.REASSESSMENT] == dt.date(2026, 12, 1)
-    reassessed = episode(["2026-02-20", "2026-12-03"], reviews=fourth)
+    fourth = [*held, ("2027-03-01", False, None)]
+    assert rules(due_items(episode(reviews=fourth)))[TimeRule.REASSESSMENT] == dt.date(2027, 3, 1)
+    reassessed = episode(["2026-02-20", "2027-03-03"], reviews=fourth)
     assert TimeRule.REASSESSMENT not in rules(due_items(reassessed))
+
+
+def test_after_a_reassessment_the_plan_is_the_next_meetings() -> None:
+    # Re-assessed 1 June: the meeting of 10 June agrees a new plan, four reviews of it follow.
+    held = [
+        ("2026-03-10", True, None),
+        ("2026-06-10", True, None),
+        *[(f"2026-{m:02}-01", False, None) for m in (7, 8, 9)],
+    ]
+    assert TimeRule.REASSESSMENT not in rules(
+        due_items(episode(["2026-02-20", "2026-06-01"], reviews=held))
+    )
+    fourth = episode(["2026-02-20", "2026-06-01"], reviews=[*held, ("2026-10-01", False, None)])
+    assert rules(due_items(fourth))[TimeRule.REASSESSMENT] == dt.date(2026, 10, 1)
+    # With no meeting since the latest assessment, every review since it counts.
+    no_meeting = [
+        ("2026-03-10", True, None),
+        *[(f"2026-{m:02}-01", False, None) for m in (7, 8, 9, 10)],
+    ]
+    found = rules(due_items(episode(["2026-02-20", "2026-06-01"], reviews=no_meeting)))
+    assert found[TimeRule.REASSESSMENT] == dt.date(2026, 10, 1)
 
 
 def test_no_clock_runs_without_a_completed_assessment_or_on_a_potential_episode() -> None:
