@@ -72,6 +72,7 @@ def _console_app() -> web.Application:
     r.add_get("/episodes/{episode_id}/register.{format:csv|pdf}", _child.export_register)
     r.add_get("/federation", _federation.federation_page)
     r.add_post("/federation/messages/{message_id}/retry", _federation.retry_message)
+    r.add_post("/federation/messages/{message_id}/give-up", _federation.give_up_message)
     r.add_post("/federation/transfers/{offer_id}/close", _federation.close_offer)
     r.add_get("/due", _due.due_page)
     r.add_get("/audit", _federation.audit_page)

@@ -1,7 +1,8 @@
 """The federation page: members from the signed metadata (status, endpoint, last exchange), the
 metadata's version and expiry, transfer offers not yet committed (escalated ones flagged; an
 unanswered one withdrawn by this borough or declined by it, with a reason),
-and dead-lettered outbox messages with a retry button; and the audit
+messages kept until delivered that are past their deadline (kind, recipient, last error, age; never a
+body) with a give-up button, and dead-lettered outbox messages with a retry button; and the audit
 page: the chain checked since its latest signed checkpoint (or, on demand, verified whole) and the
 latest signed checkpoints."""
 
@@ -22,7 +23,7 @@ from ..storage._tables import inbox, outbox, register
 from ._chain import check_chain
 from ._web import CONSOLE_PATH, LEAD, audit, draft, render, uuid_of
 
-__all__ = ["audit_page", "close_offer", "federation_page", "retry_message"]
+__all__ = ["audit_page", "close_offer", "federation_page", "give_up_message", "retry_message"]
 
 # Why an offer is closed unmoved, as the console offers it: codes (the other member lists them).
 CLOSING_REASONS = {
@@ -107,9 +108,15 @@ async def federation_page(request: web.Request) -> web.Response:
         for m in sorted(metadata.members, key=lambda m: m.name)
     ]
     dead = await _dead_letters(request)
+    overdue = [
+        {**message, "age": now - message["created_at"]}
+        for message in await request.config_dict[OUTBOX].overdue()
+    ]
     offers = await _waiting_offers(request)
     counts = await request.config_dict[OUTBOX].counts()
-    await audit(request, "console.view", None, page="federation", dead=len(dead))
+    await audit(
+        request, "console.view", None, page="federation", dead=len(dead), overdue=len(overdue)
+    )
     return render(
         request,
         "federation.html",
@@ -120,22 +127,37 @@ async def federation_page(request: web.Request) -> web.Response:
             "expired": metadata.expires_at <= now,
             "members": members,
             "dead": dead,
+            "overdue": overdue,
             "offers": offers,
             "counts": counts,
             "reasons": CLOSING_REASONS,
             "retried": request.query.get("retried"),
+            "given_up": request.query.get("given_up"),
             "closed": request.query.get("closed"),
         },
     )
 
 
 async def retry_message(request: web.Request) -> web.Response:
+    """Put a dead-lettered message back in the queue."""
     message_id = uuid_of(request, "message_id")
     if not await request.config_dict[OUTBOX].retry_dead(message_id):
         await audit(request, "outbox.retry", message_id, Outcome.REFUSED, reason="not_found")
         raise NotFound("no dead-lettered message with that id")
     await audit(request, "outbox.retry", message_id)
     raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?retried={message_id}")
+
+
+async def give_up_message(request: web.Request) -> web.Response:
+    """Dead-letter a message kept until delivered that is past its deadline, once the operator has
+    dealt with it otherwise (told the other borough by other means): it is no longer retried. It
+    can still be retried from the dead letters."""
+    message_id = uuid_of(request, "message_id")
+    if not await request.config_dict[OUTBOX].give_up(message_id):
+        await audit(request, "outbox.give_up", message_id, Outcome.REFUSED, reason="not_found")
+        raise NotFound("no pending message past its deadline with that id")
+    await audit(request, "outbox.give_up", message_id)
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?given_up={message_id}")
 
 
 async def close_offer(request: web.Request) -> web.Response:

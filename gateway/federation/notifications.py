@@ -15,9 +15,11 @@ member), a disclosure received from it, or earlier notifications about it; the l
 names the holder. A member that moved the episode on stays the holder known here until the new
 holder shows the signed custody steps (`custody.py`) that lead from it to itself. A former holder
 is still heard about a change it made while it held the episode: its word can arrive after the new
-holder's (each message backs off on its own), and it is kept when a custody step kept here (one a
-holder showed, or our copy came with) signed by it moved the episode on at or after the change's
-`changed_at`; such a word names nobody as holder now. Anything else is refused `not_found` (the
+holder's (each message backs off on its own), and it is kept when a custody step signed by it
+moved the episode on at or after the change's `changed_at`, in a chain that is not its own say-so:
+one our copy came with, or one another member showed that led from the holder known then to itself.
+Such a word names nobody as holder now, is listed `holder_verified: false`, and its own steps vouch
+for nobody. Anything else is refused `not_found` (the
 sender learns nothing of who holds it; `holder.py` audits the refused message with that code and
 its kind), and nothing is kept. With no record of the episode at all, the notification is kept but
 listed `holder_verified: false`: a TAC member's borough usually learns of an episode this way, and
@@ -199,16 +201,24 @@ class Notifications:
 
     async def _held_then(self, connection: AsyncConnection, told: _Told, sender: str) -> bool:
         """Did `sender` hold the episode when it made the change? So the custody steps kept here
-        say (those the episode came to us with, and those each holder's notifications showed):
-        a step signed by `sender` moved the episode on from it at or after `changed_at`. A
-        notification that says not when it was made cannot be placed, nor without the keys."""
+        say: a step signed by `sender` moved the episode on from it at or after `changed_at`. A step
+        `from` a member needs only that member's signature, so only steps that are not the
+        sender's own say-so count: those our copy came with, and those another member showed as
+        holder (the holder known then, one whose steps led from it, or a first speaker), never
+        those `sender` sent itself nor any a former holder's late word brought. A notification
+        that says not when it was made cannot be placed, nor without the keys."""
         if self.key_for is None or told.changed_at is None:
             return False
         chains = [await custody_of(connection, told.episode_ref)]
         rows = await connection.execute(
-            select(notifications).where(notifications.c.episode_ref == told.episode_ref)
+            select(notifications).where(
+                notifications.c.episode_ref == told.episode_ref, notifications.c.sender != sender
+            )
         )
-        chains += [custody_chain(self._opened(row).get("custody")) for row in rows]
+        for row in rows:
+            what = self._opened(row)
+            if not what.get("former_holder"):
+                chains.append(custody_chain(what.get("custody")))
         for chain in chains:
             walked = moved_on_to(
                 chain,
@@ -253,10 +263,12 @@ class Notifications:
             else told.practitioner.model_dump(mode="json"),
             "changed_at": (told.changed_at or received_at).astimezone(dt.UTC).isoformat(),
             "revision": told.revision,
-            "holder_verified": known is not None,
+            # A former holder's late word is not the holder known here speaking.
+            "holder_verified": known is not None and not former,
             # Kept (sealed with the rest, no new column): the steps vouch for a former holder
-            # whose word arrives after this one, and such a word names no holder now.
-            "custody": told.custody or [],
+            # whose word arrives after this one (never for their own sender). A former holder's
+            # word names no holder now, and the steps it brings vouch for nobody: not kept.
+            "custody": [] if former else told.custody or [],
             "former_holder": former,
         }
         sealed = seal(json.dumps(what).encode(), self.ring, _bound(notification_id))
@@ -346,7 +358,7 @@ class Notifications:
                 "episode_ref": row.episode_ref,
                 "received_at": aware_utc(row.received_at).isoformat(),
                 "changed_at": what["changed_at"],
-                "holder_verified": bool(what["holder_verified"]),
+                "holder_verified": bool(what["holder_verified"]) and not what.get("former_holder"),
                 "superseded": row.kind == _LEAD and _order(row, what) < newest[row.episode_ref],
                 "practitioner": what["practitioner"],
             }

@@ -3,16 +3,21 @@ the change they announce, delivered at least once in batches per recipient, retr
 exponential back-off (capped at `MAX_DELAY`) until `DELIVERY_DEADLINE` after they were written, then
 dead-lettered with an alert; the receiver applies each message id exactly once (inbox de-duplication).
 A transfer commit or a consent withdrawal (`KEPT_UNTIL_DELIVERED`) is never given up by age: past the
-deadline it raises the alert once and goes on being retried. A message to an authority that is not a
-member (`unknown_member`) is dead-lettered at once, with a warning: no retry can reach it.
+deadline it raises the alert (again each day it stays undelivered) and goes on being retried; the
+console lists it, and an operator who has dealt with it otherwise can give it up (`give_up`). A
+message to an authority that is not a member (`unknown_member`) is dead-lettered at once, with a
+warning: no retry can reach it; one kept until delivered backs off instead (the sending replica's
+metadata may lag a join, or a version may leave a member out by mistake).
 
 One peer must not hold up the others. A pass serves up to `RECIPIENTS` recipients at once, each with
 up to `PER_RECIPIENT` of its oldest due messages, sent in order. A recipient that gives no answer
 (unreachable, timed out, suspended, the request refused) is held back as a whole: all its pending
 messages wait with the ones that failed (in the database: every replica, and a restart, keeps the
-hold) and come back together, in order, instead of each paying its own timeout. A request refused for
-what it holds (`acknowledged`: 400, 413, 415, 422) is sent again one message at a time, so that only a
-message refused on its own fails, alone, and the others go.
+hold for them) and come back together, in order, instead of each paying its own timeout. A message
+written during a hold waits only on the replica that held (in its memory): another replica, or this
+one after a restart, sends it when it is due. A request refused for what it holds (`acknowledged`:
+400, 413, 415, 422) is sent again one message at a time, so that only a message refused on its own
+fails, alone, and the others go.
 
 A delivered message keeps its id, kind, recipient and times (for the audit), not its body.
 
@@ -72,6 +77,7 @@ DELIVERY_DEADLINE = dt.timedelta(hours=72)
 # or a member suspended for an investigation, outlasts any deadline. Past it they raise the alert
 # once and keep their capped back-off.
 KEPT_UNTIL_DELIVERED = frozenset({"transfer_commit", "consent_withdrawn"})
+REMINDER = dt.timedelta(days=1)  # how often the alert for one still undelivered is raised again
 RECIPIENTS = 16  # recipients served in one pass, all at once
 PER_RECIPIENT = 20  # of each one's oldest due messages
 # A batch is one request: kept well under a node's body limit (4 MiB by default), since a transfer
@@ -253,8 +259,16 @@ class Outbox:
             if failure == "unknown_member":  # not (or no longer) a member of the federation
                 async with self.engine.begin() as connection:
                     for row in [*batch, *untried]:
+                        # One kept until delivered backs off: this replica's metadata may lag a
+                        # join, or a version leave a member out by mistake.
                         await self._retry_later(
-                            connection, row, failure, moment, hopeless=True, alert=False
+                            connection,
+                            row,
+                            failure,
+                            moment,
+                            tried=row in batch,
+                            hopeless=row.kind not in KEPT_UNTIL_DELIVERED,
+                            alert=False,
                         )
                 return delivered
             if refused and len(batch) > 1:
@@ -337,7 +351,10 @@ class Outbox:
         """Back the recipient off as a whole: the failed messages, those not tried in this pass and
         its other pending messages due before then all wait until one moment, so they come back
         together and in order. Stored in the rows: other replicas, and this one after a restart,
-        keep the hold (and the order) too."""
+        keep the hold (and the order) too. The others are moved only if no other transaction has
+        them locked (`SKIP LOCKED`): two replicas holding one recipient at once would otherwise
+        each wait on the rows the other is writing (a deadlock on PostgreSQL); the other replica
+        records its own rows' outcome."""
         until = now + backoff(1 + max(row.attempts for row in failed))
         self._held[recipient] = until
         log.warning(
@@ -358,8 +375,9 @@ class Outbox:
                 await self._retry_later(connection, row, reason, now, until=until)
             for row in untried:  # not sent: not an attempt of their own
                 await self._retry_later(connection, row, reason, now, until=until, tried=False)
-            # The others (those two now wait until then): in one statement. Any kept until
-            # delivered that this moves past its deadline raises the alert, as a retry would.
+            # The others (those two now wait until then): in one statement, those no other
+            # transaction has locked. Any kept until delivered that this moves past its deadline
+            # raises the alert, as a retry would.
             reaching = select(
                 outbox.c.id,
                 outbox.c.recipient,
@@ -372,9 +390,15 @@ class Outbox:
                 outbox.c.kind.in_(sorted(KEPT_UNTIL_DELIVERED)),
                 outbox.c.created_at <= until - self.deadline,
             )
+            others = select(outbox.c.id).where(waiting)
+            if not self._sqlite:  # SQLite serialises writers: nothing is locked by another
+                reaching = reaching.with_for_update(skip_locked=True)
+                others = others.with_for_update(skip_locked=True)
             for row in (await connection.execute(reaching)).all():
                 self._overdue(row, reason, row.attempts, until)
-            await connection.execute(update(outbox).where(waiting).values(next_attempt_at=until))
+            await connection.execute(
+                update(outbox).where(outbox.c.id.in_(others)).values(next_attempt_at=until)
+            )
 
     async def _delivered(self, connection: AsyncConnection, row: Any) -> None:
         """Mark it delivered and drop its body: the receiver has it, and nothing sends a delivered
@@ -459,11 +483,15 @@ class Outbox:
         )
 
     def _overdue(self, row: Any, reason: str, attempts: int, later: dt.datetime) -> None:
-        """The alert for a message kept until delivered, once: when its next attempt (`later`) is
-        set past its deadline, from before it (as `row` was read). A pass cut off mid-send leaves
-        its lease as the next attempt, and can let that moment pass unannounced."""
+        """The alert for a message kept until delivered: when its next attempt (`later`) is set
+        past its deadline, from before it (as `row` was read), and again past each `REMINDER`
+        after it, so one stuck for weeks is not announced once only. A pass cut off mid-send
+        leaves its lease as the next attempt, and can let one such moment pass unannounced."""
         deadline = aware_utc(row.created_at) + self.deadline
-        if aware_utc(row.next_attempt_at) < deadline <= later:
+        if later < deadline:
+            return
+        due = deadline + REMINDER * ((later - deadline) // REMINDER)  # the latest one reached
+        if aware_utc(row.next_attempt_at) < due <= later:
             log.error(
                 "message overdue",
                 extra={
@@ -494,12 +522,60 @@ class Outbox:
             self._held.pop(recipient, None)  # an operator's retry is not kept waiting here
         return result.rowcount == 1
 
+    async def give_up(self, message_id: str) -> bool:
+        """Dead-letter a pending message past its deadline (the console's "give up", once an
+        operator has dealt with it otherwise): one kept until delivered is otherwise retried for
+        ever. Whether it was; `retry_dead` can still put it back."""
+        cutoff = dt.datetime.now(dt.UTC) - self.deadline
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == message_id,
+                    outbox.c.state == "pending",
+                    outbox.c.created_at <= cutoff,
+                )
+                .values(state="dead", last_error="given_up")
+            )
+        return bool(result.rowcount == 1)
+
+    async def overdue(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending messages past their deadline (those kept until delivered), oldest first: id,
+        recipient, kind, attempts, last error and when written; never a body."""
+        cutoff = dt.datetime.now(dt.UTC) - self.deadline
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(
+                    outbox.c.id,
+                    outbox.c.recipient,
+                    outbox.c.kind,
+                    outbox.c.attempts,
+                    outbox.c.last_error,
+                    outbox.c.created_at,
+                )
+                .where(outbox.c.state == "pending", outbox.c.created_at <= cutoff)
+                .order_by(outbox.c.created_at, outbox.c.id)
+                .limit(limit)
+            )
+            return [{**row._mapping, "created_at": aware_utc(row.created_at)} for row in rows]
+
     async def counts(self) -> dict[str, int]:
+        """Messages by state; and `overdue`, when there are any: those pending past their deadline
+        (counted among `pending` too)."""
+        cutoff = dt.datetime.now(dt.UTC) - self.deadline
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(outbox.c.state, func.count()).group_by(outbox.c.state)
             )
-            return {state: int(count) for state, count in rows.all()}
+            counted = {state: int(count) for state, count in rows.all()}
+            overdue = await connection.scalar(
+                select(func.count()).where(
+                    outbox.c.state == "pending", outbox.c.created_at <= cutoff
+                )
+            )
+        if overdue:
+            counted["overdue"] = int(overdue)
+        return counted
 
 
 def _code(reason: Any) -> str:

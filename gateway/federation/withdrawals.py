@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable, Sequence, Set
 from typing import Annotated, Any
 
@@ -198,9 +199,19 @@ async def receive_withdrawal(
 async def _ours_before(
     connection: AsyncConnection, store: EpisodeStore, episode_ref: str, consent_id: str
 ) -> bool:
+    """Whether our copy, transferred on, has that statement. A copy that no longer opens (stored
+    by an earlier release, refused by a newer rule) cannot say: the withdrawal is still kept and
+    marked here, but not passed on, with the alert (its id and code only) for the operator to
+    tell by hand; refusing it would have the sender retry it for ever."""
     try:
         episode = (await store.get(connection, episode_ref)).episode
     except NotFound:
+        return False
+    except ValidationError:
+        logging.getLogger("cafx.withdrawals").error(
+            "withdrawal not passed on",
+            extra={"episode_ref": episode_ref, "reason": "copy_unreadable"},
+        )
         return False
     return episode.state is EpisodeState.TRANSFERRED and any(
         c.consent_id == consent_id for c in episode.consents

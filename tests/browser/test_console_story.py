@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select, update
 
 from gateway.keys import ENGINE
-from gateway.storage._tables import outbox
+from gateway.storage._tables import audit_entries, outbox
 
 from ..e2e.nodes import (
     CAMDEN,
@@ -239,6 +239,25 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
         return [r.state for r in rows] == ["delivered"]
 
     assert hackney.runner is not None
+    # Still pending three days on (a withdrawal is never given up by age): listed with its age,
+    # never its body; the operator, having told Camden by other means, gives it up.
+    async with hackney.runner.app[ENGINE].begin() as connection:
+        await connection.execute(
+            update(outbox).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=80))
+        )
+    await page.get_by_role("link", name="Federation").click()
+    stuck = page.get_by_role("row", name=re.compile("Consent withdrawn|consent_withdrawn", re.I))
+    await expect(stuck).to_contain_text("3 days")
+    await expect(page.get_by_text("past their deadline 1")).to_be_visible()
+    await accessible(page, "10-federation-overdue")
+    await page.get_by_role("button", name=re.compile("^Give up")).click()
+    await expect(page.get_by_role("status")).to_contain_text("given up")
+    given = await hackney.engine_rows(select(outbox.c.state, outbox.c.last_error))
+    assert [(r.state, r.last_error) for r in given] == [("dead", "given_up")]
+    gave_up = await hackney.engine_rows(
+        select(audit_entries.c.outcome).where(audit_entries.c.action == "outbox.give_up")
+    )
+    assert [r.outcome for r in gave_up] == ["success"]
     async with hackney.runner.app[ENGINE].begin() as connection:
         await connection.execute(update(outbox).values(state="dead", last_error="peer_unavailable"))
     await camden.start()

@@ -93,7 +93,7 @@ async def test_a_former_holders_word_arriving_after_the_new_holders_is_kept(
     await _receive(kept, engine, HACKNEY, Message("m2", "tac_notification", hackneys))
     listed = await _listed(kept, engine)
     assert [(n["from"], n["kind"], n["holder_verified"]) for n in listed] == [
-        (HACKNEY, "tac_notification", True),  # the holder then, on the steps Camden showed
+        (HACKNEY, "tac_notification", False),  # the holder then, not the holder known here now
         (CAMDEN, "lead_professional_update", False),
     ]
 
