@@ -257,7 +257,9 @@ class Notification(_Doc):
     received_at: str
     changed_at: str = Field(description="when the holder made the change (received_at if unsaid)")
     holder_verified: bool = Field(
-        description="false: the first word about an episode this node has no record of"
+        description="false: the first word about an episode this node has no record of, or a"
+        " former holder's word about a change it made before it moved the episode on (kept, but"
+        " not the holder known here speaking)"
     )
     superseded: bool = Field(description="a lead-professional update older than another kept")
     practitioner: Practitioner | None
