@@ -19,7 +19,7 @@ from ..errors import GatewayError, NotFound, SchemaViolation
 from ..federation.transfer import CLOSING, OPEN_STATES
 from ..keys import AUDIT, MEMBERS, OUTBOX, SETTINGS, TRANSFERS
 from ..storage import aware_utc
-from ..storage._tables import inbox, outbox, register
+from ..storage._tables import inbox, register
 from ._chain import check_chain
 from ._web import CONSOLE_PATH, LEAD, audit, draft, render, uuid_of
 
@@ -57,23 +57,6 @@ async def _last_exchange(request: web.Request, members: list[str]) -> dict[str, 
     return found
 
 
-async def _dead_letters(request: web.Request) -> list[dict[str, Any]]:
-    async with request.config_dict[AUDIT].engine.connect() as connection:
-        rows = await connection.execute(
-            select(
-                outbox.c.id,
-                outbox.c.recipient,
-                outbox.c.kind,
-                outbox.c.attempts,
-                outbox.c.last_error,
-                outbox.c.created_at,
-            )
-            .where(outbox.c.state == "dead")
-            .order_by(outbox.c.created_at)
-        )
-        return [{**row._mapping, "created_at": aware_utc(row.created_at)} for row in rows.all()]
-
-
 async def _waiting_offers(request: web.Request) -> list[dict[str, Any]]:
     """Transfer offers made to or by this borough not yet committed, oldest first."""
     workflow = request.config_dict[TRANSFERS]
@@ -107,7 +90,7 @@ async def federation_page(request: web.Request) -> web.Response:
         }
         for m in sorted(metadata.members, key=lambda m: m.name)
     ]
-    dead = await _dead_letters(request)
+    dead = await request.config_dict[OUTBOX].dead()
     overdue = [
         {**message, "age": now - message["created_at"]}
         for message in await request.config_dict[OUTBOX].overdue()

@@ -540,9 +540,18 @@ class Outbox:
         return bool(result.rowcount == 1)
 
     async def overdue(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Pending messages past their deadline (those kept until delivered), oldest first: id,
-        recipient, kind, attempts, last error and when written; never a body."""
+        """Pending messages past their deadline (those kept until delivered), oldest first."""
         cutoff = dt.datetime.now(dt.UTC) - self.deadline
+        return await self._summaries(
+            (outbox.c.state == "pending") & (outbox.c.created_at <= cutoff), limit
+        )
+
+    async def dead(self) -> list[dict[str, Any]]:
+        """Dead-lettered messages, oldest first."""
+        return await self._summaries(outbox.c.state == "dead", None)
+
+    async def _summaries(self, which: Any, limit: int | None) -> list[dict[str, Any]]:
+        """id, recipient, kind, attempts, last error and when written; never a body."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(
@@ -553,7 +562,7 @@ class Outbox:
                     outbox.c.last_error,
                     outbox.c.created_at,
                 )
-                .where(outbox.c.state == "pending", outbox.c.created_at <= cutoff)
+                .where(which)
                 .order_by(outbox.c.created_at, outbox.c.id)
                 .limit(limit)
             )

@@ -90,7 +90,9 @@ async def test_client_secret_basic_only_when_allowed(
 ) -> None:
     for allowed, expected in ((False, 401), (True, 200)):
         settings = node_settings(
-            database, tmp_path, allow_client_secret_basic=allowed  # one key ring: one database
+            database,
+            tmp_path,
+            allow_client_secret_basic=allowed,  # one key ring: one database
         )
         http = await aiohttp_client(create_app(settings))
         client = await register_client(
