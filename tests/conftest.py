@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.storage import async_url
+from gateway.storage import async_url, create_engine, upgrade
 
 POSTGRES_URL = os.environ.get("CAFX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CAFX_REQUIRE_POSTGRES") == "1"
@@ -60,3 +61,14 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         return
     async with postgres_schemas(1) as (schema,):
         yield Database(async_url(POSTGRES_URL), schema)
+
+
+@pytest.fixture
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """An engine on `database`, migrated to the newest revision; disposed after."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()

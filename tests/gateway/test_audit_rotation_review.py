@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from click.testing import CliRunner
 from joserfc.jwk import OKPKey
@@ -27,8 +25,6 @@ from gateway.settings import Settings
 from gateway.signing import generate_signing_key, write_signing_key
 from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import audit_checkpoints, audit_entries
-
-from ..conftest import Database
 
 MEMBER = "E09000007"
 EVERY = 10
@@ -49,16 +45,6 @@ async def _record(log: AuditLog, count: int) -> None:
                 outcome=Outcome.SUCCESS,
             )
         )
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _rotated(engine: AsyncEngine, tmp_path: Path) -> tuple[AuditLog, Path]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from gateway.federation.withdrawals import (
     push_withdrawal,
 )
 from gateway.protection import KeyRing
-from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import received_copies, received_withdrawals, register
 from schemas import AgencyType, Episode, london_today, problems_from
 
@@ -218,16 +216,6 @@ def test_givers_are_told_apart_from_a_carer_without_parental_responsibility() ->
 
 
 # 5. A statement id with a comma --------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _row(episode_id: str, counterpart: str, basis: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from gateway.protection import (
 )
 from gateway.settings import Settings
 from gateway.signing import generate_signing_key, write_signing_key
-from gateway.storage import create_engine, rewrap_sealed, upgrade
+from gateway.storage import create_engine, rewrap_sealed
 from gateway.storage._tables import episodes
 
 from ..conftest import Database
@@ -76,16 +76,6 @@ async def _stored(engine: AsyncEngine, episode_id: str) -> tuple[str, bytes, int
             )
         ).one()
     return row.key_id, row.document, row.revision
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _in_another_node(database: Database, work: Callable[[AsyncEngine], Awaitable[None]]) -> None:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -159,16 +158,6 @@ async def test_a_message_past_its_deadline_is_counted_listed_and_can_be_given_up
         assert not await sent.give_up(stuck)  # once
         assert await sent.counts() == {"pending": 1, "dead": 1}
         assert await sent.retry_dead(stuck)  # and the operator can still change their mind
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_a_withdrawal_reaching_a_former_holder_whose_copy_no_longer_opens_is_kept(

@@ -5,7 +5,6 @@ about an episode only by the member this node knows holds it."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,10 +17,7 @@ from gateway.federation.custody import sign_step
 from gateway.federation.notifications import Notifications
 from gateway.federation.outbox import Message
 from gateway.protection import KeyRing
-from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import episodes, notifications, received_copies, transfers
-
-from ..conftest import Database
 
 CAMDEN, HACKNEY, ISLINGTON = "E09000007", "E09000012", "E09000019"
 EPISODE = "6f1c2b9e-0d5c-4a53-9a59-0c3f1f7f2a10"
@@ -39,16 +35,6 @@ def _lead(name: str, authority: str = HACKNEY) -> dict[str, Any]:
 
 def _told(holder: str = HACKNEY, **changes: Any) -> dict[str, Any]:
     return {"episode_ref": EPISODE, "holder": holder, "practitioner": _lead("Lead A"), **changes}
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _receive(kept: Notifications, engine: AsyncEngine, sender: str, message: Message) -> None:

@@ -6,7 +6,6 @@ federation switched off a withdrawal marks nothing as told."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,10 +19,7 @@ from gateway.federation.notifications import Notifications
 from gateway.federation.outbox import Message, Outbox
 from gateway.federation.withdrawals import push_withdrawal
 from gateway.protection import KeyRing
-from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import notifications, outbox, register
-
-from ..conftest import Database
 
 CAMDEN, HACKNEY = "E09000007", "E09000012"
 EPISODE = "6f1c2b9e-0d5c-4a53-9a59-0c3f1f7f2a10"
@@ -49,16 +45,6 @@ def _told(holder: str, name: str, changed_at: dt.datetime, **more: Any) -> dict[
         "changed_at": changed_at.isoformat(),
         **more,
     }
-
-
-@pytest.fixture
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database.url, schema=database.schema)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _receive(kept: Notifications, engine: AsyncEngine, sender: str, message: Message) -> None:
