@@ -90,7 +90,14 @@ class Due:
 
 @cache
 def _bank_holidays() -> holidays.HolidayBase:
-    return holidays.country_holidays("GB", subdiv="ENG")  # England and Wales share bank holidays
+    """England and Wales share bank holidays. Built whole, once, and never expanded afterwards:
+    lists are worked out in worker threads, and the library's calendar grows by itself (unsafely
+    across threads) when asked about a year it has not filled in. Dates beyond these years count
+    weekends only."""
+    return holidays.country_holidays("GB", subdiv="ENG", years=_CALENDAR_YEARS, expand=False)
+
+
+_CALENDAR_YEARS = range(1990, 2151)
 
 
 def working_days_after(day: dt.date, working_days: int) -> dt.date:

@@ -532,6 +532,13 @@ def _backup(destination: Path) -> Path:
     return before
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
 def _commit(pairs: list[tuple[Path, Path]]) -> None:
     """Rename every temporary onto its destination, or none of them: a file replaced is kept (as
     a hard link, or a copy) until all are in place, and put back if a later rename fails or the
@@ -556,6 +563,8 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
             try:  # put back what can be; the first error is said
                 if before is None:
                     destination.unlink(missing_ok=True)
+                elif _same_file(before, destination):  # its rename failed: the original stands
+                    before.unlink()  # (a rename onto another link of one file does nothing)
                 else:
                     os.replace(before, destination)
             except OSError:

@@ -170,12 +170,13 @@ def _rewrap(settings: Settings, ring: KeyRing) -> dict[str, int]:
 
 
 def _stopped(what: str, exc: OperationalError) -> click.ClickException:
-    """A database that stayed busy (or went away) mid-run: the batches already committed stay, so
-    the same command carries on where it stopped. The driver's class only: its text holds SQL."""
+    """A database that stayed busy (or went away) mid-run: the batches already committed stay, and
+    `cafx keys retire` re-wraps the rest under the key now current (running `rotate` again would
+    make yet another key and start over). The driver's class only: its text holds SQL."""
     return click.ClickException(
         f"{what} stopped: the database was busy or unavailable"
         f" ({type(exc.orig).__name__ if exc.orig is not None else 'OperationalError'});"
-        " what was re-wrapped is kept: run the same command again and it carries on"
+        " what was re-wrapped is kept: run `cafx keys retire` to finish (it re-wraps the rest)"
     )
 
 

@@ -199,14 +199,18 @@ class Notifications:
         )
         return walked.holder == sender
 
-    async def _held_then(self, connection: AsyncConnection, told: _Told, sender: str) -> bool:
+    async def _held_then(
+        self, connection: AsyncConnection, told: _Told, sender: str, known: str
+    ) -> bool:
         """Did `sender` hold the episode when it made the change? So the custody steps kept here
         say: a step signed by `sender` moved the episode on from it at or after `changed_at`. A step
         `from` a member needs only that member's signature, so only steps that are not the
         sender's own say-so count: those our copy came with, and those another member showed as
         holder (the holder known then, one whose steps led from it, or a first speaker), never
-        those `sender` sent itself nor any a former holder's late word brought. A notification
-        that says not when it was made cannot be placed, nor without the keys."""
+        those `sender` sent itself nor any a former holder's late word brought; and the steps
+        must lead on to the holder known here now (a step the sender signed ahead of time and
+        slipped into a chain it handed over, moving the episode elsewhere, leads nowhere we know).
+        A notification that says not when it was made cannot be placed, nor without the keys."""
         if self.key_for is None or told.changed_at is None:
             return False
         chains = [await custody_of(connection, told.episode_ref)]
@@ -227,7 +231,7 @@ class Notifications:
                 since=told.changed_at,
                 key_for=self.key_for,
             )
-            if walked.holder != sender:
+            if walked.holder != sender and walked.holder == known:
                 return True
         return False
 
@@ -253,7 +257,7 @@ class Notifications:
             if not self._moved_to(told, known, sender):
                 # Messages back off each on its own: a former holder's word can come after the
                 # new holder's. It is kept if that member held the episode when it spoke.
-                former = await self._held_then(connection, told, sender)
+                former = await self._held_then(connection, told, sender, known)
                 if not former:
                     raise NotFound("no episode of the sender's is known here by that reference")
         notification_id = str(uuid.uuid4())

@@ -522,29 +522,31 @@ class Outbox:
             self._held.pop(recipient, None)  # an operator's retry is not kept waiting here
         return result.rowcount == 1
 
+    def _kept_overdue(self) -> Any:
+        """Pending messages kept until delivered that are past their deadline (a message of
+        another kind there is about to be dead-lettered at its next failure)."""
+        cutoff = dt.datetime.now(dt.UTC) - self.deadline
+        return (
+            (outbox.c.state == "pending")
+            & (outbox.c.created_at <= cutoff)
+            & outbox.c.kind.in_(sorted(KEPT_UNTIL_DELIVERED))
+        )
+
     async def give_up(self, message_id: str) -> bool:
         """Dead-letter a pending message past its deadline (the console's "give up", once an
         operator has dealt with it otherwise): one kept until delivered is otherwise retried for
         ever. Whether it was; `retry_dead` can still put it back."""
-        cutoff = dt.datetime.now(dt.UTC) - self.deadline
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(outbox)
-                .where(
-                    outbox.c.id == message_id,
-                    outbox.c.state == "pending",
-                    outbox.c.created_at <= cutoff,
-                )
+                .where(outbox.c.id == message_id, self._kept_overdue())
                 .values(state="dead", last_error="given_up")
             )
         return bool(result.rowcount == 1)
 
     async def overdue(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Pending messages past their deadline (those kept until delivered), oldest first."""
-        cutoff = dt.datetime.now(dt.UTC) - self.deadline
-        return await self._summaries(
-            (outbox.c.state == "pending") & (outbox.c.created_at <= cutoff), limit
-        )
+        """Pending messages kept until delivered past their deadline, oldest first."""
+        return await self._summaries(self._kept_overdue(), limit)
 
     async def dead(self) -> list[dict[str, Any]]:
         """Dead-lettered messages, oldest first."""
@@ -569,19 +571,14 @@ class Outbox:
             return [{**row._mapping, "created_at": aware_utc(row.created_at)} for row in rows]
 
     async def counts(self) -> dict[str, int]:
-        """Messages by state; and `overdue`, when there are any: those pending past their deadline
-        (counted among `pending` too)."""
-        cutoff = dt.datetime.now(dt.UTC) - self.deadline
+        """Messages by state; and `overdue`, when there are any: those kept until delivered that
+        are past their deadline (counted among `pending` too)."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(outbox.c.state, func.count()).group_by(outbox.c.state)
             )
             counted = {state: int(count) for state, count in rows.all()}
-            overdue = await connection.scalar(
-                select(func.count()).where(
-                    outbox.c.state == "pending", outbox.c.created_at <= cutoff
-                )
-            )
+            overdue = await connection.scalar(select(func.count()).where(self._kept_overdue()))
         if overdue:
             counted["overdue"] = int(overdue)
         return counted

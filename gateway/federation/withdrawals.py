@@ -30,6 +30,7 @@ from schemas import CONTROL_CHARACTERS, Episode, EpisodeState
 
 from ..episodes import EpisodeStore
 from ..errors import NotFound, SchemaViolation
+from ..protection import ProtectionError
 from ..storage import insert_on_conflict
 from ..storage._tables import received_copies, received_withdrawals, register, transfers
 from .outbox import Outbox
@@ -207,10 +208,10 @@ async def _ours_before(
         episode = (await store.get(connection, episode_ref)).episode
     except NotFound:
         return False
-    except ValidationError:
+    except (ValidationError, ProtectionError) as exc:  # refused by a rule, or under a lost key
+        reason = exc.rule if isinstance(exc, ProtectionError) else "copy_unreadable"
         logging.getLogger("cafx.withdrawals").error(
-            "withdrawal not passed on",
-            extra={"episode_ref": episode_ref, "reason": "copy_unreadable"},
+            "withdrawal not passed on", extra={"episode_ref": episode_ref, "reason": reason}
         )
         return False
     return episode.state is EpisodeState.TRANSFERRED and any(

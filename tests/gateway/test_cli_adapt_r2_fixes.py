@@ -125,9 +125,28 @@ def test_a_backup_that_cannot_be_put_back_is_kept_and_named(
     message = str(caught.value)
     assert os.strerror(errno.ENOSPC) in message
     kept = sorted(tmp_path.glob(".cafx-*.old"))
-    assert len(kept) == 3  # x-3's too: its rename failed, and so did putting it back
+    assert len(kept) == 2  # x-3's rename failed: its original stands, so no backup is kept
     assert all(str(path) in message for path in kept)
-    assert sorted(p.read_bytes() for p in kept) == [b"OLD1", b"OLD2", b"OLD3"]
+    assert sorted(p.read_bytes() for p in kept) == [b"OLD1", b"OLD2"]
+    assert (tmp_path / "x-3.xml").read_bytes() == b"OLD3"
+
+
+def test_a_rename_that_fails_onto_a_file_leaves_it_and_no_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup is a hard link to the file itself until the rename: putting it "back" would be
+    a rename onto another link of the same file, which does nothing and leaves the backup."""
+    pairs = _three(tmp_path)
+
+    def replace(source: Any, destination: Any) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        _commit(pairs)
+    monkeypatch.undo()
+    assert (tmp_path / "x-1.xml").read_bytes() == b"OLD1"
+    assert list(tmp_path.glob(".cafx-*.old")) == []
 
 
 def test_an_interruption_between_renames_rolls_back(

@@ -130,3 +130,29 @@ async def test_a_first_speaker_that_never_held_the_episode_is_not_believed_once_
         (CAMDEN, True, False),
         (MALLORY, False, False),
     ]
+
+
+async def test_a_step_planted_in_the_chain_a_former_holder_handed_over_leads_nowhere(
+    engine: AsyncEngine,
+) -> None:
+    """Hackney moved the episode to Camden, and slipped into the chain it handed over a step of
+    its own, dated ahead, to another member; Camden shows that chain as it came. The planted step
+    is Hackney's own word, and leads away from the holder known here: a word of Hackney's made
+    after the move is still refused. One made before the move is kept."""
+    now = dt.datetime.now(dt.UTC)
+    moved = now - dt.timedelta(hours=1)
+    planted_at = now - dt.timedelta(minutes=1)  # "ahead" when signed, due by now
+    chain = [_step(HACKNEY, CAMDEN, moved), _step(HACKNEY, ELSEWHERE, planted_at)]
+    kept = Notifications(KeyRing.generate(), key_for=key_for)
+    camdens = _told(CAMDEN, "Lead", moved + dt.timedelta(minutes=10), custody=chain)
+    await _receive(kept, engine, CAMDEN, Message("m1", "lead_professional_update", camdens))
+
+    after = _told(HACKNEY, "Fake TAC member", moved + dt.timedelta(minutes=20))
+    with pytest.raises(NotFound):
+        await _receive(kept, engine, HACKNEY, Message("m2", "tac_notification", after))
+    before = _told(HACKNEY, "A Youth Worker", moved - dt.timedelta(hours=2))
+    await _receive(kept, engine, HACKNEY, Message("m3", "tac_notification", before))
+    assert [n["practitioner"]["name"] for n in await _listed(kept, engine)] == [
+        "A Youth Worker",
+        "Lead",
+    ]

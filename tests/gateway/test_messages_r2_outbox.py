@@ -150,22 +150,34 @@ async def test_a_message_past_its_deadline_is_counted_listed_and_can_be_given_up
             "transfer_commit",
             "peer_unavailable",
         )
+        told = await enqueue(sent, engine, CAMDEN, 2, "tac_notification")
+        async with engine.begin() as connection:  # past its deadline too, but not a kept kind
+            await connection.execute(
+                update(outbox)
+                .where(outbox.c.id == told)
+                .values(created_at=dt.datetime.now(dt.UTC) - DELIVERY_DEADLINE)
+            )
+        assert await sent.counts() == {"pending": 3, "overdue": 1}
+        assert [m["id"] for m in await sent.overdue()] == [stuck]
+        assert not await sent.give_up(told)  # dead-lettered at its next failure anyway
         assert not await sent.give_up(fresh)  # not past its deadline: still retried
         assert not await sent.give_up(str(uuid.uuid4()))
         assert await sent.give_up(stuck)
         given = await row(engine, stuck)
         assert (given.state, given.last_error) == ("dead", "given_up")
         assert not await sent.give_up(stuck)  # once
-        assert await sent.counts() == {"pending": 1, "dead": 1}
+        assert await sent.counts() == {"pending": 2, "dead": 1}
         assert await sent.retry_dead(stuck)  # and the operator can still change their mind
 
 
+@pytest.mark.parametrize("why", ["a newer rule", "a lost key"])
 async def test_a_withdrawal_reaching_a_former_holder_whose_copy_no_longer_opens_is_kept(
-    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture, why: str
 ) -> None:
     """Our copy, moved to Camden, was stored by an earlier release with a consent id a newer rule
-    refuses. Before, the withdrawal failed `internal_error` each time, and Camden retried it for
-    ever; now it is kept (and marked), not passed on, with the alert."""
+    refuses, or sealed under a key no longer in the ring. Before, the withdrawal failed
+    `internal_error` each time, and Camden retried it for ever; now it is kept (and marked), not
+    passed on, with the alert."""
     ring = KeyRing.generate()
     store = EpisodeStore(ring)
     sent = Outbox(engine, ring)
@@ -175,10 +187,11 @@ async def test_a_withdrawal_reaching_a_former_holder_whose_copy_no_longer_opens_
     async with engine.begin() as connection:
         await store.add(connection, moved)
         document = json.loads(moved.model_dump_json())
-        document["consents"][0]["consent_id"] = "C1\x1b"
+        if why == "a newer rule":
+            document["consents"][0]["consent_id"] = "C1\x1b"
         sealed = seal(
             json.dumps(document).encode(),
-            ring,
+            ring if why == "a newer rule" else KeyRing.generate("lost"),
             associated_data("episodes", episode_ref, "document"),
         )
         await connection.execute(
@@ -209,5 +222,5 @@ async def test_a_withdrawal_reaching_a_former_holder_whose_copy_no_longer_opens_
     assert (alert.levelno, alert.getMessage(), alert.__dict__["reason"]) == (
         logging.ERROR,
         "withdrawal not passed on",
-        "copy_unreadable",
+        "copy_unreadable" if why == "a newer rule" else "kek.unknown",
     )

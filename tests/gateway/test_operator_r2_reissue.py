@@ -141,6 +141,35 @@ def test_when_even_the_old_key_cannot_go_back_it_is_kept_and_named(
     assert not (folder / "tls.key.previous").exists()
 
 
+def test_a_second_failing_run_keeps_the_old_key_it_was_left(
+    fed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a run that could not put the old key back, `tls.key` is the failed run's new key and
+    `tls.key.previous` the key of the certificate in place. A second run that fails too must put
+    that key back, not overwrite it with the mismatched one and then delete it."""
+    folder = folder_of(fed)
+    old_key, old_crt = (folder / "tls.key").read_bytes(), (folder / "tls.crt").read_bytes()
+    real = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst).name == "tls.crt" or Path(src).name == "tls.key.previous":
+            raise full_disk()
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(operator.OperatorError, match="may not match"):
+        operator.reissue_cert(fed, CAMDEN)  # left: a new tls.key, the old crt, the old key kept
+    monkeypatch.undo()
+    failing_replace(monkeypatch, lambda dst: dst.name == "tls.crt", full_disk())
+    with pytest.raises(operator.OperatorError, match="nothing was replaced"):
+        operator.reissue_cert(fed, CAMDEN)  # fails again: the old key goes back this time
+    monkeypatch.undo()
+    assert (folder / "tls.key").read_bytes() == old_key
+    assert (folder / "tls.crt").read_bytes() == old_crt
+    assert not (folder / "tls.key.previous").exists()
+    loads(folder)
+
+
 def test_a_new_member_whose_certificate_cannot_be_written_keeps_no_key(
     fed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -91,7 +91,7 @@ async def test_a_rotation_meeting_a_locked_database_says_to_run_it_again(tmp_pat
     assert stopped.exit_code == 1, stopped.output
     assert stopped.exception is None or isinstance(stopped.exception, SystemExit)
     assert "re-wrapping stopped: the database was busy or unavailable" in stopped.output
-    assert "run the same command again" in stopped.output
+    assert "run `cafx keys retire` to finish" in stopped.output
     assert "Traceback" not in stopped.output and "UPDATE" not in stopped.output
 
     again = await _cafx("keys", "retire", "--config", str(config))

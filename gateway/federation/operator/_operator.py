@@ -280,13 +280,16 @@ def _write_certificate(
     key, crt = folder / "tls.key", folder / "tls.crt"
     new_key, new_crt = folder / "tls.key.new", folder / "tls.crt.new"
     previous = folder / "tls.key.previous"
-    had_key = key.exists()
+    # Left by a run that could not put the old key back: it is the key of the certificate in
+    # place, and the one to keep (the tls.key beside it may be the failed run's new one).
+    had_key = key.exists() or previous.exists()
+    keep_previous = previous.exists()
     swapped = False
     try:
         write_file(folder / "ca.crt", layout.ca_cert.read_bytes())  # the same CA for either pair
         write_file(new_key, key_pem(tls_key), secret=True)
         write_file(new_crt, certificate.public_bytes(serialization.Encoding.PEM))
-        if had_key:
+        if had_key and not keep_previous:
             write_file(previous, key.read_bytes(), secret=True)
         swapped = True  # from here on, until tls.crt.new is gone, the old key must go back
         os.replace(new_key, key)
