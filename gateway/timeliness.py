@@ -58,6 +58,7 @@ from schemas import LONDON, Episode, EpisodeState
 
 from .episodes import EpisodeStore
 from .protection import ProtectionError
+from .storage import aware_utc
 from .storage._tables import episodes, transfers
 
 __all__ = ["Due", "DueList", "Listed", "TimeRule", "due_items", "due_by", "working_days_after"]
@@ -206,10 +207,6 @@ class DueList:
     unreadable: list[str]  # episodes that no longer open (`cafx episodes check` says why)
 
 
-def _london_day(at: dt.datetime) -> dt.date:
-    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(LONDON).date()
-
-
 def _work_out(
     store: EpisodeStore, rows: Sequence[Row[Any, Any, Any]], transferred: dict[str, dt.date]
 ) -> list[tuple[str, int, list[Due] | None]]:
@@ -247,7 +244,9 @@ async def _read_chunk(
             )
             .group_by(transfers.c.episode_id)
         )
-        return rows, {row.episode_id: _london_day(row.at) for row in committed}
+        return rows, {
+            row.episode_id: aware_utc(row.at).astimezone(LONDON).date() for row in committed
+        }
 
 
 async def due_by(
