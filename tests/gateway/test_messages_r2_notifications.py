@@ -7,64 +7,24 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import pytest
-from joserfc.jwk import OKPKey
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import FederationRefused, NotFound
-from gateway.federation.custody import sign_step
+from gateway.errors import NotFound
 from gateway.federation.notifications import Notifications
 from gateway.federation.outbox import Message
 from gateway.protection import KeyRing
 from gateway.storage._tables import received_copies
 
-CAMDEN, HACKNEY, MALLORY, ELSEWHERE = "E09000007", "E09000012", "E09000099", "E09000001"
-EPISODE = "6f1c2b9e-0d5c-4a53-9a59-0c3f1f7f2a10"
-KEYS = {
-    m: OKPKey.generate_key("Ed25519", parameters={"kid": f"{m}-1"}, private=True)
-    for m in (CAMDEN, HACKNEY, MALLORY)
-}
+from .notified import CAMDEN, EPISODE, HACKNEY, MALLORY, key_for
+from .notified import listed as _listed
+from .notified import receive as _receive
+from .notified import step as _step
+from .notified import told as _told
 
-
-def key_for(member: str, kid: str, at: dt.datetime) -> OKPKey:
-    if member not in KEYS or kid != f"{member}-1":
-        raise FederationRefused("no such key", code="invalid_signature")
-    return KEYS[member]
-
-
-def _step(sender: str, receiver: str, at: dt.datetime) -> str:
-    return sign_step(
-        KEYS[sender],
-        episode_ref=EPISODE,
-        sender=sender,
-        receiver=receiver,
-        offer_id="o1",
-        committed_at=at,
-    )
-
-
-def _told(holder: str, name: str, changed_at: dt.datetime, **more: Any) -> dict[str, Any]:
-    practitioner = {"name": name, "organisation": "Family Hub", "agency_type": "early_help"}
-    return {
-        "episode_ref": EPISODE,
-        "holder": holder,
-        "practitioner": practitioner,
-        "changed_at": changed_at.isoformat(),
-        **more,
-    }
-
-
-async def _receive(kept: Notifications, engine: AsyncEngine, sender: str, message: Message) -> None:
-    async with engine.begin() as connection:
-        await kept.receive(connection, sender, message)
-
-
-async def _listed(kept: Notifications, engine: AsyncEngine) -> list[dict[str, Any]]:
-    async with engine.connect() as connection:
-        return await kept.listed(connection)
+ELSEWHERE = "E09000001"
 
 
 async def test_a_former_holder_cannot_plant_a_step_of_its_own_in_its_late_word(

@@ -6,14 +6,12 @@ federation switched off a withdrawal marks nothing as told."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from joserfc.jwk import OKPKey
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import FederationRefused, NotFound
+from gateway.errors import NotFound
 from gateway.federation.custody import sign_step
 from gateway.federation.notifications import Notifications
 from gateway.federation.outbox import Message, Outbox
@@ -21,40 +19,12 @@ from gateway.federation.withdrawals import push_withdrawal
 from gateway.protection import KeyRing
 from gateway.storage._tables import notifications, outbox, register
 
-CAMDEN, HACKNEY = "E09000007", "E09000012"
-EPISODE = "6f1c2b9e-0d5c-4a53-9a59-0c3f1f7f2a10"
+from .notified import CAMDEN, EPISODE, HACKNEY, KEYS, key_for
+from .notified import listed as _listed
+from .notified import receive as _receive
+from .notified import told as _told
+
 MOVED = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
-KEYS = {
-    m: OKPKey.generate_key("Ed25519", parameters={"kid": f"{m}-1"}, private=True)
-    for m in (CAMDEN, HACKNEY)
-}
-
-
-def key_for(member: str, kid: str, at: dt.datetime) -> OKPKey:
-    if member not in KEYS or kid != f"{member}-1":
-        raise FederationRefused("no such key", code="invalid_signature")
-    return KEYS[member]
-
-
-def _told(holder: str, name: str, changed_at: dt.datetime, **more: Any) -> dict[str, Any]:
-    practitioner = {"name": name, "organisation": "Family Hub", "agency_type": "early_help"}
-    return {
-        "episode_ref": EPISODE,
-        "holder": holder,
-        "practitioner": practitioner,
-        "changed_at": changed_at.isoformat(),
-        **more,
-    }
-
-
-async def _receive(kept: Notifications, engine: AsyncEngine, sender: str, message: Message) -> None:
-    async with engine.begin() as connection:
-        await kept.receive(connection, sender, message)
-
-
-async def _listed(kept: Notifications, engine: AsyncEngine, **query: Any) -> list[dict[str, Any]]:
-    async with engine.connect() as connection:
-        return await kept.listed(connection, **query)
 
 
 async def test_a_former_holders_word_arriving_after_the_new_holders_is_kept(
