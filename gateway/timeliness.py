@@ -254,6 +254,17 @@ async def due_by(
 ) -> DueList:
     """Every item of `rules` due on or before `day` on the episodes held here, earliest first. An
     episode that no longer opens is left out and named, so one cannot hide the rest."""
+    # One list at a time per store: two cold lists at once would each open every episode.
+    async with _listing.setdefault(store, asyncio.Lock()):
+        return await _due_by(engine, store, day, rules)
+
+
+_listing: weakref.WeakKeyDictionary[EpisodeStore, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _due_by(
+    engine: AsyncEngine, store: EpisodeStore, day: dt.date, rules: frozenset[TimeRule]
+) -> DueList:
     known = _worked_out.setdefault(store, {})
     async with engine.connect() as connection:
         current = {

@@ -129,3 +129,27 @@ async def test_a_first_list_frees_the_connection_between_chunks(
     found = await listing
     assert len(found.items) == 40 and found.unreadable == []
     assert all(got_in), got_in  # in while it was still working, not after it
+
+
+async def test_two_cold_lists_at_once_open_each_episode_once(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """The second waits for the first and finds every episode worked out already."""
+    http, _ = await _client(aiohttp_client, database, tmp_path)
+    await _stored(http, *[_fresh(episode()) for _ in range(12)])
+    cold = EpisodeStore(KeyRing.from_file(tmp_path / "keys.json"))  # as after a restart
+    opened: list[str] = []
+    real = cold.open_stored
+
+    def counted(episode_id: str, blob: bytes) -> Episode:
+        opened.append(episode_id)
+        return real(episode_id, blob)
+
+    cold.open_stored = counted  # type: ignore[method-assign]  # counts; the real one opens
+    day = dt.date(2099, 1, 1)
+    first, second = await asyncio.gather(
+        due_by(http.app[ENGINE], cold, day, frozenset(TimeRule)),
+        due_by(http.app[ENGINE], cold, day, frozenset(TimeRule)),
+    )
+    assert first == second and len(first.items) == 12
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 12
