@@ -7,25 +7,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from gateway.demo import plan_federation
 from gateway.keys import ENGINE, OUTBOX
 from gateway.storage import aware_utc
 from gateway.storage._tables import audit_entries, outbox
 
-from .nodes import CAMDEN, HACKNEY, ISLINGTON, Node, eventually, offer_arrives, running, seed
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
+from .nodes import CAMDEN, HACKNEY, ISLINGTON, Node, eventually, offer_arrives, seed
 
 
 def _lead(name: str, authority: str) -> dict[str, Any]:

@@ -7,11 +7,9 @@ still sent to: its messages wait until it is reinstated."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from gateway.demo import plan_federation
@@ -25,18 +23,11 @@ from .nodes import (
     Node,
     eventually,
     offer_arrives,
-    running,
     seed,
     sees_suspended,
 )
 
 WESTMINSTER = "E09000033"  # a London borough, not a member of the demo federation
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
 
 
 def _worker(name: str, authority: str) -> dict[str, Any]:

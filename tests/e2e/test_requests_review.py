@@ -37,12 +37,6 @@ from .nodes import (
 )
 
 
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
-
-
 def _with(plans: list[NodePlan], gss: str, **settings: Any) -> list[NodePlan]:
     return [
         NodePlan(p.borough, p.folder, p.settings.model_copy(update=settings))

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
 
-from gateway.demo import plan_federation
 from gateway.keys import ENGINE, OUTBOX, PEERS
 from gateway.storage._tables import audit_entries, outbox, transfers
 
-from .nodes import CAMDEN, HACKNEY, Node, eventually, running
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
+from .nodes import CAMDEN, HACKNEY, Node, eventually
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,9 @@ are audited with the offer, the episode and the reason."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from gateway.demo import plan_federation
@@ -28,7 +26,6 @@ from .nodes import (
     eventually,
     login,
     offer_arrives,
-    running,
     seed,
     sees_suspended,
 )
@@ -43,12 +40,6 @@ from .test_london_protocol import (
     _stray_offer,
 )
 from .test_notifications_review import _change_lead, _told
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
 
 
 async def _audited(node: Node, action: str) -> list[Any]:

@@ -5,25 +5,17 @@ read-only, and nobody held the child's episode."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from adapters import get_adapter
-from gateway.demo import plan_federation
 from gateway.federation.transfer import _terms as transfer
 from gateway.storage._tables import audit_entries
 from schemas import Episode
 
-from .nodes import HACKNEY, ISLINGTON, Node, eventually, offer_arrives, running, seed
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with running(plan_federation(tmp_path)) as nodes:
-        yield nodes
+from .nodes import HACKNEY, ISLINGTON, Node, eventually, offer_arrives, seed
 
 
 async def test_an_episode_too_large_to_carry_is_not_offered(
