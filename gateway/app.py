@@ -24,6 +24,7 @@ from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
 from .protection import KeyMaterialError, KeyRing
+from .retention import retention_context
 from .service_directory import directory_context
 from .settings import Settings
 from .signing import load_signing_key
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(directory_context)
     app.cleanup_ctx.append(federation_context)
+    app.cleanup_ctx.append(retention_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

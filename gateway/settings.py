@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     allow_client_secret_basic: bool = Field(False, description="development only")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     audit_checkpoint_every: int = Field(100, ge=1)
+    retention_interval_seconds: float = Field(
+        6 * 3600,
+        ge=0,
+        description="how often closed episodes due are archived, and archived ones due purged (a"
+        " pass also runs at start); 0: never (what is due is still listed)",
+    )
     log_level: str = "INFO"
 
     # The London protocol (issue 6); all optional: without `federation_metadata` the node runs alone.

@@ -35,6 +35,8 @@ its purge, 1 + 6 years after the transfer was committed, the date the `transfers
 
 A date the calendar cannot hold (past 9999-12-31, from a far-future review or closure such as a
 legacy "no date" sentinel) falls due on no day: that item is left out, never an error.
+
+`gateway.retention` takes the archiving and purging steps when they fall due.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import holidays
 from dateutil.relativedelta import relativedelta
 from pydantic import ValidationError
 from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas import LONDON, Episode, EpisodeState
 
@@ -61,7 +63,16 @@ from .protection import ProtectionError
 from .storage import aware_utc
 from .storage._tables import episodes, transfers
 
-__all__ = ["Due", "DueList", "Listed", "TimeRule", "due_items", "due_by", "working_days_after"]
+__all__ = [
+    "Due",
+    "DueList",
+    "Listed",
+    "TimeRule",
+    "due_by",
+    "due_items",
+    "transfers_committed",
+    "working_days_after",
+]
 
 FIRST_TAC_WORKING_DAYS = 20
 REVIEW_EVERY = relativedelta(months=3)
@@ -235,18 +246,24 @@ async def _read_chunk(
                 )
             )
         ).all()
-        committed = await connection.execute(  # the latest move away of a transferred copy
-            select(transfers.c.episode_id, func.max(transfers.c.updated_at).label("at"))
-            .where(
-                transfers.c.episode_id.in_(chunk),
-                transfers.c.direction == "out",
-                transfers.c.state == "committed",
-            )
-            .group_by(transfers.c.episode_id)
+        return rows, await transfers_committed(connection, chunk)
+
+
+async def transfers_committed(
+    connection: AsyncConnection, episode_ids: Sequence[str]
+) -> dict[str, dt.date]:
+    """Episode id -> the day (in London) its latest transfer away was committed, for those of
+    `episode_ids` that moved: a transferred-out copy's purge clock."""
+    committed = await connection.execute(
+        select(transfers.c.episode_id, func.max(transfers.c.updated_at).label("at"))
+        .where(
+            transfers.c.episode_id.in_(episode_ids),
+            transfers.c.direction == "out",
+            transfers.c.state == "committed",
         )
-        return rows, {
-            row.episode_id: aware_utc(row.at).astimezone(LONDON).date() for row in committed
-        }
+        .group_by(transfers.c.episode_id)
+    )
+    return {row.episode_id: aware_utc(row.at).astimezone(LONDON).date() for row in committed}
 
 
 async def due_by(

@@ -171,8 +171,10 @@ def withdraw_consent(
     """Withdraw a statement; returns the episode and whether anything changed (repeats are no-ops).
 
     Every statement with the id is withdrawn: the schema keeps ids distinct, but the family's
-    "no" must not depend on it."""
-    _writable(episode)
+    "no" must not depend on it. An archived episode takes one too (DESIGN 3.6 keeps it): its
+    earlier recipients must still be told."""
+    if episode.state is not EpisodeState.ARCHIVED:
+        _writable(episode)
     consents = episode.model_dump(mode="json")["consents"]
     named = [c for c in consents if c["consent_id"] == consent_id]
     if not named:

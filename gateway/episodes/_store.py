@@ -188,6 +188,21 @@ class EpisodeStore:
             await connection.execute(insert(episode_index), rows)
         return Stored(episode, stored.revision + 1)
 
+    async def purge(self, connection: AsyncConnection, stored: Stored) -> None:
+        """Delete an episode and its blind indexes, if nobody changed it since `stored` was read
+        (the caller's transaction rolls back on `Conflict`)."""
+        episode_id = str(stored.episode.episode_id)
+        await connection.execute(
+            delete(episode_index).where(episode_index.c.episode_id == episode_id)
+        )
+        result = await connection.execute(
+            delete(episodes).where(
+                episodes.c.id == episode_id, episodes.c.revision == stored.revision
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict("the episode changed meanwhile; read it again and retry")
+
     async def unreadable(
         self, connection: AsyncConnection
     ) -> AsyncIterator[tuple[str, list[Problem]]]:

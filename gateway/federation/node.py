@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from directory.members import (
 )
 
 from ..audit import AuditDraft, Outcome
+from ..background import every
 from ..errors import FederationRefused, GatewayError, PeerUnavailable
 from ..keys import (
     AUDIT,
@@ -59,8 +59,6 @@ from .transport import (
 )
 
 __all__ = ["federation_app", "federation_context", "federation_enabled"]
-
-log = logging.getLogger("cafx.federation")
 
 FEDERATION_PATH = "/federation/v1"
 # Unanswered transfer offers (a day-level rule) and requests cut off mid-send are looked for this
@@ -114,17 +112,6 @@ def _key_lookup(source: MetadataSource) -> Any:
             raise FederationRefused(str(error), code=error.code) from None
 
     return key_for
-
-
-async def _every(interval: float, work: Any, name: str) -> None:
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a background loop must survive one bad pass; log the type only
-            log.error("background pass failed", extra={"loop": name, "error": type(exc).__name__})
-        await asyncio.sleep(interval)
 
 
 async def federation_context(app: web.Application) -> AsyncIterator[None]:
@@ -237,13 +224,11 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds)),
         asyncio.create_task(
-            _every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
+            every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
         ),
+        asyncio.create_task(every(HOUSEKEEPING_SECONDS, transfers.escalate, "transfer-escalation")),
         asyncio.create_task(
-            _every(HOUSEKEEPING_SECONDS, transfers.escalate, "transfer-escalation")
-        ),
-        asyncio.create_task(
-            _every(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
+            every(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
         ),
     ]
     yield

@@ -1,0 +1,174 @@
+"""Retention (DESIGN 3.6, standard 000 D3): a closed episode stays accessible for a year, is then
+archived for six more, then purged; a transferred-out copy is purged 7 years after its transfer was
+committed. `gateway.timeliness` says when each step is due; this takes the steps.
+
+- Archiving marks the episode `archived`. It is kept, read-only, and still read here by id or by
+  search, but it no longer answers existence checks nor is it disclosed (`federation.holder`,
+  `federation.disclosing`). A consent withdrawal is still recorded on it and pushed.
+- Purging deletes the episode with everything this node holds that is about it alone: its blind
+  indexes, its rows in the sharing register (both directions: a transfer in or out names it too)
+  and its transfer records (with the custody steps and the lead professional they sealed). The
+  audit chain keeps its entries: ids and codes, no personal data, and their hashes chain.
+- Each step is one transaction with its audit entry (`episode.archive`, `episode.purge`), taken
+  only if the episode is still due when read again under a row lock and unchanged since
+  (compare-and-swap on its revision). Replicas may run passes at once: each step happens once.
+
+Copies received from other members (`received_copies`), practitioner requests and held approvals
+are not touched: they are kept with the request that asked for them, under no retention rule yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from schemas import Episode, london_today
+
+from .audit import AuditDraft, Outcome
+from .audit_log import AuditLog
+from .background import every
+from .episodes import EpisodeStore, Stored
+from .errors import Conflict, NotFound
+from .keys import AUDIT, ENGINE, EPISODES, SETTINGS
+from .protection import ProtectionError
+from .storage._tables import register, transfers
+from .timeliness import TimeRule, due_by, due_items, transfers_committed
+
+__all__ = ["RETENTION_ACTOR", "RetentionPass", "apply_retention", "retention_context"]
+
+log = logging.getLogger("cafx.retention")
+
+RETENTION_ACTOR = "node:retention"  # the audit actor of the node's own passes
+_STEPS = frozenset({TimeRule.ARCHIVE, TimeRule.PURGE})
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPass:
+    """What one pass did, by episode id."""
+
+    archived: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    # Listed as due, but changed (or taken by another replica) before the step: the next pass
+    # looks again.
+    skipped: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # no longer open (`cafx episodes check`)
+
+
+async def apply_retention(
+    engine: AsyncEngine,
+    store: EpisodeStore,
+    audit: AuditLog,
+    today: dt.date,
+    *,
+    actor: str = RETENTION_ACTOR,
+) -> RetentionPass:
+    """Archive and purge every episode due on or before `today`. An episode archived in this pass
+    and already due for purging (closed 7 years ago) is purged in it too, after its archiving."""
+    done = RetentionPass()
+    while True:
+        archived_before = len(done.archived)
+        listing = await due_by(engine, store, today, _STEPS)
+        for item in listing.items:
+            if item.episode_id in done.skipped:
+                continue
+            try:
+                took = await _step(store, audit, item.episode_id, item.due.rule, today, actor)
+            except (Conflict, NotFound, ProtectionError, ValidationError):  # changed since listed
+                took = False
+            if not took:
+                done.skipped.append(item.episode_id)
+            elif item.due.rule is TimeRule.ARCHIVE:
+                done.archived.append(item.episode_id)
+            else:
+                done.purged.append(item.episode_id)
+        if len(done.archived) == archived_before:
+            done.unreadable.extend(listing.unreadable)
+            return done
+
+
+async def _step(
+    store: EpisodeStore,
+    audit: AuditLog,
+    episode_id: str,
+    rule: TimeRule,
+    today: dt.date,
+    actor: str,
+) -> bool:
+    """Take `rule`'s step on the episode if it is still due; False if it no longer is."""
+    async with audit.transaction() as connection:
+        stored = await store.get(connection, episode_id, for_update=True)
+        moved = await transfers_committed(connection, [episode_id])
+        due = due_items(stored.episode, transferred_on=moved.get(episode_id))
+        if not any(d.rule is rule and d.due_on <= today for d in due):
+            return False
+        if rule is TimeRule.ARCHIVE:
+            await store.replace(connection, stored, _archived(stored.episode))
+            details: dict[str, int | str] = {"rule": rule.value}
+        else:
+            details = {"rule": rule.value, **await _purge(connection, store, stored)}
+        await audit.append(
+            connection,
+            AuditDraft(
+                actor=actor,
+                action=f"episode.{rule.value}",
+                outcome=Outcome.SUCCESS,
+                subject=episode_id,
+                details=details,
+            ),
+        )
+    return True
+
+
+def _archived(episode: Episode) -> Episode:
+    # Validated whole, as every change is: a closure stays valid on an archived episode.
+    return Episode.model_validate(episode.model_dump(mode="json") | {"state": "archived"})
+
+
+async def _purge(
+    connection: AsyncConnection, store: EpisodeStore, stored: Stored
+) -> dict[str, int]:
+    episode_id = str(stored.episode.episode_id)
+    await store.purge(connection, stored)
+    registered = await connection.execute(
+        delete(register).where(register.c.episode_id == episode_id)
+    )
+    moved = await connection.execute(delete(transfers).where(transfers.c.episode_id == episode_id))
+    return {"register_rows": registered.rowcount, "transfer_rows": moved.rowcount}
+
+
+async def retention_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: a retention pass at start and every `retention_interval_seconds` (0: none).
+    Only the node takes the steps, never a command beside it: on SQLite the node keeps the head of
+    the audit chain in memory, which another process appending would fork."""
+    interval = app[SETTINGS].retention_interval_seconds
+    if not interval:
+        yield
+        return
+
+    async def run() -> None:
+        done = await apply_retention(app[ENGINE], app[EPISODES], app[AUDIT], london_today())
+        if done.archived or done.purged or done.skipped or done.unreadable:
+            log.info(
+                "retention pass",
+                extra={
+                    "archived": len(done.archived),
+                    "purged": len(done.purged),
+                    "skipped": len(done.skipped),
+                    "unreadable": len(done.unreadable),
+                },
+            )
+
+    task = asyncio.create_task(every(interval, run, "retention"))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,339 @@
+"""Retention (gateway/retention.py), on SQLite and PostgreSQL: a closed episode is archived a year
+after its closure and purged six years later, a transferred-out copy seven years after its commit,
+each step once (replicas too), audited, and only while still due."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import retention
+from gateway.app import create_app
+from gateway.audit_log import AuditLog
+from gateway.episodes import EpisodeStore
+from gateway.errors import Conflict
+from gateway.keys import AUDIT, ENGINE, EPISODES
+from gateway.protection import KeyRing
+from gateway.retention import RETENTION_ACTOR, apply_retention
+from gateway.signing import load_signing_key
+from gateway.storage import create_engine
+from gateway.storage._tables import audit_entries, episode_index, episodes, register, transfers
+from gateway.timeliness import Due, DueList, Listed, TimeRule, due_by
+from schemas import Episode, EpisodeState
+
+from ..conftest import Database
+from .node import MEMBER, node_settings, register_system
+from .test_timeliness import episode
+
+TODAY = dt.date(2026, 12, 7)
+HACKNEY = "E09000012"
+
+
+def _closed(on: str, state: str = "closed") -> Episode:
+    return episode(state=state, closed_on=on).model_copy(update={"episode_id": uuid.uuid4()})
+
+
+async def _node(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, **settings: Any
+) -> TestClient[Any, Any]:
+    values: dict[str, Any] = {"retention_interval_seconds": 0} | settings
+    return await aiohttp_client(create_app(node_settings(database, tmp_path, **values)))
+
+
+async def _store(http: TestClient[Any, Any], *made: Episode) -> list[str]:
+    async with http.app[ENGINE].begin() as connection:
+        for one in made:
+            await http.app[EPISODES].add(connection, one)
+    return [str(one.episode_id) for one in made]
+
+
+async def _pass(http: TestClient[Any, Any], today: dt.date = TODAY) -> retention.RetentionPass:
+    return await apply_retention(http.app[ENGINE], http.app[EPISODES], http.app[AUDIT], today)
+
+
+async def _state(engine: AsyncEngine, episode_id: str) -> str | None:
+    async with engine.connect() as connection:
+        return (
+            await connection.execute(select(episodes.c.state).where(episodes.c.id == episode_id))
+        ).scalar_one_or_none()
+
+
+async def _steps(engine: AsyncEngine) -> list[tuple[str, str | None, str, dict[str, Any]]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(audit_entries)
+            .where(audit_entries.c.action.in_(["episode.archive", "episode.purge"]))
+            .order_by(audit_entries.c.sequence)
+        )
+        return [(r.action, r.subject, r.actor, json.loads(r.details)) for r in rows]
+
+
+async def _count(engine: AsyncEngine, table: Any, episode_id: str) -> int:
+    async with engine.connect() as connection:
+        return int(
+            (
+                await connection.execute(
+                    select(func.count()).select_from(table).where(table.c.episode_id == episode_id)
+                )
+            ).scalar_one()
+        )
+
+
+async def _disclosed(engine: AsyncEngine, episode_id: str) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=episode_id,
+                direction="sent",
+                counterpart=HACKNEY,
+                requested_by="practitioner-1",
+                sections=["plan"],
+                basis="C1",
+                override=False,
+                disclosed_at=dt.datetime(2020, 5, 1, tzinfo=dt.UTC),
+            )
+        )
+
+
+async def _moved_away(engine: AsyncEngine, episode_id: str, committed: dt.datetime) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(transfers).values(
+                id=str(uuid.uuid4()),
+                direction="out",
+                episode_id=episode_id,
+                counterpart=HACKNEY,
+                state="committed",
+                created_at=committed - dt.timedelta(days=2),
+                updated_at=committed,
+            )
+        )
+
+
+async def test_a_closed_episode_is_archived_a_year_after_its_closure(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine = http.app[ENGINE]
+    due, not_yet = await _store(http, _closed("2025-12-07"), _closed("2025-12-08"))
+    done = await _pass(http)
+    assert (done.archived, done.purged, done.skipped) == ([due], [], [])
+    assert await _state(engine, due) == "archived"
+    assert await _state(engine, not_yet) == "closed"
+    async with engine.connect() as connection:  # kept whole, still read by id, closure and all
+        kept = (await http.app[EPISODES].get(connection, due)).episode
+    assert kept.state is EpisodeState.ARCHIVED and kept.closure is not None
+    assert await _steps(engine) == [("episode.archive", due, RETENTION_ACTOR, {"rule": "archive"})]
+    again = await _pass(http)  # nothing is done twice
+    assert (again.archived, again.purged, again.skipped) == ([], [], [])
+    assert len(await _steps(engine)) == 1
+    assert (await http.app[AUDIT].verify()).ok
+
+
+async def test_an_archived_episode_is_purged_with_what_is_held_about_it(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine = http.app[ENGINE]
+    gone, kept = await _store(
+        http, _closed("2019-12-07", state="archived"), _closed("2019-12-08", state="archived")
+    )
+    for episode_id in (gone, kept):
+        await _disclosed(engine, episode_id)
+    await _moved_away(engine, gone, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))  # an older move
+    assert await _count(engine, episode_index, gone) > 0
+    done = await _pass(http)
+    assert (done.archived, done.purged) == ([], [gone])
+    assert await _state(engine, gone) is None
+    for table in (episode_index, register, transfers):
+        assert await _count(engine, table, gone) == 0, table.name
+    assert await _count(engine, register, kept) == 1  # another episode's rows stay
+    assert await _state(engine, kept) == "archived"
+    assert await _steps(engine) == [
+        (
+            "episode.purge",
+            gone,
+            RETENTION_ACTOR,
+            {"rule": "purge", "register_rows": 1, "transfer_rows": 1},
+        )
+    ]
+    assert (await http.app[AUDIT].verify()).ok
+
+
+async def test_an_episode_closed_seven_years_ago_is_archived_then_purged_in_one_pass(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """A node switched on long after: both steps are taken, in order, each audited."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    (old,) = await _store(http, _closed("2019-06-01"))
+    done = await _pass(http)
+    assert (done.archived, done.purged) == ([old], [old])
+    assert [(action, subject) for action, subject, _, _ in await _steps(http.app[ENGINE])] == [
+        ("episode.archive", old),
+        ("episode.purge", old),
+    ]
+
+
+async def test_a_transferred_out_copy_is_purged_seven_years_after_its_commit(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine = http.app[ENGINE]
+    due, not_yet = await _store(
+        http,
+        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
+        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
+    )
+    # 6 December 2019, 23:30 UTC; the commit of the other is a day later in London.
+    await _moved_away(engine, due, dt.datetime(2019, 12, 6, 23, 30, tzinfo=dt.UTC))
+    await _moved_away(engine, not_yet, dt.datetime(2019, 12, 8, 0, 30, tzinfo=dt.UTC))
+    done = await _pass(http)
+    assert (done.archived, done.purged) == ([], [due])
+    assert await _state(engine, due) is None and await _count(engine, transfers, due) == 0
+    assert await _state(engine, not_yet) == "transferred"
+
+
+async def test_an_episode_no_longer_due_when_read_again_is_left_alone(
+    aiohttp_client: AiohttpClient,
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The list is a hint: each step reads the episode again, under a lock, and decides anew."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    recent, missing = await _store(http, _closed("2026-11-01"), _closed("2019-01-01"))
+    async with http.app[ENGINE].begin() as connection:  # gone before the step reads it
+        await connection.execute(
+            episode_index.delete().where(episode_index.c.episode_id == missing)
+        )
+        await connection.execute(episodes.delete().where(episodes.c.id == missing))
+    stale = TODAY - dt.timedelta(days=1)
+    listed = DueList(
+        [
+            Listed(recent, Due(TimeRule.ARCHIVE, stale)),
+            Listed(recent, Due(TimeRule.PURGE, stale)),
+            Listed(missing, Due(TimeRule.ARCHIVE, stale)),
+        ],
+        [],
+    )
+
+    async def stale_list(*_: Any) -> DueList:
+        return listed
+
+    monkeypatch.setattr(retention, "due_by", stale_list)
+    done = await _pass(http)
+    assert (done.archived, done.purged) == ([], [])
+    assert sorted(set(done.skipped)) == sorted({recent, missing})
+    assert await _state(http.app[ENGINE], recent) == "closed"
+    assert await _steps(http.app[ENGINE]) == []
+
+
+async def test_a_purge_from_a_stale_read_changes_nothing(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path)
+    store, engine = http.app[EPISODES], http.app[ENGINE]
+    (one,) = await _store(http, _closed("2019-12-01", state="archived"))
+    async with engine.connect() as connection:
+        stale = await store.get(connection, one)
+    async with engine.begin() as connection:  # changed meanwhile (revision 2)
+        await store.replace(connection, stale, stale.episode)
+    with pytest.raises(Conflict):
+        async with engine.begin() as connection:
+            await store.purge(connection, stale)
+    assert await _state(engine, one) == "archived"
+    assert await _count(engine, episode_index, one) > 0
+
+
+async def test_passes_at_once_take_each_step_once(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Two passes at once (on PostgreSQL from two replicas, each with its engine, store and audit
+    log; SQLite has one process): every step once, one audit entry each, the chain intact."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    made = [_closed("2019-06-01") for _ in range(4)] + [_closed("2025-06-01") for _ in range(4)]
+    ids = await _store(http, *made)
+    first = (http.app[ENGINE], http.app[EPISODES], http.app[AUDIT])
+    if database.backend == "sqlite":
+        second = first
+        replica: AsyncEngine | None = None
+    else:
+        replica = create_engine(database.url, schema=database.schema)
+        second = (
+            replica,
+            EpisodeStore(KeyRing.from_file(tmp_path / "keys.json")),
+            AuditLog(replica, load_signing_key(tmp_path / "signing-key.json"), MEMBER, 100),
+        )
+    try:
+        one, two = await asyncio.gather(
+            apply_retention(*first, TODAY), apply_retention(*second, TODAY)
+        )
+    finally:
+        if replica is not None:
+            await replica.dispose()
+    assert sorted(one.archived + two.archived) == sorted(ids)
+    assert sorted(one.purged + two.purged) == sorted(ids[:4])
+    steps = [(action, subject) for action, subject, _, _ in await _steps(http.app[ENGINE])]
+    assert len(steps) == len(set(steps)) == 12
+    assert (await http.app[AUDIT].verify()).ok
+
+
+async def test_a_withdrawal_is_still_recorded_on_an_archived_episode(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Archived means kept and read-only, but the family's "no" must still reach the record (and,
+    in a federation, the members that received its data)."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    (archived,) = await _store(http, _closed("2025-01-10", state="archived"))
+    settings = node_settings(database, tmp_path)
+    system = await register_system(http, settings, ["consents:write", "episodes:write"])
+    auth = {"Authorization": f"Bearer {await system.token(http)}"}
+    url = f"/api/v1/episodes/{archived}"
+    withdrawn = await http.post(f"{url}/consents/C1/withdraw", json={}, headers=auth)
+    body = await withdrawn.json()
+    assert withdrawn.status == 200, body
+    assert body["changed"] is True
+    async with http.app[ENGINE].connect() as connection:
+        kept = (await http.app[EPISODES].get(connection, archived)).episode
+    assert kept.state is EpisodeState.ARCHIVED and kept.consents[0].withdrawn_on is not None
+    # Anything else is still refused.
+    review = {"type": "review", "review": {"held_on": "2025-02-01", "tac_meeting_held": False}}
+    changed = await http.post(f"{url}/events", json={"event": review}, headers=auth)
+    assert changed.status == 409, await changed.text()
+
+
+async def test_the_node_archives_in_the_background(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path, retention_interval_seconds=0.05)
+    (due,) = await _store(http, _closed("2024-01-15"))
+    for _ in range(200):
+        if await _state(http.app[ENGINE], due) == "archived":
+            break
+        await asyncio.sleep(0.05)
+    assert await _state(http.app[ENGINE], due) == "archived"
+    assert [subject for _, subject, _, _ in await _steps(http.app[ENGINE])] == [due]
+
+
+async def test_a_list_of_what_is_due_after_a_purge_names_it_no_more(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http = await _node(aiohttp_client, database, tmp_path)
+    (old,) = await _store(http, _closed("2019-06-01", state="archived"))
+    engine, store = http.app[ENGINE], http.app[EPISODES]
+    before = await due_by(engine, store, TODAY, frozenset(TimeRule))
+    assert [item.episode_id for item in before.items] == [old]
+    await _pass(http)
+    after = await due_by(engine, store, TODAY, frozenset(TimeRule))
+    assert after.items == [] and after.unreadable == []
