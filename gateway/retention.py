@@ -2,19 +2,21 @@
 archived for six more, then purged; a transferred-out copy is purged 7 years after its transfer was
 committed. `gateway.timeliness` says when each step is due; this takes the steps.
 
-- Archiving marks the episode `archived`. It is kept, read-only, and still read here by id or by
-  search, but it no longer answers existence checks nor is it disclosed (`federation.holder`,
-  `federation.disclosing`). A consent withdrawal is still recorded on it and pushed.
-- Purging deletes the episode with everything this node holds that is about it alone: its blind
-  indexes, its rows in the sharing register (both directions: a transfer in or out names it too)
-  and its transfer records (with the custody steps and the lead professional they sealed). The
-  audit chain keeps its entries: ids and codes, no personal data, and their hashes chain.
+- Archiving marks the episode `archived` and records when (`episodes.archived_at`): it is purged 7
+  years after its closure, and not before 6 years archived here, however far back its closure was
+  dated. It is kept, read-only, and still read here by id or by search, but it no longer answers
+  existence checks nor is it disclosed (`federation.holder`, `federation.disclosing`). A consent
+  withdrawal is still recorded on it and pushed.
+- Purging deletes the episode and its blind indexes, and clears the lead professional its
+  transfer records sealed. The sharing register, the transfer records and the audit chain keep
+  their rows: ids, member codes and consent statement ids, nothing about the child.
 - Each step is one transaction with its audit entry (`episode.archive`, `episode.purge`), taken
-  only if the episode is still due when read again under a row lock and unchanged since
-  (compare-and-swap on its revision). Replicas may run passes at once: each step happens once.
+  only if the episode is still due when read again under a row lock, no transfer of it is under
+  way, and nobody changed it since (compare-and-swap on its revision). Replicas may run passes at
+  once: each step happens once.
 
-Copies received from other members (`received_copies`), practitioner requests and held approvals
-are not touched: they are kept with the request that asked for them, under no retention rule yet.
+Copies received from other members (`received_copies`), practitioner requests, held approvals and
+undelivered messages are not touched: they have no retention rule yet.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy import delete
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas import Episode, london_today
@@ -40,8 +42,8 @@ from .episodes import EpisodeStore, Stored
 from .errors import Conflict, NotFound
 from .keys import AUDIT, ENGINE, EPISODES, SETTINGS
 from .protection import ProtectionError
-from .storage._tables import register, transfers
-from .timeliness import TimeRule, due_by, due_items, transfers_committed
+from .storage._tables import transfers
+from .timeliness import TimeRule, due_by, due_on_record
 
 __all__ = ["RETENTION_ACTOR", "RetentionPass", "apply_retention", "retention_context"]
 
@@ -49,6 +51,7 @@ log = logging.getLogger("cafx.retention")
 
 RETENTION_ACTOR = "node:retention"  # the audit actor of the node's own passes
 _STEPS = frozenset({TimeRule.ARCHIVE, TimeRule.PURGE})
+_UNDER_WAY = ("offered", "accepted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,28 +74,21 @@ async def apply_retention(
     *,
     actor: str = RETENTION_ACTOR,
 ) -> RetentionPass:
-    """Archive and purge every episode due on or before `today`. An episode archived in this pass
-    and already due for purging (closed 7 years ago) is purged in it too, after its archiving."""
-    done = RetentionPass()
-    while True:
-        archived_before = len(done.archived)
-        listing = await due_by(engine, store, today, _STEPS)
-        for item in listing.items:
-            if item.episode_id in done.skipped:
-                continue
-            try:
-                took = await _step(store, audit, item.episode_id, item.due.rule, today, actor)
-            except (Conflict, NotFound, ProtectionError, ValidationError):  # changed since listed
-                took = False
-            if not took:
-                done.skipped.append(item.episode_id)
-            elif item.due.rule is TimeRule.ARCHIVE:
-                done.archived.append(item.episode_id)
-            else:
-                done.purged.append(item.episode_id)
-        if len(done.archived) == archived_before:
-            done.unreadable.extend(listing.unreadable)
-            return done
+    """Archive and purge every episode due on or before `today`."""
+    listing = await due_by(engine, store, today, _STEPS)
+    done = RetentionPass(unreadable=listing.unreadable)
+    for item in listing.items:
+        try:
+            took = await _step(store, audit, item.episode_id, item.due.rule, today, actor)
+        except (Conflict, NotFound, ProtectionError, ValidationError):  # changed since listed
+            took = False
+        if not took:
+            done.skipped.append(item.episode_id)
+        elif item.due.rule is TimeRule.ARCHIVE:
+            done.archived.append(item.episode_id)
+        else:
+            done.purged.append(item.episode_id)
+    return done
 
 
 async def _step(
@@ -106,9 +102,10 @@ async def _step(
     """Take `rule`'s step on the episode if it is still due; False if it no longer is."""
     async with audit.transaction() as connection:
         stored = await store.get(connection, episode_id, for_update=True)
-        moved = await transfers_committed(connection, [episode_id])
-        due = due_items(stored.episode, transferred_on=moved.get(episode_id))
+        due = await due_on_record(connection, stored.episode)
         if not any(d.rule is rule and d.due_on <= today for d in due):
+            return False
+        if await _moving(connection, episode_id):  # a commit would find nothing to replace
             return False
         if rule is TimeRule.ARCHIVE:
             await store.replace(connection, stored, _archived(stored.episode))
@@ -133,16 +130,31 @@ def _archived(episode: Episode) -> Episode:
     return Episode.model_validate(episode.model_dump(mode="json") | {"state": "archived"})
 
 
+async def _moving(connection: AsyncConnection, episode_id: str) -> bool:
+    """Whether a transfer of the episode is under way (offered or accepted, either way)."""
+    found = await connection.scalar(
+        select(transfers.c.id)
+        .where(transfers.c.episode_id == episode_id, transfers.c.state.in_(_UNDER_WAY))
+        .limit(1)
+    )
+    return found is not None
+
+
 async def _purge(
     connection: AsyncConnection, store: EpisodeStore, stored: Stored
 ) -> dict[str, int]:
+    """The episode and its blind indexes go, with the lead professional its transfer records
+    sealed. The sharing register and the transfer records themselves stay: ids, member codes and
+    consent statement ids, no personal data about the child. They are the record of who was shown
+    what, and a withdrawal told later still finds, through them, the members to pass it on to."""
     episode_id = str(stored.episode.episode_id)
     await store.purge(connection, stored)
-    registered = await connection.execute(
-        delete(register).where(register.c.episode_id == episode_id)
+    cleared = await connection.execute(
+        update(transfers)
+        .where(transfers.c.episode_id == episode_id, transfers.c.sealed.is_not(None))
+        .values(sealed=None, key_id=None)
     )
-    moved = await connection.execute(delete(transfers).where(transfers.c.episode_id == episode_id))
-    return {"register_rows": registered.rowcount, "transfer_rows": moved.rowcount}
+    return {"transfer_records_cleared": cleared.rowcount}
 
 
 async def retention_context(app: web.Application) -> AsyncIterator[None]:

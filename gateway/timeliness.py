@@ -11,9 +11,9 @@ on an episode, and when. They make lists for people to act on, never blocks: not
                        reviews after the first TAC meeting on or
                        after the latest completed assessment
     archive            1 year after the closure                       the episode archived
-    purge              6 years after archiving; the archiving date is the episode purged
-                       not recorded, so 7 years after the closure
-                       (a transferred-out copy: 7 years after the
+    purge              7 years after the closure, and not before 6    the episode purged
+                       years after it was archived here (a
+                       transferred-out copy: 7 years after the
                        transfer was committed)
 
 The first review counts from the first TAC meeting, as standard 000 says ("first reviewed within
@@ -70,6 +70,7 @@ __all__ = [
     "TimeRule",
     "due_by",
     "due_items",
+    "due_on_record",
     "transfers_committed",
     "working_days_after",
 ]
@@ -117,26 +118,45 @@ def working_days_after(day: dt.date, working_days: int) -> dt.date:
     return _bank_holidays().get_nth_working_day(day, working_days)
 
 
-def due_items(episode: Episode, *, transferred_on: dt.date | None = None) -> list[Due]:
+def due_items(
+    episode: Episode,
+    *,
+    transferred_on: dt.date | None = None,
+    archived_on: dt.date | None = None,
+) -> list[Due]:
     """What is still to be done on `episode`, each with the day it is due, earliest first. Items
     already met are left out; whether one is overdue depends on the day asked (`Due.days_overdue`).
-    `transferred_on`: the day a transferred-out episode's transfer was committed (its purge clock).
+    `transferred_on`: the day a transferred-out episode's transfer was committed (its purge clock);
+    `archived_on`: the day an archived episode was archived here.
     """
+    closed_on = episode.closure.closed_on if episode.closure is not None else None
     if episode.state == EpisodeState.OPEN:
         found = _open_work(episode)
     elif episode.state == EpisodeState.CLOSED:
-        found = _retention(_closed_on(episode), archived=False)
+        found = _after(closed_on, TimeRule.ARCHIVE, ACCESSIBLE_AFTER_CLOSURE)
     elif episode.state == EpisodeState.TRANSFERRED:
-        found = _retention(transferred_on, archived=True)
+        found = _after(transferred_on, TimeRule.PURGE, ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR)
     elif episode.state == EpisodeState.ARCHIVED:
-        found = _retention(_closed_on(episode), archived=True)
+        found = _purge_of_archived(closed_on, archived_on)
     else:  # potential (a step-down not yet taken up): no assessment clock runs
         found = []
     return sorted(found, key=lambda due: (due.due_on, due.rule.value))
 
 
-def _closed_on(episode: Episode) -> dt.date | None:
-    return episode.closure.closed_on if episode.closure is not None else None
+async def due_on_record(connection: AsyncConnection, episode: Episode) -> list[Due]:
+    """`due_items` of a stored episode, with its clocks as `connection` reads them now."""
+    episode_id = str(episode.episode_id)
+    archived_at = await connection.scalar(
+        select(episodes.c.archived_at).where(episodes.c.id == episode_id)
+    )
+    moved = await transfers_committed(connection, [episode_id])
+    return due_items(
+        episode, transferred_on=moved.get(episode_id), archived_on=_london_day(archived_at)
+    )
+
+
+def _london_day(at: dt.datetime | None) -> dt.date | None:
+    return aware_utc(at).astimezone(LONDON).date() if at is not None else None
 
 
 def _on(day: Callable[[], dt.date]) -> dt.date | None:
@@ -180,17 +200,24 @@ def _open_work(episode: Episode) -> list[Due]:
     return [Due(rule, on) for rule, on in found if on is not None]
 
 
-def _retention(since: dt.date | None, *, archived: bool) -> list[Due]:
-    """Archive a year after `since` (a closure), purge 6 years after that; `archived`: only the
-    purge is left. None: closed before closures were recorded, so no date to count from."""
-    if since is None:
-        return []
-    rule, due_on = (
-        (TimeRule.PURGE, _on(lambda: since + ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR))
-        if archived
-        else (TimeRule.ARCHIVE, _on(lambda: since + ACCESSIBLE_AFTER_CLOSURE))
-    )
+def _after(since: dt.date | None, rule: TimeRule, period: relativedelta) -> list[Due]:
+    """`rule` due `period` after `since`; nothing when there is no date to count from (closed
+    before closures were recorded), or the day falls past the calendar's end."""
+    due_on = _on(lambda: since + period) if since is not None else None
     return [] if due_on is None else [Due(rule, due_on)]
+
+
+def _purge_of_archived(closed_on: dt.date | None, archived_on: dt.date | None) -> list[Due]:
+    """7 years after the closure, and not before 6 years archived here: a closure dated years back
+    (by mistake, or a legacy "no date" value) does not purge at once what was just archived."""
+    days = [
+        due.due_on
+        for due in (
+            *_after(closed_on, TimeRule.PURGE, ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR),
+            *_after(archived_on, TimeRule.PURGE, ARCHIVED_FOR),
+        )
+    ]
+    return [Due(TimeRule.PURGE, max(days))] if days else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +246,7 @@ class DueList:
 
 
 def _work_out(
-    store: EpisodeStore, rows: Sequence[Row[Any, Any, Any]], transferred: dict[str, dt.date]
+    store: EpisodeStore, rows: Sequence[Row[Any, Any, Any, Any]], transferred: dict[str, dt.date]
 ) -> list[tuple[str, int, list[Due] | None]]:
     """Each row's items (None: it no longer opens). Run off the event loop."""
     found: list[tuple[str, int, list[Due] | None]] = []
@@ -229,21 +256,24 @@ def _work_out(
         except (ProtectionError, ValidationError):
             found.append((row.id, row.revision, None))
             continue
-        found.append(
-            (row.id, row.revision, due_items(episode, transferred_on=transferred.get(row.id)))
+        items = due_items(
+            episode,
+            transferred_on=transferred.get(row.id),
+            archived_on=_london_day(row.archived_at),
         )
+        found.append((row.id, row.revision, items))
     return found
 
 
 async def _read_chunk(
     engine: AsyncEngine, chunk: list[str]
-) -> tuple[Sequence[Row[Any, Any, Any]], dict[str, dt.date]]:
+) -> tuple[Sequence[Row[Any, Any, Any, Any]], dict[str, dt.date]]:
     async with engine.connect() as connection:
         rows = (
             await connection.execute(
-                select(episodes.c.id, episodes.c.revision, episodes.c.document).where(
-                    episodes.c.id.in_(chunk)
-                )
+                select(
+                    episodes.c.id, episodes.c.revision, episodes.c.document, episodes.c.archived_at
+                ).where(episodes.c.id.in_(chunk))
             )
         ).all()
         return rows, await transfers_committed(connection, chunk)

@@ -151,8 +151,31 @@ def apply_event(episode: Episode, event: Event) -> Episode:
                     )
                 ],
             )
+        _after_recorded_work(episode, event.closure.closed_on)
         changes = {"state": "closed", "closure": event.closure.model_dump(mode="json")}
     return _revalidate(episode, changes)
+
+
+def _after_recorded_work(episode: Episode, closed_on: dt.date) -> None:
+    """A closure is dated on or after the work recorded on the episode: retention counts from it,
+    so a closure dated years back by mistake would archive (and, 6 years on, purge) a live record
+    early."""
+    worked = [
+        *(a.started_on for a in episode.assessments),
+        *(a.completed_on for a in episode.assessments if a.completed_on is not None),
+        *(r.held_on for r in episode.reviews),
+    ]
+    if worked and closed_on < max(worked):
+        raise SchemaViolation(
+            "closed_on is before work recorded on the episode (an assessment or a review)",
+            problems=[
+                Problem(
+                    ("event", "closure", "closed_on"),
+                    "dates.closure_before_recorded_work",
+                    "before the latest assessment or review",
+                )
+            ],
+        )
 
 
 def record_consent(episode: Episode, statement: ConsentInput) -> tuple[Episode, str]:

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Episode, IdentifierError, Problem, problems_from
+from schemas import Episode, EpisodeState, IdentifierError, Problem, problems_from
 
 from ..errors import Conflict, NotFound, SchemaViolation
 from ..protection import (
@@ -140,6 +140,7 @@ class EpisodeStore:
                 updated_at=now,
                 key_id=key_id,
                 document=blob,
+                archived_at=now if episode.state is EpisodeState.ARCHIVED else None,
             )
         )
         rows = self._index_rows(episode)
@@ -167,15 +168,22 @@ class EpisodeStore:
         if str(episode.episode_id) != episode_id:
             raise Conflict("an episode keeps its id")
         key_id, blob = self._seal(episode)
+        now = dt.datetime.now(dt.UTC)
+        archived_at = (  # the first time it is archived: the start of its 6 years archived
+            func.coalesce(episodes.c.archived_at, now)
+            if episode.state is EpisodeState.ARCHIVED
+            else None
+        )
         result = await connection.execute(
             update(episodes)
             .where(episodes.c.id == episode_id, episodes.c.revision == stored.revision)
             .values(
                 state=episode.state.value,
                 revision=stored.revision + 1,
-                updated_at=dt.datetime.now(dt.UTC),
+                updated_at=now,
                 key_id=key_id,
                 document=blob,
+                archived_at=archived_at,
             )
         )
         if result.rowcount != 1:

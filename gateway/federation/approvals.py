@@ -239,6 +239,35 @@ class DisclosureApprovals:
                 "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
             )
         actor = f"lead:{lead_contact_id}"
+        try:
+            return await self._decide(
+                approval_id, lead_contact_id, decision, note, request_id, now, passed_on
+            )
+        except (Conflict, NotFound) as refused:  # decided already, or no such hold
+            await self.audit.record(
+                AuditDraft(
+                    actor=actor,
+                    action="disclosure_approval.decide",
+                    outcome=Outcome.REFUSED,
+                    subject=audit_code(approval_id),
+                    reason=refused.wire_code,
+                    request_id=request_id,
+                    details={"decision": decision, "via": passed_on},
+                )
+            )
+            raise
+
+    async def _decide(
+        self,
+        approval_id: str,
+        lead_contact_id: str,
+        decision: Literal["approve", "reject"],
+        note: str | None,
+        request_id: str | None,
+        now: datetime | None,
+        passed_on: str | None,
+    ) -> PendingDisclosure:
+        actor = f"lead:{lead_contact_id}"
         moment = now or dt.datetime.now(dt.UTC)
         async with self.audit.transaction() as connection:
             row = await self._row(connection, approval_id)
@@ -349,11 +378,24 @@ class DisclosureApprovals:
                 actor,
                 request_id,
             )
-        approved = dataclasses.replace(asked, sections=tuple(map(Section, document["sections"])))
+        stale = self._attested_stale(asked, view.override, now)
+        if stale is not None:
+            code, message = stale
+            return await self._refuse(connection, view.id, asked, code, message, actor, request_id)
+        # What the lead contact saw is what they approve: the sections they were shown, and an
+        # override only if they were shown one. A consent withdrawn (or narrowed) meanwhile is not
+        # made up for by an override nobody here looked at.
+        approved = dataclasses.replace(
+            asked,
+            sections=tuple(map(Section, document["sections"])),
+            override=asked.override if view.override else None,
+        )
         try:
             stored, consent = await consent_now(connection, self.store, approved, now)
-        except NotFound as missing:
-            return {"error": missing.wire_code, "message": missing.message}
+        except NotFound as missing:  # moved away or archived while held
+            return await self._refuse(
+                connection, view.id, asked, missing.wire_code, missing.message, actor, request_id
+            )
         if not consent.permitted:
             return await self._refuse(
                 connection,
@@ -380,6 +422,29 @@ class DisclosureApprovals:
             holder_approved_by=lead_contact_id,
             approval=view.id,
         )
+
+    def _attested_stale(
+        self, asked: Asked, override_shown: bool, now: datetime
+    ) -> tuple[str, str] | None:
+        """Whether the attestation would still be accepted now: its approvers still listed lead
+        contacts of the requester, the key that signed it still valid. None, or (code, message)."""
+        approvers = [asked.approved_by]
+        if override_shown and asked.override is not None:
+            approvers.append(asked.override.approved_by)
+        if not all(self.is_lead_contact(asked.requester, who) for who in approvers):
+            return (
+                "not_lead_contact",
+                "the requesting borough no longer lists the approver as a lead CAF contact",
+            )
+        if asked.key_id is not None:
+            try:
+                self.members().key_for(asked.requester, asked.key_id, now)
+            except MemberError:
+                return (
+                    "attestation_invalid",
+                    "the key that signed the attestation is no longer valid; ask again",
+                )
+        return None
 
     async def _refuse(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -103,6 +104,7 @@ class Attestation:
     expires_at: dt.datetime
     jti: str
     override: OverrideGrant | None = None
+    key_id: str | None = None  # the sender's key that signed it (checked again at a held approval)
 
 
 def issue_attestation(
@@ -177,6 +179,12 @@ def _instant(claims: Mapping[str, Any], name: str) -> dt.datetime:
         raise _refuse(f"attestation claim {name} is out of range") from None
 
 
+# A practitioner or override id, as this project's nodes issue them; it is kept in the register and
+# the basis of a disclosure, so another release's overlong or free-text id is refused.
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _text(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
@@ -227,6 +235,8 @@ def verify_attestation(
         raise _refuse("the attestation was approved in the future")
     approved_by = _text(claims, "approved_by")
     practitioner_id = _text(claims, "sub")
+    if not _ID.fullmatch(practitioner_id):  # as a borough system gives it: kept in plain columns
+        raise _refuse("the attestation's practitioner id is not an id")
     if not is_lead_contact(sender, approved_by):
         raise _refuse("the approver is not a lead CAF contact of the sender", "not_lead_contact")
     if same_id(approved_by, practitioner_id):
@@ -254,11 +264,14 @@ def verify_attestation(
         ends = _instant(granted, "expires_at")
         if ends - issued > MAX_OVERRIDE:
             raise _refuse("the override lasts longer than 30 days")
+        override_id, digest = _text(granted, "id"), _text(granted, "justification_sha256")
+        if not _ID.fullmatch(override_id) or not _SHA256.fullmatch(digest):
+            raise _refuse("the override's id or justification digest is malformed")
         override = OverrideGrant(
-            override_id=_text(granted, "id"),
+            override_id=override_id,
             approved_by=second,
             expires_at=ends,
-            justification_sha256=_text(granted, "justification_sha256"),
+            justification_sha256=digest,
         )
     return Attestation(
         issuer=sender,
@@ -276,4 +289,5 @@ def verify_attestation(
         expires_at=expires,
         jti=_text(claims, "jti"),
         override=override,
+        key_id=kid,
     )

@@ -51,6 +51,8 @@ class Asked:
     # The attestation's `exp`: a held disclosure may be approved only before it. None for one held
     # before this was recorded (approvals.py then takes the 24-hour bound from its arrival).
     attested_until: dt.datetime | None = None
+    # The key that signed the attestation; None for one held before this was recorded.
+    key_id: str | None = None
 
     @classmethod
     def from_attestation(
@@ -69,6 +71,7 @@ class Asked:
             sections=tuple(sections) if sections else None,
             override=attestation.override,
             attested_until=attestation.expires_at,
+            key_id=attestation.key_id,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class Asked:
             "attested_until": None
             if self.attested_until is None
             else self.attested_until.isoformat(),
+            "key_id": self.key_id,
         }
 
     @classmethod
@@ -123,6 +127,7 @@ class Asked:
             attested_until=None
             if attested_until is None
             else dt.datetime.fromisoformat(attested_until),
+            key_id=data.get("key_id"),
         )
 
 
@@ -256,7 +261,9 @@ async def disclose(
         episode_id=asked.episode_id,
         requested_by=asked.practitioner_id,
         approved_by=asked.approved_by,
-        second_approved_by=asked.override.approved_by if asked.override else None,
+        second_approved_by=asked.override.approved_by
+        if asked.override and decision.overridden
+        else None,
         holder_approved_by=holder_approved_by,
         sections=sections,
         basis=basis,

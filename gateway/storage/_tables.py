@@ -68,6 +68,7 @@ episodes = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("key_id", String(64), nullable=False),  # KEK that wraps this row's data key
     Column("document", LargeBinary, nullable=False),  # sealed national JSON
+    Column("archived_at", DateTime(timezone=True), nullable=True),  # its purge clock (retention)
 )
 
 episode_index = Table(

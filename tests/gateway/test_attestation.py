@@ -165,3 +165,28 @@ def test_override_with_a_second_lead_contact() -> None:
     grant = OverrideGrant("ov-1", "lc-2", dt.datetime.now(dt.UTC) + dt.timedelta(days=1), "a" * 64)
     attestation = _verify(_issue(override=grant))
     assert attestation.override is not None and attestation.override.approved_by == "lc-2"
+    assert attestation.key_id == "camden-1"  # kept, so a held approval can check it again
+
+
+@pytest.mark.parametrize(
+    ("practitioner_id", "override_id", "digest"),
+    [
+        ("p" * 101, "ov-1", "a" * 64),  # longer than the register keeps
+        ("p 77", "ov-1", "a" * 64),  # not an id
+        ("p-77", "override, with a comma", "a" * 64),  # the basis of a disclosure
+        ("p-77", "o" * 101, "a" * 64),
+        ("p-77", "ov-1", "not a digest"),
+    ],
+)
+def test_ids_kept_in_the_register_must_be_ids(
+    practitioner_id: str, override_id: str, digest: str
+) -> None:
+    """Another release's overlong or free-text ids would fail the register's insert on PostgreSQL
+    after consent permitted (an unaudited 500), or be taken into a disclosure's basis."""
+    grant = OverrideGrant(
+        override_id, "lc-2", dt.datetime.now(dt.UTC) + dt.timedelta(days=1), digest
+    )
+    token = _issue(practitioner={**PRACTITIONER, "id": practitioner_id}, override=grant)
+    with pytest.raises(FederationRefused) as refused:
+        _verify(token)
+    assert refused.value.wire_code == "attestation_invalid"

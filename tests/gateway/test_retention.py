@@ -13,30 +13,44 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from alembic import command
+from dateutil.relativedelta import relativedelta
 from pytest_aiohttp import AiohttpClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import retention
 from gateway.app import create_app
 from gateway.audit_log import AuditLog
-from gateway.episodes import EpisodeStore
-from gateway.errors import Conflict
+from gateway.episodes import EpisodeStore, EventBody, apply_event
+from gateway.errors import Conflict, SchemaViolation
+from gateway.federation.outbox import Outbox
+from gateway.federation.withdrawals import receive_withdrawal
 from gateway.keys import AUDIT, ENGINE, EPISODES
 from gateway.protection import KeyRing
 from gateway.retention import RETENTION_ACTOR, apply_retention
 from gateway.signing import load_signing_key
-from gateway.storage import create_engine
-from gateway.storage._tables import audit_entries, episode_index, episodes, register, transfers
+from gateway.storage import aware_utc, create_engine, upgrade
+from gateway.storage._migrate import alembic_config
+from gateway.storage._tables import (
+    audit_entries,
+    episode_index,
+    episodes,
+    outbox,
+    register,
+    transfers,
+)
 from gateway.timeliness import Due, DueList, Listed, TimeRule, due_by
-from schemas import Episode, EpisodeState
+from schemas import LONDON, Episode, EpisodeState, london_today
 
 from ..conftest import Database
 from .node import MEMBER, node_settings, register_system
 from .test_timeliness import episode
 
 TODAY = dt.date(2026, 12, 7)
+_PURGE = frozenset({TimeRule.PURGE})
 HACKNEY = "E09000012"
+ISLINGTON = "E09000019"
 
 
 def _closed(on: str, state: str = "closed") -> Episode:
@@ -106,19 +120,50 @@ async def _disclosed(engine: AsyncEngine, episode_id: str) -> None:
         )
 
 
-async def _moved_away(engine: AsyncEngine, episode_id: str, committed: dt.datetime) -> None:
+async def _moved_away(
+    engine: AsyncEngine,
+    episode_id: str,
+    committed: dt.datetime,
+    state: str = "committed",
+    direction: str = "out",
+) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             insert(transfers).values(
                 id=str(uuid.uuid4()),
-                direction="out",
+                direction=direction,
                 episode_id=episode_id,
                 counterpart=HACKNEY,
-                state="committed",
+                state=state,
                 created_at=committed - dt.timedelta(days=2),
                 updated_at=committed,
+                key_id="k1",
+                sealed=b"the lead professional, sealed",
             )
         )
+
+
+async def _archived_on(engine: AsyncEngine, episode_id: str, day: dt.date) -> None:
+    """As if the node had archived it on `day`."""
+    at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            episodes.update().where(episodes.c.id == episode_id).values(archived_at=at)
+        )
+
+
+async def _archived_day(engine: AsyncEngine, episode_id: str) -> dt.date | None:
+    """The day in London the episode was archived here."""
+    async with engine.connect() as connection:
+        at = await connection.scalar(
+            select(episodes.c.archived_at).where(episodes.c.id == episode_id)
+        )
+    return None if at is None else aware_utc(at).astimezone(LONDON).date()
+
+
+def _years_after(day: dt.date | None, years: int) -> dt.date:
+    assert day is not None
+    return day + relativedelta(years=years)
 
 
 async def test_a_closed_episode_is_archived_a_year_after_its_closure(
@@ -134,6 +179,8 @@ async def test_a_closed_episode_is_archived_a_year_after_its_closure(
     async with engine.connect() as connection:  # kept whole, still read by id, closure and all
         kept = (await http.app[EPISODES].get(connection, due)).episode
     assert kept.state is EpisodeState.ARCHIVED and kept.closure is not None
+    assert await _archived_day(engine, due) == london_today()
+    assert await _archived_day(engine, not_yet) is None
     assert await _steps(engine) == [("episode.archive", due, RETENTION_ACTOR, {"rule": "archive"})]
     again = await _pass(http)  # nothing is done twice
     assert (again.archived, again.purged, again.skipped) == ([], [], [])
@@ -141,7 +188,7 @@ async def test_a_closed_episode_is_archived_a_year_after_its_closure(
     assert (await http.app[AUDIT].verify()).ok
 
 
-async def test_an_archived_episode_is_purged_with_what_is_held_about_it(
+async def test_an_archived_episode_is_purged_and_the_register_kept(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
@@ -150,39 +197,84 @@ async def test_an_archived_episode_is_purged_with_what_is_held_about_it(
         http, _closed("2019-12-07", state="archived"), _closed("2019-12-08", state="archived")
     )
     for episode_id in (gone, kept):
+        await _archived_on(engine, episode_id, dt.date(2020, 12, 7))
         await _disclosed(engine, episode_id)
     await _moved_away(engine, gone, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))  # an older move
     assert await _count(engine, episode_index, gone) > 0
     done = await _pass(http)
     assert (done.archived, done.purged) == ([], [gone])
     assert await _state(engine, gone) is None
-    for table in (episode_index, register, transfers):
-        assert await _count(engine, table, gone) == 0, table.name
-    assert await _count(engine, register, kept) == 1  # another episode's rows stay
+    assert await _count(engine, episode_index, gone) == 0
+    # The register and the transfer record stay (ids and codes); the lead professional sealed in
+    # the transfer record goes.
+    assert await _count(engine, register, gone) == 1
+    async with engine.connect() as connection:
+        moves = (
+            await connection.execute(select(transfers).where(transfers.c.episode_id == gone))
+        ).all()
+    assert [(m.state, m.sealed, m.key_id) for m in moves] == [("committed", None, None)]
     assert await _state(engine, kept) == "archived"
     assert await _steps(engine) == [
-        (
-            "episode.purge",
-            gone,
-            RETENTION_ACTOR,
-            {"rule": "purge", "register_rows": 1, "transfer_rows": 1},
-        )
+        ("episode.purge", gone, RETENTION_ACTOR, {"rule": "purge", "transfer_records_cleared": 1})
     ]
     assert (await http.app[AUDIT].verify()).ok
 
 
-async def test_an_episode_closed_seven_years_ago_is_archived_then_purged_in_one_pass(
+async def test_an_episode_is_purged_only_six_years_after_it_was_archived(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
-    """A node switched on long after: both steps are taken, in order, each audited."""
+    """However far back its closure is dated (by mistake, or a legacy "no date" value), what is
+    archived today is purged 6 years on, not in the next pass."""
     http = await _node(aiohttp_client, database, tmp_path)
-    (old,) = await _store(http, _closed("2019-06-01"))
+    engine = http.app[ENGINE]
+    (long_ago,) = await _store(http, _closed("1990-01-01"))
     done = await _pass(http)
-    assert (done.archived, done.purged) == ([old], [old])
-    assert [(action, subject) for action, subject, _, _ in await _steps(http.app[ENGINE])] == [
-        ("episode.archive", old),
-        ("episode.purge", old),
-    ]
+    assert (done.archived, done.purged) == ([long_ago], [])
+    purge_on = _years_after(await _archived_day(engine, long_ago), 6)
+    listed = await due_by(engine, http.app[EPISODES], dt.date(9999, 1, 1), _PURGE)
+    assert [(i.episode_id, i.due.due_on) for i in listed.items] == [(long_ago, purge_on)]
+    assert (await _pass(http, purge_on - dt.timedelta(days=1))).purged == []
+    assert (await _pass(http, purge_on)).purged == [long_ago]
+
+
+async def test_an_episode_imported_archived_counts_from_its_import_or_its_closure(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """6 years archived here, and 7 after the closure when that is later."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine = http.app[ENGINE]
+    old, recent = await _store(
+        http, _closed("2015-03-01", state="archived"), _closed("2026-06-01", state="archived")
+    )
+    imported = await _archived_day(engine, old)
+    assert imported == london_today()
+    listed = await due_by(engine, http.app[EPISODES], dt.date(9999, 1, 1), _PURGE)
+    assert {i.episode_id: i.due.due_on for i in listed.items} == {
+        old: _years_after(imported, 6),
+        recent: max(dt.date(2033, 6, 1), _years_after(imported, 6)),
+    }
+    assert (await _pass(http)).purged == []
+
+
+async def test_an_episode_being_transferred_is_left_alone(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """The child moved back: the member holding the episode now offers it to us, holding our old
+    copy. Purging that copy would leave the commit nothing to replace."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine = http.app[ENGINE]
+    copy, closing = await _store(
+        http,
+        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
+        _closed("2025-01-10"),
+    )
+    await _moved_away(engine, copy, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
+    await _moved_away(engine, copy, dt.datetime(2026, 12, 1, tzinfo=dt.UTC), "accepted", "in")
+    await _moved_away(engine, closing, dt.datetime(2026, 12, 1, tzinfo=dt.UTC), "offered")
+    done = await _pass(http)
+    assert (done.archived, done.purged, sorted(done.skipped)) == ([], [], sorted([copy, closing]))
+    assert await _state(engine, copy) == "transferred"
+    assert await _state(engine, closing) == "closed"
 
 
 async def test_a_transferred_out_copy_is_purged_seven_years_after_its_commit(
@@ -200,7 +292,7 @@ async def test_a_transferred_out_copy_is_purged_seven_years_after_its_commit(
     await _moved_away(engine, not_yet, dt.datetime(2019, 12, 8, 0, 30, tzinfo=dt.UTC))
     done = await _pass(http)
     assert (done.archived, done.purged) == ([], [due])
-    assert await _state(engine, due) is None and await _count(engine, transfers, due) == 0
+    assert await _state(engine, due) is None and await _count(engine, transfers, due) == 1
     assert await _state(engine, not_yet) == "transferred"
 
 
@@ -262,8 +354,11 @@ async def test_passes_at_once_take_each_step_once(
     """Two passes at once (on PostgreSQL from two replicas, each with its engine, store and audit
     log; SQLite has one process): every step once, one audit entry each, the chain intact."""
     http = await _node(aiohttp_client, database, tmp_path)
-    made = [_closed("2019-06-01") for _ in range(4)] + [_closed("2025-06-01") for _ in range(4)]
+    made = [_closed("2019-06-01", "archived") for _ in range(4)]
+    made += [_closed("2025-06-01") for _ in range(4)]
     ids = await _store(http, *made)
+    for archived in ids[:4]:
+        await _archived_on(http.app[ENGINE], archived, dt.date(2020, 6, 1))
     first = (http.app[ENGINE], http.app[EPISODES], http.app[AUDIT])
     if database.backend == "sqlite":
         second = first
@@ -282,10 +377,10 @@ async def test_passes_at_once_take_each_step_once(
     finally:
         if replica is not None:
             await replica.dispose()
-    assert sorted(one.archived + two.archived) == sorted(ids)
+    assert sorted(one.archived + two.archived) == sorted(ids[4:])
     assert sorted(one.purged + two.purged) == sorted(ids[:4])
     steps = [(action, subject) for action, subject, _, _ in await _steps(http.app[ENGINE])]
-    assert len(steps) == len(set(steps)) == 12
+    assert len(steps) == len(set(steps)) == 8
     assert (await http.app[AUDIT].verify()).ok
 
 
@@ -332,8 +427,110 @@ async def test_a_list_of_what_is_due_after_a_purge_names_it_no_more(
     http = await _node(aiohttp_client, database, tmp_path)
     (old,) = await _store(http, _closed("2019-06-01", state="archived"))
     engine, store = http.app[ENGINE], http.app[EPISODES]
+    await _archived_on(engine, old, dt.date(2020, 6, 1))
     before = await due_by(engine, store, TODAY, frozenset(TimeRule))
     assert [item.episode_id for item in before.items] == [old]
     await _pass(http)
     after = await due_by(engine, store, TODAY, frozenset(TimeRule))
     assert after.items == [] and after.unreadable == []
+
+
+@pytest.mark.parametrize("interval", [0, 3600])
+async def test_a_pass_runs_at_start_unless_switched_off(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, interval: int
+) -> None:
+    first = await _node(aiohttp_client, database, tmp_path)
+    (due,) = await _store(first, _closed("2024-01-15"))
+    await first.close()
+    second = await _node(aiohttp_client, database, tmp_path, retention_interval_seconds=interval)
+    for _ in range(50):
+        if await _state(second.app[ENGINE], due) == "archived":
+            break
+        await asyncio.sleep(0.04)
+    assert await _state(second.app[ENGINE], due) == ("archived" if interval else "closed")
+
+
+async def test_a_withdrawal_is_passed_on_for_a_copy_purged_here(engine: AsyncEngine) -> None:
+    """We shared the episode with Islington on statement C1, moved it to Hackney, and purged our
+    copy 7 years on: the register and the transfer record still say whom to tell."""
+    ring = KeyRing.generate()
+    store, sent = EpisodeStore(ring), Outbox(engine, ring)
+    episode_ref = str(uuid.uuid4())
+    await _moved_away(engine, episode_ref, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=episode_ref,
+                direction="sent",
+                counterpart=ISLINGTON,
+                requested_by="practitioner-1",
+                sections=["plan"],
+                basis="C1",
+                override=False,
+                disclosed_at=dt.datetime(2018, 5, 1, tzinfo=dt.UTC),
+            )
+        )
+    for consent_id in ("C1", "C2"):  # C2: a statement Hackney recorded after the move
+        async with engine.begin() as connection:
+            await receive_withdrawal(connection, sent, store, HACKNEY, episode_ref, consent_id)
+    async with engine.connect() as connection:
+        queued = (await connection.execute(select(outbox.c.recipient, outbox.c.kind))).all()
+    assert [tuple(q) for q in queued] == [(ISLINGTON, "consent_withdrawn")]
+
+
+def test_a_closure_is_not_dated_before_recorded_work() -> None:
+    """Retention counts from the closure: one dated back would archive a live record early."""
+    made = episode(reviews=[("2026-03-10", True, None)])  # assessed 5 Jan to 20 Feb 2026
+
+    def closure(on: str) -> Any:
+        body = {
+            "type": "closure",
+            "closure": {"closed_on": on, "outcome": "resolved_single_service"},
+        }
+        return EventBody.model_validate({"event": body}).event
+
+    with pytest.raises(SchemaViolation) as caught:
+        apply_event(made, closure("2026-03-09"))
+    assert [(p.path, p.rule) for p in caught.value.problems] == [
+        (("event", "closure", "closed_on"), "dates.closure_before_recorded_work")
+    ]
+    assert apply_event(made, closure("2026-03-10")).state is EpisodeState.CLOSED
+
+
+async def test_the_migration_counts_episodes_already_archived_from_their_last_change(
+    database: Database,
+) -> None:
+    engine = create_engine(database.url, schema=database.schema)
+    changed = dt.datetime(2021, 4, 1, 9, 30, tzinfo=dt.UTC)
+
+    def upgrade_to(connection: Connection, revision: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_to, "0014")
+            for episode_id, state in (("a", "archived"), ("c", "closed")):
+                await connection.execute(
+                    insert(episodes).values(
+                        id=episode_id,
+                        home_authority=MEMBER,
+                        state=state,
+                        source_format="national-json",
+                        revision=3,
+                        created_at=changed - dt.timedelta(days=400),
+                        updated_at=changed,
+                        key_id="k1",
+                        document=b"sealed",
+                    )
+                )
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            rows = await connection.execute(select(episodes.c.id, episodes.c.archived_at))
+            found = {row.id: row.archived_at for row in rows}
+    finally:
+        await engine.dispose()
+    assert found["c"] is None
+    assert found["a"] is not None and aware_utc(found["a"]) == changed
