@@ -160,6 +160,7 @@ async def test_an_approver_delisted_while_held_releases_nothing(
     approval_id = await _the_held(hackney)
     remove_lead_contact(tmp_path / "federation", CAMDEN, camden.lead)
     plan_federation(tmp_path)  # signs the metadata again
+    assert hackney.runner is not None
     members = hackney.runner.app[MEMBERS]
 
     async def delisted() -> bool:
@@ -183,9 +184,11 @@ async def test_an_attestation_whose_key_was_dropped_while_held_releases_nothing(
     record = await ask(camden, disclosure(episode))
     assert record["state"] == "awaiting_holder", record
     approval_id = await _the_held(hackney)
+    assert camden.runner is not None
     dropped = camden.runner.app[SIGNING_KEY].kid
     rotate_key(tmp_path / "federation", CAMDEN, grace=dt.timedelta(0))
     plan_federation(tmp_path)  # signs the metadata again
+    assert hackney.runner is not None
     members = hackney.runner.app[MEMBERS]
 
     async def gone() -> bool:
