@@ -65,7 +65,7 @@ from .attestation import (
     subject_for_match_keys,
 )
 from .disclosing import audit_code
-from .receipts import answer_is_sound
+from .receipts import answer_is_sound, receipt_time
 from .withdrawals import basis_text, mark_known_withdrawals
 
 __all__ = [
@@ -838,7 +838,8 @@ class PractitionerRequests:
         answer = record.document["answer"]
         request = record.document["input"]
         approvals = [d["by"] for d in record.document["decisions"] if d["decision"] == "approve"]
-        now = dt.datetime.now(dt.UTC)
+        # The holder's time, as its receipt (checked by receipts.answer_is_sound) gives it.
+        disclosed_at = receipt_time(answer["receipt"]) or dt.datetime.now(dt.UTC)
         basis = basis_text(answer["basis"])  # checked by receipts.answer_is_sound
         await connection.execute(
             insert(register).values(
@@ -853,7 +854,7 @@ class PractitionerRequests:
                 sections=answer["sections"],
                 basis=basis,
                 override=answer["override"],
-                disclosed_at=now,
+                disclosed_at=disclosed_at,
                 receipt=answer["receipt"],
             )
         )
@@ -870,7 +871,7 @@ class PractitionerRequests:
                 holder=record.target,
                 episode_ref=answer["episode_ref"],
                 basis=basis,
-                received_at=now,
+                received_at=dt.datetime.now(dt.UTC),
                 key_id=sealed.key_id,
                 sealed=sealed.to_bytes(),
             )

@@ -25,7 +25,7 @@ from .attestation import KeyLookup, peek
 from .transport import MAX_SKEW
 from .withdrawals import consent_id_usable
 
-__all__ = ["answer_is_sound", "sign_receipt"]
+__all__ = ["answer_is_sound", "receipt_time", "sign_receipt"]
 
 _TYPE = "caf-disclosure-receipt+jws"
 _ALGORITHM = "Ed25519"
@@ -134,3 +134,15 @@ def answer_is_sound(
         and claims.get("practitioner") == asked["practitioner"]["id"]
         and all(claims.get(name) == answer.get(name) for name in _REPEATED)
     )
+
+
+def receipt_time(receipt: str) -> dt.datetime | None:
+    """The `disclosed_at` of a receipt `answer_is_sound` accepted: the holder's moment of the
+    disclosure, so both sides' registers give the same time for it."""
+    peeked = peek(receipt)
+    claimed = peeked[1].get("disclosed_at") if peeked is not None else None
+    try:
+        moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None

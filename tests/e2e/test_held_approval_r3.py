@@ -6,6 +6,7 @@ not recorded as relied on; a second decision is refused and audited."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -18,9 +19,21 @@ from sqlalchemy import select
 from gateway.demo import NodePlan, plan_federation
 from gateway.federation.operator import remove_lead_contact, rotate_key
 from gateway.keys import MEMBERS, SIGNING_KEY
+from gateway.storage import aware_utc
 from gateway.storage._tables import audit_entries, disclosure_approvals, register
 
-from .nodes import CAMDEN, HACKNEY, Node, ask, disclosure, eventually, login, running, seed
+from .nodes import (
+    CAMDEN,
+    HACKNEY,
+    Node,
+    ask,
+    disclosure,
+    eventually,
+    login,
+    running,
+    seed,
+    settled,
+)
 
 _OVERRIDE = {
     "justification": "Safeguarding concern raised by the school; consent may not hold for long.",
@@ -199,3 +212,23 @@ async def test_an_attestation_whose_key_was_dropped_while_held_releases_nothing(
     assert status == 200, decided
     assert (decided["state"], decided["outcome"]) == ("refused", "attestation_invalid")
     assert await hackney.engine_rows(select(register)) == []
+
+
+async def test_both_registers_give_the_holders_time_for_a_disclosure(
+    nodes: dict[str, Node],
+) -> None:
+    """Released later by Hackney's lead contact, the answer reaches Camden through the outbox:
+    Camden's row takes the moment from Hackney's receipt, not the moment the message arrived."""
+    camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
+    episode = await seed(hackney)
+    record = await ask(camden, disclosure(episode))
+    approval_id = await _the_held(hackney)
+    await asyncio.sleep(1.1)  # the arrival would otherwise fall within the same second
+    status, decided = await _approve(hackney, approval_id)
+    assert status == 200 and decided["outcome"] == "disclosed", decided
+    await settled(camden, record["request_id"])
+    (sent,) = await hackney.engine_rows(select(register.c.disclosed_at))
+    (received,) = await camden.engine_rows(
+        select(register.c.disclosed_at).where(register.c.direction == "received")
+    )
+    assert aware_utc(received.disclosed_at) == aware_utc(sent.disclosed_at)
