@@ -3,10 +3,12 @@
     /federation/v1/disclosures   consent permits, and `disclosure_approval` says this one needs a
                                  lead contact: held here (sealed), the requester told `202 pending`
     decide(approve)              checked again now: the requester must still be an active member in
-                                 the signed metadata and its attestation still in date, and consent
-                                 must still permit (a withdrawal or an expired override counts);
-                                 then exactly what an immediate disclosure does -> `approved`, or
-                                 nothing disclosed -> `refused` (the code says which check failed)
+                                 the signed metadata, its attestation still in date, its approvers
+                                 still listed and its key still valid, and consent must still permit
+                                 over what the lead contact was shown (a withdrawal or an expired
+                                 override counts; an override only if the hold relies on it); then
+                                 exactly what an immediate disclosure does -> `approved`, or nothing
+                                 disclosed -> `refused` (the code says which check failed)
     decide(reject)               nothing disclosed -> `rejected`
     either way                   a `disclosure_answer` message to the requester (outbox): the same
                                  JSON an immediate answer carries, or a refusal, with `approval_id`;
@@ -426,8 +428,11 @@ class DisclosureApprovals:
     def _attested_stale(
         self, asked: Asked, override_shown: bool, now: datetime
     ) -> tuple[str, str] | None:
-        """Whether the attestation would still be accepted now: its approvers still listed lead
-        contacts of the requester, the key that signed it still valid. None, or (code, message)."""
+        """Whether what this hold relies on still stands: the lead contacts who approved it at home
+        (an override's second approver only when the hold relies on the override) still listed for
+        the requester, and the key that signed the attestation still valid (a hold made before the
+        key id was kept: not checked, and gone within the attestation's 24 hours). None, or
+        (code, message)."""
         approvers = [asked.approved_by]
         if override_shown and asked.override is not None:
             approvers.append(asked.override.approved_by)

@@ -849,7 +849,10 @@ class PractitionerRequests:
                 counterpart=record.target,
                 requested_by=request["practitioner"]["id"],
                 approved_by=approvals[0] if approvals else None,
-                second_approved_by=approvals[1] if len(approvals) > 1 else None,
+                # As on the holder's side: an override's approver only when it was relied on.
+                second_approved_by=approvals[1]
+                if len(approvals) > 1 and answer["override"]
+                else None,
                 holder_approved_by=answer.get("holder_approved_by"),  # in the receipt too
                 sections=answer["sections"],
                 basis=basis,

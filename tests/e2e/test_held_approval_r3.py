@@ -56,9 +56,12 @@ async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
         yield running_nodes
 
 
-async def _held_with_override(camden: Node, hackney: Node, episode: dict[str, Any]) -> str:
+async def _held_with_override(
+    camden: Node, hackney: Node, episode: dict[str, Any]
+) -> tuple[str, str]:
     """Camden asks with consent that covers it and an override besides (two of its lead contacts
-    approve); Hackney holds it, showing its lead contact a consent-based release."""
+    approve); Hackney holds it, showing its lead contact a consent-based release. The request's id
+    and the hold's."""
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
     body = disclosure(episode, override={**_OVERRIDE, "expires_at": expires})
     status, record = await camden.call("POST", "/requests", json=body)
@@ -74,7 +77,7 @@ async def _held_with_override(camden: Node, hackney: Node, episode: dict[str, An
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
     assert status == 200 and record["state"] == "awaiting_holder", record
-    return await _the_held(hackney)
+    return str(record["request_id"]), await _the_held(hackney)
 
 
 async def _the_held(hackney: Node) -> str:
@@ -109,7 +112,7 @@ async def test_a_consent_withdrawn_while_held_is_not_made_up_for_by_an_unseen_ov
 ) -> None:
     camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
     episode = await seed(hackney)
-    approval_id = await _held_with_override(camden, hackney, episode)
+    _, approval_id = await _held_with_override(camden, hackney, episode)
     status, withdrawn = await hackney.call(
         "POST", f"/episodes/{episode['episode_id']}/consents/C1/withdraw", json={}
     )
@@ -126,13 +129,18 @@ async def test_an_override_consent_did_not_need_is_not_recorded_as_relied_on(
 ) -> None:
     camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
     episode = await seed(hackney)
-    approval_id = await _held_with_override(camden, hackney, episode)
+    request_id, approval_id = await _held_with_override(camden, hackney, episode)
     status, decided = await _approve(hackney, approval_id)
     assert status == 200 and decided["outcome"] == "disclosed", decided
     (row,) = await hackney.engine_rows(select(register))
     assert (row.override, row.basis, row.second_approved_by) == (False, "C1", None)
     held = await hackney.engine_rows(select(disclosure_approvals.c.override))
     assert [h.override for h in held] == [False]
+    await settled(camden, request_id)  # the requester's row says the same
+    (received,) = await camden.engine_rows(
+        select(register).where(register.c.direction == "received")
+    )
+    assert (received.override, received.basis, received.second_approved_by) == (False, "C1", None)
 
 
 async def test_a_second_decision_is_refused_and_audited(nodes: dict[str, Node]) -> None:
@@ -212,6 +220,7 @@ async def test_an_attestation_whose_key_was_dropped_while_held_releases_nothing(
     assert status == 200, decided
     assert (decided["state"], decided["outcome"]) == ("refused", "attestation_invalid")
     assert await hackney.engine_rows(select(register)) == []
+    assert await _refusals(hackney) == ["attestation_invalid"]
 
 
 async def test_both_registers_give_the_holders_time_for_a_disclosure(
