@@ -9,7 +9,9 @@ committed. `gateway.timeliness` says when each step is due; this takes the steps
   withdrawal is still recorded on it and pushed.
 - Purging deletes the episode and its blind indexes, and clears the lead professional its
   transfer records sealed. The sharing register, the transfer records and the audit chain keep
-  their rows: ids, member codes and consent statement ids, nothing about the child.
+  their rows: ids, member codes and consent statement ids, nothing about the child. A
+  transferred-out copy's statement ids are kept on its transfer record, so a withdrawal from the
+  member it moved to is passed back along the chain as it was before the purge.
 - Each step is one transaction with its audit entry (`episode.archive`, `episode.purge`), taken
   only if the episode is still due when read again under a row lock, no transfer of it is under
   way, and nobody changed it since (compare-and-swap on its revision). Replicas may run passes at
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from schemas import Episode, london_today
+from schemas import Episode, EpisodeState, london_today
 
 from .audit import AuditDraft, Outcome
 from .audit_log import AuditLog
@@ -146,14 +149,26 @@ async def _purge(
     """The episode and its blind indexes go, with the lead professional its transfer records
     sealed. The sharing register and the transfer records themselves stay: ids, member codes and
     consent statement ids, no personal data about the child. They are the record of who was shown
-    what, and a withdrawal told later still finds, through them, the members to pass it on to."""
-    episode_id = str(stored.episode.episode_id)
+    what, and a withdrawal told later still finds, through them, the members to pass it on to: a
+    transferred-out copy's statement ids are kept on its transfer record for that."""
+    episode = stored.episode
+    episode_id = str(episode.episode_id)
     await store.purge(connection, stored)
     cleared = await connection.execute(
         update(transfers)
         .where(transfers.c.episode_id == episode_id, transfers.c.sealed.is_not(None))
         .values(sealed=None, key_id=None)
     )
+    if episode.state is EpisodeState.TRANSFERRED:  # what `withdrawals` asks of a copy moved on
+        await connection.execute(
+            update(transfers)
+            .where(
+                transfers.c.episode_id == episode_id,
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+            )
+            .values(kept_consent_ids=json.dumps(sorted({c.consent_id for c in episode.consents})))
+        )
     return {"transfer_records_cleared": cleared.rowcount}
 
 

@@ -53,7 +53,7 @@ from typing import Any
 import holidays
 from dateutil.relativedelta import relativedelta
 from pydantic import ValidationError
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas import LONDON, Episode, EpisodeState
@@ -209,14 +209,12 @@ def _after(since: dt.date | None, rule: TimeRule, period: relativedelta) -> list
 
 def _purge_of_archived(closed_on: dt.date | None, archived_on: dt.date | None) -> list[Due]:
     """7 years after the closure, and not before 6 years archived here: a closure dated years back
-    (by mistake, or a legacy "no date" value) does not purge at once what was just archived."""
-    days = [
-        due.due_on
-        for due in (
-            *_after(closed_on, TimeRule.PURGE, ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR),
-            *_after(archived_on, TimeRule.PURGE, ARCHIVED_FOR),
-        )
-    ]
+    (by mistake, or a legacy "no date" value) does not purge at once what was just archived. A
+    closure whose 7 years end past the calendar's last day is due on no day, whenever archived."""
+    after_closure = _after(closed_on, TimeRule.PURGE, ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR)
+    if closed_on is not None and not after_closure:
+        return []
+    days = [d.due_on for d in (*after_closure, *_after(archived_on, TimeRule.PURGE, ARCHIVED_FOR))]
     return [Due(TimeRule.PURGE, max(days))] if days else []
 
 
@@ -226,12 +224,21 @@ class Listed:
     due: Due
 
 
-# Per store: each episode's items at the revision they were worked out at. An episode is opened
-# (decrypted, validated) again only when its revision moved, so a list over every episode costs one
+# The version of a stored episode: its revision and the time of its last write (an episode purged
+# and stored again under its id starts again at revision 1).
+Version = tuple[int, dt.datetime]
+
+# Per store: each episode's items at the version they were worked out at. An episode is opened
+# (decrypted, validated) again only when its version moved, so a list over every episode costs one
 # query and the changed episodes, not a decryption of all of them each time.
-_worked_out: weakref.WeakKeyDictionary[EpisodeStore, dict[str, tuple[int, list[Due]]]] = (
+_worked_out: weakref.WeakKeyDictionary[EpisodeStore, dict[str, tuple[Version, list[Due]]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _version(row: Any) -> Version:
+    return row.revision, aware_utc(row.updated_at)
+
 
 # Changed episodes are read this many at a time, each batch on a connection held only for its
 # query, and opened off the event loop: a first list after a start (every episode changed) neither
@@ -246,33 +253,37 @@ class DueList:
 
 
 def _work_out(
-    store: EpisodeStore, rows: Sequence[Row[Any, Any, Any, Any]], transferred: dict[str, dt.date]
-) -> list[tuple[str, int, list[Due] | None]]:
+    store: EpisodeStore, rows: Sequence[Any], transferred: dict[str, dt.date]
+) -> list[tuple[str, Version, list[Due] | None]]:
     """Each row's items (None: it no longer opens). Run off the event loop."""
-    found: list[tuple[str, int, list[Due] | None]] = []
+    found: list[tuple[str, Version, list[Due] | None]] = []
     for row in rows:
         try:
             episode = store.open_stored(row.id, row.document)
         except (ProtectionError, ValidationError):
-            found.append((row.id, row.revision, None))
+            found.append((row.id, _version(row), None))
             continue
         items = due_items(
             episode,
             transferred_on=transferred.get(row.id),
             archived_on=_london_day(row.archived_at),
         )
-        found.append((row.id, row.revision, items))
+        found.append((row.id, _version(row), items))
     return found
 
 
 async def _read_chunk(
     engine: AsyncEngine, chunk: list[str]
-) -> tuple[Sequence[Row[Any, Any, Any, Any]], dict[str, dt.date]]:
+) -> tuple[Sequence[Any], dict[str, dt.date]]:
     async with engine.connect() as connection:
         rows = (
             await connection.execute(
                 select(
-                    episodes.c.id, episodes.c.revision, episodes.c.document, episodes.c.archived_at
+                    episodes.c.id,
+                    episodes.c.revision,
+                    episodes.c.updated_at,
+                    episodes.c.document,
+                    episodes.c.archived_at,
                 ).where(episodes.c.id.in_(chunk))
             )
         ).all()
@@ -315,23 +326,25 @@ async def _due_by(
     known = _worked_out.setdefault(store, {})
     async with engine.connect() as connection:
         current = {
-            row.id: row.revision
-            for row in await connection.execute(select(episodes.c.id, episodes.c.revision))
+            row.id: _version(row)
+            for row in await connection.execute(
+                select(episodes.c.id, episodes.c.revision, episodes.c.updated_at)
+            )
         }
     for gone in known.keys() - current.keys():
         del known[gone]
-    changed = [i for i, revision in current.items() if known.get(i, (None,))[0] != revision]
+    changed = [i for i, version in current.items() if known.get(i, (None,))[0] != version]
     unreadable: list[str] = []
     loop = asyncio.get_running_loop()
     for start in range(0, len(changed), CHUNK):
         rows, transferred = await _read_chunk(engine, changed[start : start + CHUNK])
         worked = await loop.run_in_executor(None, _work_out, store, rows, transferred)
-        for episode_id, revision, items in worked:  # a row gone meanwhile is simply not here
+        for episode_id, version, items in worked:  # a row gone meanwhile is simply not here
             if items is None:
                 known.pop(episode_id, None)
                 unreadable.append(episode_id)
             else:
-                known[episode_id] = (revision, items)
+                known[episode_id] = (version, items)
     listed = [
         Listed(episode_id, due)
         for episode_id, (_, items) in known.items()

@@ -158,12 +158,17 @@ def apply_event(episode: Episode, event: Event) -> Episode:
 
 def _after_recorded_work(episode: Episode, closed_on: dt.date) -> None:
     """A closure is dated on or after the work recorded on the episode: retention counts from it,
-    so a closure dated years back by mistake would archive (and, 6 years on, purge) a live record
-    early."""
+    so a closure dated years back by mistake would archive a live record early. Work dated after
+    today (a typo, a legacy "no date" value) is not counted: it would block every closure."""
+    today = london_today()
     worked = [
-        *(a.started_on for a in episode.assessments),
-        *(a.completed_on for a in episode.assessments if a.completed_on is not None),
-        *(r.held_on for r in episode.reviews),
+        day
+        for day in (
+            *(a.started_on for a in episode.assessments),
+            *(a.completed_on for a in episode.assessments if a.completed_on is not None),
+            *(r.held_on for r in episode.reviews),
+        )
+        if day <= today
     ]
     if worked and closed_on < max(worked):
         raise SchemaViolation(

@@ -201,19 +201,22 @@ async def _ours_before(
     connection: AsyncConnection, store: EpisodeStore, episode_ref: str, consent_id: str
 ) -> bool:
     """Whether our copy, transferred on, has that statement. A copy purged since (retention)
-    cannot say, but our register can: whether we shared on its strength. A copy that no longer
-    opens (stored by an earlier release, refused by a newer rule) cannot say: the withdrawal is
-    still kept and marked here, but not passed on, with the alert (its id and code only) for the
-    operator to tell by hand; refusing it would have the sender retry it for ever."""
+    left its statement ids on its transfer record. A copy that no longer opens (stored by an
+    earlier release, refused by a newer rule) cannot say: the withdrawal is still kept and marked
+    here, but not passed on, with the alert (its id and code only) for the operator to tell by
+    hand; refusing it would have the sender retry it for ever."""
     try:
         episode = (await store.get(connection, episode_ref)).episode
     except NotFound:
-        shared = await connection.execute(
-            select(register.c.basis).where(
-                register.c.episode_id == episode_ref, register.c.direction == "sent"
+        kept = await connection.scalars(
+            select(transfers.c.kept_consent_ids).where(
+                transfers.c.episode_id == episode_ref,
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+                transfers.c.kept_consent_ids.is_not(None),
             )
         )
-        return any(names_statement(row.basis, consent_id) for row in shared)
+        return any(consent_id in json.loads(ids) for ids in kept)
     except (ValidationError, ProtectionError) as exc:  # refused by a rule, or under a lost key
         reason = exc.rule if isinstance(exc, ProtectionError) else "copy_unreadable"
         logging.getLogger("cafx.withdrawals").error(

@@ -284,6 +284,9 @@ transfers = Table(
     Column("reason", String(64), nullable=True),  # a code: why it was withdrawn or declined
     # in: the signed custody steps the offer came with, then those the committed episode came with
     Column("custody", Text, nullable=True),
+    # out, committed: the statement ids of our copy once retention purged it (a JSON array), so a
+    # withdrawal from the member it moved to is still passed back to those before us
+    Column("kept_consent_ids", Text, nullable=True),
     Index(None, "direction", "created_at"),  # listed newest first
 )
 

@@ -40,7 +40,7 @@ from gateway.storage._tables import (
     register,
     transfers,
 )
-from gateway.timeliness import Due, DueList, Listed, TimeRule, due_by
+from gateway.timeliness import Due, DueList, Listed, TimeRule, due_by, due_items
 from schemas import LONDON, Episode, EpisodeState, london_today
 
 from ..conftest import Database
@@ -391,6 +391,8 @@ async def test_a_withdrawal_is_still_recorded_on_an_archived_episode(
     in a federation, the members that received its data)."""
     http = await _node(aiohttp_client, database, tmp_path)
     (archived,) = await _store(http, _closed("2025-01-10", state="archived"))
+    await _archived_on(http.app[ENGINE], archived, dt.date(2025, 3, 1))
+    imported = await _archived_day(http.app[ENGINE], archived)
     settings = node_settings(database, tmp_path)
     system = await register_system(http, settings, ["consents:write", "episodes:write"])
     auth = {"Authorization": f"Bearer {await system.token(http)}"}
@@ -402,6 +404,7 @@ async def test_a_withdrawal_is_still_recorded_on_an_archived_episode(
     async with http.app[ENGINE].connect() as connection:
         kept = (await http.app[EPISODES].get(connection, archived)).episode
     assert kept.state is EpisodeState.ARCHIVED and kept.consents[0].withdrawn_on is not None
+    assert await _archived_day(http.app[ENGINE], archived) == imported  # its 6 years run on
     # Anything else is still refused.
     review = {"type": "review", "review": {"held_on": "2025-02-01", "tac_meeting_held": False}}
     changed = await http.post(f"{url}/events", json={"event": review}, headers=auth)
@@ -450,30 +453,31 @@ async def test_a_pass_runs_at_start_unless_switched_off(
     assert await _state(second.app[ENGINE], due) == ("archived" if interval else "closed")
 
 
-async def test_a_withdrawal_is_passed_on_for_a_copy_purged_here(engine: AsyncEngine) -> None:
-    """We shared the episode with Islington on statement C1, moved it to Hackney, and purged our
-    copy 7 years on: the register and the transfer record still say whom to tell."""
-    ring = KeyRing.generate()
-    store, sent = EpisodeStore(ring), Outbox(engine, ring)
-    episode_ref = str(uuid.uuid4())
-    await _moved_away(engine, episode_ref, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
-    async with engine.begin() as connection:
+async def test_a_withdrawal_is_passed_back_along_the_chain_from_a_copy_purged_here(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Islington moved the episode to us, we moved it on to Hackney, and retention purged our copy
+    7 years on. Hackney tells us statement C1 (on our copy) was withdrawn: we pass it back to
+    Islington, as we did before the purge. C2, which Hackney recorded after the move, is not ours
+    to pass on."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine, store = http.app[ENGINE], http.app[EPISODES]
+    (copy,) = await _store(
+        http, episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()})
+    )
+    await _moved_away(engine, copy, dt.datetime(2018, 1, 1, tzinfo=dt.UTC), direction="in")
+    await _moved_away(engine, copy, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
+    async with engine.begin() as connection:  # `_moved_away` names Hackney: the first is Islington
         await connection.execute(
-            insert(register).values(
-                id=str(uuid.uuid4()),
-                episode_id=episode_ref,
-                direction="sent",
-                counterpart=ISLINGTON,
-                requested_by="practitioner-1",
-                sections=["plan"],
-                basis="C1",
-                override=False,
-                disclosed_at=dt.datetime(2018, 5, 1, tzinfo=dt.UTC),
-            )
+            transfers.update()
+            .where(transfers.c.episode_id == copy, transfers.c.direction == "in")
+            .values(counterpart=ISLINGTON)
         )
-    for consent_id in ("C1", "C2"):  # C2: a statement Hackney recorded after the move
+    assert (await _pass(http)).purged == [copy]
+    sent = Outbox(engine, KeyRing.from_file(tmp_path / "keys.json"))
+    for consent_id in ("C1", "C2"):
         async with engine.begin() as connection:
-            await receive_withdrawal(connection, sent, store, HACKNEY, episode_ref, consent_id)
+            await receive_withdrawal(connection, sent, store, HACKNEY, copy, consent_id)
     async with engine.connect() as connection:
         queued = (await connection.execute(select(outbox.c.recipient, outbox.c.kind))).all()
     assert [tuple(q) for q in queued] == [(ISLINGTON, "consent_withdrawn")]
@@ -496,6 +500,15 @@ def test_a_closure_is_not_dated_before_recorded_work() -> None:
         (("event", "closure", "closed_on"), "dates.closure_before_recorded_work")
     ]
     assert apply_event(made, closure("2026-03-10")).state is EpisodeState.CLOSED
+    started = episode(completed=[None], reviews=[])  # an assessment started 5 Jan, not completed
+    with pytest.raises(SchemaViolation):
+        apply_event(started, closure("2026-01-04"))
+    completed = episode(completed=["2026-02-20"], reviews=[])
+    with pytest.raises(SchemaViolation):
+        apply_event(completed, closure("2026-02-19"))
+    # Work dated after today (a typo, a "no date" value) would block every closure: not counted.
+    ahead = episode(reviews=[("9999-12-31", False, None)])
+    assert apply_event(ahead, closure("2026-03-10")).state is EpisodeState.CLOSED
 
 
 async def test_the_migration_counts_episodes_already_archived_from_their_last_change(
@@ -534,3 +547,27 @@ async def test_the_migration_counts_episodes_already_archived_from_their_last_ch
         await engine.dispose()
     assert found["c"] is None
     assert found["a"] is not None and aware_utc(found["a"]) == changed
+
+
+def test_an_archived_episode_closed_on_no_day_is_never_purged() -> None:
+    """A closure of 9999-12-31 (a legacy "no date" value) has no 7 years after it: nothing is due,
+    however long ago the episode was archived, as a closed one with it is never archived."""
+    made = _closed("9999-12-31", state="archived")
+    assert due_items(made, archived_on=dt.date(2001, 1, 1)) == []
+    assert due_items(_closed("9999-12-31")) == []
+
+
+async def test_an_episode_purged_and_stored_again_is_listed_as_it_is_now(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Stored again under its id after a purge, an episode is at revision 1 again: the list must
+    not keep what it worked out for the purged one."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    engine, store = http.app[ENGINE], http.app[EPISODES]
+    made = _closed("2019-06-01", state="archived")
+    (again,) = await _store(http, made)
+    await _archived_on(engine, again, dt.date(2020, 6, 1))
+    assert [i.episode_id for i in (await due_by(engine, store, TODAY, _PURGE)).items] == [again]
+    assert (await _pass(http)).purged == [again]
+    await _store(http, made)  # archived again today: 6 years to go
+    assert (await due_by(engine, store, TODAY, _PURGE)).items == []
