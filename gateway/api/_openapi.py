@@ -700,7 +700,8 @@ def _federation_paths() -> dict[str, Any]:
         },
         "/requests/{request_id}": {
             "get": _operation(
-                "A request's state and, once answered, the answer",
+                "A request's state and, once answered, the answer (its content to the system"
+                " that raised it only)",
                 "requests:write",
                 _responses(("200", _json(RequestView)), 404),
                 parameters=[_REQUEST_ID],

@@ -62,10 +62,11 @@ def _request_id(request: web.Request) -> str:
 
 @needs("requests:write")
 async def get_request(request: web.Request) -> web.Response:
-    """The system that raised a request reads it (its answer is disclosed content); so may another
+    """The system that raised a request reads it, with its answer (disclosed content). Another
     system holding `requests:decide` too (the lead contacts', who see every request in their
-    queue). A system with `requests:decide` alone reads the queue (`GET /requests`). Each read is
-    audited (`request.read`), as a read of an episode is."""
+    queue) reads the decision view: no content, no holder's contact details. A system with
+    `requests:decide` alone reads the queue (`GET /requests`). Each read is audited
+    (`request.read`), as a read of an episode is."""
     caller, service = request[CALLER], _requests(request)
     request_id, audit = _request_id(request), request.config_dict[AUDIT]
     async with (
@@ -79,7 +80,7 @@ async def get_request(request: web.Request) -> web.Response:
         await audit.append(
             connection, draft(request, "request.read", record.id, state=record.state)
         )
-    return web.json_response(record.public())
+    return web.json_response(record.public() if raiser else record.decided())
 
 
 @needs("requests:decide")

@@ -679,11 +679,6 @@ class PractitionerRequests:
     async def _send(self, record: RequestRecord, request_id: str) -> RequestRecord:
         document = dict(record.document)
         request = document["input"]
-        if request.get("override"):
-            document["override_id"] = await self._record_override(record, request_id)
-            record = RequestRecord(
-                record.id, record.kind, record.state, record.target, record.created_at, document
-            )
         if request["kind"] == "existence_check":
             path, body = "/existence-checks", {"match": request["child"]}
         else:
@@ -692,6 +687,11 @@ class PractitionerRequests:
             if request.get("sections"):
                 body["sections"] = request["sections"]
         try:
+            if request.get("override"):  # in here: a failure fails the request, not leaves it
+                document["override_id"] = await self._record_override(record, request_id)
+                record = RequestRecord(
+                    record.id, record.kind, record.state, record.target, record.created_at, document
+                )
             status, answer = await self.call(record.target, path, body, self._attestation(record))
             state = _take_answer(document, status, answer, self._sound_from(record))
         except GatewayError as error:

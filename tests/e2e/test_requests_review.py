@@ -176,6 +176,27 @@ async def test_a_system_passing_on_a_decision_sees_no_disclosed_content(
     assert set(read["answer"]["content"]) == {"assessments", "delivery_plan"}
 
 
+async def test_another_system_with_both_scopes_reads_no_disclosed_content(
+    federation: dict[str, Node],
+) -> None:
+    """A borough's main case system may hold `requests:write` and `requests:decide`: it reads the
+    decision view of a request another system raised, not what that system's practitioner
+    received."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    answered = await ask(camden, disclosure(episode))
+    main = Node(camden.plan)
+    main.runner = camden.runner
+    try:
+        await login(main, scopes=["requests:write", "requests:decide"], name="main-case-system")
+        status, read = await main.call("GET", f"/requests/{answered['request_id']}")
+    finally:
+        await main.http.close()
+    assert status == 200, read
+    assert read["answer"] == {"outcome": "disclosed", "sections": ["assessments", "delivery_plan"]}
+    assert read["state"] == "answered"
+
+
 # --- 3. audited reads -------------------------------------------------------------------------------
 
 

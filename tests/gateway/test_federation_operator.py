@@ -267,6 +267,16 @@ def test_operator_mistakes_are_refused_without_a_traceback(federation_dir: Path)
         ok=False,
     )
     assert "email" in bad_email and "someone-at-camden" not in bad_email  # no personal data
+    # Nodes write a lead contact's id into their audit log (where "@", an e-mail address, is
+    # refused) and into 64-character columns: such an id could never decide anything.
+    for unusable in ("someone@camden.example", "x" * 65):
+        refused = cafx(
+            federation_dir,
+            *("add-lead-contact", CAMDEN, "--id", unusable, "--name", "Someone Else"),
+            *("--role", "Lead", "--email", "else@camden.example", "--phone", "020 7974 0001"),
+            ok=False,
+        )
+        assert "at most 64 characters, without '@'" in refused
     assert "not a federation directory" in cafx(federation_dir.parent / "nowhere", "sign", ok=False)
     cafx(federation_dir, "remove-lead-contact", CAMDEN, "--id", "camden-lc-1")
     cafx(federation_dir, "sign")

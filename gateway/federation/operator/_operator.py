@@ -436,6 +436,9 @@ def _update(directory: Path, gss: str, **changes: Any) -> Member:
     return updated
 
 
+LEAD_CONTACT_ID_MAX = 64
+
+
 def add_lead_contact(
     directory: Path, gss: str, id: str, name: str, role: str, email: str, phone: str
 ) -> LeadContact:
@@ -443,6 +446,13 @@ def add_lead_contact(
     member = load_state(Layout(directory)).member(_check_gss(gss.strip().upper()))
     if any(contact.id == id for contact in member.lead_contacts):
         raise OperatorError(f"{member.id} already lists a lead contact with that id")
+    if "@" in id or len(id) > LEAD_CONTACT_ID_MAX:
+        # Nodes write the id into their audit log (no "@": an e-mail address is personal data)
+        # and into columns of that length.
+        raise OperatorError(
+            f"a lead contact's id is at most {LEAD_CONTACT_ID_MAX} characters, without '@' (use a"
+            " staff number or a user name; the console can match the e-mail address instead)"
+        )
     try:
         contact = LeadContact(id=id, name=name, role=role, email=email, phone=phone)
     except ValidationError as exc:
