@@ -46,10 +46,11 @@ async def post_request(request: web.Request) -> web.Response:
         raise SchemaViolation("Idempotency-Key must be 1 to 200 characters")
     body = await json_body(request, RequestInput)
     service = _requests(request)
-    _an_active_member(request, body.target_authority)
-    record = await service.create(
-        request[CALLER].client_id, body, request[REQUEST_ID], idempotency_key=key
-    )
+    async with audited_refusals(request, "request.create", None):
+        _an_active_member(request, body.target_authority)
+        record = await service.create(
+            request[CALLER].client_id, body, request[REQUEST_ID], idempotency_key=key
+        )
     return web.json_response(record.public(), status=201)
 
 

@@ -307,6 +307,7 @@ class PractitionerRequests:
                 me=self.me,
                 key_for=self.key_for,
                 sent_at=record.created_at,
+                override_id=record.document.get("override_id"),
             )
 
         return sound

@@ -32,6 +32,7 @@ _ALGORITHM = "Ed25519"
 # What the receipt must repeat of the answer, claim for claim (absent in both from holders before
 # `holder_approved_by`, and when no lead contact of the holder's released it).
 _REPEATED = ("register_id", "episode_ref", "sections", "basis", "override", "holder_approved_by")
+_LEAD_CONTACT_MAX = 128  # the metadata's limit for a lead contact id
 
 
 def sign_receipt(key: OKPKey, claims: dict[str, Any]) -> str:
@@ -60,8 +61,13 @@ def _shaped(answer: Mapping[str, Any]) -> bool:
         and isinstance(content, dict)
         and set(content) == set(sections)
         and isinstance(answer.get("receipt"), str)
-        and isinstance(answer.get("holder_approved_by"), str | None)
+        and _lead_contact_or_none(answer.get("holder_approved_by"))
     )
+
+
+def _lead_contact_or_none(value: object) -> bool:
+    """A holder's lead contact id as the metadata lists them (kept in a 200-character column)."""
+    return value is None or (isinstance(value, str) and 0 < len(value) <= _LEAD_CONTACT_MAX)
 
 
 def _dated(claims: dict[str, Any], window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
@@ -113,14 +119,18 @@ def answer_is_sound(
     key_for: KeyLookup,
     sent_at: dt.datetime,
     now: dt.datetime | None = None,
+    override_id: str | None = None,
 ) -> bool:
     """A disclosure's answer fits what was `asked` (the request's input: its episode, practitioner
     and any sections named), is well formed, and carries a receipt `holder` signed for us, for
     that practitioner, that repeats it, dated between `sent_at` (when we made the request) and
-    `now`."""
+    `now`. An answer given on an override must name ours (`override_id`) in its basis: a request
+    that carried none was not disclosed on one."""
     if answer.get("outcome") != "disclosed" or answer.get("episode_ref") != asked["episode_ref"]:
         return False
     if not _shaped(answer):
+        return False
+    if answer["override"] and (override_id is None or override_id not in answer["basis"]):
         return False
     wanted = asked.get("sections")
     if wanted and not set(answer["sections"]) <= set(wanted):

@@ -398,3 +398,19 @@ async def test_a_target_suspended_before_the_approval_fails_the_request_with_its
     assert (failed["state"], failed["error"]) == ("failed", "member_suspended")
     status, refused = await camden.call("POST", "/requests", json=existence_check(episode))
     assert (status, refused["error"]) == (403, "member_suspended"), refused
+
+
+async def test_a_request_refused_when_raised_is_audited(federation: dict[str, Node]) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    to_self = {**disclosure(episode), "target_authority": CAMDEN}
+    status, refused = await camden.call("POST", "/requests", json=to_self)
+    assert status == 422, refused
+    to_nobody = {**disclosure(episode), "target_authority": "E09000001"}
+    status, refused = await camden.call("POST", "/requests", json=to_nobody)
+    assert status == 403 and refused["error"] == "unknown_member", refused
+    rows = await _audited(camden, "request.create")
+    assert [(r.outcome, r.reason) for r in rows] == [
+        ("failed", "schema_violation"),
+        ("refused", "unknown_member"),
+    ]

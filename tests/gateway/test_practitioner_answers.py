@@ -172,3 +172,48 @@ def test_an_answer_beyond_the_sections_asked_for_is_not_kept() -> None:
 def test_an_existence_check_keeps_its_answer() -> None:
     document = _document("existence_check")
     assert _take_answer(document, 200, {"outcome": "not_found"}, _sound) == "answered"
+
+
+def _on_override(override_id: str) -> dict[str, Any]:
+    answer = _disclosed(override=True, basis=[override_id])
+    return {**answer, "override": True, "basis": [override_id]}
+
+
+def test_an_answer_on_an_override_must_name_ours() -> None:
+    """Given on an override, the answer's basis names the override this request carried; a
+    request that carried none was not disclosed on one, however the receipt says it."""
+    ours = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+
+    def sound_with(override_id: str | None) -> Any:
+        def sound(asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
+            return answer_is_sound(
+                answer,
+                asked=asked,
+                holder=HOLDER,
+                me=ME,
+                key_for=_key_for,
+                sent_at=SENT_AT,
+                now=NOW,
+                override_id=override_id,
+            )
+
+        return sound
+
+    for override_id, answer, state in (
+        (ours, _on_override(ours), "answered"),
+        (None, _on_override(ours), "failed"),
+        (ours, _on_override("another-override"), "failed"),
+    ):
+        document = _document()
+        assert _take_answer(document, 200, answer, sound_with(override_id)) == state
+
+
+def test_a_holder_lead_contact_id_longer_than_the_metadata_allows_is_not_kept() -> None:
+    """It would not fit the register's column (a 500 on PostgreSQL after the holder disclosed)."""
+    long_id = "l" * 129
+    answer = {**_disclosed(holder_approved_by=long_id), "holder_approved_by": long_id}
+    document = _document()
+    assert _take_answer(document, 200, answer, _sound) == "failed"
+    fits = "l" * 128
+    answer = {**_disclosed(holder_approved_by=fits), "holder_approved_by": fits}
+    assert _take_answer(_document(), 200, answer, _sound) == "answered"
