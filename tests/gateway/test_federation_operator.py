@@ -32,6 +32,7 @@ from directory.members import (
     load_public_key,
     verify_metadata,
 )
+from gateway.audit_log import remember_signing_key
 from gateway.cli._federation import federation
 from gateway.federation import operator
 from gateway.signing import load_signing_key
@@ -209,6 +210,32 @@ def test_a_key_that_ended_on_its_own_stays_for_what_it_signed_until_revoked(
     cafx(federation_dir, "sign")
     with pytest.raises(KeyNotValid):
         verified(federation_dir).key_for(CAMDEN, first, signed_then)
+
+
+def test_the_member_folder_carries_the_history_of_its_signing_keys(federation_dir: Path) -> None:
+    """A node keeps the public keys it signed audit checkpoints with beside its key; from a
+    read-only mount (a container's secret) it cannot add a rotated key itself, so the operator
+    writes them there, and a key once in stays in, unless revoked."""
+    folder = federation_dir / "members" / CAMDEN
+    key_file, history = folder / "signing-key.json", folder / "signing-key.history.json"
+
+    def kids() -> list[str]:
+        keys = json.loads(history.read_text(encoding="utf-8"))["keys"]
+        assert all("d" not in key for key in keys)  # public keys only
+        return [key["kid"] for key in keys]
+
+    first = load_signing_key(key_file).kid
+    assert kids() == [first]
+    cafx(federation_dir, "rotate-key", CAMDEN, "--grace-days", "0")  # the first one compromised
+    second = load_signing_key(key_file)
+    assert kids() == [first, second.kid]  # dropped from the metadata, kept here as a node would
+    written = history.read_bytes()
+    remembered = remember_signing_key(key_file, second)  # as the node does at start
+    assert [key.kid for key in remembered] == [first, second.kid]
+    assert history.read_bytes() == written  # nothing to add: a read-only mount is enough
+    cafx(federation_dir, "rotate-key", CAMDEN, "--revoke", str(second.kid))
+    third = load_signing_key(key_file).kid
+    assert kids() == [first, third]  # a revoked key verifies nothing any more
 
 
 def test_a_member_may_bring_its_own_public_key(tmp_path: Path) -> None:

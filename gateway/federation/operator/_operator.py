@@ -51,6 +51,7 @@ from directory.members import (
 )
 from schemas import authority_by_gss, is_gss_code
 
+from ...audit_log import signing_key_history
 from ...settings import canonical_origin
 from ._files import Layout, write_file
 from ._pki import create_ca, issue_member_certificate, key_pem, load_ca
@@ -261,6 +262,35 @@ def _signing_key(
         raise OperatorError(f"the member's public key is refused: {exc}") from None
 
 
+def _key_history(folder: Path) -> list[dict[str, Any]]:
+    """The history of signing keys beside the member's key (`gateway.audit_log`): the node's record
+    of keys it signed audit checkpoints with. Read before anything changes: one that is not
+    readable stops the command."""
+    path = signing_key_history(folder / "signing-key.json")
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))["keys"] if path.exists() else []
+        if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+            raise TypeError("not a JWK Set")
+    except (OSError, ValueError, TypeError, KeyError):
+        raise OperatorError(f"{path} is not a readable key history; fix or remove it") from None
+    return keys
+
+
+def _write_key_history(
+    folder: Path, earlier: list[dict[str, Any]], member: Member, revoked: Collection[str] = ()
+) -> None:
+    """Add the member's published signing keys (public) to its history. A node keeps the history
+    itself where its key directory is writable; one mounted read-only (a container's secret) gets
+    its new key from here, or every checkpoint signed before a rotation would stop verifying. A
+    key stays in it once there, as the node keeps it, unless `revoked`: found compromised, it must
+    verify nothing any more."""
+    kept = [k for k in earlier if k.get("kid") not in revoked]
+    known = {k.get("kid") for k in kept}
+    added = [key.jwk() for key in member.signing_keys if key.kid not in known]
+    path = signing_key_history(folder / "signing-key.json")
+    write_file(path, _json({"keys": [*kept, *added]}))
+
+
 def _write_signing_key(folder: Path, key: OKPKey | None) -> Path | None:
     if key is None:
         return None
@@ -362,6 +392,7 @@ def add_member(
         raise OperatorError(f"the member is refused: {describe_errors(exc)}") from None
     _check_common_name(draft.name, "the member's name")
     folder = layout.member(gss)
+    history = _key_history(folder)
     key, private = _signing_key(gss, signing_jwk, moment, key_validity)
     ca_cert, ca_key = _load_ca(layout)
     certificate, tls_key = issue_member_certificate(
@@ -372,6 +403,7 @@ def add_member(
     key_path = _write_signing_key(folder, private)
     _write_certificate(layout, folder, certificate, tls_key)
     save_state(layout, state.with_member(member))
+    _write_key_history(folder, history, member)
     return MemberFiles(folder, key.kid, key_path)
 
 
@@ -505,6 +537,7 @@ def rotate_key(
     if unknown:
         raise OperatorError(f"{member.id} has no key {', '.join(sorted(unknown))}")
     moment = _now(now)
+    history = _key_history(layout.member(member.id))
     kept: list[dict[str, Any]] = []
     for key in member.signing_keys:
         if key.kid in revoke:
@@ -517,7 +550,8 @@ def rotate_key(
             kept.append({**key.model_dump(), "not_after": not_after})
     new, private = _signing_key(member.id, signing_jwk, moment, key_validity)
     path = _write_signing_key(layout.member(member.id), private)
-    _update(directory, member.id, signing_keys=[*kept, new.model_dump()])
+    updated = _update(directory, member.id, signing_keys=[*kept, new.model_dump()])
+    _write_key_history(layout.member(member.id), history, updated, revoke)
     return MemberFiles(layout.member(member.id), new.kid, path)
 
 
