@@ -52,7 +52,8 @@ def _filters(env: jinja2.Environment) -> None:
 
 
 def _console_app() -> web.Application:
-    app = web.Application(middlewares=[guard, sessions, cross_site, csrf])
+    # `cross_site` before `sessions`: a page another site opens must not even keep a session alive.
+    app = web.Application(middlewares=[guard, cross_site, sessions, csrf])
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True
     )

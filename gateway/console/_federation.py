@@ -124,10 +124,14 @@ async def federation_page(request: web.Request) -> web.Response:
 async def retry_message(request: web.Request) -> web.Response:
     """Put a dead-lettered message back in the queue."""
     message_id = uuid_of(request, "message_id")
-    if not await request.config_dict[OUTBOX].retry_dead(message_id):
+    log = request.config_dict[AUDIT]
+    async with log.transaction() as connection:  # the change and its audit entry, or neither
+        retried = await request.config_dict[OUTBOX].retry_dead(message_id, connection)
+        if retried:
+            await log.append(connection, draft(request, "outbox.retry", message_id))
+    if not retried:
         await audit(request, "outbox.retry", message_id, Outcome.REFUSED, reason="not_found")
         raise NotFound("no dead-lettered message with that id")
-    await audit(request, "outbox.retry", message_id)
     raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?retried={message_id}")
 
 
@@ -136,10 +140,14 @@ async def give_up_message(request: web.Request) -> web.Response:
     dealt with it otherwise (told the other borough by other means): it is no longer retried. It
     can still be retried from the dead letters."""
     message_id = uuid_of(request, "message_id")
-    if not await request.config_dict[OUTBOX].give_up(message_id):
+    log = request.config_dict[AUDIT]
+    async with log.transaction() as connection:  # the change and its audit entry, or neither
+        given_up = await request.config_dict[OUTBOX].give_up(message_id, connection)
+        if given_up:
+            await log.append(connection, draft(request, "outbox.give_up", message_id))
+    if not given_up:
         await audit(request, "outbox.give_up", message_id, Outcome.REFUSED, reason="not_found")
         raise NotFound("no pending message past its deadline with that id")
-    await audit(request, "outbox.give_up", message_id)
     raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?given_up={message_id}")
 
 

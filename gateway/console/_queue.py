@@ -20,7 +20,7 @@ from ..federation.attestation import same_id
 from ..federation.practitioner import Decision, RequestRecord
 from ..keys import DISCLOSURE_APPROVALS, MEMBERS, REQUEST_ID, REQUESTS, SETTINGS
 from ..storage import aware_utc
-from ._web import CONSOLE_PATH, LEAD, audit, render, uuid_of
+from ._web import CONSOLE_PATH, LEAD, audit, audit_view, render, uuid_of
 
 __all__ = ["decide", "decide_disclosure", "overrides_page", "queue_page"]
 
@@ -143,15 +143,15 @@ async def queue_page(request: web.Request) -> web.Response:
     holder_waiting = await _holder_waiting(request)
     recent = await _views(request, await requests.recent(8))
     decided = await _decided(request)
-    await audit(
+    await audit_view(
         request,
-        "console.view",
-        None,
-        page="queue",
+        "queue",
+        {
+            "requests": _shown(waiting, recent, [decided] if decided else None),
+            "episodes": tuple(dict.fromkeys(p["episode_id"] for p in holder_waiting or [])),
+        },
         results=len(waiting),
         held=len(holder_waiting or []),
-        requests=_shown(waiting, recent, [decided] if decided else None),
-        episodes=tuple(dict.fromkeys(p["episode_id"] for p in holder_waiting or [])),
     )
     return render(
         request,
@@ -173,13 +173,11 @@ async def overrides_page(request: web.Request) -> web.Response:
         request, [r for r in await requests.waiting() if r.state == "awaiting_second_approval"]
     )
     decided = await _decided(request)
-    await audit(
+    await audit_view(
         request,
-        "console.view",
-        None,
-        page="overrides",
+        "overrides",
+        {"requests": _shown(waiting, [decided] if decided else None)},
         results=len(waiting),
-        requests=_shown(waiting, [decided] if decided else None),
     )
     return render(
         request,
@@ -211,9 +209,9 @@ async def decide(request: web.Request) -> web.Response:
     request_id = uuid_of(request, "request_id")
     form = await request.post()
     back = "overrides" if form.get("back") == "overrides" else "queue"
-    decision = _decision(form, request[LEAD].id)
     requests = request.config_dict[REQUESTS]
     try:
+        decision = _decision(form, request[LEAD].id)
         record = await requests.get(request_id)
         if record.state not in _WAITING:
             raise NotFound("no such request awaiting a decision")
@@ -235,11 +233,12 @@ async def decide(request: web.Request) -> web.Response:
 async def decide_disclosure(request: web.Request) -> web.Response:
     """Another borough's disclosure, held by our policy: release it or refuse it."""
     approval_id = uuid_of(request, "approval_id")
-    decision = _decision(await request.post(), request[LEAD].id)
+    form = await request.post()
     approvals = request.config_dict.get(DISCLOSURE_APPROVALS)
     if approvals is None:
         raise NotFound("this node holds no disclosures for approval")
     try:
+        decision = _decision(form, request[LEAD].id)
         await approvals.decide(
             approval_id,
             lead_contact_id=decision.lead_contact_id,

@@ -7,10 +7,11 @@ wraps `csrf` (POSTs carry the session's token and come from our own origin)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ __all__ = [
     "LEAD",
     "SESSION",
     "audit",
+    "audit_view",
     "cross_site",
     "csrf",
     "draft",
@@ -156,9 +158,11 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def opened_by_another_site(request: web.Request) -> bool:
-    """The browser says another website started this request (Fetch Metadata). A browser that sends
-    no `Sec-Fetch-Site` is not refused: the CSRF token still guards every change."""
-    return request.headers.get("Sec-Fetch-Site") == "cross-site"
+    """The browser says another website started this request (Fetch Metadata): another site, or
+    another host of the same site (a sibling subdomain's page could load a console page as an
+    image, and the SameSite=Lax cookie goes along). A browser that sends no `Sec-Fetch-Site` is
+    not refused: the CSRF token still guards every change."""
+    return request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site")
 
 
 @web.middleware
@@ -272,6 +276,30 @@ async def audit(
     await request.config_dict[AUDIT].record(
         draft(request, action, subject, outcome, reason=reason, actor=actor, **details)
     )
+
+
+# Ids named by one view's audit entry: an entry's details hold at most 64 items and 2 KiB, and 40
+# UUIDs (39 bytes each, quoted) fit beside the page's counts.
+IDS_PER_ENTRY = 40
+
+
+async def audit_view(
+    request: web.Request, page: str, shown: Mapping[str, Sequence[str]], **counts: JsonValue
+) -> None:
+    """A page view of personal data, naming every request or episode it showed (so a subject
+    access request finds every view of a child's details): as many `console.view` entries as the
+    ids need, the first with the page's counts, in one transaction."""
+    named = [(kind, item) for kind, items in shown.items() for item in items]
+    parts = [named[n : n + IDS_PER_ENTRY] for n in range(0, len(named), IDS_PER_ENTRY)] or [[]]
+    log = request.config_dict[AUDIT]
+    async with log.transaction() as connection:
+        for number, part in enumerate(parts, start=1):
+            details: dict[str, JsonValue] = {"page": page}
+            details.update(counts if number == 1 else {"part": number})
+            for kind in shown:
+                details[kind] = [item for named_kind, item in part if named_kind == kind]
+            entry = dataclasses.replace(draft(request, "console.view", None), details=details)
+            await log.append(connection, entry)
 
 
 def draft(

@@ -33,8 +33,8 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -503,11 +503,20 @@ class Outbox:
                 },
             )
 
-    async def retry_dead(self, message_id: str) -> bool:
+    @asynccontextmanager
+    async def _within(self, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        """The caller's transaction (an audit entry with the change), else one of its own."""
+        if connection is not None:
+            yield connection
+            return
+        async with self.engine.begin() as own:
+            yield own
+
+    async def retry_dead(self, message_id: str, connection: AsyncConnection | None = None) -> bool:
         """Put a dead-lettered message back in the queue (the console's "retry"). It keeps its
         deadline: it is sent again at once, and dead-lettered again (the alert too) if that fails;
         a message kept until delivered (dead-lettered only as hopeless) is retried until then."""
-        async with self.engine.begin() as connection:
+        async with self._within(connection) as connection:
             recipient = await connection.scalar(
                 select(outbox.c.recipient).where(
                     outbox.c.id == message_id, outbox.c.state == "dead"
@@ -532,11 +541,11 @@ class Outbox:
             & outbox.c.kind.in_(sorted(KEPT_UNTIL_DELIVERED))
         )
 
-    async def give_up(self, message_id: str) -> bool:
+    async def give_up(self, message_id: str, connection: AsyncConnection | None = None) -> bool:
         """Dead-letter a pending message past its deadline (the console's "give up", once an
         operator has dealt with it otherwise): one kept until delivered is otherwise retried for
         ever. Whether it was; `retry_dead` can still put it back."""
-        async with self.engine.begin() as connection:
+        async with self._within(connection) as connection:
             result = await connection.execute(
                 update(outbox)
                 .where(outbox.c.id == message_id, self._kept_overdue())

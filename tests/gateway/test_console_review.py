@@ -36,7 +36,7 @@ from gateway.errors import Unauthorised
 from gateway.keys import ENGINE
 from gateway.oauth import register_client
 from gateway.oauth._clients import load_client
-from gateway.storage._tables import audit_entries
+from gateway.storage._tables import audit_entries, console_sessions
 
 from ..conftest import Database
 from .console_client import ConsoleClient
@@ -540,3 +540,58 @@ async def test_queue_and_overrides_views_name_the_requests_shown(
     views = await _details(camden, "console.view")
     latest = [d for _, d in views if d["page"] == "queue"][-1]
     assert sorted(latest["requests"]) == sorted([first, second])  # each once
+
+
+# --- fifth pass: a long queue, a sibling site, refused decisions ------------------------------------
+
+
+async def test_a_long_queue_is_shown_and_every_request_in_it_named(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """An audit entry's details hold at most 64 items and 2 KiB: 60 waiting requests made the
+    queue (where sign-in lands) a 500. The ids are now spread over as many entries as they need."""
+    waiting = [await _waiting_request(camden, f"camden-t-{n}") for n in range(60)]
+    status, _page = await browser.sign_in(CAMDEN.lead_contacts()[0])  # lands on the queue
+    assert status == 200
+    views = [d for _, d in await _details(camden, "console.view") if d["page"] == "queue"]
+    assert views[0]["results"] == 60 and "part" not in views[0]
+    assert [d.get("part") for d in views[1:]] == [2]
+    assert sorted(r for d in views for r in d["requests"]) == sorted(waiting)
+
+
+async def _last_seen(node: Node) -> list[Any]:
+    async with node.app[ENGINE].connect() as connection:
+        return list((await connection.execute(select(console_sessions.c.last_seen_at))).scalars())
+
+
+async def test_a_page_a_sibling_site_opens_writes_nothing(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """An image on another host of the same site (SameSite=Lax sends the cookie along) must not
+    open a child view, write audit entries in the lead contact's name, or keep the session alive."""
+    episode_id = await _episode_with(camden, _consent("C1", share_with=[]))
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    entries = await camden.audit_count()
+    seen = await _last_seen(camden)
+    status, page, _ = await browser.get(
+        f"/console/episodes/{episode_id}?agency_type=health&purpose=early_help",
+        headers={"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "image"},
+        allow_redirects=False,
+    )
+    assert status == 403 and "You followed a link from another website" in page
+    assert await camden.audit_count() == entries
+    assert await _last_seen(camden) == seen
+
+
+async def test_a_decision_the_console_cannot_take_is_audited(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    request_id = await _waiting_request(camden)
+    status, page = await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.post(
+        f"/console/requests/{request_id}/decision",
+        {"decision": "reject", "note": "", "csrf_token": browser.csrf(page)},
+    )
+    assert status == 422, page
+    refused = await _details(camden, "console.decide")
+    assert [subject for subject, _ in refused] == [request_id]
