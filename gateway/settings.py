@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,8 +193,30 @@ class Settings(BaseSettings):
         return f"{self.issuer}/api/v1"
 
 
+# `CAFX_*` environment variables that are not settings: the data keys as JSON (`KeyRing.from_env`)
+# and the test suite's own switches.
+_NOT_SETTINGS = re.compile(r"CAFX_(KEYS|CHROMIUM|TEST_[A-Z0-9_]+|REQUIRE_[A-Z0-9_]+)")
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """`CAFX_*` names in `environ` that name no setting: a misspelt one would otherwise leave its
+    setting at the default without a word (a TOML file with the same typo is refused)."""
+    known = {f"CAFX_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith("CAFX_")
+        and name.upper() not in known
+        and not _NOT_SETTINGS.fullmatch(name.upper())
+    )
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from `config` (TOML) and the environment; `overrides` win over both."""
+    """Settings from `config` (TOML) and the environment; `overrides` win over both. An unknown
+    `CAFX_*` environment variable is refused, by name (never its value)."""
+    unknown = unknown_environment(os.environ)
+    if unknown:
+        raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=config)

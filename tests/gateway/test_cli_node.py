@@ -122,3 +122,24 @@ def test_a_borough_system_follows_the_readme(node: tuple[str, Path], tmp_path: P
     )
     gone = requests.get(f"{base}/api/v1/episodes/{episode_id}", headers=auth, timeout=10)
     assert gone.status_code == 401
+
+
+def test_a_misspelt_setting_in_the_environment_stops_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TOML file with an unknown name is refused; the same typo in a `CAFX_*` variable (the
+    deploy files configure through the environment) left its setting at the default silently."""
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'member_id = "E09000012"\ndatabase_url = "sqlite:///{tmp_path / "n.sqlite3"}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CAFX_DISCLOSURE_APROVAL", "always")  # one P
+    monkeypatch.setenv("CAFX_TEST_ANYTHING", "tests' own switches are not settings")
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(config)])
+    assert result.exit_code != 0
+    assert "unknown settings in the environment: CAFX_DISCLOSURE_APROVAL" in result.output
+    assert "always" not in result.output  # the name, never the value
+    monkeypatch.delenv("CAFX_DISCLOSURE_APROVAL")
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(config)])
+    assert result.exit_code == 0, result.output
