@@ -15,6 +15,7 @@ tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF cont
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from prometheus_client import Counter
+from yarl import URL
 
 from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE, METRICS
 from ..settings import Settings
@@ -96,6 +98,12 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     if settings.console_dev_provider:
         if not settings.console_dev_password:
             raise RuntimeError("console_dev_provider needs console_dev_password")
+        if not _on_loopback(settings.public_url):
+            # One shared password signs anyone in as any lead contact: never on a reachable node.
+            raise RuntimeError(
+                "console_dev_provider is for development on this machine only: public_url must be"
+                " a loopback address"
+            )
         secret = secret or secrets.token_urlsafe(32)  # this process is both client and provider
         issuer = issuer or f"{settings.issuer}{DEV_PROVIDER_PATH}"
         provider = DevProvider(
@@ -119,7 +127,8 @@ def mount_console(app: web.Application, settings: Settings) -> None:
                 client_id=settings.console_client_id,
                 client_secret=secret,
                 redirect_url=redirect,
-                allow_http=settings.console_dev_provider,  # it is on the node's own origin
+                # The built-in provider is on the node's own (loopback) origin; a real one is not.
+                allow_http=settings.console_dev_provider and settings.console_issuer is None,
             )
             yield
 
@@ -131,3 +140,13 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     )
     app.cleanup_ctx.append(context)
     app.add_subapp(CONSOLE_PATH, _console_app())
+
+
+def _on_loopback(url: str) -> bool:
+    host = (URL(url).host or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

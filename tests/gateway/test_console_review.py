@@ -36,6 +36,7 @@ from gateway.errors import Unauthorised
 from gateway.keys import ENGINE
 from gateway.oauth import register_client
 from gateway.oauth._clients import load_client
+from gateway.settings import Settings
 from gateway.storage._tables import audit_entries, console_sessions
 
 from ..conftest import Database
@@ -595,3 +596,19 @@ async def test_a_decision_the_console_cannot_take_is_audited(
     assert status == 422, page
     refused = await _details(camden, "console.decide")
     assert [subject for subject, _ in refused] == [request_id]
+
+
+def test_the_built_in_identity_provider_is_refused_on_a_reachable_node(tmp_path: Path) -> None:
+    """Its one shared password signs anyone in as any lead contact: development on this machine
+    only."""
+    settings = Settings(
+        member_id=CAMDEN.gss,
+        federation_metadata=str(tmp_path / "metadata.jws"),
+        console_dev_provider=True,
+        console_dev_password="demo",
+        public_url="https://caf-exchange.camden.example",
+    )
+    with pytest.raises(RuntimeError, match="loopback"):
+        create_app(settings)
+    for loopback in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
+        create_app(settings.model_copy(update={"public_url": loopback}))
