@@ -13,12 +13,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from prometheus_client import Counter
+from yarl import URL
 
 from directory.members import LeadContact, MemberDirectory
 
@@ -197,8 +197,15 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # older browsers; the token still has to match
-    public = urlsplit(request.config_dict[SETTINGS].public_url)
-    return origin.rstrip("/") == f"{public.scheme}://{public.netloc}"
+    try:  # compared as scheme, host and port: `public_url` may spell them otherwise (`:443`, case)
+        return _origin_of(origin) == _origin_of(request.config_dict[SETTINGS].public_url)
+    except ValueError:
+        return False
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    parsed = URL(url)
+    return parsed.scheme.lower(), (parsed.host or "").lower(), parsed.port
 
 
 @web.middleware

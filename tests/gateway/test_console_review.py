@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from aiohttp import web
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc import jws, jwt
@@ -33,7 +34,7 @@ from gateway.console._oidc import OidcClient
 from gateway.console._sessions import SIGN_IN_COOKIE
 from gateway.demo import DEMO_PASSWORD
 from gateway.errors import Unauthorised
-from gateway.keys import ENGINE
+from gateway.keys import ENGINE, SETTINGS
 from gateway.oauth import register_client
 from gateway.oauth._clients import load_client
 from gateway.settings import Settings
@@ -612,3 +613,21 @@ def test_the_built_in_identity_provider_is_refused_on_a_reachable_node(tmp_path:
         create_app(settings)
     for loopback in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
         create_app(settings.model_copy(update={"public_url": loopback}))
+
+
+async def test_the_origin_is_compared_as_scheme_host_and_port(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """`public_url` and a browser's `Origin` may spell one origin differently (case, a default
+    port); a form from another port is still refused."""
+    status, page = await browser.sign_in(CAMDEN.lead_contacts()[0])
+    public = yarl.URL(camden.app[SETTINGS].public_url)
+    assert public.port is not None
+    for origin, accepted in (
+        (f"HTTP://{public.host}:{public.port}", True),
+        (f"{public.scheme}://{public.host}:{public.port + 1}", False),
+    ):
+        status, answer, _ = await browser.post(
+            "/console/audit", {"csrf_token": browser.csrf(page)}, headers={"Origin": origin}
+        )
+        assert (status == 200) is accepted, (origin, status)
