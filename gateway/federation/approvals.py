@@ -10,6 +10,8 @@
                                  exactly what an immediate disclosure does -> `approved`, or nothing
                                  disclosed -> `refused` (the code says which check failed)
     decide(reject)               nothing disclosed -> `rejected`
+    expire()                     undecided when its attestation expired (at most 24 h): nothing
+                                 disclosed -> `refused` (`attestation_invalid`), by the housekeeping
     either way                   a `disclosure_answer` message to the requester (outbox): the same
                                  JSON an immediate answer carries, or a refusal, with `approval_id`;
                                  nothing to a member no longer active (it could only dead-letter)
@@ -54,6 +56,7 @@ HOLDER_REJECTED = "holder_rejected"  # the refusal code a requester receives aft
 # A lead contact approved, but the node refused to disclose at that moment (consent, the requester's
 # membership or its attestation, the episode): nothing left, and `outcome` holds the refusal code.
 REFUSED = "refused"
+EXPIRY_ACTOR = "node:housekeeping"  # who refuses a hold whose attestation expired undecided
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,62 @@ class DisclosureApprovals:
                 ),
             )
         return dataclasses.replace(view, state=state, outcome=outcome)
+
+    async def expire(self, now: datetime | None = None) -> list[str]:
+        """Refuse the holds whose attestation has expired undecided (no approval could release
+        them any more): `refused` with `attestation_invalid`, and the requester told, so neither
+        this borough's queue nor the request waits for ever. Their ids. Run with the housekeeping."""
+        moment = now or dt.datetime.now(dt.UTC)
+        expired = []
+        async with self.audit.transaction() as connection:
+            rows = await connection.execute(
+                select(disclosure_approvals).where(disclosure_approvals.c.state == "pending")
+            )
+            for row in rows.all():
+                view, document = self._pending(row)
+                asked = Asked.from_json(document["asked"])
+                if moment < (asked.attested_until or view.received_at + MAX_LIFETIME):
+                    continue
+                changed = await connection.execute(
+                    update(disclosure_approvals)
+                    .where(
+                        disclosure_approvals.c.id == view.id,
+                        disclosure_approvals.c.state == "pending",
+                    )
+                    .values(state=REFUSED, decided_at=moment, outcome="attestation_invalid")
+                )
+                if changed.rowcount != 1:  # decided meanwhile (a lead contact, another replica)
+                    continue
+                answer = await self._refuse(
+                    connection,
+                    view.id,
+                    asked,
+                    "attestation_invalid",
+                    "the attestation expired before the holder's lead CAF contact decided; ask again",
+                    EXPIRY_ACTOR,
+                    None,
+                )
+                told = self._standing(asked.requester) is None
+                if told:
+                    await self.outbox.enqueue(
+                        connection,
+                        asked.requester,
+                        "disclosure_answer",
+                        {**answer, "approval_id": view.id},
+                    )
+                await self.audit.append(
+                    connection,
+                    AuditDraft(
+                        actor=EXPIRY_ACTOR,
+                        action="disclosure_approval.expire",
+                        outcome=Outcome.REFUSED,
+                        subject=view.id,
+                        reason="attestation_invalid",
+                        details={"requester": asked.requester, "told": told},
+                    ),
+                )
+                expired.append(view.id)
+        return expired
 
     def _standing(self, requester: str) -> MemberError | None:
         """None while the requester is an active member in the current signed metadata; else why

@@ -230,6 +230,9 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             every(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
         ),
+        asyncio.create_task(
+            every(HOUSEKEEPING_SECONDS, app[DISCLOSURE_APPROVALS].expire, "expired-holds")
+        ),
     ]
     yield
     for task in tasks:

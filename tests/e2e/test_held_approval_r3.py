@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from gateway.demo import NodePlan, plan_federation
 from gateway.federation.operator import remove_lead_contact, rotate_key
-from gateway.keys import MEMBERS, SIGNING_KEY
+from gateway.keys import DISCLOSURE_APPROVALS, MEMBERS, SIGNING_KEY
 from gateway.storage import aware_utc
 from gateway.storage._tables import audit_entries, disclosure_approvals, register
 
@@ -241,3 +241,34 @@ async def test_both_registers_give_the_holders_time_for_a_disclosure(
         select(register.c.disclosed_at).where(register.c.direction == "received")
     )
     assert aware_utc(received.disclosed_at) == aware_utc(sent.disclosed_at)
+
+
+async def test_a_hold_left_undecided_past_its_attestation_is_refused_and_the_requester_told(
+    nodes: dict[str, Node],
+) -> None:
+    """Nobody at Hackney decided within the attestation's life: the housekeeping refuses the hold,
+    so neither Hackney's queue nor Camden's request waits for ever."""
+    camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
+    episode = await seed(hackney)
+    record = await ask(camden, disclosure(episode))
+    approval_id = await _the_held(hackney)
+    assert hackney.runner is not None
+    approvals = hackney.runner.app[DISCLOSURE_APPROVALS]
+    received = (await approvals.get(approval_id)).received_at
+    assert await approvals.expire(now=received + dt.timedelta(minutes=30)) == []  # still in date
+    assert await approvals.expire(now=received + dt.timedelta(hours=2)) == [approval_id]
+    assert await approvals.expire(now=received + dt.timedelta(hours=3)) == []  # once
+    held = await approvals.get(approval_id)
+    assert (held.state, held.outcome) == ("refused", "attestation_invalid")
+    refused = await settled(camden, record["request_id"])
+    assert (refused["state"], refused["error"]) == ("refused", "attestation_invalid"), refused
+    assert await hackney.engine_rows(select(register)) == []
+    assert await _refusals(hackney) == ["attestation_invalid"]
+    expired = await hackney.engine_rows(
+        select(audit_entries.c.actor, audit_entries.c.subject).where(
+            audit_entries.c.action == "disclosure_approval.expire"
+        )
+    )
+    assert [(e.actor, e.subject) for e in expired] == [("node:housekeeping", approval_id)]
+    status, queue = await hackney.call("GET", "/disclosure-approvals")
+    assert status == 200 and queue["approvals"] == []
