@@ -9,10 +9,12 @@ latest signed checkpoints."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..audit import Outcome
 from ..errors import GatewayError, NotFound, SchemaViolation
@@ -123,32 +125,45 @@ async def federation_page(request: web.Request) -> web.Response:
 
 async def retry_message(request: web.Request) -> web.Response:
     """Put a dead-lettered message back in the queue."""
-    message_id = uuid_of(request, "message_id")
-    log = request.config_dict[AUDIT]
-    async with log.transaction() as connection:  # the change and its audit entry, or neither
-        retried = await request.config_dict[OUTBOX].retry_dead(message_id, connection)
-        if retried:
-            await log.append(connection, draft(request, "outbox.retry", message_id))
-    if not retried:
-        await audit(request, "outbox.retry", message_id, Outcome.REFUSED, reason="not_found")
-        raise NotFound("no dead-lettered message with that id")
-    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?retried={message_id}")
+    outbox = request.config_dict[OUTBOX]
+    return await _on_message(
+        request, "outbox.retry", outbox.retry_dead, "retried", "no dead-lettered message"
+    )
 
 
 async def give_up_message(request: web.Request) -> web.Response:
     """Dead-letter a message kept until delivered that is past its deadline, once the operator has
     dealt with it otherwise (told the other borough by other means): it is no longer retried. It
     can still be retried from the dead letters."""
+    outbox = request.config_dict[OUTBOX]
+    return await _on_message(
+        request,
+        "outbox.give_up",
+        outbox.give_up,
+        "given_up",
+        "no pending message past its deadline",
+    )
+
+
+async def _on_message(
+    request: web.Request,
+    action: str,
+    change: Callable[[str, AsyncConnection], Awaitable[bool]],
+    done: str,
+    missing: str,
+) -> web.Response:
+    """`change` a message and write its audit entry in one transaction (or neither); back to the
+    federation page saying it was `done`, or 404 (audited) when no such message could be."""
     message_id = uuid_of(request, "message_id")
     log = request.config_dict[AUDIT]
-    async with log.transaction() as connection:  # the change and its audit entry, or neither
-        given_up = await request.config_dict[OUTBOX].give_up(message_id, connection)
-        if given_up:
-            await log.append(connection, draft(request, "outbox.give_up", message_id))
-    if not given_up:
-        await audit(request, "outbox.give_up", message_id, Outcome.REFUSED, reason="not_found")
-        raise NotFound("no pending message past its deadline with that id")
-    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?given_up={message_id}")
+    async with log.transaction() as connection:
+        changed = await change(message_id, connection)
+        if changed:
+            await log.append(connection, draft(request, action, message_id))
+    if not changed:
+        await audit(request, action, message_id, Outcome.REFUSED, reason="not_found")
+        raise NotFound(f"{missing} with that id")
+    raise web.HTTPSeeOther(f"{CONSOLE_PATH}/federation?{done}={message_id}")
 
 
 async def close_offer(request: web.Request) -> web.Response:

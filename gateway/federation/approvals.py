@@ -310,14 +310,7 @@ class DisclosureApprovals:
             )
             if changed.rowcount != 1:  # another replica decided first: roll everything back
                 raise Conflict("the disclosure was already decided", code="already_decided")
-            told = standing is None  # a suspended or removed member is sent nothing
-            if told:
-                await self.outbox.enqueue(
-                    connection,
-                    asked.requester,
-                    "disclosure_answer",
-                    {**answer, "approval_id": approval_id},
-                )
+            told = await self._tell(connection, asked, approval_id, answer, standing)
             await self.audit.append(
                 connection,
                 AuditDraft(
@@ -372,14 +365,8 @@ class DisclosureApprovals:
                     EXPIRY_ACTOR,
                     None,
                 )
-                told = self._standing(asked.requester) is None
-                if told:
-                    await self.outbox.enqueue(
-                        connection,
-                        asked.requester,
-                        "disclosure_answer",
-                        {**answer, "approval_id": view.id},
-                    )
+                standing = self._standing(asked.requester)
+                told = await self._tell(connection, asked, view.id, answer, standing)
                 await self.audit.append(
                     connection,
                     AuditDraft(
@@ -393,6 +380,24 @@ class DisclosureApprovals:
                 )
                 expired.append(view.id)
         return expired
+
+    async def _tell(
+        self,
+        connection: AsyncConnection,
+        asked: Asked,
+        approval_id: str,
+        answer: dict[str, Any],
+        standing: MemberError | None,
+    ) -> bool:
+        """Send the requester the answer (`disclosure_answer`), in the caller's transaction, while
+        it is an active member (`standing` None): a suspended or removed one is sent nothing, as a
+        message to it could only dead-letter. Whether it was told."""
+        if standing is not None:
+            return False
+        await self.outbox.enqueue(
+            connection, asked.requester, "disclosure_answer", {**answer, "approval_id": approval_id}
+        )
+        return True
 
     def _standing(self, requester: str) -> MemberError | None:
         """None while the requester is an active member in the current signed metadata; else why

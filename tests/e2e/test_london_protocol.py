@@ -317,10 +317,12 @@ async def test_public_interest_override_needs_a_second_lead_contact(
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
     assert (status, refused["error"]) == (403, "self_approval"), refused
+    raising_system = camden.token
     await login(camden, name="second-lead-system")  # the second lead contact's own system
     status, done = await camden.call(
         "POST", path, json={"decision": "approve", "lead_contact_id": second}
     )
+    camden.token = raising_system  # only the system that raised it reads the answer's content
     # Sharing without consent is the holder's judgement too (003): its lead contact approves.
     assert done["state"] == "awaiting_holder", done
     done = await holder_approves(hackney, camden, done["request_id"])
