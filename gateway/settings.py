@@ -198,16 +198,26 @@ class Settings(BaseSettings):
 _NOT_SETTINGS = re.compile(r"CAFX_(KEYS|CHROMIUM|TEST_[A-Z0-9_]+|REQUIRE_[A-Z0-9_]+)")
 
 
+# What Kubernetes puts in every pod for each Service of its namespace (service links), named after
+# the Service: `cafx-camden-api` gives CAFX_CAMDEN_API_SERVICE_HOST, CAFX_CAMDEN_API_PORT, ...
+_SERVICE_LINK = re.compile(
+    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_[A-Z]+.*)?)"
+)
+
+
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """`CAFX_*` names in `environ` that name no setting: a misspelt one would otherwise leave its
-    setting at the default without a word (a TOML file with the same typo is refused)."""
+    setting at the default without a word (a TOML file with the same typo is refused). In a
+    Kubernetes pod, names shaped as its service links are not counted."""
     known = {f"CAFX_{name.upper()}" for name in Settings.model_fields}
+    in_kubernetes = "KUBERNETES_SERVICE_HOST" in environ
     return sorted(
         name
         for name in environ
         if name.upper().startswith("CAFX_")
         and name.upper() not in known
         and not _NOT_SETTINGS.fullmatch(name.upper())
+        and not (in_kubernetes and _SERVICE_LINK.fullmatch(name.upper()))
     )
 
 

@@ -98,11 +98,11 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     if settings.console_dev_provider:
         if not settings.console_dev_password:
             raise RuntimeError("console_dev_provider needs console_dev_password")
-        if not _on_loopback(settings.public_url):
+        if not (_on_loopback(settings.public_url) and _on_loopback(f"http://{settings.host}")):
             # One shared password signs anyone in as any lead contact: never on a reachable node.
             raise RuntimeError(
-                "console_dev_provider is for development on this machine only: public_url must be"
-                " a loopback address"
+                "console_dev_provider is for development on this machine only: public_url and host"
+                " must be loopback addresses"
             )
         secret = secret or secrets.token_urlsafe(32)  # this process is both client and provider
         issuer = issuer or f"{settings.issuer}{DEV_PROVIDER_PATH}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from ..audit_log import AuditLog
 from ..consent import ConsentDecision
 from ..episodes import EpisodeStore
 from ..errors import Conflict, Forbidden, NotFound, SchemaViolation
-from ..protection import KeyRing, associated_data, open_, seal
+from ..protection import KeyRing, ProtectionError, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import disclosure_approvals
 from .attestation import MAX_LIFETIME
@@ -50,6 +51,8 @@ from .disclosing import Asked, audit_code, consent_now, disclose, refusal_code
 from .outbox import Outbox
 
 __all__ = ["ApprovalPolicy", "DisclosureApprovals", "PendingDisclosure"]
+
+log = logging.getLogger("cafx.approvals")
 
 ApprovalPolicy = Literal["never", "overrides", "always"]
 HOLDER_REJECTED = "holder_rejected"  # the refusal code a requester receives after a rejection
@@ -342,8 +345,16 @@ class DisclosureApprovals:
                 select(disclosure_approvals).where(disclosure_approvals.c.state == "pending")
             )
             for row in rows.all():
-                view, document = self._pending(row)
-                asked = Asked.from_json(document["asked"])
+                try:
+                    view, document = self._pending(row)
+                    asked = Asked.from_json(document["asked"])
+                except (ProtectionError, ValueError, KeyError, TypeError) as exc:
+                    # One hold that does not open (a key not here yet) must not stop the others.
+                    log.error(
+                        "held disclosure not opened",
+                        extra={"approval": row.id, "error": type(exc).__name__},
+                    )
+                    continue
                 if moment < (asked.attested_until or view.received_at + MAX_LIFETIME):
                     continue
                 changed = await connection.execute(

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.demo import NodePlan, plan_federation
 from gateway.federation.operator import remove_lead_contact, rotate_key
-from gateway.keys import DISCLOSURE_APPROVALS, MEMBERS, SIGNING_KEY
+from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, MEMBERS, SIGNING_KEY
 from gateway.storage import aware_utc
 from gateway.storage._tables import audit_entries, disclosure_approvals, register
 
@@ -274,3 +274,24 @@ async def test_a_hold_left_undecided_past_its_attestation_is_refused_and_the_req
     assert [(e.actor, e.subject) for e in expired] == [("node:housekeeping", approval_id)]
     status, queue = await hackney.call("GET", "/disclosure-approvals")
     assert status == 200 and queue["approvals"] == []
+
+
+async def test_a_hold_that_does_not_open_does_not_stop_the_others_expiring(
+    nodes: dict[str, Node],
+) -> None:
+    camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
+    episode = await seed(hackney)
+    for _ in range(2):
+        record = await ask(camden, disclosure(episode))
+        assert record["state"] == "awaiting_holder", record
+    assert hackney.runner is not None
+    approvals = hackney.runner.app[DISCLOSURE_APPROVALS]
+    held = [h.id for h in await approvals.waiting()]
+    async with hackney.runner.app[ENGINE].begin() as connection:  # sealed under a key not here
+        await connection.execute(
+            update(disclosure_approvals)
+            .where(disclosure_approvals.c.id == held[0])
+            .values(sealed=b"not a sealed document")
+        )
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    assert await approvals.expire(now=later) == [held[1]]

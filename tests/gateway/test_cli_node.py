@@ -19,6 +19,7 @@ from joserfc.jwk import ECKey
 
 from gateway.cli import cli
 from gateway.demo import free_port
+from gateway.settings import unknown_environment
 
 from ..adapters.facts import EXAMPLES
 
@@ -143,3 +144,20 @@ def test_a_misspelt_setting_in_the_environment_stops_the_command(
     monkeypatch.delenv("CAFX_DISCLOSURE_APROVAL")
     result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 0, result.output
+
+
+def test_kubernetes_service_links_are_not_taken_for_misspelt_settings() -> None:
+    """Kubernetes gives every pod variables named after the namespace's Services (`cafx-camden-api`:
+    CAFX_CAMDEN_API_SERVICE_HOST, ...): inside a pod, names of that shape are let through."""
+    links = {
+        "CAFX_CAMDEN_API_SERVICE_HOST": "10.0.0.1",
+        "CAFX_CAMDEN_API_SERVICE_PORT": "80",
+        "CAFX_CAMDEN_API_SERVICE_PORT_API": "80",
+        "CAFX_CAMDEN_API_PORT": "tcp://10.0.0.1:80",
+        "CAFX_CAMDEN_FEDERATION_PORT_8443_TCP_ADDR": "10.0.0.2",
+    }
+    typo = {"CAFX_DISCLOSURE_APROVAL": "always"}
+    assert unknown_environment(links | typo | {"KUBERNETES_SERVICE_HOST": "10.0.0.10"}) == [
+        "CAFX_DISCLOSURE_APROVAL"
+    ]
+    assert unknown_environment(links) == sorted(links)  # outside a pod: refused like any other

@@ -613,6 +613,11 @@ def test_the_built_in_identity_provider_is_refused_on_a_reachable_node(tmp_path:
         create_app(settings)
     for loopback in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
         create_app(settings.model_copy(update={"public_url": loopback}))
+    listening = settings.model_copy(
+        update={"public_url": "http://localhost:8080", "host": "0.0.0.0"}  # noqa: S104 - the point
+    )
+    with pytest.raises(RuntimeError, match="loopback"):  # reachable from the network all the same
+        create_app(listening)
 
 
 async def test_the_origin_is_compared_as_scheme_host_and_port(

@@ -226,16 +226,29 @@ def test_the_member_folder_carries_the_history_of_its_signing_keys(federation_di
 
     first = load_signing_key(key_file).kid
     assert kids() == [first]
-    cafx(federation_dir, "rotate-key", CAMDEN, "--grace-days", "0")  # the first one compromised
+    cafx(federation_dir, "rotate-key", CAMDEN, "--grace-days", "3")  # a routine rotation
     second = load_signing_key(key_file)
-    assert kids() == [first, second.kid]  # dropped from the metadata, kept here as a node would
+    assert kids() == [first, second.kid]
     written = history.read_bytes()
     remembered = remember_signing_key(key_file, second)  # as the node does at start
     assert [key.kid for key in remembered] == [first, second.kid]
     assert history.read_bytes() == written  # nothing to add: a read-only mount is enough
-    cafx(federation_dir, "rotate-key", CAMDEN, "--revoke", str(second.kid))
+    # Keys compromised: every key still in use dropped (grace 0), or one named (revoked), is out
+    # of the history too, so it verifies no checkpoint any more.
+    cafx(federation_dir, "rotate-key", CAMDEN, "--grace-days", "0")
     third = load_signing_key(key_file).kid
-    assert kids() == [first, third]  # a revoked key verifies nothing any more
+    assert kids() == [third]
+    cafx(federation_dir, "rotate-key", CAMDEN, "--grace-days", "3")
+    fourth = load_signing_key(key_file).kid
+    cafx(federation_dir, "rotate-key", CAMDEN, "--revoke", str(third))
+    fifth = load_signing_key(key_file).kid
+    assert kids() == [fourth, fifth]
+    # A private key planted in the history stops the operator rather than being carried on.
+    planted = json.loads(history.read_text(encoding="utf-8"))
+    planted["keys"].append(json.loads(key_file.read_text(encoding="utf-8")))
+    history.write_text(json.dumps(planted), encoding="utf-8")
+    refused = cafx(federation_dir, "rotate-key", CAMDEN, ok=False)
+    assert "not a readable key history" in refused
 
 
 def test_a_member_may_bring_its_own_public_key(tmp_path: Path) -> None:

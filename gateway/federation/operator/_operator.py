@@ -271,6 +271,8 @@ def _key_history(folder: Path) -> list[dict[str, Any]]:
         keys = json.loads(path.read_text(encoding="utf-8"))["keys"] if path.exists() else []
         if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
             raise TypeError("not a JWK Set")
+        for key in keys:
+            import_public_jwk(key)  # refuses a private key: it must not be carried on
     except (OSError, ValueError, TypeError, KeyError):
         raise OperatorError(f"{path} is not a readable key history; fix or remove it") from None
     return keys
@@ -282,8 +284,8 @@ def _write_key_history(
     """Add the member's published signing keys (public) to its history. A node keeps the history
     itself where its key directory is writable; one mounted read-only (a container's secret) gets
     its new key from here, or every checkpoint signed before a rotation would stop verifying. A
-    key stays in it once there, as the node keeps it, unless `revoked`: found compromised, it must
-    verify nothing any more."""
+    key stays in it once there, as the node keeps it, unless `revoked` (named in `--revoke`, or
+    dropped at `--grace-days 0`): found compromised, it must verify nothing any more."""
     kept = [k for k in earlier if k.get("kid") not in revoked]
     known = {k.get("kid") for k in kept}
     added = [key.jwk() for key in member.signing_keys if key.kid not in known]
@@ -402,8 +404,8 @@ def add_member(
     # Everything is checked: only now is anything written.
     key_path = _write_signing_key(folder, private)
     _write_certificate(layout, folder, certificate, tls_key)
+    _write_key_history(folder, history, member)  # public keys only: harmless if the save fails
     save_state(layout, state.with_member(member))
-    _write_key_history(folder, history, member)
     return MemberFiles(folder, key.kid, key_path)
 
 
@@ -551,7 +553,9 @@ def rotate_key(
     new, private = _signing_key(member.id, signing_jwk, moment, key_validity)
     path = _write_signing_key(layout.member(member.id), private)
     updated = _update(directory, member.id, signing_keys=[*kept, new.model_dump()])
-    _write_key_history(layout.member(member.id), history, updated, revoke)
+    # Revoked, or dropped as compromised (grace 0): out of the history too, verifying nothing.
+    dropped = {key.kid for key in member.signing_keys} - {key["kid"] for key in kept}
+    _write_key_history(layout.member(member.id), history, updated, dropped)
     return MemberFiles(layout.member(member.id), new.kid, path)
 
 
