@@ -45,6 +45,7 @@ from ._source import (
     MetadataKeeper,
     MetadataSource,
     MetadataUnavailable,
+    is_loopback,
     metadata_location,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "SigningKey",
     "import_public_jwk",
     "load_public_key",
+    "is_loopback",
     "metadata_location",
     "read_metadata",
     "sign_metadata",

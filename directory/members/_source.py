@@ -51,6 +51,7 @@ __all__ = [
     "MetadataKeeper",
     "MetadataSource",
     "MetadataUnavailable",
+    "is_loopback",
     "metadata_location",
 ]
 
@@ -96,11 +97,14 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
+def is_loopback(host: str | None) -> bool:
+    """`localhost` or a loopback IP address (v4 or v6, without brackets)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
         return True
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -119,7 +123,7 @@ def metadata_location(location: str | Path) -> str | Path:
         raise ValueError("the metadata URL cannot be read") from None
     if not host:
         raise ValueError("the metadata URL has no host")
-    if scheme == "http" and not _loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise ValueError("the metadata URL must be https (plain http on a loopback address only)")
     return text
 

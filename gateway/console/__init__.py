@@ -15,7 +15,6 @@ tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF cont
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,8 @@ import jinja2
 from aiohttp import web
 from prometheus_client import Counter
 from yarl import URL
+
+from directory.members import is_loopback
 
 from ..keys import CONSOLE_OIDC, CONSOLE_SESSIONS, ENGINE, METRICS
 from ..settings import Settings
@@ -98,7 +99,7 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     if settings.console_dev_provider:
         if not settings.console_dev_password:
             raise RuntimeError("console_dev_provider needs console_dev_password")
-        if not (_on_loopback(settings.public_url) and _on_loopback(f"http://{settings.host}")):
+        if not (is_loopback(URL(settings.public_url).host) and is_loopback(settings.host)):
             # One shared password signs anyone in as any lead contact: never on a reachable node.
             raise RuntimeError(
                 "console_dev_provider is for development on this machine only: public_url and host"
@@ -140,13 +141,3 @@ def mount_console(app: web.Application, settings: Settings) -> None:
     )
     app.cleanup_ctx.append(context)
     app.add_subapp(CONSOLE_PATH, _console_app())
-
-
-def _on_loopback(url: str) -> bool:
-    host = (URL(url).host or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -70,18 +70,24 @@ def _lead_contact_or_none(value: object) -> bool:
     return value is None or (isinstance(value, str) and 0 < len(value) <= _LEAD_CONTACT_MAX)
 
 
-def _dated(claims: dict[str, Any], window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
-    """The receipt's `disclosed_at`, if it carries its offset and lies in `window` (each end give
-    or take the clock window)."""
+def _disclosed_at(claims: Mapping[str, Any]) -> dt.datetime | None:
+    """The receipt's `disclosed_at`, if it is a moment with its offset."""
     claimed = claims.get("disclosed_at")
     try:
         moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
     except ValueError:
         return None
-    if moment is None or moment.tzinfo is None:
-        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+def _dated(claims: dict[str, Any], window: tuple[dt.datetime, dt.datetime]) -> dt.datetime | None:
+    """The receipt's `disclosed_at`, if it lies in `window` (each end give or take the clock
+    window)."""
+    moment = _disclosed_at(claims)
     earliest, latest = window
-    return moment if earliest - MAX_SKEW <= moment <= latest + MAX_SKEW else None
+    if moment is None or not earliest - MAX_SKEW <= moment <= latest + MAX_SKEW:
+        return None
+    return moment
 
 
 def _claims(
@@ -150,9 +156,4 @@ def receipt_time(receipt: str) -> dt.datetime | None:
     """The `disclosed_at` of a receipt `answer_is_sound` accepted: the holder's moment of the
     disclosure, so both sides' registers give the same time for it."""
     peeked = peek(receipt)
-    claimed = peeked[1].get("disclosed_at") if peeked is not None else None
-    try:
-        moment = dt.datetime.fromisoformat(claimed) if isinstance(claimed, str) else None
-    except ValueError:
-        return None
-    return moment if moment is not None and moment.tzinfo is not None else None
+    return _disclosed_at(peeked[1]) if peeked is not None else None
