@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -161,7 +161,23 @@ class DisclosureApprovals:
             .where(disclosure_approvals.c.state == "pending")
             .order_by(disclosure_approvals.c.received_at, disclosure_approvals.c.id)
         )
-        return [self._pending(row)[0] for row in rows.all()]
+        return [view for view, _ in self._opened(rows.all())]
+
+    def _opened(self, rows: Sequence[Any]) -> Iterator[tuple[PendingDisclosure, dict[str, Any]]]:
+        """Each held row as `_pending` reads it. One that does not open (sealed under a key this
+        node does not have yet, or damaged) is logged, its id and error type only, and passed
+        over: it must not stop the queue or the housekeeping for every other."""
+        for row in rows:
+            try:
+                view, document = self._pending(row)
+                Asked.from_json(document["asked"])
+            except (ProtectionError, ValueError, KeyError, TypeError) as exc:
+                log.error(
+                    "held disclosure not opened",
+                    extra={"approval": row.id, "error": type(exc).__name__},
+                )
+                continue
+            yield view, document
 
     # --- the workflow ----------------------------------------------------------------------------
 
@@ -344,17 +360,8 @@ class DisclosureApprovals:
             rows = await connection.execute(
                 select(disclosure_approvals).where(disclosure_approvals.c.state == "pending")
             )
-            for row in rows.all():
-                try:
-                    view, document = self._pending(row)
-                    asked = Asked.from_json(document["asked"])
-                except (ProtectionError, ValueError, KeyError, TypeError) as exc:
-                    # One hold that does not open (a key not here yet) must not stop the others.
-                    log.error(
-                        "held disclosure not opened",
-                        extra={"approval": row.id, "error": type(exc).__name__},
-                    )
-                    continue
+            for view, document in self._opened(rows.all()):
+                asked = Asked.from_json(document["asked"])
                 if moment < (asked.attested_until or view.received_at + MAX_LIFETIME):
                     continue
                 changed = await connection.execute(

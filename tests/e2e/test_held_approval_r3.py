@@ -276,7 +276,7 @@ async def test_a_hold_left_undecided_past_its_attestation_is_refused_and_the_req
     assert status == 200 and queue["approvals"] == []
 
 
-async def test_a_hold_that_does_not_open_does_not_stop_the_others_expiring(
+async def test_a_hold_that_does_not_open_stops_neither_the_queue_nor_the_others_expiring(
     nodes: dict[str, Node],
 ) -> None:
     camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
@@ -293,5 +293,8 @@ async def test_a_hold_that_does_not_open_does_not_stop_the_others_expiring(
             .where(disclosure_approvals.c.id == held[0])
             .values(sealed=b"not a sealed document")
         )
+    status, queue = await hackney.call("GET", "/disclosure-approvals")  # the console's list too
+    assert status == 200, queue
+    assert [a["approval_id"] for a in queue["approvals"]] == [held[1]]
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     assert await approvals.expire(now=later) == [held[1]]
