@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.demo import NodePlan, plan_federation
+from gateway.demo import plan_federation
 from gateway.federation.operator import remove_lead_contact, rotate_key
 from gateway.keys import DISCLOSURE_APPROVALS, ENGINE, MEMBERS, SIGNING_KEY
 from gateway.storage import aware_utc
@@ -30,10 +30,10 @@ from .nodes import (
     disclosure,
     eventually,
     login,
-    running,
     seed,
     settled,
 )
+from .test_disclosure_approval import _federation
 
 _OVERRIDE = {
     "justification": "Safeguarding concern raised by the school; consent may not hold for long.",
@@ -42,17 +42,7 @@ _OVERRIDE = {
 
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    plans = [
-        NodePlan(
-            plan.borough,
-            plan.folder,
-            plan.settings.model_copy(update={"disclosure_approval": "always"}),
-        )
-        if plan.borough.gss == HACKNEY
-        else plan
-        for plan in plan_federation(tmp_path)
-    ]
-    async with running(plans) as running_nodes:
+    async with _federation(tmp_path, None, "always") as running_nodes:  # SQLite
         yield running_nodes
 
 

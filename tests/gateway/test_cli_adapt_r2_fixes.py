@@ -103,6 +103,11 @@ def _three(tmp_path: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _targets(tmp_path: Path) -> list[bytes]:
+    """What the three targets `_three` made hold now."""
+    return [(tmp_path / f"x-{n}.xml").read_bytes() for n in (1, 2, 3)]
+
+
 def test_a_backup_that_cannot_be_put_back_is_kept_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,11 +172,7 @@ def test_an_interruption_between_renames_rolls_back(
     with pytest.raises(KeyboardInterrupt):
         _commit(pairs)
     monkeypatch.undo()
-    assert [(tmp_path / f"x-{n}.xml").read_bytes() for n in (1, 2, 3)] == [
-        b"OLD1",
-        b"OLD2",
-        b"OLD3",
-    ]
+    assert _targets(tmp_path) == [b"OLD1", b"OLD2", b"OLD3"]
     assert not (tmp_path / "new").exists()  # the directories it made are gone again
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cafx-")) == []
 
@@ -193,11 +194,7 @@ def test_a_copy_that_fails_part_way_leaves_no_hidden_file(
     with pytest.raises(OSError):
         _commit(pairs)
     monkeypatch.undo()
-    assert [(tmp_path / f"x-{n}.xml").read_bytes() for n in (1, 2, 3)] == [
-        b"OLD1",
-        b"OLD2",
-        b"OLD3",
-    ]
+    assert _targets(tmp_path) == [b"OLD1", b"OLD2", b"OLD3"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cafx-")) == []
 
 
@@ -212,11 +209,7 @@ def test_directories_made_for_a_commit_that_fails_are_removed(tmp_path: Path) ->
 def test_a_commit_that_goes_through_leaves_no_backup(tmp_path: Path) -> None:
     pairs = _three(tmp_path)
     _commit(pairs)
-    assert [(tmp_path / f"x-{n}.xml").read_bytes() for n in (1, 2, 3)] == [
-        b"NEW1",
-        b"NEW2",
-        b"NEW3",
-    ]
+    assert _targets(tmp_path) == [b"NEW1", b"NEW2", b"NEW3"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 

@@ -45,6 +45,7 @@ from schemas import LONDON, Episode, EpisodeState, london_today
 
 from ..conftest import Database
 from .node import MEMBER, node_settings, register_system
+from .test_due_r2_api import _fresh, _stored
 from .test_timeliness import episode
 
 TODAY = dt.date(2026, 12, 7)
@@ -54,7 +55,7 @@ ISLINGTON = "E09000019"
 
 
 def _closed(on: str, state: str = "closed") -> Episode:
-    return episode(state=state, closed_on=on).model_copy(update={"episode_id": uuid.uuid4()})
+    return _fresh(episode(state=state, closed_on=on))
 
 
 async def _node(
@@ -62,13 +63,6 @@ async def _node(
 ) -> TestClient[Any, Any]:
     values: dict[str, Any] = {"retention_interval_seconds": 0} | settings
     return await aiohttp_client(create_app(node_settings(database, tmp_path, **values)))
-
-
-async def _store(http: TestClient[Any, Any], *made: Episode) -> list[str]:
-    async with http.app[ENGINE].begin() as connection:
-        for one in made:
-            await http.app[EPISODES].add(connection, one)
-    return [str(one.episode_id) for one in made]
 
 
 async def _pass(http: TestClient[Any, Any], today: dt.date = TODAY) -> retention.RetentionPass:
@@ -171,7 +165,7 @@ async def test_a_closed_episode_is_archived_a_year_after_its_closure(
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    due, not_yet = await _store(http, _closed("2025-12-07"), _closed("2025-12-08"))
+    due, not_yet = await _stored(http, _closed("2025-12-07"), _closed("2025-12-08"))
     done = await _pass(http)
     assert (done.archived, done.purged, done.skipped) == ([due], [], [])
     assert await _state(engine, due) == "archived"
@@ -193,7 +187,7 @@ async def test_an_archived_episode_is_purged_and_the_register_kept(
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    gone, kept = await _store(
+    gone, kept = await _stored(
         http, _closed("2019-12-07", state="archived"), _closed("2019-12-08", state="archived")
     )
     for episode_id in (gone, kept):
@@ -227,7 +221,7 @@ async def test_an_episode_is_purged_only_six_years_after_it_was_archived(
     archived today is purged 6 years on, not in the next pass."""
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    (long_ago,) = await _store(http, _closed("1990-01-01"))
+    (long_ago,) = await _stored(http, _closed("1990-01-01"))
     done = await _pass(http)
     assert (done.archived, done.purged) == ([long_ago], [])
     purge_on = _years_after(await _archived_day(engine, long_ago), 6)
@@ -243,7 +237,7 @@ async def test_an_episode_imported_archived_counts_from_its_import_or_its_closur
     """6 years archived here, and 7 after the closure when that is later."""
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    old, recent = await _store(
+    old, recent = await _stored(
         http, _closed("2015-03-01", state="archived"), _closed("2026-06-01", state="archived")
     )
     imported = await _archived_day(engine, old)
@@ -263,9 +257,9 @@ async def test_an_episode_being_transferred_is_left_alone(
     copy. Purging that copy would leave the commit nothing to replace."""
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    copy, closing = await _store(
+    copy, closing = await _stored(
         http,
-        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
+        _fresh(episode(state="transferred")),
         _closed("2025-01-10"),
     )
     await _moved_away(engine, copy, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
@@ -282,10 +276,10 @@ async def test_a_transferred_out_copy_is_purged_seven_years_after_its_commit(
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
     engine = http.app[ENGINE]
-    due, not_yet = await _store(
+    due, not_yet = await _stored(
         http,
-        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
-        episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()}),
+        _fresh(episode(state="transferred")),
+        _fresh(episode(state="transferred")),
     )
     # 6 December 2019, 23:30 UTC; the commit of the other is a day later in London.
     await _moved_away(engine, due, dt.datetime(2019, 12, 6, 23, 30, tzinfo=dt.UTC))
@@ -304,7 +298,7 @@ async def test_an_episode_no_longer_due_when_read_again_is_left_alone(
 ) -> None:
     """The list is a hint: each step reads the episode again, under a lock, and decides anew."""
     http = await _node(aiohttp_client, database, tmp_path)
-    recent, missing = await _store(http, _closed("2026-11-01"), _closed("2019-01-01"))
+    recent, missing = await _stored(http, _closed("2026-11-01"), _closed("2019-01-01"))
     async with http.app[ENGINE].begin() as connection:  # gone before the step reads it
         await connection.execute(
             episode_index.delete().where(episode_index.c.episode_id == missing)
@@ -336,7 +330,7 @@ async def test_a_purge_from_a_stale_read_changes_nothing(
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
     store, engine = http.app[EPISODES], http.app[ENGINE]
-    (one,) = await _store(http, _closed("2019-12-01", state="archived"))
+    (one,) = await _stored(http, _closed("2019-12-01", state="archived"))
     async with engine.connect() as connection:
         stale = await store.get(connection, one)
     async with engine.begin() as connection:  # changed meanwhile (revision 2)
@@ -356,7 +350,7 @@ async def test_passes_at_once_take_each_step_once(
     http = await _node(aiohttp_client, database, tmp_path)
     made = [_closed("2019-06-01", "archived") for _ in range(4)]
     made += [_closed("2025-06-01") for _ in range(4)]
-    ids = await _store(http, *made)
+    ids = await _stored(http, *made)
     for archived in ids[:4]:
         await _archived_on(http.app[ENGINE], archived, dt.date(2020, 6, 1))
     first = (http.app[ENGINE], http.app[EPISODES], http.app[AUDIT])
@@ -390,7 +384,7 @@ async def test_a_withdrawal_is_still_recorded_on_an_archived_episode(
     """Archived means kept and read-only, but the family's "no" must still reach the record (and,
     in a federation, the members that received its data)."""
     http = await _node(aiohttp_client, database, tmp_path)
-    (archived,) = await _store(http, _closed("2025-01-10", state="archived"))
+    (archived,) = await _stored(http, _closed("2025-01-10", state="archived"))
     await _archived_on(http.app[ENGINE], archived, dt.date(2025, 3, 1))
     imported = await _archived_day(http.app[ENGINE], archived)
     settings = node_settings(database, tmp_path)
@@ -415,7 +409,7 @@ async def test_the_node_archives_in_the_background(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path, retention_interval_seconds=0.05)
-    (due,) = await _store(http, _closed("2024-01-15"))
+    (due,) = await _stored(http, _closed("2024-01-15"))
     for _ in range(200):
         if await _state(http.app[ENGINE], due) == "archived":
             break
@@ -428,7 +422,7 @@ async def test_a_list_of_what_is_due_after_a_purge_names_it_no_more(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
     http = await _node(aiohttp_client, database, tmp_path)
-    (old,) = await _store(http, _closed("2019-06-01", state="archived"))
+    (old,) = await _stored(http, _closed("2019-06-01", state="archived"))
     engine, store = http.app[ENGINE], http.app[EPISODES]
     await _archived_on(engine, old, dt.date(2020, 6, 1))
     before = await due_by(engine, store, TODAY, frozenset(TimeRule))
@@ -443,7 +437,7 @@ async def test_a_pass_runs_at_start_unless_switched_off(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, interval: int
 ) -> None:
     first = await _node(aiohttp_client, database, tmp_path)
-    (due,) = await _store(first, _closed("2024-01-15"))
+    (due,) = await _stored(first, _closed("2024-01-15"))
     await first.close()
     second = await _node(aiohttp_client, database, tmp_path, retention_interval_seconds=interval)
     for _ in range(50):
@@ -462,9 +456,7 @@ async def test_a_withdrawal_is_passed_back_along_the_chain_from_a_copy_purged_he
     to pass on."""
     http = await _node(aiohttp_client, database, tmp_path)
     engine, store = http.app[ENGINE], http.app[EPISODES]
-    (copy,) = await _store(
-        http, episode(state="transferred").model_copy(update={"episode_id": uuid.uuid4()})
-    )
+    (copy,) = await _stored(http, _fresh(episode(state="transferred")))
     await _moved_away(engine, copy, dt.datetime(2018, 1, 1, tzinfo=dt.UTC), direction="in")
     await _moved_away(engine, copy, dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
     async with engine.begin() as connection:  # `_moved_away` names Hackney: the first is Islington
@@ -565,9 +557,9 @@ async def test_an_episode_purged_and_stored_again_is_listed_as_it_is_now(
     http = await _node(aiohttp_client, database, tmp_path)
     engine, store = http.app[ENGINE], http.app[EPISODES]
     made = _closed("2019-06-01", state="archived")
-    (again,) = await _store(http, made)
+    (again,) = await _stored(http, made)
     await _archived_on(engine, again, dt.date(2020, 6, 1))
     assert [i.episode_id for i in (await due_by(engine, store, TODAY, _PURGE)).items] == [again]
     assert (await _pass(http)).purged == [again]
-    await _store(http, made)  # archived again today: 6 years to go
+    await _stored(http, made)  # archived again today: 6 years to go
     assert (await due_by(engine, store, TODAY, _PURGE)).items == []
