@@ -1,6 +1,6 @@
-"""Retention (gateway/retention.py), on SQLite and PostgreSQL: a closed episode is archived a year
-after its closure and purged six years later, a transferred-out copy seven years after its commit,
-each step once (replicas too), audited, and only while still due."""
+"""Retention of episodes (gateway/retention/_episodes.py), on SQLite and PostgreSQL: a closed
+episode is archived a year after its closure and purged six years later, a transferred-out copy
+seven years after its commit, each step once (replicas too), audited, and only while still due."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from pytest_aiohttp import AiohttpClient
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import retention
 from gateway.app import create_app
 from gateway.audit_log import AuditLog
 from gateway.episodes import EpisodeStore, EventBody, apply_event
@@ -28,7 +27,7 @@ from gateway.federation.outbox import Outbox
 from gateway.federation.withdrawals import receive_withdrawal
 from gateway.keys import AUDIT, ENGINE, EPISODES
 from gateway.protection import KeyRing
-from gateway.retention import RETENTION_ACTOR, apply_retention
+from gateway.retention import RETENTION_ACTOR, RetentionPass, _episodes, apply_retention
 from gateway.signing import load_signing_key
 from gateway.storage import aware_utc, create_engine, upgrade
 from gateway.storage._migrate import alembic_config
@@ -65,7 +64,7 @@ async def _node(
     return await aiohttp_client(create_app(node_settings(database, tmp_path, **values)))
 
 
-async def _pass(http: TestClient[Any, Any], today: dt.date = TODAY) -> retention.RetentionPass:
+async def _pass(http: TestClient[Any, Any], today: dt.date = TODAY) -> RetentionPass:
     return await apply_retention(http.app[ENGINE], http.app[EPISODES], http.app[AUDIT], today)
 
 
@@ -317,7 +316,7 @@ async def test_an_episode_no_longer_due_when_read_again_is_left_alone(
     async def stale_list(*_: Any) -> DueList:
         return listed
 
-    monkeypatch.setattr(retention, "due_by", stale_list)
+    monkeypatch.setattr(_episodes, "due_by", stale_list)
     done = await _pass(http)
     assert (done.archived, done.purged) == ([], [])
     assert sorted(set(done.skipped)) == sorted({recent, missing})

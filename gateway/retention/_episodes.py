@@ -1,6 +1,6 @@
-"""Retention (DESIGN 3.6, standard 000 D3): a closed episode stays accessible for a year, is then
-archived for six more, then purged; a transferred-out copy is purged 7 years after its transfer was
-committed. `gateway.timeliness` says when each step is due; this takes the steps.
+"""Episodes' steps: a closed episode is archived a year after its closure and purged six years
+later; a transferred-out copy is purged 7 years after its transfer was committed. `gateway.timeliness`
+says when each step is due; this takes the steps.
 
 - Archiving marks the episode `archived` and records when (`episodes.archived_at`): it is purged 7
   years after its closure, and not before 6 years archived here, however far back its closure was
@@ -16,50 +16,37 @@ committed. `gateway.timeliness` says when each step is due; this takes the steps
   only if the episode is still due when read again under a row lock, no transfer of it is under
   way, and nobody changed it since (compare-and-swap on its revision). Replicas may run passes at
   once: each step happens once.
-
-Copies received from other members (`received_copies`), practitioner requests, held approvals and
-undelivered messages are not touched: they have no retention rule yet.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import json
-import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from schemas import Episode, EpisodeState, london_today
+from schemas import Episode, EpisodeState
 
-from .audit import AuditDraft, Outcome
-from .audit_log import AuditLog
-from .background import every
-from .episodes import EpisodeStore, Stored
-from .errors import Conflict, NotFound
-from .keys import AUDIT, ENGINE, EPISODES, SETTINGS
-from .protection import ProtectionError
-from .storage._tables import transfers
-from .timeliness import TimeRule, due_by, due_on_record
+from ..audit import AuditDraft, Outcome
+from ..audit_log import AuditLog
+from ..episodes import EpisodeStore, Stored
+from ..errors import Conflict, NotFound
+from ..protection import ProtectionError
+from ..storage._tables import transfers
+from ..timeliness import TimeRule, due_by, due_on_record
 
-__all__ = ["RETENTION_ACTOR", "RetentionPass", "apply_retention", "retention_context"]
+__all__ = ["EpisodeSteps", "take_episode_steps"]
 
-log = logging.getLogger("cafx.retention")
-
-RETENTION_ACTOR = "node:retention"  # the audit actor of the node's own passes
 _STEPS = frozenset({TimeRule.ARCHIVE, TimeRule.PURGE})
 _UNDER_WAY = ("offered", "accepted")
 
 
 @dataclass(frozen=True, slots=True)
-class RetentionPass:
-    """What one pass did, by episode id."""
+class EpisodeSteps:
+    """What one pass did to episodes, by episode id."""
 
     archived: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
@@ -69,17 +56,12 @@ class RetentionPass:
     unreadable: list[str] = field(default_factory=list)  # no longer open (`cafx episodes check`)
 
 
-async def apply_retention(
-    engine: AsyncEngine,
-    store: EpisodeStore,
-    audit: AuditLog,
-    today: dt.date,
-    *,
-    actor: str = RETENTION_ACTOR,
-) -> RetentionPass:
+async def take_episode_steps(
+    engine: AsyncEngine, store: EpisodeStore, audit: AuditLog, today: dt.date, actor: str
+) -> EpisodeSteps:
     """Archive and purge every episode due on or before `today`."""
     listing = await due_by(engine, store, today, _STEPS)
-    done = RetentionPass(unreadable=listing.unreadable)
+    done = EpisodeSteps(unreadable=listing.unreadable)
     for item in listing.items:
         try:
             took = await _step(store, audit, item.episode_id, item.due.rule, today, actor)
@@ -170,32 +152,3 @@ async def _purge(
             .values(kept_consent_ids=json.dumps(sorted({c.consent_id for c in episode.consents})))
         )
     return {"transfer_records_cleared": cleared.rowcount}
-
-
-async def retention_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: a retention pass at start and every `retention_interval_seconds` (0: none).
-    Only the node takes the steps, never a command beside it: on SQLite the node keeps the head of
-    the audit chain in memory, which another process appending would fork."""
-    interval = app[SETTINGS].retention_interval_seconds
-    if not interval:
-        yield
-        return
-
-    async def run() -> None:
-        done = await apply_retention(app[ENGINE], app[EPISODES], app[AUDIT], london_today())
-        if done.archived or done.purged or done.skipped or done.unreadable:
-            log.info(
-                "retention pass",
-                extra={
-                    "archived": len(done.archived),
-                    "purged": len(done.purged),
-                    "skipped": len(done.skipped),
-                    "unreadable": len(done.unreadable),
-                },
-            )
-
-    task = asyncio.create_task(every(interval, run, "retention"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

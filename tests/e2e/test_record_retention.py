@@ -1,0 +1,76 @@
+"""Retention of what a disclosure leaves behind, between real nodes: 7 years after a held disclosure
+(Hackney: `disclosure_approval = "always"`), the requesting borough's request and received copy
+and the holder's held approval go, each audited; the sharing registers on both sides stay."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+
+from gateway.keys import AUDIT, ENGINE, EPISODES
+from gateway.retention import apply_retention
+from gateway.storage._tables import (
+    disclosure_approvals,
+    practitioner_requests,
+    received_copies,
+    register,
+)
+from schemas import london_today
+
+from .nodes import CAMDEN, HACKNEY, Node, ask, disclosure, holder_approves, seed
+from .test_disclosure_approval import _federation
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
+    async with _federation(tmp_path, None, "always") as running_nodes:  # SQLite
+        yield running_nodes
+
+
+async def _retention(node: Node, today: dt.date) -> dict[str, int]:
+    assert node.runner is not None
+    app = node.runner.app
+    return (await apply_retention(app[ENGINE], app[EPISODES], app[AUDIT], today)).records
+
+
+async def test_a_disclosure_leaves_nothing_sealed_after_seven_years_but_the_registers(
+    nodes: dict[str, Node],
+) -> None:
+    camden, hackney = nodes[CAMDEN], nodes[HACKNEY]
+    episode = await seed(hackney)
+    record = await ask(camden, disclosure(episode))
+    request_id = record["request_id"]
+    answered = await holder_approves(hackney, camden, request_id)
+    assert answered["state"] == "answered" and answered["answer"]["content"], answered
+    seven_years = london_today() + relativedelta(years=7)
+
+    for node in (camden, hackney):  # a day early: nothing goes
+        assert await _retention(node, seven_years - dt.timedelta(days=1)) == {}
+    status, still = await camden.call("GET", f"/requests/{request_id}")
+    assert status == 200 and still["answer"]["content"] == answered["answer"]["content"]
+
+    assert await _retention(camden, seven_years) == {
+        "request.purge": 1,
+        "received_copy.purge": 1,
+    }
+    assert await _retention(hackney, seven_years) == {"disclosure_approval.purge": 1}
+
+    status, gone = await camden.call("GET", f"/requests/{request_id}")
+    assert status == 404 and gone["error"] == "not_found"
+    assert await camden.engine_rows(select(practitioner_requests.c.id)) == []
+    assert await camden.engine_rows(select(received_copies.c.id)) == []
+    assert await hackney.engine_rows(select(disclosure_approvals.c.id)) == []
+    # Who was shown what stays on both sides: ids, member codes, statement ids.
+    [received] = await camden.engine_rows(select(register))
+    [sent] = await hackney.engine_rows(select(register))
+    assert (received.direction, sent.direction) == ("received", "sent")
+    assert received.episode_id == sent.episode_id == episode["episode_id"]
+    assert received.basis == sent.basis and received.receipt == sent.receipt
+    for node in (camden, hackney):
+        assert node.runner is not None
+        assert (await node.runner.app[AUDIT].verify()).ok
