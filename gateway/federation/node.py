@@ -61,8 +61,8 @@ from .transport import (
 __all__ = ["federation_app", "federation_context", "federation_enabled"]
 
 FEDERATION_PATH = "/federation/v1"
-# Unanswered transfer offers (a day-level rule) and requests cut off mid-send are looked for this
-# often, and once at start.
+# Unanswered transfer offers (a day-level rule), requests cut off mid-send, requests whose override
+# lapsed while they waited and expired holds are looked for this often, and once at start.
 HOUSEKEEPING_SECONDS = 300.0
 
 
@@ -232,6 +232,13 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
         ),
         asyncio.create_task(
             every(HOUSEKEEPING_SECONDS, app[DISCLOSURE_APPROVALS].expire, "expired-holds")
+        ),
+        asyncio.create_task(
+            every(
+                HOUSEKEEPING_SECONDS,
+                app[REQUESTS].fail_expired_overrides,
+                "expired-override-requests",
+            )
         ),
     ]
     yield

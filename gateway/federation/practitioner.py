@@ -8,6 +8,8 @@
                                `disclosure_answer` message completes the request as below
     answered | refused | failed  the target's answer, its refusal code, or peer_unavailable
                                (`interrupted`: the node stopped while sending; see below)
+    failed (override_expired)  still awaiting a lead contact when its override's time limit
+                               passed: no approval can send it any more
 
 The record (practitioner, the child's match keys, the answer) is personal data: sealed at rest.
 """
@@ -245,6 +247,12 @@ _APPROVAL_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 # cut off by a stop mid-send. It is failed, not sent again: the first send may have reached the
 # target, and one approval must not disclose twice. The practitioner raises it again.
 INTERRUPTED_AFTER = dt.timedelta(minutes=5)
+DECIDING = ("awaiting_verification", "awaiting_second_approval")  # a lead contact's to decide
+
+
+def _lapsed(override: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a request's override (as raised) has reached its time limit at `now`."""
+    return aware_utc(dt.datetime.fromisoformat(override["expires_at"])) <= now
 
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -396,11 +404,7 @@ class PractitionerRequests:
                 return await self.waiting(reading)
         rows = await connection.execute(
             select(practitioner_requests.c.id)
-            .where(
-                practitioner_requests.c.state.in_(
-                    ["awaiting_verification", "awaiting_second_approval"]
-                )
-            )
+            .where(practitioner_requests.c.state.in_(DECIDING))
             .order_by(practitioner_requests.c.created_at)
         )
         return [await self.get(row.id, connection) for row in rows.all()]
@@ -410,11 +414,7 @@ class PractitionerRequests:
         async with self.audit.engine.connect() as connection:
             rows = await connection.execute(
                 select(practitioner_requests.c.id)
-                .where(
-                    practitioner_requests.c.state.not_in(
-                        ["awaiting_verification", "awaiting_second_approval"]
-                    )
-                )
+                .where(practitioner_requests.c.state.not_in(DECIDING))
                 .order_by(practitioner_requests.c.created_at.desc())
                 .limit(limit)
             )
@@ -565,7 +565,7 @@ class PractitionerRequests:
             document = dict(record.document)
             practitioner_id = document["input"]["practitioner"]["id"]
             previous = [d["by"] for d in document["decisions"]]
-            if record.state not in ("awaiting_verification", "awaiting_second_approval"):
+            if record.state not in DECIDING:
                 raise Conflict(f"the request is {record.state}")
             deciding = decision.lead_contact_id
             if same_id(deciding, practitioner_id) or any(same_id(deciding, p) for p in previous):
@@ -587,11 +587,7 @@ class PractitionerRequests:
                     )
             override = document["input"].get("override")
             now = dt.datetime.now(dt.UTC)
-            if (
-                override is not None
-                and decision.decision == "approve"
-                and aware_utc(dt.datetime.fromisoformat(override["expires_at"])) <= now
-            ):
+            if override is not None and decision.decision == "approve" and _lapsed(override, now):
                 raise Conflict("the override's time limit has passed; raise a new request")
             document["decisions"] = [
                 *document["decisions"],
@@ -749,6 +745,35 @@ class PractitionerRequests:
                     continue
                 log.error("request interrupted while sending", extra={"request": record.id})
                 failed.append(record.id)
+        return failed
+
+    async def fail_expired_overrides(self, now: dt.datetime | None = None) -> list[str]:
+        """Fail the requests still awaiting a lead contact whose override's time limit has passed
+        (`override_expired`): no approval can send them any more, so they leave the queue. Their
+        ids."""
+        moment = now or dt.datetime.now(dt.UTC)
+        failed = []
+        async with self.audit.transaction() as connection:
+            rows = await connection.execute(
+                select(practitioner_requests.c.id, practitioner_requests.c.state).where(
+                    practitioner_requests.c.state.in_(DECIDING)
+                )
+            )
+            for row in rows.all():
+                record = await self.get(row.id, connection)
+                override = record.document["input"].get("override")
+                if override is None or not _lapsed(override, moment):
+                    continue
+                document = {**record.document, "error": "override_expired"}
+                record = RequestRecord(
+                    record.id, record.kind, "failed", record.target, record.created_at, document
+                )
+                if await self._settle(
+                    connection, record, "node", "request.expire", None, only_from=row.state
+                ):
+                    failed.append(record.id)
+        if failed:
+            log.info("requests failed: override expired", extra={"requests": failed})
         return failed
 
     async def _settle(
