@@ -46,7 +46,7 @@ from schemas import Episode, EpisodeState, Practitioner
 from ..errors import NotFound, PeerUnavailable, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
-from ..storage._tables import episodes, notifications, received_copies, transfers
+from ..storage._tables import episodes, notifications, received_copies, register, transfers
 from .attestation import KeyLookup
 from .custody import MAX_STEPS, custody_chain, moved_on_to
 from .outbox import Message
@@ -169,9 +169,14 @@ class Notifications:
             select(received_copies.c.received_at, received_copies.c.holder).where(
                 received_copies.c.episode_ref == episode_ref
             ),
+            # Kept when retention has removed the copy (7 years on); dated by the holder's
+            # receipt, a moment between our asking and the answer's arrival.
+            select(register.c.disclosed_at, register.c.counterpart).where(
+                register.c.episode_id == episode_ref, register.c.direction == "received"
+            ),
         )
         latest: list[tuple[dt.datetime, str]] = []
-        for query in sources:  # each dated by our own clock
+        for query in sources:  # dated by our own clock (the register's by the receipt)
             newest_first = query.order_by(query.selected_columns[0].desc()).limit(1)
             row = (await connection.execute(newest_first)).first()
             if row is not None:

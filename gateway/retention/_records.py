@@ -1,21 +1,26 @@
-"""The other records that hold something about a child, sealed: what other members disclosed to
-us, practitioners' requests, overrides' justifications, disclosures held for our lead contacts,
-what holders told us (TAC members, lead professionals), undelivered messages, and transfer offers
-that never moved an episode. No guidance sets their own period, so they follow the standard's
-for CAF information (a year accessible, six archived): each goes 7 years after it came, counted
-in London days as the episodes' steps are. Whatever a record was about (the episode it came from,
-another member's copy) is not ours to know the closure of, so its own date is the start.
+"""The other records that hold something about a child or the staff working with one, sealed or
+hashed: what other members disclosed to us, practitioners' requests, overrides' justifications,
+disclosures held for our lead contacts, what holders told us (TAC members, lead professionals),
+undelivered messages, the idempotency keys of forms and requests, and transfer offers that never
+moved an episode. No guidance sets their own period, so they follow the standard's for CAF
+information (a year accessible, six archived): each goes on the London day 7 years after the day
+it came, as an episode's purge counts its 7 years. Whatever a record was about (the episode it came
+from, another member's copy) is not ours to know the closure of, so its own date is the start.
 
-- Removed: the row, with its sealed part. A transfer offer closed unmoved (withdrawn, declined,
-  released) keeps its row, ids and member codes only, and loses the lead professional it sealed,
-  as a purged episode's transfer records do.
-- Kept: the sharing register, the transfer records, the consent withdrawals we were told of and
-  the audit chain (ids, member codes, statement ids: the record of who was shown what).
-- Not touched: a message still waiting to be delivered (a consent withdrawal or a transfer commit
-  is retried until it is: `federation.outbox`), and episodes, which have their own steps.
-- Each record's removal has its own audit entry (`<record>.purge`, `transfer.clear`), written in
-  the removal's transaction. Audit transactions are serialised across replicas, and a removal
-  reports only rows it removed, so replicas passing at once remove and audit each record once.
+- Removed: the row, with its sealed part. A transfer offer closed unmoved (withdrawn or declined
+  on the holder's side, released on the receiver's) keeps its row, ids and member codes only, and
+  loses the lead contacts and lead professional it sealed, as a purged episode's transfer records
+  do. An idempotency key goes first, so a replay under it after its request has gone raises a new
+  request rather than finding none.
+- Kept: the sharing register (it still names each episode's holder for `federation.notifications`),
+  the transfer records, the consent withdrawals we were told of and the audit chain (ids, member
+  codes, statement ids: the record of who was shown what).
+- Not touched: a request being sent (`approved`), a message still waiting to be delivered (a
+  consent withdrawal or a transfer commit is retried until it is: `federation.outbox`), and
+  episodes, which have their own steps.
+- Each removal has its own audit entry (`<record>.purge`, `transfer.clear`), written in the
+  removal's transaction. Audit transactions are serialised across replicas, and a removal reports
+  only rows it removed, so replicas passing at once remove and audit each record once.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ColumnElement, Table, delete, select, true, update
+from sqlalchemy import ColumnElement, Table, delete, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import LONDON
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
+from ..federation.transfer._terms import CLOSING, RELEASE
 from ..storage._tables import (
     disclosure_approvals,
+    idempotency_keys,
     notifications,
     outbox,
     overrides,
@@ -42,11 +49,11 @@ from ..storage._tables import (
     transfers,
 )
 
-__all__ = ["KEPT_YEARS", "RULES", "RecordRule", "remove_old_records"]
+__all__ = ["KEPT_YEARS", "RULES", "RecordRule", "kept_until", "remove_old_records"]
 
 KEPT_YEARS = 7
 _BATCH = 200  # records removed (and audited) per transaction: the audit lock is held briefly
-_CLOSED_UNMOVED = ("withdrawn", "declined", "released")
+_CLOSED_UNMOVED = (*(state for _, state in CLOSING.values()), RELEASE[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +63,22 @@ class RecordRule:
     since: str  # the column the 7 years count from
     only: ColumnElement[bool] = true()  # which rows the rule covers
     clear: bool = False  # keep the row, clear its sealed part
+    key: tuple[str, ...] = ("id",)  # the columns naming a row; the first is the audit subject
+    detail: str | None = None  # a column whose value the audit entry also gives
 
     def due(self, before: dt.datetime) -> ColumnElement[bool]:
         return (self.table.c[self.since] < before) & self.only
 
 
 RULES = (
-    # A request first: its answer is what came with the received copy, and its override's
-    # justification was written with it.
-    RecordRule("request.purge", practitioner_requests, "created_at"),
+    # The key names its client, never the client's own key text (anything could be in it).
+    RecordRule("idempotency_key.purge", idempotency_keys, "created_at", key=("client_id", "key")),
+    RecordRule(
+        "request.purge",
+        practitioner_requests,
+        "created_at",
+        practitioner_requests.c.state != "approved",  # being sent: it settles first
+    ),
     RecordRule("received_copy.purge", received_copies, "received_at"),
     RecordRule("override.purge", overrides, "created_at"),
     RecordRule("disclosure_approval.purge", disclosure_approvals, "received_at"),
@@ -76,15 +90,22 @@ RULES = (
         "updated_at",
         transfers.c.state.in_(_CLOSED_UNMOVED) & transfers.c.sealed.is_not(None),
         clear=True,
+        key=("id", "direction"),
+        detail="direction",
     ),
 )
 
 
 def kept_until(today: dt.date) -> dt.datetime:
-    """The first moment (UTC, as stored) still kept on `today`: a record that came on a London day
-    7 years or more before `today` goes."""
-    first_day_kept = today - relativedelta(years=KEPT_YEARS) + dt.timedelta(days=1)
-    return dt.datetime.combine(first_day_kept, dt.time(), tzinfo=LONDON).astimezone(dt.UTC)
+    """The first moment (UTC, as stored) still kept on `today`. A record that came on a London day
+    `d` goes once `d` + 7 years (as relativedelta counts: 29 February to 28 February) is `today`
+    or earlier, as an episode's purge falls due."""
+    last_gone = today - relativedelta(years=KEPT_YEARS)
+    while last_gone + dt.timedelta(days=1) + relativedelta(years=KEPT_YEARS) <= today:
+        last_gone += dt.timedelta(days=1)  # 28 February: the 29th before it goes too
+    first_kept = last_gone + dt.timedelta(days=1)
+    # In UTC: SQLite compares the stored UTC text with the bound value's wall-clock time.
+    return dt.datetime.combine(first_kept, dt.time(), tzinfo=LONDON).astimezone(dt.UTC)
 
 
 async def remove_old_records(audit: AuditLog, today: dt.date, actor: str) -> dict[str, int]:
@@ -92,38 +113,51 @@ async def remove_old_records(audit: AuditLog, today: dt.date, actor: str) -> dic
     before = kept_until(today)
     removed: dict[str, int] = {}
     for rule in RULES:
+        if not await _any_due(audit, rule, before):  # the audit lock is taken only for work
+            continue
         while True:
             async with audit.transaction() as connection:
-                ids = await _remove_batch(connection, rule, before)
-                for record_id in ids:
+                rows = await _remove_batch(connection, rule, before)
+                for row in rows:
+                    details: dict[str, str | int] = {"kept_years": KEPT_YEARS}
+                    if rule.detail is not None:
+                        details[rule.detail] = row[1]
                     await audit.append(
                         connection,
                         AuditDraft(
                             actor=actor,
                             action=rule.action,
                             outcome=Outcome.SUCCESS,
-                            subject=record_id,
-                            details={"kept_years": KEPT_YEARS},
+                            subject=row[0],
+                            details=details,
                         ),
                     )
-            if ids:
-                removed[rule.action] = removed.get(rule.action, 0) + len(ids)
-            if len(ids) < _BATCH:
+            if rows:
+                removed[rule.action] = removed.get(rule.action, 0) + len(rows)
+            if len(rows) < _BATCH:
                 break
     return removed
 
 
+async def _any_due(audit: AuditLog, rule: RecordRule, before: dt.datetime) -> bool:
+    async with audit.engine.connect() as connection:
+        found = await connection.scalar(
+            select(rule.table.c[rule.key[0]]).where(rule.due(before)).limit(1)
+        )
+    return found is not None
+
+
 async def _remove_batch(
     connection: AsyncConnection, rule: RecordRule, before: dt.datetime
-) -> list[str]:
-    """Remove up to a batch of the rule's records due; the ids of those this removed."""
+) -> list[Any]:
+    """Remove up to a batch of the rule's records due: (subject, detail) of each one removed."""
     table = rule.table
-    batch = select(table.c.id).where(rule.due(before)).order_by(table.c.id).limit(_BATCH)
-    # Due again in the statement itself: a row another replica changed since is left alone.
-    statement: Any
-    if rule.clear:
-        statement = update(table).values(sealed=None, key_id=None)
-    else:
-        statement = delete(table)
-    statement = statement.where(table.c.id.in_(batch), rule.due(before)).returning(table.c.id)
-    return list((await connection.scalars(statement)).all())
+    key = [table.c[name] for name in rule.key]
+    batch = select(*key).where(rule.due(before)).order_by(*key).limit(_BATCH)
+    chosen = key[0].in_(batch) if len(key) == 1 else tuple_(*key).in_(batch)
+    statement: Any = update(table).values(sealed=None, key_id=None) if rule.clear else delete(table)
+    # Due again in the statement itself: on PostgreSQL a writer that takes no audit lock may
+    # have changed the row after the batch was chosen (it is read again once its lock is free).
+    returned = [key[0], table.c[rule.detail]] if rule.detail else [key[0]]
+    statement = statement.where(chosen, rule.due(before)).returning(*returned)
+    return list((await connection.execute(statement)).all())

@@ -118,7 +118,7 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("status", Integer, nullable=False),
     Column("body", JSON, nullable=False),  # ids and the fidelity report: no personal data
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),  # retention
 )
 
 audit_entries = Table(
@@ -180,7 +180,7 @@ practitioner_requests = Table(
     Column("target", String(9), nullable=False),  # GSS code of the authority asked
     Column("client_id", String(64), nullable=False),  # the borough system that raised it
     Column("role", String(100), nullable=False),  # practitioner's role, for auto-approval rules
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("decided_by", String(64), nullable=True),  # lead contact id
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("key_id", String(64), nullable=False),
@@ -221,7 +221,7 @@ received_copies = Table(
     Column("holder", String(9), nullable=False),
     Column("episode_ref", String(36), nullable=False, index=True),
     Column("basis", Text, nullable=False),  # as in register: never cut, a withdrawal looks in it
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),
@@ -261,7 +261,7 @@ overrides = Table(
     Column("requested_by", String(200), nullable=False),
     Column("approved_by", String(64), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),  # the written justification
 )
@@ -277,7 +277,7 @@ transfers = Table(
     # released (by the receiver: accepted, but the episode never came)
     Column("state", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("key_id", String(64), nullable=True),
     Column("sealed", LargeBinary, nullable=True),  # the accepted lead professional
     Column("escalated_at", DateTime(timezone=True), nullable=True),  # left unanswered too long
@@ -312,7 +312,7 @@ disclosure_approvals = Table(
         "state", String(16), nullable=False, index=True
     ),  # pending | approved | refused | rejected
     Column("override", Boolean, nullable=False),  # relies on a public-interest override
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("decided_by", String(100), nullable=True),  # lead contact id
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("outcome", String(64), nullable=True),  # disclosed | a refusal code

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy import Boolean, DateTime, Integer, LargeBinary, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,12 +63,14 @@ def _row(table: Table, at: dt.datetime, **values: Any) -> dict[str, Any]:
             row[column.name] = "x" * min(kind.length, 8)
         else:
             row[column.name] = "[]"
-    return row | {"id": str(uuid.uuid4())} | values
+    return row | ({"id": str(uuid.uuid4())} if "id" in table.c else {}) | values
 
 
 _SEALED: dict[str, Any] = {"key_id": "k1", "sealed": b"sealed"}
 
-# One old and one recent record each rule covers, and old ones it must leave alone.
+# One old and one recent record each rule covers, and old ones it must leave alone. Transfers as
+# the workflow leaves them: sealed on the holder's side from the offer, on the receiver's from
+# its acceptance.
 _COVERED: list[tuple[Table, dict[str, Any]]] = [
     (practitioner_requests, {"state": "answered"}),
     (practitioner_requests, {"state": "awaiting_holder"}),
@@ -76,14 +79,17 @@ _COVERED: list[tuple[Table, dict[str, Any]]] = [
     (disclosure_approvals, {"state": "approved"}),
     (notifications, {}),
     (outbox, {"state": "dead"}),
-    (transfers, {"state": "declined", "direction": "in", **_SEALED}),
     (transfers, {"state": "withdrawn", "direction": "out", **_SEALED}),
-    (transfers, {"state": "released", "direction": "out", **_SEALED}),
+    (transfers, {"state": "declined", "direction": "out", **_SEALED}),
+    (transfers, {"state": "released", "direction": "in", **_SEALED}),
 ]
 _LEFT_ALONE: list[tuple[Table, dict[str, Any]]] = [
+    (practitioner_requests, {"state": "approved"}),  # being sent: it settles first
     (outbox, {"state": "pending", "kind": "consent_withdrawn"}),  # retried until delivered
+    (outbox, {"state": "pending", "kind": "transfer_commit"}),
     (transfers, {"state": "committed", "direction": "out", **_SEALED}),  # its episode's to clear
-    (transfers, {"state": "offered", "direction": "in", **_SEALED}),  # under way
+    (transfers, {"state": "offered", "direction": "out", **_SEALED}),  # under way
+    (transfers, {"state": "accepted", "direction": "in", **_SEALED}),
 ]
 
 
@@ -116,7 +122,30 @@ def test_a_record_goes_on_the_london_day_seven_years_after_it_came() -> None:
     assert before == dt.datetime(2019, 12, 8, tzinfo=LONDON)  # midnight in London, not in UTC
     summer = kept_until(dt.date(2026, 7, 1))
     assert summer == dt.datetime(2019, 7, 1, 23, tzinfo=dt.UTC)  # BST: an hour before UTC's
+    # As stored: SQLite compares the wall-clock text, so the bound must be UTC's.
+    assert before.utcoffset() == summer.utcoffset() == dt.timedelta(0)
+    # As an episode's purge: 29 February 2024 + 7 years is 28 February 2031.
+    assert kept_until(dt.date(2031, 2, 27)) == dt.datetime(2024, 2, 28, tzinfo=LONDON)
+    assert kept_until(dt.date(2031, 2, 28)) == dt.datetime(2024, 3, 1, tzinfo=LONDON)
     assert kept_until(dt.date(2028, 2, 29)) == dt.datetime(2021, 3, 1, tzinfo=LONDON)
+    for day in (dt.date(2030, 12, 31) + dt.timedelta(days=n) for n in range(800)):
+        last_gone = (kept_until(day) - dt.timedelta(minutes=1)).astimezone(LONDON).date()
+        assert last_gone + relativedelta(years=7) <= day  # gone: due
+        assert last_gone + dt.timedelta(days=1) + relativedelta(years=7) > day  # kept: not yet
+
+
+async def test_in_summer_a_record_goes_by_its_london_day_on_sqlite_too(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Stored in UTC: 22:30 UTC on 1 July is 23:30 in London (gone on 1 July 7 years on), 23:30 UTC
+    is already 2 July in London (kept a day longer)."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    gone = _row(received_copies, dt.datetime(2019, 7, 1, 22, 30, tzinfo=dt.UTC))
+    kept = _row(received_copies, dt.datetime(2019, 7, 1, 23, 30, tzinfo=dt.UTC))
+    await _insert(http.app[ENGINE], [(received_copies, gone), (received_copies, kept)])
+    assert (await _pass(http, dt.date(2026, 7, 1))).records == {"received_copy.purge": 1}
+    assert await _present(http.app[ENGINE], received_copies, gone["id"]) is None
+    assert await _present(http.app[ENGINE], received_copies, kept["id"]) is not None
 
 
 async def test_each_record_goes_seven_years_after_it_came_and_not_before(
