@@ -30,6 +30,8 @@ def answer_due_by(offered_at: dt.datetime, working_days: int) -> dt.date:
 
 
 OPEN_STATES = ("offered", "accepted")  # not yet committed nor closed
+# The episodes that move: a closed one stays with its holder (archived, then purged, there).
+MOVABLE = frozenset({EpisodeState.POTENTIAL, EpisodeState.OPEN})
 # Closing an offer unmoved, by the side whose row it is (the holder's `out`, the receiver's `in`):
 # the action (audited `transfer.<action>`, sent as `transfer_<action>`) and the state it leaves.
 CLOSING: dict[str, tuple[str, str]] = {

@@ -34,6 +34,7 @@ from ._terms import (
     _CLOSING,
     CLOSING,
     COMMIT_REFUSED,
+    MOVABLE,
     OPEN_STATES,
     REFUSED,
     RELEASE,
@@ -76,6 +77,7 @@ class TransferWorkflow:
         self.audit = audit
         self.signing_key, self.key_for = signing_key, key_for  # custody steps: ours, and others'
         self.answer_working_days = answer_working_days
+        self.members = members  # the signed metadata: whose lead contact accepted an offer
         # Both registers, and the team told; `members` (the signed metadata) so that the team is
         # told only at members' nodes.
         self.records = TransferRecords(
@@ -117,6 +119,10 @@ class TransferWorkflow:
         refusal = _consent_refusal(_transfer_consent(stored.episode, to))
         if refusal is not None:
             raise refusal
+        if stored.episode.state not in MOVABLE:
+            # A closed one stays with its holder, to be archived and purged there; a disclosure
+            # shares it.
+            raise Conflict("a closed episode is not transferred: it stays with its holder")
         pending = await connection.scalar(
             select(transfers.c.id).where(
                 transfers.c.episode_id == episode_id,
@@ -611,10 +617,15 @@ class TransferWorkflow:
             await self._refused_commit(connection, sender, row, f"transfer.{row.state}")
             return
         stored = await self.store.get(connection, row.episode_id, for_update=True)
-        if stored.episode.state in (EpisodeState.TRANSFERRED, EpisodeState.ARCHIVED):
+        if stored.episode.state not in MOVABLE:  # closed (or moved) since the offer
             reason = f"transfer.episode_{stored.episode.state.value}"
             await self._withdraw(connection, sender, row, reason)
             return
+        taken_by = body.get("lead_contact_id")
+        if not self._their_lead_contact(sender, taken_by):  # recorded in both registers
+            await self._withdraw(connection, sender, row, "transfer.not_lead_contact")
+            return
+        assert isinstance(taken_by, str)  # noqa: S101 - checked just above
         document = stored.episode.model_dump(mode="json")
         document.update(
             home_authority=sender,
@@ -643,12 +654,11 @@ class TransferWorkflow:
         )
         custody = custody_chain([*await self._custody(connection, row.episode_id), step])
         kept = _kept(row, self.ring)
-        taken_by = body.get("lead_contact_id")
         shared = await self.records.sent(
             connection,
             row,
             decision,
-            taken_by=taken_by if isinstance(taken_by, str) and taken_by else "unspecified",
+            taken_by=taken_by,
             offered_by=kept.get("lead_contact"),
             at=now,
         )
@@ -688,6 +698,14 @@ class TransferWorkflow:
             offer=offer_id,
             rule=decision.rule.value,
             register=shared["register_id"],
+        )
+
+    def _their_lead_contact(self, member: str, contact_id: object) -> bool:
+        """Whether `contact_id` is a lead contact the signed metadata lists for `member`."""
+        return (
+            isinstance(contact_id, str)
+            and self.members is not None
+            and self.members().is_lead_contact(member, contact_id)
         )
 
     async def _refused_commit(
@@ -736,8 +754,11 @@ class TransferWorkflow:
         ).one_or_none()
         # Released: the receiver stopped waiting, but takes a commit that was on its way (unless
         # the episode has come from elsewhere meanwhile, or another offer of it is accepted).
-        if row is None or row.state not in ("accepted", RELEASE[1]) or row.sealed is None:
+        if row is None or row.state not in ("accepted", RELEASE[1]):
             raise Conflict("no accepted offer from this member")
+        if row.sealed is None:  # released 7 years ago: retention cleared what we accepted
+            await self._refuse_commit(connection, sender, row, "transfer.released_long_ago")
+            return
         kept = _kept(row, self.ring)
         try:
             received = Episode.model_validate(body["episode"])
@@ -792,6 +813,8 @@ class TransferWorkflow:
         """Why a commit of an offer we accepted (or released) cannot be taken, or None."""
         if str(received.episode_id) != row.episode_id:
             return "transfer.not_the_episode_offered"
+        if received.state not in MOVABLE:  # it would be read-only here too: held by nobody
+            return "transfer.episode_state"
         if (
             received.lead_professional is None
             or received.lead_professional.model_dump(mode="json") != accepted
