@@ -8,8 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from gateway.errors import SchemaViolation
 from gateway.federation.outbox import Message
 from gateway.keys import AUDIT, TRANSFERS
 from gateway.storage._tables import transfers
@@ -80,13 +82,17 @@ async def test_an_episode_closed_after_its_offer_stays_with_its_holder(
     assert status == 404, theirs
 
 
-async def _accepted_by(holder: Node, offer_id: str, lead_contact_id: Any) -> None:
+async def _accepted_by(holder: Node, offer_id: str, lead_contact_id: Any, **changes: Any) -> None:
     """Islington's acceptance as its outbox would send it, naming `lead_contact_id`."""
-    assert holder.runner is not None
     body = {**_acceptance_body(), "offer_id": offer_id, "lead_contact_id": lead_contact_id}
+    await _from_islington(holder, "transfer_accept", body | changes)
+
+
+async def _from_islington(holder: Node, kind: str, body: dict[str, Any]) -> None:
+    assert holder.runner is not None
     async with holder.runner.app[AUDIT].transaction() as connection:
         await holder.runner.app[TRANSFERS].apply(
-            connection, ISLINGTON, Message(str(uuid.uuid4()), "transfer_accept", body)
+            connection, ISLINGTON, Message(str(uuid.uuid4()), kind, body)
         )
 
 
@@ -131,3 +137,28 @@ async def test_an_acceptance_by_someone_not_a_listed_lead_contact_moves_nothing(
     offer_id = await _offer(hackney, islington, episode_id)
     await _accepted_by(hackney, offer_id, islington.lead)
     assert (await _offer_state(hackney, offer_id, "out"))[0] == "committed"
+
+
+async def test_a_message_missing_what_it_must_carry_is_refused_with_a_code(
+    federation: dict[str, Node],
+) -> None:
+    """Before: a KeyError, failed as `internal_error` and retried into a dead letter."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode_id = (await seed(hackney))["episode_id"]
+    offer_id = await _offer(hackney, islington, episode_id)
+    for kind, body in [
+        ("transfer_accept", {"offer_id": offer_id}),
+        ("transfer_accept", {"lead_professional": _acceptance_body()["lead_professional"]}),
+        ("transfer_commit", {"offer_id": offer_id}),
+        ("transfer_offer", {"offer_id": str(uuid.uuid4())}),
+        ("transfer_decline", {"reason": "unspecified"}),
+    ]:
+        with pytest.raises(SchemaViolation):
+            await _from_islington(hackney, kind, body)
+    assert await _offer_state(hackney, offer_id, "out") == ("offered", None)
+
+    # An acceptance whose lead professional our models refuse moves nothing, and says why.
+    await _accepted_by(hackney, offer_id, islington.lead, lead_professional={"name": ""})
+    assert await _offer_state(hackney, offer_id, "out") == ("withdrawn", "transfer.lead_invalid")
+    status, ours = await hackney.call("GET", f"/episodes/{episode_id}")
+    assert status == 200 and ours["state"] == "open", ours

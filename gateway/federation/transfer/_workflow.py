@@ -59,6 +59,15 @@ log = logging.getLogger("cafx.federation.transfer")
 __all__ = ["TransferWorkflow"]
 
 
+# What each message must carry; the rest of its shape is checked where it is used.
+_NEEDS = {
+    "transfer_offer": ("offer_id", "episode_ref"),
+    "transfer_accept": ("offer_id", "lead_professional"),
+    "transfer_commit": ("offer_id", "episode"),
+    **dict.fromkeys(_CLOSING, ("offer_id",)),
+}
+
+
 class TransferWorkflow:
     def __init__(
         self,
@@ -513,6 +522,9 @@ class TransferWorkflow:
     async def apply(self, connection: AsyncConnection, sender: str, message: Message) -> None:
         """Apply a transfer message (inside the inbox transaction)."""
         body = message.body
+        missing = [key for key in _NEEDS.get(message.kind, ()) if key not in body]
+        if missing:  # refused alone, with a code, rather than failing as internal_error
+            raise SchemaViolation(f"a {message.kind} message needs {missing[0]}")
         for key in ("offer_id", "episode_ref"):
             # Ids a peer chose are stored, listed and put in console addresses: a UUID as
             # written here, or nothing (`../../sign-out?` would make a Decline button sign out).
@@ -627,11 +639,15 @@ class TransferWorkflow:
             return
         assert isinstance(taken_by, str)  # noqa: S101 - checked just above
         document = stored.episode.model_dump(mode="json")
-        document.update(
-            home_authority=sender,
-            lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
-        )
-        moved = Episode.model_validate(document)  # refuses an invalid lead professional
+        try:
+            document.update(
+                home_authority=sender,
+                lead_professional=Practitioner.model_validate(lead).model_dump(mode="json"),
+            )
+            moved = Episode.model_validate(document)
+        except ValidationError:  # a receiver on another release: nothing moves, it is told
+            await self._withdraw(connection, sender, row, "transfer.lead_invalid")
+            return
         if _size(moved) > _terms.MAX_EPISODE_BYTES:  # it grew since the offer
             # Withdrawn, not committed: the episode stays ours, writable, and the receiver's
             # acceptance is closed by the withdrawal (as when the two cross).
