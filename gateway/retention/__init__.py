@@ -1,8 +1,8 @@
 """Retention (DESIGN 3.6, standard 000 D3): a closed episode stays accessible for a year, is then
 archived for six more, then purged (`_episodes`); the other records holding something about a child
-(received copies, requests, overrides, held disclosures, notifications, dead letters, transfer
-offers that moved nothing) go 7 years after they came (`_records`). Each step is audited, once,
-also with replicas passing at once.
+(received copies, requests and their idempotency keys, overrides, held disclosures, notifications,
+dead letters, transfer offers that moved nothing) go 7 years after they came (`_records`). Each
+step is audited, once, also with replicas passing at once.
 
 Only the node takes the steps, never a command beside it: on SQLite the node keeps the head of the
 audit chain in memory, which another process appending would fork.
@@ -61,7 +61,11 @@ async def apply_retention(
     steps = await take_episode_steps(engine, store, audit, today, actor)
     records = await remove_old_records(audit, today, actor)
     return RetentionPass(
-        steps.archived, steps.purged, steps.skipped, steps.unreadable, records=records
+        archived=steps.archived,
+        purged=steps.purged,
+        skipped=steps.skipped,
+        unreadable=steps.unreadable,
+        records=records,
     )
 
 
