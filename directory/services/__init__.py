@@ -7,7 +7,8 @@ Open Referral UK JSON, who may use each service, and search over them.
     Child, Verdict, eligibility,                may a child living in one borough and at school in
     parse_eligible_for                          another use a service, and why
     read_services, list_page, page_problems,    ORUK JSON in (rejections located by JSON pointer)
-    service_problems                            and out, checked against the published schemas
+    service_problems, record_count,             and out, checked against the published schemas;
+    UnusableFile, is_service_id                 a file of no known shape; the canonical service id
     ServiceIndex, Query, Hit, SearchResult      in-memory search: text, taxonomy, ages, distance
     judge                                       a member's records filtered and scored as the index
                                                 would its own (merging)
@@ -48,9 +49,12 @@ from ._models import (
 from ._oruk import (
     Rejected,
     ServiceRecord,
+    UnusableFile,
+    is_service_id,
     list_page,
     page_problems,
     read_services,
+    record_count,
     service_problems,
     stored_record,
 )
@@ -82,6 +86,7 @@ __all__ = [
     "ServiceIndex",
     "ServiceRecord",
     "TaxonomyTerm",
+    "UnusableFile",
     "Verdict",
     "access_attributes",
     "access_of",
@@ -90,12 +95,14 @@ __all__ = [
     "eligibility",
     "generate_services",
     "haversine_m",
+    "is_service_id",
     "judge",
     "list_page",
     "locate_postcode",
     "page_problems",
     "parse_eligible_for",
     "read_services",
+    "record_count",
     "service_problems",
     "stored_record",
 ]

@@ -1,6 +1,10 @@
 """Open Referral UK JSON in and out: check records against the published schemas, read files of
 services (a page, a list or one service), write a page that `service_list.json` accepts.
 
+A file of any other shape (a `{"services": [...]}` wrapper, `{}`, `null`, a page whose `contents`
+is not a list) is not read at all (`UnusableFile`): taken as one service it would be one rejected
+record, and an import that replaces a directory would then withdraw every service.
+
 Checked with `jsonschema` (Draft 2020-12 with its format checker: uuid, email, date-time) against the
 compiled schemas shipped in `data/` (copies of the UK profile's `schema/compiled/`), then read into
 the models for what this node needs; a record that fails either is rejected whole, with the JSON
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -28,14 +33,33 @@ from ._models import Service
 __all__ = [
     "Rejected",
     "ServiceRecord",
+    "UnusableFile",
+    "is_service_id",
     "list_page",
     "page_problems",
     "read_services",
+    "record_count",
     "service_problems",
     "stored_record",
 ]
 
 _MESSAGE_LIMIT = 200
+# The schema's `uuid` format lets `{...}`, a trailing `-` and upper case through; the stored id is
+# 36 characters, and one service has one id.
+_SERVICE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_service_id(value: object) -> bool:
+    """A service id as this node stores it: a UUID in its canonical, lower-case form."""
+    return isinstance(value, str) and _SERVICE_ID.fullmatch(value) is not None
+
+
+class UnusableFile(ValueError):
+    """A file that is services in none of the shapes read here: nothing of it is read."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(f"{problem.where or '/'}: {problem.rule}: {problem.message}")
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +136,28 @@ def page_problems(page: Any) -> list[Problem]:
 
 
 def _records(data: Any) -> list[tuple[tuple[str | int, ...], Any]]:
-    if isinstance(data, dict) and isinstance(data.get("contents"), list):
-        return [(("contents", n), item) for n, item in enumerate(data["contents"])]
+    """The records of a page (`contents`), a list, or one service (an object with an `id`)."""
     if isinstance(data, list):
         return [((n,), item) for n, item in enumerate(data)]
-    return [((), data)]
+    if isinstance(data, dict) and "contents" in data:
+        if not isinstance(data["contents"], list):
+            raise UnusableFile(Problem(("contents",), "oruk.page", "a page's contents is a list"))
+        return [(("contents", n), item) for n, item in enumerate(data["contents"])]
+    if isinstance(data, dict) and "id" in data:
+        return [((), data)]
+    raise UnusableFile(
+        Problem(
+            (),
+            "oruk.file",
+            "not an ORUK page (an object with a contents list), a list of services or one"
+            " service (an object with an id)",
+        )
+    )
+
+
+def record_count(data: Any) -> int:
+    """How many records `data` holds; `UnusableFile` if it is none of the shapes read here."""
+    return len(_records(data))
 
 
 def _pointer(path: Sequence[str | int]) -> str:
@@ -132,6 +173,11 @@ def _read_one(path: tuple[str | int, ...], item: Any) -> ServiceRecord | Rejecte
         )
     if problems := _number_problems(item, path) or service_problems(item, path):
         return Rejected(_pointer(path), service_id, problems)
+    if not is_service_id(service_id):
+        problem = Problem(
+            (*path, "id"), "oruk.id", "a service id is a UUID in lower case, 36 characters"
+        )
+        return Rejected(_pointer(path), service_id, [problem])
     try:
         service = Service.model_validate(item)
         access = access_of(service)
@@ -185,7 +231,8 @@ def read_services(
     data: Any, progress: Callable[[int], None] | None = None
 ) -> tuple[list[ServiceRecord], list[Rejected]]:
     """Every record of `data` (parsed JSON) read, or rejected with where and why. The same id twice
-    in one file: the second is rejected (which one the borough meant cannot be known)."""
+    in one file: the second is rejected (which one the borough meant cannot be known). A file of
+    no shape read here raises `UnusableFile`."""
     accepted: list[ServiceRecord] = []
     rejected: list[Rejected] = []
     seen: set[str] = set()

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from directory.services import Rejected, ServiceRecord, list_page, read_services
+from directory.services import (
+    Rejected,
+    ServiceRecord,
+    UnusableFile,
+    is_service_id,
+    list_page,
+    read_services,
+    record_count,
+)
 from schemas import Problem, is_gss_code
 
 from ..service_directory import Saved, export_documents, save_services
@@ -78,6 +86,18 @@ def _moves_refused(accepted: list[ServiceRecord], owners: dict[str, str]) -> lis
     ]
 
 
+def _replace_refused(accepted: list[ServiceRecord], rejected: list[Rejected]) -> str | None:
+    """Why a file cannot be taken as the authority's whole directory, or None. A rejected record
+    keeps the stored service of its id; a record without a readable id might be any service, and
+    a file whose every record was rejected is more likely the wrong file than an empty directory
+    (withdrawing every service takes an explicit empty list)."""
+    if rejected and not accepted:
+        return "every record was rejected"
+    if any(not is_service_id(rejection.service_id) for rejection in rejected):
+        return "a rejected record has no readable id, so which service it is cannot be known"
+    return None
+
+
 @directory.command("import")
 @config_option
 @click.option(
@@ -109,8 +129,9 @@ def import_services(
     JSON pointer of each fault. A record whose id is already another authority's service is
     rejected: an import never moves a service between authorities. With --replace, the
     authority's services missing from FILE are removed in the same transaction (a record of FILE
-    that was rejected keeps its stored service). Exit code: 0 all imported, 1 some rejected, 2
-    unusable file.
+    that was rejected keeps its stored service), and nothing is stored if every record was
+    rejected or a rejected record has no readable id (an empty list withdraws every service).
+    Exit code: 0 all imported, 1 some rejected, 2 unusable file (nothing stored).
     """
     console = Console(stderr=True, soft_wrap=True)  # one line per fault, for grep
     settings = _settings(config)
@@ -128,11 +149,13 @@ def import_services(
             sep="",
         )
         sys.exit(EXIT_UNUSABLE)
-    size = (
-        len(data["contents"])
-        if isinstance(data, dict) and "contents" in data
-        else (len(data) if isinstance(data, list) else 1)
-    )
+    try:
+        size = record_count(data)
+    except UnusableFile as exc:  # a wrapper, {}, null: read as one service it would be rejected
+        line = Text(f"{file}", style="red")
+        line.append(f": unusable file: {exc}")
+        console.print(line, highlight=False)
+        sys.exit(EXIT_UNUSABLE)
     with Progress(console=console, transient=True, disable=size < LARGE) as progress:
         task = progress.add_task("checking", total=size)
         accepted, rejected = read_services(data, lambda n: progress.advance(task, n))
@@ -142,13 +165,26 @@ def import_services(
             keep = {r.service_id for r in rejected if r.service_id is not None}
             return await save_services(engine, authority, accepted, replace=replace, keep=keep)
 
-    saved = asyncio.run(store()) if accepted or replace else Saved(0, 0)
-    rejected += _moves_refused(accepted, saved.owned_elsewhere)
+    refused = _replace_refused(accepted, rejected) if replace else None
+    saved = Saved(0, 0)
+    if refused is None and (accepted or replace):
+        saved = asyncio.run(store())
+        rejected += _moves_refused(accepted, saved.owned_elsewhere)
+        if replace and accepted and not saved.stored:  # each one another authority's service
+            refused = "every record was rejected"
     if report_file is not None:
         report_file.write_text(
             json.dumps(_rejected_json(rejected), indent=2) + "\n", encoding="utf-8"
         )
     _report(console, rejected)
+    if refused is not None:
+        console.print(
+            f"nothing stored for {authority}: directory.replace: with --replace, {refused};"
+            f" rejected {len(rejected)} (to withdraw every service, import an empty list)",
+            highlight=False,
+            markup=False,
+        )
+        sys.exit(EXIT_UNUSABLE)
     removed = f"; removed {saved.removed} not in the file" if replace else ""
     console.print(
         f"imported {saved.stored} services for {authority}; rejected {len(rejected)}{removed}",

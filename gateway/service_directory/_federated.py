@@ -3,10 +3,11 @@ federation calls), each with its own time limit; the answers merged and ranked a
 members that did not answer named, so a practitioner knows what the list may be missing.
 
 A member's answer is taken for its services only, never for how they rank: each service it sends
-is read as a record (like a stored one) and scored here, relevance, distance and verdict, exactly as
-this node's index scores its own; the member's `cafx` figures are dropped. A member that sends
-something that is not a page of readable services, or numbers JSON cannot carry (NaN, Infinity),
-is listed as `bad_answer`. Nor is a member trusted to have applied the query: what it sent is
+is checked as an import checks a record (schema, canonical id, access rule, ages; one that fails,
+or repeats an id of the same answer, is dropped and logged) and scored here, relevance, distance
+and verdict, exactly as this node's index scores its own; the member's `cafx` figures are dropped.
+A member that sends something that is not a page, or numbers JSON cannot carry (NaN, Infinity), is
+listed as `bad_answer`. Nor is a member trusted to have applied the query: what it sent is
 filtered here as this node's index filters its own (ages, place, text, taxonomy term, status), so a
 member on another release that ignores a parameter cannot fill the page with services that do not
 fit. A member whose call fails in any other way (the metadata suspended it mid-search, say) is
@@ -15,6 +16,7 @@ listed too: one member never fails the whole search.
 To rank page `p` of the whole federation every member is asked for its first `p * per_page`
 services (at most `MAX_PER_PAGE`, so federated paging stops at that depth: `total_pages` and
 `last_page` say so, and `truncated` tells when the federation holds more than can be paged to).
+Each member's answer is checked and scored in a worker thread, within that member's time limit.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from directory.services import (
     ServiceIndex,
     judge,
     list_page,
-    stored_record,
+    read_services,
 )
 
 from ..errors import FederationRefused, PeerUnavailable
@@ -71,18 +73,29 @@ def _read_answer(member: str, body: Any, query: Query) -> MemberAnswer:
     try:
         json.dumps(body, allow_nan=False)  # what we pass on must stay JSON
         page = _Page.model_validate(body)
-        records = [
-            stored_record({key: value for key, value in item.items() if key != "cafx"})
-            for item in page.contents
+        # Each service checked as an import checks it (schema, canonical id, access rule, ages);
+        # one that fails, or repeats an id of the same answer, is dropped.
+        contents = [
+            {key: value for key, value in item.items() if key != "cafx"} for item in page.contents
         ]
+        records, rejected = read_services({"contents": contents})
         # A member speaks for its own services only, and is scored and filtered here as this
         # node's index scores and filters its own.
         hits = judge(query, member, records)
-    # ValidationError and AccessError are ValueErrors; deep nesting is a RecursionError, and a
-    # number too large for a float an OverflowError
+    # ValidationError is a ValueError; deep nesting is a RecursionError, and a number too large
+    # for a float an OverflowError
     except (ValueError, RecursionError, OverflowError):
         return MemberAnswer(member, failure="bad_answer")
-    dropped = len(records) - len(hits)  # sent, but not what was asked: not counted either
+    if rejected:
+        log.warning(
+            "federated search: services of a member's answer failed the checks and were dropped",
+            extra={
+                "member": member,
+                "records": [rejection.where for rejection in rejected],
+                "rules": sorted({p.rule for rejection in rejected for p in rejection.problems}),
+            },
+        )
+    dropped = len(page.contents) - len(hits)  # sent, but unusable or not what was asked
     return MemberAnswer(member, max(len(hits), page.total_items - dropped), tuple(hits))
 
 
@@ -94,11 +107,26 @@ def _failed(member: str, reason: str, exc: Exception) -> MemberAnswer:
     return MemberAnswer(member, failure=reason)
 
 
+def _checked(member: str, body: Any, query: Query) -> MemberAnswer:
+    try:
+        return _read_answer(member, body, query)
+    except Exception as exc:  # what one member sent never fails the whole search
+        return _failed(member, "bad_answer", exc)
+
+
 async def _ask_one(
     member: Member, params: dict[str, str], query: Query, ask: Ask, timeout: float
 ) -> MemberAnswer:
+    async def answer() -> MemberAnswer:
+        status, body = await ask(member.id, params)
+        if status != 200:  # a failing member (5xx: broken or busy) decided nothing about us
+            return MemberAnswer(member.id, failure="unavailable" if status >= 500 else "refused")
+        # Checking and scoring 100 services takes tens of milliseconds: in a worker thread, so
+        # the event loop is not held, and within the member's time limit.
+        return await asyncio.to_thread(_checked, member.id, body, query)
+
     try:
-        status, body = await asyncio.wait_for(ask(member.id, params), timeout)
+        return await asyncio.wait_for(answer(), timeout)
     except TimeoutError:
         return MemberAnswer(member.id, failure="timeout")
     except PeerUnavailable:
@@ -111,12 +139,6 @@ async def _ask_one(
         return _failed(member.id, "bad_answer", exc)
     except Exception as exc:  # anything else: this member is missing, the search goes on
         return _failed(member.id, "unavailable", exc)
-    if status != 200:  # a failing member (5xx: broken or busy) decided nothing about us
-        return MemberAnswer(member.id, failure="unavailable" if status >= 500 else "refused")
-    try:
-        return _read_answer(member.id, body, query)
-    except Exception as exc:  # what one member sent never fails the whole search
-        return _failed(member.id, "bad_answer", exc)
 
 
 def _rank(hit: Hit) -> tuple[float, float, str, str]:

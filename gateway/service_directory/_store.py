@@ -71,12 +71,17 @@ async def save_services(
     file cannot take over (or, by a clash of ids, overwrite) another's service. With `replace`, the
     authority's stored services that are neither in `records` nor in `keep` (the ids of records of
     the same file that were rejected, so a fault in one record does not withdraw its service) are
-    removed: the file is then the authority's whole directory.
+    removed: the file is then the authority's whole directory. With `replace`, records of which
+    none may be stored (each another authority's service) change nothing: such a file is not the
+    authority's directory, and only an empty one withdraws every service.
     """
     now = dt.datetime.now(dt.UTC)
     async with engine.begin() as connection:
         elsewhere = await _owners(connection, [record.id for record in records], authority)
         stored = [record for record in records if record.id not in elsewhere]
+        if replace and records and not stored:
+            current = await connection.scalar(select(directory_generation.c.generation))
+            return Saved(int(current or 0), 0, 0, elsewhere)
         removed = 0
         if replace:
             listed = {record.id for record in records} | set(keep)
