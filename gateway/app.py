@@ -138,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
-    app.add_subapp("/oauth", oauth_app())
+    app.add_subapp("/oauth", oauth_app(settings))
     app.add_subapp("/api/v1", api_app(settings.max_body_bytes))
     if federation_enabled(settings):
         app.add_subapp(FEDERATION_PATH, federation_app())

@@ -37,6 +37,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries that write secrets at DEBUG (and INFO): authlib the access tokens it issues ("Issue token
+# %r to %r"), aiosqlite and SQLAlchemy the SQL parameters (secret hashes, client keys, sealed values).
+# Kept at WARNING whatever the node's level, DEBUG included.
+QUIET_LOGGERS = ("authlib", "aiosqlite", "sqlalchemy")
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -45,6 +51,8 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # we log requests ourselves
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class Metrics:

@@ -220,12 +220,19 @@ def clients() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The system's public keys (JWK Set) for private_key_jwt.",
 )
-@click.option("--secret", help="Development only: a client secret for client_secret_basic.")
+@click.option(
+    "--secret",
+    help="Development only: a client secret for client_secret_basic, at least 32 characters;"
+    " `-` reads it from the first line of standard input (out of the shell history and the"
+    " process list).",
+)
 def clients_add(
     config: Path | None, name: str, scopes: str, jwks: Path | None, secret: str | None
 ) -> None:
     """Register a borough system; prints its client_id."""
     settings = _settings(config)
+    if secret == "-":  # noqa: S105 - the stdin marker, not a secret
+        secret = sys.stdin.readline().rstrip("\r\n")
     key_set = json.loads(jwks.read_text(encoding="utf-8")) if jwks else None
 
     async def run() -> str:

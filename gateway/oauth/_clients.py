@@ -11,6 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..storage._tables import clients
 
 __all__ = [
+    "ASSERTION_ALGORITHMS",
     "SCOPES",
     "Client",
     "client_enabled",
@@ -76,8 +78,9 @@ class Client:
     client_id: str
     name: str
     scopes: frozenset[str]
-    jwks: dict[str, Any] | None = None
-    secret_hash: str | None = None
+    # Never in a repr: authlib logs the client (`%r`) when it issues a token.
+    jwks: dict[str, Any] | None = field(default=None, repr=False)
+    secret_hash: str | None = field(default=None, repr=False)
     auth_methods: frozenset[str] = field(default_factory=frozenset)
 
     def get_client_id(self) -> str:
@@ -107,16 +110,50 @@ class Client:
         return KeySet.import_key_set({"keys": keys})
 
 
-_KEY_PAIR_TYPES = frozenset({"RSA", "EC", "OKP"})
+# What verifies a client assertion (`ASSERTION_ALGORITHMS`): the algorithms each key may sign with,
+# by key type and curve. Anything else could register and then never get a token.
+_ALGORITHMS_FOR: dict[tuple[str, str | None], frozenset[str]] = {
+    ("RSA", None): frozenset({"RS256", "PS256"}),
+    ("EC", "P-256"): frozenset({"ES256"}),
+    ("OKP", "Ed25519"): frozenset({"Ed25519", "EdDSA"}),
+}
+ASSERTION_ALGORITHMS = tuple(sorted(set().union(*_ALGORITHMS_FOR.values())))
+SMALLEST_RSA_BITS = 2048
+SHORTEST_SECRET = 32
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def _rsa_bits(key: dict[str, Any]) -> int:
+    """The modulus length of an RSA JWK, read from `n` itself (importing a short key would warn)."""
+    n = key.get("n")
+    if not isinstance(n, str):
+        return 0
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))).bit_length()
+    except ValueError:
+        return 0
 
 
 def _key_problem(key: object) -> str | None:
     """Why a JWK cannot be a client's public key, or None."""
-    if not isinstance(key, dict) or key.get("kty") not in _KEY_PAIR_TYPES:
-        return "a key must be the public key of an RSA, EC or OKP key pair"
+    if not isinstance(key, dict):
+        return "a key must be a JWK (a JSON object)"
+    kty, crv = key.get("kty"), None if key.get("kty") == "RSA" else key.get("crv")
+    shape = (kty, crv) if isinstance(kty, str) and isinstance(crv, str | None) else None
+    algorithms = _ALGORITHMS_FOR.get(shape) if shape else None
+    if algorithms is None:
+        return (
+            "a key must be the public key of an RSA (2048 bits or more), EC P-256 or OKP Ed25519"
+            f" key pair (assertions are verified with {', '.join(ASSERTION_ALGORITHMS)} only)"
+        )
     if _PRIVATE_MEMBERS & key.keys():
         return "a key holds private members: send the public key only"
+    if kty == "RSA" and _rsa_bits(key) < SMALLEST_RSA_BITS:
+        return f"an RSA key must have at least {SMALLEST_RSA_BITS} bits"
+    if "alg" in key and not (isinstance(key["alg"], str) and key["alg"] in algorithms):
+        return f"a key's alg must be one of {', '.join(sorted(algorithms))} for its key type"
+    if key.get("use", "sig") != "sig":
+        return "a key's use must be sig"
     return None
 
 
@@ -133,6 +170,9 @@ async def register_client(
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
     if jwks is None and secret is None:
         raise ValueError("a client needs public keys (private_key_jwt) or a secret")
+    if secret is not None and len(secret) < SHORTEST_SECRET:
+        # The length only, never the secret: `secrets.token_urlsafe(32)` makes a good one.
+        raise ValueError(f"a client secret must be at least {SHORTEST_SECRET} characters long")
     if jwks is not None:
         keys = jwks.get("keys") if isinstance(jwks, dict) else None
         if not isinstance(keys, list) or not keys:
@@ -141,7 +181,10 @@ async def register_client(
             problem = _key_problem(key)
             if problem is not None:
                 raise ValueError(problem)
-        KeySet.import_key_set(jwks)  # type: ignore[arg-type]  # refuse malformed keys now
+        try:  # refuse malformed keys now
+            KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError) as exc:
+            raise ValueError(f"a key is malformed ({type(exc).__name__})") from None
     client_id = "cafx-" + secrets.token_hex(8)
     async with engine.begin() as connection:
         await connection.execute(

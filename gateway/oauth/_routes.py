@@ -13,17 +13,24 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from yarl import URL
 
+from directory.members import is_loopback
+
+from ..errors import PayloadTooLarge
 from ..keys import ENGINE, SETTINGS, SIGNING_KEY
+from ..settings import Settings
 from ..storage._tables import used_assertions
 from ._clients import load_client
-from ._server import Assertion, TokenServer
+from ._server import CLIENT_REFUSED, Assertion, TokenServer
 
 __all__ = ["oauth_app"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # The columns that hold them (clients.id, used_assertions.jti).
 _LONGEST_CLIENT_ID, _LONGEST_JTI = 64, 256
+# A token request is a short form (one assertion of a few hundred bytes): not the node's 4 MiB.
+MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
@@ -57,8 +64,13 @@ def _storable(value: object, longest: int) -> bool:
 
 async def token(request: web.Request) -> web.Response:
     settings, engine = request.config_dict[SETTINGS], request.config_dict[ENGINE]
-    try:
-        posted = await request.post()
+    too_large = PayloadTooLarge(f"a token request is at most {MAX_TOKEN_REQUEST_BYTES} bytes")
+    if (request.content_length or 0) > MAX_TOKEN_REQUEST_BYTES:
+        raise too_large  # not read at all
+    try:  # a chunked body is read up to the limit, no further
+        posted = await request.clone(client_max_size=MAX_TOKEN_REQUEST_BYTES).post()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
     except ValueError:  # a body that is no form (multipart without a boundary, ...)
         return _oauth_error("invalid_request", "the body is not a form")
     if any(len(posted.getall(k)) > 1 for k in posted):
@@ -117,7 +129,7 @@ async def token(request: web.Request) -> web.Response:
                     )
                 )
         except IntegrityError:  # the same assertion raced us to this point
-            return _oauth_error("invalid_client", "JWT ID is used before.")
+            return _oauth_error("invalid_client", CLIENT_REFUSED)
     response = web.json_response(body, status=status)
     for name, value in headers:
         if name.lower() != "content-type":
@@ -125,7 +137,15 @@ async def token(request: web.Request) -> web.Response:
     return response
 
 
-def oauth_app() -> web.Application:
+def oauth_app(settings: Settings) -> web.Application:
+    if settings.allow_client_secret_basic and not (
+        is_loopback(URL(settings.public_url).host) and is_loopback(settings.host)
+    ):
+        # A shared secret sent with every token request: never on a node others can reach.
+        raise RuntimeError(
+            "allow_client_secret_basic is for development on this machine only: public_url and"
+            " host must be loopback addresses"
+        )
     app = web.Application()
     app.router.add_post("/token", token)
     return app

@@ -15,20 +15,54 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    InvalidClientError,
+    InvalidScopeError,
+    OAuth2Request,
+)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import OKPKey
+from joserfc.jws import JWSRegistry
 
-from ._clients import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client, no_such_client
+from ._clients import (
+    ASSERTION_ALGORITHMS,
+    CLIENT_SECRET_BASIC,
+    PRIVATE_KEY_JWT,
+    Client,
+    no_such_client,
+)
 
-__all__ = ["Assertion", "TokenServer", "issue_access_token"]
+__all__ = ["CLIENT_REFUSED", "Assertion", "TokenServer", "issue_access_token"]
 
 # Longest a client assertion may live (exp - now): bounds how long its jti must be remembered.
 ASSERTION_MAX_LIFETIME = 3600 + 60
+# The one answer to an assertion refused for any reason (unknown client, bad signature, wrong
+# audience, replay, ...): which one it was would tell a caller which client ids exist.
+CLIENT_REFUSED = "client authentication failed"
+
+
+class _EdDSA(EdDSAAlgorithm):
+    """`EdDSA`, the name RFC 9864 deprecates for `Ed25519`, which many client libraries still write.
+    Registration admits Ed25519 OKP keys only, so it verifies nothing else; joserfc's deprecation
+    warning is for code that signs, not for a server that accepts both names."""
+
+    security_warning = ""  # joserfc warns when this is set
+
+
+class _AssertionRegistry(JWSRegistry):
+    algorithms = {**JWSRegistry.algorithms, "EdDSA": _EdDSA()}
+
+
+# An explicit allow-list: without one joserfc takes its "recommended" set (HS256 among them, no
+# Ed25519). Never `none`, never HMAC: only a client's public key verifies its assertion.
+_ASSERTIONS = _AssertionRegistry(algorithms=ASSERTION_ALGORITHMS)
 
 
 @dataclass
@@ -62,8 +96,30 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         self._audiences = audiences
         self._assertion = assertion
 
+    def __call__(self, query_client: Any, request: OAuth2Request) -> Client | None:
+        try:
+            return super().__call__(query_client, request)  # type: ignore[no-any-return]
+        except InvalidClientError:
+            raise InvalidClientError(description=CLIENT_REFUSED) from None
+
     def get_audiences(self) -> list[str]:
         return self._audiences
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        """authlib's, with the algorithms pinned (it passes none to `jwt.decode`)."""
+        try:
+            token = jwt.decode(assertion, resolve_key, registry=_ASSERTIONS)
+        except (JoseError, ValueError):
+            raise InvalidClientError(description=CLIENT_REFUSED) from None
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def verify_claims(self, claims: jwt.Claims) -> None:
+        # One audience, the token endpoint or the issuer: not a list that names others too.
+        audience = claims.get("aud")
+        if not isinstance(audience, str) or audience not in self._audiences:
+            raise InvalidClientError(description=CLIENT_REFUSED)
+        super().verify_claims(claims)
 
     def resolve_client_public_key(self, client: Client) -> Any:
         return client.public_keys()
@@ -78,6 +134,13 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
 
 class _ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC]
+
+    def validate_requested_scope(self) -> None:
+        """A scope asked for of which the client holds none is refused (RFC 6749 5.2), not answered
+        with a token for nothing; one it holds some of gets those."""
+        requested = self.request.payload.scope
+        if requested and not self.request.client.get_allowed_scope(requested):
+            raise InvalidScopeError(description="the client holds none of the scopes asked for")
 
 
 def issue_access_token(

@@ -454,6 +454,9 @@ def _scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     monkeypatch.setattr(hashlib, "scrypt", real)
 
 
+_SECRET = "s3cret-for-development-0123456789"  # noqa: S105 - a test's, 32 characters or more
+
+
 def _basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
@@ -467,15 +470,15 @@ async def test_a_client_secret_is_never_checked_where_secrets_are_not_allowed(
     settings = node_settings(database, tmp_path, allow_client_secret_basic=False)
     http = await aiohttp_client(create_app(settings))
     engine = http.app[ENGINE]
-    registered = await register_client(engine, "dev", ["episodes:read"], secret="s3cret")
+    registered = await register_client(engine, "dev", ["episodes:read"], secret=_SECRET)
     loaded = await load_client(engine, registered.client_id, allow_secret=False)
     assert loaded is not None and loaded.secret_hash is not None
     with _scrypt_calls(monkeypatch) as calls:
-        assert loaded.check_client_secret("s3cret") is False
+        assert loaded.check_client_secret(_SECRET) is False
         response = await http.post(
             "/oauth/token",
             data={"grant_type": "client_credentials"},
-            headers=_basic(registered.client_id, "s3cret"),
+            headers=_basic(registered.client_id, _SECRET),
         )
         assert response.status == 401
         assert calls == []  # not one scrypt: the secret was never looked at
@@ -489,7 +492,7 @@ async def test_a_client_secret_is_checked_off_the_event_loop_whether_the_id_exis
 ) -> None:
     settings = node_settings(database, tmp_path, allow_client_secret_basic=True)
     http = await aiohttp_client(create_app(settings))
-    registered = await register_client(http.app[ENGINE], "dev", ["episodes:read"], secret="s3cret")
+    registered = await register_client(http.app[ENGINE], "dev", ["episodes:read"], secret=_SECRET)
     keys_only = await register_system(http, settings, ["episodes:read"])
     answers = []
     with _scrypt_calls(monkeypatch) as calls:
@@ -509,7 +512,7 @@ async def test_a_client_secret_is_checked_off_the_event_loop_whether_the_id_exis
         response = await http.post(
             "/oauth/token",
             data={"grant_type": "client_credentials"},
-            headers=_basic(registered.client_id, "s3cret"),
+            headers=_basic(registered.client_id, _SECRET),
         )
         assert response.status == 200
         assert calls == [False] * 4
