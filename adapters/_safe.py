@@ -4,17 +4,27 @@ XML: entities are never resolved, nothing is fetched (no network, no DTD loading
 processed and a document that uses it is refused, any DOCTYPE is refused (that closes entity expansion
 attacks, "billion laughs" and quadratic blow-up, before they start), and size, depth and text length are
 bounded. Errors carry a stable code and a location, never the document's content.
+
+Encodings: a document declared ISO-8859-1 (latin1, ...) or US-ASCII is read as windows-1252, as the
+WHATWG Encoding Standard reads those labels: Windows exports say ISO-8859-1 and mean windows-1252, and
+read as declared their `’ “ ” – €` (bytes 0x80 to 0x9F) would silently become C1 control characters.
+The bytes are transcoded to UTF-8 (and the declaration with them) before lxml sees them, and only when
+they hold a byte that reads differently; the caller is told (`notes`). A document declared a one-byte
+encoding whose bytes are UTF-8 is refused, never guessed at.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
 import threading
-from typing import Any
+from typing import Any, Final
 
 from lxml import etree
+
+from schemas import Problem
 
 from ._base import AdapterError, ErrorCode
 
@@ -22,6 +32,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_TEXT_CHARS",
+    "READ_AS_WINDOWS_1252",
     "XML_SNIFF_BYTES",
     "check_size",
     "decode_text",
@@ -100,10 +111,55 @@ _ENCODING_ERRORS = frozenset(
 # parses without an error.
 _ONE_BYTE_DECLARED = re.compile(
     rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*["']"""
-    rb"""(?:iso[-_]?8859[-_]?[0-9]{1,2}|latin-?[0-9]|l[0-9]|(?:windows|cp)-?12[0-9]{2})["']""",
+    rb"""(?:iso[-_]?8859[-_]?[0-9]{1,2}|latin-?[0-9]|l[0-9]|(?:windows|cp)-?12[0-9]{2}"""
+    rb"""|(?:us-)?ascii)["']""",
     re.IGNORECASE,
 )
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+
+# The labels the WHATWG Encoding Standard reads as windows-1252, bar windows-1252's own (which
+# libxml2 reads so already): ISO-8859-1 and US-ASCII by their names. No BOM: a UTF-8 BOM says UTF-8,
+# whatever the declaration says, and libxml2 reads it so. Group 1 is the label.
+_WINDOWS_1252_LABELLED = re.compile(
+    rb"""^<\?xml[^>]{0,200}?encoding\s*=\s*["']("""
+    rb"""iso[-_ ]?8859[-_]?1(?::1987)?|iso[-_ ]?latin[-_ ]?1|latin-?1|l1|cp819|ibm819|iso-ir-100"""
+    rb"""|csisolatin1|(?:us-)?ascii|csascii|ansi_x3\.4-1968|iso646-us)["']""",
+    re.IGNORECASE,
+)
+_ASCII_LABEL = re.compile(rb"(?:us-)?ascii|csascii|ansi_x3\.4-1968|iso646-us", re.IGNORECASE)
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")  # where windows-1252 and ISO-8859-1 differ
+# windows-1252 as WHATWG decodes it: its five unassigned bytes (0x81 0x8D 0x8F 0x90 0x9D) are the
+# C1 characters of the same number, so every byte decodes (Python's cp1252 codec refuses them).
+_WINDOWS_1252: Final = "".join(
+    bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(256)
+)
+READ_AS_WINDOWS_1252: Final = "encoding.read_as_windows_1252"
+_READ_AS_WINDOWS_1252: Final = Problem(
+    (),
+    READ_AS_WINDOWS_1252,
+    "declared ISO-8859-1 or US-ASCII, read as windows-1252 (WHATWG Encoding Standard): bytes 0x80"
+    " to 0x9F are its characters (quotes, dashes, euro sign), not control characters",
+    "warning",
+    "line 1",
+)
+
+
+def _as_windows_1252(data: bytes) -> bytes | None:
+    """A document declared ISO-8859-1 or US-ASCII, transcoded to UTF-8 as windows-1252 (its
+    declaration now saying UTF-8); None when it needs no transcoding: another label, or no byte
+    that windows-1252 reads otherwise than libxml2 would (0x80 to 0x9F; any non-ASCII byte under
+    an ASCII label). Only the declaration is matched before that: no cost to other documents."""
+    label = _WINDOWS_1252_LABELLED.match(data)
+    if label is None:
+        return None
+    if _ASCII_LABEL.fullmatch(label[1]):
+        if data.isascii():
+            return None
+    elif _C1_BYTES.search(data) is None:
+        return None
+    text = codecs.charmap_decode(data, "strict", _WINDOWS_1252)[0]
+    start, end = label.span(1)  # one byte, one character: the same span in the text
+    return (text[:start] + "UTF-8" + text[end:]).encode("utf-8")
 
 
 def _utf8_posing_as_one_byte(data: bytes) -> bool:
@@ -131,8 +187,9 @@ def _namespace_declarations(root: etree._Element) -> int:
     return total
 
 
-def parse_xml(data: bytes) -> etree._Element:
-    """Parse untrusted XML safely, or raise `AdapterError`."""
+def parse_xml(data: bytes, notes: list[Problem] | None = None) -> etree._Element:
+    """Parse untrusted XML safely, or raise `AdapterError`. `notes`, when given, receives a
+    warning about the document as a whole: read as windows-1252 though declared otherwise."""
     check_size(data)
     if _WIDE_DECLARED.match(data):  # declared UTF-16 / UTF-32, yet written in one-byte characters
         raise AdapterError(
@@ -142,6 +199,12 @@ def parse_xml(data: bytes) -> etree._Element:
         raise AdapterError(
             "unsupported_format", "declared a one-byte encoding, but the bytes are UTF-8", "line 1"
         )
+    # At most three UTF-8 bytes a byte: the size checked above bounds what is parsed.
+    transcoded = _as_windows_1252(data)
+    if transcoded is not None:
+        data = transcoded
+        if notes is not None:
+            notes.append(_READ_AS_WINDOWS_1252)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:

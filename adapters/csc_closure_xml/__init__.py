@@ -8,11 +8,13 @@ closed; the social care case has).
 Where each part goes, and why:
 - `Case/CaseNumber` -> `local_ref` (the source system's reference: the social care case number).
 - `Case/LA` (GSS code) -> `home_authority`; required, a document without it is refused.
-- `Child`: `Name/Given`, `Name/Family`, `BirthDate` (ISO), `NHSNo`, `UPN`, `Ethnicity` (CIN codes),
-  `Postcode` (-> `address.postcode`, no lines: the summary gives none) map to `child`. `Sex` is a CIN
-  code: 1 male, 2 female, 9 indeterminate, and 0 "not recorded" -> `unknown`, not `not_stated`: in the
-  NHS Data Dictionary "not known" is "not recorded", while "not stated" means the person was asked and
-  declined, which a 0 does not say. Written back, both `unknown` and `not_stated` become 0.
+- `Child`: `Name/Given`, `Name/Family`, `BirthDate` (ISO; an `xs:date` time zone, `Z` or `+01:00`,
+  is dropped, reported transformed `date.timezone_dropped`, and not written back), `NHSNo`, `UPN`,
+  `Ethnicity` (CIN codes), `Postcode` (-> `address.postcode`, no lines: the summary gives none) map
+  to `child`. `Sex` is a CIN code: 1 male, 2 female, 9 indeterminate, and 0 "not recorded" ->
+  `unknown`, not `not_stated`: in the NHS Data Dictionary "not known" is "not recorded", while "not
+  stated" means the person was asked and declined, which a 0 does not say. Written back, both
+  `unknown` and `not_stated` become 0.
   An optional value that fails its check (an NHS number's checksum, a birth date in the future) is
   REJECTED in the report and left out of the national fields, but kept as written in extensions
   (`Child/<element>`, reported EXTENDED with rule `extension.rejected_value` at the same place) and

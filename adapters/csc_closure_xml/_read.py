@@ -31,6 +31,7 @@ from schemas import (
 
 from .._base import AdapterError, Fate, FidelityReport, FieldReport, Translation
 from .._safe import parse_xml
+from .._xsdate import TIMEZONE_DROPPED, without_timezone
 from ._codes import (
     AGENCY_TYPES,
     ECAF_ELEMENTS,
@@ -380,17 +381,26 @@ class _Reader:
 
     def birth_date(self, value: str, doc: dict[str, Any]) -> None:
         key, target = "BirthDate", "child.date_of_birth"
+        rule: str | None = None
         try:
             born = dt.date.fromisoformat(value)
         except ValueError:
-            self.rejected(key, value, target, "date.iso", "not an ISO 8601 date (yyyy-mm-dd)")
-            return
+            day = without_timezone(value)  # an xs:date may carry a time zone: it is dropped
+            try:
+                born = dt.date.fromisoformat(day or "")
+            except ValueError:
+                message = "not an ISO 8601 date (yyyy-mm-dd)"
+                self.rejected(key, value, target, "date.iso", message)
+                return
+            rule = TIMEZONE_DROPPED
         if born > london_today():
             message = "the birth date is in the future"
             self.rejected(key, value, target, "dates.birth_in_future", message)
             return
         doc["date_of_birth"] = born
-        self.mapped(BIRTH_DATE, target, None if born.isoformat() == value else "date.iso")
+        if rule is None and born.isoformat() != value:
+            rule = "date.iso"
+        self.mapped(BIRTH_DATE, target, rule)
 
     def professionals(self, tree: Record) -> list[dict[str, Any]]:
         """Complete professionals become TAC members; the others stay whole in extensions."""
@@ -491,7 +501,8 @@ class _Reader:
 
 
 def read(data: bytes, received_at: dt.datetime, report: FidelityReport) -> Translation:
-    root = parse_xml(data)
+    notes: list[Problem] = []  # about the document as a whole (how it was decoded)
+    root = parse_xml(data, notes)
     if root.tag != f"{NS_PREFIX}{ROOT}":
         raise AdapterError("unsupported_format", f"the root element is not {ROOT} of {FORMAT}", "/")
     tree = to_json(root)
@@ -512,4 +523,4 @@ def read(data: bytes, received_at: dt.datetime, report: FidelityReport) -> Trans
         Problem(w.path, w.rule, w.message, w.severity, reader.locate(w.path))
         for w in validate_episode(episode).warnings
     ]
-    return Translation([episode], report, warnings=reader.warnings + warnings)
+    return Translation([episode], report, warnings=notes + reader.warnings + warnings)

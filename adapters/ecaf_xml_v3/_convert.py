@@ -14,8 +14,11 @@ from lxml import etree
 
 from schemas import is_gss_code
 
+from .._xsdate import TIMEZONE_DROPPED, without_timezone
+
 __all__ = [
     "Bad",
+    "Converted",
     "Converter",
     "boolean",
     "code",
@@ -36,6 +39,17 @@ class Bad(ValueError):
         super().__init__(message)
         self.rule = rule
         self.message = message
+
+
+class Converted(Bad):
+    """Not a fault: the text converts to `value`, but by a rule that changes what it says (`rule`:
+    a date's time zone dropped). A `Bad`, so that the readers' fast paths, which take values as
+    they convert unchanged, leave it to the general path (`Walk.value`), which reports it
+    transformed. The common case never raises it, so it costs nothing there."""
+
+    def __init__(self, value: Any, rule: str, message: str) -> None:
+        super().__init__(rule, message)
+        self.value = value
 
 
 def leaf_text(el: etree._Element) -> str | None:
@@ -64,12 +78,22 @@ def free_text(text: str | None) -> str | None:
 
 
 def date(text: str | None) -> dt.date | None:
-    """An ISO 8601 calendar date, YYYY-MM-DD."""
+    """An XML Schema date: YYYY-MM-DD, or with a time zone (`Z`, `+01:00`), which is dropped: the
+    calendar date is kept and `Converted` says so (rule `date.timezone_dropped`)."""
     if text is None:
         return None
     value = text.strip()
-    if len(value) != 10 or value[4] != "-" or value[7] != "-":
+    if len(value) != 10:
+        day = without_timezone(value)
+        if day is None:
+            raise Bad("date.format", "not an ISO 8601 date (YYYY-MM-DD)")
+        raise Converted(_calendar(day), TIMEZONE_DROPPED, "the date's time zone is not kept")
+    if value[4] != "-" or value[7] != "-":
         raise Bad("date.format", "not an ISO 8601 date (YYYY-MM-DD)")
+    return _calendar(value)
+
+
+def _calendar(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:

@@ -18,7 +18,7 @@ from schemas import (
 )
 
 from . import _codes as codes
-from ._convert import Bad, boolean, code, date, free_text, gss_code, short_text
+from ._convert import Bad, Converted, boolean, code, date, free_text, gss_code, short_text
 from ._paths import tag
 from ._walk import Leaf
 
@@ -47,10 +47,18 @@ def dfe_number(text: str | None) -> str | None:
 
 
 def birth_date(text: str | None) -> dt.date | None:
-    value = date(text)
+    try:
+        value = date(text)
+    except Converted as converted:  # a time zone dropped: the date is checked all the same
+        _not_in_future(converted.value)
+        raise
+    _not_in_future(value)
+    return value
+
+
+def _not_in_future(value: dt.date | None) -> None:
     if value is not None and value > london_today():
         raise Bad("dates.birth_in_future", "the date of birth is in the future")
-    return value
 
 
 def version(text: str | None) -> int | None:

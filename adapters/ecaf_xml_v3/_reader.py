@@ -18,10 +18,16 @@ Decisions worth knowing:
   `LocalAuthority`: none is assumed from the episode's.
 - Names, codes, dates and identifiers are trimmed; narrative text (reasons, strengths, needs, actions,
   progress) is kept exactly as written.
-- Everything without a national home (`@schemaVersion`, unknown elements and attributes) is kept in
-  `extensions["ecaf-xml-v3"]`, to be written back by `from_national` where it was: an unknown element
-  whole, as XML, with its values flattened beside it for people. At most `MAX_KEPT` of them, and
-  never XInclude.
+- A date may carry a time zone, as `xs:date` allows (`2025-05-14Z`, `2025-05-14+01:00`): the
+  calendar date is kept and the offset dropped, reported transformed (`date.timezone_dropped`).
+  Written back, the date has no time zone.
+- Everything without a national home (`@schemaVersion`, unknown elements and attributes, text
+  standing directly in a container rather than in a value: `<Child>note<Forename>`,
+  `</Forename>note`) is kept in `extensions["ecaf-xml-v3"]`, to be written back by `from_national`
+  where it was: an unknown element whole, as XML, with its values flattened beside it for people; a
+  text as written (`texts`: its container and the element it followed), reported extended
+  (`ecaf.stray_text`). At most `MAX_KEPT` of each, and never XInclude. Inside a consent, such text
+  is content not understood: the consent is not imported.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from schemas import (
     ParentCarer,
     PlanAction,
     Practitioner,
+    Problem,
     Review,
     validate_episode,
 )
@@ -435,17 +442,21 @@ def _first(root: etree._Element, leaf: Leaf) -> Any:
 def read_episode(data: bytes, received_at: dt.datetime | None = None) -> Translation:
     if received_at is not None and received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware")
-    root = parse_xml(data)
+    notes: list[Problem] = []  # about the document as a whole (how it was decoded)
+    root = parse_xml(data, notes)
     if root.tag != ROOT_TAG:
         raise AdapterError(
             "unsupported_format", "the root element is not CAFEpisode in namespace urn:x-caf:ecaf:3"
         )
     received = received_at or utc_now()
     try:
-        return _translate(root, received, careful=False)
+        translation = _translate(root, received, careful=False)
     except ValidationError:
         # Walk again, validating each entry alone, so that only what fails is rejected.
-        return _translate(root, received, careful=True)
+        translation = _translate(root, received, careful=True)
+    if notes:
+        translation.warnings[:0] = notes
+    return translation
 
 
 def _translate(root: etree._Element, received_at: dt.datetime, careful: bool) -> Translation:
@@ -469,6 +480,8 @@ def _translate(root: etree._Element, received_at: dt.datetime, careful: bool) ->
         kept["elements"] = w.elements
     if w.attributes:
         kept["attributes"] = w.attributes
+    if w.texts:
+        kept["texts"] = w.texts
     episode["episode_id"] = uuid.uuid4()
     episode["source"] = {"format": FORMAT, "received_at": received_at}
     if kept:

@@ -1,10 +1,11 @@
 """The reading machinery: one pass over an element's children, the fidelity report, kept content.
 
 `Walk` owns what one translation collects: report entries, warnings, and the content kept for
-`extensions` (unknown elements as XML, unknown attributes). `Walk.children` reads a container in a single
-pass, dispatching on the child's full tag: leaves through a `Leaf` spec (converter, national key, rule),
-nested elements through a `Nested` handler, anything else kept. `Walk.item` reads one list entry (a
-review, a TAC member) and, if it cannot be used, marks every field of it rejected and carries on.
+`extensions` (unknown elements as XML, unknown attributes, text standing directly in a container).
+`Walk.children` reads a container in a single pass, dispatching on the child's full tag: leaves through
+a `Leaf` spec (converter, national key, rule), nested elements through a `Nested` handler, anything
+else kept. `Walk.item` reads one list entry (a review, a TAC member) and, if it cannot be used, marks
+every field of it rejected and carries on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from schemas import Problem, problems_from
 
 from .._base import AdapterError, Fate, FieldReport
 from .._safe import XINCLUDE_NAMESPACES
-from ._convert import Bad, Converter, leaf_text
+from ._convert import Bad, Converted, Converter, leaf_text
 from ._paths import FORMAT, RECOGNISED_ATTRIBUTES, REPEATABLE, local_name, step
 
 __all__ = ["EXTENSION_TARGET", "Invalid", "Leaf", "Nested", "Shape", "Walk"]
@@ -131,6 +132,7 @@ class Walk:
         "rejections",
         "state",
         "strict",
+        "texts",
         "warnings",
     )
 
@@ -144,6 +146,7 @@ class Walk:
         self.warnings: list[Problem] = []
         self.elements: list[dict[str, JsonValue]] = []  # unknown elements, kept
         self.attributes: list[dict[str, JsonValue]] = []  # unknown attributes, kept
+        self.texts: list[dict[str, JsonValue]] = []  # text directly in a container, kept
         self.strict: str | None = None  # inside a consent: nothing may be kept or rejected alone
         self.rejections = 0  # values and items rejected so far: what was, is kept (see `children`)
 
@@ -200,6 +203,23 @@ class Walk:
             _report(location, Fate.EXTENDED, EXTENSION_TARGET, "ecaf.unknown_element")
         )
 
+    def stray(self, text: str, location: str, written: str, after: str | None) -> None:
+        """Text standing directly in a container (before, between or after its elements; mixed
+        content eCAF does not write): no national home, so kept as written, to go back after the
+        element it followed (`after`, a written step; None: first in the container). Runs in one
+        place, split by a comment or an unknown element, are joined: written back, they are one."""
+        where = f"{location}/text()"
+        if self.strict is not None:
+            raise Invalid(where, "ecaf.consent_not_understood", _NOT_UNDERSTOOD)
+        last = self.texts[-1] if self.texts else None
+        if last is not None and last["parent"] == written and last["after"] == after:
+            last["text"] = f"{last['text']}{text}"
+            return
+        if len(self.texts) >= MAX_KEPT:
+            raise AdapterError("payload_too_large", _TOO_MUCH_KEPT, where)
+        self.texts.append({"parent": written, "after": after, "text": text})
+        self.fields.append(_report(where, Fate.EXTENDED, EXTENSION_TARGET, "ecaf.stray_text"))
+
     def check_attributes(self, el: etree._Element, location: str, written: str, name: str) -> None:
         """Keep the attributes of `el` that the adapter does not read."""
         known = RECOGNISED_ATTRIBUTES.get(name, frozenset())
@@ -237,8 +257,11 @@ class Walk:
                 location, tpre + key, "ecaf.repeated", "given more than once; the first is used"
             )
             return False
+        rule = leaf.rule
         try:
             value = leaf.convert(text)
+        except Converted as converted:  # a value, changed by a rule of its own (a time zone)
+            value, rule = converted.value, converted.rule
         except Bad as bad:
             if leaf.required:
                 raise Invalid(location, bad.rule, bad.message) from None
@@ -250,7 +273,6 @@ class Walk:
             self.ok(location, tpre + key, "ecaf.empty_is_absent")
             return False
         data[key] = value
-        rule = leaf.rule
         if leaf.rule_if_changed and text is not None and value == text:
             rule = None
         self.ok(location, tpre + key, rule)
@@ -291,11 +313,16 @@ class Walk:
         leaves: dict[str, Leaf],
         nested: dict[str, Nested] | None = None,
     ) -> None:
-        """Read the children of a container in one pass."""
+        """Read the children of a container in one pass (and the text between them: layout, or
+        stray text to keep)."""
         append = self.fields.append
         after: str | None = None
         counts: dict[str, int] | None = None
+        between = el.text  # before the first child; then each child's tail, before the next
         for child in el:
+            if between is not None and not between.isspace():
+                self.stray(between, location, written, after)
+            between = child.tail
             name_tag = child.tag
             if name_tag.__class__ is not str:  # a comment
                 continue
@@ -339,15 +366,22 @@ class Walk:
                 where = f"{location}/{spec.name}[{n}]"
             else:
                 where = f"{location}/{spec.name}"
-            rejections, kept = self.rejections, len(self.elements)
+            rejections, kept, texts = self.rejections, len(self.elements), len(self.texts)
             written_step = spec.handler(self, child, where, written, data, tpre)
             if written_step is not None:
                 after = written_step
-            elif self.rejections != rejections or len(self.elements) != kept:
+            elif (
+                self.rejections != rejections
+                or len(self.elements) != kept
+                or len(self.texts) != texts
+            ):
                 # Not imported (or not written back), yet it held something: kept whole, in place
                 # of what was kept from inside it (which would have nowhere to go).
                 del self.elements[kept:]
+                del self.texts[texts:]
                 self.keep(child, where, written, after, rejected=True)
+        if between is not None and not between.isspace():
+            self.stray(between, location, written, after)
 
     def _leaf(
         self,
@@ -407,6 +441,10 @@ class Walk:
             self.attribute(el, leaf, location, data, tpre)
         if len(el):
             self.children(el, location, path, data, tpre, shape.leaves, shape.nested)
+        else:
+            text = el.text  # a container of attributes only (a Closure, an Agency): no value
+            if text is not None and not text.isspace():
+                self.stray(text, location, path, None)
         if shape.finish is not None:
             shape.finish(self, data, tpre)
 
@@ -422,7 +460,11 @@ class Walk:
         """Read one list entry. Validated on its own when `careful` (else the episode's validation
         does it); if it cannot be used, all of it is reported rejected and None returned."""
         start, warned = len(self.fields), len(self.warnings)
-        kept, kept_attributes = len(self.elements), len(self.attributes)
+        kept, kept_attributes, kept_texts = (
+            len(self.elements),
+            len(self.attributes),
+            len(self.texts),
+        )
         data: dict[str, Any] = {}
         try:
             if shape.strict:
@@ -444,6 +486,7 @@ class Walk:
         del self.warnings[warned:]
         del self.elements[kept:]
         del self.attributes[kept_attributes:]
+        del self.texts[kept_texts:]
         self.reject_all(el, location, where, rule, message, tpre.rstrip("."))
         return None
 

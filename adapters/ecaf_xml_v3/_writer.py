@@ -1,7 +1,8 @@
 """National episode -> eCAF v3 XML, as an eCAF system exports it (formats/README.md, "ecaf-xml-v3").
 
 The document has the element order, the prefix (`ecaf`) and the layout of eCAF's own exports, and holds
-only elements eCAF writes in each place. What `extensions["ecaf-xml-v3"]` kept is put back where it was.
+only elements eCAF writes in each place. What `extensions["ecaf-xml-v3"]` kept (unknown elements and
+attributes, text standing directly in a container) is put back where it was.
 
 eCAF cannot say everything the national schema can. What it cannot carry is left out, never squeezed in:
 - national fields with no eCAF home: known_as, previous_names, expected_date_of_delivery, first_language,
@@ -440,6 +441,39 @@ def _restorable(entry: Mapping[str, Any], fragment: etree._Element, parent: etre
     return parent.find(Q + name) is None
 
 
+# Where kept text may go back: the containers the reader knows, and a Closure (attributes only).
+# Never a value element (the text would become part of its value) and never inside a consent.
+_TEXT_HOLDERS: Final = frozenset({*KNOWN_CHILDREN, "Closure"})
+
+
+def _restore_texts(root: etree._Element, entries: object) -> None:
+    """Put kept text back where it stood: first in its container, or after the element it
+    followed (a tail is not part of that element's value; at the end when the element is gone).
+    It takes the place of the layout there; set as text, it can never be markup."""
+    if not isinstance(entries, list):
+        return
+    for entry in entries[:MAX_KEPT]:  # the reader never keeps more
+        text = entry.get("text") if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not text or text.isspace():
+            continue
+        parent = _find(root, entry.get("parent"))
+        if parent is None or local_name(parent.tag) not in _TEXT_HOLDERS or _inside_consent(parent):
+            continue
+        after = entry.get("after")
+        children = [c for c in parent if isinstance(c.tag, str)]
+        position = _after(parent, children, after) if isinstance(after, str) else 0
+        holder = children[position - 1] if position else None
+        there = parent.text if holder is None else holder.tail
+        joined = text if there is None or there.isspace() else there + text
+        try:
+            if holder is None:
+                parent.text = joined
+            else:
+                holder.tail = joined
+        except ValueError:  # a character XML 1.0 cannot hold: it stays in the extension
+            continue
+
+
 def _restore_attributes(root: etree._Element, entries: object) -> None:
     if not isinstance(entries, list):
         return
@@ -474,5 +508,6 @@ def write_episode(episode: Episode) -> bytes:
             "unsupported_format", "a text holds characters that XML 1.0 cannot carry"
         ) from None
     _restore_attributes(root, kept.get("attributes"))
+    _restore_texts(root, kept.get("texts"))
     _restore_elements(root, kept.get("elements"))
     return _DECLARATION + etree.tostring(root, encoding="UTF-8")

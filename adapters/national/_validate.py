@@ -1,11 +1,23 @@
-"""Validate a national document (JSON or XML) and report every problem with its location."""
+"""Validate a national document (JSON or XML) and report every problem with its location.
+
+JSON is validated as JSON, in pydantic's strict mode: a value is taken only in the JSON type the
+JSON Schema gives it (`"yes"` is not a boolean, a number not a date, `"1"` not a version, a
+date-time not a date), while dates, date-times and UUIDs are read from their strings as JSON must
+carry them. XML gets the same from the XSD, checked before the models. (Episodes that adapters
+build in Python are validated as Python objects: their dates are `datetime.date`s.)
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
-from schemas import Episode, EpisodeInvalid, Problem, validate_episode
+from lxml import etree
+from pydantic import TypeAdapter, ValidationError
+
+from schemas import Episode, EpisodeInvalid, Problem, problems_from, validate_episode
 
 from .._base import AdapterError
 from .._safe import parse_json, parse_xml
@@ -29,20 +41,80 @@ class NationalCheck:
         return not any(p.severity == "error" for p in self.problems)
 
 
-def _check_json_record(record: object, base: Path, check: NationalCheck) -> None:
+@cache
+def _episodes() -> TypeAdapter[list[Episode]]:
+    return TypeAdapter(list[Episode])
+
+
+def _accepted(episode: Episode, base: Path, check: NationalCheck) -> None:
+    check.episodes.append(episode)
+    check.origins.append(base)
+    check.problems += [
+        Problem(base + w.path, w.rule, w.message, w.severity)
+        for w in validate_episode(episode).warnings
+    ]
+
+
+def _check_json_record(
+    record: object, base: Path, check: NationalCheck, text: bytes | str | None = None
+) -> None:
+    """One episode of a JSON document: `record` as parsed, `text` its JSON when at hand (else it
+    is written again from `record`, which `parse_json` has checked)."""
     if not isinstance(record, dict):
         check.problems.append(Problem(base, "type.object", "an episode is a JSON object"))
         return
     try:
-        validated = validate_episode(record)
-    except EpisodeInvalid as exc:
-        check.problems += [Problem(base + p.path, p.rule, p.message) for p in exc.problems]
+        episode = Episode.model_validate_json(
+            json.dumps(record) if text is None else text, strict=True
+        )
+    except ValidationError as exc:
+        check.problems += [Problem(base + p.path, p.rule, p.message) for p in problems_from(exc)]
         return
+    _accepted(episode, base, check)
+
+
+def _check_json(data: bytes, check: NationalCheck) -> None:
+    # parse_json first: what it refuses (repeated keys, NaN, lone surrogates, too deep, too large)
+    # must never reach pydantic's own parser, which would take some of it.
+    document = parse_json(data)
+    text = data.removeprefix(b"\xef\xbb\xbf")  # a BOM is allowed, but it is not JSON
+    if not isinstance(document, list):
+        _check_json_record(document, (), check, text)
+        return
+    check.many = True
+    try:  # every episode valid, the common case: validated in one go, from the bytes
+        episodes = _episodes().validate_json(text, strict=True)
+    except ValidationError:
+        for index, record in enumerate(document):
+            _check_json_record(record, (index,), check)
+        return
+    for index, episode in enumerate(episodes):
+        _accepted(episode, (index,), check)
+
+
+def _check_xml(root: etree._Element) -> NationalCheck:
+    check = NationalCheck("xml")
+    check.problems = list(xsd_problems(root))
+    if check.problems:
+        return check
+    try:
+        document = decode(root)
+    except AdapterError as exc:
+        check.problems.append(Problem((), "structure", exc.message, location=exc.location))
+        return check
+    try:
+        validated = validate_episode(document)
+    except EpisodeInvalid as exc:
+        check.problems = [
+            Problem(p.path, p.rule, p.message, location=xpath_of(p.path)) for p in exc.problems
+        ]
+        return check
     check.episodes.append(validated.episode)
-    check.origins.append(base)
-    check.problems += [
-        Problem(base + w.path, w.rule, w.message, w.severity) for w in validated.warnings
+    check.origins.append(())
+    check.problems = [
+        Problem(w.path, w.rule, w.message, w.severity, xpath_of(w.path)) for w in validated.warnings
     ]
+    return check
 
 
 def sniff_encoding(data: bytes) -> Literal["json", "xml"]:
@@ -53,36 +125,10 @@ def check_national(data: bytes, encoding: Literal["json", "xml"] | None = None) 
     """Check a national document. Raises `AdapterError` only when it cannot be read at all
     (not well-formed, not UTF-8, hostile XML, too large); problems of content are returned."""
     if (encoding or sniff_encoding(data)) == "xml":
-        check = NationalCheck("xml")
-        root = parse_xml(data)
-        check.problems = list(xsd_problems(root))
-        if check.problems:
-            return check
-        try:
-            document = decode(root)
-        except AdapterError as exc:
-            check.problems.append(Problem((), "structure", exc.message, location=exc.location))
-            return check
-        try:
-            validated = validate_episode(document)
-        except EpisodeInvalid as exc:
-            check.problems = [
-                Problem(p.path, p.rule, p.message, location=xpath_of(p.path)) for p in exc.problems
-            ]
-            return check
-        check.episodes.append(validated.episode)
-        check.origins.append(())
-        check.problems = [
-            Problem(w.path, w.rule, w.message, w.severity, xpath_of(w.path))
-            for w in validated.warnings
-        ]
+        notes: list[Problem] = []  # about the document as a whole (how it was decoded)
+        check = _check_xml(parse_xml(data, notes))
+        check.problems[:0] = notes
         return check
     check = NationalCheck("json")
-    document = parse_json(data)
-    if isinstance(document, list):
-        check.many = True
-        for index, record in enumerate(document):
-            _check_json_record(record, (index,), check)
-    else:
-        _check_json_record(document, (), check)
+    _check_json(data, check)
     return check

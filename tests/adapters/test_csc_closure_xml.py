@@ -457,6 +457,9 @@ def test_a_document_without_a_required_value_is_refused(
         (b"<NHSNo>5640255498</NHSNo>", b"<NHSNo>56402</NHSNo>", "NHSNo", "nhs_number.format"),
         (b"<BirthDate>2023-02-19", b"<BirthDate>2099-02-19", "BirthDate", "dates.birth_in_future"),
         (b"<BirthDate>2023-02-19", b"<BirthDate>19/02/2023", "BirthDate", "date.iso"),
+        (b"<BirthDate>2023-02-19", b"<BirthDate>2023-02-19+14:30", "BirthDate", "date.iso"),
+        (b"<BirthDate>2023-02-19", b"<BirthDate>2023-02-30Z", "BirthDate", "date.iso"),
+        (b"<BirthDate>2023-02-19", b"<BirthDate>2099-02-19Z", "BirthDate", "dates.birth_in_future"),
         (b"<Ethnicity>MOTH", b"<Ethnicity>Mixed", "Ethnicity", "ethnicity.code"),
         (b"<Postcode>E14 7FJ", b"<Postcode>London", "Postcode", "postcode.format"),
     ],
@@ -470,6 +473,26 @@ def test_an_invalid_optional_value_is_rejected_and_the_rest_kept(
     assert rejected[0].message and "5640255499" not in rejected[0].message
     episode = translation.episodes[0]
     assert episode.child.given_names == "Jack" and len(episode.tac_members) == 3
+
+
+@pytest.mark.parametrize("zone", ["Z", "+01:00", "-14:00"])
+def test_a_birth_date_with_a_time_zone_keeps_its_calendar_date(zone: str) -> None:
+    """xs:date allows a time zone: the date is read, the zone dropped and said so."""
+    translation = translate(
+        _with(b"<BirthDate>2023-02-19", f"<BirthDate>2023-02-19{zone}".encode())
+    )
+    episode = translation.episodes[0]
+    assert episode.child.date_of_birth == dt.date(2023, 2, 19)
+    (birth,) = [f for f in translation.report.fields if f.location.endswith("/BirthDate")]
+    assert (birth.fate, birth.target, birth.rule) == (
+        Fate.TRANSFORMED,
+        "child.date_of_birth",
+        "date.timezone_dropped",
+    )
+    assert "BirthDate" not in ext_of(episode).get("Child", {})
+    written = ADAPTER.from_national([episode])
+    assert b"<BirthDate>2023-02-19</BirthDate>" in written  # the zone is not written back
+    assert content(one(written)) == content(episode)
 
 
 def test_identifiers_and_codes_are_normalised() -> None:

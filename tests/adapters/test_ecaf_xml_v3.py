@@ -682,6 +682,7 @@ def test_a_domain_that_does_not_match_its_elements_is_reported() -> None:
     [
         "<ecaf:ValidUntil>2025-12-31</ecaf:ValidUntil>",  # would narrow it
         '<x:Purposes xmlns:x="urn:vendor"><x:Purpose>health only</x:Purpose></x:Purposes>',
+        "for health only",  # text standing in the consent itself
     ],
 )
 def test_a_consent_holding_anything_unknown_is_not_imported(inside: str) -> None:
@@ -798,6 +799,93 @@ def test_a_closure_needs_a_closed_status() -> None:
     assert {v[0] for v in _rejected(translation).values()} == {"state.closure_without_closed_state"}
 
 
+def _zoned(zone: str) -> bytes:
+    """Every kind of eCAF date, each written with the time zone `zone` (as xs:date allows)."""
+    return ecaf(
+        assessment(element("DEV.IDENTITY")).replace(
+            'started="2025-05-14"', f'started="2025-05-14{zone}" completed="2025-05-27{zone}"'
+        ),
+        CONSENT.format("").replace('date="2025-05-27"', f'date="2025-05-27{zone}"'),
+        "<ecaf:DeliveryPlan><ecaf:Action><ecaf:Need>Sleep</ecaf:Need><ecaf:Action>Routine"
+        "</ecaf:Action><ecaf:Responsible>Mum</ecaf:Responsible>"
+        f"<ecaf:ByWhen>2025-08-17{zone}</ecaf:ByWhen></ecaf:Action></ecaf:DeliveryPlan>",
+        f'<ecaf:Review date="2025-08-25{zone}" tacHeld="true"/>',
+        f'<ecaf:Closure date="2025-09-13{zone}" outcome="RES-SINGLE"/>',
+        status="Closed",
+        child=f"<ecaf:DateOfBirth>2009-10-03{zone}</ecaf:DateOfBirth>",
+    )
+
+
+_ZONED_DATES = {
+    "/CAFEpisode/Child/DateOfBirth": "child.date_of_birth",
+    "/CAFEpisode/Assessment[1]/@started": "assessments[0].started_on",
+    "/CAFEpisode/Assessment[1]/@completed": "assessments[0].completed_on",
+    "/CAFEpisode/Consent[1]/@date": "consents[0].given_on",
+    "/CAFEpisode/DeliveryPlan/Action[1]/ByWhen": "delivery_plan[0].due_on",
+    "/CAFEpisode/Review[1]/@date": "reviews[0].held_on",
+    "/CAFEpisode/Closure/@date": "closure.closed_on",
+}
+
+
+@pytest.mark.parametrize("zone", ["Z", "+01:00", "-05:30", "+14:00", "-00:00", "+13:59"])
+def test_a_date_with_a_time_zone_keeps_its_calendar_date(zone: str) -> None:
+    """xs:date allows a time zone: the date is read (with all it belongs to), the zone dropped."""
+    translation = translate(_zoned(zone))
+    episode = translation.episodes[0]
+    assert translation.warnings == []
+    assert episode.child.date_of_birth == dt.date(2009, 10, 3)
+    (assessed,) = episode.assessments
+    assert (assessed.started_on, assessed.completed_on) == (
+        dt.date(2025, 5, 14),
+        dt.date(2025, 5, 27),
+    )
+    assert [e.element for e in assessed.elements] == [Element.IDENTITY]
+    assert [c.given_on for c in episode.consents] == [dt.date(2025, 5, 27)]
+    assert [a.due_on for a in episode.delivery_plan] == [dt.date(2025, 8, 17)]
+    assert [r.held_on for r in episode.reviews] == [dt.date(2025, 8, 25)]
+    assert episode.closure is not None and episode.closure.closed_on == dt.date(2025, 9, 13)
+    assert kept_elements(episode) == []  # nothing was kept aside for want of its date
+    zoned = {
+        f.location: f.target
+        for f in translation.report.fields
+        if (f.fate, f.rule) == (Fate.TRANSFORMED, "date.timezone_dropped")
+    }
+    assert zoned == _ZONED_DATES
+    assert all(f.fate is not Fate.REJECTED for f in translation.report.fields)
+    # Written back without the zone (the national date has none), and read back alike.
+    written = write(episode)
+    assert b'started="2025-05-14" completed="2025-05-27"' in written
+    assert b"<ecaf:DateOfBirth>2009-10-03</ecaf:DateOfBirth>" in written
+    assert comparable(one(written)) == comparable(episode)
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2025-08-25+15:00",
+        "2025-08-25+14:30",
+        "2025-08-25+1:00",
+        "2025-08-25+0100",
+        "2025-08-25z",
+        "2025-08-25+01:60",
+        "2025-08-25 Z",
+        "2025-02-30Z",
+        "2025-08-25T10:00Z",
+    ],
+)
+def test_a_date_with_a_time_zone_xs_date_does_not_allow_is_refused(date: str) -> None:
+    translation = translate(ecaf(f'<ecaf:Review date="{date}" tacHeld="true"/>'))
+    assert translation.episodes[0].reviews == []
+    assert _rejected(translation)["/CAFEpisode/Review[1]/@date"][0] == "date.format"
+
+
+def test_a_birth_date_with_a_time_zone_is_still_checked() -> None:
+    data = ecaf(child="<ecaf:DateOfBirth>2999-01-01Z</ecaf:DateOfBirth>")
+    translation = translate(data)
+    assert translation.episodes[0].child.date_of_birth is None
+    assert _rejected(translation)["/CAFEpisode/Child/DateOfBirth"][0] == "dates.birth_in_future"
+
+
 def test_a_repeated_value_is_reported_and_the_first_used() -> None:
     data = ecaf().replace(
         b"<ecaf:Gender>F</ecaf:Gender>", b"<ecaf:Gender>F</ecaf:Gender><ecaf:Gender>M</ecaf:Gender>"
@@ -865,6 +953,65 @@ def test_unknown_elements_and_attributes_are_kept_and_written_back_in_place() ->
         "/CAFEpisode/Review[2]/@seen",
     ]
     assert meaning(write(episode)) == meaning(data)
+
+
+def test_stray_text_is_kept_and_written_back_in_place() -> None:
+    """Mixed content eCAF does not write: text directly in a container, before or after its
+    elements (split by a comment, it is one text). Kept and reported, never dropped silently."""
+    base = EXAMPLE["ecaf-xml-v3-101-0"]
+    data = (
+        base.replace(b"<ecaf:Child>", b"<ecaf:Child>stray <!-- c -->note", 1)
+        .replace(b"</ecaf:Forename>", b"</ecaf:Forename>tail text", 1)
+        .replace(b'outcome="RES-SINGLE"/>', b'outcome="RES-SINGLE">closed early</ecaf:Closure>', 1)
+        .replace(b"</ecaf:CAFEpisode>", b"last words</ecaf:CAFEpisode>", 1)
+    )
+    translation = translate(data)
+    episode = translation.episodes[0]
+    assert comparable(episode) == comparable(one(base)) | {
+        "extensions": comparable(episode)["extensions"]
+    }
+    assert episode.extensions[FORMAT]["texts"] == [
+        {"parent": "/CAFEpisode/Child", "after": None, "text": "stray note\n"},
+        {"parent": "/CAFEpisode/Child", "after": "Forename", "text": "tail text\n"},
+        {"parent": "/CAFEpisode/Closure", "after": None, "text": "closed early"},
+        {"parent": "/CAFEpisode", "after": "Closure", "text": "\nlast words"},
+    ]
+    stray = [
+        f.location
+        for f in translation.report.fields
+        if (f.fate, f.rule, f.target) == (Fate.EXTENDED, "ecaf.stray_text", f"extensions.{FORMAT}")
+    ]
+    assert stray == [
+        "/CAFEpisode/Child/text()",
+        "/CAFEpisode/Child/text()",
+        "/CAFEpisode/Closure/text()",
+        "/CAFEpisode/text()",
+    ]
+    assert translation.warnings == []
+    written = write(episode)
+    root = parse_xml(written)
+    child, closure = root.find(f"{{{NS}}}Child"), root.find(f"{{{NS}}}Closure")
+    assert child is not None and closure is not None
+    assert child.text == "stray note\n" and child[0].tail == "tail text\n"
+    assert (closure.text, closure.tail) == ("closed early", "\nlast words")
+    assert comparable(one(written)) == comparable(episode)
+    # Through national JSON and back, alike.
+    assert write(Episode.model_validate_json(episode.model_dump_json())) == written
+
+
+def test_kept_text_never_goes_into_a_value_or_a_consent() -> None:
+    episode = one(ecaf(CONSENT.format(""), child="<ecaf:DateOfBirth>2009-10-03</ecaf:DateOfBirth>"))
+    texts = [
+        {"parent": "/CAFEpisode/Child/Forename", "after": None, "text": "Lovelace"},
+        {"parent": "/CAFEpisode/Consent[1]", "after": None, "text": "health only"},
+        {"parent": "/CAFEpisode/Child", "after": "Forename", "text": "<b>not markup</b>"},
+    ]
+    written = write(episode.model_copy(update={"extensions": {FORMAT: {"texts": texts}}}))
+    again = one(written)
+    assert again.child.given_names == "Ada" and len(again.consents) == 1
+    assert b"health only" not in written
+    assert b"&lt;b&gt;not markup&lt;/b&gt;" in written
+    assert again.extensions[FORMAT]["texts"] == [texts[2]]  # in place of the layout there
 
 
 def test_kept_content_survives_the_national_json_trip() -> None:

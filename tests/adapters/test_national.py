@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -66,6 +67,51 @@ def test_single_invalid_document_raises_with_every_problem() -> None:
         NATIONAL_JSON.to_national(json.dumps(document).encode())
     assert caught.value.code == "schema_violation"
     assert {p.pointer for p in caught.value.problems} == {"/state", "/child/gender"}
+
+
+def _wrongly_typed() -> dict[str, Any]:
+    """The reviewer's document: each value of another JSON type than the schema's."""
+    document: dict[str, Any] = json.loads((NATIONAL / "valid-episode.json").read_text("utf-8"))
+    document["child"].update(interpreter_required="yes", date_of_birth=1254528000)
+    document["assessments"][0]["version"] = "1"
+    document["assessments"][0]["started_on"] = "2026-01-10T00:00:00"
+    return document
+
+
+def test_json_values_are_taken_only_in_their_json_type() -> None:
+    """Once converted silently (`"yes"` -> True, a number -> a date) and reported `mapped`."""
+    with pytest.raises(AdapterError) as caught:
+        NATIONAL_JSON.to_national(json.dumps(_wrongly_typed()).encode())
+    assert caught.value.code == "schema_violation"
+    assert {(p.pointer, p.rule) for p in caught.value.problems} == {
+        ("/child/interpreter_required", "bool_type"),
+        ("/child/date_of_birth", "date_type"),
+        ("/assessments/0/version", "int_type"),
+        ("/assessments/0/started_on", "date_parsing"),
+    }
+    assert "yes" not in str(caught.value) and "1254528000" not in str(caught.value)
+
+
+def test_a_wrongly_typed_episode_of_an_array_is_rejected_alone() -> None:
+    good = json.loads((NATIONAL / "valid-episode.json").read_text(encoding="utf-8"))
+    data = json.dumps([good, _wrongly_typed(), good]).encode()
+    translation = NATIONAL_JSON.to_national(data)
+    assert len(translation.episodes) == 2
+    assert [r.location for r in translation.rejected] == ["/1"]
+    assert {p.pointer for p in translation.rejected[0].problems} == {
+        "/1/child/interpreter_required",
+        "/1/child/date_of_birth",
+        "/1/assessments/0/version",
+        "/1/assessments/0/started_on",
+    }
+
+
+def test_dates_and_ids_are_read_from_their_json_strings_with_or_without_a_bom() -> None:
+    data = (NATIONAL / "valid-episode.json").read_bytes()
+    for document in (data, b"\xef\xbb\xbf" + data, b"[" + data + b"," + data + b"]"):
+        translation = NATIONAL_JSON.to_national(document)
+        assert translation.episodes and not translation.rejected
+        assert translation.episodes[0].child.date_of_birth is not None
 
 
 def test_national_xml_holds_one_episode() -> None:

@@ -7,7 +7,16 @@ import time
 import pytest
 
 from adapters import AdapterError, detect_adapter, get_adapter
-from adapters._safe import MAX_NAMESPACE_DECLARATIONS, parse_json, parse_xml
+from adapters._safe import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_NAMESPACE_DECLARATIONS,
+    MAX_TEXT_CHARS,
+    READ_AS_WINDOWS_1252,
+    parse_json,
+    parse_xml,
+)
+from schemas import Problem
 
 from .facts import EXAMPLES
 
@@ -108,3 +117,133 @@ def test_detection_reads_structure_not_mentions() -> None:
 def test_a_literal_backslash_u_in_a_text_is_not_a_surrogate() -> None:
     assert parse_json(b'{"a": "C:\\\\ud800"}') == {"a": "C:\\ud800"}
     assert _refused(parse_json, b'{"a": "\\\\\\ud800"}').code == "schema_violation"  # \\ then one
+
+
+# -- ISO-8859-1 and US-ASCII read as windows-1252 (WHATWG Encoding Standard) ------------------------
+
+WINDOWS_TEXT = "Zoë’s “plan” – €5 …"  # ’ “ ” – € … are bytes 0x80 to 0x9F in windows-1252
+
+
+def _labelled(label: str, text: str = WINDOWS_TEXT, quote: str = '"') -> bytes:
+    declaration = f"<?xml version={quote}1.0{quote} encoding={quote}{label}{quote}?>"
+    return f"{declaration}\n<r a='{text}'>{text}</r>".encode("cp1252")
+
+
+@pytest.mark.parametrize(
+    ("label", "quote"),
+    [
+        ("ISO-8859-1", '"'),
+        ("iso-8859-1", "'"),
+        ("ISO_8859-1", '"'),
+        ("latin1", '"'),
+        ("Latin-1", '"'),
+        ("l1", '"'),
+        ("US-ASCII", '"'),
+        ("ascii", "'"),
+    ],
+)
+def test_windows_1252_labelled_iso_8859_1_or_ascii_reads_as_windows_1252(
+    label: str, quote: str
+) -> None:
+    notes: list[Problem] = []
+    root = parse_xml(_labelled(label, quote=quote), notes)
+    assert root.text == WINDOWS_TEXT and root.get("a") == WINDOWS_TEXT
+    assert [(n.rule, n.severity, n.where) for n in notes] == [
+        (READ_AS_WINDOWS_1252, "warning", "line 1")
+    ]
+
+
+def test_bytes_windows_1252_leaves_unassigned_read_as_whatwg_reads_them() -> None:
+    data = b'<?xml version="1.0" encoding="ISO-8859-1"?><r>\x81\x8d\x8f\x90\x9d\x80</r>'
+    assert parse_xml(data).text == "\x81\x8d\x8f\x90\x9d€"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _labelled("ISO-8859-1", "Zoë Adeyemi-Jones"),  # no byte 0x80 to 0x9F: ISO-8859-1 as is
+        _labelled("US-ASCII", "Zoe"),
+        _labelled("windows-1252"),  # read as windows-1252 already
+        ECAF,
+    ],
+    ids=["latin-1 text", "ascii text", "windows-1252", "utf-8"],
+)
+def test_documents_that_read_alike_either_way_are_not_noted(data: bytes) -> None:
+    notes: list[Problem] = []
+    parse_xml(data, notes)
+    assert notes == []
+    assert parse_xml(_labelled("ISO-8859-1", "Zoë")).text == "Zoë"
+
+
+def test_utf8_labelled_us_ascii_is_refused_not_guessed() -> None:
+    data = '<?xml version="1.0" encoding="US-ASCII"?><r>Zoë’s</r>'.encode()
+    error = _refused(parse_xml, data)
+    assert (error.code, error.location) == ("unsupported_format", "line 1")
+
+
+def test_a_utf8_bom_says_utf8_whatever_the_label() -> None:
+    data = b"\xef\xbb\xbf" + _labelled("ISO-8859-1")
+    assert _refused(parse_xml, data).code == "unsupported_format"  # not UTF-8: not guessed
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (
+            b'<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+            b'<!DOCTYPE r [<!ENTITY e "\x92">]><r>&e;</r>',
+            "unsupported_format",
+        ),
+        (
+            b'<?xml version="1.0" encoding="ISO-8859-1"?>'
+            + b"<a>" * (MAX_DEPTH + 2)
+            + b"\x92"
+            + b"</a>" * (MAX_DEPTH + 2),
+            "schema_violation",
+        ),
+        (
+            b'<?xml version="1.0" encoding="ISO-8859-1"?><r>'
+            + b"\x92" * (MAX_TEXT_CHARS + 1)
+            + b"</r>",
+            "payload_too_large",
+        ),
+        (
+            b'<?xml version="1.0" encoding="ISO-8859-1"?><r>'
+            + b"\x92" * MAX_DOCUMENT_BYTES
+            + b"</r>",
+            "payload_too_large",
+        ),
+    ],
+    ids=["DOCTYPE", "depth", "text length", "size"],
+)
+def test_a_transcoded_document_keeps_every_limit(data: bytes, code: str) -> None:
+    assert _refused(parse_xml, data).code == code
+
+
+def test_each_xml_adapter_reads_windows_1252_labelled_iso_8859_1_and_says_so() -> None:
+    latin = ECAF.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
+    latin = (
+        latin.decode()
+        .replace("Zoë Costa", "Zoë O’Brien – “Nan”")
+        .encode("cp1252", "xmlcharrefreplace")
+    )
+    ecaf = get_adapter("ecaf-xml-v3")
+    translation = ecaf.to_national(latin)
+    (episode,) = translation.episodes
+    assert episode.parents_carers[0].name == "Zoë O’Brien – “Nan”"
+    assert [w.rule for w in translation.warnings] == [READ_AS_WINDOWS_1252]
+    assert "Zoë O’Brien – “Nan”".encode() in ecaf.from_national([episode])  # written as UTF-8
+    national = get_adapter("national-xml")
+    as_national = national.from_national([episode]).decode()
+    relabelled = as_national.replace("encoding='UTF-8'", "encoding='ISO-8859-1'", 1)
+    assert relabelled != as_national
+    again = national.to_national(relabelled.encode("cp1252", "xmlcharrefreplace"))
+    assert again.episodes[0].parents_carers[0].name == "Zoë O’Brien – “Nan”"
+    assert [w.rule for w in again.warnings] == [READ_AS_WINDOWS_1252]
+    csc = (EXAMPLES / "csc-closure-xml" / "csc-closure-xml-101-0.xml").read_bytes()
+    assert b'encoding="UTF-8"' in csc and b"Adeyemi" in csc
+    csc = csc.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
+    csc = csc.decode().replace("Adeyemi", "O’Adeyemi").encode("cp1252", "xmlcharrefreplace")
+    closing = get_adapter("csc-closure-xml").to_national(csc)
+    assert "O’Adeyemi" in closing.episodes[0].child.family_name
+    assert [w.rule for w in closing.warnings][:1] == [READ_AS_WINDOWS_1252]

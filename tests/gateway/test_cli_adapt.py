@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,12 +69,31 @@ def test_rejected_rows_exit_1_and_unusable_input_exit_2(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"%PDF-1.7")
     assert _adapt(str(junk))[0] == 2
+
+
+@pytest.mark.parametrize("args", [(), ("--from", "ecaf-xml-v3")], ids=["detected", "--from"])
+def test_an_external_entity_is_refused_by_the_parse_and_no_file_read(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """An eCAF export (so the adapter parses it, found by its root or named by `--from`) whose
+    EpisodeRef is an external entity naming a local file: were it resolved, the file's content
+    would be the episode's local_ref, in the output."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("cafx-secret-7f3a9c", encoding="utf-8")
+    example = (EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml").read_text(encoding="utf-8")
+    declaration, rest = example.split("\n", 1)
+    doctype = f'<!DOCTYPE ecaf:CAFEpisode [<!ENTITY x SYSTEM "{secret.as_uri()}">]>'
     xxe = tmp_path / "xxe.xml"
-    xxe.write_bytes(
-        b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'
+    xxe.write_text(
+        f"{declaration}\n{doctype}\n"
+        + re.sub(r"<ecaf:EpisodeRef>[^<]*<", "<ecaf:EpisodeRef>&x;<", rest, count=1),
+        encoding="utf-8",
     )
-    code, out, err = _adapt(str(xxe))
-    assert code == 2 and "root:" not in out + err
+    assert "&x;" in xxe.read_text(encoding="utf-8")
+    code, out, err = _adapt(*args, str(xxe))
+    assert code == 2
+    assert "unsupported_format" in err and "a DOCTYPE (DTD) is not allowed" in err  # parsed
+    assert "cafx-secret-7f3a9c" not in out + err
 
 
 def test_a_large_register_is_read_row_by_row(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
+from adapters.national import check_national
 from adapters.national._xml import decode, encode
 from schemas import Episode, EpisodeInvalid, validate_episode
 from schemas._xml_schema import build_xsd, episode_json_schema, shipped_xsd
@@ -88,6 +89,37 @@ def test_valid_document_accepted_by_all_three() -> None:
     validate_episode(document)
     assert JSON_SCHEMA.is_valid(document)
     assert _xsd_accepts(document)
+    check = check_national(json.dumps(document).encode(), "json")  # dates, UUIDs: strings
+    assert check.valid and len(check.episodes) == 1
+
+
+# Values of another JSON type than the JSON Schema's, which pydantic's lax (Python) validation
+# converted, and national JSON once took as `mapped`: refused by the JSON Schema and the models
+# alike. (XML has no JSON types: `1` and `false` are an xs:boolean's own spellings there.)
+WRONG_TYPES: list[tuple[tuple[str | int, ...], Any, str]] = [
+    (("child", "interpreter_required"), "yes", "bool_type"),
+    (("child", "interpreter_required"), 1, "bool_type"),
+    (("consents", 0, "storage_agreed"), "false", "bool_type"),
+    (("child", "date_of_birth"), 1254528000, "date_type"),
+    (("child", "date_of_birth"), "2009-10-03T00:00:00", "date_parsing"),
+    (("assessments", 0, "version"), "1", "int_type"),
+    (("assessments", 0, "version"), True, "int_type"),
+    (("source", "received_at"), 1772443800, "datetime_type"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "rule"), WRONG_TYPES, ids=[f"{c[0][-1]}={c[1]!r}" for c in WRONG_TYPES]
+)
+def test_values_of_the_wrong_json_type_are_rejected_reading_json(
+    path: tuple[str | int, ...], value: Any, rule: str
+) -> None:
+    document = _set(valid_document(), path, value)
+    Episode.model_validate(document)  # what lax validation converts
+    assert not JSON_SCHEMA.is_valid(document)
+    check = check_national(json.dumps(document).encode(), "json")
+    assert [(p.path, p.rule) for p in check.problems] == [(path, rule)]
+    assert check.episodes == []
 
 
 def test_extensions_keep_every_json_value() -> None:

@@ -21,7 +21,9 @@ Exit codes: 0 every input was translated (a field may still be rejected: the sum
 array, or a well-formed document of the format failed the format's rules; 2 an input or an output
 was unusable (not read, not listed, not well-formed, not recognised, not in the format `--from`
 names, a register without its header, a result that could not be written), or the command was
-misused (no input files, several documents for standard output, `--out` among the inputs).
+misused (no input files, several documents for standard output, `--out` among the inputs); 130
+or 143 the run was interrupted by SIGINT (Ctrl-C) or SIGTERM (`_signals`): its temporaries are
+removed, a commit under way is rolled back, and the inputs committed before it stay in place.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from ._inputs import LARGE, _Input, _inputs, _overlap, _read, _reason, _size
 from ._outputs import _EXTENSIONS, _combines, _commit_all, _documents
 from ._outputs import _commit as _commit  # re-exported: the tests of the commit use it
 from ._report import _Failure, _internal, _Outcome, _report, _Summary
+from ._signals import Interrupted, interruptible
 
 __all__ = ["adapt"]
 
@@ -273,9 +276,31 @@ def adapt(
     """Translate FILE|DIR... into the national schema (or another format), with a fidelity summary.
 
     Exit code: 0 all translated (a rejected field is in the summary), 1 some documents or records
-    rejected, 2 unusable input or output, or a usage error.
+    rejected, 2 unusable input or output, or a usage error; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM)
+    interrupted, its temporaries removed.
     """
     console = Console(stderr=True, emoji=False, highlight=False)  # paths are shown as they are
+    try:
+        with interruptible():
+            code = _adapt(console, source_format, target_format, out, pattern, paths)
+    except Interrupted as stop:
+        console.print(
+            f"[red]interrupted[/] by {stop.signal.name}: results not yet renamed into place were "
+            "removed (an input's results are in place whole, or not at all)"
+        )
+        raise
+    sys.exit(code)
+
+
+def _adapt(
+    console: Console,
+    source_format: str,
+    target_format: str,
+    out: Path | None,
+    pattern: str,
+    paths: tuple[Path, ...],
+) -> int:
+    """The command's run; its exit code."""
     target = get_adapter(target_format)
     if out is not None and (overlap := _overlap(paths, out)) is not None:
         raise click.UsageError(f"{overlap}: inputs would be overwritten, or read as results")
@@ -292,7 +317,7 @@ def adapt(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             console.print(f"[red]--out[/]: cannot create {escape(str(out))}: {_reason(exc)}")
-            sys.exit(EXIT_UNUSABLE)
+            return EXIT_UNUSABLE
     large = any(_size(i) >= LARGE for i in files if i.path.suffix.lower() == ".csv")
     outcomes: list[_Outcome] = []
     with Progress(
@@ -329,4 +354,4 @@ def adapt(
         (o.failure and not o.failure.unusable) or (o.summary and o.summary.rejected_count)
         for o in outcomes
     )
-    sys.exit(EXIT_UNUSABLE if unusable else EXIT_REJECTED if rejected else EXIT_OK)
+    return EXIT_UNUSABLE if unusable else EXIT_REJECTED if rejected else EXIT_OK
