@@ -21,8 +21,10 @@ __all__ = [
 UPN_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ"  # the DfE check-letter alphabet: no I, O, S
 _SEPARATORS = re.compile(r"[\s\-]+")
 # Compiled once: these run for every identifier of every document, often twice (adapter and model).
-_TEN_DIGITS = re.compile(r"\d{10}")
-_UPN_SHAPE = re.compile(rf"[{UPN_ALPHABET}]\d{{11}}[0-9{UPN_ALPHABET}]")
+# ASCII digits only, as the published schemas say (`\d` would take any script's digits, whose
+# blind index differs from the same number written in ASCII).
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
+_UPN_SHAPE = re.compile(rf"[{UPN_ALPHABET}][0-9]{{11}}[0-9{UPN_ALPHABET}]")
 _MOD11_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _UPN_WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)  # characters 2-12; the 13th weighs 13
 
@@ -46,12 +48,9 @@ def _compact(value: str) -> str:
 
 def _mod11_sum(digits: str) -> int:
     """Weights 10..2 on the first nine digits (shared by the NHS number and the ULN)."""
-    total: int
-    if digits.isascii():  # "0".."9": their byte values less 48 (weights 10..2 sum to 54)
-        total = sum(map(mul, digits[:9].encode(), _MOD11_WEIGHTS)) - 48 * 54
-    else:
-        total = sum(map(mul, map(int, digits[:9]), _MOD11_WEIGHTS))
-    return total
+    # ASCII "0".."9" (`_TEN_DIGITS`): their byte values less 48 (weights 10..2 sum to 54)
+    total: int = sum(map(mul, digits[:9].encode(), _MOD11_WEIGHTS))
+    return total - 48 * 54
 
 
 def normalise_nhs_number(value: str) -> str:
@@ -95,10 +94,8 @@ def normalise_upn(value: str) -> str:
             "a UPN is a check letter, 11 digits and a final digit or letter (13 characters)",
         )
     last = upn[12]
-    if upn.isascii():  # "0".."9": their byte values less 48 (weights 2..12 sum to 77)
-        total = sum(map(mul, upn[1:12].encode(), _UPN_WEIGHTS)) - 48 * 77
-    else:
-        total = sum(map(mul, map(int, upn[1:12]), _UPN_WEIGHTS))
+    # ASCII "0".."9" (`_UPN_SHAPE`): their byte values less 48 (weights 2..12 sum to 77)
+    total = sum(map(mul, upn[1:12].encode(), _UPN_WEIGHTS)) - 48 * 77
     total += 13 * (int(last) if last.isdigit() else UPN_ALPHABET.index(last))
     if UPN_ALPHABET[total % 23] != upn[0]:
         raise IdentifierError("upn.checksum", "UPN check letter does not match")

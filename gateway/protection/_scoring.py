@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from schemas import IdentifierError, normalise_nhs_number, normalise_upn
+
 from ._names import name_tokens, phonetic_key
 
 __all__ = ["Folded", "NameAgreement", "dob_agreement", "identifier_agreement", "name_score"]
@@ -172,13 +174,20 @@ def dob_agreement(a: dt.date | None, b: dt.date | None) -> str:
     return "conflict"
 
 
-def _compact(value: str | None) -> str:
-    return "".join((value or "").split()).upper()
+def _compact(kind: str, value: str | None) -> str:
+    """The identifier as the blind index keys it (`943-476-5919` is `9434765919`), so a query the
+    index found is not then scored a conflict; a value that is no valid identifier, spaces out."""
+    if not value:
+        return ""
+    try:
+        return normalise_nhs_number(value) if kind == "nhs_number" else normalise_upn(value)
+    except IdentifierError:
+        return "".join(value.split()).upper()
 
 
 def identifier_agreement(kind: str, q: str | None, c: str | None) -> str | None:
     """ "match", "conflict" or None (unknown on a side, or a temporary UPN)."""
-    a, b = _compact(q), _compact(c)
+    a, b = _compact(kind, q), _compact(kind, c)
     if not a or not b:
         return None
     if a == b:
