@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .api import api_app
 from .audit_log import AuditLog, remember_signing_key
+from .audit_witness import witness_file
 from .console import mount_console
 from .episodes import EpisodeStore, check_index_key
 from .errors import PeerUnavailable, error_middleware
@@ -72,6 +73,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         settings.audit_checkpoint_every,
         # Checkpoints signed before a signing-key rotation still verify.
         earlier_keys=remember_signing_key(settings.signing_key_file, app[SIGNING_KEY]),
+        # The newest checkpoint, kept out of the database: a chain cut back before it shows.
+        witness=witness_file(settings.signing_key_file),
     )
     yield
 

@@ -34,6 +34,7 @@ from .audit import (
     seal,
     verify,
 )
+from .audit_witness import merged, note_checkpoint, read_witness
 from .storage import create_engine, is_sqlite, sqlite_file
 from .storage._tables import audit_checkpoints, audit_entries
 
@@ -54,10 +55,13 @@ class AuditLog:
         every: int,
         *,
         earlier_keys: Iterable[OKPKey | ECKey] = (),
+        witness: Path | None = None,
     ) -> None:
         """`key` signs new checkpoints; it and `earlier_keys` (public keys this node signed with
-        before, see `remember_signing_key`) verify them."""
+        before, see `remember_signing_key`) verify them. `witness`: the file that keeps the newest
+        checkpoint out of the database (`gateway.audit_witness`), or None."""
         self.engine, self.key, self.member_id, self.every = engine, key, member_id, every
+        self.witness = witness
         self.verifying_keys = _key_set(key, earlier_keys)
         self._sqlite = is_sqlite(engine.url.render_as_string())
         self._local = asyncio.Lock()  # SQLite is one process: a lock in it serialises writers
@@ -68,24 +72,34 @@ class AuditLog:
         # PostgreSQL several are open at once in one process, waiting for the lock, and one that
         # rolls back must not leave its entry as the head another appends to.
         self._appended: dict[AsyncConnection, AuditEntry | None] = {}
+        self._checkpointed: dict[AsyncConnection, Checkpoint] = {}  # made, not yet committed
         self._verifying = asyncio.Lock()  # one whole-chain read at a time
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that may append audit entries (and anything else with them)."""
         async with self._local if self._sqlite else _nothing():
-            async with self.engine.begin() as connection:
-                if not self._sqlite:
-                    await connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
-                    )
-                self._appended[connection] = None
-                try:
-                    yield connection
-                finally:
-                    last = self._appended.pop(connection)
+            try:
+                async with self.engine.begin() as connection:
+                    if not self._sqlite:
+                        await connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
+                        )
+                    self._appended[connection] = None
+                    try:
+                        yield connection
+                    finally:
+                        last = self._appended.pop(connection)
+                        made = self._checkpointed.pop(connection, None)
+            except BaseException:
+                # Not committed: the head kept in memory may be what another writer (one that
+                # should not exist) made stale; the next append reads it back.
+                self._head = None
+                raise
             if self._sqlite and last is not None:  # committed: the new head is known
                 self._head = (last,)
+        if made is not None:  # committed: kept out of the database too
+            note_checkpoint(made, self.member_id, self.witness)
 
     async def _read_head(self, connection: AsyncConnection) -> AuditEntry | None:
         row = (
@@ -110,6 +124,7 @@ class AuditLog:
         if checkpoint_due(entry.sequence, self.every):
             checkpoint = make_checkpoint(entry, self.key, self.member_id)
             await connection.execute(insert(audit_checkpoints).values(checkpoint.to_row()))
+            self._checkpointed[connection] = checkpoint
         return entry
 
     async def record(self, draft: AuditDraft) -> AuditEntry:
@@ -117,7 +132,11 @@ class AuditLog:
         async with self.transaction() as connection:
             return await self.append(connection, draft)
 
-    async def verify(self) -> VerifyResult:
+    async def verify(self, witnesses: Iterable[Checkpoint] = ()) -> VerifyResult:
+        """The chain checked against its checkpoints, the witness file's and `witnesses` (others
+        kept out of the database: `gateway.audit_witness`)."""
+        kept = read_witness(self.witness, self.member_id) if self.witness else None
+        outside = sorted([*witnesses, *([kept] if kept else [])], key=lambda c: c.sequence)
         # A whole chain takes seconds to read (about 30 us an entry). A SQLite file's engine has one
         # connection, which the scan would hold from every request meanwhile: it reads through a
         # connection of its own (WAL lets it read beside the writer). An in-memory database has
@@ -127,12 +146,16 @@ class AuditLog:
         async with self._verifying:
             try:
                 async with engine.connect() as connection:
-                    return await connection.run_sync(self._verify, engine is not self.engine)
+                    return await connection.run_sync(
+                        self._verify, engine is not self.engine, outside
+                    )
             finally:
                 if engine is not self.engine:
                     await engine.dispose()
 
-    def _verify(self, connection: Connection, own_connection: bool) -> VerifyResult:
+    def _verify(
+        self, connection: Connection, own_connection: bool, outside: list[Checkpoint]
+    ) -> VerifyResult:
         with self._one_snapshot(connection, own_connection) as snapshot:
 
             def entries() -> Iterator[AuditEntry]:
@@ -146,7 +169,8 @@ class AuditLog:
             rows = snapshot.execute(
                 select(audit_checkpoints).order_by(audit_checkpoints.c.sequence)
             ).all()
-            checkpoints = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
+            stored = (Checkpoint.from_row(dict(row._mapping)) for row in rows)
+            checkpoints = merged(stored, outside)
             return verify(
                 entries(), checkpoints, self.verifying_keys, self.member_id, every=self.every
             )

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..audit_log import AuditLog, remember_signing_key
+from ..audit_witness import witness_file, witnesses_in
 from ..oauth import SCOPES, disable_client, register_client
 from ..observability import configure_logging
 from ..protection import KeyRing, ProtectionError, write_keyfile
@@ -275,16 +276,31 @@ def audit() -> None:
 
 @audit.command("verify")
 @config_option
-def audit_verify(config: Path | None) -> None:
+@click.option(
+    "--witness",
+    "witness_logs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='The node\'s log (JSON lines): its "audit checkpoint" lines are checked too, so a'
+    " chain cut back before one of them shows as truncated. Repeatable.",
+)
+def audit_verify(config: Path | None, witness_logs: tuple[Path, ...]) -> None:
     """Check every entry and signed checkpoint; exit 1 when the chain was tampered with.
 
     Checkpoints may be signed by the current signing key or by one this node signed with before
-    (kept in the signing key's history file, `*.history.json` beside it)."""
+    (kept in the signing key's history file, `*.history.json` beside it). The newest checkpoint the
+    node signed is also kept beside the signing key (`*.checkpoint.json`) and in its log; a
+    database that ends before either is `truncated`."""
     settings = _settings(config)
     if settings.signing_key_file is None:
         raise click.ClickException("signing_key_file is not set")
     key = load_signing_key(settings.signing_key_file)
     earlier = remember_signing_key(settings.signing_key_file, key)
+    kept = witness_file(settings.signing_key_file)
+    logged = []
+    for path in witness_logs:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            logged += witnesses_in(lines, settings.member_id)
 
     async def run() -> dict[str, object]:
         async with database(settings, migrate=False) as engine:
@@ -294,8 +310,9 @@ def audit_verify(config: Path | None) -> None:
                 settings.member_id,
                 settings.audit_checkpoint_every,
                 earlier_keys=earlier,
+                witness=kept,
             )
-            return (await log.verify()).as_dict()
+            return (await log.verify(logged)).as_dict()
 
     result = asyncio.run(run())
     click.echo(json.dumps(result, indent=2))
