@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -35,6 +33,7 @@ from .audit import (
     verify,
 )
 from .audit_witness import merged, note_checkpoint, read_witness
+from .files import write_atomically
 from .storage import create_engine, is_sqlite, sqlite_file
 from .storage._tables import audit_checkpoints, audit_entries
 
@@ -266,13 +265,4 @@ def _read_history(path: Path) -> list[OKPKey | ECKey]:
 def _write_history(path: Path, keys: list[OKPKey | ECKey]) -> None:
     """Atomically (a temporary file, then a rename): a crash leaves the old or the new history."""
     text = json.dumps({"keys": [key.as_dict(private=False) for key in keys]}, indent=2) + "\n"
-    fd, temporary = tempfile.mkstemp(prefix=".cafx-history-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # public keys
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_atomically(path, text, 0o644)  # public keys

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .audit import Checkpoint, MalformedAuditRow
+from .files import write_atomically
 
 __all__ = ["merged", "note_checkpoint", "read_witness", "witness_file", "witnesses_in"]
 
@@ -79,25 +78,11 @@ def note_checkpoint(checkpoint: Checkpoint, member_id: str, path: Path | None) -
     if kept is not None and kept.sequence >= checkpoint.sequence:
         return  # never moved back (another replica on this host may be ahead)
     try:
-        _write(path, json.dumps(record, indent=2) + "\n")
+        write_atomically(path, json.dumps(record, indent=2) + "\n", 0o644)  # nothing secret
     except OSError as exc:  # a read-only key directory: the log line is the witness
         if path not in _UNWRITABLE:  # said once, not at every checkpoint
             _UNWRITABLE.add(path)
             log.warning("audit witness not written (%s)", type(exc).__name__)
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomically (a temporary file, then a rename): a crash leaves the old or the new witness."""
-    fd, temporary = tempfile.mkstemp(prefix=".cafx-witness-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # a signed hash: nothing secret
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def witnesses_in(lines: Iterable[str], member_id: str) -> list[Checkpoint]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
+
+from .files import write_atomically
 
 __all__ = ["generate_signing_key", "load_signing_key", "write_signing_key"]
 
@@ -23,11 +24,10 @@ def generate_signing_key(member_id: str) -> OKPKey:
 
 
 def write_signing_key(key: OKPKey, path: Path) -> None:
-    """Write the private JWK readable by its owner only."""
+    """Write the private JWK readable by its owner only (0600 whether or not the file was there),
+    atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(key.as_dict(private=True), handle)
+    write_atomically(path, json.dumps(key.as_dict(private=True)), 0o600)
 
 
 def load_signing_key(path: Path) -> OKPKey:

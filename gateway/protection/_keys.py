@@ -38,12 +38,12 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..files import write_atomically
 from ._errors import KeyMaterialError
 
 __all__ = ["KEYRING_FORMAT", "KEY_BYTES", "KeyRing", "generate_keyfile", "write_keyfile"]
@@ -322,22 +322,7 @@ def write_keyfile(path: str | os.PathLike[str], ring: KeyRing, *, overwrite: boo
     a crash mid-rotation leaves either the old or the new ring, never half a file. Without
     `overwrite` an existing file is an error (`cafx keys init` must not destroy keys).
     """
-    target = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=".cafx-keys-", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)  # mkstemp already creates 0600; say so explicitly
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(ring.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            try:
-                os.link(temporary, target)  # atomic "create if absent"
-            except FileExistsError:
-                raise KeyMaterialError(
-                    "keyring.file_exists", "the key file already exists"
-                ) from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    try:  # mkstemp already creates 0600; said explicitly
+        write_atomically(Path(path), ring.to_json(), 0o600, replace=overwrite)
+    except FileExistsError:
+        raise KeyMaterialError("keyring.file_exists", "the key file already exists") from None

@@ -15,10 +15,10 @@ after being readable.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ...files import write_atomically
 
 __all__ = ["Layout", "write_file"]
 
@@ -58,13 +58,4 @@ class Layout:
 def write_file(path: Path, data: str | bytes, *, secret: bool = False) -> None:
     """Write `data` atomically; mode 0600 for a secret, 0644 otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(descriptor, 0o600 if secret else 0o644)  # mkstemp creates 0600 already
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(raw)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, 0o600 if secret else 0o644)
