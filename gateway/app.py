@@ -51,7 +51,7 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError("signing_key_file is not set (create one with `cafx keys init`)")
     app[SIGNING_KEY] = load_signing_key(settings.signing_key_file)
     if settings.keys_json is not None:
-        app[KEY_RING] = KeyRing.from_json(settings.keys_json)
+        app[KEY_RING] = KeyRing.from_json(settings.keys_json.get_secret_value())
     elif settings.keyfile is not None:  # followed: `cafx keys rotate` changes it while we run
         app[KEY_RING] = KeyRing.from_file(settings.keyfile, follow=True)
     else:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     port: int = 8080
     public_url: str = Field("http://127.0.0.1:8080", description="base URL clients use")
     keyfile: Path | None = Field(None, description="data-protection keys (cafx keys init)")
-    keys_json: str | None = Field(None, description="the same keys as JSON, instead of a file")
+    # Secret: never shown by a repr or a dump of the settings.
+    keys_json: SecretStr | None = Field(
+        None, description="the same keys as JSON, instead of a file"
+    )
     signing_key_file: Path | None = Field(None, description="node signing key, a private JWK")
     token_ttl_seconds: int = Field(300, ge=30, le=3600)
     allow_client_secret_basic: bool = Field(False, description="development only")

@@ -31,7 +31,7 @@ def episodes_check(config: Path | None) -> None:
     settings = _settings(config)
     try:
         if settings.keys_json is not None:
-            ring = KeyRing.from_json(settings.keys_json)
+            ring = KeyRing.from_json(settings.keys_json.get_secret_value())
         elif settings.keyfile is not None:
             ring = KeyRing.from_file(settings.keyfile)
         else:

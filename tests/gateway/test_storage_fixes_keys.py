@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
+from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy import delete, func, insert, select
 
@@ -101,9 +102,38 @@ async def test_a_node_refuses_to_start_with_another_index_key(
     write_keyfile(wrong_file, wrong)
     await _refused(settings.model_copy(update={"keyfile": wrong_file}), wrong)
     await _refused(
-        settings.model_copy(update={"keyfile": None, "keys_json": wrong.to_json()}), wrong
+        settings.model_copy(update={"keyfile": None, "keys_json": SecretStr(wrong.to_json())}),
+        wrong,
     )
     assert await _found(aiohttp_client, settings) == 1  # the right key starts, and finds it
+
+
+async def test_keys_given_as_json_start_the_node_and_never_show(
+    aiohttp_client: AiohttpClient,
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`CAFX_KEYS_JSON` holds every key of the node: a repr or a dump of the settings showed them
+    (crypto-core review); it is a secret now, still read from the environment."""
+    settings = node_settings(database, tmp_path)
+    assert settings.keyfile is not None
+    ring = KeyRing.from_file(settings.keyfile)
+    await _store_one(aiohttp_client, settings)
+    monkeypatch.setenv("CAFX_KEYS_JSON", ring.to_json())
+    from_env = Settings(
+        member_id=settings.member_id,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+        signing_key_file=settings.signing_key_file,
+        public_url=settings.public_url,
+    )
+    assert from_env.keyfile is None and from_env.keys_json is not None
+    material = json.loads(ring.to_json())
+    secrets_shown = [material["index_key"], *material["keys"].values()]
+    for shown in (repr(from_env), str(from_env.model_dump()), from_env.model_dump_json()):
+        assert not any(secret in shown for secret in secrets_shown)
+    assert await _found(aiohttp_client, from_env) == 1
 
 
 async def test_a_database_indexed_before_the_fingerprint_was_kept_is_checked_first(
