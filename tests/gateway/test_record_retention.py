@@ -26,6 +26,7 @@ from gateway.storage import create_engine
 from gateway.storage._tables import (
     audit_entries,
     disclosure_approvals,
+    idempotency_keys,
     notifications,
     outbox,
     overrides,
@@ -189,6 +190,25 @@ async def test_each_record_goes_seven_years_after_it_came_and_not_before(
     again = await _pass(http)  # nothing twice
     assert again.records == {}
     assert len(await _removals(engine)) == len(removals)
+
+
+async def test_idempotency_keys_go_seven_years_after_their_first_use(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Keyed by client and key (no id): the audit entry names the client, never the key's text."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    rows = [
+        (idempotency_keys, _row(idempotency_keys, at, client_id="cafx-1", key=f"k-{n}", body={}))
+        for n, at in enumerate((_LAST_DAY_GONE, _FIRST_DAY_KEPT))
+    ]
+    await _insert(http.app[ENGINE], rows)
+    assert (await _pass(http)).records == {"idempotency_key.purge": 1}
+    async with http.app[ENGINE].connect() as connection:
+        left = (await connection.scalars(select(idempotency_keys.c.key))).all()
+    assert left == ["k-1"]
+    assert [(a, s) for a, s, _ in await _removals(http.app[ENGINE])] == [
+        ("idempotency_key.purge", "cafx-1")
+    ]
 
 
 async def test_a_transfer_record_already_cleared_is_not_cleared_again(
