@@ -97,8 +97,8 @@ class AuditLog:
                 raise
             if self._sqlite and last is not None:  # committed: the new head is known
                 self._head = (last,)
-        if made is not None:  # committed: kept out of the database too
-            note_checkpoint(made, self.member_id, self.witness)
+        if made is not None:  # committed: kept out of the database too (a synced file write)
+            await asyncio.to_thread(note_checkpoint, made, self.member_id, self.witness)
 
     async def _read_head(self, connection: AsyncConnection) -> AuditEntry | None:
         row = (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ log = logging.getLogger("cafx.audit")
 
 CHECKPOINT_LOGGED = "audit checkpoint"  # the message of a checkpoint's log line
 _UNWRITABLE: set[Path] = set()  # witness files this process could not write
+_WRITING = threading.Lock()
 
 
 def witness_file(signing_key_file: Path) -> Path:
@@ -74,15 +76,16 @@ def note_checkpoint(checkpoint: Checkpoint, member_id: str, path: Path | None) -
     log.info(CHECKPOINT_LOGGED, extra=record)
     if path is None:
         return
-    kept = read_witness(path, member_id) if path.exists() else None
-    if kept is not None and kept.sequence >= checkpoint.sequence:
-        return  # never moved back (another replica on this host may be ahead)
-    try:
-        write_atomically(path, json.dumps(record, indent=2) + "\n", 0o644)  # nothing secret
-    except OSError as exc:  # a read-only key directory: the log line is the witness
-        if path not in _UNWRITABLE:  # said once, not at every checkpoint
-            _UNWRITABLE.add(path)
-            log.warning("audit witness not written (%s)", type(exc).__name__)
+    with _WRITING:  # checkpoints noted in worker threads: the file never moves back
+        kept = read_witness(path, member_id) if path.exists() else None
+        if kept is not None and kept.sequence >= checkpoint.sequence:
+            return  # another replica on this host may be ahead
+        try:
+            write_atomically(path, json.dumps(record, indent=2) + "\n", 0o644)  # nothing secret
+        except OSError as exc:  # a read-only key directory: the log line is the witness
+            if path not in _UNWRITABLE:  # said once, not at every checkpoint
+                _UNWRITABLE.add(path)
+                log.warning("audit witness not written (%s)", type(exc).__name__)
 
 
 def witnesses_in(lines: Iterable[str], member_id: str) -> list[Checkpoint]:
