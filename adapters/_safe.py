@@ -29,6 +29,7 @@ from schemas import Problem
 from ._base import AdapterError, ErrorCode
 
 __all__ = [
+    "CONTROL_CHARACTERS",
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_TEXT_CHARS",
@@ -36,6 +37,7 @@ __all__ = [
     "XML_SNIFF_BYTES",
     "check_size",
     "decode_text",
+    "json_control_characters",
     "json_member",
     "json_top",
     "parse_json",
@@ -337,6 +339,45 @@ def parse_json(data: bytes) -> Any:
     except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
         raise AdapterError("schema_violation", "a number has too many digits") from None
     return value
+
+
+# Control characters in a JSON text: C0 but tab, LF and CR, which XML 1.0 cannot hold (writing national
+# XML or eCAF would fail), and DEL, which the register refuses (its rule, `text.control_character`).
+# `json.loads` refuses them raw in a string, bar DEL; escaped (`\u0001`, `\b`, `\f`) it takes them.
+CONTROL_CHARACTERS: Final = "text.control_characters"
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A first look over the bytes, with a literal first byte so that the regex engine skips to each
+# backslash in C: a few microseconds a document. It may find what is no control character (`\\b`,
+# `\u0009`): only then are the parsed values walked, and they decide.
+_CONTROL_ESCAPE = re.compile(rb"\\(?:[bf]|u00(?:[01][0-9a-fA-F]|7[fF]))")
+
+
+def json_control_characters(data: bytes, value: Any) -> list[Problem]:
+    """Every string of `value` (parsed from `data` by `parse_json`) holding a control character
+    (`CONTROL_CHARACTERS`): each located at its JSON pointer (a member name at its object's), the
+    value never quoted. Not part of `parse_json`: such a document is well-formed JSON (detected,
+    and rejected by its format's rules rather than unusable)."""
+    if b"\x7f" not in data and _CONTROL_ESCAPE.search(data) is None:
+        return []
+    found: list[Problem] = []
+    _find_controls(value, (), found)
+    return found
+
+
+def _find_controls(value: Any, path: tuple[str | int, ...], found: list[Problem]) -> None:
+    if isinstance(value, str):
+        if _CONTROL_TEXT.search(value):
+            found.append(Problem(path, CONTROL_CHARACTERS, "a text holds a control character"))
+    elif isinstance(value, dict):
+        for key, member in value.items():
+            if _CONTROL_TEXT.search(key):  # not in the pointer: reported at its object
+                message = "a member name holds a control character"
+                found.append(Problem(path, CONTROL_CHARACTERS, message))
+            else:
+                _find_controls(member, (*path, key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_controls(item, (*path, index), found)
 
 
 def finite_float(text: str) -> float:

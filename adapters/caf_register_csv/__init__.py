@@ -37,14 +37,25 @@ Each row becomes an episode *header*: there is no assessment in a register.
 
 A bad row (a date that is not one, an NHS number or UPN failing its check, an unknown la_code,
 gender, status or closure outcome, an agency type that is not national, a half closure, the wrong
-number of cells) is rejected whole, in `Translation.rejected`, located `row N, column C` with every
-failing column; the other rows go on. Nothing of a bad row is kept. Warnings (a postcode that fails
+number of cells, a cell longer than `MAX_CELL_CHARS` (`csv.cell_too_long`: the XML text limit,
+256 Ki characters, checked by the adapter whatever the process's `csv.field_size_limit`) is
+rejected whole, in `Translation.rejected`, located `row N, column C` with every failing column; the
+other rows go on. Nothing of a bad row is kept. Warnings (a postcode that fails
 BS 7666, a Closed row without a closure) are located the same way.
 
 The fidelity report says once per column how it maps (`column dob`), not once per cell: a large
 register would otherwise carry a report eighteen times its row count. Cells are read without their
 surrounding spaces; a column kept as text in which some were cut is reported with rule `text.strip`
 (`transformed`, or still `extended`), and the spaces are not written back (see `_row`).
+
+Formulas (CSV injection): a cell a spreadsheet could run is written behind an apostrophe, which the
+reader takes off again: one that starts with `=` or `@`, with a tab or CR, or with `+` or `-` before
+anything but a number or telephone shape (digits, spaces, `( ) . , -`), leading spaces or line
+breaks not counted (some spreadsheets take them off). `+44 20 7373 4422`, `-12.5` or a lone `-`
+cannot run, and are written as they are. A value whose own leading apostrophes come before such a
+cell gets one more (`'=x` is written `''=x`); any other leading apostrophe is the value's own and
+is read and written as it is. So a register we write reads back to the same values, and a register
+read and written back gives the same cells, but for cells that could run and came unguarded.
 
 Large files stream: `RegisterReader` (or `iter_rows`) yields one `RowResult` per row as the CSV is
 read, with `progress()` for a progress bar; `to_national(..., on_row=callback)` calls back with a
@@ -60,12 +71,13 @@ from schemas import Episode
 
 from .._base import Translation
 from ._codes import COLUMNS, FORMAT, OUTCOME_TO_WORD, REQUIRED
-from ._read import MAX_REGISTER_BYTES, Progress, RegisterReader, RowResult
+from ._read import MAX_CELL_CHARS, MAX_REGISTER_BYTES, Progress, RegisterReader, RowResult
 from ._write import write
 
 __all__ = [
     "ADAPTER",
     "COLUMNS",
+    "MAX_CELL_CHARS",
     "MAX_REGISTER_BYTES",
     "OUTCOME_TO_WORD",
     "REQUIRED",

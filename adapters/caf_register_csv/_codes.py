@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from schemas import AgencyType, ClosureOutcome, EpisodeState, Gender
 
@@ -52,18 +53,50 @@ COLUMNS = (
 REQUIRED = ("caf_ref", "la_code", "child_forename", "child_surname", "gender", "status")
 
 
-# A spreadsheet takes a cell that starts with one of these for a formula (CSV injection): written
-# with a leading apostrophe, which spreadsheets show as text and the reader takes off again. Any
-# cell whose apostrophes lead to one gets one more, so that both ways are exact.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# CSV injection: a spreadsheet runs a cell as a formula when it starts with `=`, `+`, `-` or `@`,
+# and some take off leading spaces, tabs or line breaks first (OWASP also names a leading tab and
+# CR). Such a cell is written behind an apostrophe, which spreadsheets show as text, and the reader
+# takes that apostrophe off again. Only cells that could run are guarded, so that the register's
+# own values come back as they were (`+44 20 7373 4422`, `-12.5`, a lone `-`): a sign followed
+# only by a number or telephone shape (digits, spaces, `( ) . , -`) cannot name a function, a cell
+# or another program, so it is left alone. A value that itself starts with apostrophes leading to
+# a guarded cell (`'=x`) gets one more (`''=x`), and the reader takes off exactly one: the writer's.
+# Any other leading apostrophe is no guard, and is read and written as it is. Both ways are exact:
+# `unguarded(guarded(v)) == v` for every value, and a register cell read and written back comes
+# back the same unless it could run as a formula.
+_ALWAYS = frozenset("=@\t\r")
+_SIGNS = frozenset("+-")
+_NUMBER_SHAPE = re.compile(r"[+-][0-9 ().,\-]*")  # fullmatch: `-`, `-12.5`, `+44 (0)20 7373 4422`
+
+
+def _runs(cell: str) -> bool:
+    """Could a spreadsheet run `cell` (after any leading apostrophes) as a formula?"""
+    text = cell.lstrip("'")
+    if not text:
+        return False
+    first = text[0]
+    if first in _ALWAYS:
+        return True
+    if first.isspace():  # a spreadsheet may take off ` ` or `\n` and then see `=`
+        text = text.lstrip()
+        if not text:
+            return False
+        first = text[0]
+        if first in _ALWAYS:
+            return True
+    return first in _SIGNS and _NUMBER_SHAPE.fullmatch(text) is None
 
 
 def guarded(cell: str) -> str:
-    return "'" + cell if cell.lstrip("'").startswith(_FORMULA_START) else cell
+    """The cell as written: behind one more apostrophe when a spreadsheet could run it."""
+    if not cell or cell[0].isalnum():  # most cells: a name, a code, a date
+        return cell
+    return "'" + cell if _runs(cell) else cell
 
 
 def unguarded(cell: str) -> str:
-    if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START):
+    """The value of a cell as read: without the apostrophe `guarded` put in front, if it did."""
+    if cell.startswith("'") and _runs(cell):
         return cell[1:]
     return cell
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,15 +15,35 @@ from pydantic import ValidationError
 from schemas import Episode, Problem, Source, london_today
 
 from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
-from .._safe import check_size
+from .._safe import MAX_TEXT_CHARS, check_size
 from ._codes import COLUMNS, FORMAT, REQUIRED, column_key, unguarded
 from ._row import MARKS, Layout, Row, convert
 
-__all__ = ["MAX_REGISTER_BYTES", "Progress", "RegisterReader", "RowResult"]
+__all__ = ["MAX_CELL_CHARS", "MAX_REGISTER_BYTES", "Progress", "RegisterReader", "RowResult"]
 
 # A register is a bulk export, so it may be larger than one document (`_safe.MAX_DOCUMENT_BYTES`):
 # 32 MiB is about 200,000 rows.
 MAX_REGISTER_BYTES = 32 * 1024 * 1024
+# A cell may hold as many characters as an XML text (`_safe.MAX_TEXT_CHARS`); a longer one rejects
+# its row (`csv.cell_too_long`, located). The register's own limit, checked here: the csv module's
+# (`csv.field_size_limit`) is one setting for the whole process, which any other code may raise
+# (and a 3 MB surname would pass) or lower. While it reads one of our records the csv module is
+# given a limit no cell of a register can reach, so it never stops a record half-way (which would
+# leave its column unknown, and read the rest of a quoted cell as rows); the setting is put back at
+# once, under a lock, so that readers in other threads cannot leave it changed.
+MAX_CELL_CHARS = MAX_TEXT_CHARS
+_CSV_FIELD_LIMIT = MAX_REGISTER_BYTES + 1  # a character is at least a byte
+_CSV_LIMIT_LOCK = threading.Lock()
+
+
+def _next_record(records: Iterator[list[str]]) -> list[str]:
+    """The next record, read under `_CSV_FIELD_LIMIT` (StopIteration at the end)."""
+    with _CSV_LIMIT_LOCK:
+        previous = csv.field_size_limit(_CSV_FIELD_LIMIT)
+        try:
+            return next(records)
+        finally:
+            csv.field_size_limit(previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +91,16 @@ def _lines_taken_in(row: int, first: int, last: int) -> list[Problem]:
         "quoted cell with line breaks): none of those lines was read as a row of its own"
     )
     return [_problem(row, "*", "csv.lines_taken_in", message)]
+
+
+def _too_long(row: int, cells: list[str], layout: Layout) -> list[Problem]:
+    """A problem for each cell over `MAX_CELL_CHARS`, named by its column."""
+    message = f"the cell is longer than {MAX_CELL_CHARS} characters"
+    return [
+        _problem(row, layout.name(index), "csv.cell_too_long", message)
+        for index, cell in enumerate(cells)
+        if len(cell) > MAX_CELL_CHARS
+    ]
 
 
 def _unnamed(cells: list[str], unnamed: tuple[int, ...], row: Row) -> None:
@@ -136,12 +167,18 @@ class RegisterReader:
             self._source = {"format": FORMAT, "received_at": self.received_at}
         self._records = csv.reader(self._lines(text))
         try:
-            header = next(self._records, None)
+            header = _next_record(self._records)
+        except StopIteration:
+            header = []
         except csv.Error:
             message = "the header is not well-formed CSV"
             raise AdapterError("schema_violation", message, "row 1") from None
         if not header or not any(c.strip() for c in header):
             raise AdapterError("schema_violation", "the register is empty: no header row", "row 1")
+        for index, cell in enumerate(header, start=1):
+            if len(cell) > MAX_CELL_CHARS:
+                message = f"a header cell is longer than {MAX_CELL_CHARS} characters"
+                raise AdapterError("payload_too_large", message, f"row 1, column {index}")
         self.layout = _layout([unguarded(cell) for cell in header])
         self.report = FidelityReport(FORMAT)
         self._seen = 0  # report bits (`_row.MARKS`) already in the report
@@ -167,11 +204,12 @@ class RegisterReader:
         source, today, fields = self._source, london_today(), self.report.fields
         while True:
             first = records.line_num + 1  # the file's line this row starts on
+            start = self.position
             try:
-                cells = next(records)
+                cells = _next_record(records)
             except StopIteration:
                 return
-            except csv.Error:  # a NUL, a field over the csv module's size limit
+            except csv.Error:  # a NUL
                 self.row += 1
                 syntax = _problem(self.row, "*", "csv.syntax", "the row is not well-formed CSV")
                 taken = _lines_taken_in(self.row, first, records.line_num)
@@ -179,6 +217,13 @@ class RegisterReader:
                 continue
             self.row += 1
             if not any(cells):  # a blank line: nothing to keep, nothing to reject
+                continue
+            # No cell is longer than the record's text: only a long record is looked into.
+            if self.position - start > MAX_CELL_CHARS and (
+                long := _too_long(self.row, cells, layout)
+            ):
+                taken = _lines_taken_in(self.row, first, records.line_num)
+                yield self._rejected([*long, *taken])
                 continue
             if len(cells) != full and not width <= len(cells) < full:
                 taken = _lines_taken_in(self.row, first, records.line_num)

@@ -193,6 +193,13 @@ class Layout:
             return cls(header, positions, extras, unnamed, width, lambda cells: take([*cells, ""]))
         return cls(header, positions, extras, unnamed, width, take)
 
+    def name(self, index: int) -> str:
+        """How a problem names the column at `index` of a row: a known column by its own name,
+        another by its header cell as written, one with no name (or past the header) by number."""
+        if index in self.positions:
+            return COLUMNS[self.positions.index(index)]
+        return (self.header[index] if index < len(self.header) else "") or str(index + 1)
+
 
 @dataclass(slots=True)
 class Row:

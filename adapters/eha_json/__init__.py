@@ -43,6 +43,10 @@ Decisions worth knowing:
   consent date, closure date) fails the document. No sex at all is gender `unknown`.
 - A person ref in appliesTo or givenBy that names no member fails the document: a dangling ref
   cannot be placed in the right child's episode.
+- A text or member name holding a control character XML cannot hold (C0 but tab, LF and CR) or
+  DEL fails the document, at its JSON pointer with every other such text (rule
+  `text.control_characters`): taken, it would fail only when written as national XML or eCAF, and
+  a register would refuse it (`adapters._safe.json_control_characters`).
 
 Lossless: what extensions["eha-json"] holds
 -------------------------------------------

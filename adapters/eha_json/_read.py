@@ -35,8 +35,8 @@ from schemas import (
     validate_episode,
 )
 
-from .._base import Fate, Translation
-from .._safe import parse_json
+from .._base import AdapterError, Fate, Translation
+from .._safe import json_control_characters, parse_json
 from . import _patch
 from ._codes import (
     AGENCY_IN,
@@ -578,6 +578,10 @@ class _Reader(PeopleReader):
 
 def read(data: bytes, received_at: dt.datetime) -> Translation:
     doc = parse_json(data)  # which refuses lone UTF-16 surrogate escapes too
+    controls = json_control_characters(data, doc)
+    if controls:  # XML cannot hold them, the register refuses them: refused here, where read
+        first = controls[0]
+        raise AdapterError("schema_violation", first.message, first.where, controls)
     if not isinstance(doc, dict):
         fail("/", "an EHA document is a JSON object")
     return _Reader().translate(doc, received_at)

