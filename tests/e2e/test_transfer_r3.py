@@ -82,9 +82,11 @@ async def test_an_episode_closed_after_its_offer_stays_with_its_holder(
     assert status == 404, theirs
 
 
-async def _accepted_by(holder: Node, offer_id: str, lead_contact_id: Any, **changes: Any) -> None:
-    """Islington's acceptance as its outbox would send it, naming `lead_contact_id`."""
-    body = {**_acceptance_body(), "offer_id": offer_id, "lead_contact_id": lead_contact_id}
+async def _accepted_by(
+    holder: Node, receiver: Node, offer_id: str, lead_contact_id: Any, **changes: Any
+) -> None:
+    """The receiver's acceptance as its outbox would send it, naming `lead_contact_id`."""
+    body = {**_acceptance(receiver), "offer_id": offer_id, "lead_contact_id": lead_contact_id}
     await _from_islington(holder, "transfer_accept", body | changes)
 
 
@@ -94,16 +96,6 @@ async def _from_islington(holder: Node, kind: str, body: dict[str, Any]) -> None
         await holder.runner.app[TRANSFERS].apply(
             connection, ISLINGTON, Message(str(uuid.uuid4()), kind, body)
         )
-
-
-def _acceptance_body() -> dict[str, Any]:
-    lead = {
-        "name": "Lead in Islington",
-        "organisation": "Family Hub",
-        "agency_type": "early_help",
-        "authority": ISLINGTON,
-    }
-    return {"lead_professional": lead}
 
 
 async def test_an_acceptance_by_someone_not_a_listed_lead_contact_moves_nothing(
@@ -120,7 +112,7 @@ async def test_an_acceptance_by_someone_not_a_listed_lead_contact_moves_nothing(
     for who in named:
         episode_id = (await seed(hackney))["episode_id"]
         offer_id = await _offer(hackney, islington, episode_id)
-        await _accepted_by(hackney, offer_id, who)
+        await _accepted_by(hackney, islington, offer_id, who)
         assert await _offer_state(hackney, offer_id, "out") == (
             "withdrawn",
             "transfer.not_lead_contact",
@@ -135,7 +127,7 @@ async def test_an_acceptance_by_someone_not_a_listed_lead_contact_moves_nothing(
     # A listed one moves it.
     episode_id = (await seed(hackney))["episode_id"]
     offer_id = await _offer(hackney, islington, episode_id)
-    await _accepted_by(hackney, offer_id, islington.lead)
+    await _accepted_by(hackney, islington, offer_id, islington.lead)
     assert (await _offer_state(hackney, offer_id, "out"))[0] == "committed"
 
 
@@ -148,7 +140,7 @@ async def test_a_message_missing_what_it_must_carry_is_refused_with_a_code(
     offer_id = await _offer(hackney, islington, episode_id)
     for kind, body in [
         ("transfer_accept", {"offer_id": offer_id}),
-        ("transfer_accept", {"lead_professional": _acceptance_body()["lead_professional"]}),
+        ("transfer_accept", {"lead_professional": _acceptance(islington)["lead_professional"]}),
         ("transfer_commit", {"offer_id": offer_id}),
         ("transfer_offer", {"offer_id": str(uuid.uuid4())}),
         ("transfer_decline", {"reason": "unspecified"}),
@@ -158,7 +150,7 @@ async def test_a_message_missing_what_it_must_carry_is_refused_with_a_code(
     assert await _offer_state(hackney, offer_id, "out") == ("offered", None)
 
     # An acceptance whose lead professional our models refuse moves nothing, and says why.
-    await _accepted_by(hackney, offer_id, islington.lead, lead_professional={"name": ""})
+    await _accepted_by(hackney, islington, offer_id, islington.lead, lead_professional={"name": ""})
     assert await _offer_state(hackney, offer_id, "out") == ("withdrawn", "transfer.lead_invalid")
     status, ours = await hackney.call("GET", f"/episodes/{episode_id}")
     assert status == 200 and ours["state"] == "open", ours
