@@ -37,7 +37,7 @@ __all__ = [
     "XML_SNIFF_BYTES",
     "check_size",
     "decode_text",
-    "json_control_characters",
+    "json_text_problems",
     "json_member",
     "json_top",
     "parse_json",
@@ -341,43 +341,69 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
-# Control characters in a JSON text: C0 but tab, LF and CR, which XML 1.0 cannot hold (writing national
-# XML or eCAF would fail), and DEL, which the register refuses (its rule, `text.control_character`).
-# `json.loads` refuses them raw in a string, bar DEL; escaped (`\u0001`, `\b`, `\f`) it takes them.
+# What a JSON text may not hold, because the node could not write it out again: a text it reads
+# must also be a text it can write as national XML, eCAF or a register, and read back.
+# - Control characters: C0 but tab, LF and CR, which XML 1.0 cannot hold, and DEL, which the
+#   register refuses (its rule, `text.control_character`). `json.loads` refuses them raw in a
+#   string, bar DEL; escaped (`\u0001`, `\b`, `\f`) it takes them.
+# - The noncharacters U+FFFE and U+FFFF, which XML 1.0 cannot hold either.
+# - More than `MAX_TEXT_CHARS` characters, the most an XML text (or a register cell) may hold.
 CONTROL_CHARACTERS: Final = "text.control_characters"
+NONCHARACTERS: Final = "text.noncharacter"
+TOO_LONG: Final = "text.too_long"
 _CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# A first look over the bytes, with a literal first byte so that the regex engine skips to each
-# backslash in C: a few microseconds a document. It may find what is no control character (`\\b`,
-# `\u0009`): only then are the parsed values walked, and they decide.
-_CONTROL_ESCAPE = re.compile(rb"\\(?:[bf]|u00(?:[01][0-9a-fA-F]|7[fF]))")
+_NONCHARACTER_TEXT = re.compile("[\ufffe\uffff]")
+# A first look over the bytes, each regex with a literal first byte so that the engine skips to it
+# in C (a backslash for escapes, 0xEF for U+FFFE and U+FFFF as UTF-8): a few microseconds a
+# document. It may find what is no such character (`\\b`, `\u0009`): only then are the parsed
+# values walked, and they decide.
+_SUSPECT_ESCAPE = re.compile(rb"\\(?:[bf]|u00(?:[01][0-9a-fA-F]|7[fF])|u[fF]{3}[eEfF])")
+_SUSPECT_NONCHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")
 
 
-def json_control_characters(data: bytes, value: Any) -> list[Problem]:
-    """Every string of `value` (parsed from `data` by `parse_json`) holding a control character
-    (`CONTROL_CHARACTERS`): each located at its JSON pointer (a member name at its object's), the
-    value never quoted. Not part of `parse_json`: such a document is well-formed JSON (detected,
-    and rejected by its format's rules rather than unusable)."""
-    if b"\x7f" not in data and _CONTROL_ESCAPE.search(data) is None:
+def json_text_problems(data: bytes, value: Any) -> list[Problem]:
+    """Every string of `value` (parsed from `data` by `parse_json`) the node could not write out
+    again: a control character (`CONTROL_CHARACTERS`), U+FFFE or U+FFFF (`NONCHARACTERS`), or
+    more than `MAX_TEXT_CHARS` characters (`TOO_LONG`). Each is located at its JSON pointer (a
+    member name at its object's), the value never quoted. Not part of `parse_json`: such a
+    document is well-formed JSON (detected, and rejected by its format's rules rather than
+    unusable). The values are walked only when the bytes could hold one."""
+    if (
+        len(data) <= MAX_TEXT_CHARS  # no text in it can be longer
+        and b"\x7f" not in data
+        and _SUSPECT_ESCAPE.search(data) is None
+        and _SUSPECT_NONCHARACTER.search(data) is None
+    ):
         return []
     found: list[Problem] = []
-    _find_controls(value, (), found)
+    _find_text_problems(value, (), found)
     return found
 
 
-def _find_controls(value: Any, path: tuple[str | int, ...], found: list[Problem]) -> None:
+def _text_problem(text: str) -> tuple[str, str] | None:
+    """(rule, what) of what is wrong with `text`, or None."""
+    if _CONTROL_TEXT.search(text):
+        return CONTROL_CHARACTERS, "a control character"
+    if _NONCHARACTER_TEXT.search(text):
+        return NONCHARACTERS, "U+FFFE or U+FFFF"
+    if len(text) > MAX_TEXT_CHARS:
+        return TOO_LONG, f"more than {MAX_TEXT_CHARS} characters"
+    return None
+
+
+def _find_text_problems(value: Any, path: tuple[str | int, ...], found: list[Problem]) -> None:
     if isinstance(value, str):
-        if _CONTROL_TEXT.search(value):
-            found.append(Problem(path, CONTROL_CHARACTERS, "a text holds a control character"))
+        if problem := _text_problem(value):
+            found.append(Problem(path, problem[0], f"a text holds {problem[1]}"))
     elif isinstance(value, dict):
         for key, member in value.items():
-            if _CONTROL_TEXT.search(key):  # not in the pointer: reported at its object
-                message = "a member name holds a control character"
-                found.append(Problem(path, CONTROL_CHARACTERS, message))
+            if problem := _text_problem(key):  # not in the pointer: reported at its object
+                found.append(Problem(path, problem[0], f"a member name holds {problem[1]}"))
             else:
-                _find_controls(member, (*path, key), found)
+                _find_text_problems(member, (*path, key), found)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _find_controls(item, (*path, index), found)
+            _find_text_problems(item, (*path, index), found)
 
 
 def finite_float(text: str) -> float:

@@ -46,7 +46,7 @@ Decisions worth knowing:
 - A text or member name holding a control character XML cannot hold (C0 but tab, LF and CR) or
   DEL fails the document, at its JSON pointer with every other such text (rule
   `text.control_characters`): taken, it would fail only when written as national XML or eCAF, and
-  a register would refuse it (`adapters._safe.json_control_characters`).
+  a register would refuse it (`adapters._safe.json_text_problems`).
 
 Lossless: what extensions["eha-json"] holds
 -------------------------------------------

@@ -36,7 +36,7 @@ from schemas import (
 )
 
 from .._base import AdapterError, Fate, Translation
-from .._safe import json_control_characters, parse_json
+from .._safe import json_text_problems, parse_json
 from . import _patch
 from ._codes import (
     AGENCY_IN,
@@ -578,7 +578,7 @@ class _Reader(PeopleReader):
 
 def read(data: bytes, received_at: dt.datetime) -> Translation:
     doc = parse_json(data)  # which refuses lone UTF-16 surrogate escapes too
-    controls = json_control_characters(data, doc)
+    controls = json_text_problems(data, doc)
     if controls:  # XML cannot hold them, the register refuses them: refused here, where read
         first = controls[0]
         raise AdapterError("schema_violation", first.message, first.where, controls)

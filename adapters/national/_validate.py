@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import Episode, EpisodeInvalid, Problem, problems_from, validate_episode
 
 from .._base import AdapterError
-from .._safe import json_control_characters, parse_json, parse_xml
+from .._safe import json_text_problems, parse_json, parse_xml
 from ._xml import decode, xpath_of, xsd_problems
 
 __all__ = ["NationalCheck", "check_national", "sniff_encoding"]
@@ -80,7 +80,7 @@ def _check_json(data: bytes, check: NationalCheck) -> None:
     text = data.removeprefix(b"\xef\xbb\xbf")  # a BOM is allowed, but it is not JSON
     # A control character XML cannot hold (or the register refuses) rejects its episode here:
     # accepted, it would fail only when the episode is written as national XML, eCAF or a register.
-    controls = json_control_characters(data, document)
+    controls = json_text_problems(data, document)
     check.problems += controls
     if not isinstance(document, list):
         if not controls:

@@ -1,9 +1,12 @@
-"""Control characters in JSON texts (eha-json, national-json): refused where the JSON is read.
+"""Texts in JSON (eha-json, national-json) the node could not write out again: refused where the
+JSON is read.
 
 Before, they were taken, and failed later: writing national XML or eCAF (XML 1.0 cannot hold C0 but
-tab, LF and CR) exited 2, and a register holding them was rejected row by row when read back (DEL
-too). Now the document (or, in a national array, the episode) is refused at once, at the JSON
-pointer of the text, rule `text.control_characters`, never quoting it."""
+tab, LF and CR, nor U+FFFE and U+FFFF) exited 2, a register holding them was rejected row by row
+when read back (DEL too), and a text longer than an XML text may be was written and could not be
+read back. Now the document (or, in a national array, the episode) is refused at once, at the JSON
+pointer of the text (`text.control_characters`, `text.noncharacter`, `text.too_long`), never
+quoting it."""
 
 from __future__ import annotations
 
@@ -15,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters import AdapterError, detect_adapter, get_adapter
-from adapters._safe import CONTROL_CHARACTERS, json_control_characters, parse_json
+from adapters._safe import (
+    CONTROL_CHARACTERS,
+    MAX_TEXT_CHARS,
+    NONCHARACTERS,
+    TOO_LONG,
+    json_text_problems,
+    parse_json,
+)
 
 from .facts import EXAMPLES
 
@@ -31,7 +41,7 @@ REFUSED = [chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)]
 
 
 def _found(data: bytes) -> list[tuple[str, str]]:
-    return [(p.pointer, p.rule) for p in json_control_characters(data, parse_json(data))]
+    return [(p.pointer, p.rule) for p in json_text_problems(data, parse_json(data))]
 
 
 @pytest.mark.parametrize("character", REFUSED, ids=lambda c: f"U+{ord(c):04X}")
@@ -116,19 +126,35 @@ _TEXTS = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=
 @given(_TEXTS)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_what_is_read_can_be_written_everywhere(reason: str) -> None:
-    """A text is refused exactly when it holds a control character; one that is taken can be written
-    as national XML, eCAF and a register, and the register reads it back."""
+    """A text is refused exactly when it holds a control character or a noncharacter; one that is
+    taken can be written as national XML, eCAF and a register, and the register reads it back."""
     data = _eha(reason=reason, assessmentId=f"EHA-{reason}")
-    if any(c in REFUSED for c in reason):
+    if any(c in REFUSED or c in "\ufffe\uffff" for c in reason):
         with pytest.raises(AdapterError) as caught:
             EHA.to_national(data)
         assert {p.pointer for p in caught.value.problems} == {"/reason", "/assessmentId"}
         return
-    if any(0xFFFE <= ord(c) <= 0xFFFF for c in reason):
-        return  # U+FFFE, U+FFFF: no control characters, and XML cannot hold them either
     episodes = EHA.to_national(data).episodes
     for episode in episodes:
         for name in ("national-xml", "ecaf-xml-v3"):
             assert get_adapter(name).from_national([episode])
     register = get_adapter("caf-register-csv")
     assert register.to_national(register.from_national(episodes)).rejected == []
+
+
+@pytest.mark.parametrize("written", ["\ufffe", "\uffff"], ids=["FFFE", "FFFF"])
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "as written"])
+def test_a_noncharacter_is_found_at_its_pointer(written: str, ascii_only: bool) -> None:
+    data = json.dumps({"a": {"b": f"x{written}y"}}, ensure_ascii=ascii_only).encode()
+    assert _found(data) == [("/a/b", NONCHARACTERS)]
+
+
+def test_a_text_longer_than_an_xml_text_is_refused_and_one_as_long_is_not() -> None:
+    at_most = json.dumps({"a": "x" * MAX_TEXT_CHARS, "b": "é" * MAX_TEXT_CHARS}).encode()
+    assert _found(at_most) == []
+    longer = json.dumps({"a": ["x" * (MAX_TEXT_CHARS + 1)]}).encode()
+    assert _found(longer) == [("/a/0", TOO_LONG)]
+    data = _eha(reason="x" * (MAX_TEXT_CHARS + 1))  # was translated, then unreadable as XML
+    with pytest.raises(AdapterError) as caught:
+        EHA.to_national(data)
+    assert [(p.pointer, p.rule) for p in caught.value.problems] == [("/reason", TOO_LONG)]
