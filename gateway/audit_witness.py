@@ -77,7 +77,7 @@ def note_checkpoint(checkpoint: Checkpoint, member_id: str, path: Path | None) -
     if path is None:
         return
     with _WRITING:  # checkpoints noted in worker threads: the file never moves back
-        kept = read_witness(path, member_id) if path.exists() else None
+        kept = read_witness(path, member_id)
         if kept is not None and kept.sequence >= checkpoint.sequence:
             return  # another replica on this host may be ahead
         try:

@@ -23,8 +23,8 @@ What it cannot see (the limit checkpoints exist to bound): anyone who can write 
 delete or append entries AFTER the last checkpoint, recomputing hashes, since hashing needs no key. With
 `every` set, at most `every - 1` entries can be forged or removed at the tail unnoticed. Deleting both the
 tail entries and the tail checkpoints rolls the log back to an earlier checkpoint, which is only visible
-against a copy kept elsewhere: pass such witness checkpoints (the last one logged, sent to a peer or to the
-operator) in the `checkpoints` stream, in order, and the rollback shows as `truncated`.
+against a copy kept elsewhere: pass such witness checkpoints (`gateway.audit_witness`: the newest kept beside
+the signing key, those logged) in the `checkpoints` stream, in order, and the rollback shows as `truncated`.
 """
 
 from __future__ import annotations

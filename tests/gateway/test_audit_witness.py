@@ -27,7 +27,7 @@ from gateway.cli import cli
 from gateway.keys import AUDIT, ENGINE
 from gateway.observability import JsonFormatter
 from gateway.signing import load_signing_key
-from gateway.storage import create_engine
+from gateway.storage import create_engine, upgrade
 from gateway.storage._tables import audit_checkpoints, audit_entries
 
 from ..conftest import Database
@@ -186,8 +186,6 @@ async def test_a_failed_append_on_sqlite_does_not_leave_a_stale_head(tmp_path: P
     assert settings.signing_key_file is not None
     key = load_signing_key(settings.signing_key_file)
     try:
-        from gateway.storage import upgrade  # noqa: PLC0415 - only this test migrates by hand
-
         await upgrade(engine)
         ours, theirs = AuditLog(engine, key, MEMBER, 100), AuditLog(other, key, MEMBER, 100)
         entry = AuditDraft(actor="test", action="test.entry", outcome=Outcome.SUCCESS)

@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from joserfc.jwk import OKPKey
 from pydantic import ValidationError
@@ -634,10 +634,9 @@ class TransferWorkflow:
             await self._withdraw(connection, sender, row, reason)
             return
         taken_by = body.get("lead_contact_id")
-        if not self._their_lead_contact(sender, taken_by):  # recorded in both registers
+        if not self._lead_contact_of(taken_by, sender):  # recorded in both registers
             await self._withdraw(connection, sender, row, "transfer.not_lead_contact")
             return
-        assert isinstance(taken_by, str)  # noqa: S101 - checked just above
         document = stored.episode.model_dump(mode="json")
         try:
             document.update(
@@ -716,7 +715,7 @@ class TransferWorkflow:
             register=shared["register_id"],
         )
 
-    def _their_lead_contact(self, member: str, contact_id: object) -> bool:
+    def _lead_contact_of(self, contact_id: object, member: str) -> TypeGuard[str]:
         """Whether `contact_id` is a lead contact the signed metadata lists for `member`."""
         return (
             isinstance(contact_id, str)
