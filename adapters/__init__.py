@@ -12,9 +12,13 @@ from ._base import (
 )
 from ._registry import adapter_names, detect_adapter, get_adapter
 from ._safe import MAX_DOCUMENT_BYTES, parse_json, parse_xml
+from ._written import CHANGED, NOT_CARRIED, NOT_READABLE, Written, not_carried, write_checked
 
 __all__ = [
+    "CHANGED",
     "MAX_DOCUMENT_BYTES",
+    "NOT_CARRIED",
+    "NOT_READABLE",
     "Adapter",
     "AdapterError",
     "ErrorCode",
@@ -23,9 +27,12 @@ __all__ = [
     "FieldReport",
     "Rejection",
     "Translation",
+    "Written",
     "adapter_names",
     "detect_adapter",
     "get_adapter",
+    "not_carried",
     "parse_json",
     "parse_xml",
+    "write_checked",
 ]

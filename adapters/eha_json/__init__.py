@@ -101,11 +101,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from schemas import Episode, Problem
+from schemas import Episode
 
 from .._base import Translation, utc_now
+from .._written import Written
 from ..national import NATIONAL_JSON
 from ._codes import NAME
 from ._read import read
@@ -115,14 +115,6 @@ __all__ = ["ADAPTER", "EhaJson", "Written"]
 
 # Keys that only an EHA family document has; two of them in the head make it one.
 _MARKERS = (b'"familyRef"', b'"assessmentId"', b'"personRef"', b'"appliesTo"', b'"goingWell"')
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A written document, and what the writer had to decide (rules and parts, never values)."""
-
-    data: bytes
-    warnings: list[Problem]
 
 
 class EhaJson:

@@ -7,7 +7,7 @@ import datetime as dt
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters import AdapterError, get_adapter
+from adapters import CHANGED, NOT_CARRIED, NOT_READABLE, AdapterError, get_adapter, write_checked
 from schemas import ClosureOutcome, Episode, Problem
 
 from ..audit import Outcome
@@ -47,10 +47,21 @@ async def get_episode(request: web.Request) -> web.Response:
     if adapter is None:
         return web.json_response(stored.episode.model_dump(mode="json"), headers=headers)
     try:
-        body = adapter.from_national([stored.episode])
+        written = write_checked(adapter, [stored.episode])
     except AdapterError as exc:
         raise adapter_error(exc) from None
-    return web.Response(body=body, content_type=adapter.media_type, headers=headers)
+    headers["CAF-Fidelity"] = _fidelity(written.warnings)
+    return web.Response(body=written.data, content_type=adapter.media_type, headers=headers)
+
+
+def _fidelity(warnings: list[Problem]) -> str:
+    """How many of the episode's values the document does not give back, by rule (its places
+    are for `cafx adapt` to list: a header is no place for a hundred pointers)."""
+    counts = {rule: sum(w.rule == rule for w in warnings) for rule in (NOT_CARRIED, CHANGED)}
+    said = [f"{rule.removeprefix('write.')}={n}" for rule, n in counts.items()]
+    if any(w.rule == NOT_READABLE for w in warnings):
+        said.append("not_readable=1")
+    return ", ".join(said)
 
 
 def _query(request: web.Request) -> NameQuery:

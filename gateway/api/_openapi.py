@@ -440,6 +440,17 @@ def _operation(summary: str, scope: str, responses: dict[str, Any], **extra: Any
     return {"summary": summary, "security": [{"client": [scope]}], "responses": responses, **extra}
 
 
+# With `?format=`: how many of the episode's values the document does not give back
+# (adapters.write_checked); the national formats give back every one.
+_FIDELITY = {
+    "CAF-Fidelity": {
+        "description": "with ?format=: values not carried and changed, as `not_carried=N, "
+        "changed=M` (and `not_readable=1` when the format's reader refuses the document)",
+        "schema": {"type": "string"},
+    }
+}
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     _, definitions = models_json_schema(
@@ -520,7 +531,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "Read an episode: JSON, national XML (Accept), or a local format (?format=)",
                 "episodes:read",
-                _responses(("200", episode_out), 404, 415, 422),
+                _responses(("200", {**episode_out, "headers": _FIDELITY}), 404, 415, 422),
                 parameters=[
                     _EPISODE_ID,
                     {

@@ -517,11 +517,14 @@ def test_a_utf8_bom_is_fine() -> None:
 # -- properties ------------------------------------------------------------------------------------
 
 TODAY = dt.date.today()
-# Any text a document may hold: not the control characters it is refused for (C0 but tab, LF and
-# CR, and DEL: `text.control_characters`, tests/adapters/test_json_control_characters.py); C1 kept.
+# Any text a document may hold: not the characters it is refused for (C0 but tab, LF and CR, and
+# DEL: `text.control_characters`; U+FFFE and U+FFFF: `text.noncharacter`;
+# tests/adapters/test_json_control_characters.py); C1 kept.
 _CHARACTERS = st.characters(
     exclude_categories=["Cs"],
-    exclude_characters=[chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)],
+    exclude_characters=[
+        chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xFFFE, 0xFFFF)
+    ],
 )
 text = st.text(_CHARACTERS, max_size=12)
 some_text = st.text(_CHARACTERS, min_size=1, max_size=12)

@@ -81,6 +81,8 @@ async def test_every_example_form_in_and_back_out(
             local = await http.get(f"/api/v1/episodes/{episode_id}?format={fmt}", headers=auth)
             assert local.status == 200
             assert local.content_type == get_adapter(fmt).media_type
+            if len(answer["episode_ids"]) == 1:  # a child alone: its siblings are not in it
+                assert local.headers["CAF-Fidelity"] == "not_carried=0, changed=0"
             # What comes back in the borough's own format reads back as the same episode.
             (again,) = get_adapter(fmt).to_national(await local.read()).episodes
             assert (
@@ -90,6 +92,22 @@ async def test_every_example_form_in_and_back_out(
                 .episodes[0]
                 .child
             )
+
+
+async def test_a_format_that_cannot_hold_every_value_says_how_many_it_lost(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml")
+    url = f"/api/v1/episodes/{answer['episode_ids'][0]}"
+    register = await http.get(f"{url}?format=caf-register-csv", headers=auth)
+    assert register.status == 200
+    said = dict(part.split("=") for part in register.headers["CAF-Fidelity"].split(", "))
+    assert int(said["not_carried"]) > 50  # parents, assessments, plan...: no register column
+    national = await http.get(f"{url}?format=national-xml", headers=auth)
+    assert national.headers["CAF-Fidelity"] == "not_carried=0, changed=0"
+    plain = await http.get(url, headers=auth)
+    assert "CAF-Fidelity" not in plain.headers
 
 
 async def test_idempotent_retry_and_reuse_of_a_key(

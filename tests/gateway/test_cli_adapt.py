@@ -173,6 +173,20 @@ def test_what_the_eha_writer_chose_is_printed(tmp_path: Path) -> None:
     assert "written: warning: /consent: family_part.withdrawal_wins" in said
 
 
+def test_what_another_format_cannot_hold_is_said_by_place(tmp_path: Path) -> None:
+    source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
+    code, out, err = _adapt("--to", "caf-register-csv", str(source))
+    assert code == 0, err  # said, and no failure: the register holds what it can
+    assert out.startswith("caf_ref,la_code,")
+    said = " ".join(err.split())
+    assert re.search(r"written: write\.not_carried: \d+ values: ", said)
+    assert "/parents_carers/*/name" in said and "/tac_members/*/name" in said
+    same_format = _adapt("--to", "ecaf-xml-v3", str(source))
+    national = _adapt("--to", "national-xml", str(source))
+    for code, _, err in (same_format, national):
+        assert code == 0 and "write." not in err
+
+
 def test_results_get_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
     source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
     out = tmp_path / "out"

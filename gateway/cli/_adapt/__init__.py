@@ -16,7 +16,14 @@ whole run is translated, and then an input's documents land together or not at a
 object, or an array of several), a register every input's rows; for the other formats a run that
 would make several documents is refused (exit 2) and asks for `--out`.
 
-Exit codes: 0 every input was translated (a field may still be rejected: the summary says which);
+Written in another local format (`--to FORMAT`), each document is read again by that format's
+reader, and what it does not give back is said per input, by rule and place (never the value):
+`write.not_carried`, a value the format has no place for (a register has no column for parents);
+`write.changed`, one it gives back otherwise (an element code with no exact local twin).
+`adapters.write_checked` decides it. The national formats carry every value and are not read again.
+
+Exit codes: 0 every input was translated (a field may still be rejected: the summary says which;
+a value the target format cannot hold is said, and is no failure);
 1 a record or a document was rejected: the input was read, and a CSV row, an episode of a national
 array, or a well-formed document of the format failed the format's rules; 2 an input or an output
 was unusable (not read, not listed, not well-formed, not recognised, not in the format `--from`
@@ -50,12 +57,12 @@ from adapters import (
 )
 from adapters.caf_register_csv import CafRegisterCsv, RegisterReader
 from adapters.national import NationalJson
-from schemas import Episode, Problem
+from schemas import Episode
 
 from ._inputs import LARGE, _Input, _inputs, _overlap, _read, _reason, _size
 from ._outputs import _EXTENSIONS, _combines, _commit_all, _documents
 from ._outputs import _commit as _commit  # re-exported: the tests of the commit use it
-from ._report import _Failure, _internal, _Outcome, _report, _Summary
+from ._report import _Failure, _internal, _Outcome, _report, _Summary, _WriteNotes
 from ._signals import Interrupted, interruptible
 
 __all__ = ["adapt"]
@@ -201,7 +208,7 @@ class _Run:
         """Standard output takes one document (see the module docstring). National JSON is
         streamed episode by episode; the other targets' document is made whole, then written."""
         outcomes: list[_Outcome] = []
-        notes: list[Problem] = []
+        notes = _WriteNotes()
 
         def every() -> Iterator[Episode]:
             for item in items:
@@ -238,7 +245,7 @@ class _Run:
         except Exception as exc:  # said, with exit 2, never as a traceback
             self.failures.append(f"internal_error: {type(exc).__name__}")
         if outcomes:
-            outcomes[-1].written_with += notes
+            outcomes[-1].written_with.merge(notes)
         return outcomes
 
 

@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from adapters import Adapter, AdapterError
+from adapters import Adapter, AdapterError, write_checked
 from adapters.caf_register_csv import CafRegisterCsv
 from adapters.eha_json import EhaJson
 from adapters.national import NationalJson
-from schemas import Episode, Problem
+from schemas import Episode
 
 from ._inputs import _reason
-from ._report import _Failure, _internal, _Outcome
+from ._report import _Failure, _internal, _Outcome, _WriteNotes
 
 _EXTENSIONS = {"application/json": ".json", "application/xml": ".xml", "text/csv": ".csv"}
 
@@ -44,7 +44,7 @@ def _families(episodes: Iterable[Episode]) -> list[list[Episode]]:
     return list(families.values())
 
 
-def _family_documents(target: EhaJson, family: list[Episode], notes: list[Problem]) -> list[bytes]:
+def _family_documents(target: EhaJson, family: list[Episode], notes: _WriteNotes) -> list[bytes]:
     """A family's document; episodes without a family_ref that the writer does not take as one
     family (the same document's children given twice, say) are written one per episode."""
     try:
@@ -55,18 +55,17 @@ def _family_documents(target: EhaJson, family: list[Episode], notes: list[Proble
     return [_written(target, [episode], notes) for episode in family]
 
 
-def _written(target: Adapter, group: list[Episode], notes: list[Problem]) -> bytes:
-    """One document in the target format; what its writer had to choose goes to `notes` (an EHA
-    family whose children's episodes hold different copies of a family-level part)."""
-    if isinstance(target, EhaJson):
-        written = target.write(group)
-        notes.extend(written.warnings)
-        return written.data
-    return target.from_national(group)
+def _written(target: Adapter, group: list[Episode], notes: _WriteNotes) -> bytes:
+    """One document in the target format; what its writer had to choose (an EHA family whose
+    children's episodes hold different copies of a family-level part), and the values the
+    document does not give back, go to `notes`."""
+    written = write_checked(target, group)
+    notes.add(written.warnings)
+    return written.data
 
 
 def _documents(
-    target: Adapter, episodes: Iterator[Episode], notes: list[Problem]
+    target: Adapter, episodes: Iterator[Episode], notes: _WriteNotes
 ) -> Iterator[Iterator[bytes]]:
     """The target's documents, each as its pieces, made as the episodes come: one per episode,
     one per family (EHA), or one for them all. National JSON is written episode by episode; a

@@ -3,6 +3,7 @@ on standard error."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from adapters import Adapter, AdapterError, Fate, FidelityReport, FieldReport, Rejection
+from adapters import (
+    CHANGED,
+    NOT_CARRIED,
+    NOT_READABLE,
+    Adapter,
+    AdapterError,
+    Fate,
+    FidelityReport,
+    FieldReport,
+    Rejection,
+)
 from schemas import Problem
 
 from ._inputs import _Input
@@ -49,6 +60,32 @@ class _Summary:
                 self.warnings.append(warning)
 
 
+_LOST = (NOT_CARRIED, CHANGED, NOT_READABLE)
+
+
+@dataclass(slots=True)
+class _WriteNotes:
+    """What the writer said of an input's documents: its choices (an EHA family's copies), and
+    the values the documents do not give back, counted by rule and place with list positions
+    as `*` (a register of many thousand rows loses the same columns in every row)."""
+
+    choices: list[Problem] = field(default_factory=list)
+    lost: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, warnings: Iterable[Problem]) -> None:
+        for warning in warnings:
+            if warning.rule not in _LOST:
+                self.choices.append(warning)
+                continue
+            # The first step is the episode's place in its document: not a national field.
+            place = "/" + "/".join("*" if isinstance(s, int) else s for s in warning.path[1:])
+            self.lost[warning.rule, place] += 1
+
+    def merge(self, other: _WriteNotes) -> None:
+        self.choices += other.choices
+        self.lost.update(other.lost)
+
+
 @dataclass(slots=True)
 class _Failure:
     """Why an input gave nothing (or its results were not written). `unusable`: the input or its
@@ -72,7 +109,7 @@ class _Outcome:
     summary: _Summary | None = None  # None when nothing of the input was read
     failure: _Failure | None = None
     outputs: list[Path] = field(default_factory=list)
-    written_with: list[Problem] = field(default_factory=list)  # choices the writer made
+    written_with: _WriteNotes = field(default_factory=_WriteNotes)
     pending: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary, destination)
 
 
@@ -100,6 +137,18 @@ def _listed(console: Console, lines: Iterable[str], total: int, what: str) -> No
         console.print(f"    ... and {total - shown} more {what}")
 
 
+def _lost(console: Console, where: str, lost: Counter[tuple[str, str]]) -> None:
+    """One line for each rule: how many values, and where (the first `SHOWN` places)."""
+    for rule in _LOST:
+        places = sorted(place for r, place in lost if r == rule)
+        if not places:
+            continue
+        values = sum(lost[rule, place] for place in places)
+        shown = ", ".join(escape(place) for place in places[:SHOWN])
+        more = f", ... and {len(places) - SHOWN} more" if len(places) > SHOWN else ""
+        console.print(f"[yellow]{where}[/]: written: {rule}: {values} values: {shown}{more}")
+
+
 def _report(console: Console, outcomes: list[_Outcome], failures: list[str]) -> None:
     table = Table(title="fidelity", show_lines=False)
     for column in ("file", "format", "episodes", "mapped", "transformed", "extended", "rejected"):
@@ -125,8 +174,9 @@ def _report(console: Console, outcomes: list[_Outcome], failures: list[str]) -> 
             problems = [p for p in f.problems if (p.where, p.message) != (f.location, f.message)]
             lines = (f"    {escape(str(p))}" for p in problems[:SHOWN])
             _listed(console, lines, len(problems), "problems")
-        for note in o.written_with:
+        for note in o.written_with.choices:
             console.print(f"[yellow]{where}[/]: written: {escape(str(note))}")
+        _lost(console, where, o.written_with.lost)
         if o.summary is None:
             continue
         s = o.summary
