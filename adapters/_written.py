@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from schemas import Episode, Problem
 
@@ -43,13 +43,19 @@ class Written:
     warnings: list[Problem]
 
 
+@runtime_checkable
+class _Warns(Protocol):
+    """A writer that says what it had to decide (eha-json: which copy of a family part)."""
+
+    def write(self, episodes: Sequence[Episode]) -> Written: ...
+
+
 def write_checked(adapter: Adapter, episodes: Sequence[Episode]) -> Written:
     """`adapter.from_national(episodes)`, with a warning for each national value the document
     does not give back (`not_carried`), after the writer's own warnings (an EHA family's
     copies)."""
-    write = getattr(adapter, "write", None)
-    if callable(write):
-        written = write(episodes)
+    if isinstance(adapter, _Warns):
+        written = adapter.write(episodes)
         data, warnings = written.data, list(written.warnings)
     else:
         data, warnings = adapter.from_national(episodes), []

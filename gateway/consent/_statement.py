@@ -35,7 +35,7 @@ from ._types import (
     Recipient,
     Rule,
     StatementFinding,
-    name_words,
+    agency_words,
     normalise_purpose,
     section_order,
 )
@@ -101,17 +101,18 @@ def _givers_text(statement: ConsentStatement) -> str:
 
 
 def _named(permitted: str, recipient: str) -> bool:
-    """A permission names the recipient: the same words, in order."""
-    words = name_words(permitted)
-    return bool(words) and words == name_words(recipient)
+    """A permission names the recipient: the same words, numbers included, in order."""
+    words = agency_words(permitted)
+    return bool(words) and words == agency_words(recipient)
 
 
 def _may_be_named(excluded: str, recipient: str) -> bool:
     """Could an exclusion naming `excluded` mean the recipient? Yes when either name's words all
     appear in the other ("Whittington Hospital" and "Whittington Hospital NHS Trust"): an exclusion
-    errs towards refusing, where a permission needs the name as recorded."""
-    ours, theirs = set(name_words(excluded)), set(name_words(recipient))
-    return bool(ours and theirs) and (ours <= theirs or theirs <= ours)
+    errs towards refusing, where a permission needs the name as recorded. An excluded name without
+    a word (punctuation only) could mean anyone; a recipient's name without one, any agency."""
+    ours, theirs = set(agency_words(excluded)), set(agency_words(recipient))
+    return not (ours and theirs) or ours <= theirs or theirs <= ours
 
 
 def _permits(ref: AgencyRef, recipient: Recipient) -> bool:

@@ -16,7 +16,7 @@ from typing import Final
 
 from schemas import AgencyType, Section, is_gss_code
 
-from ..protection import name_tokens
+from ..protection import fold, name_tokens
 
 __all__ = [
     "ALL_SECTIONS",
@@ -28,6 +28,7 @@ __all__ = [
     "Recipient",
     "Rule",
     "StatementFinding",
+    "agency_words",
     "name_words",
     "normalise_purpose",
 ]
@@ -232,7 +233,24 @@ class ConsentDecision:
 
 
 def name_words(name: str) -> tuple[str, ...]:
-    """A person's or an agency's name as the consent engine compares names: the words the matcher
-    uses (case, accents, apostrophes and punctuation ignored: "St Mary's" and "st marys"), after
-    compatibility normalisation (full-width letters)."""
+    """A person's name as the consent engine compares names: the words the matcher uses (case,
+    accents, apostrophes and punctuation ignored: "Zoë-Mae" and "zoe mae"), after compatibility
+    normalisation (full-width letters)."""
     return name_tokens(unicodedata.normalize("NFKC", name))
+
+
+def agency_words(name: str) -> tuple[str, ...]:
+    """An agency's name as the consent engine compares them: as `name_words`, but its numbers are
+    words too ("Early Help Team 1" is not "Early Help Team 2", "NHS 111" is not every NHS trust).
+    Full-width and other scripts' digits become ASCII ones first (NFKC)."""
+    words: list[str] = []
+    current: list[str] = []
+    for char in fold(unicodedata.normalize("NFKC", name)):
+        if char.isalnum():
+            current.append(char)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return tuple(words)

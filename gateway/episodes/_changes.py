@@ -128,8 +128,30 @@ def _writable(episode: Episode) -> None:
         raise Conflict(f"a {episode.state.value} episode is read-only")
 
 
+def _open_for(episode: Episode, event: Event) -> None:
+    """A closed episode takes no new team member or lead professional (who would be told of a
+    CAF that has ended), and a review only if it was held by the closure: one recorded late."""
+    closure = episode.closure
+    if episode.state != EpisodeState.CLOSED or closure is None:
+        return
+    if isinstance(event, TacMemberAdded | LeadProfessionalChanged):
+        raise Conflict(f"the episode is closed: no {event.type.replace('_', ' ')}")
+    if isinstance(event, ReviewHeld) and event.review.held_on > closure.closed_on:
+        raise SchemaViolation(
+            "the episode is closed: a review held after its closure cannot be recorded",
+            problems=[
+                Problem(
+                    ("event", "review", "held_on"),
+                    "dates.review_after_closure",
+                    "after the episode's closed_on",
+                )
+            ],
+        )
+
+
 def apply_event(episode: Episode, event: Event) -> Episode:
     _writable(episode)
+    _open_for(episode, event)
     dumped = episode.model_dump(mode="json")
     changes: dict[str, Any]
     if isinstance(event, ReviewHeld):
@@ -158,26 +180,33 @@ def apply_event(episode: Episode, event: Event) -> Episode:
 
 def _after_recorded_work(episode: Episode, closed_on: dt.date) -> None:
     """A closure is dated on or after the work recorded on the episode: retention counts from it,
-    so a closure dated years back by mistake would archive a live record early. Work dated after
-    today (a typo, a legacy "no date" value) is not counted: it would block every closure."""
+    so a closure dated years back by mistake would archive a live record early. The work counted:
+    assessments, reviews, consent statements and service requests (a step-down episode often has
+    only the last two), and the child's birth. Work dated after today (a typo, a legacy "no date"
+    value) is not counted: it would block every closure."""
     today = london_today()
+    child = episode.child
     worked = [
         day
         for day in (
             *(a.started_on for a in episode.assessments),
             *(a.completed_on for a in episode.assessments if a.completed_on is not None),
             *(r.held_on for r in episode.reviews),
+            *(c.given_on for c in episode.consents),
+            *(s.requested_on for s in episode.service_requests),
+            *((child.date_of_birth,) if child.date_of_birth is not None else ()),
         )
         if day <= today
     ]
     if worked and closed_on < max(worked):
         raise SchemaViolation(
-            "closed_on is before work recorded on the episode (an assessment or a review)",
+            "closed_on is before work recorded on the episode (an assessment, a review, a consent "
+            "statement, a service request) or before the child's birth",
             problems=[
                 Problem(
                     ("event", "closure", "closed_on"),
                     "dates.closure_before_recorded_work",
-                    "before the latest assessment or review",
+                    "before the latest dated work on the episode",
                 )
             ],
         )

@@ -694,3 +694,31 @@ def test_an_override_in_force_always_permits(ep: Episode, request: ConsentReques
     assert decision.overridden == (
         decide(ep, request).permitted_sections != decision.permitted_sections
     )
+
+
+# -- agency names: numbers are words ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("permitted", "recipient"),
+    [("Early Help Team 1", "Early Help Team 2"), ("0-19 Health Visiting", "5-19 Health Visiting")],
+)
+def test_a_permission_by_name_does_not_reach_a_team_numbered_otherwise(
+    permitted: str, recipient: str
+) -> None:
+    ep = episode(stmt(share_with=({"name": permitted},)))
+    assert decide(ep, ask(name=recipient)).outcome is Outcome.DENY
+    assert decide(ep, ask(name=permitted.upper())).outcome is Outcome.PERMIT
+
+
+def test_an_exclusion_by_a_numbered_name_is_that_agency_only() -> None:
+    ep = episode(stmt(excluded=({"name": "NHS 111"},)))
+    assert decide(ep, ask(name="Whittington Health NHS Trust")).outcome is Outcome.PERMIT
+    assert decide(ep, ask(name="nhs 111")).code is DenialCode.CONSENT_EXCLUDED
+    by_number = episode(stmt(excluded=({"name": "111"},)))
+    assert decide(by_number, ask(name="111")).code is DenialCode.CONSENT_EXCLUDED
+
+
+def test_an_excluded_name_without_a_word_excludes_every_name() -> None:
+    ep = episode(stmt(excluded=({"name": "--"},)))
+    assert decide(ep, ask(name="Whittington Health")).code is DenialCode.CONSENT_EXCLUDED

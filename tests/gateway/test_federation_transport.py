@@ -729,6 +729,28 @@ async def test_a_request_with_a_content_coding_is_refused(federation: Federation
     assert "content coding" in answer.body["message"]
 
 
+async def test_a_content_coding_on_a_second_header_line_is_refused(federation: Federation) -> None:
+    """`identity` on the first line, `gzip` on the second (which aiohttp's parser unpacks by),
+    the digest over the unpacked body: refused, every line counts."""
+    plain = json.dumps({"q": 1}).encode()
+    parts = sign_request(
+        "POST",
+        federation.endpoints[HACKNEY] + "/echo",
+        plain,
+        sender=CAMDEN,
+        recipient=HACKNEY,
+        key=federation.nodes[CAMDEN].key,
+        keyid=federation.nodes[CAMDEN].keyid,
+        now=utc_now(),
+        headers={"Content-Type": "application/json"},
+    )
+    parts.headers.add("Content-Encoding", "identity")
+    parts.headers.add("Content-Encoding", "gzip")
+    answer = await send(as_member(federation, CAMDEN), parts, gzip.compress(plain))
+    assert (answer.status, answer.error) == (403, "invalid_signature")
+    assert "content coding" in answer.body["message"]
+
+
 async def test_response_replayed_onto_another_request_is_refused(
     federation: Federation, aiohttp_server: AiohttpServer
 ) -> None:

@@ -22,6 +22,7 @@ from yarl import URL
 
 from gateway.errors import FederationRefused, PeerUnavailable
 
+from .digest import as_sent
 from .replay import MAX_SKEW
 from .signatures import (
     Key,
@@ -223,8 +224,7 @@ def _json(raw: bytes, recipient: str) -> Any:
 async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The answer's bytes as sent, read only up to `limit`: nothing from a peer is unpacked or
     held in memory before its signature and digest are checked."""
-    coding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    if coding != "identity":
+    if not as_sent(response.headers):
         raise FederationRefused("the answer has a content coding", code="invalid_signature")
     if response.content_length is not None and response.content_length > limit:
         raise FederationRefused("the answer is too large", code="invalid_signature")

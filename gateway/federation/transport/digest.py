@@ -15,16 +15,28 @@ import hmac
 from collections.abc import Callable
 
 import http_sf
+from multidict import CIMultiDictProxy
 
 from gateway.errors import FederationRefused
 
-__all__ = ["DIGEST_ALGORITHM", "check_content_digest", "content_digest"]
+__all__ = ["DIGEST_ALGORITHM", "as_sent", "check_content_digest", "content_digest"]
 
 DIGEST_ALGORITHM = "sha-256"
 _KNOWN: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "sha-256": hashlib.sha256,
     "sha-512": hashlib.sha512,
 }
+
+
+def as_sent(headers: CIMultiDictProxy[str]) -> bool:
+    """Is the body in no content coding (every `Content-Encoding` line, every value in it,
+    `identity`)? The digest covers the bytes as sent, so nothing is unpacked first. Every line
+    counts: aiohttp's parser unpacks by the last one, `headers.get` gives the first."""
+    return all(
+        coding.strip().lower() == "identity"
+        for line in headers.getall("Content-Encoding", ())
+        for coding in line.split(",")
+    )
 
 
 def content_digest(body: bytes) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from gateway.errors import BadRequest, FederationRefused, GatewayError, error_body, node_busy
 from gateway.keys import REQUEST_ID
 
+from .digest import as_sent
 from .replay import MAX_SKEW, ReplayStore
 from .signatures import Key, KeyLookup, RequestParts, VerifiedRequest, sign_response, verify_request
 from .tls import peer_member
@@ -144,8 +145,7 @@ def federation_middleware(
         try:
             if peer is None:  # the plain port, or a certificate naming no member: read nothing
                 raise FederationRefused("federation requests need a federation client certificate")
-            if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
-                # The digest covers the bytes as sent (RFC 9530): nothing is unpacked first.
+            if not as_sent(request.headers):  # the digest covers the bytes as sent (RFC 9530)
                 raise FederationRefused("federation requests come without a content coding")
             try:
                 async with asyncio.timeout(BODY_SECONDS):

@@ -1,0 +1,69 @@
+"""Events on an episode keep it coherent: nothing new on a closed episode but a review held by
+its closure, and a closure dated on or after the dated work it records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.episodes import EventBody, apply_event
+from gateway.errors import Conflict, SchemaViolation
+from schemas import Episode, EpisodeState
+
+from .test_timeliness import episode
+
+PERSON = {"name": "C D", "organisation": "Y", "agency_type": "health", "authority": "E09000019"}
+
+
+def _event(body: dict[str, Any]) -> Any:
+    return EventBody.model_validate({"event": body}).event
+
+
+def _closed(on: str = "2026-03-10") -> Episode:
+    made = episode(reviews=[(on, True, None)])
+    closure = {"closed_on": on, "outcome": "resolved_single_service"}
+    closed = apply_event(made, _event({"type": "closure", "closure": closure}))
+    assert closed.state is EpisodeState.CLOSED
+    return closed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "tac_member_added", "member": PERSON},
+        {"type": "lead_professional_changed", "lead_professional": PERSON},
+    ],
+)
+def test_a_closed_episode_takes_no_new_member_or_lead_professional(body: dict[str, Any]) -> None:
+    with pytest.raises(Conflict, match="closed"):
+        apply_event(_closed(), _event(body))
+
+
+def test_a_review_held_after_the_closure_is_refused() -> None:
+    late = {"type": "review", "review": {"held_on": "2026-06-01", "tac_meeting_held": True}}
+    with pytest.raises(SchemaViolation) as caught:
+        apply_event(_closed(), _event(late))
+    assert [p.rule for p in caught.value.problems] == ["dates.review_after_closure"]
+
+
+def test_a_review_held_by_the_closure_is_recorded_late() -> None:
+    held = {"type": "review", "review": {"held_on": "2026-03-01", "tac_meeting_held": False}}
+    recorded = apply_event(_closed(), _event(held))
+    assert len(recorded.reviews) == 2 and recorded.state is EpisodeState.CLOSED
+
+
+@pytest.mark.parametrize(
+    "closed_on",
+    ["2001-01-01", "2026-02-19"],  # before the child's birth; before the consent statement
+)
+def test_a_step_down_is_not_closed_before_its_dated_work(closed_on: str) -> None:
+    """No assessment or review (a potential episode): the consent statement and the child's
+    birth still date it, so a closure years back by mistake is refused."""
+    fresh = episode(completed=(), state="potential")
+    closure = {"closed_on": closed_on, "outcome": "resolved_single_service"}
+    with pytest.raises(SchemaViolation) as caught:
+        apply_event(fresh, _event({"type": "closure", "closure": closure}))
+    assert [p.rule for p in caught.value.problems] == ["dates.closure_before_recorded_work"]
+    on_the_day = {"closed_on": "2026-02-20", "outcome": "resolved_single_service"}
+    assert apply_event(fresh, _event({"type": "closure", "closure": on_the_day})).closure
