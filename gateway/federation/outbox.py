@@ -32,6 +32,7 @@ import json
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -188,10 +189,17 @@ class Outbox:
         these rows while the network calls run, without holding a transaction open across them.
         """
         moment = now or dt.datetime.now(dt.UTC)
+        started = time.monotonic()
+
+        def clock() -> dt.datetime:
+            """The pass's time now: an outcome is timed from when it came, not from the start
+            (a hold counted from before a 30 s timeout would be over when recorded)."""
+            return moment + dt.timedelta(seconds=time.monotonic() - started)
+
         await self._clear_delivered_before()
         claimed = await self._claim(moment)
         results = await asyncio.gather(
-            *(self._serve(send, recipient, rows, moment) for recipient, rows in claimed.items()),
+            *(self._serve(send, recipient, rows, clock) for recipient, rows in claimed.items()),
             return_exceptions=True,  # every recipient's outcome is recorded before one is raised
         )
         for result in results:
@@ -235,7 +243,9 @@ class Outbox:
                 )
         return claimed
 
-    async def _serve(self, send: Send, recipient: str, rows: list[Any], moment: dt.datetime) -> int:
+    async def _serve(
+        self, send: Send, recipient: str, rows: list[Any], clock: Callable[[], dt.datetime]
+    ) -> int:
         """Send one recipient its messages, batch after batch, in order; how many were delivered.
 
         A request that gets no answer holds the recipient back with every message not yet sent. A
@@ -248,14 +258,16 @@ class Outbox:
         if unreadable or unopened:  # set aside, so that the others still go
             async with self.engine.begin() as connection:
                 for row in unreadable:  # dead-lettered at once, with the alert
-                    await self._retry_later(connection, row, "unreadable", moment, hopeless=True)
+                    await self._retry_later(connection, row, "unreadable", clock(), hopeless=True)
                 for row in unopened:  # backs off as a failed send does, until its deadline
-                    await self._retry_later(connection, row, "key_unknown", moment, tried=False)
+                    await self._retry_later(connection, row, "key_unknown", clock(), tried=False)
         delivered = 0
         while batches:
             batch, messages, size = batches.pop(0)
             statuses, failure, refused = await self._send(send, recipient, messages)
             untried = [row for later, _, _ in batches for row in later]
+            if untried:  # still this replica's while it sends them: another batch may take 30 s
+                await self._renew(untried, clock())
             if failure == "unknown_member":  # not (or no longer) a member of the federation
                 async with self.engine.begin() as connection:
                     for row in [*batch, *untried]:
@@ -265,7 +277,7 @@ class Outbox:
                             connection,
                             row,
                             failure,
-                            moment,
+                            clock(),
                             tried=row in batch,
                             hopeless=row.kind not in KEPT_UNTIL_DELIVERED,
                             alert=False,
@@ -276,7 +288,7 @@ class Outbox:
                 batches[:0] = [([row], [message], size) for row, message in alone]
                 continue
             if failure is not None and not refused and size <= BATCH_BYTES:
-                await self._hold(recipient, batch, untried, failure, moment)
+                await self._hold(recipient, batch, untried, failure, clock())
                 return delivered
             # A message refused on its own, or too big to share a request and refused or lost
             # (a peer may refuse it for its size alone): it fails by itself, on its own back-off,
@@ -289,9 +301,19 @@ class Outbox:
                         delivered += 1
                     else:
                         await self._retry_later(
-                            connection, row, failure or status or "no_answer", moment
+                            connection, row, failure or status or "no_answer", clock()
                         )
         return delivered
+
+    async def _renew(self, rows: list[Any], now: dt.datetime) -> None:
+        """Lease `rows` again from `now`: rows another pass already gave an outcome are not
+        leased, only those still waiting for this one."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]), outbox.c.state == "pending")
+                .values(next_attempt_at=now + LEASE)
+            )
 
     @staticmethod
     async def _send(

@@ -1,0 +1,71 @@
+"""The outbox times what happens in a pass from when it happened, not from the pass's start: a
+hold after a send that took its whole timeout, and the lease of the messages still to send."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.errors import PeerUnavailable
+from gateway.federation.outbox import BATCH_BYTES, LEASE, Message
+from gateway.storage import aware_utc
+from gateway.storage._tables import outbox
+
+from ..conftest import Database
+from .test_outbox_delivery import HACKNEY, enqueue, ready
+
+SLOW = 0.4  # seconds a send takes: a timeout, scaled down
+
+
+async def _attempts_at(engine: Any) -> list[dt.datetime]:
+    """Each message's next attempt, the oldest message first."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(outbox).order_by(outbox.c.created_at))).all()
+    return [aware_utc(row.next_attempt_at) for row in rows]
+
+
+async def test_a_hold_counts_from_when_the_send_failed(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(random, "random", lambda: 0.0)  # no jitter: the least hold there is
+
+    async def times_out(recipient: str, messages: list[Message]) -> Mapping[str, str]:
+        await asyncio.sleep(SLOW)
+        raise PeerUnavailable("no answer")
+
+    async with ready(database) as (engine, sent, _):
+        await enqueue(sent, engine, HACKNEY, 1, "tac_notification")
+        moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        assert await sent.deliver_due(times_out, now=moment) == 0
+        [resume] = await _attempts_at(engine)
+        # Held from the failure: the next pass a moment after it does not call the peer again.
+        assert resume >= moment + dt.timedelta(seconds=SLOW)
+
+
+async def test_messages_still_to_send_stay_leased_while_a_slow_batch_goes(
+    database: Database,
+) -> None:
+    seen: list[list[dt.datetime]] = []
+
+    async def slow(recipient: str, messages: list[Message]) -> Mapping[str, str]:
+        seen.append(await _attempts_at(engine))
+        await asyncio.sleep(SLOW)
+        return {message.id: "applied" for message in messages}
+
+    async with ready(database) as (engine, sent, _):
+        big = "x" * (BATCH_BYTES // 2 + 1)  # one message to a request
+        for n in range(3):
+            async with engine.begin() as connection:
+                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": big})
+        moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        assert await sent.deliver_due(slow, now=moment) == 3
+        assert len(seen) == 3
+        # When the third request goes, two slow ones have gone: its lease runs from then.
+        third = seen[2][2]
+        assert third >= moment + 2 * dt.timedelta(seconds=SLOW) + LEASE
