@@ -127,6 +127,11 @@ class Conflict(GatewayError):
     codes = frozenset({"conflict", "idempotency_key_reused", "already_decided", "episode_exists"})
 
 
+class PreconditionFailed(GatewayError):
+    status = 412
+    code = "precondition_failed"
+
+
 class ConsentRefused(GatewayError):
     status = 403
     code = "consent_missing"

@@ -12,7 +12,7 @@ from schemas import ClosureOutcome, Episode, Problem
 
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
-from ..errors import BadRequest, SchemaViolation
+from ..errors import BadRequest, PreconditionFailed, SchemaViolation
 from ..federation.notifications import announcement, audience, custody_of
 from ..federation.withdrawals import push_closure_withdrawal
 from ..keys import AUDIT, EPISODES, MEMBERS, OUTBOX, SETTINGS
@@ -207,6 +207,18 @@ async def _push_closure_withdrawal(
     return await push_closure_withdrawal(connection, outbox, episode)
 
 
+def _unchanged_since_read(request: web.Request, stored: Stored) -> None:
+    """`If-Match`: the change only on the revision it names (an ETag this API gave), so that a
+    change made again after a lost answer (a second TAC member, a second review) or on top of
+    another's change is refused, not applied. `*` matches any revision; without it, no check."""
+    wanted = request.headers.get("If-Match")
+    if wanted is None:
+        return
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    if "*" not in tags and f'"{stored.revision}"' not in tags:
+        raise PreconditionFailed("the episode has changed since the revision If-Match names")
+
+
 @needs("episodes:write")
 async def post_event(request: web.Request) -> web.Response:
     episode_id = episode_id_of(request)
@@ -217,6 +229,7 @@ async def post_event(request: web.Request) -> web.Response:
         audit.transaction() as connection,
     ):
         stored = await store.get(connection, episode_id, for_update=True)
+        _unchanged_since_read(request, stored)
         changed = await store.replace(connection, stored, apply_event(stored.episode, body.event))
         told, left_out = await _tell_the_team(
             request, connection, stored.episode, changed, body.event

@@ -546,8 +546,16 @@ def openapi_document() -> dict[str, Any]:
             "post": _operation(
                 "Record a review, a TAC member, a new lead professional or the closure",
                 "episodes:write",
-                _responses(("200", _json(Episode)), 404, 409, 422),
-                parameters=[_EPISODE_ID],
+                _responses(("200", _json(Episode)), 404, 409, 412, 422),
+                parameters=[
+                    _EPISODE_ID,
+                    {
+                        "name": "If-Match",
+                        "in": "header",
+                        "description": "the ETag of the revision the change is made on",
+                        "schema": {"type": "string"},
+                    },
+                ],
                 requestBody={"required": True, **_json(EventBody)},
             )
         },

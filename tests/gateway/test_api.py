@@ -332,6 +332,33 @@ async def test_events_and_closure_rules(
     assert unknown.status == 422
 
 
+async def test_an_event_made_again_on_the_revision_it_read_is_refused(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """A case system whose answer was lost sends its TAC member again, with the ETag it read."""
+    http, _, auth = await _node(aiohttp_client, database, tmp_path)
+    answer = await _upload(http, auth, EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-1.xml")
+    url = f"/api/v1/episodes/{answer['episode_ids'][0]}"
+    read = await http.get(url, headers=auth)
+    members = len((await read.json())["tac_members"])
+    member = {
+        "type": "tac_member_added",
+        "member": {"name": "Sam Okafor", "organisation": "Hub", "agency_type": "early_help"},
+    }
+    on_read = {**auth, "If-Match": read.headers["ETag"]}
+    first = await http.post(f"{url}/events", json={"event": member}, headers=on_read)
+    assert first.status == 200 and first.headers["ETag"] != read.headers["ETag"]
+    again = await http.post(f"{url}/events", json={"event": member}, headers=on_read)
+    assert again.status == 412
+    assert (await again.json())["error"] == "precondition_failed"
+    now = await (await http.get(url, headers=auth)).json()
+    assert len(now["tac_members"]) == members + 1
+    fresh = {**auth, "If-Match": f'"nope", {first.headers["ETag"]}'}  # any of a list
+    assert (await http.post(f"{url}/events", json={"event": member}, headers=fresh)).status == 200
+    anything = {**auth, "If-Match": "*"}
+    assert (await http.post(f"{url}/events", json={"event": member}, headers=anything)).status == 200
+
+
 async def test_scopes_and_tokens_are_required(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
