@@ -1,11 +1,12 @@
 """The other records that hold something about a child or the staff working with one, sealed or
 hashed: what other members disclosed to us, practitioners' requests, overrides' justifications,
 disclosures held for our lead contacts, what holders told us (TAC members, lead professionals),
-undelivered messages, the idempotency keys of forms and requests, and transfer offers that never
-moved an episode. No guidance sets their own period, so they follow the standard's for CAF
-information (a year accessible, six archived): each goes on the London day 7 years after the day
-it came, as an episode's purge counts its 7 years. Whatever a record was about (the episode it came
-from, another member's copy) is not ours to know the closure of, so its own date is the start.
+messages dead-lettered or delivered, the ids of messages received, the idempotency keys of forms
+and requests, and transfer offers that never moved an episode. No guidance sets their own period,
+so they follow the standard's for CAF information (a year accessible, six archived): each goes on
+the London day 7 years after the day it came, as an episode's purge counts its 7 years. Whatever
+a record was about (the episode it came from, another member's copy) is not ours to know the
+closure of, so its own date is the start.
 
 - Removed: the row, with its sealed part. A transfer offer closed unmoved (withdrawn or declined
   on the holder's side, released on the receiver's) keeps its row, ids and member codes only, and
@@ -41,6 +42,7 @@ from ..federation.transfer._terms import CLOSING, RELEASE
 from ..storage._tables import (
     disclosure_approvals,
     idempotency_keys,
+    inbox,
     notifications,
     outbox,
     overrides,
@@ -83,7 +85,10 @@ RULES = (
     RecordRule("override.purge", overrides, "created_at"),
     RecordRule("disclosure_approval.purge", disclosure_approvals, "received_at"),
     RecordRule("notification.purge", notifications, "received_at"),
-    RecordRule("outbox.purge", outbox, "created_at", outbox.c.state == "dead"),
+    # Delivered (their bodies cleared on delivery) and dead-lettered messages; one still to be
+    # delivered stays, however old. Received ids go too: no sender retries for 7 years.
+    RecordRule("outbox.purge", outbox, "created_at", outbox.c.state.in_(("delivered", "dead"))),
+    RecordRule("inbox.purge", inbox, "received_at", key=("message_id", "sender"), detail="sender"),
     RecordRule(
         "transfer.clear",
         transfers,

@@ -198,7 +198,7 @@ outbox = Table(
     Column("state", String(16), nullable=False, index=True),  # pending | delivered | dead
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Column("last_error", String(64), nullable=True),  # a code, never a payload
     Column("key_id", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),  # the message body, sealed
@@ -209,7 +209,7 @@ inbox = Table(
     metadata,
     Column("sender", String(9), primary_key=True),
     Column("message_id", String(36), primary_key=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),  # retention
     Index(None, "sender", "received_at"),  # the latest from each member (console)
 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.storage._tables import (
     audit_entries,
     disclosure_approvals,
     idempotency_keys,
+    inbox,
     notifications,
     outbox,
     overrides,
@@ -80,6 +82,7 @@ _COVERED: list[tuple[Table, dict[str, Any]]] = [
     (disclosure_approvals, {"state": "approved"}),
     (notifications, {}),
     (outbox, {"state": "dead"}),
+    (outbox, {"state": "delivered"}),  # its body cleared on delivery: the row is all that is left
     (transfers, {"state": "withdrawn", "direction": "out", **_SEALED}),
     (transfers, {"state": "declined", "direction": "out", **_SEALED}),
     (transfers, {"state": "released", "direction": "in", **_SEALED}),
@@ -176,7 +179,7 @@ async def test_each_record_goes_seven_years_after_it_came_and_not_before(
         "override.purge": 1,
         "disclosure_approval.purge": 1,
         "notification.purge": 1,
-        "outbox.purge": 1,
+        "outbox.purge": 2,
         "transfer.clear": 3,
     }
     assert done.records == expected
@@ -209,6 +212,29 @@ async def test_idempotency_keys_go_seven_years_after_their_first_use(
     assert [(a, s) for a, s, _ in await _removals(http.app[ENGINE])] == [
         ("idempotency_key.purge", "cafx-1")
     ]
+
+
+async def test_received_message_ids_go_seven_years_after_they_came(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
+) -> None:
+    """Keyed by sender and message id (no id column): the audit entry names both."""
+    http = await _node(aiohttp_client, database, tmp_path)
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    rows = [
+        (inbox, {"sender": MEMBER, "message_id": message_id, "received_at": at})
+        for message_id, at in zip(ids, (_LAST_DAY_GONE, _FIRST_DAY_KEPT), strict=True)
+    ]
+    await _insert(http.app[ENGINE], rows)
+    assert (await _pass(http)).records == {"inbox.purge": 1}
+    async with http.app[ENGINE].connect() as connection:
+        left = (await connection.scalars(select(inbox.c.message_id))).all()
+    assert left == [ids[1]]
+    assert [(a, s) for a, s, _ in await _removals(http.app[ENGINE])] == [("inbox.purge", ids[0])]
+    async with http.app[ENGINE].connect() as connection:
+        details = await connection.scalar(
+            select(audit_entries.c.details).where(audit_entries.c.action == "inbox.purge")
+        )
+    assert json.loads(details)["sender"] == MEMBER  # stored as canonical JSON text
 
 
 async def test_a_transfer_record_already_cleared_is_not_cleared_again(
