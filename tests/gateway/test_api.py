@@ -356,7 +356,9 @@ async def test_an_event_made_again_on_the_revision_it_read_is_refused(
     fresh = {**auth, "If-Match": f'"nope", {first.headers["ETag"]}'}  # any of a list
     assert (await http.post(f"{url}/events", json={"event": member}, headers=fresh)).status == 200
     anything = {**auth, "If-Match": "*"}
-    assert (await http.post(f"{url}/events", json={"event": member}, headers=anything)).status == 200
+    assert (
+        await http.post(f"{url}/events", json={"event": member}, headers=anything)
+    ).status == 200
 
 
 async def test_scopes_and_tokens_are_required(
