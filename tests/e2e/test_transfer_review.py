@@ -256,6 +256,42 @@ async def test_a_transfer_is_refused_when_consent_is_withdrawn_or_excludes_the_b
     assert ours["transfers"] == []
 
 
+async def test_an_exclusion_by_name_stops_a_transfer_only_when_it_names_the_receiving_service(
+    federation: dict[str, Node],
+) -> None:
+    """The receiving borough's early help goes by its borough's name in the metadata
+    ("Islington early help"): a family's "not St Mary's Hospital" or "not the Hackney Early Help
+    Hub" lets the child's CAF move to Islington; "not Islington" does not."""
+    hackney = federation[HACKNEY]
+    move = {"to": ISLINGTON, "lead_contact_id": hackney.lead}
+
+    async def excluding(*names: dict[str, str]) -> str:
+        episode_id = str((await seed(hackney))["episode_id"])
+        statement = {
+            "consent_id": "C-NAMED",
+            "given_by": [{"role": "parent_carer", "name": "A Parent"}],
+            "given_on": london_today().isoformat(),
+            "method": "written",
+            "storage_agreed": True,
+            "excluded": list(names),
+        }
+        status, answer = await hackney.call(
+            "POST", f"/episodes/{episode_id}/consents", json=statement
+        )
+        assert status == 201, answer
+        return episode_id
+
+    others = await excluding(
+        {"name": "St Mary's Hospital"},
+        {"agency_type": "early_help", "name": "Hackney Early Help Hub"},
+    )
+    status, offer = await hackney.call("POST", f"/episodes/{others}/transfer", json=move)
+    assert status == 201, offer
+    ours = await excluding({"name": "Islington"})
+    status, refused = await hackney.call("POST", f"/episodes/{ours}/transfer", json=move)
+    assert (status, refused["error"]) == (403, "consent_excluded"), refused
+
+
 async def test_consent_withdrawn_after_the_offer_stops_the_commit(
     federation: dict[str, Node],
 ) -> None:

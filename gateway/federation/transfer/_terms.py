@@ -66,13 +66,23 @@ TRANSFER_PURPOSE = "early_help"
 WHOLE = tuple(Section)
 
 
-def _transfer_consent(episode: Episode, to: str) -> ConsentDecision:
-    """The consent engine's answer, now, to moving `episode` (all of it) to the authority `to`."""
+def receiving_service(borough: str | None) -> str | None:
+    """The name a transfer's recipient goes by: the receiving borough's early help service, named
+    from the borough's name in the signed metadata ("Islington" -> "Islington early help"). An
+    exclusion naming another agency ("St Mary's Hospital", "Hackney Early Help Hub") then does
+    not stop the move, and one naming the borough or early help does. Without the borough's name,
+    none: every exclusion by name then stops it (the engine errs towards refusing)."""
+    return f"{borough} early help" if borough else None
+
+
+def _transfer_consent(episode: Episode, to: str, borough: str | None) -> ConsentDecision:
+    """The consent engine's answer, now, to moving `episode` (all of it) to the authority `to`,
+    whose name in the signed metadata is `borough`."""
     today = london_today()
     return decide(
         episode,
         ConsentRequest(
-            recipient=Recipient(AgencyType.EARLY_HELP, None, to),
+            recipient=Recipient(AgencyType.EARLY_HELP, receiving_service(borough), to),
             purpose=TRANSFER_PURPOSE,
             sections=None,
             at=today,

@@ -125,7 +125,7 @@ class TransferWorkflow:
             raise Conflict(f"a {stored.episode.state.value} episode cannot be transferred")
         if to == self.me:
             raise Conflict("an episode cannot be transferred to its own authority")
-        refusal = _consent_refusal(_transfer_consent(stored.episode, to))
+        refusal = _consent_refusal(_transfer_consent(stored.episode, to, self._name_of(to)))
         if refusal is not None:
             raise refusal
         if stored.episode.state not in MOVABLE:
@@ -653,7 +653,7 @@ class TransferWorkflow:
             await self._withdraw(connection, sender, row, TOO_LARGE)
             return
         # Consent is decided again now: a withdrawal or an exclusion since the offer stops it.
-        decision = _transfer_consent(stored.episode, sender)
+        decision = _transfer_consent(stored.episode, sender, self._name_of(sender))
         refusal = _consent_refusal(decision)
         if refusal is not None:
             await self._withdraw(connection, sender, row, refusal.wire_code, rule=refusal.rule)
@@ -714,6 +714,11 @@ class TransferWorkflow:
             rule=decision.rule.value,
             register=shared["register_id"],
         )
+
+    def _name_of(self, member: str) -> str | None:
+        """The member's name in the signed metadata (consent decides a transfer by it)."""
+        found = self.members().member(member) if self.members is not None else None
+        return found.name if found is not None else None
 
     def _lead_contact_of(self, contact_id: object, member: str) -> TypeGuard[str]:
         """Whether `contact_id` is a lead contact the signed metadata lists for `member`."""
