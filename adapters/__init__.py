@@ -12,7 +12,15 @@ from ._base import (
 )
 from ._registry import adapter_names, detect_adapter, get_adapter
 from ._safe import MAX_DOCUMENT_BYTES, parse_json, parse_xml
-from ._written import CHANGED, NOT_CARRIED, NOT_READABLE, Written, not_carried, write_checked
+from ._written import (
+    CHANGED,
+    NOT_CARRIED,
+    NOT_READABLE,
+    Written,
+    not_carried,
+    write_checked,
+    write_document,
+)
 
 __all__ = [
     "CHANGED",
@@ -35,4 +43,5 @@ __all__ = [
     "parse_json",
     "parse_xml",
     "write_checked",
+    "write_document",
 ]

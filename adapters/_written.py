@@ -2,27 +2,45 @@
 for, or holds otherwise.
 
 A document written in a borough's own format carries what that format can say. Written from an
-episode read from the same format, `extensions` restore everything; written from another format's
+episode read from the same format, `extensions` restore everything (but an EHA child written
+without its family: its siblings' places in the family's areas); written from another format's
 episode, some values have nowhere to go (a register has no column for parents) and some come back
 otherwise (an element code with no exact local twin). `not_carried` finds them by reading the
 document again with the same adapter and comparing the episodes value by value: whatever the
 writer did, what its own reader cannot get back is reported, by JSON pointer (never the value).
 
-The national formats carry every national value by construction (their round trip is tested), so
-their documents are not read again.
+- Episodes are paired as the document holds them: a register row by row, read as it comes (a
+  row its reader rejects is its episode not carried); an EHA family by the child (names and date
+  of birth: the writer orders the children its own way), the rest in order; one to one else.
+- Lists are compared as collections: an entry given back whole is carried wherever it is in its
+  list (an EHA document keeps its notes after its areas); the entries left are compared in turn.
+- The national formats carry every national value by construction (their round trip is
+  tested), so their documents are not read again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any, Final, Protocol, runtime_checkable
 
 from schemas import Episode, Problem
 
 from ._base import Adapter, AdapterError
+from .caf_register_csv import CafRegisterCsv
 
-__all__ = ["CHANGED", "NOT_CARRIED", "NOT_READABLE", "Written", "not_carried", "write_checked"]
+__all__ = [
+    "CHANGED",
+    "NOT_CARRIED",
+    "NOT_READABLE",
+    "Written",
+    "not_carried",
+    "write_checked",
+    "write_document",
+]
 
 NOT_CARRIED: Final = "write.not_carried"
 CHANGED: Final = "write.changed"
@@ -31,7 +49,14 @@ NOT_READABLE: Final = "write.not_readable"
 _LOSSLESS: Final = frozenset({"national-json", "national-xml"})
 # What each format gives an episode of its own: the id it derives, where the document came from,
 # and the format's own `extensions`. Not national facts about the child.
-_OWN: Final = frozenset({"episode_id", "source", "extensions", "schema"})
+_OWN: Final = ("episode_id", "source", "extensions", "schema")
+
+Path = tuple[str | int, ...]
+# Each difference: where, which rule, and what the message says of it ({} is the format).
+_Difference = tuple[Path, str, str]
+_NO_PLACE: Final = "{} has no place for it"
+_OTHERWISE: Final = "{} gives it back otherwise"
+_ADDED: Final = "{} gives back a value the episode does not have here"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,62 +75,133 @@ class _Warns(Protocol):
     def write(self, episodes: Sequence[Episode]) -> Written: ...
 
 
-def write_checked(adapter: Adapter, episodes: Sequence[Episode]) -> Written:
-    """`adapter.from_national(episodes)`, with a warning for each national value the document
-    does not give back (`not_carried`), after the writer's own warnings (an EHA family's
-    copies)."""
+def write_document(adapter: Adapter, episodes: Sequence[Episode]) -> Written:
+    """`adapter.from_national(episodes)`, with the writer's own warnings (an EHA family's
+    copies); `not_carried` says what the document does not give back."""
     if isinstance(adapter, _Warns):
-        written = adapter.write(episodes)
-        data, warnings = written.data, list(written.warnings)
-    else:
-        data, warnings = adapter.from_national(episodes), []
-    return Written(data, warnings + not_carried(adapter, episodes, data))
+        return adapter.write(episodes)
+    return Written(adapter.from_national(episodes), [])
 
 
-def not_carried(adapter: Adapter, episodes: Sequence[Episode], data: bytes) -> list[Problem]:
+def write_checked(adapter: Adapter, episodes: Sequence[Episode]) -> Written:
+    """`write_document`, with a warning for each value of `episodes` the document does not give
+    back (`not_carried`) after the writer's own."""
+    written = write_document(adapter, episodes)
+    lost = not_carried(adapter, episodes, written.data)
+    return Written(written.data, [*written.warnings, *lost])
+
+
+def not_carried(adapter: Adapter, episodes: Sequence[Episode], data: bytes) -> Iterator[Problem]:
     """Each value of `episodes` that `data` (their document in the adapter's format) does not
-    give back when read again: absent (`write.not_carried`), or other than it was, including a
-    value the episode did not have (`write.changed`). The path starts with the episode's place in
-    `episodes`. A document the format's reader refuses is one `write.not_readable`."""
+    give back when read again, as it is found: absent (`write.not_carried`), or other than it
+    was, a value the episode did not have included (`write.changed`). The path starts with the
+    episode's place in `episodes`; an episode the document does not give back at all is one
+    `write.not_carried` at its place. A document the format's reader refuses is one
+    `write.not_readable`."""
     if adapter.name in _LOSSLESS or not episodes:
-        return []
+        return
+    name = adapter.name
     try:
-        translation = adapter.to_national(data)
+        for n, back in _paired(adapter, episodes, data):
+            if back is None:
+                message = f"the {name} document does not give the episode back"
+                yield Problem((n,), NOT_CARRIED, message, "warning")
+                continue
+            for path, rule, message in _differences(_national(episodes[n]), _national(back), (n,)):
+                yield Problem(path, rule, message.format(name), "warning")
     except AdapterError as exc:
-        message = f"the {adapter.name} reader refuses what was written ({exc.code})"
-        return [Problem((), NOT_READABLE, message, "warning")]
-    back = translation.episodes
-    found: list[Problem] = []
-    for n, episode in enumerate(episodes):
-        if n >= len(back):
-            message = f"the episode is not in the {adapter.name} document"
-            found.append(Problem((n,), NOT_CARRIED, message, "warning"))
-            continue
-        before, after = _values(episode), _values(back[n])
-        for path in before.keys() | after.keys():
-            if path not in after:
-                message = f"{adapter.name} has no place for it"
-                found.append(Problem((n, *path), NOT_CARRIED, message, "warning"))
-            elif before.get(path) != after[path]:
-                message = f"{adapter.name} gives it back otherwise"
-                found.append(Problem((n, *path), CHANGED, message, "warning"))
-    found.sort(key=lambda p: [(isinstance(step, str), step) for step in p.path])
-    return found
+        message = f"the {name} reader refuses what was written ({exc.code})"
+        yield Problem((), NOT_READABLE, message, "warning")
 
 
-def _values(episode: Episode) -> dict[tuple[str | int, ...], Any]:
-    """The episode's national values by path, none of them empty: a value that is None, an empty
-    text or an empty list is no value (formats differ in which of them they write)."""
+def _paired(
+    adapter: Adapter, episodes: Sequence[Episode], data: bytes
+) -> Iterator[tuple[int, Episode | None]]:
+    """Each episode's place, with the episode the document gives back for it (None: none)."""
+    if isinstance(adapter, CafRegisterCsv):  # a row an episode, in order: read as it comes
+        rows = adapter.iter_rows(data)
+        for n, row in zip_longest(range(len(episodes)), rows):
+            if n is None:  # a row of no episode of ours: nothing to compare it with
+                return
+            yield n, row.episode if row is not None else None
+        return
+    back = adapter.to_national(data).episodes
+    waiting: dict[tuple[str, str, dt.date | None], list[int]] = {}
+    for j, episode in enumerate(back):
+        waiting.setdefault(_child(episode), []).append(j)
+    chosen = {n: found.pop(0) for n, e in enumerate(episodes) if (found := waiting.get(_child(e)))}
+    taken = set(chosen.values())
+    left = iter([j for j in range(len(back)) if j not in taken])
+    for n in range(len(episodes)):
+        place = chosen[n] if n in chosen else next(left, None)
+        yield n, None if place is None else back[place]
+
+
+def _child(episode: Episode) -> tuple[str, str, dt.date | None]:
+    child = episode.child
+    return child.given_names, child.family_name, child.date_of_birth
+
+
+def _national(episode: Episode) -> dict[str, Any]:
     dumped = episode.model_dump(mode="json", by_alias=True)
-    return dict(_leaves({k: v for k, v in dumped.items() if k not in _OWN}, ()))
+    for own in _OWN:
+        dumped.pop(own, None)
+    return dumped
 
 
-def _leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+def _empty(value: Any) -> bool:
+    """No value: formats differ in which of None, an empty text and an empty list they write."""
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _differences(before: Any, after: Any, path: Path) -> Iterator[_Difference]:
+    if _empty(before):
+        yield from ((leaf, CHANGED, _ADDED) for leaf in _leaves(after, path))
+    elif _empty(after):
+        yield from ((leaf, NOT_CARRIED, _NO_PLACE) for leaf in _leaves(before, path))
+    elif isinstance(before, dict) and isinstance(after, dict):
+        for key in [*before, *(key for key in after if key not in before)]:
+            yield from _differences(before.get(key), after.get(key), (*path, key))
+    elif isinstance(before, list) and isinstance(after, list):
+        yield from _list_differences(before, after, path)
+    elif before != after:
+        yield from ((leaf, CHANGED, _OTHERWISE) for leaf in _leaves(before, path))
+
+
+def _list_differences(before: list[Any], after: list[Any], path: Path) -> Iterator[_Difference]:
+    """Entries given back whole are carried, wherever they are; the others are compared in turn
+    (an entry with nothing left to compare it with is not carried, or was added)."""
+    waiting: dict[str, list[int]] = {}
+    for j, entry in enumerate(after):
+        waiting.setdefault(_canonical(entry), []).append(j)
+    unmatched: list[int] = []
+    for i, entry in enumerate(before):
+        found = waiting.get(_canonical(entry))
+        if found:
+            found.pop(0)
+        else:
+            unmatched.append(i)
+    added = sorted(j for places in waiting.values() for j in places)
+    for i, j in zip_longest(unmatched, added):
+        if i is None:
+            yield from ((leaf, CHANGED, _ADDED) for leaf in _leaves(after[j], (*path, j)))
+        elif j is None:
+            yield from ((leaf, NOT_CARRIED, _NO_PLACE) for leaf in _leaves(before[i], (*path, i)))
+        else:
+            yield from _differences(before[i], after[j], (*path, i))
+
+
+def _canonical(entry: Any) -> str:
+    return json.dumps(entry, sort_keys=True)
+
+
+def _leaves(value: Any, path: Path) -> Iterator[Path]:
+    """The places of `value`'s values (none empty)."""
     if isinstance(value, dict):
         for key, member in value.items():
             yield from _leaves(member, (*path, key))
     elif isinstance(value, list):
         for index, member in enumerate(value):
             yield from _leaves(member, (*path, index))
-    elif value is not None and value != "":
-        yield path, value
+    elif not _empty(value):
+        yield path

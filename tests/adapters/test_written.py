@@ -20,7 +20,7 @@ from adapters import (
     not_carried,
     write_checked,
 )
-from adapters._written import _values
+from adapters._written import _national
 from schemas import Episode
 
 from .facts import EXAMPLES
@@ -51,7 +51,7 @@ def test_the_national_formats_carry_everything(form: Path, target: str) -> None:
     adapter = get_adapter(target)
     for episode in _episodes(form):
         [back] = adapter.to_national(adapter.from_national([episode])).episodes
-        assert _values(back) == _values(episode)
+        assert _national(back) == _national(episode)
 
 
 def test_what_a_register_has_no_column_for_is_named() -> None:
@@ -124,5 +124,39 @@ def test_an_episode_missing_from_the_document_is_said_whole() -> None:
     form = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
     [episode] = _episodes(form)
     one = _Written(get_adapter("ecaf-xml-v3"), form.read_bytes())
-    problems = not_carried(one, [episode, episode], form.read_bytes())
+    problems = list(not_carried(one, [episode, episode], form.read_bytes()))
     assert [(p.pointer, p.rule) for p in problems] == [("/1", NOT_CARRIED)]
+
+
+def test_a_family_given_in_another_order_is_compared_child_by_child() -> None:
+    """The EHA writer orders a family's children its own way: each episode is compared with its
+    own child's, not with whoever comes at its place."""
+    family = _episodes(EXAMPLES / "eha-json" / "eha-json-101-0.json")
+    assert len(family) > 1
+    assert _said(get_adapter("eha-json"), list(reversed(family))) == {}
+
+
+def test_a_row_its_reader_rejects_is_that_episode_alone() -> None:
+    """A given name of spaces is national (a text), and an empty cell to the register: that row
+    is rejected when read again, and the rows after it are still compared with their own."""
+    episodes = _episodes(EXAMPLES / "caf-register-csv" / "register-101.csv")
+    blank = episodes[1].child.model_copy(update={"given_names": " "})
+    episodes[1] = episodes[1].model_copy(update={"child": blank})
+    said = _said(get_adapter("caf-register-csv"), episodes)
+    assert said == {"/1": NOT_CARRIED}
+
+
+def test_an_entry_given_back_elsewhere_in_its_list_is_carried() -> None:
+    [episode] = _episodes(EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml")
+    assert len(episode.delivery_plan) > 1
+    ecaf = get_adapter("ecaf-xml-v3")
+    turned = episode.model_copy(update={"delivery_plan": episode.delivery_plan[::-1]})
+    data = ecaf.from_national([turned])  # read back with its plan the other way round
+    assert list(not_carried(ecaf, [episode], data)) == []
+    # An entry changed is still found, at its own place.
+    first = episode.delivery_plan[0].model_copy(update={"action": "Another action"})
+    edited = episode.model_copy(update={"delivery_plan": [first, *episode.delivery_plan[1:]]})
+    found = [
+        (p.pointer, p.rule) for p in not_carried(ecaf, [episode], ecaf.from_national([edited]))
+    ]
+    assert found == [("/0/delivery_plan/0/action", CHANGED)]

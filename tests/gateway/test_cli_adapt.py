@@ -187,6 +187,16 @@ def test_what_another_format_cannot_hold_is_said_by_place(tmp_path: Path) -> Non
         assert code == 0 and "write." not in err
 
 
+def test_the_losses_of_standard_outputs_one_document_are_said_of_it() -> None:
+    ecaf = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
+    register = EXAMPLES / "caf-register-csv" / "register-101.csv"
+    code, _, err = _adapt("--to", "caf-register-csv", str(ecaf), str(register))
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert "standard output: written: write.not_carried: " in said
+    assert "register-101.csv: written" not in said  # it loses nothing of its own
+
+
 def test_results_get_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
     source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
     out = tmp_path / "out"

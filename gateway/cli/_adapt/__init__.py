@@ -137,6 +137,7 @@ class _Run:
     progress: Progress
     task: TaskID
     failures: list[str] = field(default_factory=list)  # of the run, not of one input
+    written_with: _WriteNotes = field(default_factory=_WriteNotes)  # the standard output's
 
     def episodes(self, item: _Input) -> tuple[_Outcome, Iterator[Episode] | None]:
         """The input read and translated: its outcome, and its episodes as they come (None when
@@ -208,7 +209,7 @@ class _Run:
         """Standard output takes one document (see the module docstring). National JSON is
         streamed episode by episode; the other targets' document is made whole, then written."""
         outcomes: list[_Outcome] = []
-        notes = _WriteNotes()
+        notes = self.written_with  # of the one document, not of an input
 
         def every() -> Iterator[Episode]:
             for item in items:
@@ -244,8 +245,6 @@ class _Run:
             self.failures.append(f"cannot write to standard output: {_reason(exc)}")
         except Exception as exc:  # said, with exit 2, never as a traceback
             self.failures.append(f"internal_error: {type(exc).__name__}")
-        if outcomes:
-            outcomes[-1].written_with.merge(notes)
         return outcomes
 
 
@@ -355,7 +354,7 @@ def _adapt(
             for outcome in outcomes:  # an interruption or a fault: no temporary is left
                 for temporary, _ in outcome.pending:
                     temporary.unlink(missing_ok=True)
-    _report(console, outcomes, run.failures)
+    _report(console, outcomes, run.failures, run.written_with)
     unusable = bool(run.failures) or any(o.failure and o.failure.unusable for o in outcomes)
     rejected = any(
         (o.failure and not o.failure.unusable) or (o.summary and o.summary.rejected_count)

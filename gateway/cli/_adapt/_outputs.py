@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from adapters import Adapter, AdapterError, write_checked
+from adapters import Adapter, AdapterError, not_carried, write_document
 from adapters.caf_register_csv import CafRegisterCsv
 from adapters.eha_json import EhaJson
 from adapters.national import NationalJson
@@ -59,8 +59,9 @@ def _written(target: Adapter, group: list[Episode], notes: _WriteNotes) -> bytes
     """One document in the target format; what its writer had to choose (an EHA family whose
     children's episodes hold different copies of a family-level part), and the values the
     document does not give back, go to `notes`."""
-    written = write_checked(target, group)
+    written = write_document(target, group)
     notes.add(written.warnings)
+    notes.add(not_carried(target, group, written.data))  # counted as found: never all held
     return written.data
 
 

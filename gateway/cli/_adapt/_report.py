@@ -15,7 +15,6 @@ from rich.table import Table
 from adapters import (
     CHANGED,
     NOT_CARRIED,
-    NOT_READABLE,
     Adapter,
     AdapterError,
     Fate,
@@ -60,14 +59,15 @@ class _Summary:
                 self.warnings.append(warning)
 
 
-_LOST = (NOT_CARRIED, CHANGED, NOT_READABLE)
+_LOST = (NOT_CARRIED, CHANGED)
 
 
 @dataclass(slots=True)
 class _WriteNotes:
-    """What the writer said of an input's documents: its choices (an EHA family's copies), and
-    the values the documents do not give back, counted by rule and place with list positions
-    as `*` (a register of many thousand rows loses the same columns in every row)."""
+    """What the writer said of an input's documents: its choices (an EHA family's copies) and a
+    document its reader refuses, and the values the documents do not give back, counted by rule
+    and place with list positions as `*` (a register of many thousand rows loses the same
+    columns in every row)."""
 
     choices: list[Problem] = field(default_factory=list)
     lost: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -80,10 +80,6 @@ class _WriteNotes:
             # The first step is the episode's place in its document: not a national field.
             place = "/" + "/".join("*" if isinstance(s, int) else s for s in warning.path[1:])
             self.lost[warning.rule, place] += 1
-
-    def merge(self, other: _WriteNotes) -> None:
-        self.choices += other.choices
-        self.lost.update(other.lost)
 
 
 @dataclass(slots=True)
@@ -149,7 +145,11 @@ def _lost(console: Console, where: str, lost: Counter[tuple[str, str]]) -> None:
         console.print(f"[yellow]{where}[/]: written: {rule}: {values} values: {shown}{more}")
 
 
-def _report(console: Console, outcomes: list[_Outcome], failures: list[str]) -> None:
+def _report(
+    console: Console, outcomes: list[_Outcome], failures: list[str], written: _WriteNotes
+) -> None:
+    """The table, then what each input met; then what the run met as a whole, and what was
+    written to standard output (the one document of every input's episodes)."""
     table = Table(title="fidelity", show_lines=False)
     for column in ("file", "format", "episodes", "mapped", "transformed", "extended", "rejected"):
         table.add_column(column, overflow="fold")
@@ -210,3 +210,6 @@ def _report(console: Console, outcomes: list[_Outcome], failures: list[str]) -> 
             )
     for failure in failures:
         console.print(f"[red]standard output[/]: {escape(failure)}")
+    for note in written.choices:
+        console.print(f"[yellow]standard output[/]: written: {escape(str(note))}")
+    _lost(console, "standard output", written.lost)
