@@ -10,6 +10,7 @@
     ├── NotFound                      404 not_found
     ├── Conflict                      409 conflict / idempotency_key_reused / already_decided /
     │                                     episode_exists
+    ├── PreconditionFailed            412 precondition_failed
     ├── ConsentRefused                403 consent_missing / consent_excluded / consent_withdrawn /
     │                                     consent_expired / purpose_not_permitted
     ├── FederationRefused             403 invalid_signature, unknown_member, member_suspended,

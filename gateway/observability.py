@@ -39,8 +39,9 @@ class JsonFormatter(logging.Formatter):
 
 # Libraries that write secrets at DEBUG (and INFO): authlib the access tokens it issues ("Issue token
 # %r to %r"), aiosqlite and SQLAlchemy the SQL parameters (secret hashes, client keys, sealed values).
-# Kept at WARNING whatever the node's level, DEBUG included.
-QUIET_LOGGERS = ("authlib", "aiosqlite", "sqlalchemy")
+# Kept at WARNING whatever the node's level, DEBUG included. Alembic too: every readiness probe
+# reads the migration state, and it says "Context impl SQLiteImpl." each time.
+QUIET_LOGGERS = ("authlib", "aiosqlite", "sqlalchemy", "alembic")
 
 
 def configure_logging(level: str) -> None:

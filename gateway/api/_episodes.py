@@ -210,11 +210,13 @@ async def _push_closure_withdrawal(
 def _unchanged_since_read(request: web.Request, stored: Stored) -> None:
     """`If-Match`: the change only on the revision it names (an ETag this API gave), so that a
     change made again after a lost answer (a second TAC member, a second review) or on top of
-    another's change is refused, not applied. `*` matches any revision; without it, no check."""
-    wanted = request.headers.get("If-Match")
-    if wanted is None:
+    another's change is refused, not applied. `*` matches any revision; a weak tag (`W/"3"`)
+    none, as RFC 9110 compares If-Match strongly; without the header, no check. The ETag names
+    the episode's revision, whichever representation gave it."""
+    lines = request.headers.getall("If-Match", [])
+    if not lines:
         return
-    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    tags = {tag.strip() for line in lines for tag in line.split(",")}
     if "*" not in tags and f'"{stored.revision}"' not in tags:
         raise PreconditionFailed("the episode has changed since the revision If-Match names")
 

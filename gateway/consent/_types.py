@@ -241,16 +241,18 @@ def name_words(name: str) -> tuple[str, ...]:
 
 def agency_words(name: str) -> tuple[str, ...]:
     """An agency's name as the consent engine compares them: as `name_words`, but its numbers are
-    words too ("Early Help Team 1" is not "Early Help Team 2", "NHS 111" is not every NHS trust).
-    Full-width and other scripts' digits become ASCII ones first (NFKC)."""
+    words too ("Early Help Team 1" is not "Early Help Team 2", "NHS 111" is not every NHS trust),
+    each read as a number: in any script's digits, without leading zeros ("Team ٢" and "Team 02"
+    are "Team 2")."""
     words: list[str] = []
     current: list[str] = []
-    for char in fold(unicodedata.normalize("NFKC", name)):
-        if char.isalnum():
+    for char in fold(unicodedata.normalize("NFKC", name)) + " ":
+        if char.isdecimal():
+            current.append(str(unicodedata.decimal(char)))
+        elif char.isalnum():
             current.append(char)
         elif current:
-            words.append("".join(current))
+            word = "".join(current)
+            words.append(str(int(word)) if word.isascii() and word.isdigit() else word)
             current = []
-    if current:
-        words.append("".join(current))
     return tuple(words)

@@ -18,7 +18,7 @@ from ..consent import ConsentRequest, Recipient, decide
 from ..errors import NotFound
 from ..keys import AUDIT, EPISODES, MEMBERS, SETTINGS
 from ..storage import aware_utc
-from ..storage._tables import register
+from ..storage._tables import register, transfers
 from ._export import register_csv, register_pdf
 from ._web import CONSOLE_PATH, audit, render, uuid_of
 
@@ -117,6 +117,22 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
     return found
 
 
+async def _moved_to(request: web.Request, episode_id: str) -> str | None:
+    """The member a transferred episode went to (its latest committed transfer out)."""
+    async with request.config_dict[AUDIT].engine.connect() as connection:
+        found = await connection.scalar(
+            select(transfers.c.counterpart)
+            .where(
+                transfers.c.episode_id == episode_id,
+                transfers.c.direction == "out",
+                transfers.c.state == "committed",
+            )
+            .order_by(transfers.c.updated_at.desc())
+            .limit(1)
+        )
+    return str(found) if found is not None else None
+
+
 async def _episode(request: web.Request, episode_id: str) -> Episode | None:
     async with request.config_dict[AUDIT].engine.connect() as connection:
         try:
@@ -203,6 +219,7 @@ async def child_page(request: web.Request) -> web.Response:
             rule=check["rule"],
         )
     members = request.config_dict[MEMBERS]().metadata.members
+    moved_to = await _moved_to(request, episode_id) if episode is not None else None
     return render(
         request,
         "child.html",
@@ -215,6 +232,8 @@ async def child_page(request: web.Request) -> web.Response:
             "check": check,
             "agency_types": [a.value for a in AgencyType],
             "members": members,
+            "names": {member.id: member.name for member in members},
+            "moved_to": moved_to,
             "query": request.query,
         },
     )

@@ -27,7 +27,15 @@ from ._federation import NodePlan, plan_federation
 from ._scenario import DemoNode, Echo, run_scenario
 from ._services import ensure_services
 
-__all__ = ["demo_form", "prepare", "running_nodes", "scenario_nodes", "write_toml"]
+__all__ = [
+    "demo_form",
+    "demo_token",
+    "prepare",
+    "running_nodes",
+    "scenario_nodes",
+    "stopped",
+    "write_toml",
+]
 
 _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -93,6 +101,12 @@ async def _token(session: aiohttp.ClientSession, plan: NodePlan) -> str:
         return str(body["access_token"])
 
 
+async def demo_token(plan: NodePlan) -> str:
+    """An access token of the borough's demo system (`cafx demo token`)."""
+    async with aiohttp.ClientSession() as session:
+        return await _token(session, plan)
+
+
 async def scenario_nodes(plans: list[NodePlan]) -> list[DemoNode]:
     async with aiohttp.ClientSession() as session:
         return [
@@ -120,9 +134,19 @@ def _ready(plan: NodePlan) -> bool:
 
 
 @contextmanager
-def running_nodes(plans: list[NodePlan], timeout: float = 60.0) -> Iterator[None]:
-    """Each node in its own process (`cafx serve`), logs in its folder; stopped gracefully after."""
-    processes = []
+def running_nodes(
+    plans: list[NodePlan], timeout: float = 60.0
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Each node in its own process (`cafx serve`), logs in its folder; stopped gracefully after.
+    Refused (`RuntimeError`) when a node already answers on a borough's port: a demo still
+    running (or left running) would answer for the new nodes, which could not start."""
+    taken = [plan.borough.name for plan in plans if _ready(plan)]
+    if taken:
+        raise RuntimeError(
+            f"a node already answers on the port of {', '.join(taken)}: is the demo running "
+            "already? Stop it first (Ctrl-C where it runs)"
+        )
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         for plan in plans:
             log = (plan.folder / "node.log").open("ab")
@@ -149,7 +173,7 @@ def running_nodes(plans: list[NodePlan], timeout: float = 60.0) -> Iterator[None
                         f"{plan.borough.name} did not start: see {plan.folder / 'node.log'}"
                     )
                 time.sleep(0.2)
-        yield
+        yield processes
     finally:
         for process in processes:
             if process.poll() is None:
@@ -159,6 +183,17 @@ def running_nodes(plans: list[NodePlan], timeout: float = 60.0) -> Iterator[None
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def stopped(
+    plans: list[NodePlan], processes: list[subprocess.Popen[bytes]]
+) -> tuple[NodePlan, int] | None:
+    """The first node whose process has ended, with its exit code; None while all run."""
+    for plan, process in zip(plans, processes, strict=True):
+        code = process.poll()
+        if code is not None:
+            return plan, code
+    return None
 
 
 def story(plans: list[NodePlan], echo: Echo) -> None:

@@ -180,28 +180,30 @@ def apply_event(episode: Episode, event: Event) -> Episode:
 
 def _after_recorded_work(episode: Episode, closed_on: dt.date) -> None:
     """A closure is dated on or after the work recorded on the episode: retention counts from it,
-    so a closure dated years back by mistake would archive a live record early. The work counted:
-    assessments, reviews, consent statements and service requests (a step-down episode often has
-    only the last two), and the child's birth. Work dated after today (a typo, a legacy "no date"
-    value) is not counted: it would block every closure."""
+    so a closure dated years back by mistake would archive a live record early. It comes after
+    every assessment and review, after the first consent statement or service request (a
+    step-down episode often has only those: later ones may follow the end, a consent to send the
+    closing summary, a referral on), and after the child's birth. Work dated after today (a typo,
+    a legacy "no date" value) is not counted: it would block every closure."""
     today = london_today()
-    child = episode.child
+    born = episode.child.date_of_birth
     worked = [
-        day
-        for day in (
-            *(a.started_on for a in episode.assessments),
-            *(a.completed_on for a in episode.assessments if a.completed_on is not None),
-            *(r.held_on for r in episode.reviews),
-            *(c.given_on for c in episode.consents),
-            *(s.requested_on for s in episode.service_requests),
-            *((child.date_of_birth,) if child.date_of_birth is not None else ()),
-        )
-        if day <= today
+        *(a.started_on for a in episode.assessments),
+        *(a.completed_on for a in episode.assessments if a.completed_on is not None),
+        *(r.held_on for r in episode.reviews),
+        *((born,) if born is not None else ()),
     ]
-    if worked and closed_on < max(worked):
+    begun = [
+        *(c.given_on for c in episode.consents),
+        *(s.requested_on for s in episode.service_requests),
+    ]
+    floors = [
+        day for day in (*worked, min(begun, default=None)) if day is not None and day <= today
+    ]
+    if floors and closed_on < max(floors):
         raise SchemaViolation(
-            "closed_on is before work recorded on the episode (an assessment, a review, a consent "
-            "statement, a service request) or before the child's birth",
+            "closed_on is before work recorded on the episode (an assessment, a review, its first "
+            "consent statement or service request) or before the child's birth",
             problems=[
                 Problem(
                     ("event", "closure", "closed_on"),

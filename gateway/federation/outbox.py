@@ -198,8 +198,12 @@ class Outbox:
 
         await self._clear_delivered_before()
         claimed = await self._claim(moment)
+        leased = moment + LEASE  # what `_claim` set: renewed only where it is still so
         results = await asyncio.gather(
-            *(self._serve(send, recipient, rows, clock) for recipient, rows in claimed.items()),
+            *(
+                self._serve(send, recipient, rows, clock, leased)
+                for recipient, rows in claimed.items()
+            ),
             return_exceptions=True,  # every recipient's outcome is recorded before one is raised
         )
         for result in results:
@@ -244,7 +248,12 @@ class Outbox:
         return claimed
 
     async def _serve(
-        self, send: Send, recipient: str, rows: list[Any], clock: Callable[[], dt.datetime]
+        self,
+        send: Send,
+        recipient: str,
+        rows: list[Any],
+        clock: Callable[[], dt.datetime],
+        leased: dt.datetime,
     ) -> int:
         """Send one recipient its messages, batch after batch, in order; how many were delivered.
 
@@ -265,9 +274,9 @@ class Outbox:
         while batches:
             batch, messages, size = batches.pop(0)
             statuses, failure, refused = await self._send(send, recipient, messages)
+            if batches:  # still this pass's while it sends them: a request may take its 30 s
+                batches, leased = await self._renew(batches, leased, clock())
             untried = [row for later, _, _ in batches for row in later]
-            if untried:  # still this replica's while it sends them: another batch may take 30 s
-                await self._renew(untried, clock())
             if failure == "unknown_member":  # not (or no longer) a member of the federation
                 async with self.engine.begin() as connection:
                     for row in [*batch, *untried]:
@@ -305,15 +314,37 @@ class Outbox:
                         )
         return delivered
 
-    async def _renew(self, rows: list[Any], now: dt.datetime) -> None:
-        """Lease `rows` again from `now`: rows another pass already gave an outcome are not
-        leased, only those still waiting for this one."""
+    async def _renew(
+        self, batches: list[Batch], leased: dt.datetime, now: dt.datetime
+    ) -> tuple[list[Batch], dt.datetime]:
+        """Lease the messages of `batches` again, from `now`, where this pass's lease (`leased`)
+        still stands; the batches left to this pass, and their lease. A message whose lease ran
+        out, and another replica took (to send, hold or back off), is that replica's: left out
+        here, never sent twice at once, its outcome not overwritten. Rows another replica has
+        locked are skipped, not waited for (as in `_claim`)."""
+        ids = [row.id for rows, _, _ in batches for row in rows]
+        renewed = now + LEASE
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]), outbox.c.state == "pending")
-                .values(next_attempt_at=now + LEASE)
+            query = select(outbox.c.id).where(
+                outbox.c.id.in_(ids),
+                outbox.c.state == "pending",
+                outbox.c.next_attempt_at == leased,
             )
+            if not self._sqlite:
+                query = query.with_for_update(skip_locked=True)
+            ours = set((await connection.scalars(query)).all())
+            if ours:
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(sorted(ours)))
+                    .values(next_attempt_at=renewed)
+                )
+        kept: list[Batch] = []
+        for rows, messages, size in batches:
+            left = [(row, m) for row, m in zip(rows, messages, strict=True) if row.id in ours]
+            if left:
+                kept.append(([row for row, _ in left], [m for _, m in left], size))
+        return kept, renewed
 
     @staticmethod
     async def _send(

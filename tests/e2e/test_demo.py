@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from gateway.demo import DEMO_PASSWORD, free_port
 
@@ -52,3 +59,61 @@ def test_ports_planned_for_later_are_distinct_and_below_the_ephemeral_range() ->
     ports = [free_port() for _ in range(50)]
     assert len(set(ports)) == len(ports)
     assert all(10_000 <= port < floor for port in ports)
+
+
+def _cafx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_the_scenario_and_a_token_need_the_demo_running(tmp_path: Path) -> None:
+    for command in (("scenario",), ("token", "camden")):
+        result = _cafx("demo", *command, "--root", str(tmp_path / "demo"))
+        assert result.returncode == 2, result.stderr
+        said = " ".join((result.stdout + result.stderr).split())
+        assert "no demo federation" in said and "make demo" in said and "Traceback" not in said
+    assert not (tmp_path / "demo").exists()  # nothing generated where it was not asked for
+
+
+def test_a_demo_stopped_by_sigterm_stops_its_nodes(tmp_path: Path) -> None:
+    """SIGTERM (a service manager, a closed terminal's SIGHUP alike) stops the nodes with the demo;
+    meanwhile a token can be had, and a second demo on the same ports is refused."""
+    root = str(tmp_path)
+    with subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "gateway.cli", "demo", "run", "--root", root],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            said = ""
+            deadline = time.monotonic() + 180
+            while "Ctrl-C stops the nodes" not in said and time.monotonic() < deadline:
+                line = demo.stdout.readline()
+                assert line, f"the demo ended: {said[-2000:]}"
+                said += line
+            url = re.search(r"API\s+(http://127\.0\.0\.1:\d+)/api/v1", said)
+            assert url is not None, said
+
+            token = _cafx("demo", "token", "camden", "--root", root)
+            assert token.returncode == 0, token.stderr
+            assert token.stdout.strip().count(".") == 2  # a JWT, and nothing else on stdout
+
+            second = _cafx("demo", "run", "--root", root)
+            assert second.returncode == 1
+            assert "already answers" in " ".join(second.stdout.split())
+
+            demo.send_signal(signal.SIGTERM)
+            assert demo.wait(timeout=60) == 0
+            assert "the nodes are stopped" in demo.stdout.read()
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+    with pytest.raises(urllib.error.URLError):  # nobody answers on the node's port any more
+        urllib.request.urlopen(url.group(1) + "/healthz", timeout=5)  # noqa: S310 - loopback

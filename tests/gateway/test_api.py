@@ -359,6 +359,12 @@ async def test_an_event_made_again_on_the_revision_it_read_is_refused(
     assert (
         await http.post(f"{url}/events", json={"event": member}, headers=anything)
     ).status == 200
+    now = await http.get(url, headers=auth)
+    weak = {**auth, "If-Match": f"W/{now.headers['ETag']}"}  # RFC 9110: never matches If-Match
+    assert (await http.post(f"{url}/events", json={"event": member}, headers=weak)).status == 412
+    two_lines = [*auth.items(), ("If-Match", '"nope"'), ("If-Match", now.headers["ETag"])]
+    split = await http.post(f"{url}/events", json={"event": member}, headers=two_lines)
+    assert split.status == 200
 
 
 async def test_scopes_and_tokens_are_required(

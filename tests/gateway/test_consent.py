@@ -719,6 +719,13 @@ def test_an_exclusion_by_a_numbered_name_is_that_agency_only() -> None:
     assert decide(by_number, ask(name="111")).code is DenialCode.CONSENT_EXCLUDED
 
 
+@pytest.mark.parametrize("spelt", ["Team ٢", "TEAM 02", "Team ２"])
+def test_a_number_is_a_number_however_it_is_written(spelt: str) -> None:
+    ep = episode(stmt(excluded=({"name": "Team 2"},)))
+    assert decide(ep, ask(name=spelt)).code is DenialCode.CONSENT_EXCLUDED
+    assert decide(ep, ask(name="Team 20")).outcome is Outcome.PERMIT
+
+
 def test_an_excluded_name_without_a_word_excludes_every_name() -> None:
     ep = episode(stmt(excluded=({"name": "--"},)))
     assert decide(ep, ask(name="Whittington Health")).code is DenialCode.CONSENT_EXCLUDED

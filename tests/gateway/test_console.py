@@ -35,13 +35,21 @@ from gateway.demo import DEMO_BOROUGHS, DEMO_PASSWORD, NodePlan, plan_federation
 from gateway.errors import PeerUnavailable, Unauthorised
 from gateway.federation.outbox import Message
 from gateway.federation.practitioner import RequestInput
-from gateway.keys import CONSOLE_OIDC, ENGINE, MEMBERS, METRICS, REQUESTS, TRANSFERS
+from gateway.keys import CONSOLE_OIDC, ENGINE, EPISODES, MEMBERS, METRICS, REQUESTS, TRANSFERS
 from gateway.runner import start
-from gateway.storage._tables import audit_entries, console_sessions, inbox, outbox, register
+from gateway.storage._tables import (
+    audit_entries,
+    console_sessions,
+    inbox,
+    outbox,
+    register,
+    transfers,
+)
 from schemas import Practitioner
 
 from ..conftest import Database
 from .console_client import ConsoleClient
+from .test_timeliness import episode
 
 CAMDEN, HACKNEY = DEMO_BOROUGHS[0], DEMO_BOROUGHS[1]
 
@@ -724,6 +732,33 @@ async def test_the_register_names_everyone_who_approved_a_disclosure(
     status, page, _ = await browser.get(f"/console/episodes/{episode_id}/register.csv")
     assert status == 200
     assert "hackney-lead-1, hackney-lead-2 (second), camden-lead-1 (holder)" in page
+
+
+async def test_the_child_view_names_the_member_a_transferred_episode_went_to(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    """Our copy keeps the home authority of its form; who holds it now is the transfer's."""
+    islington = DEMO_BOROUGHS[2]
+    moved = episode(state="transferred")
+    now = dt.datetime.now(dt.UTC)
+    async with camden.app[ENGINE].begin() as connection:
+        await camden.app[EPISODES].add(connection, moved)
+        await connection.execute(
+            insert(transfers).values(
+                id=str(uuid.uuid4()),
+                direction="out",
+                episode_id=str(moved.episode_id),
+                counterpart=islington.gss,
+                state="committed",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get(f"/console/episodes/{moved.episode_id}")
+    assert status == 200
+    assert f"moved to {islington.name} ({islington.gss}), which holds it now" in page
+    assert f"({moved.home_authority})" in page  # the form's, named beside
 
 
 async def test_a_lead_contact_declines_an_offer_from_the_federation_page(

@@ -3,6 +3,7 @@ its closure, and a closure dated on or after the dated work it records."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -67,3 +68,14 @@ def test_a_step_down_is_not_closed_before_its_dated_work(closed_on: str) -> None
     assert [p.rule for p in caught.value.problems] == ["dates.closure_before_recorded_work"]
     on_the_day = {"closed_on": "2026-02-20", "outcome": "resolved_single_service"}
     assert apply_event(fresh, _event({"type": "closure", "closure": on_the_day})).closure
+
+
+def test_a_consent_given_after_the_work_ended_does_not_hold_the_closure_back() -> None:
+    """A consent to send the closing summary to the school, given after the CAF ended: the
+    closure is dated when it ended, after the first statement only."""
+    fresh = episode(completed=(), state="potential")
+    [first] = fresh.consents
+    summary = first.model_copy(update={"consent_id": "C-SUMMARY", "given_on": dt.date(2026, 3, 5)})
+    later = fresh.model_copy(update={"consents": [first, summary]})
+    ended = {"closed_on": "2026-03-01", "outcome": "resolved_single_service"}
+    assert apply_event(later, _event({"type": "closure", "closure": ended})).closure

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.errors import PeerUnavailable
 from gateway.federation.outbox import BATCH_BYTES, LEASE, Message
@@ -46,6 +46,35 @@ async def test_a_hold_counts_from_when_the_send_failed(
         [resume] = await _attempts_at(engine)
         # Held from the failure: the next pass a moment after it does not call the peer again.
         assert resume >= moment + dt.timedelta(seconds=SLOW)
+
+
+async def test_a_message_another_replica_took_once_the_lease_ran_out_is_left_to_it(
+    database: Database,
+) -> None:
+    sent_here: list[int] = []
+    elsewhere = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # the other replica's hold
+
+    async def slow(recipient: str, messages: list[Message]) -> Mapping[str, str]:
+        if not sent_here:  # meanwhile the lease ran out and another replica took the third
+            async with engine.begin() as connection:
+                third = select(outbox.c.id).order_by(outbox.c.created_at).offset(2).limit(1)
+                await connection.execute(
+                    update(outbox)
+                    .where(outbox.c.id == third.scalar_subquery())
+                    .values(next_attempt_at=elsewhere)
+                )
+        sent_here.extend(int(message.body["n"]) for message in messages)
+        return {message.id: "applied" for message in messages}
+
+    async with ready(database) as (engine, sent, _):
+        big = "x" * (BATCH_BYTES // 2 + 1)  # one message to a request
+        for n in range(3):
+            async with engine.begin() as connection:
+                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": big})
+        moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        assert await sent.deliver_due(slow, now=moment) == 2
+        assert sent_here == [0, 1]
+        assert (await _attempts_at(engine))[2] == elsewhere  # its hold stands
 
 
 async def test_messages_still_to_send_stay_leased_while_a_slow_batch_goes(
