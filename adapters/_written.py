@@ -107,7 +107,9 @@ def not_carried(adapter: Adapter, episodes: Sequence[Episode], data: bytes) -> I
                 message = f"the {name} document does not give the episode back"
                 yield Problem((n,), NOT_CARRIED, message, "warning")
                 continue
-            for path, rule, message in _differences(_national(episodes[n]), _national(back), (n,)):
+            found: list[_Difference] = []
+            _differences(_national(episodes[n]), _national(back), (n,), found)
+            for path, rule, message in found:
                 yield Problem(path, rule, message.format(name), "warning")
     except AdapterError as exc:
         message = f"the {name} reader refuses what was written ({exc.code})"
@@ -154,21 +156,26 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-def _differences(before: Any, after: Any, path: Path) -> Iterator[_Difference]:
+def _differences(before: Any, after: Any, path: Path, found: list[_Difference]) -> None:
+    """Add to `found` each difference between `before` (the episode's) and `after` (the
+    document's), at its place. Appended, not yielded: nested generators cost more than the
+    comparison itself (a register's every row)."""
     if _empty(before):
-        yield from ((leaf, CHANGED, _ADDED) for leaf in _leaves(after, path))
+        found.extend((leaf, CHANGED, _ADDED) for leaf in _leaves(after, path, []))
     elif _empty(after):
-        yield from ((leaf, NOT_CARRIED, _NO_PLACE) for leaf in _leaves(before, path))
+        found.extend((leaf, NOT_CARRIED, _NO_PLACE) for leaf in _leaves(before, path, []))
     elif isinstance(before, dict) and isinstance(after, dict):
         for key in [*before, *(key for key in after if key not in before)]:
-            yield from _differences(before.get(key), after.get(key), (*path, key))
+            _differences(before.get(key), after.get(key), (*path, key), found)
     elif isinstance(before, list) and isinstance(after, list):
-        yield from _list_differences(before, after, path)
+        _list_differences(before, after, path, found)
     elif before != after:
-        yield from ((leaf, CHANGED, _OTHERWISE) for leaf in _leaves(before, path))
+        found.extend((leaf, CHANGED, _OTHERWISE) for leaf in _leaves(before, path, []))
 
 
-def _list_differences(before: list[Any], after: list[Any], path: Path) -> Iterator[_Difference]:
+def _list_differences(
+    before: list[Any], after: list[Any], path: Path, found: list[_Difference]
+) -> None:
     """Entries given back whole are carried, wherever they are; the others are compared in turn
     (an entry with nothing left to compare it with is not carried, or was added)."""
     waiting: dict[str, list[int]] = {}
@@ -176,32 +183,34 @@ def _list_differences(before: list[Any], after: list[Any], path: Path) -> Iterat
         waiting.setdefault(_canonical(entry), []).append(j)
     unmatched: list[int] = []
     for i, entry in enumerate(before):
-        found = waiting.get(_canonical(entry))
-        if found:
-            found.pop(0)
+        places = waiting.get(_canonical(entry))
+        if places:
+            places.pop(0)
         else:
             unmatched.append(i)
     added = sorted(j for places in waiting.values() for j in places)
     for i, j in zip_longest(unmatched, added):
         if i is None:
-            yield from ((leaf, CHANGED, _ADDED) for leaf in _leaves(after[j], (*path, j)))
+            found.extend((leaf, CHANGED, _ADDED) for leaf in _leaves(after[j], (*path, j), []))
         elif j is None:
-            yield from ((leaf, NOT_CARRIED, _NO_PLACE) for leaf in _leaves(before[i], (*path, i)))
+            lost = _leaves(before[i], (*path, i), [])
+            found.extend((leaf, NOT_CARRIED, _NO_PLACE) for leaf in lost)
         else:
-            yield from _differences(before[i], after[j], (*path, i))
+            _differences(before[i], after[j], (*path, i), found)
 
 
 def _canonical(entry: Any) -> str:
     return json.dumps(entry, sort_keys=True)
 
 
-def _leaves(value: Any, path: Path) -> Iterator[Path]:
-    """The places of `value`'s values (none empty)."""
+def _leaves(value: Any, path: Path, places: list[Path]) -> list[Path]:
+    """`places`, with the places of `value`'s values (none empty) added."""
     if isinstance(value, dict):
         for key, member in value.items():
-            yield from _leaves(member, (*path, key))
+            _leaves(member, (*path, key), places)
     elif isinstance(value, list):
         for index, member in enumerate(value):
-            yield from _leaves(member, (*path, index))
+            _leaves(member, (*path, index), places)
     elif not _empty(value):
-        yield path
+        places.append(path)
+    return places
