@@ -10,8 +10,9 @@ document again with the same adapter and comparing the episodes value by value: 
 writer did, what its own reader cannot get back is reported, by JSON pointer (never the value).
 
 - Episodes are paired as the document holds them: a register row by row, read as it comes (a
-  row its reader rejects is its episode not carried); an EHA family by the child (names and date
-  of birth: the writer orders the children its own way), the rest in order; one to one else.
+  row its reader rejects is its episode not carried); an EHA family by the child (its person ref
+  where the episode came from EHA, else names and date of birth: the writer orders the children
+  its own way), the rest in order; one to one else.
 - Lists are compared as collections: an entry given back whole is carried wherever it is in its
   list (an EHA document keeps its notes after its areas); the entries left are compared in turn.
 - The national formats carry every national value by construction (their round trip is
@@ -128,15 +129,30 @@ def _paired(
             yield n, row.episode if row is not None else None
         return
     back = adapter.to_national(data).episodes
-    waiting: dict[tuple[str, str, dt.date | None], list[int]] = {}
-    for j, episode in enumerate(back):
-        waiting.setdefault(_child(episode), []).append(j)
-    chosen = {n: found.pop(0) for n, e in enumerate(episodes) if (found := waiting.get(_child(e)))}
+    chosen: dict[int, int] = {}  # an episode's place -> its place in the document
+    for key in (_person_ref, _child):  # the surest key first; each pass pairs what is left
+        taken = set(chosen.values())
+        waiting: dict[object, list[int]] = {}
+        for j, episode in enumerate(back):
+            if j not in taken and (found_key := key(episode)) is not None:
+                waiting.setdefault(found_key, []).append(j)
+        for n, episode in enumerate(episodes):
+            if n not in chosen and (found_key := key(episode)) is not None:
+                if places := waiting.get(found_key):
+                    chosen[n] = places.pop(0)
     taken = set(chosen.values())
     left = iter([j for j in range(len(back)) if j not in taken])
     for n in range(len(episodes)):
         place = chosen[n] if n in chosen else next(left, None)
         yield n, None if place is None else back[place]
+
+
+def _person_ref(episode: Episode) -> str | None:
+    """The child's person ref in its EHA family, which the EHA reader keeps (and its writer
+    writes back): twins of one name, not yet born, are still told apart by it."""
+    kept = episode.extensions.get("eha-json")
+    ref = kept.get("personRef") if isinstance(kept, dict) else None
+    return ref if isinstance(ref, str) else None
 
 
 def _child(episode: Episode) -> tuple[str, str, dt.date | None]:

@@ -196,9 +196,9 @@ class Settings(BaseSettings):
         return f"{self.issuer}/api/v1"
 
 
-# `CAFX_*` environment variables that are not settings: the data keys as JSON (`KeyRing.from_env`)
-# and the test suite's own switches.
-_NOT_SETTINGS = re.compile(r"CAFX_(KEYS|CHROMIUM|TEST_[A-Z0-9_]+|REQUIRE_[A-Z0-9_]+)")
+# `CAFX_*` environment variables that are not settings: the test suite's own switches. (The data
+# keys as JSON are the setting `keys_json`, CAFX_KEYS_JSON.)
+_NOT_SETTINGS = re.compile(r"CAFX_(CHROMIUM|TEST_[A-Z0-9_]+|REQUIRE_[A-Z0-9_]+)")
 
 
 # What Kubernetes puts in every pod for each Service of its namespace (service links), named after

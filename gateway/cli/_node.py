@@ -109,17 +109,44 @@ def keys_init(member: str, out: Path) -> None:
 @keys.command("rotate")
 @config_option
 @click.option("--retire", is_flag=True, help="Also drop the old keys once every row is re-wrapped.")
-def keys_rotate(config: Path | None, retire: bool) -> None:
+@click.option(
+    "--stage",
+    is_flag=True,
+    help="Only add the new key, not yet current (several replicas: copy the file to each first).",
+)
+@click.option(
+    "--promote", is_flag=True, help="Make the key --stage added current, and re-wrap under it."
+)
+def keys_rotate(config: Path | None, retire: bool, stage: bool, promote: bool) -> None:
     """Add a new key-encryption key, make it current, and re-wrap every sealed value's data key
     (episodes, requests, outbox messages, received copies, overrides, transfers, held disclosures).
 
     A running node follows its key file: it opens re-wrapped values and seals new ones under the new
-    key without a restart. With several replicas (each with its own copy of the file): deploy the new
-    key file everywhere, then `cafx keys retire`. A key still named by any row is never retired.
+    key without a restart. With several replicas (each with its own copy of the file), in two
+    steps, so that no replica meets a row under a key it has not got: `--stage` adds the key, not
+    yet current; copy the file to every replica; then `--promote` makes it current and re-wraps;
+    copy the file again, then `cafx keys retire`. A key still named by any row is never retired.
     """
+    if stage and (promote or retire):
+        raise click.UsageError("--stage goes alone: promote once every replica has the key file")
     settings = _settings(config)
     keyfile = _keyfile(settings)
-    ring = KeyRing.from_file(keyfile).with_new_key()
+    ring = KeyRing.from_file(keyfile)
+    if stage:
+        staged = ring.with_new_key(current=False)
+        write_keyfile(keyfile, staged, overwrite=True)
+        click.echo(
+            f"added key {staged.staged()}, not yet current (still {staged.current}): copy "
+            f"{keyfile} to every replica, then `cafx keys rotate --promote`"
+        )
+        return
+    if promote:
+        waiting = ring.staged()
+        if waiting is None:
+            raise click.ClickException("no staged key to promote: `cafx keys rotate --stage` first")
+        ring = ring.with_current(waiting)
+    else:
+        ring = ring.with_new_key()
     write_keyfile(keyfile, ring, overwrite=True)
     counts = _rewrap(settings, ring)
     done = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "nothing"
@@ -145,6 +172,14 @@ def keys_retire(config: Path | None) -> None:
 
 
 def _keyfile(settings: Settings) -> Path:
+    """The key file to rotate: the one the node reads its keys from. A node given `keys_json`
+    reads that (once, at start) whatever `keyfile` says: rotating the file would move every row
+    to a key the node never gets."""
+    if settings.keys_json is not None:
+        raise click.ClickException(
+            "the node reads its keys from keys_json (CAFX_KEYS_JSON), not from a file: rotate "
+            "there, or give it a keyfile alone"
+        )
     if settings.keyfile is None:
         raise click.ClickException(
             "rotation needs a keyfile (keys in the environment: rotate there)"

@@ -253,6 +253,6 @@ def agency_words(name: str) -> tuple[str, ...]:
             current.append(char)
         elif current:
             word = "".join(current)
-            words.append(str(int(word)) if word.isascii() and word.isdigit() else word)
+            words.append((word.lstrip("0") or "0") if word.isascii() and word.isdigit() else word)
             current = []
     return tuple(words)

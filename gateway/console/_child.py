@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from schemas import AgencyType, ConsentStatement, Episode, Section, london_today
+from schemas import AgencyType, ConsentStatement, Episode, EpisodeState, Section, london_today
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
@@ -118,7 +118,8 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
 
 
 async def _moved_to(request: web.Request, episode_id: str) -> str | None:
-    """The member a transferred episode went to (its latest committed transfer out)."""
+    """The member a transferred copy went from here (its latest committed transfer out): the last
+    move recorded here. Where it went next is the receiver's to know."""
     async with request.config_dict[AUDIT].engine.connect() as connection:
         found = await connection.scalar(
             select(transfers.c.counterpart)
@@ -219,7 +220,8 @@ async def child_page(request: web.Request) -> web.Response:
             rule=check["rule"],
         )
     members = request.config_dict[MEMBERS]().metadata.members
-    moved_to = await _moved_to(request, episode_id) if episode is not None else None
+    transferred = episode is not None and episode.state is EpisodeState.TRANSFERRED
+    moved_to = await _moved_to(request, episode_id) if transferred else None
     return render(
         request,
         "child.html",

@@ -175,6 +175,10 @@ def running_nodes(
                 time.sleep(0.2)
         yield processes
     finally:
+        # A second Ctrl-C or SIGTERM while they stop would cut the waiting short, and could leave
+        # a node that hangs on its port: from here the nodes are stopped, whatever comes.
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, signal.SIG_IGN)
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

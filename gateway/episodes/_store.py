@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Episode, EpisodeState, IdentifierError, Problem, problems_from
 
-from ..errors import Conflict, NotFound, SchemaViolation
+from ..errors import Conflict, NotFound, PeerUnavailable, SchemaViolation
 from ..protection import (
     POSSIBLE_MATCH,
     Candidate,
@@ -285,6 +285,12 @@ class EpisodeStore:
             try:
                 found.append(self._open(row.id, row.document))
             except ProtectionError as exc:
+                if exc.rule == "kek.unknown":  # a rotation not yet deployed here: it will open
+                    raise PeerUnavailable(
+                        "this node has not got the key some candidates are sealed under (a key "
+                        "rotation not yet copied here): try again once it has",
+                        code="not_ready",
+                    ) from None
                 log.warning(
                     "episode %s left out of a search: it does not open (%s)", row.id, exc.rule
                 )

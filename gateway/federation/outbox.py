@@ -275,7 +275,7 @@ class Outbox:
             batch, messages, size = batches.pop(0)
             statuses, failure, refused = await self._send(send, recipient, messages)
             if batches:  # still this pass's while it sends them: a request may take its 30 s
-                batches, leased = await self._renew(batches, leased, clock())
+                batches, leased = await self._renew(batch, batches, leased, clock())
             untried = [row for later, _, _ in batches for row in later]
             if failure == "unknown_member":  # not (or no longer) a member of the federation
                 async with self.engine.begin() as connection:
@@ -315,14 +315,16 @@ class Outbox:
         return delivered
 
     async def _renew(
-        self, batches: list[Batch], leased: dt.datetime, now: dt.datetime
+        self, sent: list[Any], batches: list[Batch], leased: dt.datetime, now: dt.datetime
     ) -> tuple[list[Batch], dt.datetime]:
         """Lease the messages of `batches` again, from `now`, where this pass's lease (`leased`)
-        still stands; the batches left to this pass, and their lease. A message whose lease ran
-        out, and another replica took (to send, hold or back off), is that replica's: left out
-        here, never sent twice at once, its outcome not overwritten. Rows another replica has
-        locked are skipped, not waited for (as in `_claim`)."""
-        ids = [row.id for rows, _, _ in batches for row in rows]
+        still stands; the batches left to this pass, and their lease. The rows just `sent` are
+        leased again with them (not left out: their outcome is this pass's to record), so that,
+        refused together and sent again one by one, they still hold this pass's lease. A message
+        whose lease ran out, and another replica took (to send, hold or back off), is that
+        replica's: left out here, never sent twice at once, its outcome not overwritten. Rows
+        another replica has locked are skipped, not waited for (as in `_claim`)."""
+        ids = [row.id for row in sent] + [row.id for rows, _, _ in batches for row in rows]
         renewed = now + LEASE
         async with self.engine.begin() as connection:
             query = select(outbox.c.id).where(

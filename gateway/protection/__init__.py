@@ -3,7 +3,7 @@
 Pure logic over bytes; storage puts the results in columns:
 
 - `KeyRing`: key-encryption keys (KEKs) by id, one current, and the blind-index key; loaded from a
-  key file or the `CAFX_KEYS` environment variable (same JSON).
+  key file or the `CAFX_KEYS_JSON` environment variable (same JSON).
 - `seal` / `open_` / `rewrap`: envelope encryption, AES-256-GCM under a per-value data key wrapped
   with AES Key Wrap (RFC 3394); `Sealed.to_bytes()` is what a column stores.
 - `blind_index`, `record_terms`, `query_terms`: HMAC-SHA256 indexes of normalised identifiers, so
@@ -13,8 +13,11 @@ Pure logic over bytes; storage puts the results in columns:
 
 Rotating KEKs (`cafx keys rotate`), in this order:
 
-1. `ring.with_new_key()`, written with `write_keyfile(..., overwrite=True)` and deployed to EVERY
-   replica (old keys stay in the ring, so nothing breaks while some replicas lag);
+1. `ring.with_new_key(current=False)` (`--stage`), written with `write_keyfile(...,
+   overwrite=True)` and deployed to EVERY replica, then `ring.with_current(ring.staged())`
+   (`--promote`), written and deployed (old keys stay in the ring, so nothing breaks while some
+   replicas lag; a replica that meets a row under a key it has not got answers a search 503
+   `not_ready`, never `not_found`);
 2. for each row whose key id is not `ring.current`: store `rewrap(blob, ring).to_bytes()`
    (idempotent, so an interrupted run is simply repeated);
 3. when no row names an old key id: `ring.without_keys([...])`, written and deployed again.

@@ -10,7 +10,7 @@ are re-indexed (decrypt, re-normalise, re-HMAC). That is a planned migration, no
 `index_fingerprint` lets a node detect at start that its index key is not the one its database was
 indexed with, instead of silently answering `not_found` to every look-up.
 
-Key file and environment variable (`CAFX_KEYS`) hold the same JSON::
+Key file and environment variable (`CAFX_KEYS_JSON`, the `keys_json` setting) hold the same JSON::
 
     {"format": "cafx-keyring/1", "current": "k2",
      "keys": {"k1": "<base64, 32 bytes>", "k2": "<base64, 32 bytes>"},
@@ -50,7 +50,7 @@ __all__ = ["KEYRING_FORMAT", "KEY_BYTES", "KeyRing", "generate_keyfile", "write_
 
 KEYRING_FORMAT = "cafx-keyring/1"
 KEY_BYTES = 32  # AES-256 KEKs; a 256-bit HMAC-SHA256 key for the blind indexes
-DEFAULT_ENV_VAR = "CAFX_KEYS"
+DEFAULT_ENV_VAR = "CAFX_KEYS_JSON"
 # Key ids travel inside every sealed value (one length byte), so they are short and plain ASCII.
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NUMBERED_ID = re.compile(r"k(\d{1,9})")
@@ -234,17 +234,33 @@ class KeyRing:
 
     # -- rotation --------------------------------------------------------------------------------
 
-    def with_new_key(self, key_id: str | None = None) -> KeyRing:
-        """This ring plus a fresh random KEK, which becomes current; older KEKs stay to open old rows.
+    def with_new_key(self, key_id: str | None = None, *, current: bool = True) -> KeyRing:
+        """This ring plus a fresh random KEK, which becomes current (unless `current` is False: a
+        key staged on every replica before it is used); older KEKs stay to open old rows.
 
         Default id: `k<n+1>` after the highest numbered id, so ids never repeat after a retirement.
         """
-        keys = dict(self._snapshot()[1])
+        now, keys = self._snapshot()
+        keys = dict(keys)
         new_id = _check_key_id(key_id if key_id is not None else _next_id(keys))
         if new_id in keys:
             raise KeyMaterialError("kek.id_taken", f"key id {new_id!r} is already in the key ring")
         keys[new_id] = secrets.token_bytes(KEY_BYTES)
-        return KeyRing(new_id, keys, self._index_key)
+        return KeyRing(new_id if current else now, keys, self._index_key)
+
+    def staged(self) -> str | None:
+        """The key added after the current one and not yet current (`with_new_key(current=False)`):
+        the highest numbered key above the current one, or None."""
+        now, keys = self._snapshot()
+        later = [k for k in keys if _number(k) > _number(now)]
+        return max(later, key=_number) if later else None
+
+    def with_current(self, key_id: str) -> KeyRing:
+        """This ring with `key_id`, already in it, as the current key."""
+        _, keys = self._snapshot()
+        if key_id not in keys:
+            raise KeyMaterialError("kek.unknown", f"not in the key ring: {key_id}")
+        return KeyRing(key_id, keys, self._index_key)
 
     def without_keys(self, key_ids: Iterable[str]) -> KeyRing:
         """This ring minus retired KEKs (after every row was re-wrapped); the current one stays."""
@@ -306,8 +322,13 @@ class _FollowedKeyRing(KeyRing):
 
 
 def _next_id(keys: Mapping[str, bytes]) -> str:
-    numbers = [int(m[1]) for k in keys if (m := _NUMBERED_ID.fullmatch(k)) is not None]
-    return f"k{max(numbers, default=0) + 1}"
+    return f"k{max(map(_number, keys), default=0) + 1}"
+
+
+def _number(key_id: str) -> int:
+    """`k7` -> 7; an id of another shape (given by hand) -> 0."""
+    found = _NUMBERED_ID.fullmatch(key_id)
+    return int(found[1]) if found is not None else 0
 
 
 def generate_keyfile() -> str:

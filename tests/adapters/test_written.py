@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +161,17 @@ def test_an_entry_given_back_elsewhere_in_its_list_is_carried() -> None:
         (p.pointer, p.rule) for p in not_carried(ecaf, [episode], ecaf.from_national([edited]))
     ]
     assert found == [("/0/delivery_plan/0/action", CHANGED)]
+
+
+def test_children_of_one_name_are_told_apart_by_their_person_ref() -> None:
+    """Twins not yet born, both "Baby Smith" without a date of birth."""
+    form = EXAMPLES / "eha-json" / "eha-json-101-0.json"
+    document = json.loads(form.read_bytes())
+    children = [m for m in document["family"]["members"] if m["role"] == "CHILD"]
+    assert len(children) > 1
+    for child in children:
+        child.update(firstName="Baby", lastName="Smith", dob=None)
+    eha = get_adapter("eha-json")
+    family = eha.to_national(json.dumps(document).encode()).episodes
+    assert _said(eha, family) == {}
+    assert _said(eha, list(reversed(family))) == {}

@@ -75,7 +75,10 @@ async def test_a_disclosure_leaves_nothing_sealed_after_seven_years_but_the_regi
         "received_copy.purge": 1,
         "inbox.purge": 1,  # the id of Hackney's answer, once held, kept so it applied once
     }
-    assert await _retention(hackney, seven_years) == {"disclosure_approval.purge": 1}
+    assert await _retention(hackney, seven_years) == {
+        "disclosure_approval.purge": 1,
+        "outbox.purge": 1,  # its answer to Camden, delivered (its body went on delivery)
+    }
 
     status, gone = await camden.call("GET", f"/requests/{request_id}")
     assert status == 404 and gone["error"] == "not_found"

@@ -197,6 +197,14 @@ def test_the_losses_of_standard_outputs_one_document_are_said_of_it() -> None:
     assert "register-101.csv: written" not in said  # it loses nothing of its own
 
 
+def test_nothing_is_said_of_documents_standard_output_did_not_take() -> None:
+    family = EXAMPLES / "eha-json" / "eha-json-101-0.json"  # three children: three documents
+    code, out, err = _adapt("--to", "csc-closure-xml", str(family))
+    assert code == 2 and out == ""
+    said = " ".join(err.split())
+    assert "too_many_documents" in said and "written:" not in said
+
+
 def test_results_get_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
     source = EXAMPLES / "ecaf-xml-v3" / "ecaf-xml-v3-101-0.xml"
     out = tmp_path / "out"

@@ -726,6 +726,13 @@ def test_a_number_is_a_number_however_it_is_written(spelt: str) -> None:
     assert decide(ep, ask(name="Team 20")).outcome is Outcome.PERMIT
 
 
+def test_a_very_long_number_in_a_name_is_compared_not_converted() -> None:
+    """Past Python's 4,300 digits an int() conversion raises: every decision would have failed."""
+    digits = "7" * 5000
+    ep = episode(stmt(excluded=({"name": f"Team 0{digits}"},)))
+    assert decide(ep, ask(name=f"Team {digits}")).code is DenialCode.CONSENT_EXCLUDED
+
+
 def test_an_excluded_name_without_a_word_excludes_every_name() -> None:
     ep = episode(stmt(excluded=({"name": "--"},)))
     assert decide(ep, ask(name="Whittington Health")).code is DenialCode.CONSENT_EXCLUDED

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -263,3 +264,45 @@ async def test_the_node_holds_a_key_ring_that_follows_its_key_file(tmp_path: Pat
         assert app[KEY_RING].current == "k2"
     finally:
         await runner.cleanup()
+
+
+async def test_replicas_take_a_new_key_in_two_steps(
+    database: Database, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """`--stage` adds the key and changes nothing else: every replica gets the file before any
+    row is under it. `--promote` then makes it current and re-wraps."""
+    config = _keys_config(tmp_path, database, KeyRing.generate("k1"))
+    keyfile = tmp_path / "data-keys.json"
+    await _add(engine, "row", b"a sealed value", KeyRing.from_file(keyfile))
+
+    assert (await _cafx("keys", "rotate", "--config", str(config), "--promote")).exit_code == 1
+    staged = await _cafx("keys", "rotate", "--config", str(config), "--stage")
+    assert staged.exit_code == 0, staged.output
+    assert "added key k2, not yet current (still k1)" in staged.output
+    lagging = KeyRing.from_file(keyfile)  # a replica given the staged file
+    assert (lagging.current, lagging.key_ids) == ("k1", ("k1", "k2"))
+    assert (await _stored(engine, "row"))[0] == "k1"  # nothing re-wrapped yet
+
+    promoted = await _cafx("keys", "rotate", "--config", str(config), "--promote")
+    assert promoted.exit_code == 0, promoted.output
+    assert "current key is now k2" in promoted.output and "episodes 1" in promoted.output
+    key_id, document, _ = await _stored(engine, "row")
+    assert key_id == "k2" and open_(document, lagging, _bound("row")) == b"a sealed value"
+    both = await _cafx("keys", "rotate", "--config", str(config), "--stage", "--promote")
+    assert both.exit_code == 2
+
+
+async def test_rotation_refuses_keys_the_node_reads_from_keys_json(
+    database: Database, tmp_path: Path
+) -> None:
+    """With keys_json set the node reads that and never the file: rotating the file would put
+    every row under a key the node does not have."""
+    ring = KeyRing.generate("k1")
+    config = _keys_config(tmp_path, database, ring)
+    # A TOML basic string takes JSON's escapes as they are.
+    text = config.read_text(encoding="utf-8") + f"keys_json = {json.dumps(ring.to_json())}\n"
+    config.write_text(text, encoding="utf-8")
+    refused = await _cafx("keys", "rotate", "--config", str(config))
+    assert refused.exit_code == 1
+    assert "keys_json" in refused.output
+    assert KeyRing.from_file(tmp_path / "data-keys.json").key_ids == ("k1",)

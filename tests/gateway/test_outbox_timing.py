@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.errors import PeerUnavailable
+from gateway.errors import BadRequest, PeerUnavailable
 from gateway.federation.outbox import BATCH_BYTES, LEASE, Message
 from gateway.storage import aware_utc
 from gateway.storage._tables import outbox
@@ -75,6 +75,27 @@ async def test_a_message_another_replica_took_once_the_lease_ran_out_is_left_to_
         assert await sent.deliver_due(slow, now=moment) == 2
         assert sent_here == [0, 1]
         assert (await _attempts_at(engine))[2] == elsewhere  # its hold stands
+
+
+async def test_a_refused_batch_goes_again_one_by_one_before_the_next_batch(
+    database: Database,
+) -> None:
+    requests: list[list[int]] = []
+
+    async def refuses_the_first(recipient: str, messages: list[Message]) -> Mapping[str, str]:
+        requests.append([int(message.body["n"]) for message in messages])
+        if len(requests) == 1:
+            raise BadRequest("one of them is of a kind this release does not take")
+        return {message.id: "applied" for message in messages}
+
+    async with ready(database) as (engine, sent, _):
+        pad = "x" * (BATCH_BYTES // 3 - 2000)  # three messages to a request
+        for n in range(6):
+            async with engine.begin() as connection:
+                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": pad})
+        moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        assert await sent.deliver_due(refuses_the_first, now=moment) == 6
+    assert requests == [[0, 1, 2], [0], [1], [2], [3, 4, 5]]
 
 
 async def test_messages_still_to_send_stay_leased_while_a_slow_batch_goes(

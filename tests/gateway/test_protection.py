@@ -163,7 +163,7 @@ def test_repr_shows_key_ids_only(ring: KeyRing) -> None:
 
 
 def test_from_env_reads_the_same_json_from_a_given_environment(ring: KeyRing) -> None:
-    loaded = KeyRing.from_env({"CAFX_KEYS": ring.to_json()})
+    loaded = KeyRing.from_env({"CAFX_KEYS_JSON": ring.to_json()})
     assert loaded.to_json() == ring.to_json()
     with pytest.raises(KeyMaterialError) as caught:
         KeyRing.from_env({})

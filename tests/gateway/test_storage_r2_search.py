@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import update
 
 from gateway.episodes import EpisodeStore
+from gateway.errors import PeerUnavailable
 from gateway.protection import KeyRing, NameQuery, associated_data, seal
-from gateway.storage import create_engine, upgrade
+from gateway.storage import create_engine, rewrap_sealed, upgrade
 from gateway.storage._tables import episodes
 
 from ..conftest import Database
@@ -70,3 +71,29 @@ async def test_a_candidate_that_no_longer_opens_is_left_out_of_a_search(
         f"episode {broken.episode_id} left out of a search: it does not open"
         " (text.control_characters)"
     )
+
+
+async def test_a_candidate_under_a_key_this_replica_has_not_got_is_no_not_found(
+    database: Database,
+) -> None:
+    """A rotation re-wrapped the row under k2 before this replica had the new file: the search
+    answers 503 `not_ready` (try again), never an answer that leaves the child out."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        await upgrade(engine)
+        lagging = KeyRing.generate("k1")
+        rotated = lagging.with_new_key()
+        child = episode()
+        async with engine.begin() as connection:
+            await EpisodeStore(lagging).add(connection, child)
+            await rewrap_sealed(connection, rotated)
+        query = NameQuery(
+            given_names="Maya", family_name="Testchild", date_of_birth=dt.date(2015, 6, 1)
+        )
+        async with engine.connect() as connection:
+            assert len(await EpisodeStore(rotated).search(connection, query)) == 1
+            with pytest.raises(PeerUnavailable) as caught:
+                await EpisodeStore(lagging).search(connection, query)
+    finally:
+        await engine.dispose()
+    assert (caught.value.status, caught.value.wire_code) == (503, "not_ready")

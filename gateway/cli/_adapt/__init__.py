@@ -20,7 +20,7 @@ Written in another local format (`--to FORMAT`), each document is read again by 
 reader, and what it does not give back is said per input, by rule and place (never the value):
 `write.not_carried`, a value the format has no place for (a register has no column for parents);
 `write.changed`, one it gives back otherwise (an element code with no exact local twin).
-`adapters.write_checked` decides it. The national formats carry every value and are not read again.
+`adapters.not_carried` decides it. The national formats carry every value and are not read again.
 
 Exit codes: 0 every input was translated (a field may still be rejected: the summary says which;
 a value the target format cannot hold is said, and is no failure);
@@ -231,6 +231,7 @@ class _Run:
             else:
                 documents = [b"".join(p) for p in _documents(self.target, every(), notes)]
                 if len(documents) > 1:  # one input, one episode per document: several
+                    self.written_with = _WriteNotes()  # of documents not written: nothing to say
                     self.failures.append(
                         f"too_many_documents: {len(documents)} documents, and standard output "
                         "takes one: give --out DIR"
