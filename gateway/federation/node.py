@@ -21,7 +21,7 @@ from directory.members import (
 )
 
 from ..audit import AuditDraft, Outcome
-from ..background import every
+from ..background import Loops
 from ..errors import FederationRefused, GatewayError, PeerUnavailable
 from ..keys import (
     AUDIT,
@@ -221,32 +221,20 @@ async def federation_context(app: web.Application) -> AsyncIterator[None]:
             raise FederationRefused(str(error), code=error.code) from None  # GSS codes only
         return acknowledged(reply.status, reply.body)
 
-    tasks = [
-        asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds)),
-        asyncio.create_task(
-            every(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
-        ),
-        asyncio.create_task(every(HOUSEKEEPING_SECONDS, transfers.escalate, "transfer-escalation")),
-        asyncio.create_task(
-            every(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
-        ),
-        asyncio.create_task(
-            every(HOUSEKEEPING_SECONDS, app[DISCLOSURE_APPROVALS].expire, "expired-holds")
-        ),
-        asyncio.create_task(
-            every(
-                HOUSEKEEPING_SECONDS,
-                app[REQUESTS].fail_expired_overrides,
-                "expired-override-requests",
-            )
-        ),
-    ]
+    polling = asyncio.create_task(source.poll_forever(settings.metadata_poll_seconds))
+    loops = Loops()
+    loops.start(settings.outbox_interval_seconds, lambda: outbox.deliver_due(send), "outbox")
+    loops.start(HOUSEKEEPING_SECONDS, transfers.escalate, "transfer-escalation")
+    loops.start(HOUSEKEEPING_SECONDS, app[REQUESTS].fail_interrupted, "interrupted-requests")
+    loops.start(HOUSEKEEPING_SECONDS, app[DISCLOSURE_APPROVALS].expire, "expired-holds")
+    loops.start(
+        HOUSEKEEPING_SECONDS, app[REQUESTS].fail_expired_overrides, "expired-override-requests"
+    )
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    polling.cancel()  # a metadata fetch over HTTP: nothing of the database to leave half done
+    with contextlib.suppress(asyncio.CancelledError):
+        await polling
+    await loops.stop()
     await session.close()
 
 

@@ -10,8 +10,6 @@ audit chain in memory, which another process appending would fork.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -23,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas import london_today
 
 from ..audit_log import AuditLog
-from ..background import every
+from ..background import Loops
 from ..episodes import EpisodeStore
 from ..keys import AUDIT, ENGINE, EPISODES, SETTINGS
 from ._episodes import EpisodeSteps, take_episode_steps
@@ -90,8 +88,7 @@ async def retention_context(app: web.Application) -> AsyncIterator[None]:
                 },
             )
 
-    task = asyncio.create_task(every(interval, run, "retention"))
+    loops = Loops()
+    loops.start(interval, run, "retention")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await loops.stop()
