@@ -16,9 +16,9 @@ from schemas import AgencyType, ConsentStatement, Episode, EpisodeState, Section
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
 from ..errors import NotFound
-from ..keys import AUDIT, EPISODES, MEMBERS, SETTINGS
+from ..keys import AUDIT, EPISODES, MEMBERS, NOTIFICATIONS, SETTINGS
 from ..storage import aware_utc
-from ..storage._tables import register, transfers
+from ..storage._tables import register
 from ._export import register_csv, register_pdf
 from ._web import CONSOLE_PATH, audit, render, uuid_of
 
@@ -117,21 +117,14 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
     return found
 
 
-async def _moved_to(request: web.Request, episode_id: str) -> str | None:
-    """The member a transferred copy went from here (its latest committed transfer out): the last
-    move recorded here. Where it went next is the receiver's to know."""
+async def _held_by(request: web.Request, episode_id: str) -> str | None:
+    """Who holds a copy transferred from here now, as this node last heard: the member it moved
+    to, or one a later holder's notification named (`Notifications.known_holder`)."""
+    notifications = request.config_dict.get(NOTIFICATIONS)
+    if notifications is None:  # a node outside a federation transfers nothing
+        return None
     async with request.config_dict[AUDIT].engine.connect() as connection:
-        found = await connection.scalar(
-            select(transfers.c.counterpart)
-            .where(
-                transfers.c.episode_id == episode_id,
-                transfers.c.direction == "out",
-                transfers.c.state == "committed",
-            )
-            .order_by(transfers.c.updated_at.desc())
-            .limit(1)
-        )
-    return str(found) if found is not None else None
+        return await notifications.known_holder(connection, episode_id) or None
 
 
 async def _episode(request: web.Request, episode_id: str) -> Episode | None:
@@ -221,7 +214,7 @@ async def child_page(request: web.Request) -> web.Response:
         )
     members = request.config_dict[MEMBERS]().metadata.members
     transferred = episode is not None and episode.state is EpisodeState.TRANSFERRED
-    moved_to = await _moved_to(request, episode_id) if transferred else None
+    held_by = await _held_by(request, episode_id) if transferred else None
     return render(
         request,
         "child.html",
@@ -235,7 +228,7 @@ async def child_page(request: web.Request) -> web.Response:
             "agency_types": [a.value for a in AgencyType],
             "members": members,
             "names": {member.id: member.name for member in members},
-            "moved_to": moved_to,
+            "held_by": held_by,
             "query": request.query,
         },
     )

@@ -152,8 +152,9 @@ class Notifications:
         # other than the holder known here is refused even after a genuine move.
         self.key_for = key_for
 
-    async def _known_holder(self, connection: AsyncConnection, episode_ref: str) -> str | None:
-        """Who holds `episode_ref` as this node's records last said: `_HERE`, a member, or None.
+    async def known_holder(self, connection: AsyncConnection, episode_ref: str) -> str | None:
+        """Who holds `episode_ref` as this node's records last said: `_HERE` (an empty text), a
+        member, or None. The console's child view shows it for a transferred copy.
         A former holder's notification kept late names nobody: it was the holder then, not now."""
         state = await connection.scalar(
             select(episodes.c.state).where(episodes.c.id == episode_ref)
@@ -254,7 +255,7 @@ class Notifications:
             raise SchemaViolation("a notification comes from the episode's holder")
         if told.changed_at is not None and told.changed_at > received_at + MAX_SKEW:
             raise SchemaViolation("a notification's changed_at lies ahead of this node's clock")
-        known = await self._known_holder(connection, told.episode_ref)
+        known = await self.known_holder(connection, told.episode_ref)
         former = False
         if known is not None and known != sender:
             if known == _HERE:

@@ -757,7 +757,7 @@ async def test_the_child_view_names_the_member_a_transferred_episode_went_to(
     await browser.sign_in(CAMDEN.lead_contacts()[0])
     status, page, _ = await browser.get(f"/console/episodes/{moved.episode_id}")
     assert status == 200
-    assert f"moved from here to {islington.name} ({islington.gss})" in page
+    assert f"held by {islington.name} ({islington.gss}), as this node last heard" in page
     assert f"({moved.home_authority})" in page  # the form's, named beside
 
 
