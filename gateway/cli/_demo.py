@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import aiohttp
 import click
 from rich.console import Console
 
 from ..demo import DEMO_PASSWORD
 from ..demo._federation import NodePlan
-from ..demo._run import demo_token, prepare, running_nodes, stopped, story
+from ..demo._run import answers, demo_token, prepare, running_nodes, stopped, story
 
 __all__ = ["demo"]
 
@@ -122,7 +121,7 @@ def _running(root: Path, console: Console) -> list[NodePlan]:
         )
         sys.exit(EXIT_NOT_RUNNING)
     plans = prepare(root)
-    down = [plan.borough.name for plan in plans if not asyncio.run(_answers(plan.api_url))]
+    down = [plan.borough.name for plan in plans if not answers(plan)]
     if down:
         console.print(
             f"[red]the demo nodes are not running ({', '.join(down)})[/]: start them with "
@@ -131,15 +130,6 @@ def _running(root: Path, console: Console) -> list[NodePlan]:
         )
         sys.exit(EXIT_NOT_RUNNING)
     return plans
-
-
-async def _answers(api_url: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(api_url + "/readyz") as reply:
-                return reply.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 @demo.command("scenario")

@@ -28,6 +28,7 @@ from ._scenario import DemoNode, Echo, run_scenario
 from ._services import ensure_services
 
 __all__ = [
+    "answers",
     "demo_form",
     "demo_token",
     "prepare",
@@ -121,7 +122,9 @@ async def scenario_nodes(plans: list[NodePlan]) -> list[DemoNode]:
         ]
 
 
-def _ready(plan: NodePlan) -> bool:
+def answers(plan: NodePlan) -> bool:
+    """Does the borough's node answer `/readyz` (ready) on its API port?"""
+
     async def probe() -> bool:
         try:
             async with aiohttp.ClientSession() as session:
@@ -140,7 +143,7 @@ def running_nodes(
     """Each node in its own process (`cafx serve`), logs in its folder; stopped gracefully after.
     Refused (`RuntimeError`) when a node already answers on a borough's port: a demo still
     running (or left running) would answer for the new nodes, which could not start."""
-    taken = [plan.borough.name for plan in plans if _ready(plan)]
+    taken = [plan.borough.name for plan in plans if answers(plan)]
     if taken:
         raise RuntimeError(
             f"a node already answers on the port of {', '.join(taken)}: is the demo running "
@@ -167,7 +170,7 @@ def running_nodes(
             )
         deadline = time.monotonic() + timeout
         for plan, process in zip(plans, processes, strict=True):
-            while not _ready(plan):
+            while not answers(plan):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"{plan.borough.name} did not start: see {plan.folder / 'node.log'}"
