@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import BadRequest, PeerUnavailable
-from gateway.federation.outbox import BATCH_BYTES, LEASE, Message
+from gateway.federation.outbox import BATCH_BYTES, LEASE, Message, Outbox
 from gateway.storage import aware_utc
 from gateway.storage._tables import outbox
 
@@ -28,6 +29,14 @@ async def _attempts_at(engine: Any) -> list[dt.datetime]:
     async with engine.connect() as connection:
         rows = (await connection.execute(select(outbox).order_by(outbox.c.created_at))).all()
     return [aware_utc(row.next_attempt_at) for row in rows]
+
+
+async def _queue(sent: Outbox, engine: AsyncEngine, count: int, *, per_request: int) -> None:
+    """`count` messages to Hackney (numbered in `n`), padded so that `per_request` fit a request."""
+    pad = "x" * (BATCH_BYTES // 2 + 1 if per_request == 1 else BATCH_BYTES // per_request - 2000)
+    for n in range(count):
+        async with engine.begin() as connection:
+            await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": pad})
 
 
 async def test_a_hold_counts_from_when_the_send_failed(
@@ -67,10 +76,7 @@ async def test_a_message_another_replica_took_once_the_lease_ran_out_is_left_to_
         return {message.id: "applied" for message in messages}
 
     async with ready(database) as (engine, sent, _):
-        big = "x" * (BATCH_BYTES // 2 + 1)  # one message to a request
-        for n in range(3):
-            async with engine.begin() as connection:
-                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": big})
+        await _queue(sent, engine, 3, per_request=1)
         moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         assert await sent.deliver_due(slow, now=moment) == 2
         assert sent_here == [0, 1]
@@ -89,10 +95,7 @@ async def test_a_refused_batch_goes_again_one_by_one_before_the_next_batch(
         return {message.id: "applied" for message in messages}
 
     async with ready(database) as (engine, sent, _):
-        pad = "x" * (BATCH_BYTES // 3 - 2000)  # three messages to a request
-        for n in range(6):
-            async with engine.begin() as connection:
-                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": pad})
+        await _queue(sent, engine, 6, per_request=3)
         moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         assert await sent.deliver_due(refuses_the_first, now=moment) == 6
     assert requests == [[0, 1, 2], [0], [1], [2], [3, 4, 5]]
@@ -109,10 +112,7 @@ async def test_messages_still_to_send_stay_leased_while_a_slow_batch_goes(
         return {message.id: "applied" for message in messages}
 
     async with ready(database) as (engine, sent, _):
-        big = "x" * (BATCH_BYTES // 2 + 1)  # one message to a request
-        for n in range(3):
-            async with engine.begin() as connection:
-                await sent.enqueue(connection, HACKNEY, "tac_notification", {"n": n, "pad": big})
+        await _queue(sent, engine, 3, per_request=1)
         moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         assert await sent.deliver_due(slow, now=moment) == 3
         assert len(seen) == 3
