@@ -102,8 +102,9 @@ def normalise_upn(value: str) -> str:
     return upn
 
 
-# Loose: an outward code (area letters, district) and an inward code (sector digit, unit letters).
-_POSTCODE_LOOSE = re.compile(r"([A-Z]{1,2}[0-9][A-Z0-9]?)\s*([0-9][A-Z]{2})")
+# Loose: an outward code (area letters, district) and an inward code (sector digit, unit letters);
+# or GIR 0AA (Girobank's, the one postcode of another shape).
+_POSTCODE_LOOSE = re.compile(r"([A-Z]{1,2}[0-9][A-Z0-9]?|GIR)\s*([0-9][A-Z]{2})")
 # Strict BS 7666 shapes (with the letter restrictions of each position), and GIR 0AA.
 _POSTCODE_STRICT = re.compile(
     r"GIR 0AA|"

@@ -224,7 +224,7 @@ GssCode = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{GSS_PATTERN}$"}),
 ]
 # Accepted loosely and normalised ("nw16xe" -> "NW1 6XE"); a failed strict check is only a warning.
-POSTCODE_LOOSE_PATTERN = r"^\s*[A-Za-z]{1,2}[0-9][A-Za-z0-9]?\s*[0-9][A-Za-z]{2}\s*$"
+POSTCODE_LOOSE_PATTERN = r"^\s*([A-Za-z]{1,2}[0-9][A-Za-z0-9]?|[Gg][Ii][Rr])\s*[0-9][A-Za-z]{2}\s*$"
 Postcode = Annotated[
     str,
     AfterValidator(_loose_postcode),
@@ -443,12 +443,31 @@ class Closure(_Model):
     notes: str | None = None
 
 
+_MAX_OFFSET: Final = dt.timedelta(hours=14)
+
+
+def _offset_in_range(value: dt.datetime) -> dt.datetime:
+    """XML Schema's dateTime, the national XML, allows offsets up to 14 hours (as the world's
+    zones do); Python up to 24. Refused here, an episode always has both encodings."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > _MAX_OFFSET:
+        raise PydanticCustomError(
+            "datetime.offset_out_of_range", "a time zone offset is at most 14:00 either way"
+        )
+    return value
+
+
 class Source(_Model):
     format: SourceFormat
     received_at: Annotated[
         AwareDatetime,
+        AfterValidator(_offset_in_range),
         WithJsonSchema(
-            {"type": "string", "format": "date-time", "pattern": "(Z|z|[+-][0-9]{2}:[0-9]{2})$"}
+            {
+                "type": "string",
+                "format": "date-time",
+                "pattern": "(Z|z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$",
+            }
         ),
     ]
     step_down: StepDown | None = None

@@ -105,6 +105,8 @@ def _simple_restriction(parent: ET.Element, base: str, schema: Mapping[str, Any]
         _xs("pattern", restriction, value=schema["pattern"].removeprefix("^").removesuffix("$"))
     if "minLength" in schema:
         _xs("minLength", restriction, value=str(schema["minLength"]))
+    if "maxLength" in schema:
+        _xs("maxLength", restriction, value=str(schema["maxLength"]))
     if "minimum" in schema:
         _xs("minInclusive", restriction, value=str(schema["minimum"]))
 
@@ -126,6 +128,8 @@ def _type_into(element: ET.Element, name: str, schema: Mapping[str, Any]) -> Non
             maxOccurs="unbounded",
         )
         _type_into(item, name, schema["items"])
+    elif _is_open_object(schema) and schema.get("additionalProperties", {}).get("type") == "object":
+        element.set("type", "caf:JsonMaps")  # `extensions`: an object of objects
     elif _is_open_object(schema):
         element.set("type", "caf:JsonMembers")
     elif schema.get("type") == "boolean":
@@ -134,7 +138,12 @@ def _type_into(element: ET.Element, name: str, schema: Mapping[str, Any]) -> Non
         _simple_restriction(element, "xs:integer", schema)
     elif schema.get("type") == "string" and schema.get("format") in _FORMAT_TYPES:
         element.set("type", _FORMAT_TYPES[schema["format"]])
-    elif schema.get("type") == "string" and schema.keys() & {"const", "pattern", "minLength"}:
+    elif schema.get("type") == "string" and schema.keys() & {
+        "const",
+        "pattern",
+        "minLength",
+        "maxLength",
+    }:
         _simple_restriction(element, "xs:string", schema)
     elif schema.get("type") == "string":
         element.set("type", "xs:string")
@@ -164,11 +173,27 @@ def _json_vocabulary(root: ET.Element) -> None:
     choice = _xs("choice", _xs("sequence", members), minOccurs="0", maxOccurs="unbounded")
     for tag in JSON_VOCABULARY:
         _xs("element", choice, name=tag, type=f"caf:Json{tag.capitalize()}")
+    maps = _xs("complexType", root, name="JsonMaps")
+    _xs(
+        "element",
+        _xs("sequence", maps),
+        name="map",
+        type="caf:JsonMap",
+        minOccurs="0",
+        maxOccurs="unbounded",
+    )
     for tag in ("map", "array"):
         complex_type = _xs("complexType", root, name=f"Json{tag.capitalize()}")
         extension = _xs("extension", _xs("complexContent", complex_type), base="caf:JsonMembers")
         _xs("attribute", extension, name="key", type="xs:string")
-    for tag, base in (("string", "xs:string"), ("number", "xs:double"), ("boolean", "xs:boolean")):
+    # A number as JSON writes it: xs:double alone also takes `.5`, `+1`, `1.` and `INF`.
+    number = _xs("restriction", _xs("simpleType", root, name="JsonNumberText"), base="xs:double")
+    _xs("pattern", number, value=r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+\-]?[0-9]+)?")
+    for tag, base in (
+        ("string", "xs:string"),
+        ("number", "caf:JsonNumberText"),
+        ("boolean", "xs:boolean"),
+    ):
         complex_type = _xs("complexType", root, name=f"Json{tag.capitalize()}")
         extension = _xs("extension", _xs("simpleContent", complex_type), base=base)
         _xs("attribute", extension, name="key", type="xs:string")
@@ -181,7 +206,8 @@ def _format_types(root: ET.Element) -> None:
         ("Date", "xs:date", r"\d{4}-\d{2}-\d{2}"),
         # Timestamps must say their offset, as the models require aware datetimes.
         ("DateTime", "xs:dateTime", r".+(Z|[+\-]\d{2}:\d{2})"),
-        ("Uuid", "xs:string", r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}"),
+        # As JSON Schema's `uuid` format: 8-4-4-4-12 hex digits.
+        ("Uuid", "xs:string", r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"),
     ):
         restriction = _xs("restriction", _xs("simpleType", root, name=name), base=base)
         _xs("pattern", restriction, value=pattern)

@@ -17,7 +17,7 @@ from schemas import Episode, Problem, Source, london_today
 from .._base import AdapterError, Fate, FidelityReport, Rejection, utc_now
 from .._safe import MAX_TEXT_CHARS, check_size
 from ._codes import COLUMNS, FORMAT, REQUIRED, column_key, unguarded
-from ._row import MARKS, Layout, Row, convert
+from ._row import MARKS, Layout, Row, convert, has_control
 
 __all__ = ["MAX_CELL_CHARS", "MAX_REGISTER_BYTES", "Progress", "RegisterReader", "RowResult"]
 
@@ -179,6 +179,9 @@ class RegisterReader:
             if len(cell) > MAX_CELL_CHARS:
                 message = f"a header cell is longer than {MAX_CELL_CHARS} characters"
                 raise AdapterError("payload_too_large", message, f"row 1, column {index}")
+            if has_control(cell):  # a column name is kept (extra columns) and shown in locations
+                message = "a header cell holds a control character"
+                raise AdapterError("schema_violation", message, f"row 1, column {index}")
         self.layout = _layout([unguarded(cell) for cell in header])
         self.report = FidelityReport(FORMAT)
         self._seen = 0  # report bits (`_row.MARKS`) already in the report

@@ -47,7 +47,7 @@ from ._codes import (
     word_key,
 )
 
-__all__ = ["MARKS", "Layout", "Row", "convert"]
+__all__ = ["MARKS", "Layout", "Row", "convert", "has_control"]
 
 EXT = f"extensions.{FORMAT}"
 _GSS_OF_DFE = {a.dfe: a.gss for a in london_authorities()}
@@ -224,7 +224,7 @@ def _word_key(word: str) -> str:
     return key
 
 
-def _has_control(text: str) -> bool:
+def has_control(text: str) -> bool:
     # Printable ASCII (most rows) has none, and says so in two C calls (isascii only reads a flag);
     # anything else is searched.
     if text.isascii() and text.isprintable():
@@ -283,7 +283,7 @@ def convert(
     ) = values
     row = Row()
     problems = row.problems
-    if _has_control(joined):  # a NUL or the like: corrupt, and XML cannot carry it
+    if has_control(joined):  # a NUL or the like: corrupt, and XML cannot carry it
         for index, cell in enumerate(cells):
             if _CONTROL.search(cell):
                 column = layout.header[index] or str(index + 1)

@@ -129,6 +129,10 @@ def _check_xml(root: etree._Element) -> NationalCheck:
 
 
 def sniff_encoding(data: bytes) -> Literal["json", "xml"]:
+    """XML if it starts with `<` (after a BOM and white space), or with a UTF-16 byte order mark,
+    as the XML adapter's detection reads it: JSON is UTF-8 only, so such a document is not JSON."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "xml"
     return "xml" if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<" else "json"
 
 

@@ -78,12 +78,24 @@ def _set_text(element: etree._Element, text: str) -> None:
     try:
         element.text = text
     except ValueError:  # NUL and most control characters cannot be written in XML 1.0
-        where = "/".join(
-            etree.QName(e).localname for e in reversed([element, *element.iterancestors()])
-        )
         raise AdapterError(
-            "schema_violation", "text has a character XML cannot hold", "/" + where
+            "schema_violation", "text has a character XML cannot hold", _where(element)
         ) from None
+
+
+def _set_key(element: etree._Element, key: str) -> None:
+    try:
+        element.set("key", key)
+    except ValueError:  # as for text: a member name XML cannot hold
+        raise AdapterError(
+            "schema_violation", "a member name has a character XML cannot hold", _where(element)
+        ) from None
+
+
+def _where(element: etree._Element) -> str:
+    return "/" + "/".join(
+        etree.QName(e).localname for e in reversed([element, *element.iterancestors()])
+    )
 
 
 def _encode_json(parent: etree._Element, value: Any, key: str | None) -> None:
@@ -108,7 +120,7 @@ def _encode_json(parent: etree._Element, value: Any, key: str | None) -> None:
     else:
         element = etree.SubElement(parent, _NS + "null")
     if key is not None:
-        element.set("key", key)
+        _set_key(element, key)
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -145,10 +157,35 @@ def _decode_fields(element: etree._Element, shape: Shape, where: str) -> dict[st
             raise AdapterError("schema_violation", "element not allowed here", f"{where}/{name}")
         if name in result:
             raise AdapterError("schema_violation", "element repeated", f"{where}/{name}")
-        result[name] = (
-            child.text or "" if sub.kind == "string" else _decode(child, sub, f"{where}/{name}")
-        )
+        if sub.kind == "string":
+            result[name] = _text(child, f"{where}/{name}") if len(child) else child.text or ""
+        else:
+            result[name] = _decode(child, sub, f"{where}/{name}")
     return result
+
+
+def _text(element: etree._Element, where: str) -> str:
+    """The text of an element holding a comment: `element.text` ends at the first comment, so a
+    name written `Sm<!-- -->ith` would be read as `Sm`. Comments are skipped, the runs joined."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            raise AdapterError("schema_violation", "expected text, found an element", where)
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _members(element: etree._Element, where: str) -> dict[str, Any]:
+    """The members of a JSON object in the json-to-xml vocabulary. A key given twice is refused,
+    as JSON's own reader refuses it (`parse_json`): keeping either value would lose the other."""
+    members: dict[str, Any] = {}
+    for index, child in enumerate(element.iterchildren(etree.Element), start=1):
+        key = _json_key(child, where)
+        if key in members:
+            path = f"{where}/{_name(child, where)}[{index}]"
+            raise AdapterError("schema_violation", "an object repeats a key", path)
+        members[key] = _decode_json(child, where)
+    return members
 
 
 def _decode(element: etree._Element, shape: Shape, where: str) -> Any:
@@ -170,17 +207,17 @@ def _decode(element: etree._Element, shape: Shape, where: str) -> Any:
                 path = f"{where}/{shape.item_name}[{index}]"
                 raise AdapterError("schema_violation", f"expected {shape.item_name}", path)
             if text_items:
-                items.append(child.text or "")
+                path = f"{where}/{shape.item_name}[{index}]"
+                items.append(_text(child, path) if len(child) else child.text or "")
             else:
                 path = f"{where}/{shape.item_name}[{index}]"
                 items.append(_decode(child, item_shape, path))
         return items
     if shape.kind == "open":
-        return {
-            _json_key(child, where): _decode_json(child, where)
-            for child in element.iterchildren(etree.Element)
-        }
-    text = element.text or ""
+        return _members(element, where)
+    text = _text(element, where) if len(element) else element.text or ""
+    if shape.kind == "date":
+        return text.strip()  # xs:date and xs:dateTime collapse white space: the XSD took it
     if shape.kind == "boolean":
         token = text.strip()
         if token in _TRUE or token in _FALSE:
@@ -204,13 +241,11 @@ def _json_key(element: etree._Element, where: str) -> str:
 def _decode_json(element: etree._Element, where: str) -> Any:
     kind = _name(element, where)
     path = f"{where}/{kind}"
-    text = element.text or ""
     if kind == "map":
-        return {
-            _json_key(c, path): _decode_json(c, path) for c in element.iterchildren(etree.Element)
-        }
+        return _members(element, path)
     if kind == "array":
         return [_decode_json(c, path) for c in element.iterchildren(etree.Element)]
+    text = _text(element, path) if len(element) else element.text or ""
     if kind == "string":
         return text
     if kind == "boolean" and text.strip() in _TRUE | _FALSE:

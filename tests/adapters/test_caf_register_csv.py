@@ -347,6 +347,17 @@ def test_quoted_fields_with_commas_and_line_breaks() -> None:
     assert rows_of(ADAPTER.from_national([episode]))[1] == tricky
 
 
+def test_a_header_cell_with_a_control_character_refuses_the_register() -> None:
+    """A column name is kept in extensions (national XML cannot hold a control character in a
+    member name) and named in every location and report line: refused at its header cell."""
+    header = [*COLUMNS, "note\x01x"]
+    rows = [[*r, "y"] for r in EXAMPLE_ROWS]
+    with pytest.raises(AdapterError) as caught:
+        translate(register(rows, header))
+    assert caught.value.code == "schema_violation"
+    assert caught.value.location == f"row 1, column {len(COLUMNS) + 1}"
+
+
 def test_unknown_columns_are_kept_and_written_back() -> None:
     header = [*COLUMNS[:3], "Notes", *COLUMNS[3:], "team "]
     rows = [[*r[:3], f"note {i}, with comma", *r[3:], ""] for i, r in enumerate(EXAMPLE_ROWS)]

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters import AdapterError, Fate, adapter_names, detect_adapter, get_adapter
-from adapters.national import NATIONAL_JSON, NATIONAL_XML
+from adapters.national import NATIONAL_JSON, NATIONAL_XML, check_national
+from adapters.national._validate import sniff_encoding
 from schemas import Episode
 
 from ..strategies import episodes
@@ -142,3 +143,78 @@ def test_national_json_written_piece_by_piece_is_one_json_dump(episode: Episode,
     expected = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     assert b"".join(NATIONAL_JSON.pieces(iter(many))) == expected
     assert NATIONAL_JSON.from_national(many) == expected
+
+
+def _xml_of(fixture: str = "valid-episode.json") -> str:
+    (episode,) = NATIONAL_JSON.to_national((NATIONAL / fixture).read_bytes()).episodes
+    return NATIONAL_XML.from_national([episode]).decode()
+
+
+def test_xml_text_around_a_comment_is_read_whole() -> None:
+    """`element.text` ends at a comment: a name, a list item and an extension's string split by
+    one must be read whole, not cut short with nothing said."""
+    xml = _xml_of()
+    (episode,) = NATIONAL_JSON.to_national((NATIONAL / "valid-episode.json").read_bytes()).episodes
+    family = episode.child.family_name
+    xml = xml.replace(
+        f"<family_name>{family}</family_name>",
+        f"<family_name>{family[:2]}<!-- checked -->{family[2:]}</family_name>",
+    )
+    xml = xml.replace("<extensions/>", "").replace(
+        "</episode>",
+        '<extensions><map key="f"><string key="k">ab<!--x-->cd</string>'
+        '<array key="a"><string>e<!--y-->f</string></array></map></extensions></episode>',
+    )
+    assert "<!-- checked -->" in xml
+    (read,) = NATIONAL_XML.to_national(xml.encode()).episodes
+    assert read.child.family_name == family
+    assert read.extensions == {"f": {"k": "abcd", "a": ["ef"]}}
+
+
+def test_xml_dates_with_white_space_around_them_are_read() -> None:
+    """The XSD takes `<date_of_birth> 2015-06-01 </date_of_birth>` (xs:date collapses white
+    space), so the reader must too."""
+    (episode,) = NATIONAL_JSON.to_national((NATIONAL / "valid-episode.json").read_bytes()).episodes
+    born = episode.child.date_of_birth
+    assert born is not None
+    xml = _xml_of().replace(
+        f"<date_of_birth>{born.isoformat()}</date_of_birth>",
+        f"<date_of_birth>\n   {born.isoformat()}\n  </date_of_birth>",
+    )
+    assert "\n   " + born.isoformat() in xml
+    (read,) = NATIONAL_XML.to_national(xml.encode()).episodes
+    assert read.child.date_of_birth == born
+
+
+def test_xml_extension_map_repeating_a_key_is_refused() -> None:
+    xml = (
+        _xml_of()
+        .replace("<extensions/>", "")
+        .replace(
+            "</episode>",
+            '<extensions><map key="f"><string key="k">first</string>'
+            '<string key="k">second</string></map></extensions></episode>',
+        )
+    )
+    with pytest.raises(AdapterError) as caught:
+        NATIONAL_XML.to_national(xml.encode())
+    assert caught.value.code == "schema_violation"
+    assert caught.value.location == "/episode/extensions/map/string[2]"
+    assert "first" not in str(caught.value) and "second" not in str(caught.value)
+
+
+def test_an_extension_member_name_xml_cannot_hold_is_a_located_error() -> None:
+    (episode,) = NATIONAL_JSON.to_national((NATIONAL / "valid-episode.json").read_bytes()).episodes
+    odd = episode.model_copy(update={"extensions": {"f": {"note\x01x": "y"}}})
+    with pytest.raises(AdapterError) as caught:
+        NATIONAL_XML.from_national([odd])
+    assert caught.value.code == "schema_violation"
+    assert caught.value.location == "/episode/extensions/map/string"
+
+
+def test_utf16_national_xml_is_checked_as_xml() -> None:
+    xml = _xml_of().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    data = xml.encode("utf-16")  # with its byte order mark
+    assert sniff_encoding(data) == "xml"
+    check = check_national(data)
+    assert check.valid and len(check.episodes) == 1

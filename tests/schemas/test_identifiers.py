@@ -127,6 +127,7 @@ def test_exactly_one_uln_check_digit_or_none(body: str) -> None:
         ("EC1A 1BB", "EC1A 1BB", True),
         ("QX1 1AA", "QX1 1AA", False),  # Q cannot start a postcode: accepted with a warning
         ("E1 1CI", "E1 1CI", False),  # C and I are not inward-code letters
+        ("gir0aa", "GIR 0AA", True),  # the one postcode of another shape
     ],
 )
 def test_postcodes(raw: str, normalised: str, strict: bool) -> None:

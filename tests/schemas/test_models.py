@@ -106,6 +106,16 @@ CASES: list[tuple[tuple[str | int, ...], Any, tuple[str | int, ...], str]] = [
     (("child", "favourite_colour"), "blue", ("child", "favourite_colour"), "extra_forbidden"),
     (("source", "received_at"), "2026-03-02T09:30:00", ("source", "received_at"), "timezone_aware"),
     (("schema",), "caf-episode/2", ("schema",), "literal_error"),
+    (
+        ("source", "received_at"),
+        "2026-03-02T09:30:00+15:00",  # XML Schema's dateTime allows 14 hours at most
+        ("source", "received_at"),
+        "datetime.offset_out_of_range",
+    ),
+    (("consents", 0, "consent_id"), "c" * 201, ("consents", 0, "consent_id"), "string_too_long"),
+    (("source", "format"), "f" * 33, ("source", "format"), "string_too_long"),
+    (("episode_id",), "12345678-12341234-1234-123456781234", ("episode_id",), "uuid_parsing"),
+    (("extensions",), {"x": "not an object"}, ("extensions", "x"), "dict_type"),
     (("child",), _DELETE, ("child",), "missing"),
 ]
 

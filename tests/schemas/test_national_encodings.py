@@ -141,3 +141,18 @@ def test_xml_text_survives_carriage_returns_and_markup() -> None:
         decode(etree.fromstring(encode(episode.model_dump(mode="json"))))
     )
     assert again.assessments[0].reason == document["assessments"][0]["reason"]
+
+
+@pytest.mark.parametrize("number", [".5", "+1", "1.", "INF", "01"])
+def test_xsd_takes_an_extension_number_only_as_json_writes_it(number: str) -> None:
+    """`xs:double` alone takes these; the reader (JSON's own number syntax) does not."""
+    document = valid_document()
+    document["extensions"] = {"x": {"n": 1}}
+    xml = (
+        encode(document)
+        .decode()
+        .replace('<number key="n">1</number>', f'<number key="n">{number}</number>')
+    )
+    assert f">{number}<" in xml
+    assert not XSD.validate(etree.fromstring(xml.encode()))
+    assert XSD.validate(etree.fromstring(encode(document)))
