@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 import time
@@ -84,12 +85,24 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+# An incoming id is kept only if it looks like one a system generates: a UUID or hex digits, with
+# at least one letter. It goes into every log line and audit entry of the request, unsigned, so it
+# must not be able to carry an NHS number, a date of birth or a name (`9434765919`, `2015-06-01`),
+# nor break the audit log's rules for ids (which would refuse to record the request at all).
+_SAFE_REQUEST_ID = re.compile(
+    r"(?=.*[A-Fa-f])(?:[0-9A-Fa-f]{8,64}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12})"
+)
+
+
+def is_safe_request_id(value: str) -> bool:
+    return _SAFE_REQUEST_ID.fullmatch(value) is not None
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (or keep a sane incoming one), then log and count it."""
     incoming = request.headers.get("X-Request-ID", "")
-    ok = 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum()
-    request[REQUEST_ID] = incoming if ok else secrets.token_hex(8)
+    request[REQUEST_ID] = incoming if is_safe_request_id(incoming) else secrets.token_hex(8)
     started = time.perf_counter()
     status = 500
     try:
