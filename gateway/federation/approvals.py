@@ -42,7 +42,7 @@ from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
 from ..consent import ConsentDecision
 from ..episodes import EpisodeStore
-from ..errors import Conflict, Forbidden, NotFound, SchemaViolation
+from ..errors import Conflict, Forbidden, NotFound, PeerUnavailable, SchemaViolation
 from ..protection import KeyRing, ProtectionError, associated_data, open_, seal
 from ..storage import aware_utc
 from ..storage._tables import disclosure_approvals
@@ -247,17 +247,16 @@ class DisclosureApprovals:
                 problems=[Problem(("note",), "decision.note_required", "a rejection says why")],
             )
         passed_on = None if via is None else audit_code(via)
-        if not self.is_lead_contact(self.me, lead_contact_id):
-            await self.audit.record(
-                AuditDraft(
-                    actor="lead:unlisted",
-                    action="disclosure_approval.decide",
-                    outcome=Outcome.REFUSED,
-                    subject=audit_code(approval_id),
-                    reason="not_lead_contact",
-                    request_id=request_id,
-                    details={"decision": decision, "via": passed_on},
-                )
+        try:
+            listed = self.is_lead_contact(self.me, lead_contact_id)
+        except PeerUnavailable as unusable:  # no metadata in force: nobody can be checked
+            await self._refused_unlisted(
+                approval_id, decision, unusable.wire_code, request_id, passed_on
+            )
+            raise
+        if not listed:
+            await self._refused_unlisted(
+                approval_id, decision, "not_lead_contact", request_id, passed_on
             )
             raise Forbidden(
                 "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
@@ -280,6 +279,28 @@ class DisclosureApprovals:
                 )
             )
             raise
+
+    async def _refused_unlisted(
+        self,
+        approval_id: str,
+        decision: str,
+        reason: str,
+        request_id: str | None,
+        passed_on: str | None,
+    ) -> None:
+        """A decision refused before the deciding id was known to be a lead contact's: recorded
+        without that id, which could be anything."""
+        await self.audit.record(
+            AuditDraft(
+                actor="lead:unlisted",
+                action="disclosure_approval.decide",
+                outcome=Outcome.REFUSED,
+                subject=audit_code(approval_id),
+                reason=reason,
+                request_id=request_id,
+                details={"decision": decision, "via": passed_on},
+            )
+        )
 
     async def _decide(
         self,

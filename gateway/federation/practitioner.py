@@ -46,7 +46,14 @@ from schemas import CONTROL_CHARACTERS, AgencyType, Problem, Section
 
 from ..audit import AuditDraft, Outcome
 from ..audit_log import AuditLog
-from ..errors import Conflict, Forbidden, GatewayError, NotFound, SchemaViolation
+from ..errors import (
+    Conflict,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    PeerUnavailable,
+    SchemaViolation,
+)
 from ..protection import KeyRing, associated_data, has_letters, open_, seal
 from ..storage import aware_utc, first_answer
 from ..storage._tables import (
@@ -543,15 +550,22 @@ class PractitionerRequests:
         """A lead contact's decision. `via` says who passed it on: `client:<id>` (a borough system
         through the API, which asserts the lead contact), `console:<id>` (the lead contact signed in)
         or `auto` (auto-approval by role)."""
-        if not self.is_lead_contact(self.me, decision.lead_contact_id):
+        try:
+            listed = self.is_lead_contact(self.me, decision.lead_contact_id)
+        except PeerUnavailable as unusable:  # no metadata in force: nobody can be checked
+            await self._audit_refusal(record_id, decision, request_id, unusable.wire_code, via)
+            raise
+        if not listed:
             await self._audit_refusal(record_id, decision, request_id, "not_lead_contact", via)
             raise Forbidden(
                 "only a listed lead CAF contact of this borough can decide", code="not_lead_contact"
             )
         try:
             record, state = await self._decide(record_id, decision, request_id, via)
-        except (Forbidden, Conflict) as refused:  # rolled back: recorded on its own
-            await self._audit_refusal(record_id, decision, request_id, refused.wire_code, via)
+        except (Forbidden, Conflict, NotFound) as refused:  # rolled back: recorded on its own
+            await self._audit_refusal(
+                record_id, decision, request_id, refused.wire_code, via, listed=True
+            )
             raise
         if state == "approved":
             record = await self._send(record, request_id)
@@ -627,9 +641,17 @@ class PractitionerRequests:
         return record, state
 
     async def _audit_refusal(
-        self, record_id: str, decision: Decision, request_id: str, reason: str, via: str
+        self,
+        record_id: str,
+        decision: Decision,
+        request_id: str,
+        reason: str,
+        via: str,
+        *,
+        listed: bool = False,
     ) -> None:
-        listed = reason != "not_lead_contact"  # an unlisted id is not written down
+        """A refused decision, in its own transaction. The deciding id is written down only once
+        it is known to be a listed lead contact's (`listed`); any other could be anything."""
         await self.audit.record(
             AuditDraft(
                 actor=f"lead:{audit_code(decision.lead_contact_id)}" if listed else "lead:unlisted",

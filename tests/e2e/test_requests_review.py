@@ -302,6 +302,50 @@ async def test_a_decision_names_a_listed_lead_contact_and_a_rejection_its_reason
     ]
 
 
+async def test_a_decision_on_no_such_request_is_audited(federation: dict[str, Node]) -> None:
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    unknown = "0b5e8a52-7c1d-4f0e-9a3b-2d6c8e1f4a70"
+    status, refused = await _decide(
+        camden, unknown, decision="approve", lead_contact_id=camden.lead
+    )
+    assert (status, refused["error"]) == (404, "not_found"), refused
+    (entry,) = await _audited(camden, "request.decide")
+    assert (entry.outcome, entry.reason, entry.subject) == ("refused", "not_found", unknown)
+    assert entry.actor == f"lead:{camden.lead}"
+    status, refused = await hackney.call(
+        "POST",
+        f"/disclosure-approvals/{unknown}/decision",
+        json={"decision": "approve", "lead_contact_id": hackney.lead},
+    )
+    assert (status, refused["error"]) == (404, "not_found"), refused
+    (entry,) = await _audited(hackney, "disclosure_approval.decide")
+    assert (entry.outcome, entry.reason) == ("refused", "not_found")
+
+
+async def test_a_decision_without_usable_federation_metadata_is_audited(tmp_path: Path) -> None:
+    """A node whose federation metadata cannot be had (here: the file is not there) checks no lead
+    contact and decides nothing (503): both kinds of decision are still recorded as refused."""
+    plans = plan_federation(tmp_path)
+    plans = _with(plans, CAMDEN, federation_metadata=str(tmp_path / "no-such-metadata.jws"))
+    async with running(p for p in plans if p.borough.gss == CAMDEN) as nodes:
+        camden = nodes[CAMDEN]
+        unknown = "0b5e8a52-7c1d-4f0e-9a3b-2d6c8e1f4a70"
+        status, refused = await _decide(
+            camden, unknown, decision="approve", lead_contact_id=camden.lead
+        )
+        assert (status, refused["error"]) == (503, "peer_unavailable"), refused
+        status, held = await camden.call(
+            "POST",
+            f"/disclosure-approvals/{unknown}/decision",
+            json={"decision": "approve", "lead_contact_id": camden.lead},
+        )
+        assert (status, held["error"]) == (503, "peer_unavailable"), held
+        for action in ("request.decide", "disclosure_approval.decide"):
+            (entry,) = await _audited(camden, action)
+            assert (entry.outcome, entry.reason) == ("refused", "peer_unavailable"), action
+            assert entry.actor == "lead:unlisted"  # not known to be a lead contact's id
+
+
 async def test_a_holder_side_rejection_gives_its_reason_and_who_passed_it_on(
     tmp_path: Path,
 ) -> None:
