@@ -6,10 +6,12 @@ and that the entries after it (fewer than one checkpoint interval) hash and link
 same whatever the chain's length. It does not re-read the entries before N: the whole-chain
 verification (`gateway.audit.verify`, the same as `cafx audit verify`) stays one button away, and it
 is also what runs whenever this check finds anything amiss, so a problem is always reported by it,
-named and placed exactly."""
+named and placed exactly; and whenever the checkpoint kept out of the database (the witness file) is
+newer than the newest stored one, as after the chain was cut back."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from ..audit import (
     signature_valid,
 )
 from ..audit_log import AuditLog
+from ..audit_witness import read_witness
 from ..storage._tables import audit_entries
 
 __all__ = ["ChainCheck", "check_chain"]
@@ -40,13 +43,27 @@ async def check_chain(log: AuditLog, *, whole: bool = False) -> ChainCheck:
     if not whole:
         try:
             latest = await log.latest_checkpoints(1)
-            if latest:
+            if latest and not await _behind_witness(log, latest[0]):
                 tail = await _tail(log, latest[0])
                 if tail is not None:
                     return ChainCheck(tail, latest[0].sequence)
         except MalformedAuditRow:
             pass  # the whole-chain verification names it
     return ChainCheck(await log.verify(), None)
+
+
+async def _behind_witness(log: AuditLog, latest: Checkpoint) -> bool:
+    """Is the newest stored checkpoint older than (or other than) the one kept out of the database?
+    Then the chain was cut back, checkpoints and all, and only the whole verification (which reads
+    the witness too) can say so."""
+    if log.witness is None:
+        return False
+    kept = await asyncio.to_thread(read_witness, log.witness, log.member_id)
+    if kept is None:
+        return False
+    return kept.sequence > latest.sequence or (
+        kept.sequence == latest.sequence and kept.hash != latest.hash
+    )
 
 
 async def _tail(log: AuditLog, checkpoint: Checkpoint) -> VerifyResult | None:

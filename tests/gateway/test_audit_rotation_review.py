@@ -203,3 +203,22 @@ async def test_the_node_verifies_with_the_keys_it_signed_with_before(tmp_path: P
         finally:
             await runner.cleanup()
     assert kids == [f"{MEMBER}-2", f"{MEMBER}-1"]
+
+
+async def test_the_consoles_check_reads_the_witness_of_a_chain_cut_back(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Entries and checkpoints deleted together back to an earlier checkpoint: the tail from the
+    newest stored checkpoint is intact, but the witness file kept a newer one. The console's
+    everyday check took the tail as all well; it now verifies the whole chain, which says so."""
+    witness = tmp_path / "signing-key.checkpoint.json"
+    log = AuditLog(engine, _key(f"{MEMBER}-1"), MEMBER, EVERY, witness=witness)
+    await _record(log, 35)
+    assert (await check_chain(log)).since == 30
+    async with engine.begin() as connection:
+        await connection.execute(delete(audit_entries).where(audit_entries.c.sequence > 20))
+        await connection.execute(delete(audit_checkpoints).where(audit_checkpoints.c.sequence > 20))
+    checked = await check_chain(AuditLog(engine, log.key, MEMBER, EVERY, witness=witness))
+    assert checked.since is None
+    assert checked.result.problem is not None
+    assert checked.result.problem.kind.value == "truncated"
