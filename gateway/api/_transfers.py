@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -87,6 +88,15 @@ async def _refusals(
         raise
 
 
+def _an_offer_id(offer_id: str) -> None:
+    """Offer ids are UUIDs: anything else names no offer, and is not taken to the database (a NUL
+    in it failed there, a 500 that recorded nothing)."""
+    try:
+        uuid.UUID(offer_id)
+    except ValueError:
+        raise NotFound("no such transfer offer") from None
+
+
 def _lead_contact(request: web.Request, lead_contact_id: str, action: str) -> None:
     me = request.config_dict[SETTINGS].member_id
     if not request.config_dict[MEMBERS]().is_lead_contact(me, lead_contact_id):
@@ -157,6 +167,7 @@ async def accept_transfer(request: web.Request) -> web.Response:
     body = await json_body(request, AcceptInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
     async with _refusals(request, "transfer.accept", offer_id=offer_id):
+        _an_offer_id(offer_id)
         _lead_contact(request, body.lead_contact_id, "accept")
         async with audit.transaction() as connection:
             episode_id = await workflow.accept(
@@ -190,6 +201,7 @@ async def _close(request: web.Request, direction: Direction) -> web.Response:
     body = await json_body(request, CloseInput)
     workflow, audit = _workflow(request), request.config_dict[AUDIT]
     async with _refusals(request, f"transfer.{action}", offer_id=offer_id, direction=direction):
+        _an_offer_id(offer_id)
         _lead_contact(request, body.lead_contact_id, action)
         async with audit.transaction() as connection:
             closed = await workflow.close(connection, offer_id, direction, body.reason)

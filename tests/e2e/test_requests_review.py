@@ -405,6 +405,17 @@ async def test_control_characters_are_refused_where_they_are_not_a_500(
             json={"decision": "approve", "lead_contact_id": hackney.lead},
         )
         assert (status, missing["error"]) == (404, "not_found"), missing
+    for offer_id in ("x%00y", "not-an-offer"):  # a NUL reached PostgreSQL: a 500, not audited
+        for verb in ("decline", "withdraw"):
+            status, missing = await hackney.call(
+                "POST", f"/transfers/{offer_id}/{verb}", json={"lead_contact_id": hackney.lead}
+            )
+            assert (status, missing["error"]) == (404, "not_found"), missing
+    closing = [
+        *await _audited(hackney, "transfer.decline"),
+        *await _audited(hackney, "transfer.withdraw"),
+    ]
+    assert [(e.outcome, e.reason) for e in closing] == [("failed", "not_found")] * 4
 
 
 # --- 8. the target ------------------------------------------------------------------------------------
