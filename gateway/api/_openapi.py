@@ -171,6 +171,8 @@ class RegisterEntry(_Doc):
     override: bool
     disclosed_at: str
     withdrawn_at: str | None
+    # The other member refused it and holds nothing of it (a transfer commit it refused)
+    returned_at: str | None
 
 
 class Register(_Doc):

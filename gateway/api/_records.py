@@ -64,6 +64,7 @@ async def get_register(request: web.Request) -> web.Response:
                 "override": row.override,
                 "disclosed_at": row.disclosed_at.isoformat(),
                 "withdrawn_at": row.withdrawn_at.isoformat() if row.withdrawn_at else None,
+                "returned_at": row.returned_at.isoformat() if row.returned_at else None,
             }
             for row in rows
         ]

@@ -112,6 +112,7 @@ async def register_rows(request: web.Request, episode_id: str) -> list[dict[str,
                     "override": bool(row.override),
                     "disclosed_at": aware_utc(row.disclosed_at),
                     "withdrawn_at": aware_utc(row.withdrawn_at),
+                    "returned_at": aware_utc(row.returned_at),
                 }
             )
     return found

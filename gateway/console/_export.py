@@ -23,6 +23,7 @@ COLUMNS = (
     ("basis", "Basis"),
     ("override", "Override"),
     ("withdrawn_at", "Consent withdrawn at (UTC)"),
+    ("returned_at", "Given back at (UTC)"),
 )
 
 
@@ -78,7 +79,7 @@ def register_pdf(
         pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", size=8)
-    with pdf.table(col_widths=(22, 14, 30, 26, 24, 40, 18, 12, 22), line_height=5) as table:
+    with pdf.table(col_widths=(22, 14, 30, 26, 24, 40, 18, 12, 22, 22), line_height=5) as table:
         heading = table.row()
         for _, title in COLUMNS:
             heading.cell(title)

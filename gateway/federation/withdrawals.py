@@ -145,6 +145,7 @@ async def _push(
                 register.c.episode_id == episode_id,
                 register.c.direction == "sent",
                 register.c.withdrawn_at.is_(None),
+                register.c.returned_at.is_(None),  # a refused transfer commit: nothing is held
             )
         )
     ).all()

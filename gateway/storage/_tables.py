@@ -165,6 +165,9 @@ register = Table(
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
     Column("second_approved_by", String(200), nullable=True),  # an override's second approver
     Column("holder_approved_by", String(200), nullable=True),  # released a held disclosure
+    # The other member refused it and holds nothing of it (a transfer commit it refused): kept, as
+    # the episode did go there, but no withdrawal is sent for it.
+    Column("returned_at", DateTime(timezone=True), nullable=True),
     Index(None, "counterpart", "disclosed_at"),  # the latest with each member (console)
     Index(None, "requested_by", "disclosed_at"),  # per practitioner (DESIGN 3.8)
 )

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from gateway.demo import plan_federation
 from gateway.federation.operator import suspend
 from gateway.keys import AUDIT, OUTBOX
-from gateway.storage._tables import audit_entries, register
+from gateway.storage._tables import audit_entries, outbox, register
 from schemas import london_today
 
 from .nodes import (
@@ -197,11 +197,16 @@ async def test_a_commit_refused_for_good_gives_the_holder_its_copy_back(
     assert (refused.outcome, refused.reason) == ("refused", "transfer.another_accepted")
     [back] = await _audited(hackney, "transfer.take_back")
     assert (back.outcome, back.subject) == ("success", episode_id)
-    # The episode never reached Islington: no register row says it did.
-    rows = await hackney.engine_rows(
-        select(register.c.id).where(register.c.episode_id == episode_id)
+    # The episode went to Islington, which refused it and holds nothing: the register row stays,
+    # marked given back, and a withdrawal later goes to nobody for it.
+    [row] = await hackney.engine_rows(
+        select(register.c.counterpart, register.c.returned_at).where(
+            register.c.episode_id == episode_id
+        )
     )
-    assert rows == []
+    assert row.counterpart == ISLINGTON and row.returned_at is not None
+    status, listed = await hackney.call("GET", f"/register?episode={episode_id}")
+    assert status == 200 and listed["entries"][0]["returned_at"] is not None, listed
     # Writable again, and offered again.
     status, offer = await hackney.call(
         "POST",
@@ -209,6 +214,12 @@ async def test_a_commit_refused_for_good_gives_the_holder_its_copy_back(
         json={"to": CAMDEN, "lead_contact_id": hackney.lead},
     )
     assert status == 201, offer
+    status, _ = await hackney.call("POST", f"/episodes/{episode_id}/consents/C1/withdraw", json={})
+    assert status == 200
+    sent = await hackney.engine_rows(
+        select(outbox.c.recipient).where(outbox.c.kind == "consent_withdrawn")
+    )
+    assert sent == []
 
 
 # --- 2. consent, and the sharing register ----------------------------------------------------------

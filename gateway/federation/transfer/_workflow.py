@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 
 from joserfc.jwk import OKPKey
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory
@@ -504,10 +504,14 @@ class TransferWorkflow:
         await self.store.replace(
             connection, stored, stored.episode.model_copy(update={"state": before})
         )
-        # The episode never reached the receiver: our register row of it (and its receipt) goes,
-        # or a later withdrawal would be sent to a member that holds nothing.
+        # The receiver holds nothing of it: our register row stays (the episode was sent there)
+        # and is marked returned, so no later withdrawal goes to a member that holds nothing.
         if isinstance(kept.get("register"), str):
-            await connection.execute(delete(register).where(register.c.id == kept["register"]))
+            await connection.execute(
+                update(register)
+                .where(register.c.id == kept["register"])
+                .values(returned_at=dt.datetime.now(dt.UTC))
+            )
         await self._mark(connection, row.id, "out", "declined", COMMIT_REFUSED)
         await self._audit(
             connection,
