@@ -313,14 +313,15 @@ def _nesting(data: bytes) -> int:
 
 
 def parse_json(data: bytes) -> Any:
-    """Parse untrusted JSON: UTF-8, size and depth bounded, no NaN, no repeated keys."""
+    """Parse untrusted JSON: UTF-8, size and depth bounded, no NaN, no repeated keys. What breaks
+    those rules is located by its JSON pointer (`_located`)."""
     text = decode_text(data)
     if _nesting(data) > MAX_DEPTH:
         raise AdapterError("schema_violation", f"values nest more than {MAX_DEPTH} deep")
     # An escaped backslash (`\\`) is a character, not the start of an escape: taken out first, so
     # a text that reads `\ud800` literally is not taken for a surrogate.
     if _SURROGATE_ESCAPE.search(text) and _LONE_SURROGATE.search(text.replace("\\\\", "")):
-        raise AdapterError("schema_violation", "a string holds a lone UTF-16 surrogate")
+        raise _located(text, "a string holds a lone UTF-16 surrogate")
     try:
         value = json.loads(
             text,
@@ -334,11 +335,67 @@ def parse_json(data: bytes) -> Any:
             f"not valid JSON ({exc.msg})",
             f"line {exc.lineno}, column {exc.colno}",
         ) from None
-    except AdapterError:  # a number out of range (`finite_float`): a ValueError too
-        raise
+    except AdapterError as exc:  # a rule of ours, from a hook: `_located` finds where
+        raise _located(text, exc.message) from None
     except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
         raise AdapterError("schema_violation", "a number has too many digits") from None
     return value
+
+
+class _Fault:
+    """What the locating pass reads in place of a value that breaks a rule of `parse_json`."""
+
+
+_FAULT: Final = _Fault()
+
+
+def _fault_unless_unique(pairs: list[tuple[str, Any]]) -> Any:
+    result = dict(pairs)
+    return result if len(result) == len(pairs) else _FAULT
+
+
+def _fault_unless_finite(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else _FAULT
+
+
+def _located(text: str, message: str) -> AdapterError:
+    """The document is well-formed JSON that breaks a rule of ours (a repeated key, NaN, a number
+    out of range, a lone surrogate): read it again with each breach kept as a marker, and name the
+    first one's JSON pointer (an object repeating a key, or holding a surrogate in a member name,
+    at the object's). Only on this failing path, so valid documents pay nothing for it."""
+    try:
+        marked = json.loads(
+            text,
+            parse_constant=lambda _: _FAULT,
+            parse_float=_fault_unless_finite,
+            object_pairs_hook=_fault_unless_unique,
+        )
+    except ValueError:  # not JSON, or an integer too long to convert: said elsewhere, or unplaced
+        return AdapterError("schema_violation", message)
+    path = _first_fault(marked, ())
+    location = "/" if path is None else Problem(path, "", "").pointer
+    return AdapterError("schema_violation", message, location)
+
+
+def _first_fault(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    if value is _FAULT or (isinstance(value, str) and _has_surrogate(value)):
+        return path
+    if isinstance(value, dict):
+        if any(_has_surrogate(key) for key in value):
+            return path
+        for key, member in value.items():
+            if (found := _first_fault(member, (*path, key))) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _first_fault(item, (*path, index))) is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
 
 
 # What a JSON text may not hold, because the node could not write it out again: a text it reads

@@ -447,12 +447,16 @@ HOSTILE = {
         "payload_too_large",
         "/",
     ),
-    "NaN": (EXAMPLE.replace(b'"scale": 0', b'"scale": NaN'), "schema_violation", "/"),
-    "Infinity": (EXAMPLE.replace(b'"scale": 9', b'"scale": -Infinity'), "schema_violation", "/"),
+    "NaN": (EXAMPLE.replace(b'"scale": 0', b'"scale": NaN'), "schema_violation", "/areas/0/scale"),
+    "Infinity": (
+        EXAMPLE.replace(b'"scale": 9', b'"scale": -Infinity'),
+        "schema_violation",
+        "/areas/1/scale",
+    ),
     "duplicate keys": (
         EXAMPLE.replace(b'"nhsNo": "0753635380"', b'"nhsNo": "0753635380", "nhsNo": "1"'),
         "schema_violation",
-        "/",
+        "/family/members/0",
     ),
     "not JSON": (EXAMPLE[:500], "schema_violation", "line "),
     "top level is a list": (b"[" + EXAMPLE + b"]", "schema_violation", "/"),
@@ -460,7 +464,7 @@ HOSTILE = {
     "lone surrogate": (
         EXAMPLE.replace(b"Murphy", b"Murphy\\udc00", 1),
         "schema_violation",
-        "/",
+        "/worker/fullName",
     ),
     "member without personRef": (
         _member_without(0, "personRef"),

@@ -77,6 +77,26 @@ def test_numbers_json_cannot_carry_are_a_located_violation(document: bytes) -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("document", "location", "message"),
+    [
+        (b'{"a": [1, {"b": NaN}]}', "/a/1/b", "NaN is not a JSON number"),
+        (b'[{"x": 1}, {"x": 1, "y": {"k": 1, "k": 2}}]', "/1/y", "an object repeats a key"),
+        (b'{"a": {"b~/c": [0, -1e999]}}', "/a/b~0~1c/1", "a number is out of range"),
+        (b'{"a": {"k": "x\\udc00"}}', "/a/k", "a string holds a lone UTF-16 surrogate"),
+        (b'{"a": {"\\ud800": 1}}', "/a", "a string holds a lone UTF-16 surrogate"),
+    ],
+    ids=["NaN", "repeated key", "out of range", "lone surrogate", "surrogate in a name"],
+)
+def test_what_json_must_not_hold_is_refused_at_its_pointer(
+    document: bytes, location: str, message: str
+) -> None:
+    """A borough system is told where: the first such value's JSON pointer (an object's, for a
+    repeated key or a name), never the value."""
+    error = _refused(parse_json, document)
+    assert (error.code, error.location, error.message) == ("schema_violation", location, message)
+
+
 def test_ordinary_numbers_still_parse() -> None:
     assert parse_json(b'{"a": 1.5, "b": -2, "c": 1e300}') == {"a": 1.5, "b": -2, "c": 1e300}
 
