@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .api import api_app
 from .audit_log import AuditLog, remember_signing_key
 from .audit_witness import witness_file
+from .background import Loops
 from .console import mount_console
 from .episodes import EpisodeStore, check_index_key
 from .errors import PeerUnavailable, error_middleware
@@ -76,7 +77,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         # The newest checkpoint, kept out of the database: a chain cut back before it shows.
         witness=witness_file(settings.signing_key_file),
     )
+    loops = Loops()
+    if settings.audit_checkpoint_seconds > 0:
+        loops.start(settings.audit_checkpoint_seconds, app[AUDIT].checkpoint_head, "checkpoint")
     yield
+    await loops.stop()
 
 
 async def healthz(_: web.Request) -> web.Response:

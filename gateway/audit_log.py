@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from joserfc.jwk import ECKey, KeySet, OKPKey
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .audit import (
@@ -125,6 +125,23 @@ class AuditLog:
             await connection.execute(insert(audit_checkpoints).values(checkpoint.to_row()))
             self._checkpointed[connection] = checkpoint
         return entry
+
+    async def checkpoint_head(self) -> Checkpoint | None:
+        """Sign a checkpoint of the chain's head now, unless one names it already; the checkpoint
+        made, or None. Entries after the newest checkpoint could be deleted or rewritten unseen
+        (hashing needs no key): run on a timer (`audit_checkpoint_seconds`), this bounds that tail
+        in time as well as in count (`every`). Kept in the witness file too, once committed."""
+        async with self.transaction() as connection:
+            head = await self._read_head(connection)
+            if head is None:
+                return None
+            newest = await connection.scalar(select(func.max(audit_checkpoints.c.sequence)))
+            if newest is not None and newest >= head.sequence:
+                return None
+            checkpoint = make_checkpoint(head, self.key, self.member_id)
+            await connection.execute(insert(audit_checkpoints).values(checkpoint.to_row()))
+            self._checkpointed[connection] = checkpoint
+        return checkpoint
 
     async def record(self, draft: AuditDraft) -> AuditEntry:
         """Append in a transaction of its own (for refusals, where nothing else is written)."""

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     allow_client_secret_basic: bool = Field(False, description="development only")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     audit_checkpoint_every: int = Field(100, ge=1)
+    audit_checkpoint_seconds: float = Field(
+        60,
+        ge=0,
+        description="how often the head of the audit chain is signed when entries came since the"
+        " last checkpoint (entries after it could be removed unseen); 0: only every"
+        " audit_checkpoint_every entries",
+    )
     retention_interval_seconds: float = Field(
         6 * 3600,
         ge=0,

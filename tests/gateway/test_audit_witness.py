@@ -198,3 +198,35 @@ async def test_a_failed_append_on_sqlite_does_not_leave_a_stale_head(tmp_path: P
     finally:
         await engine.dispose()
         await other.dispose()
+
+
+@pytest.mark.parametrize("seconds", [0.2, 0])
+async def test_a_timed_checkpoint_bounds_the_tail_that_could_go_unseen(
+    aiohttp_client: AiohttpClient, database: Database, tmp_path: Path, seconds: float
+) -> None:
+    """Entries after the newest checkpoint can be deleted unseen: hashing needs no key. With 100
+    entries between checkpoints that was up to 99 entries, for as long as it took to write them;
+    the head is now signed on a timer too, so the last entries deleted (with or without the timed
+    checkpoint) show as `truncated`. Without the timer (0) they do not."""
+    settings = node_settings(
+        database,
+        tmp_path,
+        audit_checkpoint_every=100,
+        audit_checkpoint_seconds=seconds,
+        retention_interval_seconds=0,
+    )
+    http = await aiohttp_client(create_app(settings))
+    await _recorded(http, 7)
+    if seconds:
+        for _ in range(100):
+            kept = _kept(tmp_path)
+            if kept is not None and kept.sequence == 7:
+                break
+            await asyncio.sleep(0.05)
+        assert kept is not None and kept.sequence == 7
+    await _cut_back(http, 5)
+    problem = (await http.app[AUDIT].verify()).problem
+    if seconds:
+        assert problem is not None and problem.kind.value == "truncated"
+    else:
+        assert problem is None  # the limit the timer bounds
