@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory, MemberError
-from schemas import Episode, EpisodeState, Section, problems_from
+from schemas import (
+    AgencyType,
+    ClosureOutcome,
+    Episode,
+    EpisodeState,
+    Section,
+    StepDown,
+    problems_from,
+)
 
 from ..audit import AuditDraft, Outcome
 from ..errors import (
@@ -58,7 +66,7 @@ from .practitioner import MatchKeys
 from .transport import verified_json, verified_request
 from .withdrawals import receive_withdrawal, withdrawal_of
 
-__all__ = ["directory_of", "federation_routes"]
+__all__ = ["directory_of", "federation_routes", "social_care_involved"]
 
 
 class _Body(BaseModel):
@@ -252,10 +260,6 @@ async def existence_check(request: web.Request) -> web.Response:
             }
         )
     lead = episode.lead_professional
-    social_care = episode.source.step_down is not None or any(
-        p.agency_type.value == "social_care"
-        for p in [*episode.tac_members, *([lead] if lead else [])]
-    )
     return web.json_response(
         {
             "outcome": "found",
@@ -269,9 +273,26 @@ async def existence_check(request: web.Request) -> web.Response:
                 "telephone": lead.telephone,
                 "email": lead.email,
             },
-            "social_care_involved": social_care,
+            "social_care_involved": social_care_involved(episode),
         }
     )
+
+
+def social_care_involved(episode: Episode) -> bool:
+    """Whether children's social care is or was involved (protocol 003 section 2: "involved or have
+    had prior involvement"): the episode stepped down from it, or was closed stepped up to it, or a
+    social care practitioner assessed, leads or is in the team. A step-down from another service
+    (CAMHS, youth offending, SEN) says nothing about social care."""
+    if episode.source.step_down == StepDown.CSC:
+        return True
+    if episode.closure is not None and episode.closure.outcome == ClosureOutcome.STEPPED_UP:
+        return True
+    practitioners = [
+        *episode.tac_members,
+        *([episode.lead_professional] if episode.lead_professional else []),
+        *(a.assessor for a in episode.assessments),
+    ]
+    return any(p.agency_type == AgencyType.SOCIAL_CARE for p in practitioners)
 
 
 async def disclosure(request: web.Request) -> web.Response:
