@@ -22,7 +22,7 @@ from .console import mount_console
 from .episodes import EpisodeStore, check_index_key
 from .errors import PeerUnavailable, error_middleware
 from .federation.node import FEDERATION_PATH, federation_app, federation_context, federation_enabled
-from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, METRICS, SETTINGS, SIGNING_KEY
+from .keys import AUDIT, ENGINE, EPISODES, KEY_RING, MEMBERS, METRICS, SETTINGS, SIGNING_KEY
 from .oauth import oauth_app
 from .observability import Metrics, metrics_handler, request_middleware
 from .protection import KeyMaterialError, KeyRing
@@ -90,7 +90,9 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the database answers and its schema is at the newest migration."""
+    """Ready: the database answers, its schema is at the newest migration, and (in a federation)
+    the signed metadata is in force: past its expiry, or never fetched, federation traffic fails
+    closed (DESIGN 4: database, metadata freshness)."""
     engine = request.config_dict[ENGINE]
     try:
         async with engine.connect() as connection:
@@ -103,6 +105,12 @@ async def readyz(request: web.Request) -> web.Response:
     if revision != head_revision():
         raise PeerUnavailable("database migrations are not current", code="not_ready")
     await _index_key_checked(request.config_dict[ENGINE], request.config_dict[EPISODES])
+    members = request.config_dict.get(MEMBERS)
+    if members is not None:  # a member of a federation: its signed metadata must be in force
+        try:
+            members()
+        except PeerUnavailable as exc:
+            raise PeerUnavailable(exc.message, code="not_ready") from None
     return web.json_response({"status": "ready", "migration": revision})
 
 

@@ -344,6 +344,10 @@ async def test_a_decision_without_usable_federation_metadata_is_audited(tmp_path
             (entry,) = await _audited(camden, action)
             assert (entry.outcome, entry.reason) == ("refused", "peer_unavailable"), action
             assert entry.actor == "lead:unlisted"  # not known to be a lead contact's id
+        # And the node says it is not ready (DESIGN 4: metadata freshness).
+        async with camden.http.get(camden.plan.api_url + "/readyz") as response:
+            assert response.status == 503
+            assert (await response.json())["error"] == "not_ready"
 
 
 async def test_a_holder_side_rejection_gives_its_reason_and_who_passed_it_on(
