@@ -882,7 +882,8 @@ def _directory_paths() -> dict[str, Any]:
         _query(
             "eligible_for",
             {"type": "string"},
-            "residence:GSS,school:GSS: may this child use each service, and why",
+            "residence:GSS,school:GSS,gp:GSS,provision:GSS (any of them): may this child use each"
+            " service, and why",
         ),
         _query(
             "scope",

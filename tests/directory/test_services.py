@@ -186,6 +186,12 @@ PASSPORT = Access("cross_borough_protocol", "Pan-London youth passport", frozens
         (UNIVERSAL, Child(HACKNEY, CAMDEN), True, "attends_school"),
         (UNIVERSAL, Child(HACKNEY, ISLINGTON), False, "not_resident"),
         (UNIVERSAL, Child(None, CAMDEN), True, "attends_school"),
+        # ... or with a GP practice, or at other universal provision, there (003 section 5)
+        (UNIVERSAL, Child(HACKNEY, ISLINGTON, gp=CAMDEN), True, "registered_gp"),
+        (UNIVERSAL, Child(None, gp=CAMDEN), True, "registered_gp"),
+        (UNIVERSAL, Child(HACKNEY, provision=CAMDEN), True, "attends_provision"),
+        (UNIVERSAL, Child(HACKNEY, gp=ISLINGTON, provision=ISLINGTON), False, "not_resident"),
+        (RESIDENTS, Child(HACKNEY, gp=CAMDEN, provision=CAMDEN), False, "residents_only"),
         (RESIDENTS, Child(HACKNEY, CAMDEN), False, "residents_only"),
         (RESIDENTS, Child(None, CAMDEN), False, "residence_unknown"),
         # protocol: children living in a member authority, wherever they go to school
@@ -215,6 +221,8 @@ def test_an_unstated_rule_is_residents_only_and_says_so() -> None:
         (f"residence:{HACKNEY},school:{CAMDEN}", Child(HACKNEY, CAMDEN)),
         (f"school:{CAMDEN}", Child(None, CAMDEN)),
         (f"residence:{HACKNEY}", Child(HACKNEY)),
+        (f"gp:{CAMDEN},residence:{HACKNEY}", Child(HACKNEY, gp=CAMDEN)),
+        (f"provision:{CAMDEN}", Child(None, provision=CAMDEN)),
     ],
 )
 def test_eligible_for_is_read(value: str, child: Child) -> None:
@@ -222,7 +230,14 @@ def test_eligible_for_is_read(value: str, child: Child) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "home:E09000007", "residence:E0900000", f"residence:{CAMDEN},residence:{HACKNEY}"]
+    "value",
+    [
+        "",
+        "home:E09000007",
+        "residence:E0900000",
+        f"residence:{CAMDEN},residence:{HACKNEY}",
+        f"gp:{CAMDEN},gp:{HACKNEY}",
+    ],
 )
 def test_eligible_for_refuses_nonsense(value: str) -> None:
     with pytest.raises(ValueError):
