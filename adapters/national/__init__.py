@@ -3,8 +3,9 @@
 National JSON may hold one episode (an object) or several (an array); a bad episode in an array is
 rejected with its index and the others go on. A document that is not JSON as `parse_json` reads it
 (a repeated key, NaN, a number out of range, a lone surrogate) is refused whole, at the JSON pointer
-of the first such value: no episode of it can be read with certainty. National XML holds one episode and is checked against the
-shipped XSD before the models, so structural errors come back with their XPath.
+of the first such value: no episode of it can be read with certainty. National XML holds one
+episode and is checked against the shipped XSD before the models, so structural errors come back
+with their XPath.
 """
 
 from __future__ import annotations
