@@ -13,7 +13,7 @@ from schemas import ClosureOutcome, Episode, Problem
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, PreconditionFailed, SchemaViolation
-from ..federation.notifications import announcement, audience, custody_of
+from ..federation.notifications import announcement, audience, change_of, custody_of
 from ..federation.withdrawals import push_closure_withdrawal
 from ..keys import AUDIT, EPISODES, MEMBERS, OUTBOX, SETTINGS
 from ..protection import NameQuery
@@ -145,6 +145,8 @@ async def search_episodes(request: web.Request) -> web.Response:
 _ANNOUNCED = {
     "tac_member_added": "tac_notification",
     "lead_professional_changed": "lead_professional_update",
+    "review": "episode_update",
+    "closure": "episode_update",
 }
 
 
@@ -156,9 +158,10 @@ async def _tell_the_team(
     event: Event,
 ) -> tuple[int, int]:
     """DESIGN 3.6: the lead professional and the TAC are kept informed: a new TAC member or lead
-    professional travels as a message (in this transaction, through the outbox) to every other
-    authority with a TAC member or the lead professional on the episode, and a new lead
-    professional also to the authority of the one replaced (it may have nobody else on the team).
+    professional, a review held or the episode closed (protocol 003 section 7: all developments)
+    travels as a message (in this transaction, through the outbox) to every other authority with
+    a TAC member or the lead professional on the episode, and a new lead professional also to the
+    authority of the one replaced (it may have nobody else on the team).
     Each is dated as the change is made, so a receiver can tell the newest whatever order they
     arrive in; a moved episode's custody steps go with it (`federation/notifications.py`).
     An authority outside the federation is left out (`audience`). How many authorities are told,
@@ -189,6 +192,7 @@ async def _tell_the_team(
         changed_at=dt.datetime.now(dt.UTC),
         revision=changed.revision,
         custody=await custody_of(connection, str(episode.episode_id)),
+        change=change_of(event),
     )
     for authority in authorities:
         await outbox.enqueue(connection, authority, kind, body)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from adapters import adapter_names
-from schemas import Episode, Practitioner
+from schemas import ClosureOutcome, Episode, Practitioner
 
 from ..episodes import ConsentInput, EventBody, WithdrawalInput
 from ..federation.practitioner import Decision, RequestInput
@@ -251,9 +251,19 @@ class Transfers(_Doc):
     transfers: list[Transfer]
 
 
+class Change(_Doc):
+    """What an `episode_update` says happened: dates and codes, no free text."""
+
+    type: Literal["review", "closure"]
+    on: str = Field(description="the review's held_on, or the closure's closed_on")
+    tac_meeting_held: bool | None
+    next_review_on: str | None
+    outcome: ClosureOutcome | None = Field(description="a closure's (stepped_up among them)")
+
+
 class Notification(_Doc):
     id: str
-    kind: Literal["tac_notification", "lead_professional_update"]
+    kind: Literal["tac_notification", "lead_professional_update", "episode_update"]
     from_: str = Field(alias="from")
     episode_ref: str
     received_at: str
@@ -264,7 +274,11 @@ class Notification(_Doc):
         " not the holder known here speaking)"
     )
     superseded: bool = Field(description="a lead-professional update older than another kept")
-    practitioner: Practitioner | None
+    practitioner: Practitioner | None = Field(
+        description="the TAC member or lead professional named; for an episode_update, the lead"
+        " professional then"
+    )
+    change: Change | None = Field(description="an episode_update's: a review held or a closure")
 
 
 class NotificationList(_Doc):

@@ -2,8 +2,10 @@
 
 from ._changes import (
     ConsentInput,
+    EpisodeClosed,
     Event,
     EventBody,
+    ReviewHeld,
     TacMemberAdded,
     WithdrawalInput,
     apply_event,
@@ -15,9 +17,11 @@ from ._store import EpisodeStore, Stored, child_ref
 
 __all__ = [
     "ConsentInput",
+    "EpisodeClosed",
     "EpisodeStore",
     "Event",
     "EventBody",
+    "ReviewHeld",
     "Stored",
     "TacMemberAdded",
     "WithdrawalInput",

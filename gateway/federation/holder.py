@@ -88,6 +88,7 @@ Kind = Literal[
     "consent_withdrawn",
     "tac_notification",
     "lead_professional_update",
+    "episode_update",
     "transfer_offer",
     "transfer_accept",
     "transfer_commit",

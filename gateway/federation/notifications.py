@@ -1,7 +1,11 @@
 """What other members tell this one about an episode its practitioners take part in (DESIGN 3.6):
-a practitioner added to the Team Around the Child, a new lead professional. The holder sends them
-through its outbox (`api/_episodes.py`, with `announcement`); here they are kept, sealed (a
-practitioner is named), and listed for the borough systems at `GET /api/v1/notifications`.
+a practitioner added to the Team Around the Child, a new lead professional, and (`episode_update`)
+a review held or the episode closed, so that the lead professional and the team are kept informed
+of developments (protocol 003 section 7): the dates, whether a TAC meeting was held, the next
+review and the closure's outcome (`stepped_up` among them), never the review's or closure's text.
+The holder sends them through its outbox (`api/_episodes.py`, with `announcement`); here they are
+kept, sealed (a practitioner is named), and listed for the borough systems at
+`GET /api/v1/notifications`.
 
 **When**: the holder dates each change (`changed_at`, and the episode's `revision` on its copy)
 as it makes it. Messages to one member are retried each on its own back-off, so an older update
@@ -34,15 +38,16 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.members import MemberDirectory
-from schemas import Episode, EpisodeState, Practitioner
+from schemas import ClosureOutcome, Episode, EpisodeState, Practitioner
 
+from ..episodes import EpisodeClosed, Event, ReviewHeld
 from ..errors import NotFound, PeerUnavailable, SchemaViolation
 from ..protection import KeyRing, associated_data, open_, seal
 from ..storage import aware_utc
@@ -52,9 +57,17 @@ from .custody import MAX_STEPS, custody_chain, moved_on_to
 from .outbox import Message
 from .transport import MAX_SKEW
 
-__all__ = ["KINDS", "Notifications", "announcement", "audience", "custody_of"]
+__all__ = [
+    "KINDS",
+    "Change",
+    "Notifications",
+    "announcement",
+    "audience",
+    "change_of",
+    "custody_of",
+]
 
-KINDS = frozenset({"tac_notification", "lead_professional_update"})
+KINDS = frozenset({"tac_notification", "lead_professional_update", "episode_update"})
 _LEAD = "lead_professional_update"
 # Custody steps are walked from the holder known here, in the order they were signed; any step
 # that holder signed counts, however long before we learnt of it.
@@ -62,9 +75,35 @@ _EVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _HERE = ""  # the holder known here is this node itself
 
 
+class Change(BaseModel):
+    """What an `episode_update` says happened: facts and codes only, no free text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    type: Literal["review", "closure"]
+    on: dt.date  # the review's `held_on`, the closure's `closed_on`
+    tac_meeting_held: bool | None = None  # a review's
+    next_review_on: dt.date | None = None  # a review's
+    outcome: ClosureOutcome | None = None  # a closure's
+
+
+def change_of(event: Event) -> Change | None:
+    """The `Change` an episode event announces, or None for one announced otherwise."""
+    if isinstance(event, ReviewHeld):
+        review = event.review
+        return Change(
+            type="review",
+            on=review.held_on,
+            tac_meeting_held=review.tac_meeting_held,
+            next_review_on=review.next_review_on,
+        )
+    if isinstance(event, EpisodeClosed):
+        return Change(type="closure", on=event.closure.closed_on, outcome=event.closure.outcome)
+    return None
+
+
 class _Told(BaseModel):
     """A notification's body as the holder writes it (`changed_at`, `revision` and `custody` since
-    2026-12-07: older nodes send none)."""
+    2026-12-07: older nodes send none; `change` for an `episode_update`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     episode_ref: str = Field(min_length=1, max_length=36)
@@ -73,6 +112,7 @@ class _Told(BaseModel):
     changed_at: AwareDatetime | None = None
     revision: int | None = Field(default=None, ge=1)
     custody: list[str] | None = Field(default=None, max_length=MAX_STEPS)
+    change: Change | None = None
 
 
 async def custody_of(connection: AsyncConnection, episode_id: str) -> list[str]:
@@ -98,8 +138,10 @@ def announcement(
     changed_at: dt.datetime,
     revision: int,
     custody: Sequence[str] = (),
+    change: Change | None = None,
 ) -> dict[str, Any]:
-    """The body the holder sends: who, about which episode, and when the change was made."""
+    """The body the holder sends: who, about which episode, when the change was made, and (an
+    `episode_update`) what it was."""
     body: dict[str, Any] = {
         "episode_ref": str(episode.episode_id),
         "holder": holder,
@@ -107,6 +149,8 @@ def announcement(
         "changed_at": changed_at.astimezone(dt.UTC).isoformat(),
         "revision": revision,
     }
+    if change is not None:
+        body["change"] = change.model_dump(mode="json")
     if custody:  # only a moved episode's: what lets members that knew its old holder believe us
         body["custody"] = list(custody)
     return body
@@ -280,6 +324,7 @@ class Notifications:
             # word names no holder now, and the steps it brings vouch for nobody: not kept.
             "custody": [] if former else told.custody or [],
             "former_holder": former,
+            "change": None if told.change is None else told.change.model_dump(mode="json"),
         }
         sealed = seal(json.dumps(what).encode(), self.ring, _bound(notification_id))
         await connection.execute(
@@ -371,6 +416,7 @@ class Notifications:
                 "holder_verified": bool(what["holder_verified"]) and not what.get("former_holder"),
                 "superseded": row.kind == _LEAD and _order(row, what) < newest[row.episode_ref],
                 "practitioner": what["practitioner"],
+                "change": what.get("change"),
             }
             for row, what in rows
         ]

@@ -1117,6 +1117,84 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
     assert status == 200 and nothing["notifications"] == []
 
 
+async def test_a_review_and_a_closure_are_announced_to_the_team(
+    federation: dict[str, Node],
+) -> None:
+    """Protocol 003 section 7: the lead professional and the team are kept informed of all
+    developments, a step up among them. A review and a closure travel as `episode_update`: dates,
+    whether a TAC meeting was held, the next review, the outcome; never the text of either."""
+    hackney, islington = federation[HACKNEY], federation[ISLINGTON]
+    episode = await seed(hackney)
+    episode_id = episode["episode_id"]
+    member = {
+        "name": "A Youth Worker",
+        "organisation": "Islington Youth Service",
+        "agency_type": "early_help",
+        "authority": ISLINGTON,
+    }
+    today = london_today()
+    events = [
+        {"type": "tac_member_added", "member": member},
+        {
+            "type": "review",
+            "review": {
+                "held_on": today.isoformat(),
+                "tac_meeting_held": True,
+                "progress": "Progress noted in the meeting",
+                "next_review_on": (today + dt.timedelta(days=90)).isoformat(),
+            },
+        },
+        {
+            "type": "closure",
+            "closure": {
+                "closed_on": today.isoformat(),
+                "outcome": "stepped_up",
+                "notes": "Referred to social care",
+            },
+        },
+    ]
+    for event in events:
+        status, answer = await hackney.call(
+            "POST", f"/episodes/{episode_id}/events", json={"event": event}
+        )
+        assert status == 200, answer
+
+    async def told() -> bool:
+        return len(await islington.engine_rows(select(inbox))) == 3
+
+    await eventually(told)
+    status, listed = await islington.call("GET", "/notifications")
+    assert status == 200, listed
+    kinds = [(n["kind"], n["change"]) for n in listed["notifications"]]
+    assert kinds == [
+        ("tac_notification", None),
+        (
+            "episode_update",
+            {
+                "type": "review",
+                "on": today.isoformat(),
+                "tac_meeting_held": True,
+                "next_review_on": (today + dt.timedelta(days=90)).isoformat(),
+                "outcome": None,
+            },
+        ),
+        (
+            "episode_update",
+            {
+                "type": "closure",
+                "on": today.isoformat(),
+                "tac_meeting_held": None,
+                "next_review_on": None,
+                "outcome": "stepped_up",
+            },
+        ),
+    ]
+    assert all(
+        n["episode_ref"] == episode_id and n["from"] == HACKNEY for n in listed["notifications"]
+    )
+    assert "Progress noted" not in json.dumps(listed) and "social care" not in json.dumps(listed)
+
+
 async def test_a_withdrawal_reaches_recipients_of_a_long_basis(
     federation: dict[str, Node],
 ) -> None:
