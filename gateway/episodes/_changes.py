@@ -19,15 +19,18 @@ from pydantic import (
 
 from schemas import (
     AgencyRef,
+    Assessment,
     Closure,
     ConsentGiver,
     ConsentMethod,
     Episode,
     EpisodeState,
+    PlanAction,
     Practitioner,
     Problem,
     Review,
     Section,
+    ServiceRequest,
     london_today,
     problems_from,
 )
@@ -72,8 +75,40 @@ class EpisodeClosed(_Input):
     closure: Closure
 
 
+class AssessmentAdded(_Input):
+    """A new version of the assessment (a reassessment): its `version` above every one recorded."""
+
+    type: Literal["assessment"]
+    assessment: Assessment
+
+
+class PlanUpdated(_Input):
+    """The delivery plan as the TAC now agrees it, in place of the one recorded."""
+
+    type: Literal["delivery_plan_updated"]
+    delivery_plan: list[PlanAction]
+
+
+class ServiceRequested(_Input):
+    type: Literal["service_request"]
+    service_request: ServiceRequest
+
+
+class TakenUp(_Input):
+    """A potential CAF (a step-down's closing summary) taken up: the episode is open."""
+
+    type: Literal["taken_up"]
+
+
 Event = Annotated[
-    ReviewHeld | TacMemberAdded | LeadProfessionalChanged | EpisodeClosed,
+    ReviewHeld
+    | TacMemberAdded
+    | LeadProfessionalChanged
+    | EpisodeClosed
+    | AssessmentAdded
+    | PlanUpdated
+    | ServiceRequested
+    | TakenUp,
     Field(discriminator="type"),
 ]
 
@@ -134,7 +169,7 @@ def _open_for(episode: Episode, event: Event) -> None:
     closure = episode.closure
     if episode.state != EpisodeState.CLOSED or closure is None:
         return
-    if isinstance(event, TacMemberAdded | LeadProfessionalChanged):
+    if isinstance(event, TacMemberAdded | LeadProfessionalChanged | AssessmentAdded | PlanUpdated):
         raise Conflict(f"the episode is closed: no {event.type.replace('_', ' ')}")
     if isinstance(event, ReviewHeld) and event.review.held_on > closure.closed_on:
         raise SchemaViolation(
@@ -160,6 +195,19 @@ def apply_event(episode: Episode, event: Event) -> Episode:
         changes = {"tac_members": [*dumped["tac_members"], event.member.model_dump(mode="json")]}
     elif isinstance(event, LeadProfessionalChanged):
         changes = {"lead_professional": event.lead_professional.model_dump(mode="json")}
+    elif isinstance(event, AssessmentAdded):
+        _newer_version(episode, event.assessment)
+        assessed = event.assessment.model_dump(mode="json")
+        changes = {"assessments": [*dumped["assessments"], assessed]}
+    elif isinstance(event, PlanUpdated):
+        changes = {"delivery_plan": [a.model_dump(mode="json") for a in event.delivery_plan]}
+    elif isinstance(event, ServiceRequested):
+        requested = event.service_request.model_dump(mode="json")
+        changes = {"service_requests": [*dumped["service_requests"], requested]}
+    elif isinstance(event, TakenUp):
+        if episode.state != EpisodeState.POTENTIAL:
+            raise Conflict(f"only a potential CAF is taken up; this one is {episode.state.value}")
+        changes = {"state": EpisodeState.OPEN.value}
     else:
         if episode.state == EpisodeState.CLOSED:
             raise Conflict("the episode is already closed")
@@ -176,6 +224,23 @@ def apply_event(episode: Episode, event: Event) -> Episode:
         _after_recorded_work(episode, event.closure.closed_on)
         changes = {"state": "closed", "closure": event.closure.model_dump(mode="json")}
     return _revalidate(episode, changes)
+
+
+def _newer_version(episode: Episode, assessment: Assessment) -> None:
+    """Assessments are versioned (DESIGN 3.6): a new one comes after every one recorded, so the
+    latest is the one with the highest version."""
+    recorded = max((a.version for a in episode.assessments), default=0)
+    if assessment.version <= recorded:
+        raise SchemaViolation(
+            f"an assessment's version comes after those recorded (the latest is {recorded})",
+            problems=[
+                Problem(
+                    ("event", "assessment", "version"),
+                    "assessment.version_not_newer",
+                    "not above the latest version recorded",
+                )
+            ],
+        )
 
 
 def _after_recorded_work(episode: Episode, closed_on: dt.date) -> None:

@@ -320,6 +320,22 @@ async def test_events_and_closure_rules(
     }
     changed = await http.post(url, json={"event": lead}, headers=auth)
     assert (await changed.json())["lead_professional"]["name"] == "New Lead"
+    versions = [a["version"] for a in (await changed.json())["assessments"]]
+    reassessment = {
+        "type": "assessment",
+        "assessment": {
+            "version": max(versions) + 1,
+            "started_on": "2026-05-02",
+            "completed_on": "2026-05-09",
+            "assessor": lead["lead_professional"],
+            "reason": "reassessment",
+        },
+    }
+    reassessed = await http.post(url, json={"event": reassessment}, headers=auth)
+    assert len((await reassessed.json())["assessments"]) == len(versions) + 1
+    stale = await http.post(url, json={"event": reassessment}, headers=auth)
+    assert stale.status == 422
+    assert (await stale.json())["problems"][0]["rule"] == "assessment.version_not_newer"
     closure = {
         "type": "closure",
         "closure": {"closed_on": "2026-06-01", "outcome": "resolved_family"},

@@ -7,9 +7,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.episodes import EventBody, apply_event
 from gateway.errors import Conflict, SchemaViolation
+from gateway.timeliness import TimeRule, due_items
 from schemas import Episode, EpisodeState
 
 from .test_timeliness import episode
@@ -79,3 +81,71 @@ def test_a_consent_given_after_the_work_ended_does_not_hold_the_closure_back() -
     later = fresh.model_copy(update={"consents": [first, summary]})
     ended = {"closed_on": "2026-03-01", "outcome": "resolved_single_service"}
     assert apply_event(later, _event({"type": "closure", "closure": ended})).closure
+
+
+ASSESSMENT = {
+    "version": 2,
+    "started_on": "2026-06-01",
+    "completed_on": "2026-06-05",
+    "assessor": PERSON,
+    "reason": "reassessment after four reviews",
+}
+
+
+def test_a_reassessment_is_recorded_and_clears_what_was_due() -> None:
+    """DESIGN 3.6: re-assess after 4 reviews. A newer completed assessment meets the item; before,
+    no event could record one, so the item could never be met."""
+    reviewed = episode(
+        reviews=[
+            (day, True, None)
+            for day in ("2026-03-01", "2026-04-01", "2026-05-01", "2026-05-20", "2026-05-28")
+        ]
+    )
+    assert TimeRule.REASSESSMENT in {d.rule for d in due_items(reviewed)}
+    reassessed = apply_event(reviewed, _event({"type": "assessment", "assessment": ASSESSMENT}))
+    assert [a.version for a in reassessed.assessments] == [1, 2]
+    assert TimeRule.REASSESSMENT not in {d.rule for d in due_items(reassessed)}
+
+
+@pytest.mark.parametrize("version", [1, 0])
+def test_an_assessment_version_comes_after_those_recorded(version: int) -> None:
+    body = {"type": "assessment", "assessment": {**ASSESSMENT, "version": version}}
+    if version < 1:  # the national model's own floor
+        with pytest.raises(ValidationError):
+            _event(body)
+        return
+    with pytest.raises(SchemaViolation) as caught:
+        apply_event(episode(), _event(body))
+    assert [(p.rule, p.pointer) for p in caught.value.problems] == [
+        ("assessment.version_not_newer", "/event/assessment/version")
+    ]
+
+
+def test_the_plan_and_service_requests_are_recorded() -> None:
+    action = {"need": "school attendance", "action": "daily check-in", "responsible": "C D"}
+    planned = apply_event(
+        episode(), _event({"type": "delivery_plan_updated", "delivery_plan": [action]})
+    )
+    assert [a.action for a in planned.delivery_plan] == ["daily check-in"]
+    cleared = apply_event(planned, _event({"type": "delivery_plan_updated", "delivery_plan": []}))
+    assert cleared.delivery_plan == []
+    request = {"service": "Family support", "requested_on": "2026-06-02", "status": "requested"}
+    asked = apply_event(planned, _event({"type": "service_request", "service_request": request}))
+    assert [s.service for s in asked.service_requests][-1] == "Family support"
+    # After a closure a referral on may still be made; no new assessment or plan.
+    closed = _closed()
+    assert apply_event(closed, _event({"type": "service_request", "service_request": request}))
+    for body in (
+        {"type": "assessment", "assessment": ASSESSMENT},
+        {"type": "delivery_plan_updated", "delivery_plan": [action]},
+    ):
+        with pytest.raises(Conflict, match="closed"):
+            apply_event(closed, _event(body))
+
+
+def test_a_potential_caf_is_taken_up_once() -> None:
+    potential = episode(state="potential")
+    opened = apply_event(potential, _event({"type": "taken_up"}))
+    assert opened.state is EpisodeState.OPEN
+    with pytest.raises(Conflict, match="potential"):
+        apply_event(opened, _event({"type": "taken_up"}))
