@@ -13,6 +13,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,17 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .keys import METRICS, REQUEST_ID
 
-__all__ = ["JsonFormatter", "Metrics", "configure_logging", "metrics_handler", "request_middleware"]
+__all__ = [
+    "CURRENT_TRACE",
+    "JsonFormatter",
+    "Metrics",
+    "configure_logging",
+    "is_safe_request_id",
+    "metrics_handler",
+    "request_middleware",
+    "trace_of",
+    "traceparent",
+]
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -98,11 +109,34 @@ def is_safe_request_id(value: str) -> bool:
     return _SAFE_REQUEST_ID.fullmatch(value) is not None
 
 
+# W3C Trace Context (DESIGN 4): the trace a request belongs to, carried across nodes in
+# `traceparent` and logged as `trace_id`, so one practitioner's request can be followed from the
+# home node to the holder. Hex ids only: nothing in them can be personal data.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+CURRENT_TRACE: ContextVar[str | None] = ContextVar("cafx_trace", default=None)
+
+
+def trace_of(header: str) -> str:
+    """The trace id of a valid `traceparent` (version 00, neither id all zeros), else a new one."""
+    match = _TRACEPARENT.fullmatch(header.strip())
+    if match is not None and match[1] != "0" * 32 and match[2] != "0" * 16:
+        return match[1]
+    return secrets.token_hex(16)
+
+
+def traceparent() -> str:
+    """The `traceparent` of a call made now: the trace of the request being served (a new one
+    outside any, as for an outbox delivery), and a new span."""
+    return f"00-{CURRENT_TRACE.get() or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (or keep a sane incoming one), then log and count it."""
     incoming = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = incoming if is_safe_request_id(incoming) else secrets.token_hex(8)
+    trace = trace_of(request.headers.get("traceparent", ""))
+    traced = CURRENT_TRACE.set(trace)
     started = time.perf_counter()
     status = 500
     try:
@@ -114,6 +148,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
+        CURRENT_TRACE.reset(traced)
         elapsed = time.perf_counter() - started
         route = _route(request)
         metrics = request.config_dict.get(METRICS)
@@ -124,6 +159,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             "request",
             extra={
                 "request_id": request[REQUEST_ID],
+                "trace_id": trace,
                 "method": request.method,
                 "route": route,
                 "status": status,

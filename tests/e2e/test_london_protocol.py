@@ -1117,6 +1117,37 @@ async def test_a_new_tac_member_is_announced_to_their_authority(
     assert status == 200 and nothing["notifications"] == []
 
 
+async def test_a_trace_is_carried_from_the_home_node_to_the_holder(
+    federation: dict[str, Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    """DESIGN 4: the W3C `traceparent` a borough system sends with a request (here auto-approved
+    and sent at once) is logged on the home node and carried to the holder, whose log line for the
+    federation call names the same trace."""
+    camden, hackney = federation[CAMDEN], federation[HACKNEY]
+    episode = await seed(hackney)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    caplog.set_level("INFO", logger="cafx.http")
+    status, record = await camden.call(
+        "POST",
+        "/requests",
+        headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+        json=existence_check(episode),
+    )
+    assert status == 201 and record["answer"]["outcome"] == "found", record
+    routes = {
+        (getattr(r, "route", None), getattr(r, "trace_id", None))
+        for r in caplog.records
+        if r.name == "cafx.http"
+    }
+    assert ("/api/v1/requests", trace) in routes
+    assert any(route and "existence" in route and t == trace for route, t in routes), routes
+    # A malformed traceparent starts a trace of its own.
+    caplog.clear()
+    status, _ = await camden.call("GET", "/requests", headers={"traceparent": "00-zz-01"})
+    (line,) = [r for r in caplog.records if r.name == "cafx.http"]
+    assert status == 200 and len(line.trace_id) == 32 and line.trace_id != trace
+
+
 async def test_a_review_and_a_closure_are_announced_to_the_team(
     federation: dict[str, Node],
 ) -> None:

@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.errors import FederationRefused, PeerUnavailable
+from gateway.observability import traceparent
 
 from .digest import as_sent
 from .replay import MAX_SKEW
@@ -172,8 +173,13 @@ class FederationClient:
             key=self._key,
             keyid=self._keyid,
             now=now,
-            # No content coding: the digest covers the bytes as sent and as received.
-            headers={"Accept-Encoding": "identity", **(headers or {})},
+            # No content coding: the digest covers the bytes as sent and as received. The trace
+            # this call belongs to goes along (W3C Trace Context), for the logs on both sides.
+            headers={
+                "Accept-Encoding": "identity",
+                "traceparent": traceparent(),
+                **(headers or {}),
+            },
         )
         try:
             async with self._session.request(
