@@ -10,6 +10,11 @@ on an episode, and when. They make lists for people to act on, never blocks: not
     reassessment       when the 4th review of the plan was held: the  a newer completed assessment
                        reviews after the first TAC meeting on or
                        after the latest completed assessment
+    sign_off_meeting   on the closure (standard 000 D1: "a sign-off  a TAC meeting: the latest review
+                       TAC/TAF meeting should always be held to      held by the closure recorded with
+                       agree the closure"); not for a closure on      `tac_meeting_held` (a review held
+                       consent withdrawn or a move to another          by the closure can be recorded
+                       authority                                      late)
     archive            1 year after the closure                       the episode archived
     purge              7 years after the closure, and not before 6    the episode purged
                        years after it was archived here (a
@@ -56,7 +61,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from schemas import LONDON, Episode, EpisodeState
+from schemas import LONDON, ClosureOutcome, Episode, EpisodeState
 
 from .episodes import EpisodeStore
 from .protection import ProtectionError
@@ -87,6 +92,7 @@ class TimeRule(StrEnum):
     FIRST_REVIEW = "first_review"
     REVIEW = "review"
     REASSESSMENT = "reassessment"
+    SIGN_OFF_MEETING = "sign_off_meeting"
     ARCHIVE = "archive"
     PURGE = "purge"
 
@@ -133,7 +139,10 @@ def due_items(
     if episode.state == EpisodeState.OPEN:
         found = _open_work(episode)
     elif episode.state == EpisodeState.CLOSED:
-        found = _after(closed_on, TimeRule.ARCHIVE, ACCESSIBLE_AFTER_CLOSURE)
+        found = [
+            *_sign_off(episode),
+            *_after(closed_on, TimeRule.ARCHIVE, ACCESSIBLE_AFTER_CLOSURE),
+        ]
     elif episode.state == EpisodeState.TRANSFERRED:
         found = _after(transferred_on, TimeRule.PURGE, ACCESSIBLE_AFTER_CLOSURE + ARCHIVED_FOR)
     elif episode.state == EpisodeState.ARCHIVED:
@@ -198,6 +207,24 @@ def _open_work(episode: Episode) -> list[Due]:
     if len(of_plan) >= REVIEWS_BEFORE_REASSESSMENT:
         found.append((TimeRule.REASSESSMENT, of_plan[REVIEWS_BEFORE_REASSESSMENT - 1].held_on))
     return [Due(rule, on) for rule, on in found if on is not None]
+
+
+# Closures agreed without the team: the family withdrew its consent, or the child moved away (the
+# transfer's own steps hand the work over).
+_NO_SIGN_OFF = frozenset({ClosureOutcome.CONSENT_WITHDRAWN, ClosureOutcome.MOVED_AUTHORITY})
+
+
+def _sign_off(episode: Episode) -> list[Due]:
+    """The sign-off TAC meeting, due on the closure until the latest review held by then is one
+    held at a TAC meeting."""
+    closure = episode.closure
+    if closure is None or closure.outcome in _NO_SIGN_OFF:
+        return []
+    held = [r for r in episode.reviews if r.held_on <= closure.closed_on]
+    last_day = max((r.held_on for r in held), default=None)
+    if any(r.tac_meeting_held for r in held if r.held_on == last_day):
+        return []
+    return [Due(TimeRule.SIGN_OFF_MEETING, closure.closed_on)]
 
 
 def _after(since: dt.date | None, rule: TimeRule, period: relativedelta) -> list[Due]:

@@ -22,6 +22,7 @@ DESCRIBED = {
     TimeRule.FIRST_REVIEW: "First review (3 months after the first TAC meeting)",
     TimeRule.REVIEW: "Review (every 3 months)",
     TimeRule.REASSESSMENT: "Re-assessment to consider (4 reviews of the plan)",
+    TimeRule.SIGN_OFF_MEETING: "Sign-off TAC meeting to agree the closure",
     TimeRule.ARCHIVE: "Archive (a year after closure)",
     TimeRule.PURGE: "Purge (6 years after archiving, or 7 after a transfer away)",
 }

@@ -70,7 +70,9 @@ async def test_a_far_future_date_hides_nothing_else(
         http,
         _fresh(episode()),
         _fresh(episode(reviews=[("9999-11-30", True, None)])),
-        _fresh(episode(state="closed", closed_on="9999-06-01")),
+        _fresh(
+            episode(state="closed", closed_on="9999-06-01", reviews=[("9999-06-01", True, None)])
+        ),
         _fresh(episode(state="archived", closed_on="9993-06-01")),
     )
     response = await http.get("/api/v1/overdue?as_of=9999-12-31", headers=auth)

@@ -23,7 +23,12 @@ from .test_timeliness import episode, rules
         (lambda: episode(reviews=[("9999-11-30", True, None)]), {}),
         # An assessment completed on the last days: the 20th working day is past the end.
         (lambda: episode(["9999-12-20"]), {}),
-        (lambda: episode(state="closed", closed_on="9999-06-01"), {}),
+        (
+            lambda: episode(
+                state="closed", closed_on="9999-06-01", reviews=[("9999-06-01", True, None)]
+            ),
+            {},
+        ),
         (lambda: episode(state="archived", closed_on="9993-06-01"), {}),
         (
             lambda: episode(state="archived", closed_on="9992-06-01"),

@@ -138,7 +138,7 @@ def test_no_clock_runs_without_a_completed_assessment_or_on_a_potential_episode(
 
 
 def test_a_closed_episode_is_due_for_archiving_a_year_on_and_purging_six_after() -> None:
-    closed = episode(state="closed", closed_on="2025-03-31")
+    closed = episode(state="closed", closed_on="2025-03-31", reviews=[("2025-03-31", True, None)])
     assert rules(due_items(closed)) == {TimeRule.ARCHIVE: dt.date(2026, 3, 31)}
     archived = episode(state="archived", closed_on="2025-03-31")
     assert rules(due_items(archived)) == {TimeRule.PURGE: dt.date(2032, 3, 31)}
@@ -164,3 +164,31 @@ def test_items_come_earliest_first(state: str) -> None:
     closed_on = "2026-07-01" if state in ("closed", "archived") else None
     found = due_items(episode(reviews=held, state=state, closed_on=closed_on))
     assert [d.due_on for d in found] == sorted(d.due_on for d in found)
+
+
+def test_a_closure_without_a_sign_off_tac_meeting_lists_one() -> None:
+    """Standard 000 D1: a sign-off TAC meeting should always be held to agree the closure. Due on
+    the closure until the latest review held by then was held at a TAC meeting (a review held by
+    the closure can be recorded late); not for a closure on consent withdrawn or a move away."""
+    unmet = episode(state="closed", closed_on="2026-05-01")  # no review, no meeting
+    assert rules(due_items(unmet))[TimeRule.SIGN_OFF_MEETING] == dt.date(2026, 5, 1)
+    last_not_at_a_meeting = episode(
+        state="closed",
+        closed_on="2026-05-01",
+        reviews=[("2026-03-01", True, None), ("2026-04-20", False, None)],
+    )
+    assert TimeRule.SIGN_OFF_MEETING in rules(due_items(last_not_at_a_meeting))
+    signed_off = episode(
+        state="closed",
+        closed_on="2026-05-01",
+        reviews=[
+            ("2026-03-01", False, None),
+            ("2026-04-28", True, None),
+            ("2026-06-01", False, None),
+        ],
+    )
+    assert TimeRule.SIGN_OFF_MEETING not in rules(due_items(signed_off))
+    for outcome in ("consent_withdrawn", "moved_authority"):
+        closure = unmet.closure.model_copy(update={"outcome": outcome}) if unmet.closure else None
+        without = unmet.model_copy(update={"closure": closure})
+        assert TimeRule.SIGN_OFF_MEETING not in rules(due_items(without)), outcome
