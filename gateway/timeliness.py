@@ -3,7 +3,9 @@ on an episode, and when. They make lists for people to act on, never blocks: not
 
     rule               due on                                         met by
     first_tac_meeting  20 working days after the first completed      a TAC meeting: a review recorded
-                       assessment (England and Wales bank holidays)   with `tac_meeting_held`
+                       assessment (England and Wales bank holidays;   with `tac_meeting_held`
+                       an episode from a CAF register, which gives
+                       only the date, from that date)
     first_review       3 months after the first TAC meeting           a later review
     review             3 months after the latest review               the next review
                        (either: the `next_review_on` that meeting or review set, if earlier)
@@ -176,8 +178,24 @@ def _on(day: Callable[[], dt.date]) -> dt.date | None:
         return None
 
 
+# A CAF register row gives the assessment's completion date, but not the assessment (no assessor,
+# no reason): the date is kept in the register's extensions, and the clocks run from it.
+_REGISTER_COMPLETED = ("caf-register-csv", "assessment_completed")
+
+
+def _completed_on(episode: Episode) -> list[dt.date]:
+    completed = [a.completed_on for a in episode.assessments if a.completed_on is not None]
+    if completed:
+        return sorted(completed)
+    kept = episode.extensions.get(_REGISTER_COMPLETED[0], {}).get(_REGISTER_COMPLETED[1])
+    try:
+        return [dt.date.fromisoformat(kept)] if isinstance(kept, str) else []
+    except ValueError:
+        return []
+
+
 def _open_work(episode: Episode) -> list[Due]:
-    completed = sorted(a.completed_on for a in episode.assessments if a.completed_on is not None)
+    completed = _completed_on(episode)
     if not completed:
         return []
     first, latest = completed[0], completed[-1]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.caf_register_csv import ADAPTER as REGISTER
 from gateway.timeliness import Due, TimeRule, due_items, working_days_after
 from schemas import Episode
 
@@ -192,3 +193,18 @@ def test_a_closure_without_a_sign_off_tac_meeting_lists_one() -> None:
         closure = unmet.closure.model_copy(update={"outcome": outcome}) if unmet.closure else None
         without = unmet.model_copy(update={"closure": closure})
         assert TimeRule.SIGN_OFF_MEETING not in rules(due_items(without)), outcome
+
+
+def test_an_open_caf_from_a_register_runs_from_its_completion_date() -> None:
+    """A register row says when the assessment was completed but holds no assessment (no
+    assessor, no reason): its date, kept in the register's extensions, starts the clocks."""
+    register = (
+        b"la_code,caf_ref,child_forename,child_surname,dob,gender,postcode,nhs_number,upn,"
+        b"initiating_agency,agency_type,assessment_completed,lead_professional,lp_agency,lp_phone,"
+        b"status,closed_date,closure_outcome\r\n"
+        b"202,C-1,Sam,Example,01/02/2015,Male,N1 1AA,,,School,education,18/12/2026,A Lead,School,"
+        b"020 7000 0000,Open,,\r\n"
+    )
+    (episode,) = REGISTER.to_national(register).episodes
+    assert episode.assessments == []
+    assert rules(due_items(episode)) == {TimeRule.FIRST_TAC_MEETING: dt.date(2027, 1, 20)}
