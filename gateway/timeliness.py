@@ -75,6 +75,7 @@ __all__ = [
     "DueList",
     "Listed",
     "TimeRule",
+    "completed_on",
     "due_by",
     "due_items",
     "due_on_record",
@@ -183,7 +184,9 @@ def _on(day: Callable[[], dt.date]) -> dt.date | None:
 _REGISTER_COMPLETED = ("caf-register-csv", "assessment_completed")
 
 
-def _completed_on(episode: Episode) -> list[dt.date]:
+def completed_on(episode: Episode) -> list[dt.date]:
+    """The completion dates of its assessments, oldest first; for an episode from a CAF register
+    (no assessment recorded), the completion date the register gave."""
     completed = [a.completed_on for a in episode.assessments if a.completed_on is not None]
     if completed:
         return sorted(completed)
@@ -195,7 +198,7 @@ def _completed_on(episode: Episode) -> list[dt.date]:
 
 
 def _open_work(episode: Episode) -> list[Due]:
-    completed = _completed_on(episode)
+    completed = completed_on(episode)
     if not completed:
         return []
     first, latest = completed[0], completed[-1]

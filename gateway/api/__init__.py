@@ -14,6 +14,7 @@ from ._notifications import list_notifications
 from ._openapi import openapi_document, serve_openapi
 from ._overdue import list_overdue
 from ._records import get_register, verify_audit
+from ._reports import quality
 from ._requests import decide_request, get_request, post_request, waiting_requests
 from ._transfers import (
     accept_transfer,
@@ -34,6 +35,7 @@ def api_app(max_body_bytes: int) -> web.Application:
     r.add_get("/episodes", search_episodes)
     r.add_get("/episodes/{episode_id}", get_episode)
     r.add_get("/overdue", list_overdue)
+    r.add_get("/reports/quality", quality)
     r.add_post("/episodes/{episode_id}/events", post_event)
     r.add_post("/episodes/{episode_id}/consents", post_consent)
     r.add_post("/episodes/{episode_id}/consents/{consent_id}/withdraw", post_withdrawal)

@@ -26,6 +26,7 @@ from ._auth import PUBLIC, needs
 from ._consents import CheckInput
 from ._overdue import MAX_AHEAD_DAYS
 from ._overdue import MAX_LISTED as MAX_LISTED_DUE
+from ._reports import MAX_CHILDREN
 from ._transfers import LISTED_STATES, MAX_LISTED, AcceptInput, CloseInput, OfferInput
 
 __all__ = ["openapi_document", "serve_openapi"]
@@ -107,6 +108,31 @@ class Overdue(_Doc):
     unreadable: list[str] = Field(
         description="ids of episodes that no longer open, left out (`cafx episodes check` says why)"
     )
+
+
+class QualityReport(_Doc):
+    """Standard 000 E and report 004: counts only, and the closed episodes drawn for audit."""
+
+    from_: str = Field(alias="from", json_schema_extra={"format": "date"})
+    to: str = Field(json_schema_extra={"format": "date"})
+    held_by_state: dict[str, int] = Field(description="episodes held here now, by state")
+    assessed: int = Field(description="episodes whose first assessment was completed in the period")
+    assessed_per_10000_children: float | None = Field(
+        description="assessed per 10,000 of the borough's children (given as children), or null"
+    )
+    whole_family: int = Field(description="of those assessed, recorded as part of a family")
+    stepped_down_by_service: dict[str, int] = Field(
+        description="of those assessed, begun from a step-down, by service"
+    )
+    closed_by_outcome: dict[str, int] = Field(description="closed in the period, by outcome")
+    reviews: int = Field(description="reviews held in the period")
+    tac_meetings: int = Field(description="of those, held at a TAC meeting")
+    unreadable: int = Field(description="episodes that no longer open (`cafx episodes check`)")
+    audit_sample: list[str] = Field(
+        description="ids of the episodes closed in the period drawn for audit: one in"
+        " audit_one_in (at least one), the same draw for the same period"
+    )
+    audit_one_in: int
 
 
 class ConsentRecorded(_Doc):
@@ -374,6 +400,7 @@ _MODELS: list[type[BaseModel]] = [
     AuditVerification,
     Register,
     Overdue,
+    QualityReport,
     RequestInput,
     Decision,
     RequestView,
@@ -638,6 +665,28 @@ def openapi_document() -> dict[str, Any]:
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_LISTED_DUE},
                         "items at most (default 1000)",
+                    ),
+                ],
+            )
+        },
+        "/reports/quality": {
+            "get": _operation(
+                "A period's CAF figures (the minimum data set of standard 000 E, CAFs per 10,000"
+                " children as report 004 counts them) and the closed CAFs drawn for audit (1 in"
+                " 10); counts and episode ids only",
+                "audit:read",
+                _responses(("200", _json(QualityReport)), 400),
+                parameters=[
+                    _query(
+                        "from",
+                        {"type": "string", "format": "date"},
+                        "first day (default: a year before to, plus a day)",
+                    ),
+                    _query("to", {"type": "string", "format": "date"}, "last day (default: today)"),
+                    _query(
+                        "children",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_CHILDREN},
+                        "the borough's number of children aged 0 to 17, for the rate",
                     ),
                 ],
             )
