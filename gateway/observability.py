@@ -111,15 +111,18 @@ def is_safe_request_id(value: str) -> bool:
 
 # W3C Trace Context (DESIGN 4): the trace a request belongs to, carried across nodes in
 # `traceparent` and logged as `trace_id`, so one practitioner's request can be followed from the
-# home node to the holder. Hex ids only: nothing in them can be personal data.
+# home node to the holder. A trace id is kept only with a hex letter in it, as a request id is: one
+# of digits alone could be an NHS number or a date of birth, passed on to every member called.
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 CURRENT_TRACE: ContextVar[str | None] = ContextVar("cafx_trace", default=None)
+_HEX_LETTER = re.compile(r"[a-f]")
 
 
 def trace_of(header: str) -> str:
-    """The trace id of a valid `traceparent` (version 00, neither id all zeros), else a new one."""
+    """The trace id of a valid `traceparent` (version 00, a letter among the trace id's digits,
+    the parent id not all zeros), else a new one."""
     match = _TRACEPARENT.fullmatch(header.strip())
-    if match is not None and match[1] != "0" * 32 and match[2] != "0" * 16:
+    if match is not None and _HEX_LETTER.search(match[1]) and match[2] != "0" * 16:
         return match[1]
     return secrets.token_hex(16)
 

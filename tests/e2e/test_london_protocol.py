@@ -1146,6 +1146,13 @@ async def test_a_trace_is_carried_from_the_home_node_to_the_holder(
     status, _ = await camden.call("GET", "/requests", headers={"traceparent": "00-zz-01"})
     (line,) = [getattr(r, "trace_id", "") for r in caplog.records if r.name == "cafx.http"]
     assert status == 200 and len(line) == 32 and line != trace
+    # So does a trace id of digits alone: it could be a date of birth and an NHS number.
+    caplog.clear()
+    digits = "20150601000000000000009434765919"
+    parent = {"traceparent": f"00-{digits}-00f067aa0ba902b7-01"}
+    status, _ = await camden.call("GET", "/requests", headers=parent)
+    (line,) = [getattr(r, "trace_id", "") for r in caplog.records if r.name == "cafx.http"]
+    assert status == 200 and len(line) == 32 and line != digits
 
 
 async def test_a_review_and_a_closure_are_announced_to_the_team(
