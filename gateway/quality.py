@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas import Episode
+from schemas import Episode, EpisodeState
 
 from .episodes import EpisodeStore
 from .protection import ProtectionError
@@ -74,6 +74,9 @@ class QualityReport:
 
 
 def _count(report: QualityReport, episode: Episode, closed: list[str]) -> None:
+    """An episode transferred away is counted by the member holding it now, not here as well."""
+    if episode.state == EpisodeState.TRANSFERRED:
+        return
     start, end = report.start, report.end
     report.held[episode.state.value] += 1
     first = next(iter(completed_on(episode)), None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from aiohttp import web
 from dateutil.relativedelta import relativedelta
@@ -16,9 +17,11 @@ from ..quality import quality_report
 from ._auth import needs
 from ._common import draft
 
-__all__ = ["MAX_CHILDREN", "quality"]
+__all__ = ["MAX_CHILDREN", "MIN_PERIOD_DAYS", "quality"]
 
 MAX_CHILDREN = 10_000_000  # more children than any borough has: a typo
+# A shorter period could single out one child's episode: the one closure of a day, and its outcome.
+MIN_PERIOD_DAYS = 28
 
 
 def _period(request: web.Request) -> tuple[dt.date, dt.date, int | None]:
@@ -32,8 +35,11 @@ def _period(request: web.Request) -> tuple[dt.date, dt.date, int | None]:
         children = int(q["children"]) if "children" in q else None
     except (ValueError, OverflowError):
         raise BadRequest("from and to are dates (YYYY-MM-DD), children a number") from None
-    if start > end:
-        raise BadRequest("from is on or before to")
+    if (end - start).days + 1 < MIN_PERIOD_DAYS:
+        raise BadRequest(
+            f"a period is at least {MIN_PERIOD_DAYS} days, from on or before to: a shorter one"
+            " could single out a child's episode"
+        )
     if children is not None and not 1 <= children <= MAX_CHILDREN:
         raise BadRequest(f"children is 1 to {MAX_CHILDREN:,}")
     return start, end, children
@@ -46,7 +52,17 @@ async def quality(request: web.Request) -> web.Response:
     report = await quality_report(
         request.config_dict[ENGINE], request.config_dict[EPISODES], start, end
     )
+    # Which period, and which draw (its digest: the ids would not fit an entry), so an audit of
+    # the audit can tell the sample used from one asked for again with another period.
+    drawn = hashlib.sha256(",".join(report.audit_sample).encode()).hexdigest()
     await request.config_dict[AUDIT].record(
-        draft(request, "report.quality", None, drawn=len(report.audit_sample))
+        draft(
+            request,
+            "report.quality",
+            None,
+            period=f"{start.isoformat()}/{end.isoformat()}",
+            drawn=len(report.audit_sample),
+            drawn_sha256=drawn,
+        )
     )
     return web.json_response(report.as_json(children))

@@ -245,6 +245,12 @@ async def test_every_documented_operation_answers_as_documented(nodes: dict[str,
     assert status == 400
     status, _ = await walk.call(hackney, "GET", "/audit/verify")
     assert status == 200
+    status, report = await walk.call(hackney, "GET", "/reports/quality", params={"children": "900"})
+    assert status == 200 and report["held_by_state"], report
+    status, _ = await walk.call(
+        hackney, "GET", "/reports/quality", params={"from": "2026-06-02", "to": "2026-06-01"}
+    )
+    assert status == 400
 
     # Directories, and what Islington was told.
     status, _ = await walk.call(

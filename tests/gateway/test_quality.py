@@ -5,6 +5,7 @@ draw each time; counts and episode ids only."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from gateway.app import create_app
 from gateway.keys import ENGINE, EPISODES
 from gateway.quality import audit_sample
 from gateway.storage._tables import audit_entries
-from schemas import Episode, StepDown
+from schemas import Episode, EpisodeState, StepDown
 
 from ..conftest import Database
 from .node import node_settings, register_system
@@ -57,6 +58,7 @@ async def test_a_periods_figures_and_its_audit_draw(
         for day in range(1, 24)
     ]
     before = _fresh(episode(["2026-01-10"], state="closed", closed_on="2026-01-20"))
+    moved = _fresh(opened, state=EpisodeState.TRANSFERRED)  # counted where it went
     await _stored(
         http,
         [
@@ -64,6 +66,7 @@ async def test_a_periods_figures_and_its_audit_draw(
             _fresh(opened, family_ref="FAM-1", source=stepped),
             *closed,
             before,
+            moved,
         ],
     )
     query = "from=2026-02-01&to=2026-12-31&children=5000"
@@ -94,14 +97,22 @@ async def test_a_periods_figures_and_its_audit_draw(
                 )
             )
         ).all()
-    assert [json.loads(e.details) for e in entries] == [{"drawn": 3}, {"drawn": 3}]
+    digest = hashlib.sha256(",".join(report["audit_sample"]).encode()).hexdigest()
+    recorded = {"period": "2026-02-01/2026-12-31", "drawn": 3, "drawn_sha256": digest}
+    assert [json.loads(e.details) for e in entries] == [recorded, recorded]
 
 
 async def test_a_period_is_refused_when_it_is_not_one(
     aiohttp_client: AiohttpClient, database: Database, tmp_path: Path
 ) -> None:
     http, auth = await _node(aiohttp_client, database, tmp_path)
-    for query in ("from=2026-06-01&to=2026-01-01", "to=yesterday", "children=0", "children=x"):
+    for query in (
+        "from=2026-06-01&to=2026-01-01",
+        "from=2026-06-01&to=2026-06-27",  # 27 days: short enough to single out an episode
+        "to=yesterday",
+        "children=0",
+        "children=x",
+    ):
         response = await http.get(f"/api/v1/reports/quality?{query}", headers=auth)
         assert response.status == 400, query
     default = await http.get("/api/v1/reports/quality", headers=auth)
