@@ -13,7 +13,7 @@ from ..federation.approvals import DisclosureApprovals, PendingDisclosure
 from ..federation.practitioner import Decision
 from ..keys import AUDIT, DISCLOSURE_APPROVALS, REQUEST_ID
 from ._auth import CALLER, needs
-from ._common import draft, json_body
+from ._common import audited_refusals, draft, json_body
 
 __all__ = ["decide_disclosure", "waiting_disclosures"]
 
@@ -66,7 +66,8 @@ async def waiting_disclosures(request: web.Request) -> web.Response:
 @needs("requests:decide")
 async def decide_disclosure(request: web.Request) -> web.Response:
     approvals = _approvals(request)
-    approval_id = _approval_id(request)
+    async with audited_refusals(request, "disclosure_approval.decide", None):
+        approval_id = _approval_id(request)  # no UUID: no such hold, recorded as refused
     body = await json_body(request, Decision)
     held = await approvals.decide(
         approval_id,

@@ -88,7 +88,8 @@ async def get_request(request: web.Request) -> web.Response:
 async def decide_request(request: web.Request) -> web.Response:
     """The decision, and what became of the request: in full to the system that raised it; to any
     other, the decision view (no disclosed content: that is read, audited, through GET)."""
-    request_id = _request_id(request)
+    async with audited_refusals(request, "request.decide", None):
+        request_id = _request_id(request)  # no UUID: no such request, recorded as refused
     body = await json_body(request, Decision)
     client_id = request[CALLER].client_id
     record = await _requests(request).decide(  # audits its own refusals

@@ -309,17 +309,29 @@ async def test_a_decision_on_no_such_request_is_audited(federation: dict[str, No
         camden, unknown, decision="approve", lead_contact_id=camden.lead
     )
     assert (status, refused["error"]) == (404, "not_found"), refused
-    (entry,) = await _audited(camden, "request.decide")
+    status, refused = await _decide(
+        camden, "not-a-request", decision="approve", lead_contact_id=camden.lead
+    )
+    assert (status, refused["error"]) == (404, "not_found"), refused
+    entry, malformed = await _audited(camden, "request.decide")
     assert (entry.outcome, entry.reason, entry.subject) == ("refused", "not_found", unknown)
     assert entry.actor == f"lead:{camden.lead}"
+    assert (malformed.reason, malformed.subject) == ("not_found", None)
+    assert malformed.actor.startswith("client:")
     status, refused = await hackney.call(
         "POST",
         f"/disclosure-approvals/{unknown}/decision",
         json={"decision": "approve", "lead_contact_id": hackney.lead},
     )
     assert (status, refused["error"]) == (404, "not_found"), refused
-    (entry,) = await _audited(hackney, "disclosure_approval.decide")
-    assert (entry.outcome, entry.reason) == ("refused", "not_found")
+    status, refused = await hackney.call(
+        "POST",
+        "/disclosure-approvals/not-a-hold/decision",
+        json={"decision": "approve", "lead_contact_id": hackney.lead},
+    )
+    assert (status, refused["error"]) == (404, "not_found"), refused
+    entries = await _audited(hackney, "disclosure_approval.decide")
+    assert [e.reason for e in entries] == ["not_found", "not_found"]
 
 
 async def test_a_decision_without_usable_federation_metadata_is_audited(tmp_path: Path) -> None:
