@@ -343,20 +343,28 @@ def parse_json(data: bytes) -> Any:
 
 
 class _Fault:
-    """What the locating pass reads in place of a value that breaks a rule of `parse_json`."""
+    """What the locating pass reads in place of a value that breaks a rule of `parse_json`: which
+    rule, as `parse_json` words it."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-_FAULT: Final = _Fault()
+_REPEATED: Final = _Fault("an object repeats a key")
+_OUT_OF_RANGE: Final = _Fault("a number is out of range")
+_SURROGATE: Final = _Fault("a string holds a lone UTF-16 surrogate")
 
 
 def _fault_unless_unique(pairs: list[tuple[str, Any]]) -> Any:
     result = dict(pairs)
-    return result if len(result) == len(pairs) else _FAULT
+    return result if len(result) == len(pairs) else _REPEATED
 
 
 def _fault_unless_finite(text: str) -> Any:
     number = float(text)
-    return number if math.isfinite(number) else _FAULT
+    return number if math.isfinite(number) else _OUT_OF_RANGE
 
 
 def _located(text: str, message: str) -> AdapterError:
@@ -367,23 +375,31 @@ def _located(text: str, message: str) -> AdapterError:
     try:
         marked = json.loads(
             text,
-            parse_constant=lambda _: _FAULT,
+            parse_constant=lambda name: _Fault(f"{name} is not a JSON number"),
             parse_float=_fault_unless_finite,
             object_pairs_hook=_fault_unless_unique,
         )
     except ValueError:  # not JSON, or an integer too long to convert: said elsewhere, or unplaced
         return AdapterError("schema_violation", message)
-    path = _first_fault(marked, ())
-    location = "/" if path is None else Problem(path, "", "").pointer
-    return AdapterError("schema_violation", message, location)
+    found = _first_fault(marked, ())
+    if found is None:
+        return AdapterError("schema_violation", message)
+    path, fault = found
+    return AdapterError("schema_violation", fault.message, Problem(path, "", "").pointer)
 
 
-def _first_fault(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
-    if value is _FAULT or (isinstance(value, str) and _has_surrogate(value)):
-        return path
+_Found = tuple[tuple[str | int, ...], _Fault]
+
+
+def _first_fault(value: Any, path: tuple[str | int, ...]) -> _Found | None:
+    """The first breach in document order, with its place and its rule."""
+    if isinstance(value, _Fault):
+        return path, value
+    if isinstance(value, str) and _has_surrogate(value):
+        return path, _SURROGATE
     if isinstance(value, dict):
         if any(_has_surrogate(key) for key in value):
-            return path
+            return path, _SURROGATE
         for key, member in value.items():
             if (found := _first_fault(member, (*path, key))) is not None:
                 return found

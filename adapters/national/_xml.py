@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
@@ -179,10 +180,13 @@ def _members(element: etree._Element, where: str) -> dict[str, Any]:
     """The members of a JSON object in the json-to-xml vocabulary. A key given twice is refused,
     as JSON's own reader refuses it (`parse_json`): keeping either value would lose the other."""
     members: dict[str, Any] = {}
-    for index, child in enumerate(element.iterchildren(etree.Element), start=1):
+    kinds: Counter[str] = Counter()  # an XPath counts a member among those of its own name
+    for child in element.iterchildren(etree.Element):
+        kind = _name(child, where)
+        kinds[kind] += 1
         key = _json_key(child, where)
         if key in members:
-            path = f"{where}/{_name(child, where)}[{index}]"
+            path = f"{where}/{kind}[{kinds[kind]}]"
             raise AdapterError("schema_violation", "an object repeats a key", path)
         members[key] = _decode_json(child, where)
     return members

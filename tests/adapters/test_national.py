@@ -192,7 +192,7 @@ def test_xml_extension_map_repeating_a_key_is_refused() -> None:
         .replace("<extensions/>", "")
         .replace(
             "</episode>",
-            '<extensions><map key="f"><string key="k">first</string>'
+            '<extensions><map key="f"><string key="k">first</string><number key="n">1</number>'
             '<string key="k">second</string></map></extensions></episode>',
         )
     )

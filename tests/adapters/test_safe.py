@@ -85,8 +85,19 @@ def test_numbers_json_cannot_carry_are_a_located_violation(document: bytes) -> N
         (b'{"a": {"b~/c": [0, -1e999]}}', "/a/b~0~1c/1", "a number is out of range"),
         (b'{"a": {"k": "x\\udc00"}}', "/a/k", "a string holds a lone UTF-16 surrogate"),
         (b'{"a": {"\\ud800": 1}}', "/a", "a string holds a lone UTF-16 surrogate"),
+        # Two breaches: the first in document order is named, its own rule with its own place.
+        (b'{"a": NaN, "b": "\\ud800"}', "/a", "NaN is not a JSON number"),
+        (b'{"x": 1, "x": {"y": NaN}}', "/", "an object repeats a key"),
     ],
-    ids=["NaN", "repeated key", "out of range", "lone surrogate", "surrogate in a name"],
+    ids=[
+        "NaN",
+        "repeated key",
+        "out of range",
+        "lone surrogate",
+        "surrogate in a name",
+        "NaN then a surrogate",
+        "NaN inside a repeat",
+    ],
 )
 def test_what_json_must_not_hold_is_refused_at_its_pointer(
     document: bytes, location: str, message: str
