@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from dateutil.relativedelta import relativedelta
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select
 
 from gateway.app import create_app
-from gateway.keys import ENGINE, EPISODES
+from gateway.keys import ENGINE
 from gateway.quality import audit_sample
 from gateway.storage._tables import audit_entries
 from schemas import Episode, EpisodeState, StepDown
 
 from ..conftest import Database
 from .node import node_settings, register_system
+from .test_due_r2_api import _stored
 from .test_timeliness import episode
 
 
@@ -33,12 +35,6 @@ async def _node(
     http = await aiohttp_client(create_app(settings))
     system = await register_system(http, settings, ["audit:read"])
     return http, {"Authorization": f"Bearer {await system.token(http)}"}
-
-
-async def _stored(http: TestClient[Any, Any], made: list[Episode]) -> None:
-    async with http.app[ENGINE].begin() as connection:
-        for one in made:
-            await http.app[EPISODES].add(connection, one)
 
 
 def _fresh(made: Episode, **changes: Any) -> Episode:
@@ -61,13 +57,11 @@ async def test_a_periods_figures_and_its_audit_draw(
     moved = _fresh(opened, state=EpisodeState.TRANSFERRED)  # counted where it went
     await _stored(
         http,
-        [
-            _fresh(opened),
-            _fresh(opened, family_ref="FAM-1", source=stepped),
-            *closed,
-            before,
-            moved,
-        ],
+        _fresh(opened),
+        _fresh(opened, family_ref="FAM-1", source=stepped),
+        *closed,
+        before,
+        moved,
     )
     query = "from=2026-02-01&to=2026-12-31&children=5000"
     response = await http.get(f"/api/v1/reports/quality?{query}", headers=auth)
@@ -118,10 +112,9 @@ async def test_a_period_is_refused_when_it_is_not_one(
     default = await http.get("/api/v1/reports/quality", headers=auth)
     report = await default.json()
     assert default.status == 200 and report["assessed_per_10000_children"] is None
-    to = dt.date.fromisoformat(report["to"])
-    assert dt.date.fromisoformat(report["from"]) == to.replace(year=to.year - 1) + dt.timedelta(
-        days=1
-    ) or (to.month, to.day) == (2, 29)
+    to = dt.date.fromisoformat(report["to"])  # today in London; the twelve months to it
+    a_year_before = to - relativedelta(years=1)  # 29 February: the 28th of the year before
+    assert dt.date.fromisoformat(report["from"]) == a_year_before + dt.timedelta(days=1)
 
 
 def test_the_draw_is_one_in_ten_at_least_one_and_the_same_whatever_the_order() -> None:
