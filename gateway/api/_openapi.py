@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from adapters import adapter_names
-from schemas import ClosureOutcome, Episode, Practitioner
+from schemas import Episode, Practitioner
 
 from ..episodes import ConsentInput, EventBody, WithdrawalInput
+from ..federation.notifications import Change
 from ..federation.practitioner import Decision, RequestInput
 from ..oauth import SCOPES
 from ..timeliness import TimeRule
@@ -275,16 +276,6 @@ class Transfer(_Doc):
 
 class Transfers(_Doc):
     transfers: list[Transfer]
-
-
-class Change(_Doc):
-    """What an `episode_update` says happened: dates and codes, no free text."""
-
-    type: Literal["review", "closure"]
-    on: str = Field(description="the review's held_on, or the closure's closed_on")
-    tac_meeting_held: bool | None
-    next_review_on: str | None
-    outcome: ClosureOutcome | None = Field(description="a closure's (stepped_up among them)")
 
 
 class Notification(_Doc):
