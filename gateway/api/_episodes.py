@@ -12,13 +12,21 @@ from schemas import ClosureOutcome, Episode, Problem
 
 from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
-from ..errors import BadRequest, PreconditionFailed, SchemaViolation
+from ..errors import BadRequest, PreconditionFailed
 from ..federation.notifications import announcement, audience, change_of, custody_of
 from ..federation.withdrawals import push_closure_withdrawal
 from ..keys import AUDIT, EPISODES, MEMBERS, OUTBOX, SETTINGS
-from ..protection import NameQuery
 from ._auth import needs
-from ._common import adapter_error, audited_refusals, draft, episode_id_of, json_body
+from ._common import (
+    CHILD_KEYS,
+    IDENTIFYING_KEYS,
+    adapter_error,
+    audited_refusals,
+    child_query,
+    draft,
+    episode_id_of,
+    json_body,
+)
 
 __all__ = ["get_episode", "post_event", "search_episodes"]
 
@@ -64,45 +72,12 @@ def _fidelity(warnings: list[Problem]) -> str:
     return ", ".join(said)
 
 
-def _query(request: web.Request) -> NameQuery:
-    q = request.query
-    given, family, born = q.get("given_name"), q.get("family_name"), q.get("date_of_birth")
-    date_of_birth = None
-    if born is not None:
-        try:
-            date_of_birth = dt.date.fromisoformat(born)
-        except ValueError:
-            raise SchemaViolation(
-                "date_of_birth must be YYYY-MM-DD",
-                problems=[Problem(("date_of_birth",), "date.format", "not an ISO date")],
-            ) from None
-    if not (q.get("nhs_number") or q.get("upn") or (given and family and date_of_birth)):
-        raise BadRequest("search by nhs_number, upn, or given_name + family_name + date_of_birth")
-    try:
-        return NameQuery(
-            given_names=given or "",
-            family_name=family or "",
-            date_of_birth=date_of_birth,
-            nhs_number=q.get("nhs_number"),
-            upn=q.get("upn"),
-        )
-    except ValueError:  # a family name without letters, and no identifier
-        raise SchemaViolation(
-            "family_name has no letters to match on",
-            problems=[Problem(("family_name",), "name.letters", "a family name needs letters")],
-        ) from None
-
-
-_SEARCH_KEYS = ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
-_IDENTIFYING = frozenset({"date_of_birth", "nhs_number", "upn"})  # what a found search records
-
-
 @needs("episodes:read")
 async def search_episodes(request: web.Request) -> web.Response:
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
-    searched = tuple(k for k in _SEARCH_KEYS if request.query.get(k))  # keys, never values
+    searched = tuple(k for k in CHILD_KEYS if request.query.get(k))  # keys, never values
     try:
-        query = _query(request)
+        query = child_query(request)
         async with audit.transaction() as connection:
             found = await store.search(connection, query)
             await audit.append(
@@ -111,7 +86,7 @@ async def search_episodes(request: web.Request) -> web.Response:
                     request,
                     "episode.search",
                     None,
-                    keys=tuple(k for k in searched if k in _IDENTIFYING),
+                    keys=tuple(k for k in searched if k in IDENTIFYING_KEYS),
                     results=len(found),
                 ),
             )

@@ -83,6 +83,19 @@ class FormAnswer(_Doc):
     warnings: list[Located]
 
 
+# A child's match keys in a query string (`api._common.CHILD_KEYS`).
+_CHILD_KEYS: list[dict[str, Any]] = [
+    {"name": name, "in": "query", "schema": schema}
+    for name, schema in (
+        ("nhs_number", {"type": "string"}),
+        ("upn", {"type": "string"}),
+        ("given_name", {"type": "string"}),
+        ("family_name", {"type": "string"}),
+        ("date_of_birth", {"type": "string", "format": "date"}),
+    )
+]
+
+
 class SearchMatch(_Doc):
     episode_id: str
     confidence: float
@@ -202,9 +215,17 @@ class RegisterEntry(_Doc):
     returned_at: str | None
 
 
+class RegisterMatch(_Doc):
+    episode_id: str
+    confidence: float
+    basis: str
+    held: bool  # held here; else received from the member that holds it
+
+
 class Register(_Doc):
     episode_id: str | None
     practitioner: str | None
+    matches: list[RegisterMatch] | None = None  # only when a child was named (subject access)
     entries: list[RegisterEntry]
 
 
@@ -549,16 +570,7 @@ def openapi_document() -> dict[str, Any]:
                 "Find episodes by NHS number, UPN, or names and date of birth",
                 "episodes:read",
                 _responses(("200", _json(SearchResult)), 400, 422),
-                parameters=[
-                    {"name": name, "in": "query", "schema": schema}
-                    for name, schema in (
-                        ("nhs_number", {"type": "string"}),
-                        ("upn", {"type": "string"}),
-                        ("given_name", {"type": "string"}),
-                        ("family_name", {"type": "string"}),
-                        ("date_of_birth", {"type": "string", "format": "date"}),
-                    )
-                ],
+                parameters=_CHILD_KEYS,
             )
         },
         "/episodes/{episode_id}": {
@@ -691,10 +703,11 @@ def openapi_document() -> dict[str, Any]:
         },
         "/register": {
             "get": _operation(
-                "The sharing register of one episode (both sides), or what one of this borough's"
-                " practitioners received (name one of the two)",
+                "The sharing register of one episode (both sides); of one child, named by match"
+                " keys as for /episodes (subject access: the episodes held here and those"
+                " received); or what one of this borough's practitioners received (name one)",
                 "register:read",
-                _responses(("200", _json(Register)), 400),
+                _responses(("200", _json(Register)), 400, 422),
                 parameters=[
                     {
                         "name": "episode",
@@ -706,6 +719,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                     },
+                    *_CHILD_KEYS,
                 ],
             )
         },

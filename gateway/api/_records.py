@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
+from ..audit import Outcome
 from ..errors import BadRequest
-from ..keys import AUDIT
+from ..keys import AUDIT, EPISODES, REQUESTS
+from ..protection import Match
 from ..storage._tables import register
 from ._auth import needs
-from ._common import draft, safe_code
+from ._common import CHILD_KEYS, IDENTIFYING_KEYS, child_query, draft, safe_code
 
 __all__ = ["get_register", "verify_audit"]
 
@@ -22,17 +25,41 @@ async def verify_audit(request: web.Request) -> web.Response:
     return web.json_response(result.as_dict())
 
 
+def _entry(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "episode_id": row.episode_id,
+        "direction": row.direction,
+        "counterpart": row.counterpart,
+        "requested_by": row.requested_by,
+        "approved_by": row.approved_by,
+        "second_approved_by": row.second_approved_by,
+        "holder_approved_by": row.holder_approved_by,
+        "sections": row.sections,
+        "basis": row.basis,
+        "override": row.override,
+        "disclosed_at": row.disclosed_at.isoformat(),
+        "withdrawn_at": row.withdrawn_at.isoformat() if row.withdrawn_at else None,
+        "returned_at": row.returned_at.isoformat() if row.returned_at else None,
+    }
+
+
 @needs("register:read")
 async def get_register(request: web.Request) -> web.Response:
-    """DESIGN 3.8: one child's disclosures, both sides (`?episode=`, subject access), or what one
-    of this borough's practitioners received (`?practitioner=`, the id this borough gave them:
-    another borough's ids are its own, so the rows of what we sent are not read by them), oldest
-    first."""
+    """DESIGN 3.8: one episode's disclosures, both sides (`?episode=`); one child's, found by the
+    child's match keys as `GET /episodes` finds it (subject access: the episodes held here and those
+    received from other members); or what one of this borough's practitioners received
+    (`?practitioner=`, the id this borough gave them: another borough's ids are its own, so the rows
+    of what we sent are not read by them); oldest first."""
     episode, practitioner = request.query.get("episode"), request.query.get("practitioner")
-    if (episode is None) == (practitioner is None):
+    named = tuple(k for k in CHILD_KEYS if k in request.query)  # keys, never values
+    if (episode is not None) + (practitioner is not None) + bool(named) != 1:
         raise BadRequest(
-            "name one episode (?episode=<id>) or one practitioner (?practitioner=<id>)"
+            "name one episode (?episode=<id>), one child (its match keys, as for /episodes) or"
+            " one practitioner (?practitioner=<id>)"
         )
+    if named:
+        return await _child_register(request, named)
     if episode is not None:
         try:
             episode = str(uuid.UUID(episode))
@@ -40,7 +67,7 @@ async def get_register(request: web.Request) -> web.Response:
             raise BadRequest("?episode= is an episode id") from None
         which = register.c.episode_id == episode
     else:
-        assert practitioner is not None  # noqa: S101 - one of the two, checked above
+        assert practitioner is not None  # noqa: S101 - one of the three, checked above
         if not 1 <= len(practitioner) <= 200:
             raise BadRequest("?practitioner= is a practitioner id (1 to 200 characters)")
         which = (register.c.requested_by == practitioner) & (register.c.direction == "received")
@@ -49,25 +76,7 @@ async def get_register(request: web.Request) -> web.Response:
         rows = await connection.execute(
             select(register).where(which).order_by(register.c.disclosed_at)
         )
-        entries = [
-            {
-                "id": row.id,
-                "episode_id": row.episode_id,
-                "direction": row.direction,
-                "counterpart": row.counterpart,
-                "requested_by": row.requested_by,
-                "approved_by": row.approved_by,
-                "second_approved_by": row.second_approved_by,
-                "holder_approved_by": row.holder_approved_by,
-                "sections": row.sections,
-                "basis": row.basis,
-                "override": row.override,
-                "disclosed_at": row.disclosed_at.isoformat(),
-                "withdrawn_at": row.withdrawn_at.isoformat() if row.withdrawn_at else None,
-                "returned_at": row.returned_at.isoformat() if row.returned_at else None,
-            }
-            for row in rows
-        ]
+        entries = [_entry(row) for row in rows]
         who = None if practitioner is None else safe_code(practitioner)
         await audit.append(
             connection,
@@ -76,3 +85,63 @@ async def get_register(request: web.Request) -> web.Response:
     return web.json_response(
         {"episode_id": episode, "practitioner": practitioner, "entries": entries}
     )
+
+
+async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.Response:
+    """The register of every episode whose child matches, held here or received, each episode with
+    its match (confidence and basis, as a search gives them); a refusal is recorded too."""
+    audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
+    requests = request.config_dict[REQUESTS]
+    try:
+        query = child_query(request)
+        async with audit.transaction() as connection:
+            held = await store.search(connection, query)  # checks the identifiers first
+            received = await requests.received_about(connection, query)
+            matches = [
+                {**_match(match), "episode_id": str(e.episode_id), "held": True}
+                for match, e in held
+            ]
+            kept = {m["episode_id"] for m in matches}
+            matches += [
+                {**_match(match), "episode_id": match.ref, "held": False}
+                for match in received
+                if match.ref not in kept  # moved here since: held, and listed as such
+            ]
+            rows = await connection.execute(
+                select(register)
+                .where(register.c.episode_id.in_([m["episode_id"] for m in matches]))
+                .order_by(register.c.disclosed_at, register.c.id)
+            )
+            entries = [_entry(row) for row in rows]
+            await audit.append(
+                connection,
+                draft(
+                    request,
+                    "register.read",
+                    None,
+                    keys=tuple(k for k in named if k in IDENTIFYING_KEYS),
+                    episodes=len(matches),
+                    results=len(entries),
+                ),
+            )
+    except BadRequest as error:  # 422s are BadRequests
+        rule = error.problems[0].rule if error.problems else error.wire_code
+        await audit.record(
+            draft(
+                request,
+                "register.read",
+                None,
+                outcome=Outcome.REFUSED,
+                reason=error.wire_code,
+                keys=named,
+                rule=rule,
+            )
+        )
+        raise
+    return web.json_response(
+        {"episode_id": None, "practitioner": None, "matches": matches, "entries": entries}
+    )
+
+
+def _match(match: Match) -> dict[str, Any]:
+    return {"confidence": round(match.confidence, 3), "basis": match.basis.value}

@@ -54,7 +54,15 @@ from ..errors import (
     PeerUnavailable,
     SchemaViolation,
 )
-from ..protection import KeyRing, associated_data, has_letters, open_, seal
+from ..protection import (
+    KeyRing,
+    Match,
+    NameQuery,
+    associated_data,
+    has_letters,
+    open_,
+    seal,
+)
 from ..storage import aware_utc, first_answer
 from ..storage._tables import (
     idempotency_keys,
@@ -75,6 +83,7 @@ from .attestation import (
 )
 from .disclosing import audit_code
 from .receipts import answer_is_sound, receipt_time
+from .subject_access import index_requested_child, requests_meeting, scored
 from .withdrawals import basis_text, mark_known_withdrawals
 
 __all__ = [
@@ -402,6 +411,12 @@ class PractitionerRequests:
             document,
             None if withdrawn is None else aware_utc(withdrawn),
         )
+
+    async def received_about(self, connection: AsyncConnection, query: NameQuery) -> list[Match]:
+        """The episodes other members answered this borough's requests with, about the child of
+        `query` (subject access, DESIGN 3.8): one match per episode, best first."""
+        ids = await requests_meeting(connection, query, self.ring)
+        return scored(query, [(await self.get(i, connection)).document for i in ids])
 
     async def waiting(self, connection: AsyncConnection | None = None) -> list[RequestRecord]:
         """Requests a lead contact of this borough must look at (the console's queue); with a
@@ -812,8 +827,10 @@ class PractitionerRequests:
         answered disclosure also goes into our register. Whether it was stored."""
         if not await self._write(connection, record, only_from=only_from):
             return False
-        if record.state == "answered" and record.kind == "disclosure":
-            await self._keep_received(connection, record)
+        if record.state == "answered":
+            await index_requested_child(connection, record.id, record.document, self.ring)
+            if record.kind == "disclosure":
+                await self._keep_received(connection, record)
         await self.audit.append(
             connection,
             AuditDraft(

@@ -32,6 +32,7 @@ __all__ = [
     "register",
     "used_assertions",
     "practitioner_requests",
+    "requested_children",
     "outbox",
     "inbox",
     "received_copies",
@@ -190,6 +191,22 @@ practitioner_requests = Table(
     Column("sealed", LargeBinary, nullable=False),  # practitioner, child match keys, answer: sealed
     # awaiting_holder: the holder's id for the decision it holds, which its answer names
     Column("approval_id", String(64), nullable=True, index=True),
+)
+
+requested_children = Table(
+    "requested_children",  # blind indexes of the child an answered request named (its match keys, a
+    metadata,  # disclosed child section): what we received, found per child (DESIGN 3.8)
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "request_id",
+        String(36),
+        ForeignKey("practitioner_requests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("value", String(128), nullable=False),
+    UniqueConstraint("request_id", "kind", "value"),
+    Index(None, "kind", "value"),
 )
 
 outbox = Table(

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,12 +16,14 @@ from aiohttp import web
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import ECKey
 
-from gateway.demo import DEMO_BOROUGHS, NodePlan
+from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
 from gateway.keys import ENGINE, MEMBERS
 from gateway.oauth import register_client
 from gateway.runner import start
+from gateway.storage import async_url
 
 from ..adapters.facts import EXAMPLES
+from ..conftest import POSTGRES_URL, postgres_schemas
 
 CAMDEN, HACKNEY, ISLINGTON = (b.gss for b in DEMO_BOROUGHS)
 SCOPES = [
@@ -110,6 +113,23 @@ async def running(plans: Iterable[NodePlan]) -> AsyncIterator[dict[str, Node]]:
         for node in nodes.values():
             await node.stop()
             await node.http.close()
+
+
+@asynccontextmanager
+async def federation_on(backend: str, root: Path, **plan: Any) -> AsyncIterator[dict[str, Node]]:
+    """The demo's three nodes on `backend`: each its own SQLite file ("sqlite"), or each its own
+    fresh schema in the test PostgreSQL ("postgresql"). `plan` goes to `plan_federation`."""
+    if backend == "sqlite":
+        async with running(plan_federation(root, **plan)) as nodes:
+            yield nodes
+        return
+    async with postgres_schemas(len(DEMO_BOROUGHS)) as schemas:
+        by = dict(zip((b.short for b in DEMO_BOROUGHS), schemas, strict=True))
+        plans = plan_federation(
+            root, database=lambda b, _: (async_url(POSTGRES_URL), by[b.short]), **plan
+        )
+        async with running(plans) as nodes:
+            yield nodes
 
 
 PRACTITIONER = {

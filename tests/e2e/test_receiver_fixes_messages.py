@@ -15,31 +15,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.demo import DEMO_BOROUGHS, Borough, plan_federation
 from gateway.keys import PEERS
-from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, inbox, notifications, received_withdrawals
 
-from ..conftest import POSTGRES_URL, postgres_schemas
-from .nodes import HACKNEY, ISLINGTON, Node, running, seed
+from .nodes import HACKNEY, ISLINGTON, Node, federation_on, seed
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def federation(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[dict[str, Node]]:
-    if request.param == "sqlite":
-        async with running(plan_federation(tmp_path)) as nodes:
-            yield nodes
-        return
-    async with postgres_schemas(len(DEMO_BOROUGHS)) as schemas:
-        by_borough = dict(zip((b.short for b in DEMO_BOROUGHS), schemas, strict=True))
-
-        def database_for(borough: Borough, folder: Path) -> tuple[str, str | None]:
-            return async_url(POSTGRES_URL), by_borough[borough.short]
-
-        async with running(plan_federation(tmp_path, database=database_for)) as nodes:
-            yield nodes
+    async with federation_on(request.param, tmp_path) as nodes:
+        yield nodes
 
 
 async def _send(sender: Node, recipient: str, messages: list[dict[str, Any]]) -> tuple[int, Any]:

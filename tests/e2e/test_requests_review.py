@@ -13,13 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from gateway.demo import DEMO_BOROUGHS, NodePlan, plan_federation
+from gateway.demo import NodePlan, plan_federation
 from gateway.federation.operator import suspend
 from gateway.keys import ENGINE
-from gateway.storage import async_url
 from gateway.storage._tables import audit_entries, received_copies, received_withdrawals
 
-from ..conftest import POSTGRES_URL, postgres_schemas
 from .nodes import (
     CAMDEN,
     HACKNEY,
@@ -29,6 +27,7 @@ from .nodes import (
     disclosure,
     eventually,
     existence_check,
+    federation_on,
     login,
     running,
     seed,
@@ -387,13 +386,8 @@ async def test_a_holder_side_rejection_gives_its_reason_and_who_passed_it_on(
 
 @pytest.fixture
 async def on_postgresql(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
-    async with postgres_schemas(len(DEMO_BOROUGHS)) as schemas:
-        by = dict(zip((b.short for b in DEMO_BOROUGHS), schemas, strict=True))
-        plans = plan_federation(
-            tmp_path, database=lambda b, _: (async_url(POSTGRES_URL), by[b.short])
-        )
-        async with running(plans) as nodes:
-            yield nodes
+    async with federation_on("postgresql", tmp_path) as nodes:
+        yield nodes
 
 
 async def test_control_characters_are_refused_where_they_are_not_a_500(

@@ -27,7 +27,7 @@ async def test_health_ready_and_metrics(
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200, await ready.text()
-    assert (await ready.json())["migration"] == head_revision() == "0018"
+    assert (await ready.json())["migration"] == head_revision() == "0019"
     metrics = await (await client.get("/metrics")).text()
     assert 'cafx_http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in metrics
 
