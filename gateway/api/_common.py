@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -16,25 +15,14 @@ from adapters import AdapterError
 from schemas import Problem, problems_from
 
 from ..audit import AuditDraft, JsonValue, Outcome
-from ..errors import (
-    BadRequest,
-    GatewayError,
-    NotFound,
-    PayloadTooLarge,
-    SchemaViolation,
-    UnsupportedFormat,
-)
+from ..errors import GatewayError, NotFound, PayloadTooLarge, SchemaViolation, UnsupportedFormat
 from ..keys import AUDIT, REQUEST_ID
-from ..protection import NameQuery
 from ._auth import CALLER
 
 __all__ = [
-    "CHILD_KEYS",
-    "IDENTIFYING_KEYS",
     "actor",
     "adapter_error",
     "audited_refusals",
-    "child_query",
     "draft",
     "episode_id_of",
     "json_body",
@@ -47,43 +35,6 @@ _CODE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 def safe_code(value: str) -> str:
     """A caller-chosen id fit for the audit log (codes only), or a marker that it was not."""
     return value if _CODE.fullmatch(value) else "not-a-code"
-
-
-# A child's match keys in a query string (`GET /episodes`, `GET /register`), and those of them that
-# a found search records: the names of the keys, never their values.
-CHILD_KEYS = ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
-IDENTIFYING_KEYS = frozenset({"date_of_birth", "nhs_number", "upn"})
-
-
-def child_query(request: web.Request) -> NameQuery:
-    """The child named by `CHILD_KEYS`: an NHS number, a UPN, or given and family names with a
-    date of birth."""
-    q = request.query
-    given, family, born = q.get("given_name"), q.get("family_name"), q.get("date_of_birth")
-    date_of_birth = None
-    if born is not None:
-        try:
-            date_of_birth = dt.date.fromisoformat(born)
-        except ValueError:
-            raise SchemaViolation(
-                "date_of_birth must be YYYY-MM-DD",
-                problems=[Problem(("date_of_birth",), "date.format", "not an ISO date")],
-            ) from None
-    if not (q.get("nhs_number") or q.get("upn") or (given and family and date_of_birth)):
-        raise BadRequest("search by nhs_number, upn, or given_name + family_name + date_of_birth")
-    try:
-        return NameQuery(
-            given_names=given or "",
-            family_name=family or "",
-            date_of_birth=date_of_birth,
-            nhs_number=q.get("nhs_number"),
-            upn=q.get("upn"),
-        )
-    except ValueError:  # a family name without letters, and no identifier
-        raise SchemaViolation(
-            "family_name has no letters to match on",
-            problems=[Problem(("family_name",), "name.letters", "a family name needs letters")],
-        ) from None
 
 
 M = TypeVar("M", bound=BaseModel)

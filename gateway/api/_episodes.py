@@ -14,19 +14,11 @@ from ..audit import Outcome
 from ..episodes import Event, EventBody, Stored, TacMemberAdded, apply_event
 from ..errors import BadRequest, PreconditionFailed
 from ..federation.notifications import announcement, audience, change_of, custody_of
+from ..federation.subject_access import CHILD_KEYS, IDENTIFYING_KEYS, child_query
 from ..federation.withdrawals import push_closure_withdrawal
 from ..keys import AUDIT, EPISODES, MEMBERS, OUTBOX, SETTINGS
 from ._auth import needs
-from ._common import (
-    CHILD_KEYS,
-    IDENTIFYING_KEYS,
-    adapter_error,
-    audited_refusals,
-    child_query,
-    draft,
-    episode_id_of,
-    json_body,
-)
+from ._common import adapter_error, audited_refusals, draft, episode_id_of, json_body
 
 __all__ = ["get_episode", "post_event", "search_episodes"]
 
@@ -77,7 +69,7 @@ async def search_episodes(request: web.Request) -> web.Response:
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
     searched = tuple(k for k in CHILD_KEYS if request.query.get(k))  # keys, never values
     try:
-        query = child_query(request)
+        query = child_query(request.query)
         async with audit.transaction() as connection:
             found = await store.search(connection, query)
             await audit.append(

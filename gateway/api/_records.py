@@ -10,11 +10,16 @@ from sqlalchemy import Row, select
 
 from ..audit import Outcome
 from ..errors import BadRequest
+from ..federation.subject_access import (
+    CHILD_KEYS,
+    IDENTIFYING_KEYS,
+    child_query,
+    episodes_of_child,
+)
 from ..keys import AUDIT, EPISODES, REQUESTS
-from ..protection import Match
 from ..storage._tables import register
 from ._auth import needs
-from ._common import CHILD_KEYS, IDENTIFYING_KEYS, child_query, draft, safe_code
+from ._common import draft, safe_code
 
 __all__ = ["get_register", "verify_audit"]
 
@@ -93,19 +98,17 @@ async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.R
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
     requests = request.config_dict[REQUESTS]
     try:
-        query = child_query(request)
+        query = child_query(request.query)
         async with audit.transaction() as connection:
-            held = await store.search(connection, query)  # checks the identifiers first
-            received = await requests.received_about(connection, query)
+            found = await episodes_of_child(connection, query, store, requests)
             matches = [
-                {**_match(match), "episode_id": str(e.episode_id), "held": True}
-                for match, e in held
-            ]
-            kept = {m["episode_id"] for m in matches}
-            matches += [
-                {**_match(match), "episode_id": match.ref, "held": False}
-                for match in received
-                if match.ref not in kept  # moved here since: held, and listed as such
+                {
+                    "episode_id": f.episode_id,
+                    "confidence": round(f.confidence, 3),
+                    "basis": f.basis,
+                    "held": f.held,
+                }
+                for f in found
             ]
             rows = await connection.execute(
                 select(register)
@@ -141,7 +144,3 @@ async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.R
     return web.json_response(
         {"episode_id": None, "practitioner": None, "matches": matches, "entries": entries}
     )
-
-
-def _match(match: Match) -> dict[str, Any]:
-    return {"confidence": round(match.confidence, 3), "basis": match.basis.value}

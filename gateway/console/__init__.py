@@ -4,6 +4,8 @@ tests, the built-in one at `/dev-idp`); only this borough's listed lead CAF cont
 
     /console/queue            practitioners' requests to verify: approve or reject with a note
     /console/overrides        public-interest overrides awaiting a second, different approver
+    /console/episodes         find an episode by its id, or a child's episodes by match keys
+                              (POST: subject access, held and received)
     /console/episodes/{id}    consent in force, the consent engine's answer for a recipient, the
                               sharing register (+ .csv / .pdf export for a subject access request)
     /console/federation       members, metadata version and expiry, transfer offers (withdraw,
@@ -72,6 +74,7 @@ def _console_app() -> web.Application:
     r.add_post("/requests/{request_id}/decision", _queue.decide)
     r.add_post("/disclosures/{approval_id}/decision", _queue.decide_disclosure)
     r.add_get("/episodes", _child.episode_lookup)
+    r.add_post("/episodes", _child.find_child)
     r.add_get("/episodes/{episode_id}", _child.child_page)
     r.add_get("/episodes/{episode_id}/register.{format:csv|pdf}", _child.export_register)
     r.add_get("/federation", _federation.federation_page)

@@ -9,20 +9,27 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from schemas import AgencyType, ConsentStatement, Episode, EpisodeState, Section, london_today
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
-from ..errors import NotFound
-from ..keys import AUDIT, EPISODES, MEMBERS, NOTIFICATIONS, SETTINGS
+from ..errors import BadRequest, NotFound
+from ..federation.subject_access import (
+    CHILD_KEYS,
+    IDENTIFYING_KEYS,
+    child_query,
+    episodes_of_child,
+)
+from ..keys import AUDIT, EPISODES, MEMBERS, NOTIFICATIONS, REQUESTS, SETTINGS
+from ..protection import FOUND_THRESHOLD
 from ..storage import aware_utc
 from ..storage._tables import register
 from ._export import register_csv, register_pdf
-from ._web import CONSOLE_PATH, audit, render, uuid_of
+from ._web import CONSOLE_PATH, audit, audit_view, render, uuid_of
 
-__all__ = ["child_page", "episode_lookup", "export_register"]
+__all__ = ["child_page", "episode_lookup", "export_register", "find_child"]
 
 
 def _status(statement: ConsentStatement, today: dt.date) -> str:
@@ -174,26 +181,69 @@ def _check(episode: Episode, query: Any) -> dict[str, Any] | None:
     }
 
 
+_LOOKUP: dict[str, Any] = {
+    "title": "Find an episode",
+    "error": None,
+    "value": "",
+    "child": {},
+    "child_error": None,
+    "found": None,
+}
+
+
 async def episode_lookup(request: web.Request) -> web.Response:
-    """The child view's entry: type or paste an episode id."""
+    """The child view's entry: type or paste an episode id, or find a child (`find_child`)."""
     wanted = request.query.get("episode", "").strip()
     if wanted:
         try:
             raise web.HTTPSeeOther(f"{CONSOLE_PATH}/episodes/{uuid.UUID(wanted)}")
         except ValueError:
-            return render(
-                request,
-                "episode_lookup.html",
-                {
-                    "title": "Find an episode",
-                    "error": "Enter an episode id (a UUID).",
-                    "value": wanted[:100],
-                },
-                status=422,
+            context = {**_LOOKUP, "error": "Enter an episode id (a UUID).", "value": wanted[:100]}
+            return render(request, "episode_lookup.html", context, status=422)
+    return render(request, "episode_lookup.html", _LOOKUP)
+
+
+async def find_child(request: web.Request) -> web.Response:
+    """Subject access: every episode of a child this node holds or received, found by the child's
+    match keys (a form, so they stay out of URLs and logs), each with its register entries."""
+    form = await request.post()
+    given = {k: str(form.get(k, "")).strip()[:100] for k in CHILD_KEYS}
+    keys = tuple(k for k, v in given.items() if v)  # names, never values
+    config = request.config_dict
+    try:
+        query = child_query({k: v for k, v in given.items() if v})
+        async with config[AUDIT].engine.connect() as connection:
+            found = await episodes_of_child(connection, query, config[EPISODES], config[REQUESTS])
+            counted = await connection.execute(
+                select(register.c.episode_id, func.count())
+                .where(register.c.episode_id.in_([f.episode_id for f in found]))
+                .group_by(register.c.episode_id)
             )
-    return render(
-        request, "episode_lookup.html", {"title": "Find an episode", "error": None, "value": ""}
+            entries = {row[0]: row[1] for row in counted}
+    except BadRequest as error:
+        rule = error.problems[0].rule if error.problems else error.wire_code
+        await audit(
+            request,
+            "console.search",
+            None,
+            Outcome.REFUSED,
+            reason=error.wire_code,
+            keys=keys,
+            rule=rule,
+        )
+        message = error.problems[0].message if error.problems else str(error)
+        context = {**_LOOKUP, "child": given, "child_error": message}
+        return render(request, "episode_lookup.html", context, status=422)
+    await audit_view(
+        request,
+        "child_search",
+        {"episodes": [f.episode_id for f in found]},
+        keys=[k for k in keys if k in IDENTIFYING_KEYS],
+        found=len(found),
     )
+    rows = [{"match": f, "entries": entries.get(f.episode_id, 0)} for f in found]
+    context = {**_LOOKUP, "child": given, "found": rows, "found_threshold": FOUND_THRESHOLD}
+    return render(request, "episode_lookup.html", context)
 
 
 async def child_page(request: web.Request) -> web.Response:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas import Child, IdentifierError, normalise_nhs_number, normalise_upn
+from schemas import Child, IdentifierError, Problem, normalise_nhs_number, normalise_upn
 
+from ..errors import BadRequest, SchemaViolation
 from ..protection import (
     POSSIBLE_MATCH,
     Candidate,
@@ -35,7 +37,57 @@ from ..protection import (
 from ..storage import insert_on_conflict
 from ..storage._tables import requested_children
 
-__all__ = ["children_named", "index_requested_child", "requests_meeting", "scored"]
+if TYPE_CHECKING:  # practitioner.py indexes through this module
+    from ..episodes import EpisodeStore
+    from .practitioner import PractitionerRequests
+
+__all__ = [
+    "CHILD_KEYS",
+    "IDENTIFYING_KEYS",
+    "ChildEpisode",
+    "child_query",
+    "children_named",
+    "episodes_of_child",
+    "index_requested_child",
+    "requests_meeting",
+    "scored",
+]
+
+
+# A child's match keys as a query string or a form names them (`GET /api/v1/episodes` and
+# `/register`, the console), and those of them that an audit entry records: names, never values.
+CHILD_KEYS = ("given_name", "family_name", "date_of_birth", "nhs_number", "upn")
+IDENTIFYING_KEYS = frozenset({"date_of_birth", "nhs_number", "upn"})
+
+
+def child_query(q: Mapping[str, str]) -> NameQuery:
+    """The child named by `CHILD_KEYS` in `q`: an NHS number, a UPN, or given and family names
+    with a date of birth. Raises `BadRequest` (`SchemaViolation` for a value of the wrong shape)."""
+    given, family, born = q.get("given_name"), q.get("family_name"), q.get("date_of_birth")
+    date_of_birth = None
+    if born is not None:
+        try:
+            date_of_birth = dt.date.fromisoformat(born)
+        except ValueError:
+            raise SchemaViolation(
+                "date_of_birth must be YYYY-MM-DD",
+                problems=[Problem(("date_of_birth",), "date.format", "not an ISO date")],
+            ) from None
+    if not (q.get("nhs_number") or q.get("upn") or (given and family and date_of_birth)):
+        raise BadRequest("search by nhs_number, upn, or given_name + family_name + date_of_birth")
+    try:
+        return NameQuery(
+            given_names=given or "",
+            family_name=family or "",
+            date_of_birth=date_of_birth,
+            nhs_number=q.get("nhs_number"),
+            upn=q.get("upn"),
+        )
+    except ValueError:  # a family name without letters, and no identifier
+        raise SchemaViolation(
+            "family_name has no letters to match on",
+            problems=[Problem(("family_name",), "name.letters", "a family name needs letters")],
+        ) from None
 
 
 def _identifier(value: object, normalise: Callable[[str], str]) -> str | None:
@@ -120,3 +172,33 @@ def scored(query: NameQuery, documents: list[Mapping[str, Any]]) -> list[Match]:
     for match in match_candidates(query, candidates, min_confidence=POSSIBLE_MATCH):
         best.setdefault(match.ref, match)  # best first: the first of each episode is its best
     return sorted(best.values(), key=lambda m: (-m.confidence, m.ref))
+
+
+@dataclass(frozen=True, slots=True)
+class ChildEpisode:
+    """An episode found for a child: held here, or another member's that this borough received."""
+
+    episode_id: str
+    confidence: float
+    basis: str  # `MatchBasis` value
+    held: bool
+
+
+async def episodes_of_child(
+    connection: AsyncConnection,
+    query: NameQuery,
+    store: EpisodeStore,
+    requests: PractitionerRequests,
+) -> list[ChildEpisode]:
+    """Every episode of the child of `query` this node holds or received, held first, each list
+    best match first. Raises `SchemaViolation` for an identifier that fails its check."""
+    found = [
+        ChildEpisode(str(e.episode_id), m.confidence, m.basis.value, held=True)
+        for m, e in await store.search(connection, query)  # checks the identifiers first
+    ]
+    held = {f.episode_id for f in found}
+    return found + [
+        ChildEpisode(m.ref, m.confidence, m.basis.value, held=False)
+        for m in await requests.received_about(connection, query)
+        if m.ref not in held  # moved here since: listed as held
+    ]

@@ -232,6 +232,22 @@ async def test_a_withdrawal_on_the_register_its_export_and_the_federation(
         pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type /Page>") >= 1
     )
 
+    # Subject access: the child found by names and date of birth, with the episode's entry.
+    await page.get_by_role("link", name="Child view").click()
+    child = match_keys(episode)
+    await page.get_by_label("Given names").fill(child["given_names"])
+    await page.get_by_label("Family name").fill(child["family_name"])
+    await page.get_by_label("Date of birth").fill(child["date_of_birth"])
+    await page.get_by_role("button", name="Find the child's episodes").click()
+    found = page.locator("#child-episodes tbody tr")
+    await expect(found).to_have_count(1)
+    await expect(found).to_contain_text(episode_id)
+    await expect(found.locator("td").nth(1)).to_have_text("held")
+    await expect(found.locator("td").nth(3)).to_have_text("1")
+    await accessible(page, "09b-find-a-child")
+    await found.get_by_role("link").click()
+    await expect(page.locator("#register-table tbody tr")).to_have_count(1)
+
     # The withdrawal could not reach Camden; as if that had gone on past the delivery deadline,
     # it is dead-lettered. Camden is back: the operator retries it.
     async def delivered() -> bool:

@@ -1012,3 +1012,84 @@ async def test_the_audit_page_checks_from_the_latest_checkpoint(
             assert "does NOT verify: hash mismatch at entry 2" in page
         finally:
             await client.close()
+
+
+async def test_a_lead_contact_finds_a_childs_episodes_for_a_subject_access_request(
+    camden: Node, browser: ConsoleClient
+) -> None:
+    held = episode()
+    async with camden.app[ENGINE].begin() as connection:
+        await camden.app[EPISODES].add(connection, held)
+        await connection.execute(
+            insert(register).values(
+                id=str(uuid.uuid4()),
+                episode_id=str(held.episode_id),
+                direction="sent",
+                counterpart=HACKNEY.gss,
+                requested_by="p-1",
+                sections=["child"],
+                basis="C1",
+                override=False,
+                disclosed_at=dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC),
+            )
+        )
+    await browser.sign_in(CAMDEN.lead_contacts()[0])
+    status, page, _ = await browser.get("/console/episodes")
+    token = browser.csrf(page)
+    child = held.child
+    by_names = {
+        "csrf_token": token,
+        "given_name": child.given_names,
+        "family_name": child.family_name,
+        "date_of_birth": str(child.date_of_birth),
+    }
+    status, page, _ = await browser.post("/console/episodes", by_names)
+    assert status == 200, page
+    found = page[page.index('id="child-episodes"') :].split("</table>")[0]
+    assert found.count("<tr>") == 2  # the heading and the one episode
+    assert f'href="/console/episodes/{held.episode_id}#register"' in found
+    assert "<td>held</td>" in found and "<td>1</td>" in found  # one register entry
+
+    status, page, _ = await browser.post(
+        "/console/episodes", {**by_names, "date_of_birth": "2001-01-01", "given_name": "Other"}
+    )
+    assert status == 200 and "No episode of this child is held or was received here" in page
+
+    status, page, _ = await browser.post(
+        "/console/episodes", {"csrf_token": token, "family_name": child.family_name}
+    )
+    assert status == 422 and "search by nhs_number, upn" in page
+    status, page, _ = await browser.post(
+        "/console/episodes", {"csrf_token": token, "nhs_number": "9434765918"}
+    )
+    assert status == 422 and "check digit does not match" in page
+    assert 'value="9434765918"' in page  # given back to be corrected, on this page only
+
+    async with camden.app[ENGINE].connect() as connection:
+        rows = await connection.execute(
+            select(audit_entries.c.action, audit_entries.c.outcome, audit_entries.c.details)
+            .where(audit_entries.c.action.in_(["console.view", "console.search"]))
+            .order_by(audit_entries.c.sequence)
+        )
+        said = [(r.action, r.outcome, json.loads(r.details)) for r in rows]
+    searches = [s for s in said if s[2].get("page") == "child_search" or s[0] == "console.search"]
+    assert searches == [
+        (
+            "console.view",
+            "success",
+            {
+                "page": "child_search",
+                "keys": ["date_of_birth"],
+                "found": 1,
+                "episodes": [str(held.episode_id)],
+            },
+        ),
+        (
+            "console.view",
+            "success",
+            {"page": "child_search", "keys": ["date_of_birth"], "found": 0, "episodes": []},
+        ),
+        ("console.search", "refused", {"keys": ["family_name"], "rule": "bad_request"}),
+        ("console.search", "refused", {"keys": ["nhs_number"], "rule": "nhs_number.checksum"}),
+    ]
+    assert child.family_name not in json.dumps(said)
