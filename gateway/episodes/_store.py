@@ -307,10 +307,15 @@ def _best_per_child(query: NameQuery, found: Sequence[Episode]) -> list[tuple[Ma
     refs = _children_of(found)
     candidates = [Candidate.from_child(str(e.episode_id), e.child) for e in found]
     best: dict[str, Match] = {}
+    postcodes: dict[str, set[str | None]] = {}
     for match in match_candidates(query, candidates, min_confidence=0.0):  # best first
         ref = refs[match.ref]
+        postcodes.setdefault(ref, set()).add(match.postcode)
         if ref not in best:
             best[ref] = replace(match, ref=ref)
+    for ref, agreed in postcodes.items():  # the child's, from any of its records (`judge`)
+        postcode = "match" if "match" in agreed else "conflict" if agreed == {"conflict"} else None
+        best[ref] = replace(best[ref], postcode=postcode)
     kept = [m for m in best.values() if m.confidence >= POSSIBLE_MATCH]
     kept.sort(key=lambda m: (-m.confidence, m.ref))
     episodes = sorted(found, key=lambda e: str(e.episode_id))

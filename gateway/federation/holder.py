@@ -50,7 +50,7 @@ from ..keys import (
     SIGNING_KEY,
     TRANSFERS,
 )
-from ..protection import Match, MatchOutcome, NameQuery, classify
+from ..protection import Match, MatchOutcome, NameQuery, judge
 from .attestation import (
     Attestation,
     subject_for_episode,
@@ -199,11 +199,10 @@ async def _audited(
     )
 
 
-def _revealed(found: list[tuple[Match, Episode]]) -> Episode:
-    """The episode a found answer tells of: the best match's child, an open (or potential) episode
-    first, then the most recently closed one."""
-    best_ref = found[0][0].ref
-    candidates = [e for m, e in found if m.ref == best_ref]
+def _revealed(found: list[tuple[Match, Episode]], ref: str) -> Episode:
+    """The episode a found answer tells of: the found child's (`ref`), an open (or potential)
+    episode first, then the most recently closed one."""
+    candidates = [e for m, e in found if m.ref == ref]
     candidates.sort(
         key=lambda e: (
             e.state not in (EpisodeState.OPEN, EpisodeState.POTENTIAL),
@@ -226,14 +225,16 @@ async def existence_check(request: web.Request) -> web.Response:
             date_of_birth=match.date_of_birth,
             nhs_number=match.nhs_number,
             upn=match.upn,
+            postcode=match.postcode,
         )
         audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
         async with audit.transaction() as connection:
             found = await store.search(connection, query)
             # DESIGN 3.6: an archived episode is kept, no longer accessible, not a recent CAF.
             found = [(m, e) for m, e in found if e.state is not EpisodeState.ARCHIVED]
-            outcome = classify([m for m, _ in found])
-            episode = _revealed(found) if outcome == MatchOutcome.FOUND else None
+            verdict = judge([m for m, _ in found])
+            outcome = verdict.outcome
+            episode = None if verdict.ref is None else _revealed(found, verdict.ref)
             await audit.append(
                 connection,
                 _draft(
@@ -244,6 +245,7 @@ async def existence_check(request: web.Request) -> web.Response:
                     Outcome.SUCCESS,
                     practitioner=_code(attestation.practitioner_id),
                     answer=outcome.value,
+                    **({"settled_by": "postcode"} if verdict.by_postcode else {}),
                 ),
             )
     except GatewayError as error:

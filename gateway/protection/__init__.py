@@ -8,7 +8,7 @@ Pure logic over bytes; storage puts the results in columns:
   with AES Key Wrap (RFC 3394); `Sealed.to_bytes()` is what a column stores.
 - `blind_index`, `record_terms`, `query_terms`: HMAC-SHA256 indexes of normalised identifiers, so
   look-ups need no plaintext identifier column.
-- `match_candidates`, `classify`: rapidfuzz scoring of the decrypted candidates, and the
+- `match_candidates`, `judge` (`classify`): rapidfuzz scoring of the decrypted candidates, and the
   found / not_found / ambiguous answer.
 
 Rotating KEKs (`cafx keys rotate`), in this order:
@@ -49,8 +49,10 @@ from ._matching import (
     MatchOutcome,
     NameQuery,
     PersonName,
+    Verdict,
     classify,
     has_letters,
+    judge,
     match_candidates,
 )
 from ._names import fold, name_skeleton, name_tokens, phonetic_key
@@ -87,10 +89,12 @@ __all__ = [
     "Sealed",
     "associated_data",
     "blind_index",
+    "Verdict",
     "classify",
     "has_letters",
     "fold",
     "generate_keyfile",
+    "judge",
     "match_candidates",
     "name_skeleton",
     "name_tokens",

@@ -36,7 +36,14 @@ from enum import StrEnum
 from schemas import Child
 
 from ._names import name_tokens
-from ._scoring import Folded, NameAgreement, dob_agreement, identifier_agreement, name_score
+from ._scoring import (
+    Folded,
+    NameAgreement,
+    dob_agreement,
+    identifier_agreement,
+    name_score,
+    postcode_agreement,
+)
 
 __all__ = [
     "DOB_CONFLICT_FACTOR",
@@ -56,8 +63,10 @@ __all__ = [
     "MatchOutcome",
     "NameQuery",
     "PersonName",
+    "Verdict",
     "classify",
     "has_letters",
+    "judge",
     "match_candidates",
 ]
 
@@ -125,6 +134,7 @@ class NameQuery:
     date_of_birth: dt.date | None = None
     nhs_number: str | None = None
     upn: str | None = None
+    postcode: str | None = None  # breaks a tie only (`judge`); never found on its own
 
     def __post_init__(self) -> None:
         if not name_tokens(self.family_name) and not (self.nhs_number or self.upn):
@@ -146,6 +156,7 @@ class Candidate:
     nhs_number: str | None = None
     upn: str | None = None
     other_names: tuple[PersonName, ...] = ()
+    postcode: str | None = None  # of the child's address
 
     @classmethod
     def from_child(cls, ref: str, child: Child) -> Candidate:
@@ -168,6 +179,7 @@ class Candidate:
             nhs_number=child.identifiers.nhs_number,
             upn=child.identifiers.upn,
             other_names=tuple(others),
+            postcode=child.address.postcode if child.address else None,
         )
 
     @property
@@ -189,6 +201,7 @@ class Match:
     basis: MatchBasis
     name_score: float
     reasons: tuple[str, ...] = field(default=())
+    postcode: str | None = None  # "match", "conflict" or None: `postcode_agreement`
 
 
 # -- scoring -------------------------------------------------------------------------------------
@@ -236,15 +249,18 @@ def _score(query: NameQuery, q: Folded, candidate: Candidate) -> Match:
             reasons.append("name.other_name")
     dob = dob_agreement(query.date_of_birth, candidate.date_of_birth)
     reasons.append(f"dob.{dob}")
+    postcode = postcode_agreement(query.postcode, candidate.postcode)
+    if postcode:
+        reasons.append(f"postcode.{postcode}")
     score = round(name.score, 4)
 
     if nhs == "match":
-        return Match(candidate.ref, 1.0, MatchBasis.NHS_NUMBER, score, tuple(reasons))
+        return Match(candidate.ref, 1.0, MatchBasis.NHS_NUMBER, score, tuple(reasons), postcode)
     if upn == "match":
         # A UPN re-issued in error can be another child's: the NHS number or birth date says so.
         disagree = nhs == "conflict" or dob == "conflict"
         confidence = IDENTIFIER_DISAGREEMENT_CONFIDENCE if disagree else 1.0
-        return Match(candidate.ref, confidence, MatchBasis.UPN, score, tuple(reasons))
+        return Match(candidate.ref, confidence, MatchBasis.UPN, score, tuple(reasons), postcode)
 
     confidence = NAME_DOB_CONFIDENCE * name.score
     if dob == "exact":
@@ -260,7 +276,7 @@ def _score(query: NameQuery, q: Folded, candidate: Candidate) -> Match:
     if upn == "conflict":
         confidence *= UPN_CONFLICT_FACTOR
     confidence = min(confidence, _ceiling(name))
-    return Match(candidate.ref, round(confidence, 4), basis, score, tuple(reasons))
+    return Match(candidate.ref, round(confidence, 4), basis, score, tuple(reasons), postcode)
 
 
 def match_candidates(
@@ -273,22 +289,49 @@ def match_candidates(
     return sorted(kept, key=lambda m: (-m.confidence, m.ref))
 
 
-def classify(matches: Sequence[Match]) -> MatchOutcome:
-    """The existence check's answer (protocol 3.4) from scored matches.
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The existence check's answer, and the child it found (`Match.ref`)."""
 
-    `found` needs a best child (distinct `ref`) at or above `FOUND_THRESHOLD` that leads every
-    other possible match by `FOUND_MARGIN` (an exact Oliver at 0.95 over his twin Olivia at 0.73);
-    any other possible match makes the answer `ambiguous`; none makes it `not_found`.
+    outcome: MatchOutcome
+    ref: str | None = None
+    by_postcode: bool = False  # found only because the postcode set the other children apart
+
+
+def judge(matches: Sequence[Match]) -> Verdict:
+    """The existence check's answer (protocol 3.4) from scored matches, one child per `ref` (its
+    best match; give each child's `postcode` as agreed by any of its records).
+
+    `found` needs a best child at or above `FOUND_THRESHOLD` that leads every other possible match
+    by `FOUND_MARGIN` (an exact Oliver at 0.95 over his twin Olivia at 0.73). Failing that, the
+    postcode given with the check breaks the tie: a child at or above `FOUND_THRESHOLD` recorded at
+    that postcode is found when every other possible match is recorded at another one (two
+    children of one name and birthday in two boroughs' streets). Twins at one address, or a child
+    whose record has no postcode, still make it `ambiguous`; none makes it `not_found`.
     """
-    best: dict[str, float] = {}
+    best: dict[str, Match] = {}
     for match in matches:
         if match.confidence >= POSSIBLE_MATCH:
-            best[match.ref] = max(best.get(match.ref, 0.0), match.confidence)
+            kept = best.get(match.ref)
+            if kept is None or match.confidence > kept.confidence:
+                best[match.ref] = match
     if not best:
-        return MatchOutcome.NOT_FOUND
-    first, *others = sorted(best.values(), reverse=True)
-    if first >= FOUND_THRESHOLD and all(
-        round(first - other, 6) >= FOUND_MARGIN for other in others
+        return Verdict(MatchOutcome.NOT_FOUND)
+    first, *others = sorted(best.values(), key=lambda m: (-m.confidence, m.ref))
+    if first.confidence >= FOUND_THRESHOLD and all(
+        round(first.confidence - other.confidence, 6) >= FOUND_MARGIN for other in others
     ):
-        return MatchOutcome.FOUND
-    return MatchOutcome.AMBIGUOUS
+        return Verdict(MatchOutcome.FOUND, first.ref)
+    at_postcode = [m for m in best.values() if m.postcode == "match"]
+    if (
+        len(at_postcode) == 1
+        and at_postcode[0].confidence >= FOUND_THRESHOLD
+        and all(m.postcode == "conflict" for m in best.values() if m is not at_postcode[0])
+    ):
+        return Verdict(MatchOutcome.FOUND, at_postcode[0].ref, by_postcode=True)
+    return Verdict(MatchOutcome.AMBIGUOUS)
+
+
+def classify(matches: Sequence[Match]) -> MatchOutcome:
+    """`judge`'s answer alone."""
+    return judge(matches).outcome

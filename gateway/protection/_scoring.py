@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
-from schemas import IdentifierError, normalise_nhs_number, normalise_upn
+from schemas import IdentifierError, normalise_nhs_number, normalise_postcode, normalise_upn
 
 from ._names import name_tokens, phonetic_key
 
@@ -196,3 +196,21 @@ def identifier_agreement(kind: str, q: str | None, c: str | None) -> str | None:
     if kind == "upn" and (a[-1].isalpha() or b[-1].isalpha()):
         return None
     return "conflict"
+
+
+def _postcode(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return normalise_postcode(value)
+    except IdentifierError:
+        return None
+
+
+def postcode_agreement(q: str | None, c: str | None) -> str | None:
+    """ "match", "conflict" or None (unknown on a side, or no postcode as given): whole postcodes,
+    `nw1  4ab` being `NW1 4AB`."""
+    a, b = _postcode(q), _postcode(c)
+    if a is None or b is None:
+        return None
+    return "match" if a == b else "conflict"
