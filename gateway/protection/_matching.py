@@ -21,7 +21,7 @@ The confidence is built so that its bands mean something to the existence check:
   an unknown one, or a conflicting NHS number / UPN multiplies the score down, so that such a match
   can at best be a possible match (a person then looks), never `found`.
 
-`classify` turns the scores into the protocol's answer: found / not_found / ambiguous. The bands are
+`judge` (`classify`) turns the scores into the protocol's answer: found / not_found / ambiguous. The bands are
 deliberately cautious: a wrong `found` would tell a practitioner about another child (a twin, say),
 while `ambiguous` only sends them to the lead CAF contact.
 """
@@ -304,10 +304,12 @@ def judge(matches: Sequence[Match]) -> Verdict:
 
     `found` needs a best child at or above `FOUND_THRESHOLD` that leads every other possible match
     by `FOUND_MARGIN` (an exact Oliver at 0.95 over his twin Olivia at 0.73). Failing that, the
-    postcode given with the check breaks the tie: a child at or above `FOUND_THRESHOLD` recorded at
-    that postcode is found when every other possible match is recorded at another one (two
-    children of one name and birthday in two boroughs' streets). Twins at one address, or a child
-    whose record has no postcode, still make it `ambiguous`; none makes it `not_found`.
+    postcode given with the check breaks a tie, and only a tie: a child tied for the best score, at
+    or above `FOUND_THRESHOLD` and recorded at that postcode, is found when every other possible
+    match is recorded at another one (two children of one name and birthday in two streets). A
+    child at the postcode who scores below another (an NHS number, a closer name) is never
+    preferred to it. Twins at one address, or a child whose record has no postcode, still make it
+    `ambiguous`; none makes it `not_found`.
     """
     best: dict[str, Match] = {}
     for match in matches:
@@ -325,7 +327,8 @@ def judge(matches: Sequence[Match]) -> Verdict:
     at_postcode = [m for m in best.values() if m.postcode == "match"]
     if (
         len(at_postcode) == 1
-        and at_postcode[0].confidence >= FOUND_THRESHOLD
+        and first.confidence >= FOUND_THRESHOLD
+        and at_postcode[0].confidence == first.confidence  # tied for best, never behind
         and all(m.postcode == "conflict" for m in best.values() if m is not at_postcode[0])
     ):
         return Verdict(MatchOutcome.FOUND, at_postcode[0].ref, by_postcode=True)

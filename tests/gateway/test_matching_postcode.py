@@ -75,3 +75,46 @@ def test_a_lead_by_the_margin_needs_no_postcode() -> None:
         "exact",
         False,
     )
+
+
+def test_the_postcode_never_prefers_a_child_who_scores_lower() -> None:
+    """Found by a review: the NHS number says one child (recorded before the family moved), a
+    near-identical name is recorded at the new postcode. The postcode must not hand out the other
+    child's episode; nor prefer a further-off spelling to an exact name."""
+    by_number = Candidate(
+        ref="by-number",
+        given_names="Oliver",
+        family_name="Smith",
+        date_of_birth=DOB,
+        nhs_number="9434765919",
+        postcode="E1 6AN",
+    )
+    spelt_close = Candidate(
+        ref="spelt-close",
+        given_names="Oliver",
+        family_name="Smyth",
+        date_of_birth=DOB,
+        postcode="NW1 4AB",
+    )
+    query = NameQuery(
+        given_names="Oliver",
+        family_name="Smith",
+        date_of_birth=DOB,
+        nhs_number="9434765919",
+        postcode="NW1 4AB",
+    )
+    matches = match_candidates(query, [by_number, spelt_close])
+    assert [m.ref for m in matches] == ["by-number", "spelt-close"]
+    assert matches[1].confidence >= FOUND_THRESHOLD  # close enough to make a tie-break matter
+    assert judge(matches) == Verdict(MatchOutcome.AMBIGUOUS)
+
+    exact = Candidate(
+        ref="exact", given_names="Hasan", family_name="Ali", date_of_birth=DOB, postcode="E1 6AN"
+    )
+    close = Candidate(
+        ref="close", given_names="Hassan", family_name="Ali", date_of_birth=DOB, postcode="NW1 4AB"
+    )
+    hasan = NameQuery(given_names="Hasan", family_name="Ali", date_of_birth=DOB, postcode="NW1 4AB")
+    matches = match_candidates(hasan, [exact, close])
+    assert matches[0].ref == "exact" and matches[1].confidence >= FOUND_THRESHOLD
+    assert judge(matches) == Verdict(MatchOutcome.AMBIGUOUS)
