@@ -83,7 +83,7 @@ class FormAnswer(_Doc):
     warnings: list[Located]
 
 
-# A child's match keys in a query string (`api._common.CHILD_KEYS`).
+# A child's match keys in a query string (`federation.subject_access.CHILD_KEYS`).
 _CHILD_KEYS: list[dict[str, Any]] = [
     {"name": name, "in": "query", "schema": schema}
     for name, schema in (
@@ -215,18 +215,22 @@ class RegisterEntry(_Doc):
     returned_at: str | None
 
 
-class RegisterMatch(_Doc):
-    episode_id: str
-    confidence: float
-    basis: str
-    held: bool  # held here; else received from the member that holds it
-
-
 class Register(_Doc):
     episode_id: str | None
     practitioner: str | None
-    matches: list[RegisterMatch] | None = None  # only when a child was named (subject access)
     entries: list[RegisterEntry]
+
+
+class ChildEpisodeRegister(_Doc):
+    episode_id: str
+    confidence: float  # as a search gives it: below 0.85 the episode may be another child's
+    basis: str
+    held: bool  # held here; else received from the member that holds it
+    entries: list[RegisterEntry]
+
+
+class ChildRegister(_Doc):
+    matches: list[ChildEpisodeRegister]  # held first, each part best match first
 
 
 class DecisionRecord(_Doc):
@@ -411,6 +415,7 @@ _MODELS: list[type[BaseModel]] = [
     ConsentDecision,
     AuditVerification,
     Register,
+    ChildRegister,
     Overdue,
     QualityReport,
     RequestInput,
@@ -435,6 +440,10 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def _json(model: type[BaseModel]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _either(*models: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"anyOf": [_ref(m) for m in models]}}}}
 
 
 def _responses(ok: tuple[str, dict[str, Any]], *errors: int) -> dict[str, Any]:
@@ -707,7 +716,7 @@ def openapi_document() -> dict[str, Any]:
                 " keys as for /episodes (subject access: the episodes held here and those"
                 " received); or what one of this borough's practitioners received (name one)",
                 "register:read",
-                _responses(("200", _json(Register)), 400, 422),
+                _responses(("200", _either(Register, ChildRegister)), 400, 422),
                 parameters=[
                     {
                         "name": "episode",

@@ -8,15 +8,15 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import Row, select
 
-from ..audit import Outcome
-from ..errors import BadRequest
+from ..audit import Outcome, naming
+from ..errors import BadRequest, GatewayError
 from ..federation.subject_access import (
     CHILD_KEYS,
     IDENTIFYING_KEYS,
     child_query,
     episodes_of_child,
 )
-from ..keys import AUDIT, EPISODES, REQUESTS
+from ..keys import AUDIT, EPISODES
 from ..storage._tables import register
 from ._auth import needs
 from ._common import draft, safe_code
@@ -93,54 +93,55 @@ async def get_register(request: web.Request) -> web.Response:
 
 
 async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.Response:
-    """The register of every episode whose child matches, held here or received, each episode with
-    its match (confidence and basis, as a search gives them); a refusal is recorded too."""
+    """Every episode of the child held here or received, each with its match (as a search gives
+    it: a possible match may be another child) and its own register rows. Read outside the audit
+    lock, then recorded naming every episode shown; a refusal is recorded too."""
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
-    requests = request.config_dict[REQUESTS]
+    keys = tuple(k for k in named if k in IDENTIFYING_KEYS)  # names, never values
     try:
         query = child_query(request.query)
-        async with audit.transaction() as connection:
-            found = await episodes_of_child(connection, query, store, requests)
-            matches = [
-                {
-                    "episode_id": f.episode_id,
-                    "confidence": round(f.confidence, 3),
-                    "basis": f.basis,
-                    "held": f.held,
-                }
-                for f in found
-            ]
+        async with audit.engine.connect() as connection:
+            found = await episodes_of_child(connection, query, store)
             rows = await connection.execute(
                 select(register)
-                .where(register.c.episode_id.in_([m["episode_id"] for m in matches]))
+                .where(register.c.episode_id.in_([f.episode_id for f in found]))
                 .order_by(register.c.disclosed_at, register.c.id)
             )
-            entries = [_entry(row) for row in rows]
-            await audit.append(
-                connection,
-                draft(
-                    request,
-                    "register.read",
-                    None,
-                    keys=tuple(k for k in named if k in IDENTIFYING_KEYS),
-                    episodes=len(matches),
-                    results=len(entries),
-                ),
-            )
-    except BadRequest as error:  # 422s are BadRequests
-        rule = error.problems[0].rule if error.problems else error.wire_code
+            entries: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                entries.setdefault(row.episode_id, []).append(_entry(row))
+    except GatewayError as error:
+        problems = error.problems
         await audit.record(
             draft(
                 request,
                 "register.read",
                 None,
-                outcome=Outcome.REFUSED,
+                outcome=Outcome.FAILED if error.status >= 500 else Outcome.REFUSED,
                 reason=error.wire_code,
                 keys=named,
-                rule=rule,
+                rule=problems[0].rule if problems else error.wire_code,
             )
         )
         raise
-    return web.json_response(
-        {"episode_id": None, "practitioner": None, "matches": matches, "entries": entries}
+    read = draft(
+        request,
+        "register.read",
+        None,
+        keys=keys,
+        results=sum(len(e) for e in entries.values()),
     )
+    async with audit.transaction() as connection:
+        for entry in naming(read, {"episodes": [f.episode_id for f in found]}):
+            await audit.append(connection, entry)
+    matches = [
+        {
+            "episode_id": f.episode_id,
+            "confidence": round(f.confidence, 3),
+            "basis": f.basis,
+            "held": f.held,
+            "entries": entries.get(f.episode_id, []),
+        }
+        for f in found
+    ]
+    return web.json_response({"matches": matches})

@@ -44,12 +44,14 @@ from ._entry import (
     parse_timestamp,
     seal,
 )
+from ._naming import IDS_PER_ENTRY, naming
 from ._rules import AuditRuleError
 from ._verify import Problem, ProblemKind, VerifyResult, verify
 
 __all__ = [
     "CHECKPOINT_TYPE",
     "DEFAULT_EVERY",
+    "IDS_PER_ENTRY",
     "AuditDraft",
     "AuditEntry",
     "AuditRuleError",
@@ -67,6 +69,7 @@ __all__ = [
     "format_timestamp",
     "genesis_hash",
     "make_checkpoint",
+    "naming",
     "parse_timestamp",
     "seal",
     "signature_valid",

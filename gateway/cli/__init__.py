@@ -7,7 +7,7 @@ import click
 from ._adapt import adapt
 from ._demo import demo
 from ._directory import directory
-from ._episodes import episodes
+from ._episodes import episodes, register
 from ._federation import federation
 from ._node import audit, clients, db, keys, serve
 from ._schema import schema, validate
@@ -25,7 +25,7 @@ cli.add_command(schema)
 cli.add_command(validate)
 cli.add_command(adapt)
 cli.add_command(demo)
-for command in (serve, db, keys, clients, audit, episodes, federation, directory):
+for command in (serve, db, keys, clients, audit, episodes, register, federation, directory):
     cli.add_command(command)
 
 

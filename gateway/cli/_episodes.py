@@ -1,4 +1,5 @@
-"""`cafx episodes check`: which stored episodes no longer open, and why.
+"""`cafx episodes check`: which stored episodes no longer open, and why; `cafx register reindex`:
+the register per child made for requests answered before it existed.
 
 A node re-validates every episode it reads. A rule added after an episode was stored (a repeated
 consent statement id, a control character in one) makes that episode fail where it is read; this
@@ -13,10 +14,23 @@ from pathlib import Path
 import click
 
 from ..episodes import EpisodeStore
+from ..federation.practitioner import remember_answered_children
 from ..protection import KeyRing, ProtectionError
+from ..settings import Settings
 from ._node import _settings, config_option, database
 
-__all__ = ["episodes"]
+__all__ = ["episodes", "register"]
+
+
+def _ring(settings: Settings) -> KeyRing:
+    try:
+        if settings.keys_json is not None:
+            return KeyRing.from_json(settings.keys_json.get_secret_value())
+        if settings.keyfile is not None:
+            return KeyRing.from_file(settings.keyfile)
+    except ProtectionError as exc:
+        raise click.ClickException(f"keys: {exc.rule}") from None
+    raise click.ClickException("keyfile (or keys_json) is not set")
 
 
 @click.group()
@@ -29,16 +43,7 @@ def episodes() -> None:
 def episodes_check(config: Path | None) -> None:
     """List stored episodes that no longer open (ids and rules only); exit 1 if there are any."""
     settings = _settings(config)
-    try:
-        if settings.keys_json is not None:
-            ring = KeyRing.from_json(settings.keys_json.get_secret_value())
-        elif settings.keyfile is not None:
-            ring = KeyRing.from_file(settings.keyfile)
-        else:
-            raise click.ClickException("keyfile (or keys_json) is not set")
-    except ProtectionError as exc:
-        raise click.ClickException(f"keys: {exc.rule}") from None
-    store = EpisodeStore(ring)
+    store = EpisodeStore(_ring(settings))
 
     async def run() -> int:
         found = 0
@@ -53,3 +58,24 @@ def episodes_check(config: Path | None) -> None:
     click.echo(f"{found} episode(s) do not open", err=True)
     if found:
         raise SystemExit(1)
+
+
+@click.group()
+def register() -> None:
+    """The sharing register."""
+
+
+@register.command("reindex")
+@config_option
+def register_reindex(config: Path | None) -> None:
+    """Make the register per child (subject access) for requests answered before it existed:
+    what each answered request told of its child. Safe to run again, with the node running."""
+    settings = _settings(config)
+    ring = _ring(settings)
+
+    async def run() -> int:
+        async with database(settings, migrate=False) as engine:
+            return await remember_answered_children(engine, ring)
+
+    named = asyncio.run(run())
+    click.echo(f"{named} answered request(s) named an episode; the register per child has them")

@@ -119,7 +119,8 @@ def keys_init(member: str, out: Path) -> None:
 )
 def keys_rotate(config: Path | None, retire: bool, stage: bool, promote: bool) -> None:
     """Add a new key-encryption key, make it current, and re-wrap every sealed value's data key
-    (episodes, requests, outbox messages, received copies, overrides, transfers, held disclosures).
+    (episodes, requests, outbox messages, received copies and what requests told of their children,
+    overrides, transfers, held disclosures, notifications).
 
     A running node follows its key file: it opens re-wrapped values and seals new ones under the new
     key without a restart. With several replicas (each with its own copy of the file), in two

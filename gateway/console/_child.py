@@ -15,14 +15,14 @@ from schemas import AgencyType, ConsentStatement, Episode, EpisodeState, Section
 
 from ..audit import Outcome
 from ..consent import ConsentRequest, Recipient, decide
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, GatewayError, NotFound
 from ..federation.subject_access import (
     CHILD_KEYS,
     IDENTIFYING_KEYS,
     child_query,
     episodes_of_child,
 )
-from ..keys import AUDIT, EPISODES, MEMBERS, NOTIFICATIONS, REQUESTS, SETTINGS
+from ..keys import AUDIT, EPISODES, MEMBERS, NOTIFICATIONS, SETTINGS
 from ..protection import FOUND_THRESHOLD
 from ..storage import aware_utc
 from ..storage._tables import register
@@ -213,24 +213,26 @@ async def find_child(request: web.Request) -> web.Response:
     try:
         query = child_query({k: v for k, v in given.items() if v})
         async with config[AUDIT].engine.connect() as connection:
-            found = await episodes_of_child(connection, query, config[EPISODES], config[REQUESTS])
+            found = await episodes_of_child(connection, query, config[EPISODES])
             counted = await connection.execute(
                 select(register.c.episode_id, func.count())
                 .where(register.c.episode_id.in_([f.episode_id for f in found]))
                 .group_by(register.c.episode_id)
             )
             entries = {row[0]: row[1] for row in counted}
-    except BadRequest as error:
+    except GatewayError as error:
         rule = error.problems[0].rule if error.problems else error.wire_code
         await audit(
             request,
             "console.search",
             None,
-            Outcome.REFUSED,
+            Outcome.FAILED if error.status >= 500 else Outcome.REFUSED,
             reason=error.wire_code,
             keys=keys,
             rule=rule,
         )
+        if not isinstance(error, BadRequest):
+            raise  # the console's error page
         message = error.problems[0].message if error.problems else str(error)
         context = {**_LOOKUP, "child": given, "child_error": message}
         return render(request, "episode_lookup.html", context, status=422)

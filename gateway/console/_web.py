@@ -22,7 +22,7 @@ from yarl import URL
 
 from directory.members import LeadContact, MemberDirectory
 
-from ..audit import AuditDraft, JsonValue, Outcome
+from ..audit import AuditDraft, JsonValue, Outcome, naming
 from ..errors import GatewayError, NotFound
 from ..keys import AUDIT, CONSOLE_SESSIONS, MEMBERS, REQUEST_ID, SETTINGS
 from ._sessions import COOKIE, ConsoleSession
@@ -285,27 +285,17 @@ async def audit(
     )
 
 
-# Ids named by one view's audit entry: an entry's details hold at most 64 items and 2 KiB, and 40
-# UUIDs (39 bytes each, quoted) fit beside the page's counts.
-IDS_PER_ENTRY = 40
-
-
 async def audit_view(
     request: web.Request, page: str, shown: Mapping[str, Sequence[str]], **counts: JsonValue
 ) -> None:
     """A page view of personal data, naming every request or episode it showed (so a subject
     access request finds every view of a child's details): as many `console.view` entries as the
-    ids need, the first with the page's counts, in one transaction."""
-    named = [(kind, item) for kind, items in shown.items() for item in items]
-    parts = [named[n : n + IDS_PER_ENTRY] for n in range(0, len(named), IDS_PER_ENTRY)] or [[]]
+    ids need (`audit.naming`), the first with the page's counts, in one transaction."""
+    details: dict[str, JsonValue] = {"page": page, **counts}
+    viewed = dataclasses.replace(draft(request, "console.view", None), details=details)
     log = request.config_dict[AUDIT]
     async with log.transaction() as connection:
-        for number, part in enumerate(parts, start=1):
-            details: dict[str, JsonValue] = {"page": page}
-            details.update(counts if number == 1 else {"part": number})
-            for kind in shown:
-                details[kind] = [item for named_kind, item in part if named_kind == kind]
-            entry = dataclasses.replace(draft(request, "console.view", None), details=details)
+        for entry in naming(viewed, shown, keep=("page",)):
             await log.append(connection, entry)
 
 

@@ -39,7 +39,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from directory.members import MemberError
 from schemas import CONTROL_CHARACTERS, AgencyType, Problem, Section
@@ -54,15 +54,7 @@ from ..errors import (
     PeerUnavailable,
     SchemaViolation,
 )
-from ..protection import (
-    KeyRing,
-    Match,
-    NameQuery,
-    associated_data,
-    has_letters,
-    open_,
-    seal,
-)
+from ..protection import KeyRing, associated_data, has_letters, open_, seal
 from ..storage import aware_utc, first_answer
 from ..storage._tables import (
     idempotency_keys,
@@ -83,7 +75,7 @@ from .attestation import (
 )
 from .disclosing import audit_code
 from .receipts import answer_is_sound, receipt_time
-from .subject_access import index_requested_child, requests_meeting, scored
+from .subject_access import remember_child
 from .withdrawals import basis_text, mark_known_withdrawals
 
 __all__ = [
@@ -91,6 +83,7 @@ __all__ = [
     "PractitionerRequests",
     "RequestInput",
     "RequestRecord",
+    "remember_answered_children",
 ]
 
 log = logging.getLogger("cafx.federation.requests")
@@ -411,12 +404,6 @@ class PractitionerRequests:
             document,
             None if withdrawn is None else aware_utc(withdrawn),
         )
-
-    async def received_about(self, connection: AsyncConnection, query: NameQuery) -> list[Match]:
-        """The episodes other members answered this borough's requests with, about the child of
-        `query` (subject access, DESIGN 3.8): one match per episode, best first."""
-        ids = await requests_meeting(connection, query, self.ring)
-        return scored(query, [(await self.get(i, connection)).document for i in ids])
 
     async def waiting(self, connection: AsyncConnection | None = None) -> list[RequestRecord]:
         """Requests a lead contact of this borough must look at (the console's queue); with a
@@ -828,7 +815,7 @@ class PractitionerRequests:
         if not await self._write(connection, record, only_from=only_from):
             return False
         if record.state == "answered":
-            await index_requested_child(connection, record.id, record.document, self.ring)
+            await remember_child(connection, record.document, self.ring)
             if record.kind == "disclosure":
                 await self._keep_received(connection, record)
         await self.audit.append(
@@ -983,3 +970,32 @@ class PractitionerRequests:
                 ),
             )
         return override_id
+
+
+async def remember_answered_children(engine: AsyncEngine, ring: KeyRing) -> int:
+    """`cafx register reindex`: what every answered request told of its child, added to the
+    register per child as if answered when it was raised (requests answered before migration 0019
+    added nothing; adding again changes nothing), a request to a transaction so that a running
+    node's writers wait for one at most. How many named an episode."""
+    async with engine.connect() as connection:
+        ids = await connection.scalars(
+            select(practitioner_requests.c.id)
+            .where(practitioner_requests.c.state == "answered")
+            .order_by(practitioner_requests.c.created_at)
+        )
+        answered = ids.all()
+    named = 0
+    for request_id in answered:
+        async with engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    select(
+                        practitioner_requests.c.created_at, practitioner_requests.c.sealed
+                    ).where(practitioner_requests.c.id == request_id)
+                )
+            ).one_or_none()
+            if row is None:  # gone since (retention)
+                continue
+            document = json.loads(open_(row.sealed, ring, _bound(request_id)))
+            named += await remember_child(connection, document, ring, aware_utc(row.created_at))
+    return named

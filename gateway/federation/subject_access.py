@@ -1,28 +1,32 @@
-"""Subject access on the receiving side: which episodes this borough received are about a child
-(DESIGN 3.8: the sharing register is "queryable per child").
+"""Subject access: every episode of one child this node holds or received, found by the child's match
+keys (DESIGN 3.8: the sharing register is "queryable per child").
 
 What a node holds is found by its blind indexes (`EpisodeStore.search`). What it received is another
-borough's episode, kept only as a sealed copy whose sections may not even include the child. So
-when a request is answered with an episode (an existence check that found one, a disclosure), the
-child it is about is indexed in `requested_children` under the request's id: the practitioner's
-match keys, and the child section when the holder disclosed it. A query meets those rows by the same
-blind indexes, opens the requests they point at, and scores their children as a search scores held
-episodes; each child is the holder's episode (`Candidate.ref` is its id).
+borough's episode, kept only as sealed copies whose sections may not even include the child. So
+whenever a request is answered with an episode (an existence check that found one, a disclosure),
+what the request tells of the child is added to that episode's `received_children` row, sealed: the
+practitioner's match keys, and the child section when the holder disclosed it. Its blind indexes
+(`received_child_index`) are made as an episode's are. A disclosure asked by episode reference alone
+is found through what an earlier request for the same episode told; a query scores the children so
+found as a search scores held episodes (`Candidate.ref` is the holder's episode id). The row goes 7
+years after the latest request that added to it (`retention`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Child, IdentifierError, Problem, normalise_nhs_number, normalise_upn
 
+from ..episodes import EpisodeStore
 from ..errors import BadRequest, SchemaViolation
 from ..protection import (
     POSSIBLE_MATCH,
@@ -30,16 +34,16 @@ from ..protection import (
     KeyRing,
     Match,
     NameQuery,
+    PersonName,
+    associated_data,
     match_candidates,
+    open_,
     query_terms,
     record_terms,
+    seal,
 )
-from ..storage import insert_on_conflict
-from ..storage._tables import requested_children
-
-if TYPE_CHECKING:  # practitioner.py indexes through this module
-    from ..episodes import EpisodeStore
-    from .practitioner import PractitionerRequests
+from ..storage import aware_utc, insert_on_conflict
+from ..storage._tables import received_child_index, received_children
 
 __all__ = [
     "CHILD_KEYS",
@@ -48,11 +52,9 @@ __all__ = [
     "child_query",
     "children_named",
     "episodes_of_child",
-    "index_requested_child",
-    "requests_meeting",
-    "scored",
+    "received_about",
+    "remember_child",
 ]
-
 
 # A child's match keys as a query string or a form names them (`GET /api/v1/episodes` and
 # `/register`, the console), and those of them that an audit entry records: names, never values.
@@ -102,8 +104,8 @@ def _identifier(value: object, normalise: Callable[[str], str]) -> str | None:
 
 
 def children_named(document: Mapping[str, Any]) -> list[Candidate]:
-    """The child an answered request is about, as candidates for the episode its answer names: none
-    when the answer names no episode (not found, ambiguous, refused, not answered yet)."""
+    """What an answered request tells of its child, as candidates for the episode its answer names:
+    none when the answer names no episode (not found, ambiguous, refused, not answered yet)."""
     answer = document.get("answer") or {}
     episode_ref = answer.get("episode_ref")
     if not isinstance(episode_ref, str):
@@ -130,45 +132,122 @@ def children_named(document: Mapping[str, Any]) -> list[Candidate]:
     return children
 
 
-async def index_requested_child(
-    connection: AsyncConnection, request_id: str, document: Mapping[str, Any], ring: KeyRing
-) -> None:
-    """Index the child of an answered request (nothing when the answer names no episode)."""
-    rows = {
-        (term.kind.value, term.digest)
-        for child in children_named(document)
-        for term in record_terms(child, ring)
+def _kept(child: Candidate) -> dict[str, Any]:
+    return {
+        "given_names": child.given_names,
+        "family_name": child.family_name,
+        "date_of_birth": None if child.date_of_birth is None else child.date_of_birth.isoformat(),
+        "nhs_number": child.nhs_number,
+        "upn": child.upn,
+        "other_names": [[n.given_names, n.family_name] for n in child.other_names],
     }
-    if rows:
+
+
+def _candidate(episode_ref: str, kept: Mapping[str, Any]) -> Candidate:
+    born = kept["date_of_birth"]
+    return Candidate(
+        ref=episode_ref,
+        given_names=kept["given_names"],
+        family_name=kept["family_name"],
+        date_of_birth=None if born is None else dt.date.fromisoformat(born),
+        nhs_number=kept["nhs_number"],
+        upn=kept["upn"],
+        other_names=tuple(PersonName(g, f) for g, f in kept["other_names"]),
+    )
+
+
+def _bound(episode_ref: str) -> bytes:
+    return associated_data("received_children", episode_ref, "sealed")
+
+
+def _opened(episode_ref: str, blob: bytes, ring: KeyRing) -> list[dict[str, Any]]:
+    kept: list[dict[str, Any]] = json.loads(open_(blob, ring, _bound(episode_ref)))
+    return kept
+
+
+async def remember_child(
+    connection: AsyncConnection,
+    document: Mapping[str, Any],
+    ring: KeyRing,
+    at: dt.datetime | None = None,
+) -> bool:
+    """Add what an answered request tells of its child to its episode's row; the row's 7 years
+    start again `at` (when the request was answered: now, unless given). Whether the answer named
+    an episode."""
+    children = children_named(document)
+    if not children:
+        return False
+    episode_ref, at = children[0].ref, at or dt.datetime.now(dt.UTC)
+    while True:
+        row = (
+            await connection.execute(
+                select(received_children.c.sealed, received_children.c.updated_at)
+                .where(received_children.c.episode_ref == episode_ref)
+                .with_for_update()  # PostgreSQL: two answers for one episode add up, in turn
+            )
+        ).one_or_none()
+        known = [] if row is None else _opened(episode_ref, row.sealed, ring)
+        added = [k for k in map(_kept, children) if k not in known]
+        merged = [*known, *added]
+        sealed = seal(json.dumps(merged).encode(), ring, _bound(episode_ref))
+        latest = at if row is None else max(at, aware_utc(row.updated_at))
+        values = {"updated_at": latest, "key_id": sealed.key_id, "sealed": sealed.to_bytes()}
+        if row is not None:
+            await connection.execute(
+                update(received_children)
+                .where(received_children.c.episode_ref == episode_ref)
+                .values(**values)
+            )
+            break
+        inserted = await connection.execute(
+            insert_on_conflict(connection, received_children)
+            .values(episode_ref=episode_ref, **values)
+            .on_conflict_do_nothing()
+            .returning(received_children.c.episode_ref)
+        )
+        if inserted.first() is not None:
+            break  # else another transaction made the row first: add to it
+    terms = {
+        (term.kind.value, term.digest)
+        for kept in added
+        for term in record_terms(_candidate(episode_ref, kept), ring)
+    }
+    if terms:
         await connection.execute(
-            insert_on_conflict(connection, requested_children)
-            .values([{"request_id": request_id, "kind": k, "value": v} for k, v in sorted(rows)])
+            insert_on_conflict(connection, received_child_index)
+            .values([{"episode_ref": episode_ref, "kind": k, "value": v} for k, v in sorted(terms)])
             .on_conflict_do_nothing()
         )
+    return True
 
 
-async def requests_meeting(
+async def received_about(
     connection: AsyncConnection, query: NameQuery, ring: KeyRing
-) -> list[str]:
-    """The requests whose child shares a blind index with `query` (identifiers already checked by
-    the search of held episodes that comes first)."""
+) -> list[Match]:
+    """The received episodes whose child matches `query` at `POSSIBLE_MATCH` or above, one match
+    each (its best), best first. The identifiers must have been checked (`query_terms` raises)."""
     terms = query_terms(query, ring)
     if not terms:
         return []
     meets = or_(
         *(
-            (requested_children.c.kind == t.kind.value) & (requested_children.c.value == t.digest)
+            (received_child_index.c.kind == t.kind.value)
+            & (received_child_index.c.value == t.digest)
             for t in terms
         )
     )
-    rows = await connection.execute(select(requested_children.c.request_id).where(meets).distinct())
-    return sorted(row.request_id for row in rows)
-
-
-def scored(query: NameQuery, documents: list[Mapping[str, Any]]) -> list[Match]:
-    """Each received episode's best match with `query` at `POSSIBLE_MATCH` or above, best first."""
+    refs = select(received_child_index.c.episode_ref).where(meets).distinct()
+    rows = await connection.execute(
+        select(received_children.c.episode_ref, received_children.c.sealed).where(
+            received_children.c.episode_ref.in_(refs)
+        )
+    )
+    candidates = [
+        _candidate(row.episode_ref, kept)
+        for row in rows
+        for kept in _opened(row.episode_ref, row.sealed, ring)
+    ]
     best: dict[str, Match] = {}
-    candidates = [child for document in documents for child in children_named(document)]
     for match in match_candidates(query, candidates, min_confidence=POSSIBLE_MATCH):
         best.setdefault(match.ref, match)  # best first: the first of each episode is its best
     return sorted(best.values(), key=lambda m: (-m.confidence, m.ref))
@@ -185,10 +264,7 @@ class ChildEpisode:
 
 
 async def episodes_of_child(
-    connection: AsyncConnection,
-    query: NameQuery,
-    store: EpisodeStore,
-    requests: PractitionerRequests,
+    connection: AsyncConnection, query: NameQuery, store: EpisodeStore
 ) -> list[ChildEpisode]:
     """Every episode of the child of `query` this node holds or received, held first, each list
     best match first. Raises `SchemaViolation` for an identifier that fails its check."""
@@ -199,6 +275,6 @@ async def episodes_of_child(
     held = {f.episode_id for f in found}
     return found + [
         ChildEpisode(m.ref, m.confidence, m.basis.value, held=False)
-        for m in await requests.received_about(connection, query)
+        for m in await received_about(connection, query, store.ring)
         if m.ref not in held  # moved here since: listed as held
     ]

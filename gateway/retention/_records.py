@@ -1,12 +1,12 @@
 """The other records that hold something about a child or the staff working with one, sealed or
-hashed: what other members disclosed to us, practitioners' requests, overrides' justifications,
-disclosures held for our lead contacts, what holders told us (TAC members, lead professionals),
-messages dead-lettered or delivered, the ids of messages received, the idempotency keys of forms
-and requests, and transfer offers that never moved an episode. No guidance sets their own period,
-so they follow the standard's for CAF information (a year accessible, six archived): each goes on
-the London day 7 years after the day it came, as an episode's purge counts its 7 years. Whatever
-a record was about (the episode it came from, another member's copy) is not ours to know the
-closure of, so its own date is the start.
+hashed: what other members disclosed to us and what our requests told of those children,
+practitioners' requests, overrides' justifications, disclosures held for our lead contacts, what
+holders told us (TAC members, lead professionals), messages dead-lettered or delivered, the ids of
+messages received, the idempotency keys of forms and requests, and transfer offers that never
+moved an episode. No guidance sets their own period, so they follow the standard's for CAF
+information (a year accessible, six archived): each goes on the London day 7 years after the day
+it came, as an episode's purge counts its 7 years. Whatever a record was about (the episode it came
+from, another member's copy) is not ours to know the closure of, so its own date is the start.
 
 - Removed: the row, with its sealed part. A transfer offer closed unmoved (withdrawn or declined
   on the holder's side, released on the receiver's) keeps its row, ids and member codes only, and
@@ -47,6 +47,7 @@ from ..storage._tables import (
     outbox,
     overrides,
     practitioner_requests,
+    received_children,
     received_copies,
     transfers,
 )
@@ -82,6 +83,9 @@ RULES = (
         practitioner_requests.c.state != "approved",  # being sent: it settles first
     ),
     RecordRule("received_copy.purge", received_copies, "received_at"),
+    # What this node's requests told of the child of an episode received (the register per child):
+    # from the latest request that added to it.
+    RecordRule("received_child.purge", received_children, "updated_at", key=("episode_ref",)),
     RecordRule("override.purge", overrides, "created_at"),
     RecordRule("disclosure_approval.purge", disclosure_approvals, "received_at"),
     RecordRule("notification.purge", notifications, "received_at"),

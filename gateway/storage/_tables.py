@@ -32,7 +32,8 @@ __all__ = [
     "register",
     "used_assertions",
     "practitioner_requests",
-    "requested_children",
+    "received_children",
+    "received_child_index",
     "outbox",
     "inbox",
     "received_copies",
@@ -193,19 +194,28 @@ practitioner_requests = Table(
     Column("approval_id", String(64), nullable=True, index=True),
 )
 
-requested_children = Table(
-    "requested_children",  # blind indexes of the child an answered request named (its match keys, a
-    metadata,  # disclosed child section): what we received, found per child (DESIGN 3.8)
+received_children = Table(
+    "received_children",  # the child of an episode another member holds, as this node knows them
+    metadata,  # (its requests' match keys, a disclosed child section): the register per child
+    Column("episode_ref", String(36), primary_key=True),  # the holder's episode id
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),  # retention
+    Column("key_id", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
+received_child_index = Table(
+    "received_child_index",  # blind indexes of `received_children`, as `episode_index` is of episodes
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column(
-        "request_id",
+        "episode_ref",
         String(36),
-        ForeignKey("practitioner_requests.id", ondelete="CASCADE"),
+        ForeignKey("received_children.episode_ref", ondelete="CASCADE"),
         nullable=False,
     ),
     Column("kind", String(32), nullable=False),
     Column("value", String(128), nullable=False),
-    UniqueConstraint("request_id", "kind", "value"),
+    UniqueConstraint("episode_ref", "kind", "value"),
     Index(None, "kind", "value"),
 )
 

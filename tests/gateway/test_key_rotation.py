@@ -22,6 +22,7 @@ SEALED_TABLES = {
     "outbox",
     "overrides",
     "practitioner_requests",
+    "received_children",
     "received_copies",
     "transfers",
 }
