@@ -110,17 +110,17 @@ async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.R
             entries: dict[str, list[dict[str, Any]]] = {}
             for row in rows:
                 entries.setdefault(row.episode_id, []).append(_entry(row))
-    except GatewayError as error:
-        problems = error.problems
+    except Exception as error:  # refused (a GatewayError) or failed: recorded either way
+        outcome, reason, rule = _why(error)
         await audit.record(
             draft(
                 request,
                 "register.read",
                 None,
-                outcome=Outcome.FAILED if error.status >= 500 else Outcome.REFUSED,
-                reason=error.wire_code,
+                outcome=outcome,
+                reason=reason,
                 keys=named,
-                rule=problems[0].rule if problems else error.wire_code,
+                rule=rule,
             )
         )
         raise
@@ -145,3 +145,12 @@ async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.R
         for f in found
     ]
     return web.json_response({"matches": matches})
+
+
+def _why(error: Exception) -> tuple[Outcome, str, str]:
+    """How a read that did not succeed ended: its outcome, reason and rule (a refusal's code and
+    first problem's rule; anything else `internal_error`)."""
+    if not isinstance(error, GatewayError):
+        return Outcome.FAILED, "internal_error", "internal_error"
+    rule = error.problems[0].rule if error.problems else error.wire_code
+    return (Outcome.FAILED if error.status >= 500 else Outcome.REFUSED), error.wire_code, rule

@@ -9,16 +9,17 @@ practitioner's match keys, and the child section when the holder disclosed it. I
 (`received_child_index`) are made as an episode's are. A disclosure asked by episode reference alone
 is found through what an earlier request for the same episode told; a query scores the children so
 found as a search scores held episodes (`Candidate.ref` is the holder's episode id). The row goes 7
-years after the latest request that added to it (`retention`).
+years after the latest request answered with its episode (`retention`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select, update
@@ -103,13 +104,22 @@ def _identifier(value: object, normalise: Callable[[str], str]) -> str | None:
         return None
 
 
+def _an_episode_id(value: object) -> TypeGuard[str]:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def children_named(document: Mapping[str, Any]) -> list[Candidate]:
     """What an answered request tells of its child, as candidates for the episode its answer names:
     none when the answer names no episode (not found, ambiguous, refused, not answered yet)."""
     answer = document.get("answer") or {}
     episode_ref = answer.get("episode_ref")
-    if not isinstance(episode_ref, str):
-        return []
+    if answer.get("outcome") not in ("found", "disclosed") or not _an_episode_id(episode_ref):
+        return []  # the other member's word: only an episode id spelt as ours are is kept
     children = []
     keys = document["input"].get("child")
     if keys:  # as `RequestInput` checked them
@@ -165,6 +175,11 @@ def _opened(episode_ref: str, blob: bytes, ring: KeyRing) -> list[dict[str, Any]
     return kept
 
 
+# Distinct spellings of one episode's child kept at most (the latest): each answer reads and seals
+# the whole list again, and a child is rarely asked for in more than a few ways.
+MAX_TOLD = 32
+
+
 async def remember_child(
     connection: AsyncConnection,
     document: Mapping[str, Any],
@@ -172,12 +187,16 @@ async def remember_child(
     at: dt.datetime | None = None,
 ) -> bool:
     """Add what an answered request tells of its child to its episode's row; the row's 7 years
-    start again `at` (when the request was answered: now, unless given). Whether the answer named
-    an episode."""
+    count from the latest request answered with the episode (`at`: now, unless given). Whether
+    the answer named an episode."""
     children = children_named(document)
     if not children:
         return False
     episode_ref, at = children[0].ref, at or dt.datetime.now(dt.UTC)
+    told: list[dict[str, Any]] = []
+    for kept in map(_kept, children):
+        if kept not in told:
+            told.append(kept)
     while True:
         row = (
             await connection.execute(
@@ -187,18 +206,25 @@ async def remember_child(
             )
         ).one_or_none()
         known = [] if row is None else _opened(episode_ref, row.sealed, ring)
-        added = [k for k in map(_kept, children) if k not in known]
-        merged = [*known, *added]
+        added = [k for k in told if k not in known]
+        merged = [*known, *added][-MAX_TOLD:]
         sealed = seal(json.dumps(merged).encode(), ring, _bound(episode_ref))
         latest = at if row is None else max(at, aware_utc(row.updated_at))
         values = {"updated_at": latest, "key_id": sealed.key_id, "sealed": sealed.to_bytes()}
         if row is not None:
-            await connection.execute(
+            # Compare and swap: SQLite takes no row lock, and `cafx register reindex` may write
+            # beside the node; an addition made meanwhile is read again, never written over.
+            changed = await connection.execute(
                 update(received_children)
-                .where(received_children.c.episode_ref == episode_ref)
+                .where(
+                    received_children.c.episode_ref == episode_ref,
+                    received_children.c.sealed == row.sealed,
+                )
                 .values(**values)
             )
-            break
+            if changed.rowcount == 1:
+                break
+            continue
         inserted = await connection.execute(
             insert_on_conflict(connection, received_children)
             .values(episode_ref=episode_ref, **values)
