@@ -227,3 +227,31 @@ async def run_scenario(
             f"8. The child moves: {holder.name} offers, {receiver.name} accepts with a new lead "
             f"professional, the episode moves with its history; {holder.name}'s copy is read-only"
         )
+
+        # Subject access (DESIGN 3.8): the family asks each borough who has seen the child's data.
+        keys = {
+            "given_name": child["given_names"],
+            "family_name": child["family_name"],
+            "date_of_birth": child["date_of_birth"],
+        }
+        names = {node.gss: node.name for node in (home, holder, receiver)}
+
+        async def registered(node: DemoNode) -> dict[str, Any]:
+            status, found = await node.call(session, "GET", "/register", params=keys)
+            _expect(status == 200, f"{node.name}'s register per child failed ({status})")
+            this = [m for m in found["matches"] if m["episode_id"] == episode_id]
+            _expect(len(this) == 1, f"{node.name}'s register does not find the child's episode")
+            return dict(this[0])
+
+        received, sent = await registered(home), await registered(holder)
+        _expect(
+            not received["held"] and [e["direction"] for e in received["entries"]] == ["received"],
+            f"{home.name}'s register per child does not list what it received",
+        )
+        _expect(received["entries"][0]["withdrawn_at"] is not None, "the withdrawal is not shown")
+        to = ", ".join(names.get(e["counterpart"], e["counterpart"]) for e in sent["entries"])
+        echo(
+            f"9. Subject access: asked by the child's name and date of birth, {home.name}'s "
+            f"register lists the disclosure it received from {holder.name} (consent since "
+            f"withdrawn); {holder.name}'s lists what it sent, to {to}"
+        )

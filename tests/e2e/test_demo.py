@@ -36,7 +36,8 @@ def test_the_demo_runs_the_story_to_its_end(tmp_path: Path) -> None:
             check=False,
         )
         assert result.returncode == 0, f"{attempt}: {result.stdout[-3000:]} {result.stderr[-3000:]}"
-        for step in ("found", "consent_excluded", "permitted", "marked withdrawn", "read-only"):
+        steps = ("found", "consent_excluded", "permitted", "marked withdrawn", "read-only")
+        for step in (*steps, "Subject access"):
             assert step in " ".join(result.stdout.split()), f"{attempt}: {step!r} missing"
         # The lead contacts' console, and how to sign in to it, for each borough.
         assert result.stdout.count("/console/") == 3 and DEMO_PASSWORD in result.stdout
