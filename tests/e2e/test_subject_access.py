@@ -27,6 +27,7 @@ from gateway.storage._tables import (
 )
 from schemas import london_today
 
+from ..gateway.node import cli_env
 from .nodes import (
     CAMDEN,
     HACKNEY,
@@ -177,15 +178,7 @@ async def test_the_register_per_child_is_made_for_requests_answered_before_it(
         await connection.execute(delete(received_children))
     assert await _child_register(camden, **_by_names(episode)) == []
 
-    settings = camden.plan.settings
-    env = {
-        "CAFX_MEMBER_ID": settings.member_id,
-        "CAFX_DATABASE_URL": settings.database_url,
-        "CAFX_KEYFILE": str(settings.keyfile),
-        "CAFX_SIGNING_KEY_FILE": str(settings.signing_key_file),
-        "CAFX_PUBLIC_URL": settings.public_url,
-        **({"CAFX_DATABASE_SCHEMA": settings.database_schema} if settings.database_schema else {}),
-    }
+    env = cli_env(camden.plan.settings)
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["register", "reindex"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("1 answered request(s) named an episode")

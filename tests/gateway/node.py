@@ -72,6 +72,20 @@ class BoroughSystem:
         return str(body["access_token"])
 
 
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `cafx` command the node's configuration."""
+    env = {
+        "CAFX_MEMBER_ID": settings.member_id,
+        "CAFX_DATABASE_URL": settings.database_url,
+        "CAFX_KEYFILE": str(settings.keyfile),
+        "CAFX_SIGNING_KEY_FILE": str(settings.signing_key_file),
+        "CAFX_PUBLIC_URL": settings.public_url,
+    }
+    if settings.database_schema is not None:
+        env["CAFX_DATABASE_SCHEMA"] = settings.database_schema
+    return env
+
+
 async def register_system(
     http: TestClient[Any, Any], settings: Settings, scopes: list[str], name: str = "eCAF"
 ) -> BoroughSystem:

@@ -22,7 +22,7 @@ from gateway.storage._tables import episodes
 
 from ..adapters.facts import EXAMPLES
 from ..conftest import Database
-from .node import node_settings, register_system
+from .node import cli_env, node_settings, register_system
 
 FORMS = [EXAMPLES / "ecaf-xml-v3" / f"ecaf-xml-v3-101-{n}.xml" for n in (0, 1)]
 
@@ -66,16 +66,9 @@ async def test_an_episode_a_new_rule_refuses_is_found_and_set_aside(
     assert listed["unreadable"] == [broken]
     assert {i["episode_id"] for i in listed["items"]} == {fine}
 
-    env = {
-        "CAFX_MEMBER_ID": settings.member_id,
-        "CAFX_DATABASE_URL": settings.database_url,
-        "CAFX_KEYFILE": str(settings.keyfile),
-        "CAFX_SIGNING_KEY_FILE": str(settings.signing_key_file),
-        "CAFX_PUBLIC_URL": settings.public_url,
-    }
-    if settings.database_schema is not None:
-        env["CAFX_DATABASE_SCHEMA"] = settings.database_schema
-    result = await asyncio.to_thread(CliRunner().invoke, cli, ["episodes", "check"], env=env)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["episodes", "check"], env=cli_env(settings)
+    )
     assert result.exit_code == 1, result.output
     assert result.stdout.splitlines() == [
         f"{broken}: /consents/0/consent_id text.control_characters"
