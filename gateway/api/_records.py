@@ -95,7 +95,7 @@ async def get_register(request: web.Request) -> web.Response:
 async def _child_register(request: web.Request, named: tuple[str, ...]) -> web.Response:
     """Every episode of the child held here or received, each with its match (as a search gives
     it: a possible match may be another child) and its own register rows. Read outside the audit
-    lock, then recorded naming every episode shown; a refusal is recorded too."""
+    lock, then recorded naming every episode shown; a refused or failed read is recorded too."""
     audit, store = request.config_dict[AUDIT], request.config_dict[EPISODES]
     keys = tuple(k for k in named if k in IDENTIFYING_KEYS)  # names, never values
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas import Child, IdentifierError, Problem, normalise_nhs_number, normalise_upn
 
 from ..episodes import EpisodeStore
-from ..errors import BadRequest, SchemaViolation
+from ..errors import BadRequest, PeerUnavailable, SchemaViolation
 from ..protection import (
     POSSIBLE_MATCH,
     Candidate,
@@ -36,6 +37,7 @@ from ..protection import (
     Match,
     NameQuery,
     PersonName,
+    ProtectionError,
     associated_data,
     match_candidates,
     open_,
@@ -56,6 +58,8 @@ __all__ = [
     "received_about",
     "remember_child",
 ]
+
+log = logging.getLogger("cafx.federation.subject_access")
 
 # A child's match keys as a query string or a form names them (`GET /api/v1/episodes` and
 # `/register`, the console), and those of them that an audit entry records: names, never values.
@@ -268,11 +272,22 @@ async def received_about(
             received_children.c.episode_ref.in_(refs)
         )
     )
-    candidates = [
-        _candidate(row.episode_ref, kept)
-        for row in rows
-        for kept in _opened(row.episode_ref, row.sealed, ring)
-    ]
+    candidates = []
+    for row in rows:
+        try:
+            told = _opened(row.episode_ref, row.sealed, ring)
+        except ProtectionError as exc:  # as a search meets a row that does not open
+            if exc.rule == "kek.unknown":  # a rotation not yet deployed here: it will open
+                raise PeerUnavailable(
+                    "this node has not got the key some records are sealed under (a key rotation"
+                    " not yet copied here): try again once it has",
+                    code="not_ready",
+                ) from None
+            log.warning(
+                "received episode %s left out: it does not open (%s)", row.episode_ref, exc.rule
+            )
+            continue
+        candidates += [_candidate(row.episode_ref, kept) for kept in told]
     best: dict[str, Match] = {}
     for match in match_candidates(query, candidates, min_confidence=POSSIBLE_MATCH):
         best.setdefault(match.ref, match)  # best first: the first of each episode is its best

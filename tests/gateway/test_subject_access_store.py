@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import PeerUnavailable
 from gateway.federation import subject_access
 from gateway.federation.subject_access import children_named, received_about, remember_child
 from gateway.protection import KeyRing, NameQuery, seal
@@ -54,11 +56,12 @@ def test_only_an_episode_id_spelt_as_ours_is_taken_from_an_answer(
 
 
 @pytest.fixture
-async def sqlite(tmp_path: Path) -> tuple[AsyncEngine, Path]:
+async def sqlite(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Path]]:
     path = tmp_path / "node.sqlite3"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await upgrade(engine)
-    return engine, path
+    yield engine, path
+    await engine.dispose()
 
 
 def _told(path: Path) -> list[str]:
@@ -88,7 +91,6 @@ async def test_one_child_told_twice_is_kept_once(sqlite: tuple[AsyncEngine, Path
         assert await remember_child(connection, twice, RING)
         assert await remember_child(connection, _answered("Leah"), RING)
     assert _told(path) == ["Leah"]
-    await engine.dispose()
 
 
 async def test_an_addition_made_meanwhile_is_not_written_over(
@@ -125,7 +127,6 @@ async def test_an_addition_made_meanwhile_is_not_written_over(
         assert (await connection.execute(select(received_children.c.episode_ref))).all()
         query = NameQuery(given_names="Lea", family_name="Nowak")
         assert [m.ref for m in await received_about(connection, query, RING)] == [EPISODE]
-    await engine.dispose()
 
 
 async def test_the_latest_spellings_are_kept_and_no_more(sqlite: tuple[AsyncEngine, Path]) -> None:
@@ -137,4 +138,34 @@ async def test_the_latest_spellings_are_kept_and_no_more(sqlite: tuple[AsyncEngi
         for name in names:
             await remember_child(connection, _answered(name), RING)
     assert _told(path) == names[-subject_access.MAX_TOLD :]
-    await engine.dispose()
+
+
+async def test_a_row_that_does_not_open_is_left_out_or_waits_for_its_key(
+    sqlite: tuple[AsyncEngine, Path],
+) -> None:
+    engine, path = sqlite
+    async with engine.begin() as connection:
+        await remember_child(connection, _answered("Leah"), RING)
+    with sqlite3.connect(path) as plain:
+        [(blob,)] = plain.execute("SELECT sealed FROM received_children").fetchall()
+    query = NameQuery(given_names="Leah", family_name="Nowak")
+
+    # Sealed under a key this node has not got yet (a rotation not copied here): try again later.
+    later = seal(b"[]", KeyRing.generate("k2"), subject_access._bound(EPISODE))
+    with sqlite3.connect(path) as plain:
+        plain.execute("UPDATE received_children SET sealed = ?", (later.to_bytes(),))
+    async with engine.connect() as connection:
+        with pytest.raises(PeerUnavailable) as waiting:
+            await received_about(connection, query, RING)
+    assert waiting.value.wire_code == "not_ready"
+
+    # Moved from another row (bound to another episode): it does not open, and is left out.
+    moved = seal(b"[]", RING, subject_access._bound(str(uuid.uuid4())))
+    with sqlite3.connect(path) as plain:
+        plain.execute("UPDATE received_children SET sealed = ?", (moved.to_bytes(),))
+    async with engine.connect() as connection:
+        assert await received_about(connection, query, RING) == []
+    with sqlite3.connect(path) as plain:  # put back, it is found again
+        plain.execute("UPDATE received_children SET sealed = ?", (blob,))
+    async with engine.connect() as connection:
+        assert [m.ref for m in await received_about(connection, query, RING)] == [EPISODE]
