@@ -211,6 +211,16 @@ async def remember_child(
         ).one_or_none()
         known = [] if row is None else _opened(episode_ref, row.sealed, ring)
         added = [k for k in told if k not in known]
+        if row is not None and not added:  # told before: only the clock moves on
+            await connection.execute(
+                update(received_children)
+                .where(
+                    received_children.c.episode_ref == episode_ref,
+                    received_children.c.updated_at < at,
+                )
+                .values(updated_at=at)
+            )
+            return True
         merged = [*known, *added][-MAX_TOLD:]
         sealed = seal(json.dumps(merged).encode(), ring, _bound(episode_ref))
         latest = at if row is None else max(at, aware_utc(row.updated_at))
