@@ -13,7 +13,7 @@ from ._changes import (
     withdraw_consent,
 )
 from ._index_key import check_index_key
-from ._store import EpisodeStore, Stored, child_ref
+from ._store import EpisodeStore, Stored, child_ref, wait_for_key
 
 __all__ = [
     "ConsentInput",
@@ -29,5 +29,6 @@ __all__ = [
     "check_index_key",
     "child_ref",
     "record_consent",
+    "wait_for_key",
     "withdraw_consent",
 ]

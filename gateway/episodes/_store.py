@@ -37,7 +37,7 @@ from ..protection import (
 )
 from ..storage._tables import episode_index, episodes
 
-__all__ = ["EpisodeStore", "Stored", "child_ref"]
+__all__ = ["EpisodeStore", "Stored", "child_ref", "wait_for_key"]
 
 log = logging.getLogger("cafx.episodes")
 
@@ -97,6 +97,18 @@ def _children_of(episodes: Sequence[Episode]) -> dict[str, str]:
 
 def _bound(episode_id: str) -> bytes:
     return associated_data("episodes", episode_id, "document")
+
+
+def wait_for_key(exc: ProtectionError) -> None:
+    """Raise `not_ready` when a row would not open because it is sealed under a key this node has
+    not got yet (a rotation not yet copied here: it will open); else return, and the caller leaves
+    the row out."""
+    if exc.rule == "kek.unknown":
+        raise PeerUnavailable(
+            "this node has not got the key some records are sealed under (a key rotation not yet"
+            " copied here): try again once it has",
+            code="not_ready",
+        ) from None
 
 
 class EpisodeStore:
@@ -285,12 +297,7 @@ class EpisodeStore:
             try:
                 found.append(self._open(row.id, row.document))
             except ProtectionError as exc:
-                if exc.rule == "kek.unknown":  # a rotation not yet deployed here: it will open
-                    raise PeerUnavailable(
-                        "this node has not got the key some candidates are sealed under (a key "
-                        "rotation not yet copied here): try again once it has",
-                        code="not_ready",
-                    ) from None
+                wait_for_key(exc)
                 log.warning(
                     "episode %s left out of a search: it does not open (%s)", row.id, exc.rule
                 )

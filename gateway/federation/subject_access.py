@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas import Child, IdentifierError, Problem, normalise_nhs_number, normalise_upn
 
-from ..episodes import EpisodeStore
-from ..errors import BadRequest, PeerUnavailable, SchemaViolation
+from ..episodes import EpisodeStore, wait_for_key
+from ..errors import BadRequest, SchemaViolation
 from ..protection import (
     POSSIBLE_MATCH,
     Candidate,
@@ -287,12 +287,7 @@ async def received_about(
         try:
             told = _opened(row.episode_ref, row.sealed, ring)
         except ProtectionError as exc:  # as a search meets a row that does not open
-            if exc.rule == "kek.unknown":  # a rotation not yet deployed here: it will open
-                raise PeerUnavailable(
-                    "this node has not got the key some records are sealed under (a key rotation"
-                    " not yet copied here): try again once it has",
-                    code="not_ready",
-                ) from None
+            wait_for_key(exc)
             log.warning(
                 "received episode %s left out: it does not open (%s)", row.episode_ref, exc.rule
             )

@@ -21,9 +21,10 @@ The confidence is built so that its bands mean something to the existence check:
   an unknown one, or a conflicting NHS number / UPN multiplies the score down, so that such a match
   can at best be a possible match (a person then looks), never `found`.
 
-`judge` (`classify`) turns the scores into the protocol's answer: found / not_found / ambiguous. The bands are
-deliberately cautious: a wrong `found` would tell a practitioner about another child (a twin, say),
-while `ambiguous` only sends them to the lead CAF contact.
+`judge` (`classify`) turns the scores into the protocol's answer: found / not_found / ambiguous.
+The bands are deliberately cautious: a wrong `found` would tell a practitioner about another child
+(a twin, say), while `ambiguous` only sends them to the lead CAF contact. The postcode given with a
+check only breaks a tie between children recorded at different postcodes.
 """
 
 from __future__ import annotations
