@@ -32,7 +32,7 @@ from .settings import Settings
 from .signing import load_signing_key
 from .storage import create_engine, current_revision, head_revision, upgrade
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "key_ring"]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -51,13 +51,18 @@ async def _keys(app: web.Application) -> AsyncIterator[None]:
     if settings.signing_key_file is None:
         raise RuntimeError("signing_key_file is not set (create one with `cafx keys init`)")
     app[SIGNING_KEY] = load_signing_key(settings.signing_key_file)
-    if settings.keys_json is not None:
-        app[KEY_RING] = KeyRing.from_json(settings.keys_json.get_secret_value())
-    elif settings.keyfile is not None:  # followed: `cafx keys rotate` changes it while we run
-        app[KEY_RING] = KeyRing.from_file(settings.keyfile, follow=True)
-    else:
-        raise RuntimeError("keyfile (or keys_json) is not set (create one with `cafx keys init`)")
+    app[KEY_RING] = key_ring(settings, follow=True)  # `cafx keys rotate` changes it while we run
     yield
+
+
+def key_ring(settings: Settings, *, follow: bool = False) -> KeyRing:
+    """The data-protection key ring the settings name: `keys_json`, else `keyfile` (with `follow`,
+    read again when the file changes). `RuntimeError` when neither is set."""
+    if settings.keys_json is not None:
+        return KeyRing.from_json(settings.keys_json.get_secret_value())
+    if settings.keyfile is not None:
+        return KeyRing.from_file(settings.keyfile, follow=follow)
+    raise RuntimeError("keyfile (or keys_json) is not set (create one with `cafx keys init`)")
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

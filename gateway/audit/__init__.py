@@ -44,14 +44,13 @@ from ._entry import (
     parse_timestamp,
     seal,
 )
-from ._naming import IDS_PER_ENTRY, naming
+from ._naming import naming
 from ._rules import AuditRuleError
 from ._verify import Problem, ProblemKind, VerifyResult, verify
 
 __all__ = [
     "CHECKPOINT_TYPE",
     "DEFAULT_EVERY",
-    "IDS_PER_ENTRY",
     "AuditDraft",
     "AuditEntry",
     "AuditRuleError",

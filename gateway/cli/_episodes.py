@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..app import key_ring
 from ..episodes import EpisodeStore
 from ..federation.practitioner import remember_answered_children
 from ..protection import KeyRing, ProtectionError
@@ -24,13 +25,11 @@ __all__ = ["episodes", "register"]
 
 def _ring(settings: Settings) -> KeyRing:
     try:
-        if settings.keys_json is not None:
-            return KeyRing.from_json(settings.keys_json.get_secret_value())
-        if settings.keyfile is not None:
-            return KeyRing.from_file(settings.keyfile)
+        return key_ring(settings)
     except ProtectionError as exc:
         raise click.ClickException(f"keys: {exc.rule}") from None
-    raise click.ClickException("keyfile (or keys_json) is not set")
+    except RuntimeError as exc:  # neither set
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()

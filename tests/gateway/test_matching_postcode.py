@@ -18,9 +18,20 @@ from gateway.protection import (
 DOB = dt.date(2016, 5, 4)
 
 
-def _child(ref: str, postcode: str | None, given: str = "Oliver") -> Candidate:
+def _child(
+    ref: str,
+    postcode: str | None,
+    given: str = "Oliver",
+    family: str = "Smith",
+    nhs_number: str | None = None,
+) -> Candidate:
     return Candidate(
-        ref=ref, given_names=given, family_name="Smith", date_of_birth=DOB, postcode=postcode
+        ref=ref,
+        given_names=given,
+        family_name=family,
+        date_of_birth=DOB,
+        nhs_number=nhs_number,
+        postcode=postcode,
     )
 
 
@@ -81,21 +92,8 @@ def test_the_postcode_never_prefers_a_child_who_scores_lower() -> None:
     """Found by a review: the NHS number says one child (recorded before the family moved), a
     near-identical name is recorded at the new postcode. The postcode must not hand out the other
     child's episode; nor prefer a further-off spelling to an exact name."""
-    by_number = Candidate(
-        ref="by-number",
-        given_names="Oliver",
-        family_name="Smith",
-        date_of_birth=DOB,
-        nhs_number="9434765919",
-        postcode="E1 6AN",
-    )
-    spelt_close = Candidate(
-        ref="spelt-close",
-        given_names="Oliver",
-        family_name="Smyth",
-        date_of_birth=DOB,
-        postcode="NW1 4AB",
-    )
+    by_number = _child("by-number", "E1 6AN", nhs_number="9434765919")
+    spelt_close = _child("spelt-close", "NW1 4AB", family="Smyth")
     query = NameQuery(
         given_names="Oliver",
         family_name="Smith",
@@ -108,12 +106,8 @@ def test_the_postcode_never_prefers_a_child_who_scores_lower() -> None:
     assert matches[1].confidence >= FOUND_THRESHOLD  # close enough to make a tie-break matter
     assert judge(matches) == Verdict(MatchOutcome.AMBIGUOUS)
 
-    exact = Candidate(
-        ref="exact", given_names="Hasan", family_name="Ali", date_of_birth=DOB, postcode="E1 6AN"
-    )
-    close = Candidate(
-        ref="close", given_names="Hassan", family_name="Ali", date_of_birth=DOB, postcode="NW1 4AB"
-    )
+    exact = _child("exact", "E1 6AN", given="Hasan", family="Ali")
+    close = _child("close", "NW1 4AB", given="Hassan", family="Ali")
     hasan = NameQuery(given_names="Hasan", family_name="Ali", date_of_birth=DOB, postcode="NW1 4AB")
     matches = match_candidates(hasan, [exact, close])
     assert matches[0].ref == "exact" and matches[1].confidence >= FOUND_THRESHOLD
