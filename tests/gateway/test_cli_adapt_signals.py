@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from adapters import get_adapter
 from gateway.cli import cli
-from gateway.cli._adapt._signals import Interrupted, interruptible
+from gateway.cli._adapt._signals import Interrupted, interruptible, raise_if_stopped
 
 from ..adapters.facts import EXAMPLES
 
@@ -87,3 +87,17 @@ def test_a_run_that_ends_puts_the_handlers_back(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["adapt", "--out", str(tmp_path / "out"), str(source)])
     assert result.exit_code == 0, result.stderr
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_run() -> None:
+    """Code called back from C can swallow the handler's exception (pydantic-core's union
+    serializer takes it for a member that did not fit). Seen: a run that went on to the end and
+    exited 0. The next safe point raises it again; outside a run nothing is pending."""
+    with pytest.raises(Interrupted) as caught, interruptible():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except Interrupted:
+            pass  # swallowed where it was raised
+        raise_if_stopped()
+    assert caught.value.signal is signal.SIGINT
+    raise_if_stopped()  # the run is over: nothing left to raise

@@ -63,7 +63,7 @@ from ._inputs import LARGE, _Input, _inputs, _overlap, _read, _reason, _size
 from ._outputs import _EXTENSIONS, _combines, _commit_all, _documents
 from ._outputs import _commit as _commit  # re-exported: the tests of the commit use it
 from ._report import _Failure, _internal, _Outcome, _report, _Summary, _WriteNotes
-from ._signals import Interrupted, interruptible
+from ._signals import Interrupted, interruptible, raise_if_stopped
 
 __all__ = ["adapt"]
 
@@ -176,6 +176,7 @@ class _Run:
         temporaries: list[Path] = []
         try:
             for pieces in _documents(self.target, episodes, outcome.written_with):
+                raise_if_stopped()
                 temporaries.append(out / f".cafx-{uuid.uuid4().hex}.tmp")
                 with temporaries[-1].open("xb") as file:
                     for piece in pieces:
@@ -226,6 +227,7 @@ class _Run:
             if isinstance(self.target, NationalJson):
                 for piece in self.target.pieces(every()):
                     # No input could be read at all: no document (an empty array says "read").
+                    raise_if_stopped()
                     if piece != b"[]\n" or any(o.summary is not None for o in outcomes):
                         sys.stdout.buffer.write(piece)
             else:
@@ -290,6 +292,7 @@ def adapt(
     try:
         with interruptible():
             code = _adapt(console, source_format, target_format, out, pattern, paths)
+            raise_if_stopped()  # a signal whose exception was swallowed still ends it so
     except Interrupted as stop:
         console.print(
             f"[red]interrupted[/] by {stop.signal.name}: results not yet renamed into place were "
@@ -350,6 +353,7 @@ def _adapt(
                             outcome = _Outcome(item, failure=_internal(exc))
                     outcomes.append(outcome)
                     progress.advance(task)
+                raise_if_stopped()  # before any result is renamed into place
                 _commit_all(outcomes)
         finally:
             for outcome in outcomes:  # an interruption or a fault: no temporary is left

@@ -16,9 +16,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["Interrupted", "interruptible"]
+__all__ = ["Interrupted", "interruptible", "raise_if_stopped"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The signal that stopped the run inside `interruptible`, kept beside the exception raised for it:
+# code called back from C can swallow that exception (pydantic-core's union serializer takes it
+# for a member that did not fit and tries the next), and the handlers then ignore any other.
+_stopped: int | None = None
 
 
 class Interrupted(SystemExit):
@@ -42,9 +46,14 @@ def interruptible() -> Iterator[None]:
         signum: signal.getsignal(signum) for signum in _SIGNALS
     }
 
+    global _stopped  # noqa: PLW0603 - one run at a time: signals reach the main thread only
+    _stopped = None
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        global _stopped  # noqa: PLW0603
         for each in _SIGNALS:
             signal.signal(each, signal.SIG_IGN)
+        _stopped = signum
         raise Interrupted(signum)
 
     for signum in _SIGNALS:
@@ -52,6 +61,14 @@ def interruptible() -> Iterator[None]:
     try:
         yield
     finally:
+        _stopped = None
         for signum, handler in previous.items():
             # None: a handler not set from Python, which cannot be put back; the default is.
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def raise_if_stopped() -> None:
+    """At a point where stopping is safe (between documents, before results are renamed into
+    place): raise `Interrupted` for a signal whose exception was swallowed where it was raised."""
+    if _stopped is not None:
+        raise Interrupted(_stopped)
